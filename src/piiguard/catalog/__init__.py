@@ -1,0 +1,110 @@
+"""piiguard's own state: stores, scans, classifications, subjects, problems.
+
+An embedded SQLite file (default: the user's data directory; ``--catalog PATH`` or
+``PIIGUARD_CATALOG`` moves it). Everything reads and writes it through :class:`Catalog`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from platformdirs import user_data_dir
+
+from piiguard.catalog.migrations import MIGRATIONS
+from piiguard.errors import CatalogError
+from piiguard.model import ScanMode, ScanResult, Store, StoreResult
+
+
+def default_path() -> Path:
+    env = os.environ.get("PIIGUARD_CATALOG")
+    return Path(env) if env else Path(user_data_dir("piiguard")) / "catalog.db"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Catalog:
+    """The catalog file. Opening it applies pending migrations."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise CatalogError(f"cannot open the catalog at {self.path}",
+                               hint="check the path and its permissions, or pass --catalog PATH") from exc
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise CatalogError(f"the catalog at {self.path} is newer (schema {current}) than this piiguard",
+                               hint="upgrade piiguard")
+        for i, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.db:
+                self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
+
+    def start_scan(self, mode: ScanMode, sample_size: int) -> int:
+        with self.db:
+            cur = self.db.execute("INSERT INTO scans (started, mode, sample_size) VALUES (?, ?, ?)",
+                                  (_now(), mode.value, sample_size))
+        return int(cur.lastrowid or 0)
+
+    def record_store(self, scan_id: int, store: Store, result: StoreResult) -> None:
+        """One store's results, in one transaction."""
+        now = _now()
+        with self.db:
+            self.db.execute(
+                "INSERT INTO stores (name, engine, address, tags, first_seen, last_seen) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET engine=excluded.engine, address=excluded.address, "
+                "tags=excluded.tags, last_seen=excluded.last_seen",
+                (store.name, store.engine, store.address, json.dumps(dict(store.tags)), now, now))
+            for c in result.collections:
+                self.db.execute("INSERT INTO collections VALUES (?,?,?,?,?,?)",
+                                (scan_id, store.name, c.name, c.rows_estimate, c.rows_estimate_kind.value,
+                                 c.rows_read))
+                self.db.executemany(
+                    "INSERT INTO classifications VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(scan_id, f.store, f.collection, f.field, f.pii_type, f.confidence, f.matched, f.sampled,
+                      f.nulls, f.distinct, f.reason) for f in c.fields])
+            if result.subjects is not None:
+                s = result.subjects
+                self.db.execute("INSERT INTO subjects VALUES (?,?,?,?,?,?)",
+                                (scan_id, store.name, s.estimate, s.collection, s.field, s.kind.value))
+            self.db.executemany("INSERT INTO problems VALUES (?,?,?,?,?,?)",
+                                [(scan_id, p.store, p.collection, p.kind.value, p.message, p.hint)
+                                 for p in result.problems])
+
+    def finish_scan(self, result: ScanResult) -> None:
+        with self.db:
+            self.db.execute("UPDATE scans SET finished = ? WHERE id = ?",
+                            (result.finished.isoformat(timespec="seconds"), result.scan_id))
+
+    def pii_fields(self, store: str) -> list[tuple[str, str, str, float]]:
+        """(collection, field, pii_type, confidence) from the store's latest scan."""
+        rows = self.db.execute(
+            "SELECT collection, field, pii_type, confidence FROM classifications WHERE store = ? AND "
+            "pii_type IS NOT NULL AND scan_id = (SELECT max(scan_id) FROM classifications WHERE store = ?) "
+            "ORDER BY collection, field", (store, store)).fetchall()
+        return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]

@@ -1,0 +1,64 @@
+"""Catalog schema, as an append-only list of migrations. Never edit a released step: add one.
+
+The catalog holds names, types, counts and confidences — never a sampled value.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE stores (
+        name TEXT PRIMARY KEY,
+        engine TEXT NOT NULL,
+        address TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}',
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL
+    );
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        finished TEXT,
+        mode TEXT NOT NULL,
+        sample_size INTEGER NOT NULL
+    );
+    CREATE TABLE classifications (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        store TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        field TEXT NOT NULL,
+        pii_type TEXT,
+        confidence REAL NOT NULL,
+        matched INTEGER NOT NULL,
+        sampled INTEGER NOT NULL,
+        nulls INTEGER NOT NULL,
+        distinct_values INTEGER,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX classifications_store ON classifications(store, scan_id);
+    CREATE TABLE collections (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        store TEXT NOT NULL,
+        name TEXT NOT NULL,
+        rows_estimate INTEGER,
+        rows_estimate_kind TEXT NOT NULL,
+        rows_read INTEGER NOT NULL
+    );
+    CREATE TABLE subjects (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        store TEXT NOT NULL,
+        estimate INTEGER NOT NULL,
+        collection TEXT NOT NULL,
+        field TEXT NOT NULL,
+        kind TEXT NOT NULL
+    );
+    CREATE TABLE problems (
+        scan_id INTEGER NOT NULL REFERENCES scans(id),
+        store TEXT NOT NULL,
+        collection TEXT,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        hint TEXT
+    );
+    """,
+)

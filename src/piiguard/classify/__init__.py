@@ -1,0 +1,1 @@
+"""Classification: detectors (patterns, validators, dictionaries) and the column engine."""

@@ -1,0 +1,74 @@
+"""A detector is data plus one function: a weak pattern for recall, a validator for precision, and
+the words in a field's name that make the type more likely.
+
+- ``pattern`` must match a whole value (it is anchored by the engine). RE2/Hyperscan syntax: no
+  back-references, no look-around.
+- ``context_pattern`` also counts, but only when the field's name carries a ``context`` word — for
+  shapes that are ambiguous alone (nine bare digits are an SSN in ``ssn``, a number elsewhere).
+- ``validate`` runs once per distinct candidate value.
+- ``column_rule`` looks at the column as a whole (distinct ratio, spread of years) — what tells a
+  status enum from usernames, or birth dates from event dates.
+- ``embedded`` marks types searched *inside* free text (for ``free-text-pii``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from piiguard.registry import Registry
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What a column rule may look at: shape, not content."""
+
+    field: str
+    tokens: tuple[str, ...]
+    non_null: int
+    distinct: int
+    distinct_ratio: float
+    mean_length: float
+    spaced_share: float  # share of values containing a space
+    matched_values: Sequence[str]  # distinct matched values, for rules like a spread of years
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    doc: str
+    pattern: str | None = None
+    validate: Callable[[str], bool] | None = None
+    context: tuple[str, ...] = ()
+    context_pattern: str | None = None
+    column_rule: Callable[[ColumnStats], bool] | None = None
+    min_share: float = 0.8
+    embedded: bool = False
+    priority: int = 50
+    ignore_case: bool = False
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+
+    def context_hit(self, tokens: tuple[str, ...]) -> bool:
+        compact = "".join(tokens)
+        return any(w in tokens or (len(w) >= 5 and w in compact) or w == compact for w in self.context)
+
+
+detectors: Registry[Detector] = Registry("detector", Detector)
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SPLIT = re.compile(r"[^A-Za-z]+")
+
+
+def name_tokens(field: str) -> tuple[str, ...]:
+    """``profile.photoURL`` → ('profile', 'photo', 'url'); ``c17`` → ('c',)."""
+    spaced = _CAMEL.sub(" ", field)
+    return tuple(t.lower() for t in _SPLIT.split(spaced) if t)
+
+
+def register(detector: Detector) -> Detector:
+    detectors.add(detector.name, detector)
+    return detector

@@ -1,0 +1,269 @@
+"""The column engine: detectors → one decision per field, with a confidence.
+
+Per batch and field, the work is vectorised:
+
+1. The field's values are laid end to end, one per line, and scanned **once** by a Hyperscan database
+   holding every detector's pattern anchored to a line (``^…$``, multiline). That tells which
+   detectors can match any whole value at all — most cannot, and cost nothing further.
+2. For each detector that can, Arrow's RE2 kernel (``match_substring_regex``) marks the matching
+   values; the validator runs once per *distinct* matching value (``value_counts``).
+3. Prose fields are scanned by a second, unanchored database for PII embedded in text.
+
+Counts add up across batches; the decision (:meth:`FieldState.decide`) weighs the share of valid
+values against the detector's ``min_share``, its column rule, and field-name context. Nothing here
+keeps a value beyond the batch, except up to :data:`RULE_VALUES` distinct matched values per detector
+held in memory for column rules — never written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import hyperscan
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
+from piiguard.model import Classification
+
+RULE_VALUES = 500
+STATS_VALUES = 20_000  # values per field used for distinct ratio and shape (the first ones seen)
+FREE_TEXT = "free-text-pii"
+CUSTOMER_ID = "customer-identifier"
+ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+            r"|[A-Za-z]{2,8}[_-][A-Za-z0-9]{4,32})$")
+_EDGE_L, _EDGE_R = r"(?:^|[^\w@.+/=-])", r"(?:$|[^\w@/=-])"
+
+
+@dataclass
+class _Compiled:
+    detector: Detector
+    full: str  # RE2, anchored: pattern
+    full_ctx: str | None  # RE2, anchored: pattern | context_pattern
+    embedded: str | None  # RE2, unanchored with a named group
+
+
+@dataclass
+class FieldState:
+    """Running counts for one field. Holds no value past the batch but the few a column rule needs."""
+
+    name: str
+    tokens: tuple[str, ...]
+    non_null: int = 0
+    nulls: int = 0
+    stats_seen: int = 0
+    stats_distinct: int = 0
+    length_sum: int = 0
+    spaced: int = 0
+    valid: dict[str, int] = field(default_factory=dict)
+    rule_values: dict[str, set[str]] = field(default_factory=dict)
+    embedded_rows: int = 0
+    id_shaped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def stats(self, detector: str) -> ColumnStats:
+        seen = max(1, self.stats_seen)
+        return ColumnStats(self.name, self.tokens, self.non_null, self.stats_distinct,
+                           self.stats_distinct / seen, self.length_sum / max(1, self.non_null),
+                           self.spaced / max(1, self.non_null),
+                           sorted(self.rule_values.get(detector, ())))
+
+    @property
+    def prose(self) -> bool:
+        n = max(1, self.non_null)
+        return self.spaced / n >= 0.5 and self.length_sum / n >= 15
+
+
+class Classifier:
+    """Compiled detectors. Build once per scan; :meth:`observe` per batch; :meth:`decide` at the end."""
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors = list(detectors)
+        self._compiled = [self._compile(d) for d in self.detectors]
+        self._by_name = {c.detector.name: c for c in self._compiled}
+        self._anchored, self._anchored_ids = self._hyperscan(
+            [(c.detector.name, c.detector.pattern, c.detector.ignore_case) for c in self._compiled]
+            + [(c.detector.name, c.detector.context_pattern, c.detector.ignore_case) for c in self._compiled],
+            anchored=True)
+        self._embedded, self._embedded_ids = self._hyperscan(
+            [(c.detector.name, c.detector.pattern, c.detector.ignore_case)
+             for c in self._compiled if c.embedded], anchored=False)
+
+    @staticmethod
+    def _compile(d: Detector) -> _Compiled:
+        flags = "(?i)" if d.ignore_case else ""
+        full = f"{flags}^(?:{d.pattern})$" if d.pattern else "^$a"  # never matches
+        alts = "|".join(p for p in (d.pattern, d.context_pattern) if p)
+        full_ctx = f"{flags}^(?:{alts})$" if d.context_pattern else None
+        embedded = f"{flags}{_EDGE_L}(?P<m>{d.pattern}){_EDGE_R}" if d.embedded and d.pattern else None
+        return _Compiled(d, full, full_ctx, embedded)
+
+    @staticmethod
+    def _hyperscan(items: list[tuple[str, str | None, bool]], *, anchored: bool) -> tuple[object, list[str]]:
+        exprs: list[bytes] = []
+        ids: list[int] = []
+        flags: list[int] = []
+        names: list[str] = []
+        for name, pattern, caseless in items:
+            if not pattern:
+                continue
+            expr = f"^(?:{pattern})$" if anchored else pattern
+            flag = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
+            if anchored:
+                flag |= hyperscan.HS_FLAG_MULTILINE
+            if caseless:
+                flag |= hyperscan.HS_FLAG_CASELESS
+            exprs.append(expr.encode())
+            ids.append(len(names))
+            flags.append(flag)
+            names.append(name)
+        db = hyperscan.Database()
+        if exprs:
+            db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+        return db, names
+
+    def _present(self, db: object, names: list[str], data: bytes) -> set[str]:
+        hits: set[str] = set()
+        if not names:
+            return hits
+
+        def on_match(id_: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+            hits.add(names[id_])
+
+        db.scan(data, match_event_handler=on_match)  # type: ignore[attr-defined]
+        return hits
+
+    def new_state(self, name: str) -> FieldState:
+        return FieldState(name, name_tokens(name))
+
+    def observe(self, state: FieldState, values: pa.Array) -> None:
+        """Add one batch of one field's values (strings, nulls allowed) to its counts."""
+        total = len(values)
+        values = pc.utf8_trim_whitespace(values)
+        values = values.filter(pc.greater(pc.utf8_length(values), 0))
+        n = len(values)
+        state.nulls += total - n
+        if n == 0:
+            return
+        state.non_null += n
+        lengths = pc.utf8_length(values)
+        state.length_sum += int(pc.sum(lengths).as_py() or 0)
+        state.spaced += int(pc.sum(pc.match_substring(values, " ")).as_py() or 0)
+        if state.stats_seen == 0:  # shape statistics come from the first values seen
+            head = values.slice(0, STATS_VALUES)
+            state.stats_seen = len(head)
+            state.stats_distinct = int(pc.count_distinct(head).as_py())
+        state.id_shaped += int(pc.sum(pc.match_substring_regex(values, ID_SHAPE)).as_py() or 0)
+        lines = pc.binary_join_element_wise(values, "", "\n")
+        data = lines.buffers()[2].to_pybytes()
+        present = self._present(self._anchored, self._anchored_ids, data)
+        for name in present:
+            comp = self._by_name[name]
+            d = comp.detector
+            pattern = comp.full_ctx if comp.full_ctx and d.context_hit(state.tokens) else comp.full
+            matched = values.filter(pc.match_substring_regex(values, pattern))
+            if len(matched) == 0:
+                continue
+            count = self._validated(d, matched, state.rule_values.setdefault(name, set()))
+            state.valid[name] = state.valid.get(name, 0) + count
+        if state.prose:
+            self._observe_embedded(state, values, data)
+
+    @staticmethod
+    def _validated(d: Detector, matched: pa.Array, keep: set[str]) -> int:
+        counts = pc.value_counts(matched)
+        uniques = counts.field("values").to_pylist()
+        freq = counts.field("counts").to_pylist()
+        ok = 0
+        for value, c in zip(uniques, freq, strict=True):
+            if d.validate is None or d.validate(value):
+                ok += c
+                if len(keep) < RULE_VALUES:
+                    keep.add(value)
+        return ok
+
+    def _observe_embedded(self, state: FieldState, values: pa.Array, data: bytes) -> None:
+        present = self._present(self._embedded, self._embedded_ids, data)
+        if not present:
+            return
+        any_row = pa.array([False] * len(values))
+        for name in present:
+            comp = self._by_name[name]
+            assert comp.embedded is not None
+            extracted = pc.extract_regex(values, comp.embedded).field("m")
+            found = extracted.filter(pc.is_valid(extracted))
+            if len(found) == 0:
+                continue
+            validate = comp.detector.validate
+            good = [s for s in pc.unique(found).to_pylist() if validate is None or validate(s)]
+            if good:
+                any_row = pc.or_(any_row, pc.fill_null(pc.is_in(extracted, pa.array(good, pa.string())), False))
+        state.embedded_rows += int(pc.sum(any_row).as_py() or 0)
+
+    def decide(self, state: FieldState, store: str, collection: str) -> Classification:
+        """The field's PII type (or None) and a confidence in [0, 1]."""
+        best: tuple[float, int, str, str] | None = None
+        n = max(1, state.non_null)
+        for d in self.detectors:
+            valid = state.valid.get(d.name, 0)
+            if d.name == FREE_TEXT or valid == 0:
+                continue
+            share = valid / n
+            hit = d.context_hit(state.tokens)
+            if d.column_rule is not None and not d.column_rule(state.stats(d.name)):
+                continue
+            if share >= d.min_share:
+                conf = 0.55 + 0.35 * share + (0.1 if hit else 0.0)
+                why = f"{share:.0%} of values valid" + (", field name agrees" if hit else "")
+            elif hit and share >= 0.3:
+                conf = 0.4 + 0.4 * share
+                why = f"field name, and {share:.0%} of values valid"
+            else:
+                continue
+            key = (round(conf, 3), d.priority, d.name, why)
+            if best is None or key[:2] > best[:2]:
+                best = key
+        pii_type: str | None = None
+        confidence, reason, matched = 0.0, "", 0
+        if best is not None:
+            confidence, _, pii_type, reason = best
+            matched = state.valid.get(pii_type, 0)
+        elif state.prose and state.embedded_rows:
+            ft = self._by_name.get(FREE_TEXT)
+            hit = ft is not None and ft.detector.context_hit(state.tokens)
+            share = state.embedded_rows / n
+            if hit or (state.embedded_rows >= 2 and share >= 0.01):
+                pii_type, matched = FREE_TEXT, state.embedded_rows
+                confidence = min(1.0, 0.55 + min(0.35, share * 2) + (0.1 if hit else 0.0))
+                reason = f"{share:.1%} of texts contain PII"
+        if state.non_null == 0:
+            reason = "no values"
+        notes = "; ".join(state.notes)
+        return Classification(
+            store=store, collection=collection, field=state.name, pii_type=pii_type,
+            confidence=round(confidence, 3), matched=matched, sampled=state.non_null, nulls=state.nulls,
+            distinct=state.stats_distinct if state.stats_seen else None,
+            reason="; ".join(r for r in (reason, notes) if r))
+
+
+def link_customer_identifier(fields: list[Classification], states: dict[str, FieldState],
+                             primary_key: Sequence[str]) -> list[Classification]:
+    """In a collection that holds PII but no named customer key, its unique id column (the primary key,
+    or else the first column) is the key that links the records to people."""
+    if not any(f.pii_type for f in fields) or any(f.pii_type == CUSTOMER_ID for f in fields):
+        return fields
+    order = [f.field for f in fields]
+    candidates = [k for k in primary_key if k in states] if len(primary_key) == 1 else []
+    if not candidates and order:
+        candidates = [order[0]]
+    out = list(fields)
+    for name in candidates:
+        st = states[name]
+        i = order.index(name)
+        if out[i].pii_type is None and st.non_null and st.id_shaped / st.non_null >= 0.95 and \
+                st.stats_distinct / max(1, st.stats_seen) >= 0.98:
+            f = out[i]
+            out[i] = Classification(f.store, f.collection, f.field, CUSTOMER_ID, 0.7, st.id_shaped, f.sampled,
+                                    f.nulls, f.distinct, "unique id of a collection holding PII")
+    return out

@@ -1,0 +1,310 @@
+"""Validators: the precision half of a detector. Each takes one candidate value, returns a bool.
+
+They run on values the weak pattern already matched (and on each distinct value once), so they may
+parse; they must not raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import math
+import re
+from collections import Counter
+from datetime import date
+
+from piiguard.classify import dictionaries as words
+
+_NON_DIGITS = re.compile(r"\D")
+
+
+def digits(value: str) -> str:
+    return _NON_DIGITS.sub("", value)
+
+
+def luhn(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def credit_card(value: str) -> bool:
+    """13–19 digits, a known issuer prefix, and the Luhn checksum."""
+    d = digits(value)
+    if not 13 <= len(d) <= 19 or len(set(d)) < 3:
+        return False
+    two, four = int(d[:2]), int(d[:4])
+    issuer = (d[0] == "4" or 51 <= two <= 55 or 2221 <= four <= 2720 or two in (34, 37, 35, 36, 38, 30, 62)
+              or d.startswith(("6011", "65")) or 644 <= int(d[:3]) <= 649)
+    return issuer and luhn(d)
+
+
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
+    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
+    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}
+
+
+def iban(value: str) -> bool:
+    """ISO 13616: the country's length and the mod-97 check digits."""
+    s = value.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(s[:2]) != len(s) or not s.isalnum():
+        return False
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def us_ssn(value: str) -> bool:
+    """Area not 000, 666 or 9xx; group not 00; serial not 0000; not a well-known example."""
+    d = digits(value)
+    if len(d) != 9 or d in ("078051120", "219099999", "123456789"):
+        return False
+    area, group, serial = d[:3], d[3:5], d[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+_DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
+_CF_ODD = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23]
+_VERHOEFF_D = [[(i + j) % 5 + 5 * ((i // 5 + j // 5) % 2) if i < 5 and j < 5 else 0 for j in range(10)]
+               for i in range(10)]
+_NINO = re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]")
+
+
+def _verhoeff(number: str) -> bool:
+    d = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+         [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+         [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+         [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]
+    p = [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4]]
+    for _ in range(6):
+        p.append([p[1][x] for x in p[-1]])
+    c = 0
+    for i, ch in enumerate(reversed(number)):
+        c = d[c][p[i % 8][int(ch)]]
+    return c == 0
+
+
+def national_id(value: str) -> bool:
+    """UK NINO, Spanish DNI/NIE, Italian codice fiscale, French NIR; with context: Dutch BSN,
+    Canadian SIN, Indian Aadhaar — each by its own check digit or letter."""
+    s = value.replace(" ", "").replace("-", "").upper()
+    if _NINO.fullmatch(s):
+        return s[:2] not in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ")
+    if re.fullmatch(r"[XYZ]?\d{7,8}[A-Z]", s):
+        num = s[:-1].replace("X", "0").replace("Y", "1").replace("Z", "2")
+        return len(num) == 8 and _DNI_LETTERS[int(num) % 23] == s[-1]
+    if re.fullmatch(r"[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]", s):
+        total = 0
+        for i, ch in enumerate(s[:15]):
+            k = int(ch) if ch.isdigit() else ord(ch) - 65
+            total += _CF_ODD[k] if i % 2 == 0 else k
+        return chr(65 + total % 26) == s[15]
+    if re.fullmatch(r"[12]\d{14}", s):
+        return 97 - int(s[:13]) % 97 == int(s[13:])
+    if re.fullmatch(r"\d{9}", s):  # BSN (11-proof) or SIN (Luhn)
+        bsn = sum(int(c) * w for c, w in zip(s, (9, 8, 7, 6, 5, 4, 3, 2, -1), strict=True))
+        return s[0] != "0" and (bsn % 11 == 0 or luhn(s))
+    if re.fullmatch(r"[2-9]\d{11}", s):
+        return _verhoeff(s)
+    return False
+
+
+def email(value: str) -> bool:
+    local, _, domain = value.rpartition("@")
+    return 0 < len(local) <= 64 and ".." not in value and not domain.startswith(("-", ".")) and \
+        domain.rsplit(".", 1)[-1].isalpha()
+
+
+_DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
+
+
+def phone(value: str) -> bool:
+    """7–15 digits; bare digit runs must look like a NANP or international (+) number."""
+    core = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", value.strip())[0]
+    d = digits(core)
+    if not 7 <= len(d) <= 15 or _DATE_LIKE.fullmatch(core) or len(set(d)) < 3:
+        return False
+    if re.fullmatch(r"\d+(\.\d+){1,3}", core) and core.count(".") != 2:
+        return False  # decimals, IPv4
+    if core.isdigit():
+        return len(d) == 10 and d[0] in "23456789" and d[3] in "23456789"
+    return True
+
+
+def ip_address(value: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return not ip.is_unspecified and str(ip) not in ("255.255.255.255",)
+
+
+def mac_address(value: str) -> bool:
+    hexes = re.sub(r"[^0-9A-Fa-f]", "", value).lower()
+    return len(hexes) == 12 and hexes not in ("000000000000", "ffffffffffff") and len(set(hexes)) > 2
+
+
+def geo_coordinates(value: str) -> bool:
+    nums = re.findall(r"-?\d+(?:\.\d+)?", value)
+    try:
+        if value.upper().startswith("POINT"):
+            lon, lat = float(nums[0]), float(nums[1])
+        elif len(nums) == 2:
+            lat, lon = float(nums[0]), float(nums[1])
+        elif len(nums) == 1:
+            return abs(float(nums[0])) <= 180 and len(nums[0].partition(".")[2]) >= 3
+        else:
+            return False
+    except (IndexError, ValueError):
+        return False
+    return abs(lat) <= 90 and abs(lon) <= 180 and not (lat == 0 and lon == 0)
+
+
+def shannon(value: str) -> float:
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values()) if n else 0.0
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _b64json(part: str) -> object:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def jwt(value: str) -> bool:
+    try:
+        header = _b64json(value.split(".")[0])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and ("alg" in header or "typ" in header)
+
+
+def secret(value: str) -> bool:
+    """A high-entropy token: mixed character classes, ≥ 3.5 bits/char, not hex, not a UUID, not words."""
+    v = value.strip()
+    if v.count(".") == 2 and v.startswith("eyJ"):
+        return jwt(v)
+    if _HEX.fullmatch(v) or _UUID.fullmatch(v) or " " in v:
+        return False
+    classes = sum((any(c.islower() for c in v), any(c.isupper() for c in v), any(c.isdigit() for c in v)))
+    return classes >= 2 and shannon(v) >= 3.5
+
+
+def oauth_token(value: str) -> bool:
+    v = value.strip()
+    if v.lower().startswith("bearer "):
+        v = v[7:].strip()
+    if v.startswith("eyJ"):
+        return jwt(v)
+    return secret(v.split("|", 1)[-1].split(".", 1)[-1])
+
+
+def password_hash(value: str) -> bool:
+    """Modular-crypt and framework formats; bare hex digests count only through field-name context."""
+    return value.startswith("$") or "$" in value[:20] or bool(_HEX.fullmatch(value))
+
+
+_TOKEN_SPLIT = re.compile(r"[^A-Za-z']+")
+
+
+def _name_tokens(value: str) -> list[str]:
+    toks = [t.upper().strip("'") for t in _TOKEN_SPLIT.split(value) if t]
+    return [t for t in toks if t and t not in words.NAME_AFFIXES]
+
+
+def first_name(value: str) -> bool:
+    toks = _name_tokens(value)
+    return len(toks) == 1 and toks[0] in words.FIRST_NAMES
+
+
+def last_name(value: str) -> bool:
+    toks = _name_tokens(value)
+    return 1 <= len(toks) <= 2 and all(t in words.LAST_NAMES for t in toks)
+
+
+def person_name(value: str) -> bool:
+    if "," in value:  # "Last, First"
+        last, _, first = value.partition(",")
+        value = f"{first} {last}"
+    toks = _name_tokens(value)
+    return 2 <= len(toks) <= 4 and toks[0] in words.FIRST_NAMES and toks[-1] in words.LAST_NAMES
+
+
+def username(value: str) -> bool:
+    """A handle that contains a personal name fragment or mixes letters and digits like people do."""
+    v = value.lstrip("@").lower()
+    parts = [p for p in re.split(r"[._\-\d]+", v) if p]
+    if not parts:
+        return False
+    for p in parts:
+        up = p.upper()
+        if len(p) >= 3 and (up in words.FIRST_NAMES or up in words.LAST_NAMES):
+            return True
+        for k in range(3, min(len(p), 12) + 1):
+            if (up[:k] in words.FIRST_NAMES and (len(p) - k < 3 or up[k:] in words.LAST_NAMES
+                                                  or up[k + 1:] in words.LAST_NAMES)) or \
+               (up[-k:] in words.LAST_NAMES and len(p) - k <= 1):
+                return True
+    return any(c.isdigit() for c in v) and any(c.isalpha() for c in v) and len(v) <= 24
+
+
+def city(value: str) -> bool:
+    v = value.strip()
+    if v.upper() in words.CITIES:
+        return True
+    toks = v.split()
+    if not 1 <= len(toks) <= 4 or not all(t[:1].isupper() for t in toks):
+        return False
+    if len(toks) > 1 and toks[0].upper().rstrip(".") in words.PLACE_PREFIXES:
+        return True
+    return toks[-1].lower().endswith(words.PLACE_SUFFIXES)
+
+
+def gender(value: str) -> bool:
+    return value.strip().lower() in words.GENDERS
+
+
+def birth_date(value: str) -> bool:
+    """A calendar date (no time of day) in a year people alive now were born in."""
+    years = re.findall(r"(?:19|20)\d\d", value)
+    if not years:
+        return False
+    y = int(years[0])
+    return 1900 <= y <= date.today().year - 10
+
+
+def street_address(value: str) -> bool:
+    return any(c.isalpha() for c in value) and any(c.isdigit() for c in value)
+
+
+def wifi_ssid(value: str) -> bool:
+    return 1 <= len(value) <= 32 and bool(words.SSID_RE.search(value))
+
+
+def media_url(value: str) -> bool:
+    return bool(words.MEDIA_URL_RE.search(value))
+
+
+def device_serial(value: str) -> bool:
+    v = value.replace("-", "").replace("_", "")
+    return sum(c.isdigit() for c in v) >= 2 and sum(c.isalpha() for c in v) >= 2 and len(set(v)) >= 5
+
+
+def postal_code(value: str) -> bool:
+    d = digits(value)
+    return d != "0" * len(d) or not d

@@ -1,0 +1,321 @@
+"""``piiguard.yaml`` and store URLs → the validated model.
+
+Every problem is collected with its path (``stores[1].port: expected an integer``) and reported at
+once as a :class:`ConfigError`, so a person fixes the file in one pass. Credentials are references
+only: ``password_env`` (an environment variable) or ``password_file``; a password written into a
+URL is refused.
+
+Example::
+
+    stores:
+      - name: prod
+        engine: postgres
+        host: db.internal
+        port: 5432
+        database: app
+        user: piiguard_ro
+        password_env: PROD_PG_PASSWORD
+        tags: {env: prod, owner: platform}
+      - name: exports
+        url: file:///srv/exports          # a folder: every CSV / JSONL / Parquet file in it
+    detectors:                            # your own PII types, no code needed
+      - name: loyalty-number
+        pattern: 'LOY-[0-9]{8}'
+        context: [loyalty, member]
+        description: Loyalty programme card number.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+from piiguard.errors import ConfigError
+from piiguard.model import Store
+
+# Engines and the libpq/MySQL-style environment variable a URL store reads its password from.
+URL_SCHEMES = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "file": "files",
+}
+DEFAULT_PASSWORD_ENV = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD"}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+PATH_ENGINES = {"sqlite", "files"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
+
+STORE_KEYS = {
+    "name", "engine", "url", "host", "port", "database", "user", "path",
+    "password_env", "password_file", "tags",
+}
+DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
+TOP_KEYS = {"stores", "detectors", "catalog"}
+
+
+@dataclass(frozen=True)
+class CustomDetector:
+    """A PII type declared in YAML: a pattern that must match whole values, plus field-name words."""
+
+    name: str
+    pattern: str
+    context: tuple[str, ...] = ()
+    description: str = ""
+    min_share: float = 0.8
+
+
+@dataclass(frozen=True)
+class Config:
+    stores: tuple[Store, ...] = ()
+    detectors: tuple[CustomDetector, ...] = ()
+    catalog: str | None = None
+    source: str | None = None
+
+    def store(self, name: str) -> Store | None:
+        return next((s for s in self.stores if s.name == name), None)
+
+
+@dataclass
+class _Problems:
+    items: list[str] = field(default_factory=list)
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}")
+
+
+def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str, problems: _Problems) -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.add(f"{path}.{key}" if path else str(key), f"unknown key{suggestion}")
+
+
+def _opt_str(data: Mapping[str, Any], key: str, path: str, problems: _Problems) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    problems.add(f"{path}.{key}", f"expected a string, got {type(value).__name__}")
+    return None
+
+
+def store_from_url(url: str, *, name: str | None = None, where: str = "url") -> Store:
+    """Parse ``postgresql://user@host:port/db``, ``mysql://…``, ``sqlite:///x.db``, ``file:///path``."""
+    problems = _Problems()
+    store = _parse_url(url, name, where, problems)
+    if problems.items or store is None:
+        raise ConfigError(problems.items, hint="see `piiguard scan --help` for the URL forms")
+    return store
+
+
+def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> Store | None:
+    parts = urlsplit(url)
+    engine = URL_SCHEMES.get(parts.scheme.lower())
+    if engine is None:
+        known = ", ".join(f"{s}://" for s in URL_SCHEMES)
+        problems.add(where, f"unsupported URL scheme {parts.scheme!r}; use one of {known}")
+        return None
+    if parts.password is not None:
+        env = DEFAULT_PASSWORD_ENV.get(engine, "PASSWORD_ENV")
+        problems.add(
+            where,
+            "a password inside a URL is refused: it would end up in shell history, logs and "
+            f"process lists; put it in an environment variable (e.g. {env}) or add "
+            "?password_env=VAR / ?password_file=PATH",
+        )
+        return None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    for key in query:
+        if key not in {"password_env", "password_file"}:
+            problems.add(where, f"unknown URL parameter {key!r}")
+    if engine in PATH_ENGINES:
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost"):
+            problems.add(where, f"{parts.scheme}:// URLs take a local path: {parts.scheme}:///abs/path")
+        if not path:
+            problems.add(where, "missing path")
+            return None
+        return Store(name=name or Path(path).name or path, engine=engine, path=path)
+    try:
+        port = parts.port or DEFAULT_PORTS[engine]
+    except ValueError:
+        problems.add(where, "port is not a number")
+        return None
+    host = parts.hostname or "localhost"
+    database = unquote(parts.path.lstrip("/")) or None
+    password_env = query.get("password_env")
+    if password_env is None and "password_file" not in query:
+        password_env = DEFAULT_PASSWORD_ENV[engine]
+    return Store(
+        name=name or f"{host}:{port}/{database or ''}",
+        engine=engine,
+        host=host,
+        port=port,
+        database=database,
+        user=unquote(parts.username) if parts.username else None,
+        password_env=password_env,
+        password_file=query.get("password_file"),
+    )
+
+
+def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | None) -> Store | None:
+    if not isinstance(raw, Mapping):
+        problems.add(path, "expected a mapping with name and engine (or url)")
+        return None
+    _unknown_keys(raw, STORE_KEYS, path, problems)
+    name = _opt_str(raw, "name", path, problems)
+    if not name:
+        problems.add(f"{path}.name", "required")
+    elif not NAME_RE.match(name):
+        problems.add(f"{path}.name", "use letters, digits and _ . : / @ - only")
+    tags = raw.get("tags") or {}
+    if not isinstance(tags, Mapping) or not all(isinstance(v, str | int | float) for v in tags.values()):
+        problems.add(f"{path}.tags", "expected a mapping of tag names to strings")
+        tags = {}
+    tag_map = {str(k): str(v) for k, v in tags.items()}
+    url = _opt_str(raw, "url", path, problems)
+    if url is not None:
+        for key in ("engine", "host", "port", "database", "user", "path"):
+            if key in raw:
+                problems.add(f"{path}.{key}", "give either url or the separate fields, not both")
+        store = _parse_url(url, name, f"{path}.url", problems)
+        if store is None:
+            return None
+        pw_env = _opt_str(raw, "password_env", path, problems) or store.password_env
+        pw_file = _opt_str(raw, "password_file", path, problems) or store.password_file
+        return Store(**{**store.__dict__, "password_env": pw_env, "password_file": pw_file,
+                        "tags": tag_map})
+    engine = _opt_str(raw, "engine", path, problems)
+    if not engine:
+        problems.add(f"{path}.engine", "required (or give url)")
+        return None
+    if engines is not None and engine not in engines:
+        problems.add(f"{path}.engine", f"unknown engine {engine!r}; known: {', '.join(sorted(engines))}")
+    port = raw.get("port")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
+        problems.add(f"{path}.port", "expected an integer between 1 and 65535")
+        port = None
+    store_path = _opt_str(raw, "path", path, problems)
+    if engine in PATH_ENGINES and not store_path:
+        problems.add(f"{path}.path", f"required for engine {engine}")
+    if "password" in raw:
+        problems.add(f"{path}.password", "inline passwords are refused; use password_env or password_file")
+    pw_env = _opt_str(raw, "password_env", path, problems)
+    pw_file = _opt_str(raw, "password_file", path, problems)
+    if pw_env is not None and pw_file is not None:
+        problems.add(path, "give password_env or password_file, not both")
+    return Store(
+        name=name or "",
+        engine=engine,
+        host=_opt_str(raw, "host", path, problems),
+        port=port if port is not None else DEFAULT_PORTS.get(engine),
+        database=_opt_str(raw, "database", path, problems),
+        user=_opt_str(raw, "user", path, problems),
+        path=store_path,
+        password_env=pw_env,
+        password_file=pw_file,
+        tags=tag_map,
+    )
+
+
+def _parse_detector(raw: Any, path: str, problems: _Problems) -> CustomDetector | None:
+    if not isinstance(raw, Mapping):
+        problems.add(path, "expected a mapping with name and pattern")
+        return None
+    _unknown_keys(raw, DETECTOR_KEYS, path, problems)
+    name = _opt_str(raw, "name", path, problems)
+    pattern = _opt_str(raw, "pattern", path, problems)
+    if not name or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+        problems.add(f"{path}.name", "required, in kebab-case (e.g. loyalty-number)")
+    if not pattern:
+        problems.add(f"{path}.pattern", "required")
+    else:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.add(f"{path}.pattern", f"not a valid regular expression ({exc.msg})")
+    context = raw.get("context") or []
+    if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
+        problems.add(f"{path}.context", "expected a list of words")
+        context = []
+    share = raw.get("min_share", 0.8)
+    if not isinstance(share, int | float) or not 0 < share <= 1:
+        problems.add(f"{path}.min_share", "expected a number in (0, 1]")
+        share = 0.8
+    if not name or not pattern:
+        return None
+    return CustomDetector(name, pattern, tuple(c.lower() for c in context),
+                          _opt_str(raw, "description", path, problems) or "", float(share))
+
+
+def parse_config(data: Any, *, source: str | None = None, engines: set[str] | None = None) -> Config:
+    """Validate a loaded YAML document. ``engines`` (registered connector names) checks ``engine``."""
+    problems = _Problems()
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(["(top): expected a mapping with a 'stores' list"])
+    _unknown_keys(data, TOP_KEYS, "", problems)
+    raw_stores = data.get("stores") or []
+    stores: list[Store] = []
+    if not isinstance(raw_stores, list):
+        problems.add("stores", "expected a list")
+        raw_stores = []
+    for i, raw in enumerate(raw_stores):
+        store = _parse_store(raw, f"stores[{i}]", problems, engines)
+        if store is not None:
+            if any(s.name == store.name for s in stores):
+                problems.add(f"stores[{i}].name", f"duplicate store name {store.name!r}")
+            stores.append(store)
+    raw_detectors = data.get("detectors") or []
+    detectors: list[CustomDetector] = []
+    if not isinstance(raw_detectors, list):
+        problems.add("detectors", "expected a list")
+        raw_detectors = []
+    for i, raw in enumerate(raw_detectors):
+        det = _parse_detector(raw, f"detectors[{i}]", problems)
+        if det is not None:
+            detectors.append(det)
+    catalog = _opt_str(data, "catalog", "", problems)
+    if problems.items:
+        raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
+    return Config(tuple(stores), tuple(detectors), catalog, source)
+
+
+def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read ({exc.strerror})"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise ConfigError([f"{where}: not valid YAML"]) from exc
+    return parse_config(data, source=str(p), engines=engines)
+
+
+def resolve_password(store: Store) -> str | None:
+    """Read the store's password from its reference. Missing references are configuration errors."""
+    if store.password_file:
+        try:
+            return Path(store.password_file).read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise ConfigError(
+                [f"stores.{store.name}.password_file: cannot read {store.password_file} ({exc.strerror})"]
+            ) from exc
+    if store.password_env:
+        return os.environ.get(store.password_env)
+    return None

@@ -1,0 +1,175 @@
+"""What every connector does, and the helpers that turn driver rows into string columns.
+
+A connector reads; it never writes (containment and copies come later, as planned steps). Every
+value it hands on is a string in an Arrow array keyed by *field path*: a column name, or for JSON
+columns and documents a dotted path (``profile.photo_url``; list items as ``devices[].serial``).
+Values are cut to :data:`MAX_VALUE_CHARS` where the engine allows it (in SQL, so a 100 MB value is
+never transferred), because classification needs only a value's shape.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+import pyarrow as pa
+
+from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.registry import Registry
+
+MAX_VALUE_CHARS = 4096
+JSON_PROBE = 20  # non-null values looked at to decide whether a text column holds JSON documents
+
+
+@dataclass
+class Batch:
+    """Rows of one collection as string columns. ``notes`` say what was skipped, per field."""
+
+    columns: dict[str, pa.Array]
+    rows: int
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """Reads one store. Use as a context manager; ``open`` raises a :class:`StoreError` subclass."""
+
+    #: Least privileges it needs, printed by ``piiguard show connector``.
+    privileges: str = ""
+
+    def __init__(self, store: Store, *, timeout: float = 10.0) -> None:
+        self.store = store
+        self.timeout = timeout
+
+    def __enter__(self) -> Connector:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect (read-only where the engine allows it)."""
+
+    def close(self) -> None:  # noqa: B027 — optional for connectors holding no resources
+        """Release the connection."""
+
+    @abstractmethod
+    def collections(self) -> list[CollectionInfo]:
+        """Tables, files or indices with a cheap row estimate."""
+
+    @abstractmethod
+    def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        """About ``n`` rows, cheaply (never a sort of the whole collection)."""
+
+    @abstractmethod
+    def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        """Every row, streamed with bounded memory."""
+
+    def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
+        """Distinct non-null values of one field, if the engine can count them cheaply."""
+        return None
+
+
+connectors: Registry[type[Connector]] = Registry("connector", Connector)
+
+
+def stringify(value: Any) -> str | None:
+    """One scalar as text, in the form a person would read it in an export."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[:MAX_VALUE_CHARS]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal | UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError("binary")
+    return str(value)[:MAX_VALUE_CHARS]
+
+
+def flatten(value: Any, prefix: str, out: dict[str, list[str | None]]) -> None:
+    """Walk a JSON document, appending each scalar to ``out[path]``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list):
+        for item in value:
+            flatten(item, f"{prefix}[]", out)
+    elif value is not None:
+        out.setdefault(prefix, []).append(stringify(value))
+
+
+def _looks_like_json(values: Sequence[Any]) -> bool:
+    probe = [v for v in values[: JSON_PROBE * 5] if v is not None][:JSON_PROBE]
+    if not probe or not all(isinstance(v, str) and v[:1] in "{[" for v in probe):
+        return False
+    try:
+        for v in probe:
+            json.loads(v)
+    except ValueError:
+        return False
+    return True
+
+
+def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: int,
+                json_fields: frozenset[str] = frozenset()) -> Batch:
+    """Driver values (one sequence per column) → a :class:`Batch` of string arrays.
+
+    Dicts and lists, columns declared JSON, and text columns whose values are JSON documents are
+    flattened into field paths. Binary values are not classified: valid UTF-8 is read as text,
+    anything else is skipped and noted.
+    """
+    out: dict[str, pa.Array] = {}
+    notes: dict[str, str] = {}
+    for name, values in zip(names, columns, strict=True):
+        first = next((v for v in values if v is not None), None)
+        if isinstance(first, dict | list) or name in json_fields or _looks_like_json(values):
+            paths: dict[str, list[str | None]] = {}
+            for v in values:
+                try:
+                    doc = json.loads(v) if isinstance(v, str | bytes) else v
+                except ValueError:
+                    doc = v  # one malformed document among JSON ones: classify it as text
+                flatten(doc, name, paths)
+            out.update({p: pa.array(vs, pa.string()) for p, vs in paths.items()})
+            continue
+        if isinstance(first, str) or first is None:
+            try:
+                out[name] = pa.array(values, pa.string())
+                continue
+            except (pa.ArrowException, TypeError):
+                pass  # mixed types: take the general path below
+        texts: list[str | None] = []
+        skipped = 0
+        for v in values:
+            try:
+                texts.append(stringify(v))
+            except TypeError:
+                try:
+                    texts.append(bytes(v).decode("utf-8")[:MAX_VALUE_CHARS])
+                except UnicodeDecodeError:
+                    texts.append(None)
+                    skipped += 1
+        if skipped:
+            notes[name] = f"{skipped} binary value(s) not classified"
+        out[name] = pa.array(texts, pa.string())
+    return Batch(out, rows, notes)
+
+
+def batch_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],
+                    json_fields: frozenset[str] = frozenset()) -> Batch:
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return build_batch(names, cols, len(rows), json_fields)

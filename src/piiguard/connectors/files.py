@@ -1,0 +1,201 @@
+"""Data exports on disk: CSV, JSON Lines and Parquet, read with PyArrow (no hand-written parser).
+
+The store's path is one file or a folder; a folder is walked recursively and every file with a
+known suffix is a collection (named by its path relative to the folder). Every value is read as
+text (``column_types`` forced to string) so that a column whose type drifts halfway through a large
+export cannot abort the read. Nested JSON objects become dotted field paths, list items
+``field[]``. CSV rows with the wrong number of fields are skipped and counted, never echoed.
+
+Sampling reads the first rows of the file (exports are rarely sorted by anything PII-related; this
+is the cheap read). Distinct counts for the subject estimate come from DuckDB (``approx_count_distinct``
+for big files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, connectors
+from piiguard.errors import CollectionError, StoreUnreachable
+from piiguard.model import CollectionInfo, Estimate
+
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+BLOCK_BYTES = 4 << 20
+EXACT_DISTINCT_MAX_ROWS = 1_000_000
+
+
+def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
+    """Flatten structs and lists into string leaves keyed by field path."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_struct(arr.type):
+        for i in range(arr.type.num_fields):
+            _leaves(columns, f"{name}.{arr.type.field(i).name}", arr.field(i))
+    elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        _leaves(columns, f"{name}[]", pc.list_flatten(arr))
+    elif pa.types.is_null(arr.type):
+        columns[name] = pa.nulls(len(arr), pa.string())
+    elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        columns[name] = _repair_utf8(arr)
+    else:
+        text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+        columns[name] = _repair_utf8(text)
+
+
+def _repair_utf8(arr: pa.Array) -> pa.Array:
+    """Strings that are not valid UTF-8 (``check_utf8=False``) are decoded with replacement."""
+    try:
+        if pa.types.is_string(arr.type):
+            arr.validate(full=True)
+            return pc.utf8_slice_codeunits(arr, 0, MAX_VALUE_CHARS)
+    except pa.ArrowInvalid:
+        pass
+    raw = arr.cast(pa.binary()) if pa.types.is_string(arr.type) else arr
+    return pa.array([None if b is None else b.decode("utf-8", "replace")[:MAX_VALUE_CHARS]
+                     for b in raw.to_pylist()], pa.string())
+
+
+def _batch(record: pa.RecordBatch, notes: dict[str, str] | None = None) -> Batch:
+    columns: dict[str, pa.Array] = {}
+    for name, arr in zip(record.schema.names, record.columns, strict=True):
+        _leaves(columns, name, arr)
+    return Batch(columns, record.num_rows, dict(notes or {}))
+
+
+@connectors.register("files")
+class Files(Connector):
+    """CSV, JSON Lines and Parquet files: one file, or every such file under a folder."""
+
+    privileges = "read permission on the files"
+
+    def open(self) -> None:
+        self.root = Path(self.store.path or "")
+        if not self.root.exists():
+            raise StoreUnreachable(self.store.name, f"no file or folder at {self.root}", hint="check the path")
+
+    def _path(self, collection: CollectionInfo) -> Path:
+        return self.root if self.root.is_file() else self.root / collection.name
+
+    def collections(self) -> list[CollectionInfo]:
+        paths = [self.root] if self.root.is_file() else sorted(
+            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        out = []
+        for p in paths:
+            name = p.name if p == self.root else str(p.relative_to(self.root))
+            kind = SUFFIXES.get(p.suffix.lower())
+            if kind == "parquet":
+                try:
+                    out.append(CollectionInfo(name, pq.ParquetFile(p).metadata.num_rows, Estimate.EXACT))
+                except (pa.ArrowException, OSError):
+                    out.append(CollectionInfo(name, None, Estimate.APPROXIMATE))
+            else:
+                out.append(CollectionInfo(name, _estimate_lines(p), Estimate.APPROXIMATE))
+        return out
+
+    def _reader(self, collection: CollectionInfo, block_bytes: int) -> tuple[Iterator[pa.RecordBatch], list[int]]:
+        path = self._path(collection)
+        kind = SUFFIXES.get(path.suffix.lower())
+        ragged = [0]
+        try:
+            if kind == "parquet":
+                return pq.ParquetFile(path).iter_batches(batch_size=max(1, block_bytes // 512)), ragged
+            if kind == "jsonl":
+                return iter(pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block_bytes))), ragged
+            if kind == "csv":
+                delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+                header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                                        parse_options=pacsv.ParseOptions(delimiter=delimiter)).schema.names
+
+                def skip(_row: Any) -> str:
+                    ragged[0] += 1
+                    return "skip"
+
+                reader = pacsv.open_csv(
+                    path, read_options=pacsv.ReadOptions(block_size=block_bytes),
+                    parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip,
+                                                     newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                         check_utf8=False, strings_can_be_null=True))
+                return iter(reader), ragged
+        except (pa.ArrowException, OSError) as exc:
+            raise CollectionError(self.store.name, f"cannot read the file ({type(exc).__name__})",
+                                  collection=collection.name,
+                                  hint="check that the file is well-formed " + (kind or "")) from exc
+        raise CollectionError(self.store.name, "unknown file type", collection=collection.name,
+                              hint=f"use one of {', '.join(SUFFIXES)}")
+
+    def _notes(self, ragged: list[int]) -> dict[str, str]:
+        return {"*": f"{ragged[0]} malformed row(s) skipped"} if ragged[0] else {}
+
+    def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        reader, ragged = self._reader(collection, 1 << 20)
+        taken: list[pa.RecordBatch] = []
+        rows = 0
+        try:
+            for record in reader:
+                taken.append(record)
+                rows += record.num_rows
+                if rows >= n:
+                    break
+        except (pa.ArrowException, OSError) as exc:
+            if not taken:
+                raise CollectionError(self.store.name, f"cannot parse the file ({type(exc).__name__})",
+                                      collection=collection.name) from exc
+        if not taken:
+            return Batch({}, 0)
+        table = pa.Table.from_batches(taken).slice(0, n).combine_chunks()
+        return _batch(table.to_batches()[0] if table.num_rows else taken[0].slice(0, 0), self._notes(ragged))
+
+    def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        reader, ragged = self._reader(collection, BLOCK_BYTES)
+        try:
+            for record in reader:
+                yield _batch(record, self._notes(ragged))
+        except (pa.ArrowException, OSError) as exc:
+            raise CollectionError(self.store.name, f"cannot parse the file ({type(exc).__name__})",
+                                  collection=collection.name, hint="the rows read before it were classified"
+                                  ) from exc
+
+    def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
+        path = self._path(collection)
+        kind = SUFFIXES.get(path.suffix.lower())
+        if kind is None or "." in field or "[" in field:
+            return None
+        source = {"csv": "read_csv(?, all_varchar=true)", "jsonl": "read_json_auto(?)",
+                  "parquet": "read_parquet(?)"}[kind]
+        exact = (collection.rows_estimate or 0) <= EXACT_DISTINCT_MAX_ROWS
+        agg = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
+        col = '"' + field.replace('"', '""') + '"'
+        try:
+            with duckdb.connect() as db:
+                row = db.execute(f"SELECT {agg.format(col)} FROM {source}", [str(path)]).fetchone()
+        except duckdb.Error:
+            return None
+        return (int(row[0]), Estimate.EXACT if exact else Estimate.APPROXIMATE) if row else None
+
+
+def _estimate_lines(path: Path) -> int | None:
+    """Rows ≈ file size / mean line length of the first 64 KiB (minus a header line for CSV)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    lines = head.count(b"\n")
+    if size == 0:
+        return 0
+    if lines == 0:
+        return 1
+    if len(head) == size:
+        return max(0, lines - (1 if path.suffix.lower() in (".csv", ".tsv") else 0) + (0 if head.endswith(b"\n") else 1))
+    return int(size / (len(head) / lines))

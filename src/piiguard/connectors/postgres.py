@@ -1,0 +1,162 @@
+"""PostgreSQL, through psycopg 3.
+
+Least privileges: ``CONNECT`` on the database, ``USAGE`` on its schemas and ``SELECT`` on the
+tables (the ``pg_read_all_data`` role does all three). The session is opened with
+``default_transaction_read_only=on`` and a ``statement_timeout``.
+
+Sampling uses ``TABLESAMPLE SYSTEM`` (a few random pages, so a 10M-row table samples in
+milliseconds), falling back to the first rows when the sample comes back short (tiny tables, views,
+no statistics). ``ORDER BY random()`` is never used: it sorts the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from piiguard.config import resolve_password
+from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
+from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable
+from piiguard.model import CollectionInfo, Estimate
+
+EXACT_DISTINCT_MAX_ROWS = 1_000_000
+SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+_COLLECTIONS = """
+SELECT n.nspname, c.relname, c.reltuples::bigint, c.relkind,
+       (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_index i
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+         WHERE i.indrelid = c.oid AND i.indisprimary)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg_temp%%'
+   AND NOT c.relispartition
+ ORDER BY 1, 2
+"""
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory
+  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum
+"""
+
+
+@connectors.register("postgres")
+class Postgres(Connector):
+    """PostgreSQL 11+ (and wire-compatible engines) over TCP, read-only."""
+
+    privileges = "CONNECT, USAGE on schemas, SELECT on tables (or the pg_read_all_data role)"
+    conn: psycopg.Connection[Any]
+
+    def open(self) -> None:
+        s = self.store
+        try:
+            self.conn = psycopg.connect(
+                host=s.host or "localhost", port=s.port or 5432, dbname=s.database or "postgres",
+                user=s.user, password=resolve_password(s), connect_timeout=max(1, int(self.timeout)),
+                application_name="piiguard", autocommit=True,
+                options=f"-c default_transaction_read_only=on -c statement_timeout={int(self.timeout * 30_000)}",
+            )
+        except psycopg.OperationalError as exc:
+            text = str(exc)
+            if "password authentication failed" in text or "no password supplied" in text:
+                raise AuthenticationFailed(
+                    s.name, "authentication failed",
+                    hint=f"check the user and the password in ${s.password_env or 'PGPASSWORD'}",
+                ) from exc
+            if "does not exist" in text:
+                raise StoreUnreachable(s.name, "database or role does not exist",
+                                       hint="check database and user in the store's address") from exc
+            raise StoreUnreachable(s.name, f"cannot connect to {s.address}",
+                                   hint="is the server up and reachable from here?") from exc
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+
+    def collections(self) -> list[CollectionInfo]:
+        rows = self.conn.execute(_COLLECTIONS, [list(SKIP_SCHEMAS)]).fetchall()
+        return [
+            CollectionInfo(f"{schema}.{table}", None if est < 0 else est,
+                           Estimate.APPROXIMATE, tuple(pk or ()))
+            for schema, table, est, _kind, pk in rows
+        ]
+
+    def _ident(self, collection: CollectionInfo) -> sql.Composed:
+        schema, _, table = collection.name.partition(".")
+        return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+    def _select(self, collection: CollectionInfo) -> tuple[list[str], frozenset[str], sql.Composed]:
+        ident = self._ident(collection)
+        try:
+            cols = self.conn.execute(_COLUMNS, [ident.as_string(self.conn)]).fetchall()
+        except psycopg.Error as exc:
+            raise CollectionError(self.store.name, "cannot read its columns",
+                                  collection=collection.name) from exc
+        names = [c[0] for c in cols]
+        json_fields = frozenset(n for n, typ, _ in cols if typ in ("json", "jsonb"))
+        exprs: list[sql.Composable] = []
+        for name, typ, category in cols:
+            col = sql.Identifier(name)
+            if typ in ("json", "jsonb"):
+                exprs.append(col)
+            elif typ == "bytea":
+                exprs.append(sql.SQL("substring({} from 1 for {})").format(col, MAX_VALUE_CHARS))
+            elif category == "A":  # arrays: classify their items as text
+                exprs.append(sql.SQL("left(array_to_string({}, ' '), {})").format(col, MAX_VALUE_CHARS))
+            else:
+                exprs.append(sql.SQL("left({}::text, {})").format(col, MAX_VALUE_CHARS))
+        return names, json_fields, sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), ident)
+
+    def _fetch(self, collection: CollectionInfo, query: sql.Composed) -> list[tuple[Any, ...]]:
+        try:
+            return list(self.conn.execute(query).fetchall())
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
+                                   hint=f"GRANT SELECT ON {collection.name} TO {self.store.user}") from exc
+        except psycopg.Error as exc:
+            raise CollectionError(self.store.name, f"query failed ({type(exc).__name__})",
+                                  collection=collection.name) from exc
+
+    def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        names, json_fields, select = self._select(collection)
+        est = collection.rows_estimate
+        rows: list[tuple[Any, ...]] = []
+        if est is not None and est > 10 * n:
+            percent = min(100.0, 300.0 * n / est)  # 3× head-room: pages differ in how many rows they hold
+            rows = self._fetch(collection, sql.SQL("{} TABLESAMPLE SYSTEM ({}) LIMIT {}").format(
+                select, sql.Literal(percent), sql.Literal(n)))
+        if len(rows) < n // 2:
+            rows = self._fetch(collection, sql.SQL("{} LIMIT {}").format(select, sql.Literal(n)))
+        return batch_from_rows(names, rows, json_fields)
+
+    def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        names, json_fields, select = self._select(collection)
+        try:
+            with self.conn.transaction(), self.conn.cursor(name="piiguard_scan") as cur:
+                cur.itersize = batch_rows
+                cur.execute(select)
+                while rows := cur.fetchmany(batch_rows):
+                    yield batch_from_rows(names, rows, json_fields)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
+                                   hint=f"GRANT SELECT ON {collection.name} TO {self.store.user}") from exc
+
+    def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
+        if "." in field or "[" in field:
+            return None  # a JSON path: estimated from the sample instead
+        schema, _, table = collection.name.partition(".")
+        if collection.rows_estimate is not None and collection.rows_estimate <= EXACT_DISTINCT_MAX_ROWS:
+            q = sql.SQL("SELECT count(DISTINCT {}) FROM {}").format(sql.Identifier(field),
+                                                                   self._ident(collection))
+            return int(self._fetch(collection, q)[0][0]), Estimate.EXACT
+        row = self.conn.execute(
+            "SELECT n_distinct FROM pg_stats WHERE schemaname = %s AND tablename = %s AND attname = %s",
+            [schema, table, field]).fetchone()
+        if row is None or collection.rows_estimate is None:
+            return None
+        nd = float(row[0])
+        return int(nd if nd > 0 else -nd * collection.rows_estimate), Estimate.APPROXIMATE

@@ -1,0 +1,104 @@
+"""SQLite files, opened read-only (``mode=ro``): piiguard never takes a write lock on them.
+
+Row estimates are ``max(rowid)`` (an index lookup, not a count). Big rowid tables are sampled as a
+few short rowid ranges from random starting points; text that is not valid UTF-8 is read with
+replacement characters rather than failing the table.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
+from piiguard.errors import CollectionError, StoreUnreachable
+from piiguard.model import CollectionInfo, Estimate
+
+SAMPLE_RANGES = 5
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@connectors.register("sqlite")
+class SQLite(Connector):
+    """A SQLite database file, read-only."""
+
+    privileges = "read permission on the database file"
+    conn: sqlite3.Connection
+
+    def open(self) -> None:
+        path = Path(self.store.path or "")
+        if not path.is_file():
+            raise StoreUnreachable(self.store.name, f"no database file at {path}", hint="check the path")
+        try:
+            self.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+            self.conn.text_factory = lambda b: b.decode("utf-8", "replace")
+            self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnreachable(self.store.name, "not a readable SQLite database",
+                                   hint="check that the file is a SQLite database") from exc
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+
+    def _rows(self, collection: CollectionInfo, query: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self.conn.execute(query, args).fetchall()
+        except sqlite3.Error as exc:
+            raise CollectionError(self.store.name, f"query failed ({type(exc).__name__})",
+                                  collection=collection.name) from exc
+
+    def collections(self) -> list[CollectionInfo]:
+        out = []
+        tables = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+        for name, ddl in tables:
+            rowid = "WITHOUT ROWID" not in (ddl or "").upper()
+            est = self.conn.execute(f"SELECT max(rowid) FROM {_q(name)}").fetchone()[0] if rowid else None
+            pk = tuple(r[1] for r in self.conn.execute(f"PRAGMA table_info({_q(name)})") if r[5])
+            out.append(CollectionInfo(name, int(est or 0) if rowid else None, Estimate.APPROXIMATE, pk))
+        return out
+
+    def _select(self, collection: CollectionInfo) -> tuple[list[str], frozenset[str], str]:
+        cols = self._rows(collection, f"PRAGMA table_info({_q(collection.name)})")
+        names = [c[1] for c in cols]
+        json_fields = frozenset(c[1] for c in cols if (c[2] or "").upper() == "JSON")
+        # substr() keeps a huge value from being read whole; blobs stay blobs (classified only if UTF-8).
+        exprs = [f"CASE WHEN typeof({_q(n)}) = 'text' THEN substr({_q(n)}, 1, {MAX_VALUE_CHARS}) "
+                 f"ELSE {_q(n)} END" for n in names]
+        return names, json_fields, f"SELECT {', '.join(exprs)} FROM {_q(collection.name)}"
+
+    def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        names, json_fields, select = self._select(collection)
+        est = collection.rows_estimate or 0
+        rows: list[Any] = []
+        if est > 10 * n:
+            per = max(1, n // SAMPLE_RANGES)
+            for start in sorted(random.randint(1, est) for _ in range(SAMPLE_RANGES)):
+                rows += self._rows(collection, f"{select} WHERE rowid >= ? ORDER BY rowid LIMIT {per}", (start,))
+        if len(rows) < n // 2:
+            rows = self._rows(collection, f"{select} LIMIT {int(n)}")
+        return batch_from_rows(names, rows, json_fields)
+
+    def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        names, json_fields, select = self._select(collection)
+        try:
+            cur = self.conn.execute(select)
+            while rows := cur.fetchmany(batch_rows):
+                yield batch_from_rows(names, rows, json_fields)
+        except sqlite3.Error as exc:
+            raise CollectionError(self.store.name, f"read failed ({type(exc).__name__})",
+                                  collection=collection.name) from exc
+
+    def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
+        if field not in self._select(collection)[0]:
+            return None
+        row = self._rows(collection, f"SELECT count(DISTINCT {_q(field)}) FROM {_q(collection.name)}")
+        return int(row[0][0]), Estimate.EXACT

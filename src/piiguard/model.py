@@ -1,0 +1,150 @@
+"""The domain model: frozen dataclasses and enums, no behaviour beyond small derived values.
+
+A :class:`Classification` never holds a sampled value — only types, counts and confidences. That is
+what lets the catalog, the reports and the logs stay free of PII.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+def _frozen(mapping: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Store:
+    """One data store. Credentials are references (an environment variable or a file), never values."""
+
+    name: str
+    engine: str
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    user: str | None = None
+    path: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    tags: Mapping[str, str] = field(default_factory=_frozen)
+
+    @property
+    def address(self) -> str:
+        """Where the store is, without credentials — safe to print."""
+        if self.path is not None:
+            return self.path
+        port = "" if self.port is None else f":{self.port}"
+        db = "" if self.database is None else f"/{self.database}"
+        user = "" if self.user is None else f"{self.user}@"
+        return f"{user}{self.host or 'localhost'}{port}{db}"
+
+
+class ScanMode(enum.Enum):
+    SAMPLE = "sample"
+    FULL = "full"
+
+
+class Estimate(enum.Enum):
+    """How a count was obtained — reports say which."""
+
+    EXACT = "exact"
+    APPROXIMATE = "approximate"  # planner statistics, HyperLogLog, file metadata
+    SAMPLE = "sample"  # extrapolated from a sample
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A table, file or index as listed by a connector, before it is read."""
+
+    name: str
+    rows_estimate: int | None
+    rows_estimate_kind: Estimate
+    primary_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What one field holds. Counts and confidences only — never a value."""
+
+    store: str
+    collection: str
+    field: str
+    pii_type: str | None
+    confidence: float
+    matched: int
+    sampled: int
+    nulls: int = 0
+    distinct: int | None = None
+    reason: str = ""
+
+
+class ProblemKind(enum.Enum):
+    STORE = "store"
+    COLLECTION = "collection"
+    FIELD = "field"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that stopped part of a scan. The message names where, never what value."""
+
+    kind: ProblemKind
+    store: str
+    message: str
+    collection: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class CollectionResult:
+    name: str
+    rows_estimate: int | None
+    rows_estimate_kind: Estimate
+    rows_read: int
+    fields: tuple[Classification, ...]
+
+    @property
+    def pii_fields(self) -> tuple[Classification, ...]:
+        return tuple(f for f in self.fields if f.pii_type is not None)
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Estimated distinct people in a store, from its best identifying field."""
+
+    estimate: int
+    collection: str
+    field: str
+    kind: Estimate
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    store: str
+    engine: str
+    address: str
+    collections: tuple[CollectionResult, ...]
+    subjects: Subjects | None
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def pii_types(self) -> tuple[str, ...]:
+        return tuple(sorted({f.pii_type for c in self.collections for f in c.pii_fields if f.pii_type}))
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    scan_id: int | None
+    mode: ScanMode
+    sample_size: int
+    started: datetime
+    finished: datetime
+    stores: tuple[StoreResult, ...]
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return tuple(p for s in self.stores for p in s.problems)

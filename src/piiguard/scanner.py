@@ -1,0 +1,201 @@
+"""Scan: for each store, list its collections, read a sample (or everything), classify every field,
+estimate how many people the store holds, and record it all in the catalog.
+
+A failing store or collection becomes a :class:`Problem` on the result and the scan goes on; the
+caller decides the exit code. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from piiguard import plugins
+from piiguard.catalog import Catalog
+from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState, link_customer_identifier
+from piiguard.config import Config, store_from_url
+from piiguard.connectors.base import Batch, Connector, connectors
+from piiguard.errors import PiiguardError, StoreError, UsageError
+from piiguard.model import (
+    Classification,
+    CollectionInfo,
+    CollectionResult,
+    Estimate,
+    Problem,
+    ProblemKind,
+    ScanMode,
+    ScanResult,
+    Store,
+    StoreResult,
+    Subjects,
+)
+
+DEFAULT_SAMPLE = 1000
+BATCH_ROWS = 50_000
+SUBJECT_TYPES = (CUSTOMER_ID, "email")
+
+
+class Progress(Protocol):
+    """What a scan reports while it runs (the CLI draws bars from it)."""
+
+    def collection_started(self, store: str, collection: str, total: int | None) -> None: ...
+
+    def advanced(self, rows: int) -> None: ...
+
+    def collection_finished(self) -> None: ...
+
+
+class NoProgress:
+    def collection_started(self, store: str, collection: str, total: int | None) -> None:
+        pass
+
+    def advanced(self, rows: int) -> None:
+        pass
+
+    def collection_finished(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    mode: ScanMode = ScanMode.SAMPLE
+    sample_size: int = DEFAULT_SAMPLE
+    batch_rows: int = BATCH_ROWS
+    timeout: float = 10.0
+
+
+def resolve_stores(targets: Sequence[str], config: Config | None) -> list[Store]:
+    """Store names from the configuration, or URLs; no targets means every configured store."""
+    if not targets:
+        if config is None or not config.stores:
+            raise UsageError("nothing to scan", hint="name stores from piiguard.yaml or give store URLs")
+        return list(config.stores)
+    out = []
+    for t in targets:
+        store = config.store(t) if config is not None else None
+        if store is None and "://" in t:
+            store = store_from_url(t)
+        if store is None:
+            raise UsageError(f"unknown store {t!r}", hint="give a store name from the configuration or a URL")
+        out.append(store)
+    return out
+
+
+def _classify_collection(connector: Connector, classifier: Classifier, info: CollectionInfo,
+                         options: ScanOptions, progress: Progress) -> tuple[CollectionResult, dict[str, FieldState]]:
+    store = connector.store.name
+    states: dict[str, FieldState] = {}
+    rows = 0
+
+    def feed(batch: Batch) -> None:
+        nonlocal rows
+        rows += batch.rows
+        for name, values in batch.columns.items():
+            st = states.get(name)
+            if st is None:
+                st = states[name] = classifier.new_state(name)
+            classifier.observe(st, values)
+        for name, note in batch.notes.items():
+            for st in states.values() if name == "*" else [states[name]] if name in states else []:
+                if note not in st.notes:
+                    st.notes.append(note)
+        progress.advanced(batch.rows)
+
+    if options.mode is ScanMode.SAMPLE:
+        progress.collection_started(store, info.name, min(options.sample_size, info.rows_estimate or
+                                                          options.sample_size))
+        feed(connector.sample(info, options.sample_size))
+    else:
+        progress.collection_started(store, info.name, info.rows_estimate)
+        for batch in connector.batches(info, options.batch_rows):
+            feed(batch)
+    fields = [classifier.decide(st, store, info.name) for st in states.values()]
+    fields = link_customer_identifier(fields, states, info.primary_key)
+    return CollectionResult(info.name, info.rows_estimate, info.rows_estimate_kind, rows, tuple(fields)), states
+
+
+def _subjects(connector: Connector, infos: dict[str, CollectionInfo], results: list[CollectionResult],
+              states: dict[str, dict[str, FieldState]]) -> Subjects | None:
+    """Distinct people ≈ distinct values of the best identifying field (a customer key, else e-mail);
+    the largest count over the store's collections (a lower bound of their union)."""
+    best: Subjects | None = None
+    for kind in SUBJECT_TYPES:
+        for c in results:
+            for f in c.fields:
+                if f.pii_type != kind:
+                    continue
+                counted = connector.distinct(infos[c.name], f.field)
+                if counted is None:
+                    st = states[c.name][f.field]
+                    ratio = st.stats_distinct / max(1, st.stats_seen)
+                    total = (c.rows_estimate or c.rows_read) * st.non_null / max(1, c.rows_read)
+                    counted = (round(ratio * total) if ratio >= 0.95 else st.stats_distinct, Estimate.SAMPLE)
+                if best is None or counted[0] > best.estimate:
+                    best = Subjects(counted[0], c.name, f.field, counted[1])
+        if best is not None:
+            return best
+    return None
+
+
+def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
+               progress: Progress | None = None) -> StoreResult:
+    """Scan one store; its failures become problems on the result."""
+    progress = progress or NoProgress()
+    problems: list[Problem] = []
+    results: list[CollectionResult] = []
+    states: dict[str, dict[str, FieldState]] = {}
+    subjects: Subjects | None = None
+    try:
+        connector = connectors.get(store.engine)(store, timeout=options.timeout)
+        with connector:
+            infos = {i.name: i for i in connector.collections()}
+            for info in infos.values():
+                try:
+                    result, states[info.name] = _classify_collection(connector, classifier, info, options,
+                                                                     progress)
+                    results.append(result)
+                except StoreError as exc:
+                    problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.message,
+                                            info.name, exc.hint))
+                finally:
+                    progress.collection_finished()
+            subjects = _subjects(connector, infos, results, states)
+    except PiiguardError as exc:
+        problems.append(Problem(ProblemKind.STORE, store.name, exc.message, None, exc.hint))
+    return StoreResult(store.name, store.engine, store.address, tuple(results), subjects, tuple(problems))
+
+
+def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
+         mode: ScanMode = ScanMode.SAMPLE, sample_size: int = DEFAULT_SAMPLE,
+         catalog: Catalog | None = None, progress: Progress | None = None,
+         batch_rows: int = BATCH_ROWS, timeout: float = 10.0) -> ScanResult:
+    """Scan stores (names from ``config``, URLs, or :class:`Store` objects) and return the result.
+
+    Records it in ``catalog`` when one is given. Never prints, never exits.
+    """
+    if sample_size < 1:
+        raise UsageError("--sample must be at least 1")
+    plugins.load()
+    stores = [t for t in targets if isinstance(t, Store)] + resolve_stores(
+        [t for t in targets if isinstance(t, str)], config) if any(isinstance(t, str) for t in targets) \
+        or not targets else [t for t in targets if isinstance(t, Store)]
+    classifier = Classifier(plugins.detectors_for(config.detectors if config else ()))
+    options = ScanOptions(mode, sample_size, batch_rows, timeout)
+    started = datetime.now(UTC)
+    scan_id = catalog.start_scan(mode, sample_size) if catalog is not None else None
+    results = []
+    for store in stores:
+        result = scan_store(store, classifier, options, progress)
+        if catalog is not None and scan_id is not None:
+            catalog.record_store(scan_id, store, result)
+        results.append(result)
+    out = ScanResult(scan_id, mode, sample_size, started, datetime.now(UTC), tuple(results))
+    if catalog is not None:
+        catalog.finish_scan(out)
+    return out
+
+
+def all_fields(result: ScanResult) -> list[Classification]:
+    return [f for s in result.stores for c in s.collections for f in c.fields]
