@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from piiguard.classify import validators as v
 from piiguard.classify.detectors import ColumnStats, Detector, register
-from piiguard.classify.dictionaries import STREET_SUFFIXES
+from piiguard.classify.dictionaries import MEDIA_URL, SSID, STREET_SUFFIXES
 
 
 def distinct_at_least(ratio: float) -> Callable[[ColumnStats], bool]:
@@ -171,21 +171,21 @@ register(Detector(
 register(Detector(
     "wifi-ssid", """Wi-Fi network name (SSID): router defaults (NETGEAR42, TP-Link_4A2B, xfinitywifi …) and
     the words people use in their own ("Smith Family WiFi", "Home_5G").""",
-    pattern=r"[^\x00-\x1f]{1,32}", validate=v.wifi_ssid,
+    pattern=SSID, validate=v.wifi_ssid,
     context=("ssid", "wifi", "wlan", "networkname", "wireless"), column_rule=distinct_at_least(0.2),
     priority=52, min_share=0.6))
 
 register(Detector(
     "device-serial", """Device serial number: 8–24 letters and digits (upper case, optional dashes), most
     values distinct — one per device.""",
-    pattern=r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){0,3}", validate=v.device_serial,
+    pattern=r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,3}|[A-Z0-9]{8,24}", validate=v.device_serial,
     context=("serial", "serialnumber", "sn", "sno", "deviceid", "imei", "hwid"),
     column_rule=distinct_at_least(0.9), priority=42, min_share=0.9))
 
 register(Detector(
     "personal-media-url", """URL of a person's photo, avatar or video: an image/video file, or a path with
     avatar/profile/photo/users; most values distinct (product images repeat).""",
-    pattern=r"https?://[^\s\"'<>]{4,2000}", validate=v.media_url,
+    pattern=MEDIA_URL, validate=None,
     context=("avatar", "photo", "picture", "profilepic", "selfie", "image", "thumbnail"),
     column_rule=distinct_at_least(0.5), priority=58, min_share=0.8, ignore_case=True))
 
@@ -194,7 +194,7 @@ register(Detector(
     Atza|/Atzr| (Alexa), bearer values; other high-entropy values with token context.""",
     pattern=rf"{JWT}|ya29\.[A-Za-z0-9_-]{{20,}}|1//[A-Za-z0-9_-]{{20,}}|Atz[ar]\|[A-Za-z0-9_/+=-]{{20,}}"
             r"|[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*|gh[ou]_[A-Za-z0-9]{36}",
-    context_pattern=r"[A-Za-z0-9._~+/=|-]{20,2048}", validate=v.oauth_token,
+    context_pattern=r"[A-Za-z0-9._~+/=|-]{20,1000}", validate=v.oauth_token,
     context=("token", "accesstoken", "refreshtoken", "oauth", "bearer", "idtoken", "sessiontoken", "jwt",
              "grant"), embedded=True, priority=87))
 

@@ -8,7 +8,6 @@ place-name prefixes and suffixes (-ton, -ville, -burgh …). Street suffixes: US
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from importlib.resources import files
 
@@ -111,22 +110,25 @@ Walks?|Wall|Way|Ways|Wells?|Close|Gate|Grove|Wynd|Straße|Strasse|Weg|Gasse|Plat
     "\n", "")
 
 # Router defaults (vendor + model/suffix) and the words people put in their own network names.
-SSID_RE = re.compile(
-    r"(?i)^(?:NETGEAR\d{2}(?:-5G)?|TP-?Link_[0-9A-F]{4}(?:_5G)?|Linksys\d{3,5}(?:_5GHz)?|xfinitywifi|"
-    r"ATT[A-Za-z0-9]{3,7}|HUAWEI-[A-Z0-9]{4}(?:-5G)?|SKY[A-Z0-9]{5}|BTHub\d?-[A-Z0-9]{4}|BTWi-?fi|"
+SSID_VENDORS = (
+    r"NETGEAR\d{2}(?:-5G)?|TP-?Link_[0-9A-Fa-f]{4}(?:_5G)?|Linksys\d{3,5}(?:_5GHz)?|xfinitywifi|"
+    r"ATT[A-Za-z0-9]{3,7}|HUAWEI-[A-Za-z0-9]{4}(?:-5G)?|SKY[A-Z0-9]{5}|BTHub\d?-[A-Z0-9]{4}|BTWi-?fi|"
     r"Vodafone-[A-Z0-9]{4,}|FRITZ!Box \d{4}(?: [A-Z]{2})?|DIRECT-\w+|eduroam|Starlink|Verizon_[A-Z0-9]{6}|"
     r"MySpectrumWiFi[0-9a-f]{2}-\dG|dlink-[A-Z0-9]{4}|ASUS(?:_[0-9A-F]{2})?(?:_5G)?|Orange-[A-Z0-9]{4}|"
     r"Livebox-[A-Z0-9]{4}|CenturyLink\d{4}|Telstra[A-Z0-9]{4}|Optus_[A-Z0-9]{5}|UPC\d{6,7}|"
     r"Ziggo\d*|Google ?WiFi|eero|Xiaomi_[A-Z0-9]{4}|Tenda_[A-Z0-9]{6}|Belkin[._][A-Z0-9]{3,4}|"
-    r"2WIRE\d{3}|HOME-[A-Z0-9]{4})$"
-    r"|(?:wi-?fi|wlan|wireless|\b5\s?g(?:hz)?\b|2\.4\s?g|_5g\b|-5g\b|_2g\b|-2g\b|\bnet(?:work)?\b|"
-    r"\bhome\b|\bguest\b|router|family|house|\bhotspot\b|\blan\b|\bmesh\b|\bext\b|_EXT\b|iPhone|"
-    r"Galaxy|\bcasa\b|\bmaison\b|\bmodem\b|\bap\b)"
+    r"2WIRE\d{3}|HOME-[A-Z0-9]{4}"
 )
+SSID_WORDS = (
+    r"(?i:wi-?fi|wlan|wireless|5\s?ghz|[ _-]5g\b|2\.4\s?g|[ _-]2g\b|\bnet(?:work)?\b|\bhome|guest|"
+    r"router|family|house|hotspot|\blan\b|\bmesh\b|_ext\b|iphone|galaxy|\bcasa\b|\bmaison\b|modem)"
+)
+SSID = rf"(?:{SSID_VENDORS})|[^\x00-\x1f]{{0,28}}{SSID_WORDS}[^\x00-\x1f]{{0,28}}"
 
-MEDIA_URL_RE = re.compile(
-    r"(?i)(?:avatar|profile|photo|picture|pic|selfie|portrait|headshot|/users?/|/u/|/members?/|"
-    r"/uploads?/|/media/|gravatar)|\.(?:jpe?g|png|gif|webp|heic|heif|bmp|tiff?|mp4|mov|m4v|avi|webm)(?:[?#]|$)"
+MEDIA_URL = (
+    r"(?i:https?://[^\s\"'<>]{0,500}(?:avatar|profile|photo|picture|/pics?/|selfie|portrait|headshot|/users?/|"
+    r"/u/|/members?/|/uploads?/|/media/|gravatar)[^\s\"'<>]{0,500}"
+    r"|https?://[^\s\"'<>]{1,1000}\.(?:jpe?g|png|gif|webp|heic|heif|bmp|tiff?|mp4|mov|m4v|avi|webm)(?:[?#][^\s]{0,500})?)"
 )
 
 

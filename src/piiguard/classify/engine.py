@@ -17,6 +17,7 @@ held in memory for column rules — never written anywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
+from piiguard.errors import PluginError
 from piiguard.model import Classification
 
 RULE_VALUES = 500
@@ -33,6 +35,7 @@ FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
 ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
             r"|[A-Za-z]{2,8}[_-][A-Za-z0-9]{4,32})$")
+_LONG_REPEAT = re.compile(r"\{(\d+),(?:\d{3,}|[3-9]\d)\}")
 _EDGE_L, _EDGE_R = r"(?:^|[^\w@.+/=-])", r"(?:$|[^\w@/=-])"
 
 
@@ -97,6 +100,14 @@ class Classifier:
         alts = "|".join(p for p in (d.pattern, d.context_pattern) if p)
         full_ctx = f"{flags}^(?:{alts})$" if d.context_pattern else None
         embedded = f"{flags}{_EDGE_L}(?P<m>{d.pattern}){_EDGE_R}" if d.embedded and d.pattern else None
+        empty = pa.array([], pa.string())
+        try:  # RE2 rejects some constructs Python accepts: say which detector, now rather than mid-scan
+            for regex in (full, full_ctx):
+                if regex:
+                    pc.match_substring_regex(empty, regex)
+        except pa.ArrowInvalid as exc:
+            raise PluginError(f"detector {d.name!r}: its pattern is not valid RE2 syntax",
+                              hint="no back-references or look-around; repetition counts up to 1000") from exc
         return _Compiled(d, full, full_ctx, embedded)
 
     @staticmethod
@@ -108,7 +119,9 @@ class Classifier:
         for name, pattern, caseless in items:
             if not pattern:
                 continue
-            expr = f"^(?:{pattern})$" if anchored else pattern
+            # Long bounded repeats make Hyperscan compile slowly; the prefilter may over-match (RE2 confirms).
+            loose = _LONG_REPEAT.sub(lambda m: "{" + m.group(1) + ",}", pattern)
+            expr = f"^(?:{loose})$" if anchored else loose
             flag = hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
             if anchored:
                 flag |= hyperscan.HS_FLAG_MULTILINE
@@ -120,7 +133,11 @@ class Classifier:
             names.append(name)
         db = hyperscan.Database()
         if exprs:
-            db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+            try:
+                db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+            except hyperscan.error as exc:
+                raise PluginError(f"a detector pattern cannot be compiled by Hyperscan ({exc})",
+                                  hint="check custom detectors in piiguard.yaml") from exc
         return db, names
 
     def _present(self, db: object, names: list[str], data: bytes) -> set[str]:

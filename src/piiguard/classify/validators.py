@@ -247,6 +247,8 @@ def person_name(value: str) -> bool:
 
 def username(value: str) -> bool:
     """A handle that contains a personal name fragment or mixes letters and digits like people do."""
+    if value.isupper() and any(c.isdigit() for c in value):
+        return False  # SERIAL-LIKE: upper case letters and digits are device or order ids, not handles
     v = value.lstrip("@").lower()
     parts = [p for p in re.split(r"[._\-\d]+", v) if p]
     if not parts:
@@ -293,16 +295,13 @@ def street_address(value: str) -> bool:
 
 
 def wifi_ssid(value: str) -> bool:
-    return 1 <= len(value) <= 32 and bool(words.SSID_RE.search(value))
-
-
-def media_url(value: str) -> bool:
-    return bool(words.MEDIA_URL_RE.search(value))
+    """The pattern did the work; an SSID is at most 32 bytes (IEEE 802.11)."""
+    return 1 <= len(value.encode()) <= 32
 
 
 def device_serial(value: str) -> bool:
     v = value.replace("-", "").replace("_", "")
-    return sum(c.isdigit() for c in v) >= 2 and sum(c.isalpha() for c in v) >= 2 and len(set(v)) >= 5
+    return any(c.isdigit() for c in v) and sum(c.isalpha() for c in v) >= 2 and len(set(v)) >= 5
 
 
 def postal_code(value: str) -> bool:
