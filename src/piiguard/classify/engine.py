@@ -17,13 +17,17 @@ held in memory for column rules — never written anywhere.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import hyperscan
 import pyarrow as pa
 import pyarrow.compute as pc
+from platformdirs import user_cache_dir
 
 from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
 from piiguard.errors import PluginError
@@ -35,8 +39,36 @@ FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
 ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
             r"|[A-Za-z]{2,8}[_-][A-Za-z0-9]{4,32})$")
-_LONG_REPEAT = re.compile(r"\{(\d+),(?:\d{3,}|[3-9]\d)\}")
+_LONG_REPEAT = re.compile(r"\{(\d+),(?:\d{3,}|[2-9]\d|1[6-9])\}")
 _EDGE_L, _EDGE_R = r"(?:^|[^\w@.+/=-])", r"(?:$|[^\w@/=-])"
+
+
+def _compiled_database(exprs: list[bytes], flags: list[int]) -> object:
+    """Compile (about a second for the built-ins) or load the same database from the user's cache."""
+    db = hyperscan.Database()
+    if not exprs:
+        return db
+    key = hashlib.sha256(repr((exprs, flags, hyperscan.__version__)).encode()).hexdigest()[:32]
+    cached = Path(user_cache_dir("piiguard")) / f"hyperscan-{key}.db"
+    try:
+        loaded = hyperscan.loadb(cached.read_bytes(), hyperscan.HS_MODE_BLOCK)
+        loaded.scratch = hyperscan.Scratch(loaded)  # a deserialised database comes without scratch space
+        return loaded
+    except (OSError, hyperscan.error):
+        pass
+    try:
+        db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    except hyperscan.error as exc:
+        raise PluginError(f"a detector pattern cannot be compiled by Hyperscan ({exc})",
+                          hint="check custom detectors in piiguard.yaml") from exc
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(hyperscan.dumpb(db))
+        tmp.replace(cached)
+    except OSError:
+        pass  # a read-only home: compile every time
+    return db
 
 
 @dataclass
@@ -113,7 +145,6 @@ class Classifier:
     @staticmethod
     def _hyperscan(items: list[tuple[str, str | None, bool]], *, anchored: bool) -> tuple[object, list[str]]:
         exprs: list[bytes] = []
-        ids: list[int] = []
         flags: list[int] = []
         names: list[str] = []
         for name, pattern, caseless in items:
@@ -128,17 +159,9 @@ class Classifier:
             if caseless:
                 flag |= hyperscan.HS_FLAG_CASELESS
             exprs.append(expr.encode())
-            ids.append(len(names))
             flags.append(flag)
             names.append(name)
-        db = hyperscan.Database()
-        if exprs:
-            try:
-                db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
-            except hyperscan.error as exc:
-                raise PluginError(f"a detector pattern cannot be compiled by Hyperscan ({exc})",
-                                  hint="check custom detectors in piiguard.yaml") from exc
-        return db, names
+        return _compiled_database(exprs, flags), names
 
     def _present(self, db: object, names: list[str], data: bytes) -> set[str]:
         hits: set[str] = set()
