@@ -255,10 +255,10 @@ class Classifier:
                 continue
             if share >= d.min_share:
                 conf = 0.55 + 0.35 * share + (0.1 if hit else 0.0)
-                why = f"{share:.0%} of values valid" + (", field name agrees" if hit else "")
+                why = f"{share:.0%} valid" + (", name agrees" if hit else "")
             elif hit and share >= 0.3:
                 conf = 0.4 + 0.4 * share
-                why = f"field name, and {share:.0%} of values valid"
+                why = f"name, {share:.0%} valid"
             else:
                 continue
             key = (round(conf, 3), d.priority, d.name, why)

@@ -1,0 +1,51 @@
+"""The ``piiguard`` command. One module per command group; each parses, calls the library, renders.
+
+Errors are caught here, once: a :class:`PiiguardError` prints its message and hint and exits with its
+class's code (0 clean, 1 error, 2 usage/config, 3 findings at or above ``--fail-on``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from piiguard.cli import demo, info, scan, validate
+from piiguard.errors import ConfigError, PiiguardError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Find customer PII in data stores and keep those stores' security protocols on.")
+app.command("scan")(scan.scan)
+app.command("validate")(validate.validate)
+app.command("demo")(demo.demo)
+app.add_typer(info.list_app, name="list")
+app.add_typer(info.show_app, name="show")
+
+
+def main() -> None:
+    err = Console(stderr=True)
+    try:
+        app(standalone_mode=False)
+    except PiiguardError as exc:
+        if isinstance(exc, ConfigError):
+            err.print("[red]error:[/red] the configuration is not valid:", highlight=False)
+            for problem in exc.problems:
+                err.print(f"  {problem}", highlight=False, markup=False)
+        else:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive as ClickException
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

@@ -1,0 +1,21 @@
+"""Options and helpers shared by command modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from piiguard import plugins
+from piiguard.config import Config, load_config
+from piiguard.connectors.base import connectors
+
+DEFAULT_CONFIG = "piiguard.yaml"
+
+
+def read_config(path: Path | None) -> Config | None:
+    """The named file, else ./piiguard.yaml when present, else none (URLs only)."""
+    plugins.load()
+    if path is None:
+        if not Path(DEFAULT_CONFIG).is_file():
+            return None
+        path = Path(DEFAULT_CONFIG)
+    return load_config(path, engines=set(connectors.names()))

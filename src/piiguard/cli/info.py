@@ -1,0 +1,61 @@
+"""``piiguard list …`` and ``piiguard show …``: what is registered, with each plugin's documentation."""
+
+from __future__ import annotations
+
+import inspect
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from piiguard import plugins
+from piiguard.classify.detectors import detectors
+from piiguard.connectors.base import connectors
+
+list_app = typer.Typer(help="List registered plugins.", no_args_is_help=True)
+show_app = typer.Typer(help="Show one plugin's documentation.", no_args_is_help=True)
+
+
+@list_app.command("detectors")
+def list_detectors() -> None:
+    """Every PII type piiguard recognises."""
+    plugins.load()
+    table = Table("name", "summary")
+    for name in detectors:
+        table.add_row(name, detectors.get(name).summary)
+    Console().print(table)
+
+
+@list_app.command("connectors")
+def list_connectors() -> None:
+    """Every store engine piiguard reads."""
+    plugins.load()
+    table = Table("engine", "summary", "least privileges")
+    for name in connectors:
+        cls = connectors.get(name)
+        table.add_row(name, (inspect.getdoc(cls) or "").splitlines()[0], cls.privileges)
+    Console().print(table)
+
+
+@show_app.command("detector")
+def show_detector(name: str) -> None:
+    """A detector's documentation, context words and pattern."""
+    plugins.load()
+    d = detectors.get(name)
+    out = Console()
+    out.print(f"[bold]{d.name}[/bold]\n")
+    out.print(inspect.cleandoc(d.doc), markup=False)
+    if d.context:
+        out.print(f"\nfield-name context: {', '.join(d.context)}")
+    out.print(f"minimum share of valid values: {d.min_share:.0%}")
+
+
+@show_app.command("connector")
+def show_connector(name: str) -> None:
+    """A connector's documentation and the privileges it needs."""
+    plugins.load()
+    cls = connectors.get(name)
+    out = Console()
+    out.print(f"[bold]{name}[/bold]\n")
+    out.print(inspect.getdoc(inspect.getmodule(cls)) or "", markup=False)
+    out.print(f"\nleast privileges: {cls.privileges}")

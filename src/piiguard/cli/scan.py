@@ -1,0 +1,82 @@
+"""``piiguard scan``: find PII in stores named in piiguard.yaml or given as URLs."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from piiguard.catalog import Catalog
+from piiguard.cli.common import read_config
+from piiguard.model import ScanMode
+from piiguard.report import render_json, render_table
+from piiguard.scanner import DEFAULT_SAMPLE
+from piiguard.scanner import scan as run_scan
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class Bars:
+    """A Rich progress bar per collection, on a terminal only."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.task: int | None = None
+
+    def __enter__(self) -> Bars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def collection_started(self, store: str, collection: str, total: int | None) -> None:
+        self.task = self.progress.add_task(f"{store} · {collection}", total=total)
+
+    def advanced(self, rows: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, rows)
+
+    def collection_finished(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+            self.task = None
+
+
+def scan(
+    targets: list[str] = typer.Argument(None, help="store names from the config, or URLs: postgresql://user@host:5432/db, "
+                                        "mysql://user@host/db, sqlite:///path.db, file:///path (file or folder)"),
+    config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)"),
+    sample: int = typer.Option(DEFAULT_SAMPLE, "--sample", help="rows sampled per collection"),
+    full: bool = typer.Option(False, "--full", help="read every row instead of a sample (streamed)"),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="output format"),
+    catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or $PIIGUARD_CATALOG)"),
+    all_fields: bool = typer.Option(False, "--all-fields", help="table: list non-PII fields too"),
+    timeout: float = typer.Option(10.0, "--timeout", help="seconds to wait for a store to answer"),
+) -> None:
+    """Scan stores for PII: which fields, what types, how many people. Exit 1 if any store or collection failed."""
+    cfg = read_config(config)
+    out = Console()
+    with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
+        mode = ScanMode.FULL if full else ScanMode.SAMPLE
+        if out.is_terminal and fmt is Format.table:
+            with Bars(Console(stderr=True)) as bars:
+                result = run_scan(targets or [], config=cfg, mode=mode, sample_size=sample, catalog=cat,
+                                  progress=bars, timeout=timeout)
+        else:
+            result = run_scan(targets or [], config=cfg, mode=mode, sample_size=sample, catalog=cat,
+                              timeout=timeout)
+    if fmt is Format.json:
+        print(render_json(result))
+    else:
+        render_table(result, out, all_fields=all_fields)
+    if result.problems:
+        raise typer.Exit(1)

@@ -1,0 +1,79 @@
+"""Renderers of a scan result: a Rich table for people, JSON for machines. Values never appear: only
+names, types, counts and confidences exist in the model to begin with."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from piiguard.model import ScanResult
+
+
+def to_dict(result: ScanResult) -> dict[str, Any]:
+    return {
+        "scan_id": result.scan_id,
+        "mode": result.mode.value,
+        "sample_size": result.sample_size,
+        "started": result.started.isoformat(timespec="seconds"),
+        "finished": result.finished.isoformat(timespec="seconds"),
+        "stores": [
+            {
+                "store": s.store,
+                "engine": s.engine,
+                "address": s.address,
+                "subjects_estimate": s.subjects.estimate if s.subjects else None,
+                "subjects_field": f"{s.subjects.collection}.{s.subjects.field}" if s.subjects else None,
+                "subjects_estimate_kind": s.subjects.kind.value if s.subjects else None,
+                "pii_types": list(s.pii_types),
+                "collections": [
+                    {"collection": c.name, "rows_estimate": c.rows_estimate,
+                     "rows_estimate_kind": c.rows_estimate_kind.value, "rows_read": c.rows_read}
+                    for c in s.collections
+                ],
+                "problems": [
+                    {"kind": p.kind.value, "collection": p.collection, "message": p.message, "hint": p.hint}
+                    for p in s.problems
+                ],
+            }
+            for s in result.stores
+        ],
+        "fields": [
+            {"store": f.store, "collection": f.collection, "field": f.field, "pii_type": f.pii_type,
+             "confidence": f.confidence, "matched": f.matched, "sampled": f.sampled, "nulls": f.nulls,
+             "reason": f.reason}
+            for s in result.stores for c in s.collections for f in c.fields
+        ],
+    }
+
+
+def render_json(result: ScanResult) -> str:
+    return json.dumps(to_dict(result), indent=2)
+
+
+def render_table(result: ScanResult, console: Console, *, all_fields: bool = False) -> None:
+    for s in result.stores:
+        people = (f"{s.subjects.estimate:,} people ({s.subjects.kind.value}, from "
+                  f"{s.subjects.collection}.{s.subjects.field})") if s.subjects else "no customer key found"
+        console.print(f"\n[bold]{s.store}[/bold] ({s.engine}, {s.address}) — {people}")
+        table = Table(show_header=True, header_style="bold")
+        for col in ("collection", "field", "PII type", "confidence", "matched/sampled", "why"):
+            table.add_column(col)
+        shown = 0
+        for c in s.collections:
+            for f in c.fields:
+                if f.pii_type is None and not all_fields:
+                    continue
+                shown += 1
+                table.add_row(c.name, f.field, f.pii_type or "-", f"{f.confidence:.2f}",
+                              f"{f.matched}/{f.sampled}", f.reason)
+        if shown:
+            console.print(table)
+        else:
+            console.print("  no PII found" if s.collections else "  nothing was read")
+        for p in s.problems:
+            where = f"{p.collection}: " if p.collection else ""
+            hint = f" — {p.hint}" if p.hint else ""
+            console.print(f"  [red]problem[/red] {where}{p.message}{hint}")
