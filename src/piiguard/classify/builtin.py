@@ -172,7 +172,7 @@ register(Detector(
     "wifi-ssid", """Wi-Fi network name (SSID): router defaults (NETGEAR42, TP-Link_4A2B, xfinitywifi …) and
     the words people use in their own ("Smith Family WiFi", "Home_5G").""",
     pattern=SSID, validate=v.wifi_ssid,
-    context=("ssid", "wifi", "wlan", "networkname", "wireless"), column_rule=distinct_at_least(0.2),
+    context=("ssid", "wifi", "wlan", "networkname", "wireless"), column_rule=distinct_at_least(0.1),
     priority=52, min_share=0.6))
 
 register(Detector(

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+
+from servers import PASSWORD, Server, start_mariadb, start_postgres, stop_mariadb, stop_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    server = start_postgres()
+    yield server
+    stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[Server]:
+    server = start_mariadb()
+    yield server
+    stop_mariadb(server)
+
+
+@pytest.fixture
+def pg_password(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    return PASSWORD
+
+
+@pytest.fixture
+def my_password(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MYSQL_PWD", PASSWORD)
+    return PASSWORD
+
+
+def pg_connect(server: Server, dbname: str = "postgres") -> psycopg.Connection:  # type: ignore[type-arg]
+    return psycopg.connect(host="127.0.0.1", port=server.port, user="postgres", password=PASSWORD,
+                           dbname=dbname, autocommit=True)
+
+
+def my_connect(server: Server, database: str | None = "app") -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    return pymysql.connect(host="127.0.0.1", port=server.port, user="root", password=PASSWORD,
+                           database=database, autocommit=True)
+
+
+@pytest.fixture
+def catalog_path(tmp_path: Path) -> Path:
+    return tmp_path / "catalog.db"

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from functools import cache
+
+import pyarrow as pa
+
+from piiguard import plugins
+from piiguard.classify.engine import Classifier
+from piiguard.model import Classification
+
+
+@cache
+def classifier() -> Classifier:
+    return Classifier(plugins.detectors_for())
+
+
+def classify(field: str, values: list[str | None]) -> Classification:
+    c = classifier()
+    state = c.new_state(field)
+    c.observe(state, pa.array(values, pa.string()))
+    return c.decide(state, "s", "t")

@@ -1,0 +1,125 @@
+"""Throwaway PostgreSQL and MariaDB servers on 127.0.0.1, free ports, their own data dirs.
+
+Facts these rely on (shared/notes/test-servers.md): PostgreSQL refuses to run as root, so initdb and
+the server run as the ``postgres`` user from a dir under /tmp it can traverse, and readiness is
+``pg_isready`` (TCP accepts before the server is ready). MariaDB tools need ``--no-defaults`` first.
+A missing server binary skips locally and fails when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "piiguard-test-pw"  # a throwaway password for throwaway servers
+
+
+def missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is not installed; CI must have it (scripts/test installs it)")
+    pytest.skip(f"{what} is not installed (scripts/test installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(check: list[str], seconds: float, what: str, **kw: object) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if subprocess.run(check, capture_output=True, **kw).returncode == 0:  # type: ignore[call-overload]
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become ready in {seconds} s")
+
+
+@dataclass
+class Server:
+    engine: str
+    port: int
+    user: str
+    database: str
+    data: Path
+
+    def url(self, user: str | None = None, database: str | None = None) -> str:
+        scheme = "postgresql" if self.engine == "postgres" else "mysql"
+        return f"{scheme}://{user or self.user}@127.0.0.1:{self.port}/{database or self.database}"
+
+
+def _as_postgres() -> dict[str, object]:
+    return {"user": "postgres", "group": "postgres", "extra_groups": [], "cwd": "/tmp"}
+
+
+def start_postgres() -> Server:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        missing("PostgreSQL (Debian package postgresql)")
+    bindir = Path(bins[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="piiguard-pg-", dir="/tmp"))
+    shutil.chown(root, "postgres", "postgres")
+    data = root / "data"
+    pwfile = root / "pw"
+    pwfile.write_text(PASSWORD)
+    shutil.chown(pwfile, "postgres", "postgres")
+    subprocess.run([str(bindir / "initdb"), "--no-sync", "-A", "scram-sha-256", "-U", "postgres",
+                    f"--pwfile={pwfile}", "-D", str(data)], check=True, capture_output=True, **_as_postgres())
+    port = free_port()
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                    "-c full_page_writes=off", "start"], check=True, capture_output=True, **_as_postgres())
+    _wait([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], 30, "PostgreSQL")
+    return Server("postgres", port, "postgres", "postgres", root)
+
+
+def stop_postgres(server: Server) -> None:
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]).parent
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(server.data / "data"), "-m", "immediate", "stop"],
+                   capture_output=True, **_as_postgres())
+    shutil.rmtree(server.data, ignore_errors=True)
+
+
+def start_mariadb() -> Server:
+    mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    if not Path(mariadbd).exists() or not shutil.which("mariadb-install-db"):
+        missing("MariaDB (Debian package mariadb-server)")
+    root = Path(tempfile.mkdtemp(prefix="piiguard-maria-", dir="/tmp"))
+    data = root / "data"
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"],
+                   check=True, capture_output=True)
+    port = free_port()
+    sock = root / "sock"
+    proc = subprocess.Popen([mariadbd, "--no-defaults", "--user=root", f"--datadir={data}", f"--port={port}",
+                             "--bind-address=127.0.0.1", f"--socket={sock}", "--skip-name-resolve",
+                             f"--pid-file={root / 'pid'}", "--innodb-flush-log-at-trx-commit=0",
+                             f"--log-error={root / 'err.log'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (root / "mariadbd.pid").write_text(str(proc.pid))
+    _wait(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"], 30, "MariaDB")
+    subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-uroot", "-e",
+                    f"ALTER USER root@localhost IDENTIFIED BY '{PASSWORD}'; "
+                    f"CREATE USER root@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
+                    "GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE app;"],
+                   check=True, capture_output=True)
+    return Server("mysql", port, "root", "app", root)
+
+
+def stop_mariadb(server: Server) -> None:
+    pid = int((server.data / "mariadbd.pid").read_text())
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+    shutil.rmtree(server.data, ignore_errors=True)
