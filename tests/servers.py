@@ -108,8 +108,9 @@ def start_mariadb() -> Server:
     (root / "mariadbd.pid").write_text(str(proc.pid))
     _wait(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"], 30, "MariaDB")
     subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-uroot", "-e",
+                    "CREATE USER IF NOT EXISTS root@'127.0.0.1'; "
+                    f"ALTER USER root@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
                     f"ALTER USER root@localhost IDENTIFIED BY '{PASSWORD}'; "
-                    f"CREATE USER root@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
                     "GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE app;"],
                    check=True, capture_output=True)
     return Server("mysql", port, "root", "app", root)

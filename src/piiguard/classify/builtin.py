@@ -20,6 +20,11 @@ def distinct_at_least(ratio: float) -> Callable[[ColumnStats], bool]:
     return rule
 
 
+def varied(stats: ColumnStats) -> bool:
+    """People's names vary: a column holding one word throughout is a setting, not a person."""
+    return stats.distinct >= 3 or stats.non_null < 3
+
+
 def _birth_years(stats: ColumnStats) -> bool:
     """Birth dates spread over decades; event dates cluster in a few recent years."""
     years = [int(y) for s in stats.matched_values if (y := s[:4]).isdigit()] or \
@@ -122,24 +127,24 @@ register(Detector(
     "city", """City or town name: a list of large cities, or a capitalised place name with an English
     place-name prefix (North, Port, Lake …) or suffix (-ton, -ville, -burgh …).""",
     pattern=r"[A-Z][A-Za-z.'\- ]{1,40}", validate=v.city, context=("city", "town", "locality", "municipality"),
-    priority=35, min_share=0.7))
+    column_rule=varied, priority=35, min_share=0.7))
 
 register(Detector(
     "first-name", """Given name. Census 1990 first-name list plus names common since.""",
     pattern=r"[A-Za-z][A-Za-z'\-]{1,30}", validate=v.first_name,
-    context=("firstname", "givenname", "fname", "forename", "first"), priority=47))
+    context=("firstname", "givenname", "fname", "forename", "first"), column_rule=varied, priority=47))
 
 register(Detector(
     "last-name", """Family name. Census 1990 surname list (88,799 names).""",
     pattern=r"[A-Za-z][A-Za-z'\- ]{1,40}", validate=v.last_name,
-    context=("lastname", "surname", "familyname", "lname", "last"), priority=45))
+    context=("lastname", "surname", "familyname", "lname", "last"), column_rule=varied, priority=45))
 
 register(Detector(
     "person-name", """Full personal name: a given name then a family name, titles and suffixes allowed
     ("Dr. Jane Q. Doe Jr."), or "Doe, Jane".""",
     pattern=r"[A-Za-z][A-Za-z.,'\- ]{3,80}", validate=v.person_name,
     context=("name", "fullname", "displayname", "contact", "owner", "holder", "recipient", "customer"),
-    priority=55, min_share=0.7))
+    column_rule=varied, priority=55, min_share=0.7))
 
 register(Detector(
     "username", """Username, nickname or handle: a token without spaces that contains a personal name

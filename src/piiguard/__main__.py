@@ -1,0 +1,3 @@
+from piiguard.cli import main
+
+main()
