@@ -67,6 +67,7 @@ class StoreError(PiiguardError):
     ) -> None:
         where = store if collection is None else f"{store}.{collection}"
         super().__init__(f"{where}: {message}", hint=hint)
+        self.detail = message  # without the store and collection prefix
         self.store = store
         self.collection = collection
 

@@ -157,11 +157,13 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
                                                                      progress)
                     results.append(result)
                 except StoreError as exc:
-                    problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.message,
+                    problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.detail,
                                             info.name, exc.hint))
                 finally:
                     progress.collection_finished()
             subjects = _subjects(connector, infos, results, states)
+    except StoreError as exc:
+        problems.append(Problem(ProblemKind.STORE, store.name, exc.detail, exc.collection, exc.hint))
     except PiiguardError as exc:
         problems.append(Problem(ProblemKind.STORE, store.name, exc.message, None, exc.hint))
     return StoreResult(store.name, store.engine, store.address, tuple(results), subjects, tuple(problems))

@@ -26,7 +26,9 @@ app.add_typer(info.show_app, name="show")
 def main() -> None:
     err = Console(stderr=True)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # without standalone mode, click returns an Exit's code
+        if isinstance(code, int):
+            sys.exit(code)
     except PiiguardError as exc:
         if isinstance(exc, ConfigError):
             err.print("[red]error:[/red] the configuration is not valid:", highlight=False)

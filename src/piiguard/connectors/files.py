@@ -112,13 +112,14 @@ class Files(Connector):
                 return iter(pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block_bytes))), ragged
             if kind == "csv":
                 delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-                header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
-                                        parse_options=pacsv.ParseOptions(delimiter=delimiter)).schema.names
-
                 def skip(_row: Any) -> str:
                     ragged[0] += 1
                     return "skip"
 
+                header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                                        parse_options=pacsv.ParseOptions(delimiter=delimiter,
+                                                                         invalid_row_handler=lambda _r: "skip"),
+                                        convert_options=pacsv.ConvertOptions(check_utf8=False)).schema.names
                 reader = pacsv.open_csv(
                     path, read_options=pacsv.ReadOptions(block_size=block_bytes),
                     parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip,

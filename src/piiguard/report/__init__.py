@@ -59,16 +59,15 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
                   f"{s.subjects.collection}.{s.subjects.field})") if s.subjects else "no customer key found"
         console.print(f"\n[bold]{s.store}[/bold] ({s.engine}, {s.address}) — {people}")
         table = Table(show_header=True, header_style="bold")
-        for col in ("collection", "field", "PII type", "confidence", "matched/sampled", "why"):
-            table.add_column(col)
+        for col in ("collection", "field", "PII type", "confidence", "matched"):
+            table.add_column(col, overflow="fold")
         shown = 0
         for c in s.collections:
             for f in c.fields:
                 if f.pii_type is None and not all_fields:
                     continue
                 shown += 1
-                table.add_row(c.name, f.field, f.pii_type or "-", f"{f.confidence:.2f}",
-                              f"{f.matched}/{f.sampled}", f.reason)
+                table.add_row(c.name, f.field, f.pii_type or "-", f"{f.confidence:.2f}", f"{f.matched}/{f.sampled}")
         if shown:
             console.print(table)
         else:
