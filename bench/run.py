@@ -116,9 +116,8 @@ def bench_datafog(path: Path, rows: int) -> tuple[float, float]:
 
 
 def bench_postgres(rows: int) -> None:
-    from servers import PASSWORD, start_postgres, stop_postgres
-
     import psycopg
+    from servers import PASSWORD, start_postgres, stop_postgres
 
     server = start_postgres()
     try:
@@ -127,7 +126,7 @@ def bench_postgres(rows: int) -> None:
             t = time.perf_counter()
             conn.execute("CREATE UNLOGGED TABLE customers AS SELECT g AS id, 'user' || g || '@example.com' AS email, "
                          "'+1-415-555-' || lpad((g % 10000)::text, 4, '0') AS phone, g % 500 AS login_count, "
-                         "md5(g::text) AS clip_md5 FROM generate_series(1, %s) g" % int(rows))
+                         f"md5(g::text) AS clip_md5 FROM generate_series(1, {int(rows)}) g")
             conn.execute("ANALYZE customers")
             print(f"\nPostgreSQL: {rows:,}-row table built in {time.perf_counter() - t:.0f} s")
         os.environ["PGPASSWORD"] = PASSWORD
@@ -170,7 +169,8 @@ def main() -> None:
             per, macro, wrong = scores(doc, names)
             mode = "full" if full else "sampled"
             speed = f"{args.rows / el:,.0f} rows/s, {mb / el:.1f} MB/s" if full else "1,000-row sample"
-            print(f"[{label:10s} {mode:7s}] macro-F1 {macro:.3f}  wall {el:.2f} s ({speed})  peak RSS {rss / 1e6:.0f} MB")
+            print(f"[{label:10s} {mode:7s}] macro-F1 {macro:.3f}  wall {el:.2f} s ({speed})  "
+                  f"peak RSS {rss / 1e6:.0f} MB")
             for w in wrong:
                 print(f"      miss: {w}")
             if full and label == "natural":

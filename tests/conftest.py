@@ -6,7 +6,6 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
-
 from servers import PASSWORD, Server, start_mariadb, start_postgres, stop_mariadb, stop_postgres
 
 

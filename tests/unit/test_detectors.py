@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from helpers import classify
 
 R = random.Random(5)

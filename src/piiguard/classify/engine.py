@@ -21,8 +21,8 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import hyperscan
 import pyarrow as pa
@@ -48,7 +48,7 @@ def _compiled_database(exprs: list[bytes], flags: list[int]) -> object:
     db = hyperscan.Database()
     if not exprs:
         return db
-    key = hashlib.sha256(repr((exprs, flags, hyperscan.__version__)).encode()).hexdigest()[:32]
+    key = hashlib.sha256(repr((exprs, flags, getattr(hyperscan, '__version__', ''))).encode()).hexdigest()[:32]
     cached = Path(user_cache_dir("piiguard")) / f"hyperscan-{key}.db"
     try:
         loaded = hyperscan.loadb(cached.read_bytes(), hyperscan.HS_MODE_BLOCK)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from piiguard.catalog import Catalog
 from piiguard.cli.common import read_config
@@ -18,7 +18,7 @@ from piiguard.scanner import DEFAULT_SAMPLE
 from piiguard.scanner import scan as run_scan
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
 
@@ -29,7 +29,7 @@ class Bars:
     def __init__(self, console: Console) -> None:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True)
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> Bars:
         self.progress.start()
@@ -52,8 +52,9 @@ class Bars:
 
 
 def scan(
-    targets: list[str] = typer.Argument(None, help="store names from the config, or URLs: postgresql://user@host:5432/db, "
-                                        "mysql://user@host/db, sqlite:///path.db, file:///path (file or folder)"),
+    targets: list[str] = typer.Argument(
+        None, help="store names from the config, or URLs: postgresql://user@host:5432/db, "
+        "mysql://user@host/db, sqlite:///path.db, file:///path (file or folder)"),
     config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)"),
     sample: int = typer.Option(DEFAULT_SAMPLE, "--sample", help="rows sampled per collection"),
     full: bool = typer.Option(False, "--full", help="read every row instead of a sample (streamed)"),

@@ -198,5 +198,6 @@ def _estimate_lines(path: Path) -> int | None:
     if lines == 0:
         return 1
     if len(head) == size:
-        return max(0, lines - (1 if path.suffix.lower() in (".csv", ".tsv") else 0) + (0 if head.endswith(b"\n") else 1))
+        header = 1 if path.suffix.lower() in (".csv", ".tsv") else 0
+        return max(0, lines - header + (0 if head.endswith(b"\n") else 1))
     return int(size / (len(head) / lines))
