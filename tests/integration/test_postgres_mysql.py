@@ -34,8 +34,8 @@ def pg_seeded(postgres: Server) -> Server:
         with conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO customers VALUES ({', '.join(['%s'] * (len(COLS) + 1))})",
-                [tuple(str(DATA[c.name][i]) for c in COLS) +
-                 (Jsonb({"photo_url": DATA["avatar_url"][i], "prefs": {"theme": "dark"}}),) for i in range(N)])
+                [(*(str(DATA[c.name][i]) for c in COLS),
+                  Jsonb({"photo_url": DATA["avatar_url"][i], "prefs": {"theme": "dark"}})) for i in range(N)])
         conn.execute('CREATE TABLE "Ünïcode table" ("e mail" text, "count" int, blob bytea, empty text)')
         conn.execute("""INSERT INTO "Ünïcode table" SELECT 'u' || g || '@example.com', g, '\\x00ff'::bytea, NULL
                         FROM generate_series(1, 50) g""")
