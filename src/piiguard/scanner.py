@@ -7,7 +7,9 @@ caller decides the exit code. Nothing here prints.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -83,8 +85,10 @@ def resolve_stores(targets: Sequence[str], config: Config | None) -> list[Store]
     return out
 
 
-def _classify_collection(connector: Connector, classifier: Classifier, info: CollectionInfo,
-                         options: ScanOptions, progress: Progress) -> tuple[CollectionResult, dict[str, FieldState]]:
+def _classify_collection(
+    connector: Connector, classifier: Classifier, info: CollectionInfo, options: ScanOptions, progress: Progress,
+    pool: ThreadPoolExecutor,
+) -> tuple[CollectionResult, dict[str, FieldState]]:
     store = connector.store.name
     states: dict[str, FieldState] = {}
     rows = 0
@@ -92,11 +96,11 @@ def _classify_collection(connector: Connector, classifier: Classifier, info: Col
     def feed(batch: Batch) -> None:
         nonlocal rows
         rows += batch.rows
-        for name, values in batch.columns.items():
-            st = states.get(name)
-            if st is None:
-                st = states[name] = classifier.new_state(name)
-            classifier.observe(st, values)
+        for name in batch.columns:
+            if name not in states:
+                states[name] = classifier.new_state(name)
+        # Fields are independent; Arrow and Hyperscan release the GIL, so they run side by side.
+        list(pool.map(lambda item: classifier.observe(states[item[0]], item[1]), batch.columns.items()))
         for name, note in batch.notes.items():
             for st in states.values() if name == "*" else [states[name]] if name in states else []:
                 if note not in st.notes:
@@ -149,12 +153,12 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
     subjects: Subjects | None = None
     try:
         connector = connectors.get(store.engine)(store, timeout=options.timeout)
-        with connector:
+        with connector, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             infos = {i.name: i for i in connector.collections()}
             for info in infos.values():
                 try:
                     result, states[info.name] = _classify_collection(connector, classifier, info, options,
-                                                                     progress)
+                                                                     progress, pool)
                     results.append(result)
                 except StoreError as exc:
                     problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.detail,
@@ -180,9 +184,10 @@ def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
     if sample_size < 1:
         raise UsageError("--sample must be at least 1")
     plugins.load()
-    stores = [t for t in targets if isinstance(t, Store)] + resolve_stores(
-        [t for t in targets if isinstance(t, str)], config) if any(isinstance(t, str) for t in targets) \
-        or not targets else [t for t in targets if isinstance(t, Store)]
+    stores = [t for t in targets if isinstance(t, Store)]
+    names = [t for t in targets if isinstance(t, str)]
+    if names or not stores:
+        stores += resolve_stores(names, config)
     classifier = Classifier(plugins.detectors_for(config.detectors if config else ()))
     options = ScanOptions(mode, sample_size, batch_rows, timeout)
     started = datetime.now(UTC)

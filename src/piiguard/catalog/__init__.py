@@ -62,8 +62,8 @@ class Catalog:
             raise CatalogError(f"the catalog at {self.path} is newer (schema {current}) than this piiguard",
                                hint="upgrade piiguard")
         for i, step in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self.db:
-                self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
+            # One transaction per step: a failed migration leaves the previous version intact.
+            self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
 
     def start_scan(self, mode: ScanMode, sample_size: int) -> int:
         with self.db:

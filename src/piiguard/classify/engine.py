@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
+import threading
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,8 @@ from piiguard.errors import PluginError
 from piiguard.model import Classification
 
 RULE_VALUES = 500
+VALIDATE_ALL = 4096
+VALIDATE_SAMPLE = 1024
 STATS_VALUES = 20_000  # values per field used for distinct ratio and shape (the first ones seen)
 FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
@@ -43,7 +48,7 @@ _LONG_REPEAT = re.compile(r"\{(\d+),(?:\d{3,}|[2-9]\d|1[6-9])\}")
 _EDGE_L, _EDGE_R = r"(?:^|[^\w@.+/=-])", r"(?:$|[^\w@/=-])"
 
 
-def _compiled_database(exprs: list[bytes], flags: list[int]) -> object:
+def _compiled_database(exprs: list[bytes], flags: list[int]) -> hyperscan.Database:
     """Compile (about a second for the built-ins) or load the same database from the user's cache."""
     db = hyperscan.Database()
     if not exprs:
@@ -94,6 +99,8 @@ class FieldState:
     valid: dict[str, int] = field(default_factory=dict)
     rule_values: dict[str, set[str]] = field(default_factory=dict)
     embedded_rows: int = 0
+    estimated: bool = False  # some valid counts were extrapolated from validating a sample of values
+    rng: random.Random = field(default_factory=random.Random)
     id_shaped: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -115,6 +122,7 @@ class Classifier:
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = list(detectors)
+        self._local = threading.local()  # Hyperscan scratch space is per thread
         self._compiled = [self._compile(d) for d in self.detectors]
         self._by_name = {c.detector.name: c for c in self._compiled}
         self._anchored, self._anchored_ids = self._hyperscan(
@@ -143,7 +151,9 @@ class Classifier:
         return _Compiled(d, full, full_ctx, embedded)
 
     @staticmethod
-    def _hyperscan(items: list[tuple[str, str | None, bool]], *, anchored: bool) -> tuple[object, list[str]]:
+    def _hyperscan(
+        items: list[tuple[str, str | None, bool]], *, anchored: bool
+    ) -> tuple[hyperscan.Database, list[str]]:
         exprs: list[bytes] = []
         flags: list[int] = []
         names: list[str] = []
@@ -163,7 +173,7 @@ class Classifier:
             names.append(name)
         return _compiled_database(exprs, flags), names
 
-    def _present(self, db: object, names: list[str], data: bytes) -> set[str]:
+    def _present(self, db: hyperscan.Database, names: list[str], data: bytes) -> set[str]:
         hits: set[str] = set()
         if not names:
             return hits
@@ -171,14 +181,23 @@ class Classifier:
         def on_match(id_: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
             hits.add(names[id_])
 
-        db.scan(data, match_event_handler=on_match)  # type: ignore[attr-defined]
+        scratches = self._local.__dict__.setdefault("scratch", {})
+        scratch = scratches.get(id(db))
+        if scratch is None:
+            scratch = scratches[id(db)] = hyperscan.Scratch(db)
+        db.scan(data, match_event_handler=on_match, scratch=scratch)
         return hits
 
     def new_state(self, name: str) -> FieldState:
-        return FieldState(name, name_tokens(name))
+        # Which values get validated must not depend on the run: seed by field name.
+        return FieldState(name, name_tokens(name), rng=random.Random(zlib.crc32(name.encode())))
 
     def observe(self, state: FieldState, values: pa.Array) -> None:
-        """Add one batch of one field's values (strings, nulls allowed) to its counts."""
+        """Add one batch of one field's values (strings, nulls allowed) to its counts.
+
+        Thread-safe for different fields: it touches only ``state``; Arrow kernels and Hyperscan scans
+        release the GIL, so fields of a batch are observed in parallel.
+        """
         total = len(values)
         values = pc.utf8_trim_whitespace(values)
         values = values.filter(pc.greater(pc.utf8_length(values), 0))
@@ -205,23 +224,37 @@ class Classifier:
             matched = values.filter(pc.match_substring_regex(values, pattern))
             if len(matched) == 0:
                 continue
-            count = self._validated(d, matched, state.rule_values.setdefault(name, set()))
+            count, estimated = self._validated(state, d, matched, state.rule_values.setdefault(name, set()))
             state.valid[name] = state.valid.get(name, 0) + count
+            state.estimated |= estimated
         if state.prose:
             self._observe_embedded(state, values, data)
 
-    @staticmethod
-    def _validated(d: Detector, matched: pa.Array, keep: set[str]) -> int:
-        counts = pc.value_counts(matched)
-        uniques = counts.field("values").to_pylist()
-        freq = counts.field("counts").to_pylist()
-        ok = 0
-        for value, c in zip(uniques, freq, strict=True):
-            if d.validate is None or d.validate(value):
+    def _validated(self, state: FieldState, d: Detector, matched: pa.Array, keep: set[str]) -> tuple[int, bool]:
+        """Values the validator accepts, and whether that count is an estimate.
+
+        Up to :data:`VALIDATE_ALL` matched values, each distinct value is validated once and the count is
+        exact. Past that, :data:`VALIDATE_SAMPLE` matched values drawn at random are validated and the
+        accepted share is applied to the batch (validators are Python; patterns are vectorised).
+        """
+        if d.validate is None:
+            if len(keep) < RULE_VALUES:
+                keep.update(matched.slice(0, RULE_VALUES).to_pylist())
+            return len(matched), False
+        estimated = len(matched) > VALIDATE_ALL
+        if estimated:
+            picks = sorted(state.rng.sample(range(len(matched)), VALIDATE_SAMPLE))
+            counts = pc.value_counts(matched.take(pa.array(picks)))
+        else:
+            counts = pc.value_counts(matched)
+        ok = seen = 0
+        for value, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+            seen += c
+            if d.validate(value):
                 ok += c
                 if len(keep) < RULE_VALUES:
                     keep.add(value)
-        return ok
+        return (round(ok * len(matched) / seen) if estimated else ok), estimated
 
     def _observe_embedded(self, state: FieldState, values: pa.Array, data: bytes) -> None:
         present = self._present(self._embedded, self._embedded_ids, data)
@@ -279,7 +312,8 @@ class Classifier:
                 reason = f"{share:.1%} of texts contain PII"
         if state.non_null == 0:
             reason = "no values"
-        notes = "; ".join(state.notes)
+        notes = "; ".join(state.notes + (["validated on a sample of distinct values"] if state.estimated and
+                                                                                pii_type else []))
         return Classification(
             store=store, collection=collection, field=state.name, pii_type=pii_type,
             confidence=round(confidence, 3), matched=matched, sampled=state.non_null, nulls=state.nulls,
