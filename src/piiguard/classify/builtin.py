@@ -77,7 +77,7 @@ register(Detector(
 register(Detector(
     "credit-card", """Payment card number (PAN).
 
-    13–19 digits with optional separators, a known issuer prefix, and the Luhn checksum.""",
+    12–19 digits with optional separators, a known issuer prefix, and the Luhn checksum.""",
     pattern=CARD, validate=v.credit_card, context=("card", "cc", "pan", "creditcard", "cardnumber"),
     embedded=True, priority=88))
 
@@ -126,30 +126,30 @@ register(Detector(
 register(Detector(
     "city", """City or town name: a list of large cities, or a capitalised place name with an English
     place-name prefix (North, Port, Lake …) or suffix (-ton, -ville, -burgh …).""",
-    pattern=r"[A-Z][A-Za-z.'\- ]{1,40}", validate=v.city, context=("city", "town", "locality", "municipality"),
+    pattern=r"[A-Z][A-Za-z.'\- ]+", validate=v.city, context=("city", "town", "locality", "municipality"),
     column_rule=varied, priority=35, min_share=0.7))
 
 register(Detector(
     "first-name", """Given name. Census 1990 first-name list plus names common since.""",
-    pattern=r"[A-Za-z][A-Za-z'\-]{1,30}", validate=v.first_name,
+    pattern=r"[A-Za-z][A-Za-z'\-]+", validate=v.first_name,
     context=("firstname", "givenname", "fname", "forename", "first"), column_rule=varied, priority=47))
 
 register(Detector(
     "last-name", """Family name. Census 1990 surname list (88,799 names).""",
-    pattern=r"[A-Za-z][A-Za-z'\- ]{1,40}", validate=v.last_name,
+    pattern=r"[A-Za-z][A-Za-z'\- ]+", validate=v.last_name,
     context=("lastname", "surname", "familyname", "lname", "last"), column_rule=varied, priority=45))
 
 register(Detector(
     "person-name", """Full personal name: a given name then a family name, titles and suffixes allowed
     ("Dr. Jane Q. Doe Jr."), or "Doe, Jane".""",
-    pattern=r"[A-Za-z][A-Za-z.,'\- ]{3,80}", validate=v.person_name,
+    pattern=r"[A-Za-z][A-Za-z.,'\- ]{3,}", validate=v.person_name,
     context=("name", "fullname", "displayname", "contact", "owner", "holder", "recipient", "customer"),
     column_rule=varied, priority=55, min_share=0.7))
 
 register(Detector(
     "username", """Username, nickname or handle: a token without spaces that contains a personal name
     fragment or mixes letters and digits; most values distinct (not a status enum).""",
-    pattern=r"@?[A-Za-z][A-Za-z0-9._\-]{2,31}", validate=v.username,
+    pattern=r"@?[A-Za-z][A-Za-z0-9._\-]{2,}", validate=v.username,
     context=("username", "user", "login", "handle", "nickname", "nick", "screenname", "alias"),
     column_rule=distinct_at_least(0.5), priority=30, min_share=0.7))
 
@@ -183,7 +183,7 @@ register(Detector(
 register(Detector(
     "device-serial", """Device serial number: 8–24 letters and digits (upper case, optional dashes), most
     values distinct — one per device.""",
-    pattern=r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,3}|[A-Z0-9]{8,24}", validate=v.device_serial,
+    pattern=r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,3}|[A-Z0-9]{8,}", validate=v.device_serial,
     context=("serial", "serialnumber", "sn", "sno", "deviceid", "imei", "hwid"),
     column_rule=distinct_at_least(0.9), priority=42, min_share=0.9))
 
@@ -199,7 +199,7 @@ register(Detector(
     Atza|/Atzr| (Alexa), bearer values; other high-entropy values with token context.""",
     pattern=rf"{JWT}|ya29\.[A-Za-z0-9_-]{{20,}}|1//[A-Za-z0-9_-]{{20,}}|Atz[ar]\|[A-Za-z0-9_/+=-]{{20,}}"
             r"|[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*|gh[ou]_[A-Za-z0-9]{36}",
-    context_pattern=r"[A-Za-z0-9._~+/=|-]{20,1000}", validate=v.oauth_token,
+    context_pattern=r"[A-Za-z0-9._~+/=|-]{20,}", validate=v.oauth_token,
     context=("token", "accesstoken", "refreshtoken", "oauth", "bearer", "idtoken", "sessiontoken", "jwt",
              "grant"), embedded=True, priority=87))
 
@@ -207,7 +207,7 @@ register(Detector(
     "api-key", """API key or other secret: known prefixes (sk_live_, AKIA, AIza, ghp_, xoxb-) and generic
     high-entropy strings (≥ 24 characters, mixed classes, ≥ 3.5 bits/char, not hex, not a UUID).""",
     pattern=r"(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}"
-            r"|gh[psr]_[A-Za-z0-9]{36}|xox[abposr]-[A-Za-z0-9-]{10,}|[A-Za-z0-9_+/=-]{24,256}",
+            r"|gh[psr]_[A-Za-z0-9]{36}|xox[abposr]-[A-Za-z0-9-]{10,}|[A-Za-z0-9_+/=-]{24,}",
     validate=v.secret, context=("apikey", "key", "secret", "credential", "clientsecret", "privatekey"),
     column_rule=distinct_at_least(0.9), priority=82))
 

@@ -2,7 +2,9 @@
 the words in a field's name that make the type more likely.
 
 - ``pattern`` must match a whole value (it is anchored by the engine). RE2/Hyperscan syntax: no
-  back-references, no look-around.
+  back-references, no look-around. Keep counted repetitions small (``{2,8}``, not ``{0,500}``): RE2
+  leaves its fast DFA for large counts (it made one URL pattern 20× slower); put length limits in
+  the validator instead.
 - ``context_pattern`` also counts, but only when the field's name carries a ``context`` word — for
   shapes that are ambiguous alone (nine bare digits are an SSN in ``ssn``, a number elsewhere).
 - ``validate`` runs once per distinct candidate value.

@@ -123,12 +123,12 @@ SSID_WORDS = (
     r"(?i:wi-?fi|wlan|wireless|5\s?ghz|[ _-]5g\b|2\.4\s?g|[ _-]2g\b|\bnet(?:work)?\b|\bhome|guest|"
     r"router|family|house|hotspot|\blan\b|\bmesh\b|_ext\b|iphone|galaxy|\bcasa\b|\bmaison\b|modem)"
 )
-SSID = rf"(?:{SSID_VENDORS})|[^\x00-\x1f]{{0,28}}{SSID_WORDS}[^\x00-\x1f]{{0,28}}"
+SSID = rf"(?:{SSID_VENDORS})|[^\x00-\x1f]*{SSID_WORDS}[^\x00-\x1f]*"  # ≤ 32 bytes: the validator
 
 MEDIA_URL = (
-    r"(?i:https?://[^\s\"'<>]{0,500}(?:avatar|profile|photo|picture|/pics?/|selfie|portrait|headshot|/users?/|"
-    r"/u/|/members?/|/uploads?/|/media/|gravatar)[^\s\"'<>]{0,500}"
-    r"|https?://[^\s\"'<>]{1,1000}\.(?:jpe?g|png|gif|webp|heic|heif|bmp|tiff?|mp4|mov|m4v|avi|webm)(?:[?#][^\s]{0,500})?)"
+    r"(?i:https?://[^\s\"'<>]*(?:avatar|profile|photo|picture|/pics?/|selfie|portrait|headshot|/users?/|"
+    r"/u/|/members?/|/uploads?/|/media/|gravatar)[^\s\"'<>]*"
+    r"|https?://[^\s\"'<>]+\.(?:jpe?g|png|gif|webp|heic|heif|bmp|tiff?|mp4|mov|m4v|avi|webm)(?:[?#][^\s]*)?)"
 )
 
 

@@ -38,7 +38,7 @@ from piiguard.model import Classification
 
 RULE_VALUES = 500
 VALIDATE_ALL = 4096
-VALIDATE_SAMPLE = 1024
+VALIDATE_SAMPLE = 256
 STATS_VALUES = 20_000  # values per field used for distinct ratio and shape (the first ones seen)
 FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
@@ -76,6 +76,14 @@ def _compiled_database(exprs: list[bytes], flags: list[int]) -> hyperscan.Databa
     return db
 
 
+def _weighted(weights: pa.Array | None, values: pa.Array) -> int:
+    """Σ values × weights (booleans count as 0/1); without weights, Σ values."""
+    if pa.types.is_boolean(values.type):
+        values = pc.cast(values, pa.int64())
+    total = pc.sum(values if weights is None else pc.multiply(values, weights)).as_py()
+    return int(total or 0)
+
+
 @dataclass
 class _Compiled:
     detector: Detector
@@ -97,11 +105,12 @@ class FieldState:
     length_sum: int = 0
     spaced: int = 0
     valid: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, int] = field(default_factory=dict)  # values validated so far, per detector
     rule_values: dict[str, set[str]] = field(default_factory=dict)
     embedded_rows: int = 0
     estimated: bool = False  # some valid counts were extrapolated from validating a sample of values
     rng: random.Random = field(default_factory=random.Random)
-    id_shaped: int = 0
+    id_shaped: int = 0  # among the first values seen (the shape statistics)
     notes: list[str] = field(default_factory=list)
 
     def stats(self, detector: str) -> ColumnStats:
@@ -195,8 +204,9 @@ class Classifier:
     def observe(self, state: FieldState, values: pa.Array) -> None:
         """Add one batch of one field's values (strings, nulls allowed) to its counts.
 
-        Thread-safe for different fields: it touches only ``state``; Arrow kernels and Hyperscan scans
-        release the GIL, so fields of a batch are observed in parallel.
+        The work runs on the batch's *distinct* values, each weighted by how often it occurs, so a status
+        column costs as little as its vocabulary. Thread-safe for different fields: it touches only
+        ``state``, and Arrow kernels and Hyperscan scans release the GIL, so fields run in parallel.
         """
         total = len(values)
         values = pc.utf8_trim_whitespace(values)
@@ -206,73 +216,78 @@ class Classifier:
         if n == 0:
             return
         state.non_null += n
-        lengths = pc.utf8_length(values)
-        state.length_sum += int(pc.sum(lengths).as_py() or 0)
-        state.spaced += int(pc.sum(pc.match_substring(values, " ")).as_py() or 0)
         if state.stats_seen == 0:  # shape statistics come from the first values seen
             head = values.slice(0, STATS_VALUES)
             state.stats_seen = len(head)
             state.stats_distinct = int(pc.count_distinct(head).as_py())
-        state.id_shaped += int(pc.sum(pc.match_substring_regex(values, ID_SHAPE)).as_py() or 0)
-        lines = pc.binary_join_element_wise(values, "", "\n")
-        data = lines.buffers()[2].to_pybytes()
-        present = self._present(self._anchored, self._anchored_ids, data)
-        for name in present:
+            state.id_shaped = _weighted(None, pc.match_substring_regex(head, ID_SHAPE))
+        counts = pc.value_counts(values)
+        uniques, weights = counts.field("values"), counts.field("counts")
+        state.length_sum += _weighted(weights, pc.utf8_length(uniques))
+        state.spaced += _weighted(weights, pc.match_substring(uniques, " "))
+        data = pc.binary_join_element_wise(uniques, "", "\n").buffers()[2].to_pybytes()
+        for name in self._present(self._anchored, self._anchored_ids, data):
             comp = self._by_name[name]
             d = comp.detector
             pattern = comp.full_ctx if comp.full_ctx and d.context_hit(state.tokens) else comp.full
-            matched = values.filter(pc.match_substring_regex(values, pattern))
+            mask = pc.match_substring_regex(uniques, pattern)
+            matched = uniques.filter(mask)
             if len(matched) == 0:
                 continue
-            count, estimated = self._validated(state, d, matched, state.rule_values.setdefault(name, set()))
+            count, estimated = self._validated(state, d, matched, weights.filter(mask))
             state.valid[name] = state.valid.get(name, 0) + count
             state.estimated |= estimated
         if state.prose:
-            self._observe_embedded(state, values, data)
+            self._observe_embedded(state, uniques, weights, data)
 
-    def _validated(self, state: FieldState, d: Detector, matched: pa.Array, keep: set[str]) -> tuple[int, bool]:
-        """Values the validator accepts, and whether that count is an estimate.
+    def _validated(self, state: FieldState, d: Detector, matched: pa.Array, weights: pa.Array) -> tuple[int, bool]:
+        """How many values (distinct ones weighted by occurrence) the validator accepts, and whether that
+        count is an estimate.
 
-        Up to :data:`VALIDATE_ALL` matched values, each distinct value is validated once and the count is
-        exact. Past that, :data:`VALIDATE_SAMPLE` matched values drawn at random are validated and the
-        accepted share is applied to the batch (validators are Python; patterns are vectorised).
+        The first :data:`VALIDATE_ALL` distinct matched values of a field are validated and counted
+        exactly. Past that budget, :data:`VALIDATE_SAMPLE` of them per batch, drawn at random, are
+        validated and their accepted share applied to the batch: validators run in Python, patterns
+        do not.
         """
+        total = _weighted(None, weights)
+        keep = state.rule_values.setdefault(d.name, set())
         if d.validate is None:
             if len(keep) < RULE_VALUES:
                 keep.update(matched.slice(0, RULE_VALUES).to_pylist())
-            return len(matched), False
-        estimated = len(matched) > VALIDATE_ALL
+            return total, False
+        budget = max(VALIDATE_SAMPLE, VALIDATE_ALL - state.checked.get(d.name, 0))
+        estimated = len(matched) > budget
         if estimated:
-            picks = sorted(state.rng.sample(range(len(matched)), VALIDATE_SAMPLE))
-            counts = pc.value_counts(matched.take(pa.array(picks)))
-        else:
-            counts = pc.value_counts(matched)
+            picks = pa.array(sorted(state.rng.sample(range(len(matched)), budget)))
+            matched, weights = matched.take(picks), weights.take(picks)
+        state.checked[d.name] = state.checked.get(d.name, 0) + len(matched)
         ok = seen = 0
-        for value, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+        for value, c in zip(matched.to_pylist(), weights.to_pylist(), strict=True):
             seen += c
             if d.validate(value):
                 ok += c
                 if len(keep) < RULE_VALUES:
                     keep.add(value)
-        return (round(ok * len(matched) / seen) if estimated else ok), estimated
+        return (round(ok * total / seen) if estimated else ok), estimated
 
-    def _observe_embedded(self, state: FieldState, values: pa.Array, data: bytes) -> None:
+    def _observe_embedded(self, state: FieldState, uniques: pa.Array, weights: pa.Array, data: bytes) -> None:
         present = self._present(self._embedded, self._embedded_ids, data)
         if not present:
             return
-        any_row = pa.array([False] * len(values))
+        carrying = pa.array([False] * len(uniques))
         for name in present:
             comp = self._by_name[name]
             assert comp.embedded is not None
-            extracted = pc.extract_regex(values, comp.embedded).field("m")
+            extracted = pc.extract_regex(uniques, comp.embedded).field("m")
             found = extracted.filter(pc.is_valid(extracted))
             if len(found) == 0:
                 continue
             validate = comp.detector.validate
             good = [s for s in pc.unique(found).to_pylist() if validate is None or validate(s)]
             if good:
-                any_row = pc.or_(any_row, pc.fill_null(pc.is_in(extracted, pa.array(good, pa.string())), False))
-        state.embedded_rows += int(pc.sum(any_row).as_py() or 0)
+                hit = pc.fill_null(pc.is_in(extracted, pa.array(good, pa.string())), False)
+                carrying = pc.or_(carrying, hit)
+        state.embedded_rows += _weighted(weights, carrying)
 
     def decide(self, state: FieldState, store: str, collection: str) -> Classification:
         """The field's PII type (or None) and a confidence in [0, 1]."""
@@ -335,7 +350,7 @@ def link_customer_identifier(fields: list[Classification], states: dict[str, Fie
     for name in candidates:
         st = states[name]
         i = order.index(name)
-        if out[i].pii_type is None and st.non_null and st.id_shaped / st.non_null >= 0.95 and \
+        if out[i].pii_type is None and st.stats_seen and st.id_shaped / st.stats_seen >= 0.95 and \
                 st.stats_distinct / max(1, st.stats_seen) >= 0.98:
             f = out[i]
             out[i] = Classification(f.store, f.collection, f.field, CUSTOMER_ID, 0.7, st.id_shaped, f.sampled,

@@ -37,13 +37,13 @@ def luhn(number: str) -> bool:
 
 
 def credit_card(value: str) -> bool:
-    """13–19 digits, a known issuer prefix, and the Luhn checksum."""
+    """13–19 digits (Maestro: 12–19), a known issuer prefix, and the Luhn checksum."""
     d = digits(value)
-    if not 13 <= len(d) <= 19 or len(set(d)) < 2:
+    if not (13 <= len(d) <= 19 or (len(d) == 12 and d[0] in "56")) or len(set(d)) < 2:
         return False
-    two, four = int(d[:2]), int(d[:4])
-    issuer = (d[0] == "4" or 51 <= two <= 55 or 2221 <= four <= 2720 or two in (34, 37, 35, 36, 38, 30, 62)
-              or d.startswith(("6011", "65")) or 644 <= int(d[:3]) <= 649)
+    # Issuer prefixes of the card networks (Visa, Mastercard incl. 2-series and Maestro, Amex, Discover,
+    # Diners, JCB incl. the 15-digit 1800/2131, UnionPay): Luhn alone passes one random number in ten.
+    issuer = d[0] in "3456" or d.startswith(("1800", "2131")) or 2221 <= int(d[:4]) <= 2720
     return issuer and luhn(d)
 
 
@@ -198,6 +198,8 @@ def jwt(value: str) -> bool:
 def secret(value: str) -> bool:
     """A high-entropy token: mixed character classes, ≥ 3.5 bits/char, not hex, not a UUID, not words."""
     v = value.strip()
+    if len(v) > 256:
+        return False
     if v.count(".") == 2 and v.startswith("eyJ"):
         return jwt(v)
     if _HEX.fullmatch(v) or _UUID.fullmatch(v) or " " in v:
@@ -239,6 +241,8 @@ def last_name(value: str) -> bool:
 
 
 def person_name(value: str) -> bool:
+    if len(value) > 80:
+        return False
     if "," in value:  # "Last, First"
         last, _, first = value.partition(",")
         value = f"{first} {last}"
@@ -248,7 +252,7 @@ def person_name(value: str) -> bool:
 
 def username(value: str) -> bool:
     """A handle that contains a personal name fragment or mixes letters and digits like people do."""
-    if value.isupper() and any(c.isdigit() for c in value):
+    if len(value) > 32 or (value.isupper() and any(c.isdigit() for c in value)):
         return False  # SERIAL-LIKE: upper case letters and digits are device or order ids, not handles
     v = value.lstrip("@").lower()
     parts = [p for p in re.split(r"[._\-\d]+", v) if p]
@@ -302,7 +306,7 @@ def wifi_ssid(value: str) -> bool:
 
 def device_serial(value: str) -> bool:
     v = value.replace("-", "").replace("_", "")
-    return any(c.isdigit() for c in v) and sum(c.isalpha() for c in v) >= 2 and len(set(v)) >= 5
+    return len(v) <= 24 and any(c.isdigit() for c in v) and sum(c.isalpha() for c in v) >= 2 and len(set(v)) >= 5
 
 
 def postal_code(value: str) -> bool:

@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 
-from piiguard import synthetic
 from piiguard.catalog import Catalog
 from piiguard.model import Store
 from piiguard.report import render_table
@@ -22,6 +21,8 @@ ROWS = 2000
 
 def build(folder: Path, rows: int = ROWS) -> tuple[Path, Path]:
     """customers.db (SQLite: customers + devices tables) and exports/customers.parquet (a raw copy)."""
+    from piiguard import synthetic  # Faker is slow to import: only the demo needs it
+
     data = synthetic.rows(rows, seed=2026)
     names = [c.name for c in synthetic.COLUMNS]
     db_path = folder / "customers.db"

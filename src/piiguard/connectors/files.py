@@ -30,7 +30,8 @@ from piiguard.model import CollectionInfo, Estimate
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 BLOCK_BYTES = 16 << 20  # per read; fewer, larger batches keep per-batch overheads low
-EXACT_DISTINCT_MAX_ROWS = 1_000_000
+EXACT_DISTINCT_MAX_ROWS = 100_000  # above: HyperLogLog (approx_count_distinct), memory independent of size
+DUCKDB_MEMORY = "256MB"
 
 
 def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
@@ -177,7 +178,7 @@ class Files(Connector):
         agg = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
         col = '"' + field.replace('"', '""') + '"'
         try:
-            with duckdb.connect() as db:
+            with duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "threads": 2}) as db:
                 row = db.execute(f"SELECT {agg.format(col)} FROM {source}", [str(path)]).fetchone()
         except duckdb.Error:
             return None
