@@ -7,11 +7,14 @@ caller decides the exit code. Nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from queue import Empty, Queue
 from typing import Protocol
 
 from piiguard import plugins
@@ -113,11 +116,45 @@ def _classify_collection(
         feed(connector.sample(info, options.sample_size))
     else:
         progress.collection_started(store, info.name, info.rows_estimate)
-        for batch in connector.batches(info, options.batch_rows):
+        for batch in prefetched(connector.batches(info, options.batch_rows)):
             feed(batch)
     fields = [classifier.decide(st, store, info.name) for st in states.values()]
     fields = link_customer_identifier(fields, states, info.primary_key)
     return CollectionResult(info.name, info.rows_estimate, info.rows_estimate_kind, rows, tuple(fields)), states
+
+
+def prefetched(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Read the next batch in a background thread while this one is classified (one batch ahead, so
+    memory stays bounded). Errors from the reader are raised here, in order."""
+    queue: Queue[tuple[Batch | None, BaseException | None]] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                queue.put((batch, None))
+            queue.put((None, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put((None, exc))
+
+    reader = threading.Thread(target=read, name="piiguard-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            batch, error = queue.get()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting to put, then let it finish
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        reader.join()
 
 
 def _subjects(connector: Connector, infos: dict[str, CollectionInfo], results: list[CollectionResult],

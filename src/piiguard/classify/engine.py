@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hyperscan
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from platformdirs import user_cache_dir
@@ -37,7 +38,7 @@ from piiguard.errors import PluginError
 from piiguard.model import Classification
 
 RULE_VALUES = 500
-VALIDATE_ALL = 4096
+VALIDATE_ALL = 2048
 VALIDATE_SAMPLE = 256
 STATS_VALUES = 20_000  # values per field used for distinct ratio and shape (the first ones seen)
 FREE_TEXT = "free-text-pii"
@@ -74,6 +75,18 @@ def _compiled_database(exprs: list[bytes], flags: list[int]) -> hyperscan.Databa
     except OSError:
         pass  # a read-only home: compile every time
     return db
+
+
+def _sample_rows(weights: pa.Array, k: int, rng: random.Random) -> tuple[pa.Array, pa.Array]:
+    """Draw ``k`` rows at random (with replacement) from distinct values weighted by their counts.
+
+    Returns the indices of the distinct values drawn and how many times each was drawn — a sample of
+    rows, so shares estimated from it are unbiased even when validity depends on frequency.
+    """
+    cumulative = np.cumsum(weights.to_numpy(zero_copy_only=False))
+    rows = np.random.default_rng(rng.getrandbits(64)).integers(0, cumulative[-1], size=k)
+    picked, times = np.unique(np.searchsorted(cumulative, rows, side="right"), return_counts=True)
+    return pa.array(picked), pa.array(times)
 
 
 def _weighted(weights: pa.Array | None, values: pa.Array) -> int:
@@ -245,7 +258,7 @@ class Classifier:
         count is an estimate.
 
         The first :data:`VALIDATE_ALL` distinct matched values of a field are validated and counted
-        exactly. Past that budget, :data:`VALIDATE_SAMPLE` of them per batch, drawn at random, are
+        exactly. Past that budget, :data:`VALIDATE_SAMPLE` matched rows per batch, drawn at random, are
         validated and their accepted share applied to the batch: validators run in Python, patterns
         do not.
         """
@@ -258,8 +271,8 @@ class Classifier:
         budget = max(VALIDATE_SAMPLE, VALIDATE_ALL - state.checked.get(d.name, 0))
         estimated = len(matched) > budget
         if estimated:
-            picks = pa.array(sorted(state.rng.sample(range(len(matched)), budget)))
-            matched, weights = matched.take(picks), weights.take(picks)
+            picks, times = _sample_rows(weights, budget, state.rng)
+            matched, weights = matched.take(picks), times
         state.checked[d.name] = state.checked.get(d.name, 0) + len(matched)
         ok = seen = 0
         for value, c in zip(matched.to_pylist(), weights.to_pylist(), strict=True):
@@ -271,6 +284,18 @@ class Classifier:
         return (round(ok * total / seen) if estimated else ok), estimated
 
     def _observe_embedded(self, state: FieldState, uniques: pa.Array, weights: pa.Array, data: bytes) -> None:
+        """Count texts carrying PII. Past the first :data:`VALIDATE_ALL` distinct texts of a field,
+        :data:`VALIDATE_SAMPLE` rows per batch drawn at random stand for the batch (the count is scaled)."""
+        budget = max(VALIDATE_SAMPLE, VALIDATE_ALL - state.checked.get(FREE_TEXT, 0))
+        scale = 1.0
+        if len(uniques) > budget:
+            total = _weighted(None, weights)
+            picks, times = _sample_rows(weights, budget, state.rng)
+            uniques, weights = uniques.take(picks), times
+            scale = total / budget
+            data = pc.binary_join_element_wise(uniques, "", "\n").buffers()[2].to_pybytes()
+            state.estimated = True
+        state.checked[FREE_TEXT] = state.checked.get(FREE_TEXT, 0) + len(uniques)
         present = self._present(self._embedded, self._embedded_ids, data)
         if not present:
             return
@@ -287,7 +312,7 @@ class Classifier:
             if good:
                 hit = pc.fill_null(pc.is_in(extracted, pa.array(good, pa.string())), False)
                 carrying = pc.or_(carrying, hit)
-        state.embedded_rows += _weighted(weights, carrying)
+        state.embedded_rows += round(_weighted(weights, carrying) * scale)
 
     def decide(self, state: FieldState, store: str, collection: str) -> Classification:
         """The field's PII type (or None) and a confidence in [0, 1]."""
@@ -327,8 +352,8 @@ class Classifier:
                 reason = f"{share:.1%} of texts contain PII"
         if state.non_null == 0:
             reason = "no values"
-        notes = "; ".join(state.notes + (["validated on a sample of distinct values"] if state.estimated and
-                                                                                pii_type else []))
+        estimated = ["count estimated from a random sample of rows"] if state.estimated and pii_type else []
+        notes = "; ".join(state.notes + estimated)
         return Classification(
             store=store, collection=collection, field=state.name, pii_type=pii_type,
             confidence=round(confidence, 3), matched=matched, sampled=state.non_null, nulls=state.nulls,

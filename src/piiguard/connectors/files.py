@@ -29,7 +29,11 @@ from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-BLOCK_BYTES = 16 << 20  # per read; fewer, larger batches keep per-batch overheads low
+# Arrow's streaming readers keep a few dozen blocks read ahead, so the block is small (memory stays about
+# 30 × READ_BYTES whatever the file's size); blocks are then joined into batches of BATCH_BYTES, because
+# fewer, larger batches keep the classifier's per-batch overheads low.
+READ_BYTES = 2 << 20
+BATCH_BYTES = 16 << 20
 EXACT_DISTINCT_MAX_ROWS = 100_000  # above: HyperLogLog (approx_count_distinct), memory independent of size
 DUCKDB_MEMORY = "256MB"
 
@@ -158,10 +162,16 @@ class Files(Connector):
         return _batch(table.to_batches()[0] if table.num_rows else taken[0].slice(0, 0), self._notes(ragged))
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        reader, ragged = self._reader(collection, BLOCK_BYTES)
+        reader, ragged = self._reader(collection, READ_BYTES)
+        pending: list[pa.RecordBatch] = []
         try:
             for record in reader:
-                yield _batch(record, self._notes(ragged))
+                pending.append(record)
+                if sum(r.nbytes for r in pending) >= BATCH_BYTES:
+                    yield _batch(_joined(pending), self._notes(ragged))
+                    pending = []
+            if pending:
+                yield _batch(_joined(pending), self._notes(ragged))
         except (pa.ArrowException, OSError) as exc:
             raise CollectionError(self.store.name, f"cannot parse the file ({type(exc).__name__})",
                                   collection=collection.name, hint="the rows read before it were classified"
@@ -183,6 +193,12 @@ class Files(Connector):
         except duckdb.Error:
             return None
         return (int(row[0]), Estimate.EXACT if exact else Estimate.APPROXIMATE) if row else None
+
+
+def _joined(records: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(records) == 1:
+        return records[0]
+    return pa.Table.from_batches(records).combine_chunks().to_batches()[0]
 
 
 def _estimate_lines(path: Path) -> int | None:

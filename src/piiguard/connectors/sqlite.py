@@ -36,7 +36,9 @@ class SQLite(Connector):
         if not path.is_file():
             raise StoreUnreachable(self.store.name, f"no database file at {path}", hint="check the path")
         try:
-            self.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+            # check_same_thread=False: the scanner reads the next batch in a helper thread (one at a time).
+            self.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout,
+                                        check_same_thread=False)
             self.conn.text_factory = lambda b: b.decode("utf-8", "replace")
             self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
