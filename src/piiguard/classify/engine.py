@@ -1,18 +1,23 @@
 """The column engine: detectors → one decision per field, with a confidence.
 
-Per batch and field, the work is vectorised:
+Per batch and field, the work is vectorised and runs on the batch's *distinct* values, each weighted
+by how often it occurs (``value_counts``), so a status column costs as little as its vocabulary:
 
-1. The field's values are laid end to end, one per line, and scanned **once** by a Hyperscan database
-   holding every detector's pattern anchored to a line (``^…$``, multiline). That tells which
+1. The distinct values are laid end to end, one per line, and scanned **once** by a Hyperscan
+   database holding every detector's pattern anchored to a line (``^…$``, multiline). That tells which
    detectors can match any whole value at all — most cannot, and cost nothing further.
 2. For each detector that can, Arrow's RE2 kernel (``match_substring_regex``) marks the matching
-   values; the validator runs once per *distinct* matching value (``value_counts``).
-3. Prose fields are scanned by a second, unanchored database for PII embedded in text.
+   values, and the validator (Python) checks them: every one of the first :data:`VALIDATE_ALL`
+   distinct values of a field, then a random sample of :data:`VALIDATE_SAMPLE` rows per batch whose
+   accepted share is applied to the batch (the field's reason then says the count is estimated).
+3. Prose fields are scanned by a second, unanchored database for PII embedded in text, with the same
+   budget.
 
-Counts add up across batches; the decision (:meth:`FieldState.decide`) weighs the share of valid
-values against the detector's ``min_share``, its column rule, and field-name context. Nothing here
-keeps a value beyond the batch, except up to :data:`RULE_VALUES` distinct matched values per detector
-held in memory for column rules — never written anywhere.
+Fields of a batch are observed in parallel threads (Arrow kernels and Hyperscan release the GIL).
+Counts add up across batches; :meth:`Classifier.decide` weighs the share of valid values against
+the detector's ``min_share``, its column rule, and field-name context. Nothing here keeps a value
+beyond the batch, except up to :data:`RULE_VALUES` distinct matched values per detector held in
+memory for column rules — never written anywhere.
 """
 
 from __future__ import annotations
