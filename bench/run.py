@@ -33,12 +33,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from piiguard import synthetic  # noqa: E402
 
 
-def make_table(rows: int, seed: int = 11) -> tuple[Path, Path]:
+def make_table(rows: int, seed: int = 11, locales: tuple[str, ...] = ("en_US",)) -> tuple[Path, Path]:
     OUT.mkdir(parents=True, exist_ok=True)
-    nat, obf = OUT / f"customers_{rows}_natural.csv", OUT / f"customers_{rows}_obfuscated.csv"
+    tag = "" if locales == ("en_US",) else "_" + "-".join(locales)
+    nat, obf = OUT / f"customers_{rows}{tag}_natural.csv", OUT / f"customers_{rows}{tag}_obfuscated.csv"
     if not (nat.exists() and obf.exists()):
         t = time.perf_counter()
-        data = synthetic.rows(rows, seed=seed)
+        data = synthetic.rows(rows, seed=seed, locales=locales)
         for path, names in ((nat, [c.name for c in synthetic.COLUMNS]),
                             (obf, [synthetic.obfuscated(i) for i in range(len(synthetic.COLUMNS))])):
             table = pa.table({n: pa.array([None if v is None else str(v) for v in data[c.name]])
@@ -158,21 +159,8 @@ def bench_postgres(rows: int) -> None:
         stop_postgres(server)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--presidio-rows", type=int, default=500)
-    ap.add_argument("--datafog-rows", type=int, default=5_000)
-    ap.add_argument("--pg-rows", type=int, default=10_000_000)
-    ap.add_argument("--big-copies", type=int, default=10)
-    ap.add_argument("--skip-baselines", action="store_true")
-    args = ap.parse_args()
-
-    nat, obf = make_table(args.rows)
-    mb = nat.stat().st_size / 1e6
-    print(f"table: {args.rows:,} rows × {len(synthetic.COLUMNS)} columns, {mb:.1f} MB CSV "
-          f"({sum(1 for c in synthetic.COLUMNS if c.label)} PII columns, "
-          f"{sum(1 for c in synthetic.COLUMNS if not c.label)} decoys)\n")
+def accuracy(nat: Path, obf: Path, rows: int, mb: float) -> float:
+    """Macro-F1 for natural and obfuscated names, sampled and full; returns full-scan MB/s (natural)."""
     full_mbs = 0.0
     for label, path, names in (("natural", nat, [c.name for c in synthetic.COLUMNS]),
                                ("obfuscated", obf, [synthetic.obfuscated(i) for i in range(len(synthetic.COLUMNS))])):
@@ -180,7 +168,7 @@ def main() -> None:
             doc, el, wall, rss = run_scan(path, full)
             per, macro, wrong = scores(doc, names)
             mode = "full" if full else "sampled"
-            speed = f"{args.rows / el:,.0f} rows/s, {mb / el:.1f} MB/s" if full else "1,000-row sample"
+            speed = f"{rows / el:,.0f} rows/s, {mb / el:.1f} MB/s" if full else "1,000-row sample"
             print(f"[{label:10s} {mode:7s}] macro-F1 {macro:.3f}  scan {el:.2f} s ({speed}), "
                   f"whole process {wall:.2f} s, peak RSS {rss / 1e6:.0f} MB")
             for w in wrong:
@@ -189,6 +177,10 @@ def main() -> None:
                 full_mbs = mb / el
                 print("      per type (precision/recall/F1): " + ", ".join(
                     f"{t} {p:.2f}/{r:.2f}/{f:.2f}" for t, (p, r, f) in per.items()))
+    return full_mbs
+
+
+def memory_and_baselines(args: argparse.Namespace, nat: Path, mb: float, full_mbs: float) -> None:
     big = OUT / f"customers_{args.rows}x{args.big_copies}.csv"
     if args.big_copies > 1:
         if not big.exists():
@@ -197,7 +189,7 @@ def main() -> None:
                 f.write(lines[0] + b"\n")
                 for _ in range(args.big_copies):
                     f.write(lines[1])
-        doc, el, wall, rss = run_scan(big, True)
+        _, el, _, rss = run_scan(big, True)
         size = big.stat().st_size / 1e6
         print(f"\nmemory: full scan of {size:.0f} MB ({args.rows * args.big_copies:,} rows): scan {el:.1f} s, "
               f"{size / el:.1f} MB/s, peak RSS {rss / 1e6:.0f} MB (compare the {mb:.0f} MB table above)")
@@ -210,6 +202,34 @@ def main() -> None:
               f"{p_rows:,.1f} rows/s, {p_mbs * 1000:.1f} KB/s → piiguard full scan is {full_mbs / p_mbs:,.0f}× faster")
     if args.pg_rows:
         bench_postgres(args.pg_rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--presidio-rows", type=int, default=500)
+    ap.add_argument("--datafog-rows", type=int, default=5_000)
+    ap.add_argument("--pg-rows", type=int, default=10_000_000)
+    ap.add_argument("--big-copies", type=int, default=10)
+    ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--locales", default="en_GB,de_DE,fr_FR",
+                    help="a second, harder table: names and places from these Faker locales ('' to skip)")
+    ap.add_argument("--locale-rows", type=int, default=20_000)
+    args = ap.parse_args()
+
+    nat, obf = make_table(args.rows)
+    mb = nat.stat().st_size / 1e6
+    print(f"table: {args.rows:,} rows × {len(synthetic.COLUMNS)} columns, {mb:.1f} MB CSV "
+          f"({sum(1 for c in synthetic.COLUMNS if c.label)} PII columns, "
+          f"{sum(1 for c in synthetic.COLUMNS if not c.label)} decoys)\n")
+    full_mbs = accuracy(nat, obf, args.rows, mb)
+    if args.locales:
+        locales = tuple(args.locales.split(","))
+        lnat, lobf = make_table(args.locale_rows, seed=23, locales=locales)
+        print(f"\nharder table: {args.locale_rows:,} rows, names/places/phones from {', '.join(locales)} "
+              "(the word lists are US-centred)")
+        accuracy(lnat, lobf, args.locale_rows, lnat.stat().st_size / 1e6)
+    memory_and_baselines(args, nat, mb, full_mbs)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ def distinct_at_least(ratio: float) -> Callable[[ColumnStats], bool]:
 
 
 def varied(stats: ColumnStats) -> bool:
-    """People's names vary: a column holding one word throughout is a setting, not a person."""
-    return stats.distinct >= 3 or stats.non_null < 3
+    """People's names vary: a column of a few words repeated (products, colours, brands) is not people."""
+    return stats.distinct >= 50 or stats.distinct_ratio >= 0.2
 
 
 def _birth_years(stats: ColumnStats) -> bool:
@@ -35,7 +35,7 @@ def _birth_years(stats: ColumnStats) -> bool:
 
 
 EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}"
-PHONE = r"\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{1,4}\)?){2,5}(?:\s*(?:x|ext\.?)\s*\d{1,6})?"
+PHONE = r"\+?\(?\d{1,5}\)?(?:[ .-]?\(?\d{1,12}\)?){1,6}(?:\s*(?:x|ext\.?)\s*\d{1,6})?"
 IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
 IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?"
 MAC = r"[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}"
@@ -43,8 +43,18 @@ CARD = r"\d{4}(?:[ -]?\d{2,7}){2,4}"
 SSN = r"\d{3}-\d{2}-\d{4}"
 IBAN = r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?"
 JWT = r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
-STREET = (r"\d{1,6}[A-Za-z]?\s+(?:[A-Za-z0-9.'-]+\s+){0,5}(?:" + STREET_SUFFIXES +
-          r")\.?(?:,?\s+(?:Apt\.?|Suite|Ste\.?|Unit|Fl(?:oor)?\.?|#)\s*[\w-]+)?")
+STREET = (
+    # US / UK: [Flat 2b] 12 Elm Street [Apt. 4]
+    r"(?:(?:Flat|Apartment|Studio|Unit|Suite)\s+\w+,?\s+(?:\d{1,6}[A-Za-z]?,?\s+)?|\d{1,6}[A-Za-z]?,?\s+)"
+    r"(?:[\w.'-]+\s+){0,5}(?:"
+    + STREET_SUFFIXES + r")\.?(?:,?\s+(?:Apt\.?|Suite|Ste\.?|Unit|Fl(?:oor)?\.?|#)\s*[\w-]+)?"
+    # French: 17, avenue Carlier / rue de la Paix
+    r"|(?:\d{1,5}(?:\s?(?:bis|ter))?,?\s+)?(?:rue|avenue|av\.|boulevard|bd|chemin|allée|allee|impasse|quai|"
+    r"place|cours|route|square)\s+[^\d\n]{2,60}"
+    # German: Hauptstraße 5, Ullrichring 21/43
+    r"|[\w.-]*(?:straße|strasse|str\.|weg|gasse|allee|platz|ring|damm|ufer|chaussee|steig|pfad|markt)"
+    r"\s+\d{1,4}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
+)
 
 register(Detector(
     "email", """E-mail address.
@@ -112,7 +122,7 @@ register(Detector(
 register(Detector(
     "street-address", """Street address: a house number, street name and street type (USPS Pub. 28
     suffixes and common European ones), with an optional apartment or suite.""",
-    pattern=STREET, validate=v.street_address,
+    pattern=STREET, validate=None,
     context=("address", "street", "addr", "line", "addressline"), embedded=True, priority=70,
     ignore_case=True, min_share=0.75))
 
@@ -132,12 +142,12 @@ register(Detector(
 register(Detector(
     "first-name", """Given name. Census 1990 first-name list plus names common since.""",
     pattern=r"[A-Za-z][A-Za-z'\-]+", validate=v.first_name,
-    context=("firstname", "givenname", "fname", "forename", "first"), column_rule=varied, priority=47))
+    context=("firstname", "givenname", "fname", "forename", "first"), column_rule=varied, priority=47, min_share=0.6))
 
 register(Detector(
     "last-name", """Family name. Census 1990 surname list (88,799 names).""",
     pattern=r"[A-Za-z][A-Za-z'\- ]+", validate=v.last_name,
-    context=("lastname", "surname", "familyname", "lname", "last"), column_rule=varied, priority=45))
+    context=("lastname", "surname", "familyname", "lname", "last"), column_rule=varied, priority=45, min_share=0.6))
 
 register(Detector(
     "person-name", """Full personal name: a given name then a family name, titles and suffixes allowed

@@ -140,8 +140,9 @@ def phone(value: str) -> bool:
         return False
     if re.fullmatch(r"\d+(\.\d+){1,3}", core) and core.count(".") != 2:
         return False  # decimals, IPv4
-    if core.isdigit():
-        return len(d) == 10 and d[0] in "23456789" and d[3] in "23456789"
+    if core.isdigit():  # bare: a NANP number, or a national number after its trunk prefix 0
+        return (len(d) == 10 and d[0] in "23456789" and d[3] in "23456789") or \
+            (d[0] == "0" and d[1] != "0" and 10 <= len(d) <= 11)
     return True
 
 
@@ -222,38 +223,57 @@ def password_hash(value: str) -> bool:
     return value.startswith("$") or "$" in value[:20] or bool(_HEX.fullmatch(value))
 
 
-_TOKEN_SPLIT = re.compile(r"[^A-Za-z']+")
+_TOKEN_SPLIT = re.compile(r"[^\w'-]+")
 
 
 def _name_tokens(value: str) -> list[str]:
-    toks = [t.upper().strip("'") for t in _TOKEN_SPLIT.split(value) if t]
-    return [t for t in toks if t and t not in words.NAME_AFFIXES]
+    """Words of a name, upper-cased, without titles and suffixes (Dr, Jr, III …); Unicode letters kept."""
+    toks = [t.upper().strip("'-") for t in _TOKEN_SPLIT.split(value) if t]
+    return [t for t in toks if t and t.replace("-", "").replace("'", "").isalpha() and t not in words.NAME_AFFIXES]
+
+
+def _known(token: str, names: frozenset[str]) -> bool:
+    """A token, or any part of a hyphenated one (Bevan-Smith, Jean-Paul), is in the list."""
+    return token in names or any(part in names for part in token.split("-") if part)
+
+
+def _capitalised(value: str) -> bool:
+    return all(t[:1].isupper() for t in value.replace(",", " ").split() if t.isalpha() and len(t) > 3)
 
 
 def first_name(value: str) -> bool:
     toks = _name_tokens(value)
-    return len(toks) == 1 and toks[0] in words.FIRST_NAMES
+    return len(toks) == 1 and _known(toks[0], words.FIRST_NAMES)
 
 
 def last_name(value: str) -> bool:
     toks = _name_tokens(value)
-    return 1 <= len(toks) <= 2 and all(t in words.LAST_NAMES for t in toks)
+    return 1 <= len(toks) <= 2 and all(_known(t, words.LAST_NAMES) for t in toks)
 
 
 def person_name(value: str) -> bool:
-    if len(value) > 80:
+    """Two to four capitalised words; the first a known given name or the last a known family name."""
+    if len(value) > 80 or not _capitalised(value):
         return False
     if "," in value:  # "Last, First"
         last, _, first = value.partition(",")
         value = f"{first} {last}"
     toks = _name_tokens(value)
-    return 2 <= len(toks) <= 4 and toks[0] in words.FIRST_NAMES and toks[-1] in words.LAST_NAMES
+    return 2 <= len(toks) <= 4 and len(toks) == len(value.split()) - _affixes(value) and \
+        (_known(toks[0], words.FIRST_NAMES) or _known(toks[-1], words.LAST_NAMES))
+
+
+def _affixes(value: str) -> int:
+    return sum(1 for t in _TOKEN_SPLIT.split(value) if t.upper().strip(".") in words.NAME_AFFIXES)
 
 
 def username(value: str) -> bool:
-    """A handle that contains a personal name fragment or mixes letters and digits like people do."""
+    """A handle: no spaces, not a capitalised word (that is a name), and either a personal-name
+    fragment at its start or end, or letters mixed with digits or separators like people use."""
     if len(value) > 32 or (value.isupper() and any(c.isdigit() for c in value)):
         return False  # SERIAL-LIKE: upper case letters and digits are device or order ids, not handles
+    if value[:1].isupper() and value[1:].islower() and value.isalpha():
+        return False
     v = value.lstrip("@").lower()
     parts = [p for p in re.split(r"[._\-\d]+", v) if p]
     if not parts:
@@ -262,10 +282,8 @@ def username(value: str) -> bool:
         up = p.upper()
         if len(p) >= 3 and (up in words.FIRST_NAMES or up in words.LAST_NAMES):
             return True
-        for k in range(3, min(len(p), 12) + 1):
-            if (up[:k] in words.FIRST_NAMES and (len(p) - k < 3 or up[k:] in words.LAST_NAMES
-                                                  or up[k + 1:] in words.LAST_NAMES)) or \
-               (up[-k:] in words.LAST_NAMES and len(p) - k <= 1):
+        for k in range(4, min(len(p), 12) + 1):
+            if up[:k] in words.FIRST_NAMES or up[-k:] in words.LAST_NAMES:
                 return True
     return any(c.isdigit() for c in v) and any(c.isalpha() for c in v) and len(v) <= 24
 
@@ -293,10 +311,6 @@ def birth_date(value: str) -> bool:
         return False
     y = int(years[0])
     return 1900 <= y <= date.today().year - 10
-
-
-def street_address(value: str) -> bool:
-    return any(c.isalpha() for c in value) and any(c.isdigit() for c in value)
 
 
 def wifi_ssid(value: str) -> bool:
