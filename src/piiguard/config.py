@@ -258,6 +258,14 @@ def _parse_detector(raw: Any, path: str, problems: _Problems) -> CustomDetector 
                           _opt_str(raw, "description", path, problems) or "", float(share))
 
 
+def _list(data: Mapping[str, Any], key: str, problems: _Problems) -> list[Any]:
+    raw = data.get(key) or []
+    if isinstance(raw, list):
+        return raw
+    problems.add(key, "expected a list")
+    return []
+
+
 def parse_config(data: Any, *, source: str | None = None, engines: set[str] | None = None) -> Config:
     """Validate a loaded YAML document. ``engines`` (registered connector names) checks ``engine``."""
     problems = _Problems()
@@ -266,23 +274,15 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
     if not isinstance(data, Mapping):
         raise ConfigError(["(top): expected a mapping with a 'stores' list"])
     _unknown_keys(data, TOP_KEYS, "", problems)
-    raw_stores = data.get("stores") or []
     stores: list[Store] = []
-    if not isinstance(raw_stores, list):
-        problems.add("stores", "expected a list")
-        raw_stores = []
-    for i, raw in enumerate(raw_stores):
+    for i, raw in enumerate(_list(data, "stores", problems)):
         store = _parse_store(raw, f"stores[{i}]", problems, engines)
         if store is not None:
             if any(s.name == store.name for s in stores):
                 problems.add(f"stores[{i}].name", f"duplicate store name {store.name!r}")
             stores.append(store)
-    raw_detectors = data.get("detectors") or []
     detectors: list[CustomDetector] = []
-    if not isinstance(raw_detectors, list):
-        problems.add("detectors", "expected a list")
-        raw_detectors = []
-    for i, raw in enumerate(raw_detectors):
+    for i, raw in enumerate(_list(data, "detectors", problems)):
         det = _parse_detector(raw, f"detectors[{i}]", problems)
         if det is not None:
             detectors.append(det)

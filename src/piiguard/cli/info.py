@@ -39,7 +39,7 @@ def list_connectors() -> None:
 
 @show_app.command("detector")
 def show_detector(name: str) -> None:
-    """A detector's documentation, context words and pattern."""
+    """A detector's documentation, field-name context words and threshold."""
     plugins.load()
     d = detectors.get(name)
     out = Console()
