@@ -61,6 +61,9 @@ def test_postgres_scan_finds_every_type_and_subjects(pg_seeded: Server, pg_passw
     assert fields[("public.customers", "profile.prefs.theme")].pii_type is None
     assert fields[("public.Ünïcode table", "e mail")].pii_type == "email"
     assert fields[("public.Ünïcode table", "empty")].pii_type is None
+    assert "binary" in fields[("public.Ünïcode table", "blob")].reason
+    empty = next(c for c in result.stores[0].collections if c.name == "public.empty_table")
+    assert empty.rows_read == 0 and [(f.field, f.pii_type, f.sampled) for f in empty.fields] == [("email", None, 0)]
     subjects = result.stores[0].subjects
     assert subjects is not None and subjects.estimate == N and subjects.field == "customer_id"
     raw = (tmp_path / "c.db").read_bytes()

@@ -74,6 +74,12 @@ def test_missing_store_is_a_problem_and_exit_code_1(tmp_path: Path) -> None:
     assert run.returncode == 1 and "no database file" in run.stdout
 
 
+def test_scan_without_targets_is_a_usage_error(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "piiguard", "scan", "--catalog", str(tmp_path / "c.db")],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2 and "nothing to scan" in run.stderr
+
+
 def test_validate_and_demo(tmp_path: Path) -> None:
     bad = tmp_path / "piiguard.yaml"
     bad.write_text("stores:\n  - name: a\n    engine: postgres\n    prot: 1\n")
