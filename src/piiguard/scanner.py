@@ -24,7 +24,6 @@ from piiguard.config import Config, store_from_url
 from piiguard.connectors.base import Batch, Connector, connectors
 from piiguard.errors import PiiguardError, StoreError, UsageError
 from piiguard.model import (
-    Classification,
     CollectionInfo,
     CollectionResult,
     Estimate,
@@ -167,7 +166,10 @@ def _subjects(connector: Connector, infos: dict[str, CollectionInfo], results: l
             for f in c.fields:
                 if f.pii_type != kind:
                     continue
-                counted = connector.distinct(infos[c.name], f.field)
+                try:
+                    counted = connector.distinct(infos[c.name], f.field)
+                except StoreError:
+                    counted = None  # no privilege or a timeout on the count: estimate from the sample
                 if counted is None:
                     st = states[c.name][f.field]
                     ratio = st.stats_distinct / max(1, st.stats_seen)
@@ -240,6 +242,3 @@ def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
         catalog.finish_scan(out)
     return out
 
-
-def all_fields(result: ScanResult) -> list[Classification]:
-    return [f for s in result.stores for c in s.collections for f in c.fields]

@@ -6,8 +6,10 @@ class's code (0 clean, 1 error, 2 usage/config, 3 findings at or above ``--fail-
 
 from __future__ import annotations
 
+import os
 import sys
 
+import click
 import typer
 from rich.console import Console
 
@@ -45,9 +47,13 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # click usage errors arrive as ClickException
-        import click
-
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(2)
-        raise
+        # An unexpected error's text or traceback may quote data a driver was handling: print neither
+        # unless asked to.
+        if os.environ.get("PIIGUARD_DEBUG"):
+            raise
+        err.print(f"[red]internal error[/red] ({type(exc).__name__}); set PIIGUARD_DEBUG=1 to see the traceback "
+                  "(it may contain data values)")
+        sys.exit(1)

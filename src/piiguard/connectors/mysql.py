@@ -74,7 +74,7 @@ class MySQL(Connector):
             with self.conn.cursor() as cur:
                 cur.execute(query, args)
                 return list(cur.fetchall())
-        except pymysql.err.OperationalError as exc:
+        except pymysql.err.Error as exc:
             if exc.args and exc.args[0] == ER_TABLEACCESS_DENIED:
                 raise PermissionDenied(self.store.name, "SELECT is not granted",
                                        collection=collection.name if collection else None,
@@ -132,11 +132,15 @@ class MySQL(Connector):
         with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
             try:
                 cur.execute(select)
-            except pymysql.err.OperationalError as exc:
-                raise PermissionDenied(self.store.name, "SELECT is not granted",
-                                       collection=collection.name) from exc
-            while rows := cur.fetchmany(batch_rows):
-                yield batch_from_rows(names, rows, json_fields)
+                while rows := cur.fetchmany(batch_rows):
+                    yield batch_from_rows(names, rows, json_fields)
+            except pymysql.err.Error as exc:  # the driver's text can quote row data: keep only its code
+                code = exc.args[0] if exc.args else "?"
+                if code == ER_TABLEACCESS_DENIED:
+                    raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
+                                           hint="GRANT SELECT ON the schema TO the scanning user") from exc
+                raise CollectionError(self.store.name, f"read failed (error {code})",
+                                      collection=collection.name) from exc
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         if "." in field or "[" in field or (collection.rows_estimate or 0) > EXACT_DISTINCT_MAX_ROWS:

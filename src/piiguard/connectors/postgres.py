@@ -144,6 +144,9 @@ class Postgres(Connector):
         except psycopg.errors.InsufficientPrivilege as exc:
             raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
                                    hint=f"GRANT SELECT ON {collection.name} TO {self.store.user}") from exc
+        except psycopg.Error as exc:  # the driver's text can quote row data: keep only its type
+            raise CollectionError(self.store.name, f"read failed ({type(exc).__name__})",
+                                  collection=collection.name, hint="the rows read before it were classified") from exc
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         if "." in field or "[" in field:
