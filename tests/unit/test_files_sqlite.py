@@ -78,6 +78,8 @@ def test_scan_without_targets_is_a_usage_error(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "piiguard", "scan", "--catalog", str(tmp_path / "c.db")],
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 2 and "nothing to scan" in run.stderr
+    bad = subprocess.run([sys.executable, "-m", "piiguard", "scan", "--no-such-option"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "No such option" in bad.stderr
 
 
 def test_validate_and_demo(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -46,10 +45,12 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive as ClickException
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
+    except typer.TyperException as exc:  # usage errors from typer's own click (no such option, bad value)
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        sys.exit(int(getattr(exc, "exit_code", 2) or 2))
+    except Exception as exc:
         # An unexpected error's text or traceback may quote data a driver was handling: print neither
         # unless asked to.
         if os.environ.get("PIIGUARD_DEBUG"):
