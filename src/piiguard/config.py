@@ -244,6 +244,11 @@ def _parse_detector(raw: Any, path: str, problems: _Problems) -> CustomDetector 
             re.compile(pattern)
         except re.error as exc:
             problems.add(f"{path}.pattern", f"not a valid regular expression ({exc.msg})")
+        else:
+            from piiguard.classify.engine import pattern_problem  # imports Arrow and Hyperscan: only here
+
+            if (why := pattern_problem(pattern)) is not None:
+                problems.add(f"{path}.pattern", why)
     context = raw.get("context") or []
     if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
         problems.add(f"{path}.context", "expected a list of words")

@@ -34,6 +34,13 @@ def test_custom_detector_may_not_shadow_a_builtin(tmp_path: Path) -> None:
         piiguard.scan(config=config)
 
 
+def test_custom_pattern_must_suit_both_engines() -> None:
+    from piiguard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"detectors\[0\]\.pattern: not valid RE2 syntax"):
+        parse_config({"detectors": [{"name": "x-id", "pattern": "X(?=[0-9])[0-9]+"}]})
+
+
 def test_catalog_migrates_once_and_records_scans(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     with Catalog(path) as cat:

@@ -82,6 +82,21 @@ def _compiled_database(exprs: list[bytes], flags: list[int]) -> hyperscan.Databa
     return db
 
 
+def pattern_problem(pattern: str) -> str | None:
+    """Why a detector pattern cannot be used by both engines (RE2 and Hyperscan), or None."""
+    try:
+        pc.match_substring_regex(pa.array([""]), f"^(?:{pattern})$")  # RE2 compiles lazily: give it a value
+    except pa.ArrowInvalid:
+        return "not valid RE2 syntax (no back-references or look-around; repetition counts up to 1000)"
+    loose = _LONG_REPEAT.sub(lambda m: "{" + m.group(1) + ",}", pattern)
+    try:
+        hyperscan.Database().compile(expressions=[f"^(?:{loose})$".encode()], ids=[0], elements=1,
+                                     flags=[hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_MULTILINE])
+    except hyperscan.error as exc:
+        return f"not supported by Hyperscan ({exc})"
+    return None
+
+
 def _sample_rows(weights: pa.Array, k: int, rng: random.Random) -> tuple[pa.Array, pa.Array]:
     """Draw ``k`` rows at random (with replacement) from distinct values weighted by their counts.
 
@@ -167,11 +182,13 @@ class Classifier:
         alts = "|".join(p for p in (d.pattern, d.context_pattern) if p)
         full_ctx = f"{flags}^(?:{alts})$" if d.context_pattern else None
         embedded = f"{flags}{_EDGE_L}(?P<m>{d.pattern}){_EDGE_R}" if d.embedded and d.pattern else None
-        empty = pa.array([], pa.string())
+        probe = pa.array([""])  # RE2 compiles lazily: an empty array would not check the pattern
         try:  # RE2 rejects some constructs Python accepts: say which detector, now rather than mid-scan
             for regex in (full, full_ctx):
                 if regex:
-                    pc.match_substring_regex(empty, regex)
+                    pc.match_substring_regex(probe, regex)
+            if embedded:
+                pc.extract_regex(probe, embedded)
         except pa.ArrowInvalid as exc:
             raise PluginError(f"detector {d.name!r}: its pattern is not valid RE2 syntax",
                               hint="no back-references or look-around; repetition counts up to 1000") from exc
