@@ -121,6 +121,9 @@ def my_seeded(mariadb: Server) -> Server:
             f"INSERT INTO customers VALUES (%s, {', '.join(['%s'] * len(COLS))}, %s)",
             [(i + 1, *(str(DATA[c.name][i]) for c in COLS),
               json.dumps({"wifi": {"ssid": DATA["wifi_ssid"][i]}})) for i in range(N)])
+        cur.execute("CREATE TABLE secret (email varchar(64))")
+        cur.execute("CREATE USER scanner@'127.0.0.1' IDENTIFIED BY 'piiguard-test-pw'")
+        cur.execute("GRANT SELECT ON app.customers TO scanner@'127.0.0.1'")
         cur.execute("CREATE TABLE `weird name ñ` (`mac addr` varchar(32), payload blob)")
         cur.executemany("INSERT INTO `weird name ñ` VALUES (%s, %s)",
                         [(DATA["device_mac"][i], bytes([0, 255, i % 256])) for i in range(50)])
@@ -136,6 +139,13 @@ def test_mariadb_scan(my_seeded: Server, my_password: str) -> None:
     assert fields[("app.weird name ñ", "mac addr")].pii_type == "mac-address"
     assert "binary" in fields[("app.weird name ñ", "payload")].reason
     assert result.stores[0].subjects is not None and result.stores[0].subjects.estimate == N
+
+
+def test_mariadb_scanner_sees_only_granted_tables(my_seeded: Server, my_password: str) -> None:
+    result = scan([my_seeded.url(user="scanner")])
+    store = result.stores[0]
+    assert [c.name for c in store.collections] == ["app.customers"]  # MariaDB hides tables without grants
+    assert not store.problems and store.subjects is not None
 
 
 def test_mariadb_wrong_password(my_seeded: Server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,9 @@
 """MariaDB and MySQL, through PyMySQL.
 
 Least privileges: ``SELECT`` on the schemas to scan (``SHOW VIEW`` is not needed). The session sets
-``SESSION TRANSACTION READ ONLY`` and a statement time limit.
+``SESSION TRANSACTION READ ONLY``. MariaDB and MySQL do not even list tables the user has no
+privilege on, so a scan sees exactly what its user may read: give it SELECT on every schema to see
+every copy.
 
 MySQL has no ``TABLESAMPLE``. A big table with a single integer primary key is sampled as a few short
 index range reads from random starting keys (``WHERE pk >= ? ORDER BY pk LIMIT k``), each an index
