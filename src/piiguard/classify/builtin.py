@@ -134,10 +134,11 @@ register(Detector(
     context=("zip", "zipcode", "postal", "postcode", "plz", "postalcode"), priority=40, min_share=0.9))
 
 register(Detector(
-    "city", """City or town name: a list of large cities, or a capitalised place name with an English
-    place-name prefix (North, Port, Lake …) or suffix (-ton, -ville, -burgh …).""",
+    "city", """City or town name: a list of large cities, or a capitalised place name with an English,
+    German or French place-name prefix (North, Port, Bad, Sainte …), suffix (-ton, -ville, -burgh,
+    -ingen, -bourg …) or joint (-sur-, am, -les-).""",
     pattern=r"[A-Z][A-Za-z.'\- ]+", validate=v.city, context=("city", "town", "locality", "municipality"),
-    column_rule=varied, priority=35, min_share=0.7))
+    column_rule=varied, priority=35, min_share=0.6))
 
 register(Detector(
     "first-name", """Given name. Census 1990 first-name list plus names common since.""",

@@ -81,11 +81,17 @@ Medellín|Cali|Caracas|Quito|Montevideo|Cairo|Lagos|Nairobi|Johannesburg|Cape To
 Accra|Addis Ababa|Dubai|Abu Dhabi|Riyadh|Jeddah|Doha|Tel Aviv|Jerusalem|Tehran|Baghdad""".replace(
     "\n", "").split("|"))
 
-PLACE_PREFIXES = frozenset(["NORTH", "SOUTH", "EAST", "WEST", "NEW", "LAKE", "PORT", "FORT", "MOUNT", "MT", "SAINT", "ST", "SAN", "SANTA", "LOS", "LAS", "EL", "LA", "LE", "GRAND", "UPPER", "LOWER", "GREAT", "LITTLE", "OLD"])
+PLACE_PREFIXES = frozenset(["BAD", "SAINTE", "SANKT", "NEU", "ALT", "NORTH", "SOUTH", "EAST", "WEST", "NEW", "LAKE", "PORT", "FORT", "MOUNT", "MT", "SAINT", "ST", "SAN", "SANTA", "LOS", "LAS", "EL", "LA", "LE", "GRAND", "UPPER", "LOWER", "GREAT", "LITTLE", "OLD"])
 PLACE_SUFFIXES = ("town", "ton", "land", "ville", "berg", "burg", "burgh", "borough", "boro", "bury",
                   "view", "port", "mouth", "stad", "furt", "chester", "caster", "cester", "fort", "haven",
                   "side", "shire", "field", "ford", "ham", "wick", "wich", "by", "thorpe", "dale",
-                  "heim", "hausen", "dorf", "stadt", "polis", "city", "springs", "falls", "heights", "hurst")
+                  "heim", "hausen", "dorf", "stadt", "polis", "city", "springs", "falls", "heights", "hurst",
+                  # German and French place-name endings
+                  "ingen", "ach", "au", "bach", "feld", "hain", "roda", "busch", "stedt", "leben", "brück",
+                  "brücken", "tal", "see", "bourg", "court", "mont", "val", "bühl", "hagen", "münde", "rode",
+                  "ow", "itz", "witz", "zig", "lar", "les-bains")
+PLACE_INFIXES = ("-sur-", "-en-", "-lès-", "-les-", "-le-", "-la-", " am ", " an der ", " im ", " ob der ",
+                 "-sous-", "-de-")
 
 GENDERS = frozenset([
     "m", "f", "male", "female", "man", "woman", "boy", "girl", "non-binary", "nonbinary", "non binary",

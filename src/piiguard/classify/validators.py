@@ -297,6 +297,8 @@ def city(value: str) -> bool:
         return False
     if len(toks) > 1 and toks[0].upper().rstrip(".") in words.PLACE_PREFIXES:
         return True
+    if any(infix in v for infix in words.PLACE_INFIXES) or v.upper().startswith(("SAINT-", "SAINTE-")):
+        return True
     return toks[-1].lower().endswith(words.PLACE_SUFFIXES)
 
 
