@@ -27,7 +27,10 @@ def test_folder_of_csv_jsonl_parquet(tmp_path: Path) -> None:
                                                           "tags": ["a", "b"]}) + "\n" for i, e in enumerate(EMAILS)))
     pq.write_table(pa.table({"ip": [f"198.51.100.{i % 250 + 1}" for i in range(200)]}), tmp_path / "c.parquet")
     (tmp_path / "notes.txt").write_text("not a data file")
-    got = fields(scan([f"file://{tmp_path}"], mode=ScanMode.FULL))
+    (tmp_path / "empty.csv").write_bytes(b"")
+    result = scan([f"file://{tmp_path}"], mode=ScanMode.FULL)
+    assert not result.problems and any(c.name == "empty.csv" and c.rows_read == 0 for c in result.stores[0].collections)
+    got = fields(result)
     assert got[("a.csv", "email")].pii_type == "email" and got[("a.csv", "n")].pii_type is None
     assert got[("b.jsonl", "user.contact")].pii_type == "email"
     assert got[("b.jsonl", "user.photo")].pii_type == "personal-media-url"

@@ -117,6 +117,7 @@ class Files(Connector):
                 return iter(pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block_bytes))), ragged
             if kind == "csv":
                 delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+
                 def skip(_row: Any) -> str:
                     ragged[0] += 1
                     return "skip"
@@ -143,6 +144,8 @@ class Files(Connector):
         return {"*": f"{ragged[0]} malformed row(s) skipped"} if ragged[0] else {}
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        if self._path(collection).stat().st_size == 0:
+            return Batch({}, 0)  # an empty export holds nothing (Arrow would call it malformed)
         reader, ragged = self._reader(collection, 1 << 20)
         taken: list[pa.RecordBatch] = []
         rows = 0
@@ -162,6 +165,8 @@ class Files(Connector):
         return _batch(table.to_batches()[0] if table.num_rows else taken[0].slice(0, 0), self._notes(ragged))
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        if self._path(collection).stat().st_size == 0:
+            return
         reader, ragged = self._reader(collection, READ_BYTES)
         pending: list[pa.RecordBatch] = []
         try:
