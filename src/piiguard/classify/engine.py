@@ -261,7 +261,8 @@ class Classifier:
         state.length_sum += _weighted(weights, pc.utf8_length(uniques))
         state.spaced += _weighted(weights, pc.match_substring(uniques, " "))
         data = pc.binary_join_element_wise(uniques, "", "\n").buffers()[2].to_pybytes()
-        for name in self._present(self._anchored, self._anchored_ids, data):
+        for name in sorted(self._present(self._anchored, self._anchored_ids, data)):  # sorted: a set's order
+            # varies between runs, and the order decides which random rows each validator is given
             comp = self._by_name[name]
             d = comp.detector
             pattern = comp.full_ctx if comp.full_ctx and d.context_hit(state.tokens) else comp.full
@@ -322,7 +323,7 @@ class Classifier:
         if not present:
             return
         carrying = pa.array([False] * len(uniques))
-        for name in present:
+        for name in sorted(present):
             comp = self._by_name[name]
             assert comp.embedded is not None
             extracted = pc.extract_regex(uniques, comp.embedded).field("m")
