@@ -62,11 +62,12 @@ print(json.dumps({"doc": to_dict(result), "seconds": seconds,
 """
 
 
-def run_scan(path: Path, full: bool) -> tuple[dict[str, object], float, float, int]:
+def run_scan(target: Path | str, full: bool) -> tuple[dict[str, object], float, float, int]:
     """One scan in a fresh process: its result, the scan's own seconds (imports excluded, as for the
     baselines), the whole process's wall seconds, and its peak RSS in bytes."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", CHILD, f"file://{path}", "full" if full else "sample"],
+    url = f"file://{target}" if isinstance(target, Path) else target
+    proc = subprocess.run([sys.executable, "-c", CHILD, url, "full" if full else "sample"],
                           capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
@@ -128,7 +129,7 @@ def bench_datafog(path: Path, rows: int) -> tuple[float, float]:
     return rows / el, size / el / 1e6
 
 
-def bench_postgres(rows: int) -> None:
+def bench_postgres(rows: int, full_rows: tuple[int, ...]) -> None:
     import psycopg
     from servers import PASSWORD, start_postgres, stop_postgres
 
@@ -155,6 +156,21 @@ def bench_postgres(rows: int) -> None:
                   f"rows read {coll['rows_read']:,}; est. rows {coll['rows_estimate']:,}; "
                   f"subjects {doc['stores'][0]['subjects_estimate']:,} ({doc['stores'][0]['subjects_estimate_kind']}); "
                   f"types {types}")
+        for n in full_rows:
+            db = f"full_{n}"
+            with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres", password=PASSWORD,
+                                 autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {db}")
+            with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres", password=PASSWORD,
+                                 dbname=db, autocommit=True) as conn:
+                conn.execute("CREATE UNLOGGED TABLE customers AS SELECT g AS id, 'user' || g || '@example.com' AS "
+                             "email, '+1-415-555-' || lpad((g % 10000)::text, 4, '0') AS phone, g % 500 AS "
+                             f"login_count, md5(g::text) AS clip_md5 FROM generate_series(1, {int(n)}) g")
+                conn.execute("ANALYZE customers")
+            doc, el, _, rss = run_scan(server.url(database=db), True)
+            types = {f["field"]: f["pii_type"] for f in doc["fields"]}  # type: ignore[index, union-attr]
+            print(f"  full scan of a {n:,}-row table (server-side cursor): scan {el:.1f} s, {n / el:,.0f} rows/s, "
+                  f"peak RSS {rss / 1e6:.0f} MB; types {types}")
     finally:
         stop_postgres(server)
 
@@ -201,7 +217,7 @@ def memory_and_baselines(args: argparse.Namespace, nat: Path, mb: float, full_mb
         print(f"Presidio (spaCy en_core_web_sm) analyze per value, {args.presidio_rows:,} rows: "
               f"{p_rows:,.1f} rows/s, {p_mbs * 1000:.1f} KB/s → piiguard full scan is {full_mbs / p_mbs:,.0f}× faster")
     if args.pg_rows:
-        bench_postgres(args.pg_rows)
+        bench_postgres(args.pg_rows, tuple(int(n) for n in args.pg_full_rows.split(",") if n))
 
 
 def main() -> None:
@@ -211,6 +227,8 @@ def main() -> None:
     ap.add_argument("--datafog-rows", type=int, default=5_000)
     ap.add_argument("--pg-rows", type=int, default=10_000_000)
     ap.add_argument("--big-copies", type=int, default=10)
+    ap.add_argument("--pg-full-rows", default="1000000,3000000",
+                    help="full scans of PostgreSQL tables this big, to show memory does not follow size")
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--locales", default="en_GB,de_DE,fr_FR",
                     help="a second, harder table: names and places from these Faker locales ('' to skip)")
