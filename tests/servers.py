@@ -61,7 +61,16 @@ def _as_postgres() -> dict[str, object]:
     return {"user": "postgres", "group": "postgres", "extra_groups": [], "cwd": "/tmp"}
 
 
-def start_postgres() -> Server:
+HARDENED_HBA = """\
+local all all scram-sha-256
+hostssl all all 127.0.0.1/32 scram-sha-256
+hostssl all all ::1/128 scram-sha-256
+"""
+
+
+def start_postgres(*, hardened: bool = False) -> Server:
+    """A throwaway server. ``hardened``: TLS, scram-only hostssl loopback rules, connection logging and
+    pgaudit, set in postgresql.conf (not on the command line) so tests can ALTER SYSTEM them away."""
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not bins:
         missing("PostgreSQL (Debian package postgresql)")
@@ -75,11 +84,37 @@ def start_postgres() -> Server:
     subprocess.run([str(bindir / "initdb"), "--no-sync", "-A", "scram-sha-256", "-U", "postgres",
                     f"--pwfile={pwfile}", "-D", str(data)], check=True, capture_output=True, **_as_postgres())
     port = free_port()
-    subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                    "-c full_page_writes=off", "start"], check=True, capture_output=True, **_as_postgres())
+    if hardened:
+        _harden(data, root)
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n"
+                   "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start"],
+                   check=True, capture_output=True, **_as_postgres())
     _wait([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], 30, "PostgreSQL")
     return Server("postgres", port, "postgres", "postgres", root)
+
+
+def _harden(data: Path, root: Path) -> None:
+    if not list(Path("/usr/lib/postgresql").glob("*/lib/pgaudit.so")):
+        missing("pgaudit (Debian package postgresql-15-pgaudit)")
+    key, cert = root / "server.key", root / "server.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-subj", "/CN=localhost", "-days", "2"], check=True, capture_output=True)
+    for f in (key, cert):
+        shutil.chown(f, "postgres", "postgres")
+    key.chmod(0o600)
+    (data / "pg_hba.conf").write_text(HARDENED_HBA)
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\nlog_connections = on\n"
+                   "shared_preload_libraries = 'pgaudit'\npassword_encryption = 'scram-sha-256'\n")
+
+
+def pg_ctl(server: Server, *args: str) -> None:
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]).parent
+    # -l: a restarted server must not inherit our pipes (run() would wait for them forever)
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(server.data / "data"), "-l", str(server.data / "log"), "-w",
+                    *args], check=True, capture_output=True, **_as_postgres())
 
 
 def stop_postgres(server: Server) -> None:

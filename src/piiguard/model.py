@@ -148,3 +148,54 @@ class ScanResult:
     @property
     def problems(self) -> tuple[Problem, ...]:
         return tuple(p for s in self.stores for p in s.problems)
+
+
+class Severity(enum.Enum):
+    """How bad a failing check is. Ordered: ``Severity.HIGH > Severity.MEDIUM``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+    def __lt__(self, other: Severity) -> bool:
+        return self.rank < other.rank
+
+    def __le__(self, other: Severity) -> bool:
+        return self.rank <= other.rank
+
+    def raised(self) -> Severity:
+        """One level up (a store holding customer data makes every gap worse)."""
+        return list(Severity)[min(self.rank + 1, len(Severity) - 1)]
+
+
+class Vantage(enum.Enum):
+    OUTSIDE = "outside"  # no credentials: what an attacker who reaches the port can do
+    INSIDE = "inside"  # with the store's configured credentials: its effective configuration
+
+
+class Status(enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"  # the check could not decide (unreachable, refused, garbage): never silently a pass
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result on one store. ``evidence`` describes settings and behaviour, never data."""
+
+    check: str
+    store: str
+    status: Status
+    severity: Severity
+    vantage: Vantage
+    title: str
+    evidence: str
+    pii_types: tuple[str, ...] = ()
+    subjects_estimate: int | None = None
+    data_context: str = ""

@@ -30,6 +30,21 @@ def test_every_detector_is_documented_and_has_positive_and_negative_cases() -> N
         assert POSITIVE.get(name) and NEGATIVE.get(name), f"{name} needs detection cases in test_detectors.py"
 
 
+def test_every_check_is_documented_and_tested() -> None:
+    from pathlib import Path
+
+    from piiguard.checks.base import checks, targets
+
+    plugins.load()
+    tests = "".join(p.read_text() for p in Path(__file__).parent.parent.rglob("test_*.py"))
+    for check_id in checks:
+        cls = checks.get(check_id)
+        doc = cls.doc()
+        assert cls.title() and "Risk:" in doc and "Fix:" in doc, check_id
+        assert check_id.split(".")[0] == cls.engine and cls.engine in targets, check_id
+        assert f'"{check_id}"' in tests, f"{check_id} is named by no test"
+
+
 def test_every_connector_is_documented() -> None:
     plugins.load()
     assert {"postgres", "mysql", "sqlite", "files"} <= set(connectors.names())

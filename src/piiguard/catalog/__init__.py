@@ -17,7 +17,7 @@ from platformdirs import user_data_dir
 
 from piiguard.catalog.migrations import MIGRATIONS
 from piiguard.errors import CatalogError
-from piiguard.model import ScanMode, ScanResult, Store, StoreResult
+from piiguard.model import Finding, ScanMode, ScanResult, Store, StoreResult
 
 
 def default_path() -> Path:
@@ -108,3 +108,39 @@ class Catalog:
             "pii_type IS NOT NULL AND scan_id = (SELECT max(scan_id) FROM classifications WHERE store = ?) "
             "ORDER BY collection, field", (store, store)).fetchall()
         return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]
+
+    def data_context(self, store: str) -> tuple[tuple[str, ...], int | None] | None:
+        """PII types and subject estimate from the store's latest scan; None if it was never scanned."""
+        last = self.db.execute("SELECT max(scan_id) FROM classifications WHERE store = ?", (store,)).fetchone()[0]
+        if last is None:
+            return None
+        types = tuple(r[0] for r in self.db.execute(
+            "SELECT DISTINCT pii_type FROM classifications WHERE store = ? AND scan_id = ? AND pii_type IS NOT NULL "
+            "ORDER BY 1", (store, last)))
+        row = self.db.execute("SELECT estimate FROM subjects WHERE store = ? AND scan_id = ?", (store, last)).fetchone()
+        return types, (int(row[0]) if row else None)
+
+    def record_findings(self, findings: list[Finding]) -> None:
+        """Upsert findings: ``last_seen`` moves on; a changed status restarts ``first_seen`` and is logged
+        as an event (what ``watch`` turns into alerts and exposure windows)."""
+        now = _now()
+        with self.db:
+            for f in findings:
+                row = self.db.execute("SELECT status FROM findings WHERE store = ? AND check_id = ?",
+                                      (f.store, f.check)).fetchone()
+                if row is not None and row[0] == f.status.value:
+                    self.db.execute("UPDATE findings SET severity = ?, evidence = ?, last_seen = ? "
+                                    "WHERE store = ? AND check_id = ?",
+                                    (f.severity.value, f.evidence, now, f.store, f.check))
+                    continue
+                self.db.execute("INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?)",
+                                (f.store, f.check, f.status.value, f.severity.value, f.vantage.value, f.evidence,
+                                 now, now))
+                self.db.execute("INSERT INTO finding_events VALUES (?,?,?,?)", (f.store, f.check, f.status.value, now))
+
+    def findings(self, store: str | None = None) -> list[tuple[str, str, str, str, str]]:
+        """(store, check, status, first_seen, last_seen) as recorded."""
+        query = "SELECT store, check_id, status, first_seen, last_seen FROM findings"
+        rows = self.db.execute(query + (" WHERE store = ?" if store else "") + " ORDER BY 1, 2",
+                               (store,) if store else ()).fetchall()
+        return [tuple(map(str, r)) for r in rows]  # type: ignore[misc]

@@ -61,4 +61,23 @@ MIGRATIONS: tuple[str, ...] = (
         hint TEXT
     );
     """,
+    """
+    CREATE TABLE findings (
+        store TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        vantage TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (store, check_id)
+    );
+    CREATE TABLE finding_events (
+        store TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    """,
 )

@@ -12,12 +12,13 @@ import sys
 import typer
 from rich.console import Console
 
-from piiguard.cli import demo, info, scan, validate
+from piiguard.cli import check, demo, info, scan, validate
 from piiguard.errors import ConfigError, PiiguardError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Find customer PII in data stores and keep those stores' security protocols on.")
 app.command("scan")(scan.scan)
+app.command("check")(check.check)
 app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.add_typer(info.list_app, name="list")

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from piiguard import plugins
+from piiguard.checker import check_ids
+from piiguard.checks.base import checks
 from piiguard.classify.detectors import detectors
 from piiguard.connectors.base import connectors
 
@@ -35,6 +37,28 @@ def list_connectors() -> None:
         cls = connectors.get(name)
         table.add_row(name, (inspect.getdoc(cls) or "").splitlines()[0], cls.privileges)
     Console().print(table)
+
+
+@list_app.command("checks")
+def list_checks(engine: str = typer.Option(None, "--engine", help="only this engine's checks")) -> None:
+    """Every security protocol piiguard checks."""
+    table = Table("check", "severity", "vantage", "title")
+    for check_id in check_ids(engine):
+        cls = checks.get(check_id)
+        table.add_row(check_id, cls.severity.value, cls.vantage.value, cls.title())
+    Console().print(table)
+
+
+@show_app.command("check")
+def show_check(check_id: str) -> None:
+    """A check's documentation: what it looks at, the risk, the fix, and its anchors."""
+    plugins.load()
+    cls = checks.get(check_id)
+    out = Console()
+    out.print(f"[bold]{check_id}[/bold] — {cls.severity.value}, {cls.vantage.value}\n")
+    out.print(cls.doc(), markup=False)
+    if cls.anchors:
+        out.print(f"\nanchors: {'; '.join(cls.anchors)}", markup=False)
 
 
 @show_app.command("detector")

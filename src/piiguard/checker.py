@@ -1,0 +1,114 @@
+"""Check: hold each store to its engine's security protocols and say what a failure exposes.
+
+Stores are checked concurrently (one thread each, every network step bounded by the timeout), so a
+slow or dead store delays no other. Within a store its engine's checks share one
+:class:`~piiguard.checks.base.Target`. A check that cannot decide becomes an ``error`` finding with
+its reason; once a store is unreachable its remaining checks report that at once instead of waiting
+again. A failing check on a store the catalog says holds PII is raised one severity level and
+names the PII types and the number of people; a store never scanned says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from piiguard import plugins
+from piiguard.catalog import Catalog
+from piiguard.checks.base import Outcome, checks, targets
+from piiguard.config import Config
+from piiguard.errors import StoreError, StoreUnreachable
+from piiguard.model import Finding, Severity, Status, Store, Vantage
+from piiguard.scanner import resolve_stores
+
+MAX_PARALLEL = 64
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    findings: tuple[Finding, ...]
+
+    def worst(self) -> Severity | None:
+        failing = [f.severity for f in self.findings if f.status is Status.FAIL]
+        return max(failing) if failing else None
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.status is Status.ERROR)
+
+
+def check_ids(engine: str | None = None) -> list[str]:
+    plugins.load()
+    return [n for n in checks.names() if engine is None or checks.get(n).engine == engine]
+
+
+def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ()) -> list[Finding]:
+    """Run every check of the store's engine (or ``only`` these ids) and return the findings."""
+    ids = [i for i in check_ids(store.engine) if not only or i in only]
+    if store.engine not in targets or not ids:
+        return [Finding(f"{store.engine}.*", store.name, Status.ERROR, Severity.INFO, Vantage.OUTSIDE,
+                        f"no checks for engine {store.engine}", f"piiguard has no checks for {store.engine} yet")]
+    target = targets.get(store.engine)(store, timeout=timeout)
+    unreachable: StoreUnreachable | None = None
+    out = []
+    try:
+        for check_id in ids:
+            cls = checks.get(check_id)
+            if unreachable is not None:
+                outcome = Outcome(Status.ERROR, _reason(unreachable))
+            else:
+                try:
+                    outcome = cls().run(target)
+                except StoreUnreachable as exc:
+                    unreachable = exc
+                    outcome = Outcome(Status.ERROR, _reason(exc))
+                except StoreError as exc:
+                    outcome = Outcome(Status.ERROR, _reason(exc))
+                except Exception as exc:  # a crashing check is an error finding, reported and counted
+                    outcome = Outcome(Status.ERROR, f"the check failed ({type(exc).__name__})")
+            out.append(Finding(check_id, store.name, outcome.status, cls.severity, cls.vantage, cls.title(),
+                               outcome.evidence))
+    finally:
+        target.close()
+    return out
+
+
+def _reason(exc: StoreError) -> str:
+    return exc.detail + (f" — {exc.hint}" if exc.hint else "")
+
+
+def with_data_context(findings: list[Finding], catalog: Catalog | None) -> list[Finding]:
+    """Raise failing findings on stores that hold PII, and name what they hold."""
+    out = []
+    for f in findings:
+        context = catalog.data_context(f.store) if catalog is not None else None
+        if context is None:
+            out.append(replace(f, data_context="never scanned: run `piiguard scan` to know what it holds"))
+            continue
+        types, subjects = context
+        if not types:
+            out.append(replace(f, data_context="the last scan found no PII"))
+            continue
+        people = f" of about {subjects:,} people" if subjects is not None else ""
+        raised = f.severity.raised() if f.status is Status.FAIL else f.severity
+        out.append(replace(f, severity=raised, pii_types=types, subjects_estimate=subjects,
+                           data_context=f"holds {', '.join(types)}{people}"))
+    return out
+
+
+def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = None,
+               catalog: Catalog | None = None, timeout: float = 5.0, only: Sequence[str] = ()) -> CheckRun:
+    """Check stores (names from ``config``, URLs, or :class:`Store` objects); record findings in the
+    catalog when one is given. Never prints, never exits."""
+    plugins.load()
+    stores = [t for t in targets_ if isinstance(t, Store)]
+    names = [t for t in targets_ if isinstance(t, str)]
+    if names or not stores:
+        stores += resolve_stores(names, config)
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(stores)))) as pool:
+        per_store = list(pool.map(lambda s: check_store(s, timeout=timeout, only=only), stores))
+    findings = with_data_context([f for fs in per_store for f in fs], catalog)
+    if catalog is not None:
+        catalog.record_findings(findings)
+    return CheckRun(tuple(findings))

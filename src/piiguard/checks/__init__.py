@@ -1,0 +1,1 @@
+"""Security protocol checks, one module per engine."""

@@ -1,0 +1,72 @@
+"""Renderers of check findings: a Rich table, JSON, and SARIF 2.1.0 (for code-scanning dashboards)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from piiguard import __name__ as PACKAGE
+from piiguard.checks.base import checks
+from piiguard.model import Finding, Severity, Status
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
+               Severity.LOW: "note", Severity.INFO: "note"}
+SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0",
+                     Severity.INFO: "0.0"}
+STYLE = {Status.FAIL: "red", Status.ERROR: "yellow", Status.PASS: "green"}
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    return {"check": f.check, "store": f.store, "status": f.status.value, "severity": f.severity.value,
+            "vantage": f.vantage.value, "title": f.title, "evidence": f.evidence, "pii_types": list(f.pii_types),
+            "subjects_estimate": f.subjects_estimate, "data_context": f.data_context}
+
+
+def render_json(findings: tuple[Finding, ...]) -> str:
+    return json.dumps({"findings": [finding_dict(f) for f in findings]}, indent=2)
+
+
+def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
+    """SARIF 2.1.0: one rule per check that ran, one result per failing or erroring finding."""
+    rule_ids = sorted({f.check for f in findings if f.check in checks})
+    rules = []
+    for rid in rule_ids:
+        cls = checks.get(rid)
+        rules.append({"id": rid, "name": rid, "shortDescription": {"text": cls.title()},
+                      "fullDescription": {"text": cls.doc()}, "help": {"text": cls.doc()},
+                      "properties": {"security-severity": SECURITY_SEVERITY[cls.severity], "tags": ["security"]}})
+    results = []
+    for f in findings:
+        if f.status is Status.PASS:
+            continue
+        text = f"{f.store}: {f.evidence}" + (f" ({f.data_context})" if f.data_context else "")
+        result: dict[str, Any] = {
+            "ruleId": f.check, "level": SARIF_LEVEL[f.severity] if f.status is Status.FAIL else "note",
+            "kind": "fail" if f.status is Status.FAIL else "review", "message": {"text": text},
+            "locations": [{"logicalLocations": [{"name": f.store, "kind": "resource"}]}],
+            "properties": {"status": f.status.value, "severity": f.severity.value, "vantage": f.vantage.value,
+                           "pii_types": list(f.pii_types), "subjects_estimate": f.subjects_estimate},
+        }
+        if f.check in checks:
+            result["ruleIndex"] = rule_ids.index(f.check)
+        results.append(result)
+    doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": PACKAGE, "version": version, "rules": rules}}, "results": results}]}
+    return json.dumps(doc, indent=2)
+
+
+def render_table(findings: tuple[Finding, ...], console: Console, *, show_passed: bool = False) -> None:
+    table = Table("store", "check", "status", "severity", "evidence", "data")
+    for f in sorted(findings, key=lambda f: (f.store, f.status is not Status.FAIL, -f.severity.rank, f.check)):
+        if f.status is Status.PASS and not show_passed:
+            continue
+        table.add_row(f.store, f.check, f"[{STYLE[f.status]}]{f.status.value}[/]", f.severity.value, f.evidence,
+                      f.data_context)
+    console.print(table)
+    counts = {s: sum(1 for f in findings if f.status is s) for s in Status}
+    console.print(f"{counts[Status.FAIL]} failed, {counts[Status.ERROR]} could not be decided, "
+                  f"{counts[Status.PASS]} passed")
