@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from conftest import pg_connect
-from piiguard.catalog import Catalog
 from servers import Server
+
+from piiguard.catalog import Catalog
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from servers import HARDENED_HBA, PASSWORD, Server, pg_ctl, start_postgres, stop_postgres
 
 from piiguard.checker import check_ids, check_store
 from piiguard.model import Status, Store
-from servers import HARDENED_HBA, PASSWORD, Server, pg_ctl, start_postgres, stop_postgres
 
 PW_ENV = "PIIGUARD_TEST_PG_CHECK_PW"
 
