@@ -140,7 +140,7 @@ def start_mariadb() -> Server:
                              f"--pid-file={root / 'pid'}", "--innodb-flush-log-at-trx-commit=0",
                              f"--log-error={root / 'err.log'}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (root / "mariadbd.pid").write_text(str(proc.pid))
+    (root / "pid").write_text(str(proc.pid))
     _wait(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"], 30, "MariaDB")
     subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-uroot", "-e",
                     "CREATE USER IF NOT EXISTS root@'127.0.0.1'; "
@@ -152,7 +152,44 @@ def start_mariadb() -> Server:
 
 
 def stop_mariadb(server: Server) -> None:
-    pid = int((server.data / "mariadbd.pid").read_text())
+    stop_pid(server)
+
+
+REDIS_ADMIN = "admin"
+
+
+def start_redis() -> Server:
+    """A hardened Redis: loopback only, TLS port, ACL users admin (all commands) and app (no dangerous
+    commands), default user off, persistence off."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        missing("Redis (Debian package redis-server)")
+        raise AssertionError  # unreachable: missing() skips or fails
+    root = Path(tempfile.mkdtemp(prefix="piiguard-redis-", dir="/tmp"))
+    key, cert = root / "k.pem", root / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-subj", "/CN=localhost", "-days", "2"], check=True, capture_output=True)
+    port, tls_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "-::1", "--save", "", "--appendonly", "no",
+         "--dir", str(root), "--protected-mode", "yes", "--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+         "--tls-key-file", str(key), "--tls-auth-clients", "no",
+         "--user", REDIS_ADMIN, "on", f">{PASSWORD}", "~*", "&*", "+@all",
+         "--user", "app", "on", ">app-password-not-default", "~*", "&*", "+@all", "-@dangerous", "-eval",
+         "-evalsha", "--user", "default", "off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (root / "pid").write_text(str(proc.pid))
+    _wait(["redis-cli", "-p", str(port), "--user", REDIS_ADMIN, "--pass", PASSWORD, "--no-auth-warning", "PING"],
+          15, "Redis")
+    return Server("redis", port, REDIS_ADMIN, "0", root)
+
+
+def stop_redis(server: Server) -> None:
+    stop_pid(server)
+
+
+def stop_pid(server: Server) -> None:
+    pid = int((server.data / "pid").read_text())
     try:
         os.kill(pid, 9)
         os.waitpid(pid, 0)

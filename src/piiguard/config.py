@@ -49,9 +49,10 @@ URL_SCHEMES = {
     "mariadb": "mysql",
     "sqlite": "sqlite",
     "file": "files",
+    "redis": "redis",
 }
-DEFAULT_PASSWORD_ENV = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD"}
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
+DEFAULT_PASSWORD_ENV = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD", "redis": "REDISCLI_AUTH"}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379}
 PATH_ENGINES = {"sqlite", "files"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
 

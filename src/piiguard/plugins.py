@@ -23,6 +23,7 @@ BUILTIN = (
     "piiguard.connectors.files",
     "piiguard.classify.builtin",
     "piiguard.checks.postgres",
+    "piiguard.checks.redis",
 )
 GROUP = "piiguard.plugins"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from piiguard import plugins
 from piiguard.config import Config, load_config
+from piiguard.checks.base import targets
 from piiguard.connectors.base import connectors
 
 DEFAULT_CONFIG = "piiguard.yaml"
@@ -18,4 +19,4 @@ def read_config(path: Path | None) -> Config | None:
         if not Path(DEFAULT_CONFIG).is_file():
             return None
         path = Path(DEFAULT_CONFIG)
-    return load_config(path, engines=set(connectors.names()))
+    return load_config(path, engines=set(connectors.names()) | set(targets.names()))

@@ -1,0 +1,292 @@
+"""Redis protocol checks.
+
+Outside checks speak RESP on a plain socket with no credentials: ``INFO`` (read-only) and ``AUTH``
+with a few documented default passwords — nothing that writes or configures. Inside checks log in
+as the store's user (an administrator: they need ``ACL``, ``CONFIG GET`` and ``INFO``) and read the
+effective configuration; command permissions of the other users are tested with ``ACL DRYRUN``,
+which executes nothing. Redis keeps no access log: ``ACL LOG`` records failures only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from functools import cached_property
+from typing import Any
+
+import redis
+
+from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.config import resolve_password
+from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
+from piiguard.model import Severity, Vantage
+
+DEFAULT_PASSWORDS = ("foobared", "redis", "password", "123456", "admin")  # foobared: redis.conf's example
+DANGEROUS = (("CONFIG", "GET", "dir"), ("MODULE", "LIST"), ("DEBUG", "SLEEP", "0"), ("REPLICAOF", "NO", "ONE"),
+             ("EVAL", "return 1", "0"))
+SUSPICIOUS_DIRS = (".ssh", "cron", "/etc", "/var/spool", "/root", "/var/www", "/usr/")
+SUSPICIOUS_FILES = ("authorized_keys", "crontab", "root", "id_rsa", ".bashrc", ".profile", "shell.php")
+
+
+class ProtocolError(StoreError):
+    """The peer did not answer as Redis does."""
+
+
+def _command(*parts: str) -> bytes:
+    out = [f"*{len(parts)}\r\n".encode()]
+    for p in parts:
+        b = p.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+class RedisTarget(Target):
+    """A Redis server: raw RESP probes from outside, an administrator session inside."""
+
+    @property
+    def host(self) -> str:
+        return self.store.host or "localhost"
+
+    @property
+    def port(self) -> int:
+        return self.store.port or 6379
+
+    def probe(self, *command: str) -> str:
+        """Send one command on a fresh, unauthenticated connection; return the reply's first line."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+                sock.settimeout(self.timeout)
+                sock.sendall(_command(*command))
+                reply = b""
+                while b"\r\n" not in reply:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise ProtocolError(self.store.name, "the server closed the connection without a reply")
+                    reply += chunk
+                    if len(reply) > 65536:
+                        break
+        except TimeoutError as exc:
+            raise StoreUnreachable(self.store.name, f"no answer from {self.host}:{self.port} within "
+                                   f"{self.timeout:g} s") from exc
+        except OSError as exc:
+            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
+                                   f"({type(exc).__name__})") from exc
+        line = reply.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+        if not line or line[0] not in "+-$*:":
+            raise ProtocolError(self.store.name, "the server did not answer as Redis does")
+        return line
+
+    @cached_property
+    def session(self) -> redis.Redis:
+        s = self.store
+        client = redis.Redis(host=self.host, port=self.port, username=s.user, password=resolve_password(s),
+                             socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                             decode_responses=True)
+        try:
+            client.ping()
+        except redis.AuthenticationError as exc:
+            raise AuthenticationFailed(s.name, "inside checks could not log in",
+                                       hint="configure the store's user and password_env (an ACL admin)") from exc
+        except redis.ConnectionError as exc:
+            raise StoreUnreachable(s.name, f"cannot connect to {self.host}:{self.port}") from exc
+        return client
+
+    def config(self, name: str) -> str:
+        value = self.session.config_get(name)
+        return str(value.get(name) or "")
+
+    @cached_property
+    def users(self) -> list[str]:
+        return [str(u) for u in self.session.acl_users()]
+
+    @cached_property
+    def acl(self) -> list[str]:
+        return [str(rule) for rule in self.session.acl_list()]
+
+    def allowed(self, user: str, *command: str) -> bool:
+        reply: Any = self.session.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+        return str(reply) == "OK"
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+
+
+def _loopback_only(bind: str) -> bool:
+    addresses = [a.lstrip("-") for a in bind.split()] or ["*"]
+    for a in addresses:
+        try:
+            if not ipaddress.ip_address(a).is_loopback:
+                return False
+        except ValueError:
+            return False  # *, a host name
+    return True
+
+
+class RedisCheck(Check[RedisTarget]):
+    engine = "redis"
+
+
+@checks.register("redis.no-auth")
+class NoAuth(RedisCheck):
+    """Commands run without authentication.
+
+    Risk: anyone who reaches the port reads and writes every key — and with CONFIG can write files
+    on the server. Seen from outside: ``INFO`` is answered instead of ``-NOAUTH``.
+    Fix: set ``requirepass`` or an ACL default user with a password (or ``user default off``); keep
+    ``protected-mode yes``.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    anchors = ("nmap: redis-info", "nuclei: redis-default-logins")
+
+    def run(self, target: RedisTarget) -> Outcome:
+        reply = target.probe("INFO", "server")
+        if reply.startswith("$"):
+            return failed("INFO was answered without authentication")
+        return passed(f"INFO refused: {reply[:60]}")
+
+
+@checks.register("redis.weak-password")
+class WeakPassword(RedisCheck):
+    """The default user's password is a well-known default.
+
+    Risk: ``foobared`` (redis.conf's example) and a handful of others are the first passwords any
+    scanner tries.
+    Fix: a long random password, or ``user default off`` and named ACL users.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        if target.probe("INFO", "server").startswith("$"):
+            return passed("no password is asked for (see redis.no-auth)")
+        accepted = sum(1 for pw in DEFAULT_PASSWORDS if target.probe("AUTH", pw).startswith("+OK"))
+        if accepted:
+            return failed("AUTH succeeded with a default password")
+        return passed(f"{len(DEFAULT_PASSWORDS)} default passwords refused")
+
+
+@checks.register("redis.default-user-nopass")
+class DefaultUserNopass(RedisCheck):
+    """The ACL default user is enabled without a password (nopass).
+
+    Risk: every connection starts as this user; whatever it may run, anyone may run.
+    Fix: ``ACL SETUSER default off`` or give it a password (``>secret``) and least privileges.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.INSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        rule = next((r for r in target.acl if r.startswith("user default ")), "")
+        words = rule.split()
+        if " on " in f" {rule} " and "nopass" in words:
+            return failed("user default is on with nopass")
+        return passed("user default is off or has a password")
+
+
+@checks.register("redis.protected-mode-off")
+class ProtectedModeOff(RedisCheck):
+    """protected-mode is off while Redis listens beyond loopback.
+
+    Risk: protected mode is Redis's last guard when no password is set; without it an open port
+    serves the world.
+    Fix: ``protected-mode yes``, or bind to loopback and the application network only.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        mode, bind = target.config("protected-mode"), target.config("bind")
+        if mode == "no" and not _loopback_only(bind):
+            return failed(f"protected-mode no, bind '{bind}'")
+        return passed(f"protected-mode {mode}, bind '{bind}'")
+
+
+@checks.register("redis.bind-all")
+class BindAll(RedisCheck):
+    """Redis listens on every interface or on a non-loopback address.
+
+    Risk: every network the host is on can reach the port, including ones added later.
+    Fix: ``bind 127.0.0.1 -::1`` plus only the application's address.
+    """
+
+    severity, vantage = Severity.MEDIUM, Vantage.INSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        bind = target.config("bind")
+        if not _loopback_only(bind):
+            return failed(f"bind '{bind}'")
+        return passed(f"bind '{bind}'")
+
+
+@checks.register("redis.dangerous-commands")
+class DangerousCommands(RedisCheck):
+    """Application users may run CONFIG, MODULE, DEBUG, REPLICAOF or EVAL.
+
+    Risk: these turn a data leak into a server takeover (CONFIG SET dir + SAVE writes files; MODULE
+    LOAD runs code; REPLICAOF hands the data to another server).
+    Fix: ``ACL SETUSER app -@dangerous -eval -evalsha`` for every user but the administrator.
+    Checked with ``ACL DRYRUN``: nothing is executed.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        admin = target.store.user or "default"
+        enabled = [u for u in target.users if u != admin
+                   and any(r.startswith(f"user {u} ") and " on " in f" {r} " for r in target.acl)]
+        risky = [f"{u}: {cmd[0]}" for u in enabled for cmd in DANGEROUS if target.allowed(u, *cmd)]
+        if risky:
+            return failed(f"allowed: {', '.join(risky)}")
+        return passed(f"{len(enabled)} application user(s), none may run {', '.join(c[0] for c in DANGEROUS)}")
+
+
+@checks.register("redis.compromise-indicators")
+class CompromiseIndicators(RedisCheck):
+    """Signs of a known Redis attack: dir or dbfilename aimed at .ssh, cron or web roots, or an
+    unexpected replica-of.
+
+    Risk: these are the footprints of the attacks that write SSH keys or cron jobs through SAVE, or
+    copy all data to the attacker's server with REPLICAOF.
+    Fix: treat the server as compromised: rotate credentials, restore ``dir``/``dbfilename``,
+    ``REPLICAOF NO ONE``, and inspect the host.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.INSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        signs = indicators(target.config("dir"), target.config("dbfilename"),
+                           target.session.info("replication"))
+        if signs:
+            return failed("; ".join(signs))
+        return passed("dir, dbfilename and replication look ordinary")
+
+
+def indicators(directory: str, dbfilename: str, replication: dict[str, Any]) -> list[str]:
+    signs = [f"dir '{directory}'" for s in SUSPICIOUS_DIRS if s in directory][:1]
+    signs += [f"dbfilename '{dbfilename}'" for s in SUSPICIOUS_FILES if s in dbfilename.lower()][:1]
+    if replication.get("role") == "slave":
+        signs.append(f"replica of {replication.get('master_host')}:{replication.get('master_port')}")
+    return signs
+
+
+@checks.register("redis.no-tls")
+class NoTls(RedisCheck):
+    """No TLS port: every command and reply crosses the network in clear text.
+
+    Risk: passwords (AUTH) and every value read are visible to anyone on the path.
+    Fix: configure ``tls-port`` with a certificate and move clients to it (``port 0`` to close
+    the plain port).
+    """
+
+    severity, vantage = Severity.MEDIUM, Vantage.INSIDE
+
+    def run(self, target: RedisTarget) -> Outcome:
+        port = target.config("tls-port")
+        if port in ("", "0"):
+            return failed("tls-port 0")
+        return passed(f"tls-port {port}")
+
+
+targets.add("redis", RedisTarget)

@@ -1,0 +1,105 @@
+"""Redis checks against a real hardened server (every check passes) and one insecure variant per check
+(that check fails; where one misconfiguration is seen by two checks, both are named)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from servers import PASSWORD, REDIS_ADMIN, Server, free_port, start_redis, stop_redis
+
+from piiguard.checker import check_ids, check_store
+from piiguard.checks.redis import indicators
+from piiguard.model import Status, Store
+
+PW_ENV = "PIIGUARD_TEST_REDIS_PW"
+APP_RULES = ("on", ">app-password-not-default", "~*", "&*", "+@all", "-@dangerous", "-eval", "-evalsha")
+
+
+@pytest.fixture(scope="module")
+def hardened() -> Iterator[Server]:
+    server = start_redis()
+    yield server
+    stop_redis(server)
+
+
+def admin(server: Server) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD,
+                       decode_responses=True)
+
+
+def restore(server: Server) -> None:
+    r = admin(server)
+    r.acl_setuser("default", reset=True, enabled=False)
+    r.execute_command("ACL", "SETUSER", "app", "reset", *APP_RULES)
+    r.config_set("protected-mode", "yes")
+    r.config_set("bind", "127.0.0.1 -::1")
+    r.execute_command("REPLICAOF", "NO", "ONE")
+    r.close()
+
+
+def set_tls_port(server: Server, port: str) -> None:
+    admin(server).config_set("tls-port", port)
+
+
+def statuses(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, Status]:
+    monkeypatch.setenv(PW_ENV, PASSWORD)
+    store = Store("cache", "redis", host="127.0.0.1", port=server.port, user=REDIS_ADMIN, password_env=PW_ENV)
+    return {f.check: f.status for f in check_store(store, timeout=3)}
+
+
+def acl(*rule: str) -> Callable[[Server], object]:
+    return lambda s: admin(s).execute_command("ACL", "SETUSER", *rule)
+
+
+Variant = Callable[[Server], object]
+VARIANTS: list[tuple[str, Variant, set[str]]] = [
+    ("redis.no-auth", acl("default", "reset", "on", "nopass", "-@all", "+info"),
+     {"redis.no-auth", "redis.default-user-nopass"}),
+    ("redis.weak-password", acl("default", "reset", "on", ">foobared", "-@all", "+info"), {"redis.weak-password"}),
+    ("redis.default-user-nopass", acl("default", "reset", "on", "nopass", "-@all"), {"redis.default-user-nopass"}),
+    ("redis.protected-mode-off", lambda s: (admin(s).config_set("bind", "0.0.0.0"),
+                                            admin(s).config_set("protected-mode", "no")),
+     {"redis.protected-mode-off", "redis.bind-all"}),
+    ("redis.bind-all", lambda s: admin(s).config_set("bind", "0.0.0.0"), {"redis.bind-all"}),
+    ("redis.dangerous-commands", acl("app", "+config|get"), {"redis.dangerous-commands"}),
+    ("redis.compromise-indicators", lambda s: admin(s).execute_command("REPLICAOF", "127.0.0.1", str(free_port())),
+     {"redis.compromise-indicators"}),
+    ("redis.no-tls", lambda s: set_tls_port(s, "0"), {"redis.no-tls"}),
+]
+
+
+def test_hardened_server_passes_every_check(hardened: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    restore(hardened)
+    got = statuses(hardened, monkeypatch)
+    assert set(got) == set(check_ids("redis"))
+    assert {c: s for c, s in got.items() if s is not Status.PASS} == {}
+
+
+def test_every_check_has_an_insecure_variant() -> None:
+    assert {v[0] for v in VARIANTS} == set(check_ids("redis"))
+
+
+@pytest.mark.parametrize(("check", "apply", "expected"), VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_insecure_variant_fails_its_check(hardened: Server, monkeypatch: pytest.MonkeyPatch, check: str,
+                                          apply: Variant, expected: set[str]) -> None:
+    restore(hardened)
+    tls_port = admin(hardened).config_get("tls-port")["tls-port"]
+    try:
+        apply(hardened)
+        got = statuses(hardened, monkeypatch)
+    finally:
+        set_tls_port(hardened, tls_port)
+    assert {c for c, s in got.items() if s is Status.FAIL} == expected
+    assert [c for c, s in got.items() if s is Status.ERROR] == []
+
+
+@pytest.mark.parametrize(("directory", "dbfilename", "replication", "signs"), [
+    ("/root/.ssh", "authorized_keys", {"role": "master"}, 2),
+    ("/var/spool/cron", "root", {"role": "master"}, 2),
+    ("/var/lib/redis", "dump.rdb", {"role": "slave", "master_host": "203.0.113.9", "master_port": 6379}, 1),
+    ("/var/lib/redis", "dump.rdb", {"role": "master"}, 0),
+], ids=["ssh-keys", "cron", "replica", "ordinary"])
+def test_compromise_indicators(directory: str, dbfilename: str, replication: dict[str, object], signs: int) -> None:
+    assert len(indicators(directory, dbfilename, replication)) == signs
