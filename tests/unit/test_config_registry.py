@@ -39,6 +39,7 @@ def test_password_in_url_is_refused_and_not_echoed() -> None:
     ("postgresql://app@db.internal:6543/prod", "postgres", ("db.internal", 6543, "prod", "app", "PGPASSWORD")),
     ("mysql://root@127.0.0.1/app", "mysql", ("127.0.0.1", 3306, "app", "root", "MYSQL_PWD")),
     ("mariadb://u@h:3307/d?password_env=MY_PW", "mysql", ("h", 3307, "d", "u", "MY_PW")),
+    ("redis://admin@cache:6380/0", "redis", ("cache", 6380, "0", "admin", "REDISCLI_AUTH")),
 ])
 def test_database_urls(url: str, engine: str, expect: tuple[object, ...]) -> None:
     s = store_from_url(url)
@@ -49,7 +50,7 @@ def test_path_urls() -> None:
     assert store_from_url("sqlite:///srv/app.db").path == "/srv/app.db"
     assert store_from_url("file:///srv/exports").engine == "files"
     with pytest.raises(ConfigError, match="unsupported URL scheme"):
-        store_from_url("redis://localhost")
+        store_from_url("mongodb://localhost")
 
 
 def test_yaml_file_and_password_file(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from piiguard import plugins
-from piiguard.config import Config, load_config
 from piiguard.checks.base import targets
+from piiguard.config import Config, load_config
 from piiguard.connectors.base import connectors
 
 DEFAULT_CONFIG = "piiguard.yaml"
