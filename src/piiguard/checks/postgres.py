@@ -20,7 +20,7 @@ import psycopg
 
 from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
-from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreError, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreUnreachable
 from piiguard.model import Severity, Vantage
 
 PROTOCOL_3 = 196608
@@ -31,8 +31,9 @@ NO_PASSFILE = "/nonexistent/piiguard"  # libpq must not fill in a password from 
 AUTH_OK, AUTH_SASL_FINAL = 0, 12
 
 
-class ProtocolError(StoreError):
-    """The peer did not speak PostgreSQL's protocol (garbage, closed mid-handshake)."""
+class ProtocolError(StoreUnreachable):
+    """Something answered, but not as PostgreSQL does (garbage, closed mid-handshake, failed TLS): for
+    the checks as good as unreachable, so the remaining ones report it at once."""
 
 
 class PostgresTarget(Target):
@@ -120,8 +121,10 @@ class PostgresTarget(Target):
                 application_name="piiguard", options="-c default_transaction_read_only=on",
             )
         except psycopg.OperationalError as exc:
-            raise AuthenticationFailed(s.name, "inside checks could not log in",
-                                       hint="configure the store's user and password_env") from exc
+            if "authentication failed" in str(exc) or "no password supplied" in str(exc):
+                raise AuthenticationFailed(s.name, "inside checks could not log in",
+                                           hint="configure the store's user and password_env") from exc
+            raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc
 
     def rows(self, query: str, *, hint: str | None = None) -> list[tuple[Any, ...]]:
         try:

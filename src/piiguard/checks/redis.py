@@ -15,10 +15,12 @@ from functools import cached_property
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
-from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
 
 DEFAULT_PASSWORDS = ("foobared", "redis", "password", "123456", "admin")  # foobared: redis.conf's example
@@ -28,8 +30,8 @@ SUSPICIOUS_DIRS = (".ssh", "cron", "/etc", "/var/spool", "/root", "/var/www", "/
 SUSPICIOUS_FILES = ("authorized_keys", "crontab", "root", "id_rsa", ".bashrc", ".profile", "shell.php")
 
 
-class ProtocolError(StoreError):
-    """The peer did not answer as Redis does."""
+class ProtocolError(StoreUnreachable):
+    """Something answered, but not as Redis does: for the checks as good as unreachable."""
 
 
 def _command(*parts: str) -> bytes:
@@ -81,14 +83,16 @@ class RedisTarget(Target):
         s = self.store
         client = redis.Redis(host=self.host, port=self.port, username=s.user, password=resolve_password(s),
                              socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                             decode_responses=True)
+                             decode_responses=True, retry=Retry(NoBackoff(), 0))  # a probe does not retry
         try:
             client.ping()
         except redis.AuthenticationError as exc:
             raise AuthenticationFailed(s.name, "inside checks could not log in",
                                        hint="configure the store's user and password_env (an ACL admin)") from exc
-        except redis.ConnectionError as exc:
-            raise StoreUnreachable(s.name, f"cannot connect to {self.host}:{self.port}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnreachable(s.name, f"cannot talk to {self.host}:{self.port} ({type(exc).__name__})") from exc
+        except redis.RedisError as exc:
+            raise ProtocolError(s.name, f"unexpected answer ({type(exc).__name__})") from exc
         return client
 
     def config(self, name: str) -> str:

@@ -1,0 +1,79 @@
+"""Hostile peers: a port that accepts and never answers, one that answers garbage, one that closes
+mid-handshake, and a failing TLS handshake. Each gives `error` findings with a reason, in bounded
+time — never a crash, a hang, or a pass."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from piiguard.checker import check_store
+from piiguard.model import Status, Store
+
+Behaviour = Callable[[socket.socket], None]
+TIMEOUT = 1.0
+
+
+def silent(conn: socket.socket) -> None:
+    time.sleep(TIMEOUT * 4)
+
+
+def garbage(conn: socket.socket) -> None:
+    conn.recv(1024)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    time.sleep(0.2)
+
+
+def hang_up(conn: socket.socket) -> None:
+    conn.recv(1024)
+
+
+def bad_tls(conn: socket.socket) -> None:
+    conn.recv(1024)  # PostgreSQL's SSLRequest: say yes, then send nonsense instead of a ServerHello
+    conn.sendall(b"S")
+    conn.recv(1024)
+    conn.sendall(b"\x15\x03\x03\x00\x02\x02\x28" + b"garbage" * 10)
+    time.sleep(0.2)
+
+
+@pytest.fixture
+def peer(request: pytest.FixtureRequest) -> Iterator[int]:
+    behaviour: Behaviour = request.param
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=lambda c=conn: (behaviour(c), c.close()), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+BEHAVIOURS = [silent, garbage, hang_up, bad_tls]
+
+
+@pytest.mark.parametrize("engine", ["postgres", "redis"])
+@pytest.mark.parametrize("peer", BEHAVIOURS, ids=[b.__name__ for b in BEHAVIOURS], indirect=True)
+def test_hostile_peer_gives_error_findings_in_bounded_time(peer: int, engine: str) -> None:
+    start = time.monotonic()
+    findings = check_store(Store("hostile", engine, host="127.0.0.1", port=peer, user="probe"), timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    assert findings and {f.status for f in findings} == {Status.ERROR}
+    assert all(f.evidence for f in findings)
+    assert elapsed < TIMEOUT * 10  # no hang: one timeout for the first probe, the rest report it at once
