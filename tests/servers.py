@@ -124,31 +124,60 @@ def stop_postgres(server: Server) -> None:
     shutil.rmtree(server.data, ignore_errors=True)
 
 
-def start_mariadb() -> Server:
-    mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-    if not Path(mariadbd).exists() or not shutil.which("mariadb-install-db"):
+def start_mariadb(*, hardened: bool = False) -> Server:
+    """A throwaway MariaDB. ``hardened``: TLS required, local_infile off, the audit plugin logging, only
+    password-protected root accounts on localhost and 127.0.0.1."""
+    if not Path(MARIADBD).exists() or not shutil.which("mariadb-install-db"):
         missing("MariaDB (Debian package mariadb-server)")
     root = Path(tempfile.mkdtemp(prefix="piiguard-maria-", dir="/tmp"))
-    data = root / "data"
-    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={root / 'data'}", "--user=root",
                     "--auth-root-authentication-method=normal", "--skip-test-db"],
                    check=True, capture_output=True)
-    port = free_port()
-    sock = root / "sock"
-    proc = subprocess.Popen([mariadbd, "--no-defaults", "--user=root", f"--datadir={data}", f"--port={port}",
-                             "--bind-address=127.0.0.1", f"--socket={sock}", "--skip-name-resolve",
-                             f"--pid-file={root / 'pid'}", "--innodb-flush-log-at-trx-commit=0",
-                             f"--log-error={root / 'err.log'}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (root / "pid").write_text(str(proc.pid))
-    _wait(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot", "ping"], 30, "MariaDB")
-    subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-uroot", "-e",
-                    "CREATE USER IF NOT EXISTS root@'127.0.0.1'; "
+    server = Server("mysql", free_port(), "root", "app", root)
+    if hardened:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(root / "k.pem"),
+                        "-out", str(root / "c.pem"), "-subj", "/CN=localhost", "-days", "2"],
+                       check=True, capture_output=True)
+    run_mariadbd(server, mariadb_options(server, hardened=hardened))
+    subprocess.run(["mariadb", "--no-defaults", f"--socket={root / 'sock'}", "-uroot", "-e",
+                    "DELETE FROM mysql.global_priv WHERE user = 'root' AND host NOT IN ('localhost', '127.0.0.1'); "
+                    "FLUSH PRIVILEGES; CREATE USER IF NOT EXISTS root@'127.0.0.1'; "
                     f"ALTER USER root@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; "
                     f"ALTER USER root@localhost IDENTIFIED BY '{PASSWORD}'; "
                     "GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE app;"],
                    check=True, capture_output=True)
-    return Server("mysql", port, "root", "app", root)
+    return server
+
+
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+
+
+def mariadb_options(server: Server, *, hardened: bool, tls: bool = True) -> list[str]:
+    options = ["--bind-address=127.0.0.1"]
+    if hardened:
+        options += ["--local-infile=0", "--plugin-load-add=server_audit", "--server-audit-logging=ON"]
+        if tls:
+            options += [f"--ssl-cert={server.data / 'c.pem'}", f"--ssl-key={server.data / 'k.pem'}",
+                        "--require-secure-transport=ON"]
+    return options
+
+
+def run_mariadbd(server: Server, options: list[str]) -> None:
+    root = server.data
+    proc = subprocess.Popen([MARIADBD, "--no-defaults", "--user=root", f"--datadir={root / 'data'}",
+                             f"--port={server.port}", f"--socket={root / 'sock'}", "--skip-name-resolve",
+                             f"--pid-file={root / 'mariadbd.pid'}", "--innodb-flush-log-at-trx-commit=0",
+                             f"--log-error={root / 'err.log'}", *options],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (root / "pid").write_text(str(proc.pid))
+    _wait(["mariadb-admin", "--no-defaults", f"--socket={root / 'sock'}", "-uroot", "ping"], 30, "MariaDB")
+
+
+def restart_mariadb(server: Server, options: list[str]) -> None:
+    pid = int((server.data / "pid").read_text())
+    os.kill(pid, 15)
+    os.waitpid(pid, 0)
+    run_mariadbd(server, options)
 
 
 def stop_mariadb(server: Server) -> None:

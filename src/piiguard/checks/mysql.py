@@ -1,0 +1,360 @@
+"""MariaDB and MySQL protocol checks.
+
+Outside checks read the server's greeting (its capability flags say whether it offers TLS) and try
+logins with an empty and a few documented default passwords — a login is closed at once, nothing is
+run. Inside checks read global variables, ``mysql.global_priv`` (MariaDB 10.4+) or ``mysql.user``,
+``information_schema.USER_PRIVILEGES`` and ``information_schema.PLUGINS`` with the store's
+credentials (SELECT on mysql.* and PROCESS are enough). Connections use TLS when the server offers
+it (certificates are not verified: the probe sends nothing secret but the configured password,
+which it sends only to the configured server).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from functools import cached_property
+from typing import Any
+
+import pymysql
+
+from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.config import resolve_password
+from piiguard.errors import AuthenticationFailed, StoreUnreachable
+from piiguard.model import Severity, Vantage
+
+DEFAULT_PASSWORDS = ("root", "password", "mysql", "admin", "123456")  # a small, documented list
+CLIENT_SSL = 0x0800
+ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT = 1045, 3159
+TLS_OPTIONAL = {"check_hostname": False, "verify_mode": False}
+ADMIN_USERS = ("root", "mariadb.sys")
+
+
+class ProtocolError(StoreUnreachable):
+    """Something answered, but not as MariaDB/MySQL does: for the checks as good as unreachable."""
+
+
+class MySQLTarget(Target):
+    """A MariaDB/MySQL server: its greeting, test logins, and an inside session."""
+
+    @property
+    def host(self) -> str:
+        return self.store.host or "localhost"
+
+    @property
+    def port(self) -> int:
+        return self.store.port or 3306
+
+    @cached_property
+    def greeting(self) -> tuple[str, int]:
+        """(server version, capability flags) from the handshake packet the server sends first."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+                sock.settimeout(self.timeout)
+                header = _read_exact(sock, 4, self.store.name)
+                length = int.from_bytes(header[:3], "little")
+                payload = _read_exact(sock, length, self.store.name) if 0 < length < 65536 else b""
+        except TimeoutError as exc:
+            raise StoreUnreachable(self.store.name, f"no greeting from {self.host}:{self.port} within "
+                                   f"{self.timeout:g} s") from exc
+        except OSError as exc:
+            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
+                                   f"({type(exc).__name__})") from exc
+        if not payload or payload[0] != 10 or b"\0" not in payload[1:]:
+            raise ProtocolError(self.store.name, "the server did not greet as MariaDB/MySQL does")
+        version, _, rest = payload[1:].partition(b"\0")
+        if len(rest) < 15:
+            raise ProtocolError(self.store.name, "truncated greeting")
+        capabilities = struct.unpack("<H", rest[13:15])[0]
+        return version.decode("ascii", "replace"), capabilities
+
+    @property
+    def tls(self) -> dict[str, bool] | None:
+        """TLS when the server offers it (PyMySQL insists on TLS once asked for it)."""
+        return TLS_OPTIONAL if self.greeting[1] & CLIENT_SSL else None
+
+    def login(self, user: str, password: str) -> bool:
+        """True when ``user``/``password`` logs in (over TLS when offered); the session closes at once."""
+        try:
+            pymysql.connect(host=self.host, port=self.port, user=user, password=password,
+                            connect_timeout=self.timeout, ssl=self.tls).close()
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in (ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT):
+                return False
+            raise StoreUnreachable(self.store.name, f"login attempt failed (error {exc.args[0] if exc.args else '?'})"
+                                   ) from exc
+        return True
+
+    @cached_property
+    def session(self) -> pymysql.connections.Connection[Any]:
+        s = self.store
+        try:
+            return pymysql.connect(host=self.host, port=self.port, user=s.user or "root",
+                                   password=resolve_password(s) or "", connect_timeout=self.timeout,
+                                   read_timeout=self.timeout * 6, ssl=self.tls)
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] == ER_ACCESS_DENIED:
+                raise AuthenticationFailed(s.name, "inside checks could not log in",
+                                           hint="configure the store's user and password_env") from exc
+            raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        with self.session.cursor() as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    @cached_property
+    def variables(self) -> dict[str, str]:
+        return {str(k).lower(): str(v) for k, v in self.rows("SHOW GLOBAL VARIABLES")}
+
+    @cached_property
+    def accounts(self) -> list[dict[str, Any]]:
+        """Login accounts (roles excluded): user, host, plugin, empty password, locked."""
+        rows = self.rows(
+            "SELECT user, host, JSON_VALUE(priv, '$.plugin'), "
+            "COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') = '', "
+            "COALESCE(JSON_VALUE(priv, '$.account_locked'), 'false') IN ('true', '1') "
+            "FROM mysql.global_priv WHERE COALESCE(JSON_VALUE(priv, '$.is_role'), 'false') NOT IN ('true', '1')")
+        keys = ("user", "host", "plugin", "no_password", "locked")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+
+
+def _read_exact(sock: socket.socket, n: int, store: str) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ProtocolError(store, "the server closed the connection during the greeting")
+        data += chunk
+    return data
+
+
+def _names(accounts: list[dict[str, Any]]) -> str:
+    return ", ".join(f"'{a['user']}'@'{a['host']}'" for a in accounts)
+
+
+class MySQLCheck(Check[MySQLTarget]):
+    engine = "mysql"
+
+
+@checks.register("mysql.empty-password")
+class EmptyPassword(MySQLCheck):
+    """root, an anonymous user or the configured user logs in with an empty password.
+
+    Risk: anyone who reaches the port reads every database.
+    Fix: ``ALTER USER … IDENTIFIED BY`` a long random password; drop anonymous accounts.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    anchors = ("nmap: mysql-empty-password", "CIS MariaDB 10.11 §7.3")
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        users = list(dict.fromkeys(["root", "", *([target.store.user] if target.store.user else [])]))
+        open_users = [u or "(anonymous)" for u in users if target.login(u, "")]
+        if open_users:
+            return failed(f"empty password accepted for {', '.join(open_users)}")
+        return passed(f"empty password refused for {', '.join(u or '(anonymous)' for u in users)}")
+
+
+@checks.register("mysql.default-password")
+class DefaultPassword(MySQLCheck):
+    """root logs in with a well-known default password.
+
+    Risk: ``root``/``password``/``mysql``/``admin``/``123456`` are the first any scanner tries.
+    Fix: a long random root password, and root allowed from localhost only.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    anchors = ("nmap: mysql-brute",)
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        if target.login("root", ""):
+            return passed("root needs no password at all (see mysql.empty-password)")
+        if any(target.login("root", pw) for pw in DEFAULT_PASSWORDS):
+            return failed("root logged in with a default password")
+        return passed(f"{len(DEFAULT_PASSWORDS)} default passwords refused for root")
+
+
+@checks.register("mysql.no-tls")
+class NoTls(MySQLCheck):
+    """The server offers no TLS (its greeting lacks the SSL capability).
+
+    Risk: passwords and every row read cross the network readable by anyone on the path.
+    Fix: configure ``ssl_cert``/``ssl_key`` and ``require_secure_transport = ON``.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.OUTSIDE
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        version, capabilities = target.greeting
+        if capabilities & CLIENT_SSL:
+            return passed(f"{version} offers TLS")
+        return failed(f"{version} does not offer TLS")
+
+
+@checks.register("mysql.skip-grant-tables")
+class SkipGrantTables(MySQLCheck):
+    """The server runs with skip-grant-tables: every login succeeds, with any password.
+
+    Risk: it is the "I lost the root password" switch left on — the database has no access control.
+    Fix: restart without ``--skip-grant-tables``.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.INSIDE
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        value = target.variables.get("skip_grant_tables", "OFF")
+        return failed("skip_grant_tables = ON") if value == "ON" else passed("skip_grant_tables = OFF")
+
+
+@checks.register("mysql.wildcard-host")
+class WildcardHost(MySQLCheck):
+    """Accounts that may log in from any host ('%').
+
+    Risk: a leaked password works from anywhere that reaches the port.
+    Fix: name the application hosts or networks (``'app'@'10.0.2.%'``) instead of ``%``.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        wide = [a for a in target.accounts if a["host"] in ("%", "") and not a["locked"]]
+        if wide:
+            return failed(f"any host may log in as {_names(wide)}")
+        return passed(f"{len(target.accounts)} accounts, none for any host")
+
+
+@checks.register("mysql.anonymous-account")
+class AnonymousAccount(MySQLCheck):
+    """Anonymous accounts (user '') exist.
+
+    Risk: any user name matches them; what they may do, anyone may do.
+    Fix: ``DROP USER ''@'host'`` for each (mariadb-secure-installation does this).
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+    anchors = ("CIS MariaDB 10.11 §7.4",)
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        anonymous = [a for a in target.accounts if a["user"] == "" and not a["locked"]]
+        if anonymous:
+            return failed(f"anonymous accounts: {_names(anonymous)}")
+        return passed("no anonymous accounts")
+
+
+@checks.register("mysql.empty-auth-string")
+class EmptyAuthString(MySQLCheck):
+    """Accounts with no password (empty authentication string, password-based plugin).
+
+    Risk: the account opens with an empty password from every host it is allowed.
+    Fix: give each a password, lock it (``ACCOUNT LOCK``), or switch it to ``unix_socket``.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.INSIDE
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        empty = [a for a in target.accounts if a["no_password"] and not a["locked"]
+                 and a["plugin"] in (None, "", "mysql_native_password", "mysql_old_password")]
+        if empty:
+            return failed(f"no password: {_names(empty)}")
+        return passed("every unlocked account has a password or socket authentication")
+
+
+@checks.register("mysql.insecure-transport")
+class InsecureTransport(MySQLCheck):
+    """Clients may connect without TLS (require_secure_transport = OFF).
+
+    Risk: a client configured without TLS sends its password and reads data in clear text.
+    Fix: ``require_secure_transport = ON`` once every client uses TLS.
+    """
+
+    severity, vantage = Severity.MEDIUM, Vantage.INSIDE
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        value = target.variables.get("require_secure_transport", "OFF")
+        if value == "ON":
+            return passed("require_secure_transport = ON")
+        return failed(f"require_secure_transport = {value}")
+
+
+@checks.register("mysql.local-infile")
+class LocalInfile(MySQLCheck):
+    """LOAD DATA LOCAL INFILE is enabled (local_infile = ON).
+
+    Risk: a malicious server or SQL injection reads files from client machines; data exfiltration
+    tools rely on it.
+    Fix: ``local_infile = 0``.
+    """
+
+    severity, vantage = Severity.MEDIUM, Vantage.INSIDE
+    anchors = ("CIS MariaDB 10.11 §4.6",)
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        value = target.variables.get("local_infile", "ON")
+        return failed(f"local_infile = {value}") if value == "ON" else passed(f"local_infile = {value}")
+
+
+@checks.register("mysql.admin-privileges")
+class AdminPrivileges(MySQLCheck):
+    """FILE, SUPER or PROCESS granted to accounts other than the administrators.
+
+    Risk: FILE reads and writes server files; SUPER bypasses limits and read_only; PROCESS shows
+    every running statement, with its data.
+    Fix: ``REVOKE FILE, SUPER, PROCESS ON *.* FROM`` application accounts.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+    anchors = ("CIS MariaDB 10.11 §4.4",)
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        admins = {*ADMIN_USERS, *([target.store.user] if target.store.user else [])}
+        rows = target.rows("SELECT GRANTEE, PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES "
+                           "WHERE PRIVILEGE_TYPE IN ('FILE', 'SUPER', 'PROCESS')")
+        risky = sorted({f"{g} {p}" for g, p in rows if str(g).split("@")[0].strip("'") not in admins})
+        if risky:
+            return failed(f"granted: {', '.join(risky)}")
+        return passed("FILE, SUPER and PROCESS are held by administrators only")
+
+
+@checks.register("mysql.bind-all")
+class BindAll(MySQLCheck):
+    """The server listens on every interface (bind_address empty, *, 0.0.0.0 or ::).
+
+    Risk: every network the host is on can reach the port, including ones added later.
+    Fix: ``bind_address`` = the address the applications use.
+    """
+
+    severity, vantage = Severity.MEDIUM, Vantage.INSIDE
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        value = target.variables.get("bind_address", "")
+        if value in ("", "*", "0.0.0.0", "::"):
+            return failed(f"bind_address = '{value}'")
+        return passed(f"bind_address = '{value}'")
+
+
+@checks.register("mysql.no-audit")
+class NoAudit(MySQLCheck):
+    """No access trail: neither the audit plugin logging nor the general log.
+
+    Risk: after a leak there is no record of who connected and what they read.
+    Fix: ``plugin_load_add = server_audit`` with ``server_audit_logging = ON`` (events CONNECT,QUERY).
+    """
+
+    severity, vantage = Severity.LOW, Vantage.INSIDE
+    anchors = ("nmap: mysql-audit",)
+
+    def run(self, target: MySQLTarget) -> Outcome:
+        v = target.variables
+        if v.get("server_audit_logging") == "ON":
+            return passed("server_audit is logging")
+        if v.get("general_log") == "ON":
+            return passed("the general log is on")
+        return failed("server_audit is not logging and general_log = OFF")
+
+
+targets.add("mysql", MySQLTarget)
