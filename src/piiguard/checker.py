@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import date
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -20,6 +21,7 @@ from piiguard.checks.base import Outcome, checks, targets
 from piiguard.config import Config
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Finding, Severity, Status, Store, Vantage
+from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 
 MAX_PARALLEL = 64
@@ -30,7 +32,8 @@ class CheckRun:
     findings: tuple[Finding, ...]
 
     def worst(self) -> Severity | None:
-        failing = [f.severity for f in self.findings if f.status is Status.FAIL]
+        """The most severe failure not waived by policy."""
+        failing = [f.severity for f in self.findings if f.status is Status.FAIL and not f.waiver]
         return max(failing) if failing else None
 
     @property
@@ -109,9 +112,16 @@ def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = 
     names = [t for t in targets_ if isinstance(t, str)]
     if names or not stores:
         stores += resolve_stores(names, config)
+    policy = config.policy if config is not None else Policy()
+
+    def one(store: Store) -> list[Finding]:
+        ids = policy.applicable(store, [i for i in check_ids(store.engine) if not only or i in only])
+        return check_store(store, timeout=timeout, only=ids) if ids else []
+
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(stores)))) as pool:
-        per_store = list(pool.map(lambda s: check_store(s, timeout=timeout, only=only), stores))
-    findings = with_data_context([f for fs in per_store for f in fs], catalog)
+        per_store = list(pool.map(one, stores))
+    findings = policy.apply([f for fs in per_store for f in fs], date.today())
+    findings = with_data_context(findings, catalog)
     if catalog is not None:
         catalog.record_findings(findings)
     return CheckRun(tuple(findings))

@@ -40,6 +40,7 @@ import yaml
 
 from piiguard.errors import ConfigError
 from piiguard.model import Store
+from piiguard.policy import Policy, parse_policy
 
 # Engines and the libpq/MySQL-style environment variable a URL store reads its password from.
 URL_SCHEMES = {
@@ -61,7 +62,7 @@ STORE_KEYS = {
     "password_env", "password_file", "tags",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
-TOP_KEYS = {"stores", "detectors", "catalog"}
+TOP_KEYS = {"stores", "detectors", "catalog", "policy"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Config:
     detectors: tuple[CustomDetector, ...] = ()
     catalog: str | None = None
     source: str | None = None
+    policy: Policy = field(default_factory=Policy)
 
     def store(self, name: str) -> Store | None:
         return next((s for s in self.stores if s.name == name), None)
@@ -272,8 +274,10 @@ def _list(data: Mapping[str, Any], key: str, problems: _Problems) -> list[Any]:
     return []
 
 
-def parse_config(data: Any, *, source: str | None = None, engines: set[str] | None = None) -> Config:
-    """Validate a loaded YAML document. ``engines`` (registered connector names) checks ``engine``."""
+def parse_config(data: Any, *, source: str | None = None, engines: set[str] | None = None,
+                 check_ids: set[str] | None = None) -> Config:
+    """Validate a loaded YAML document. ``engines`` (registered engine names) checks ``engine``;
+    ``check_ids`` the check ids the policy names."""
     problems = _Problems()
     if data is None:
         data = {}
@@ -293,12 +297,14 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
         if det is not None:
             detectors.append(det)
     catalog = _opt_str(data, "catalog", "", problems)
+    policy = parse_policy(data.get("policy"), problems.add, check_ids)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
-    return Config(tuple(stores), tuple(detectors), catalog, source)
+    return Config(tuple(stores), tuple(detectors), catalog, source, policy)
 
 
-def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,
+                check_ids: set[str] | None = None) -> Config:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -310,7 +316,7 @@ def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None
         mark = getattr(exc, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
         raise ConfigError([f"{where}: not valid YAML"]) from exc
-    return parse_config(data, source=str(p), engines=engines)
+    return parse_config(data, source=str(p), engines=engines, check_ids=check_ids)
 
 
 def resolve_password(store: Store) -> str | None:

@@ -199,3 +199,4 @@ class Finding:
     pii_types: tuple[str, ...] = ()
     subjects_estimate: int | None = None
     data_context: str = ""
+    waiver: str = ""  # set when an unexpired policy waiver accepts this failure

@@ -65,3 +65,18 @@ def test_list_and_show_checks() -> None:
     assert listed.returncode == 0 and "postgres.trust-auth" in listed.stdout
     shown = cli("show", "check", "postgres.trust-auth")
     assert "Risk:" in shown.stdout and "Fix:" in shown.stdout
+
+
+def test_a_waiver_stops_a_failure_from_failing_the_run(postgres: Server, pg_password: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "piiguard.yaml"
+    cfg.write_text(f"stores:\n  - name: pg\n    url: {postgres.url()}\n    tags: {{env: dev}}\n"
+                   "policy:\n  skip:\n    - tags: {env: dev}\n      checks: ['*.no-audit']\n"
+                   "  waivers:\n    - check: postgres.tls-off\n      store: pg\n      reason: loopback only\n"
+                   "      expires: 2999-01-01\n")
+    run = cli("check", "-c", str(cfg), "--format", "json", "--catalog", str(tmp_path / "c.db"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    findings = {f["check"]: f for f in json.loads(run.stdout)["findings"]}
+    assert findings["postgres.tls-off"]["status"] == "fail"
+    assert findings["postgres.tls-off"]["waiver"] == "waived until 2999-01-01: loopback only"
+    assert "postgres.no-audit" not in findings
+    assert cli("validate", str(cfg)).returncode == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from piiguard import plugins
-from piiguard.checks.base import targets
+from piiguard.checks.base import checks, targets
 from piiguard.config import Config, load_config
 from piiguard.connectors.base import connectors
 
@@ -19,4 +19,4 @@ def read_config(path: Path | None) -> Config | None:
         if not Path(DEFAULT_CONFIG).is_file():
             return None
         path = Path(DEFAULT_CONFIG)
-    return load_config(path, engines=set(connectors.names()) | set(targets.names()))
+    return load_config(path, engines=set(connectors.names()) | set(targets.names()), check_ids=set(checks.names()))

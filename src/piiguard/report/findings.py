@@ -23,7 +23,7 @@ STYLE = {Status.FAIL: "red", Status.ERROR: "yellow", Status.PASS: "green"}
 def finding_dict(f: Finding) -> dict[str, Any]:
     return {"check": f.check, "store": f.store, "status": f.status.value, "severity": f.severity.value,
             "vantage": f.vantage.value, "title": f.title, "evidence": f.evidence, "pii_types": list(f.pii_types),
-            "subjects_estimate": f.subjects_estimate, "data_context": f.data_context}
+            "subjects_estimate": f.subjects_estimate, "data_context": f.data_context, "waiver": f.waiver or None}
 
 
 def render_json(findings: tuple[Finding, ...]) -> str:
@@ -47,6 +47,7 @@ def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
         result: dict[str, Any] = {
             "ruleId": f.check, "level": SARIF_LEVEL[f.severity] if f.status is Status.FAIL else "note",
             "kind": "fail" if f.status is Status.FAIL else "review", "message": {"text": text},
+            **({"suppressions": [{"kind": "external", "justification": f.waiver}]} if f.waiver else {}),
             "locations": [{"logicalLocations": [{"name": f.store, "kind": "resource"}]}],
             "properties": {"status": f.status.value, "severity": f.severity.value, "vantage": f.vantage.value,
                            "pii_types": list(f.pii_types), "subjects_estimate": f.subjects_estimate},
@@ -64,7 +65,8 @@ def render_table(findings: tuple[Finding, ...], console: Console, *, show_passed
     for f in sorted(findings, key=lambda f: (f.store, f.status is not Status.FAIL, -f.severity.rank, f.check)):
         if f.status is Status.PASS and not show_passed:
             continue
-        table.add_row(f.store, f.check, f"[{STYLE[f.status]}]{f.status.value}[/]", f.severity.value, f.evidence,
+        status = f"[{STYLE[f.status]}]{f.status.value}[/]" + (" (waived)" if f.waiver else "")
+        table.add_row(f.store, f.check, status, f.severity.value, f.evidence + (f" — {f.waiver}" if f.waiver else ""),
                       f.data_context)
     console.print(table)
     counts = {s: sum(1 for f in findings if f.status is s) for s in Status}

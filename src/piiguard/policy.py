@@ -1,0 +1,157 @@
+"""Policy: which checks apply to which stores, severity overrides, and waivers.
+
+In ``piiguard.yaml``::
+
+    policy:
+      skip:                               # checks that do not apply, chosen by store tags
+        - tags: {env: dev}
+          checks: ["*.no-audit", "*.log-connections"]
+      severity:                           # override a check's severity everywhere
+        postgres.log-connections: high
+      waivers:                            # an accepted risk, with a reason and an end date
+        - check: redis.no-tls
+          store: cache                    # a store name or glob; default: every store
+          reason: TLS is terminated by stunnel on the same host
+          expires: 2027-01-31
+
+A waived failure is still reported (status ``fail``, marked waived, with the reason) but does not
+count for ``--fail-on``; once the waiver has expired it counts again and says when it expired.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+from piiguard.model import Finding, Severity, Status, Store
+
+Problem = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class SkipRule:
+    tags: Mapping[str, str]
+    checks: tuple[str, ...]
+
+    def applies(self, store: Store, check_id: str) -> bool:
+        return all(store.tags.get(k) == v for k, v in self.tags.items()) and \
+            any(fnmatch.fnmatchcase(check_id, pattern) for pattern in self.checks)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    check: str
+    store: str
+    reason: str
+    expires: date
+
+    def covers(self, finding: Finding) -> bool:
+        return fnmatch.fnmatchcase(finding.check, self.check) and fnmatch.fnmatchcase(finding.store, self.store)
+
+
+@dataclass(frozen=True)
+class Policy:
+    skip: tuple[SkipRule, ...] = ()
+    severity: Mapping[str, Severity] = field(default_factory=lambda: MappingProxyType({}))
+    waivers: tuple[Waiver, ...] = ()
+
+    def applicable(self, store: Store, check_ids: Sequence[str]) -> list[str]:
+        return [c for c in check_ids if not any(rule.applies(store, c) for rule in self.skip)]
+
+    def apply(self, findings: Sequence[Finding], today: date) -> list[Finding]:
+        """Severity overrides, then waivers (current ones mark the failure waived; expired ones say so)."""
+        out = []
+        for f in findings:
+            if f.check in self.severity:
+                f = replace(f, severity=self.severity[f.check])
+            waiver = next((w for w in self.waivers if w.covers(f)), None)
+            if waiver is not None and f.status is Status.FAIL:
+                if waiver.expires >= today:
+                    f = replace(f, waiver=f"waived until {waiver.expires}: {waiver.reason}")
+                else:
+                    f = replace(f, evidence=f"{f.evidence} (waiver expired {waiver.expires})")
+            out.append(f)
+        return out
+
+
+def parse_policy(raw: Any, problem: Problem, check_ids: set[str] | None = None) -> Policy:
+    if raw is None:
+        return Policy()
+    if not isinstance(raw, Mapping):
+        problem("policy", "expected a mapping with skip, severity and waivers")
+        return Policy()
+    for key in raw:
+        if key not in ("skip", "severity", "waivers"):
+            problem(f"policy.{key}", "unknown key (skip, severity, waivers)")
+    return Policy(_skip(raw.get("skip") or [], problem), _severity(raw.get("severity") or {}, problem, check_ids),
+                  _waivers(raw.get("waivers") or [], problem))
+
+
+def _skip(raw: Any, problem: Problem) -> tuple[SkipRule, ...]:
+    if not isinstance(raw, list):
+        problem("policy.skip", "expected a list")
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        path = f"policy.skip[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("checks"), list):
+            problem(path, "expected {tags: {…}, checks: [patterns]}")
+            continue
+        tags = item.get("tags") or {}
+        if not isinstance(tags, Mapping):
+            problem(f"{path}.tags", "expected a mapping")
+            continue
+        out.append(SkipRule(MappingProxyType({str(k): str(v) for k, v in tags.items()}),
+                            tuple(str(c) for c in item["checks"])))
+    return tuple(out)
+
+
+def _severity(raw: Any, problem: Problem, check_ids: set[str] | None) -> Mapping[str, Severity]:
+    if not isinstance(raw, Mapping):
+        problem("policy.severity", "expected a mapping of check id to severity")
+        return MappingProxyType({})
+    out = {}
+    levels = [s.value for s in Severity]
+    for check_id, level in raw.items():
+        if check_ids is not None and check_id not in check_ids:
+            problem(f"policy.severity.{check_id}", "unknown check (see `piiguard list checks`)")
+        elif level not in levels:
+            problem(f"policy.severity.{check_id}", f"expected one of {', '.join(levels)}")
+        else:
+            out[str(check_id)] = Severity(level)
+    return MappingProxyType(out)
+
+
+def _waivers(raw: Any, problem: Problem) -> tuple[Waiver, ...]:
+    if not isinstance(raw, list):
+        problem("policy.waivers", "expected a list")
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        path = f"policy.waivers[{i}]"
+        if not isinstance(item, Mapping):
+            problem(path, "expected {check, store, reason, expires}")
+            continue
+        expires = item.get("expires")
+        if isinstance(expires, str):
+            try:
+                expires = date.fromisoformat(expires)
+            except ValueError:
+                expires = None
+        ok = True
+        if not isinstance(item.get("check"), str):
+            problem(f"{path}.check", "required: a check id or glob")
+            ok = False
+        if not isinstance(item.get("reason"), str) or not item["reason"].strip():
+            problem(f"{path}.reason", "required: why the risk is accepted")
+            ok = False
+        if not isinstance(expires, date):
+            problem(f"{path}.expires", "required: a date (YYYY-MM-DD); waivers do not last forever")
+            ok = False
+        if ok and isinstance(expires, date):
+            out.append(Waiver(item["check"], str(item.get("store", "*")), item["reason"].strip(), expires))
+    return tuple(out)
