@@ -9,12 +9,14 @@ A missing server binary skips locally and fails when ``CI=true``.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,3 +227,89 @@ def stop_pid(server: Server) -> None:
     except (ProcessLookupError, ChildProcessError):
         pass
     shutil.rmtree(server.data, ignore_errors=True)
+
+
+CH_CONFIG = """<yandex>
+  <logger><level>warning</level><log>{root}/log</log><errorlog>{root}/err.log</errorlog><console>0</console></logger>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <listen_host>{listen}</listen_host>
+  <path>{root}/data/</path>
+  <tmp_path>{root}/tmp/</tmp_path>
+  <user_files_path>{root}/user_files/</user_files_path>
+  <format_schema_path>{root}/format_schemas/</format_schema_path>
+  <users_config>{root}/conf/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>5368709</mark_cache_size>
+  <max_concurrent_queries>20</max_concurrent_queries>
+</yandex>
+"""
+
+CH_USERS = """<yandex>
+  <profiles><default><log_queries>{log_queries}</log_queries></default></profiles>
+  <users>
+    <default>
+      {password}
+      <networks>{networks}</networks>
+      <profile>default</profile><quota>default</quota>
+    </default>{extra}
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"""
+
+
+def clickhouse_users(*, password: bool = True, networks: str = "<ip>127.0.0.1</ip><ip>::1</ip>",
+                     log_queries: int = 1, extra: str = "") -> str:
+    hashed = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    return CH_USERS.format(password=f"<password_sha256_hex>{hashed}</password_sha256_hex>" if password else
+                           "<password></password>", networks=networks, log_queries=log_queries, extra=extra)
+
+
+def start_clickhouse() -> Server:
+    """A hardened ClickHouse 18.x from its own minimal configuration (Debian's wants /var/lib and more):
+    loopback only, default user with a password and loopback networks, queries logged."""
+    binary = shutil.which("clickhouse-server")
+    if binary is None:
+        missing("ClickHouse (Debian package clickhouse-server)")
+        raise AssertionError
+    root = Path(tempfile.mkdtemp(prefix="piiguard-ch-", dir="/tmp"))
+    (root / "conf").mkdir()
+    server = Server("clickhouse", free_port(), "default", "default", root)
+    server.tcp_port = free_port()  # type: ignore[attr-defined]
+    write_clickhouse_config(server, listen="127.0.0.1")
+    (root / "conf" / "users.xml").write_text(clickhouse_users())
+    run_clickhouse(server)
+    return server
+
+
+def write_clickhouse_config(server: Server, *, listen: str) -> None:
+    (server.data / "conf" / "config.xml").write_text(CH_CONFIG.format(
+        root=server.data, http=server.port, tcp=server.tcp_port, listen=listen))  # type: ignore[attr-defined]
+
+
+def run_clickhouse(server: Server) -> None:
+    binary = shutil.which("clickhouse-server") or "clickhouse-server"
+    proc = subprocess.Popen([binary, f"--config-file={server.data / 'conf' / 'config.xml'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=server.data)
+    (server.data / "pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ping", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("ClickHouse did not become ready in 30 s")
+
+
+def restart_clickhouse(server: Server) -> None:
+    pid = int((server.data / "pid").read_text())
+    os.kill(pid, 15)
+    os.waitpid(pid, 0)
+    run_clickhouse(server)
+
+
+def stop_clickhouse(server: Server) -> None:
+    stop_pid(server)

@@ -51,15 +51,19 @@ URL_SCHEMES = {
     "sqlite": "sqlite",
     "file": "files",
     "redis": "redis",
+    "clickhouse": "clickhouse",
 }
-DEFAULT_PASSWORD_ENV = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD", "redis": "REDISCLI_AUTH"}
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+DEFAULT_PASSWORD_ENV = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD", "redis": "REDISCLI_AUTH",
+                        "clickhouse": "CLICKHOUSE_PASSWORD"}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "clickhouse": 8123}
 PATH_ENGINES = {"sqlite", "files"}
+# Engine-specific store options (``options:`` in YAML, or URL parameters).
+OPTION_KEYS = {"clickhouse": {"tcp_port", "config_dir"}}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
 
 STORE_KEYS = {
     "name", "engine", "url", "host", "port", "database", "user", "path",
-    "password_env", "password_file", "tags",
+    "password_env", "password_file", "tags", "options",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
 TOP_KEYS = {"stores", "detectors", "catalog", "policy"}
@@ -138,8 +142,9 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
         )
         return None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    for key in query:
-        if key not in {"password_env", "password_file"}:
+    options = {k: v for k, v in query.items() if k not in {"password_env", "password_file"}}
+    for key in options:
+        if key not in OPTION_KEYS.get(engine, set()):
             problems.add(where, f"unknown URL parameter {key!r}")
     if engine in PATH_ENGINES:
         path = unquote(parts.path)
@@ -168,6 +173,7 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
         user=unquote(parts.username) if parts.username else None,
         password_env=password_env,
         password_file=query.get("password_file"),
+        options=options,
     )
 
 
@@ -186,6 +192,16 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         problems.add(f"{path}.tags", "expected a mapping of tag names to strings")
         tags = {}
     tag_map = {str(k): str(v) for k, v in tags.items()}
+    options = raw.get("options") or {}
+    if not isinstance(options, Mapping) or not all(isinstance(v, str | int) for v in options.values()):
+        problems.add(f"{path}.options", "expected a mapping of option names to strings (see the engine's docs)")
+        options = {}
+    option_map = {str(k): str(v) for k, v in options.items()}
+    engine_name = raw.get("engine") or URL_SCHEMES.get(urlsplit(str(raw.get("url", ""))).scheme.lower(), "")
+    for key in option_map:
+        if key not in OPTION_KEYS.get(str(engine_name), set()):
+            known = ", ".join(sorted(OPTION_KEYS.get(str(engine_name), set()))) or "none"
+            problems.add(f"{path}.options.{key}", f"unknown option for engine {engine_name} (known: {known})")
     url = _opt_str(raw, "url", path, problems)
     if url is not None:
         for key in ("engine", "host", "port", "database", "user", "path"):
@@ -197,7 +213,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         pw_env = _opt_str(raw, "password_env", path, problems) or store.password_env
         pw_file = _opt_str(raw, "password_file", path, problems) or store.password_file
         return Store(**{**store.__dict__, "password_env": pw_env, "password_file": pw_file,
-                        "tags": tag_map})
+                        "tags": tag_map, "options": {**store.options, **option_map}})
     engine = _opt_str(raw, "engine", path, problems)
     if not engine:
         problems.add(f"{path}.engine", "required (or give url)")
@@ -228,6 +244,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         password_env=pw_env,
         password_file=pw_file,
         tags=tag_map,
+        options=option_map,
     )
 
 

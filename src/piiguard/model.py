@@ -31,6 +31,7 @@ class Store:
     password_env: str | None = None
     password_file: str | None = None
     tags: Mapping[str, str] = field(default_factory=_frozen)
+    options: Mapping[str, str] = field(default_factory=_frozen)  # engine-specific, e.g. clickhouse tcp_port
 
     @property
     def address(self) -> str:

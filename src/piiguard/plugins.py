@@ -22,6 +22,7 @@ BUILTIN = (
     "piiguard.connectors.sqlite",
     "piiguard.connectors.files",
     "piiguard.classify.builtin",
+    "piiguard.checks.clickhouse",
     "piiguard.checks.mysql",
     "piiguard.checks.postgres",
     "piiguard.checks.redis",

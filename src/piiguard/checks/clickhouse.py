@@ -1,0 +1,234 @@
+"""ClickHouse protocol checks.
+
+The store's port is the HTTP interface (8123); the native port comes from ``options.tcp_port``
+(default 9000). Outside checks send ``SELECT 1`` as user ``default`` with no password over HTTP and
+the native protocol — a read of a constant, nothing else. Inside checks read ``system.settings``
+with the store's credentials and, where ClickHouse keeps users and listeners in XML files (18.x and
+any server configured by files), the files under ``options.config_dir`` (``config.xml``,
+``users.xml``, ``config.d/``, ``users.d/``) — on the machine piiguard runs on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from functools import cached_property
+from pathlib import Path
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+
+from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.config import resolve_password
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
+from piiguard.model import Severity, Vantage
+
+OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
+
+
+class ClickHouseTarget(Target):
+    """A ClickHouse server: anonymous HTTP and native probes, an HTTP session, its XML configuration."""
+
+    @property
+    def host(self) -> str:
+        return self.store.host or "localhost"
+
+    @property
+    def http_port(self) -> int:
+        return self.store.port or 8123
+
+    @property
+    def tcp_port(self) -> int:
+        return int(self.store.options.get("tcp_port", 9000))
+
+    def http(self, query: str, user: str = "default", password: str = "") -> tuple[int, str]:
+        """(status, first line of the body) of a GET query; credentials in headers, never in the URL."""
+        request = urllib.request.Request(
+            f"http://{self.host}:{self.http_port}/?query={urllib.parse.quote(query)}",
+            headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": password})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, response.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise StoreUnreachable(self.store.name, f"no HTTP answer from {self.host}:{self.http_port} "
+                                   f"({type(exc).__name__})") from exc
+
+    def native_open(self) -> bool:
+        """True when the native port runs SELECT 1 for user default with no password."""
+        client = Client(host=self.host, port=self.tcp_port, user="default", password="",
+                        connect_timeout=self.timeout, send_receive_timeout=self.timeout)
+        try:
+            return bool(client.execute("SELECT 1") == [(1,)])
+        except ch_errors.ServerException:
+            return False  # authentication refused
+        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
+            raise StoreUnreachable(self.store.name, f"no native answer from {self.host}:{self.tcp_port} "
+                                   f"({type(exc).__name__})") from exc
+        finally:
+            client.disconnect()
+
+    def query(self, sql: str) -> str:
+        status, body = self.http(sql, self.store.user or "default", resolve_password(self.store) or "")
+        if status in (401, 403) or (status == 500 and "password" in body.lower()):
+            raise AuthenticationFailed(self.store.name, "inside checks could not log in",
+                                       hint="configure the store's user and password_env")
+        if status != 200:
+            raise CollectionError(self.store.name, f"query refused (HTTP {status})")
+        return body
+
+    @cached_property
+    def config_dir(self) -> Path:
+        path = self.store.options.get("config_dir")
+        if not path:
+            raise CollectionError(self.store.name, "this check reads the server's XML configuration",
+                                  hint="set options.config_dir (e.g. /etc/clickhouse-server)")
+        return Path(path)
+
+    def xml(self, main: str, overrides: str) -> list[ET.Element]:
+        """The main file and its override directory, parsed (root elements)."""
+        files = [self.config_dir / main, *sorted((self.config_dir / overrides).glob("*.xml"))]
+        out = []
+        for f in files:
+            if f.is_file():
+                try:
+                    out.append(ET.parse(f).getroot())
+                except (ET.ParseError, OSError) as exc:
+                    raise CollectionError(self.store.name, f"cannot parse {f.name}") from exc
+        if not out:
+            raise CollectionError(self.store.name, f"no {main} in {self.config_dir}",
+                                  hint="check options.config_dir")
+        return out
+
+    @cached_property
+    def users(self) -> dict[str, ET.Element]:
+        users: dict[str, ET.Element] = {}
+        for root in self.xml("users.xml", "users.d"):
+            for section in root.findall("users"):
+                for user in section:
+                    users[user.tag] = user  # later files override earlier ones
+        return users
+
+    @cached_property
+    def server_config(self) -> list[ET.Element]:
+        return self.xml("config.xml", "config.d")
+
+
+def _has_password(user: ET.Element) -> bool:
+    return any((user.findtext(tag) or "").strip() for tag in
+               ("password", "password_sha256_hex", "password_double_sha1_hex", "ldap", "kerberos"))
+
+
+def _open_network(user: ET.Element) -> bool:
+    for ip in user.findall("networks/ip"):
+        text = (ip.text or "").strip()
+        if text in OPEN_NETWORKS:
+            return True
+        try:
+            if ipaddress.ip_network(text, strict=False).prefixlen == 0:
+                return True
+        except ValueError:
+            continue
+    return user.find("networks") is None  # no networks element: any address may log in
+
+
+class ClickHouseCheck(Check[ClickHouseTarget]):
+    engine = "clickhouse"
+
+
+@checks.register("clickhouse.default-no-password")
+class DefaultNoPassword(ClickHouseCheck):
+    """User default runs queries with an empty password (over HTTP or the native port).
+
+    Risk: ``default`` with no password is ClickHouse's out-of-the-box account; anyone who reaches a
+    port reads every table.
+    Fix: set ``password_sha256_hex`` for default (or remove it) and restrict its ``networks``.
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    anchors = ("nuclei: clickhouse-unauth",)
+
+    def run(self, target: ClickHouseTarget) -> Outcome:
+        status, body = target.http("SELECT 1")
+        open_ports = [f"HTTP {target.http_port}"] if status == 200 and body.strip() == "1" else []
+        if target.native_open():
+            open_ports.append(f"native {target.tcp_port}")
+        if open_ports:
+            return failed(f"SELECT 1 ran as default with no password on {' and '.join(open_ports)}")
+        return passed("default with an empty password was refused over HTTP and native")
+
+
+@checks.register("clickhouse.users-without-password")
+class UsersWithoutPassword(ClickHouseCheck):
+    """Users defined with an empty password.
+
+    Risk: each opens the server to anyone within its networks.
+    Fix: give every user a ``password_sha256_hex`` (or LDAP/Kerberos).
+    """
+
+    severity, vantage = Severity.CRITICAL, Vantage.INSIDE
+
+    def run(self, target: ClickHouseTarget) -> Outcome:
+        empty = sorted(name for name, user in target.users.items() if not _has_password(user))
+        if empty:
+            return failed(f"no password: {', '.join(empty)}")
+        return passed(f"{len(target.users)} users, all with passwords")
+
+
+@checks.register("clickhouse.networks-open")
+class NetworksOpen(ClickHouseCheck):
+    """Users allowed from every address (networks ::/0, 0.0.0.0/0, or none listed).
+
+    Risk: a user's password is the only guard, from anywhere the port is reachable.
+    Fix: list the application networks under each user's ``<networks>``.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+
+    def run(self, target: ClickHouseTarget) -> Outcome:
+        wide = sorted(name for name, user in target.users.items() if _open_network(user))
+        if wide:
+            return failed(f"open to every address: {', '.join(wide)}")
+        return passed("every user is limited to listed networks")
+
+
+@checks.register("clickhouse.listen-all-no-tls")
+class ListenAllNoTls(ClickHouseCheck):
+    """The server listens on every interface with no TLS port configured.
+
+    Risk: plain HTTP and native traffic, passwords included, reachable and readable on every network.
+    Fix: listen on the addresses applications use, and configure ``https_port``/``tcp_port_secure``.
+    """
+
+    severity, vantage = Severity.HIGH, Vantage.INSIDE
+
+    def run(self, target: ClickHouseTarget) -> Outcome:
+        hosts = [(e.text or "").strip() for root in target.server_config for e in root.findall("listen_host")]
+        tls = [e.tag for root in target.server_config for e in root if e.tag in ("https_port", "tcp_port_secure")]
+        wildcard = [h for h in hosts if h in ("::", "0.0.0.0")]
+        if wildcard and not tls:
+            return failed(f"listen_host {', '.join(wildcard)} with no https_port or tcp_port_secure")
+        where = ", ".join(hosts) or "the default (localhost)"
+        return passed(f"listens on {where}" + (f"; TLS: {', '.join(tls)}" if tls else ""))
+
+
+@checks.register("clickhouse.query-log-off")
+class QueryLogOff(ClickHouseCheck):
+    """Queries are not logged (log_queries = 0 for the checking user's profile).
+
+    Risk: after a leak, system.query_log cannot say who read what.
+    Fix: ``<log_queries>1</log_queries>`` in the default profile.
+    """
+
+    severity, vantage = Severity.LOW, Vantage.INSIDE
+
+    def run(self, target: ClickHouseTarget) -> Outcome:
+        value = target.query("SELECT value FROM system.settings WHERE name = 'log_queries'").strip()
+        return passed("log_queries = 1") if value == "1" else failed(f"log_queries = {value or '0'}")
+
+
+targets.add("clickhouse", ClickHouseTarget)
