@@ -19,3 +19,10 @@ def classify(field: str, values: list[str | None]) -> Classification:
     state = c.new_state(field)
     c.observe(state, pa.array(values, pa.string()))
     return c.decide(state, "s", "t")
+
+
+def engine_checks(engine: str) -> set[str]:
+    """The engine's own checks (not the engine-independent ones such as network.exposed)."""
+    from piiguard.checker import check_ids
+
+    return {i for i in check_ids(engine) if i.startswith(f"{engine}.")}

@@ -42,15 +42,16 @@ class CheckRun:
 
 
 def check_ids(engine: str | None = None) -> list[str]:
+    """Registered checks, or those for one engine (its own and the engine-independent ones)."""
     plugins.load()
-    return [n for n in checks.names() if engine is None or checks.get(n).engine == engine]
+    return [n for n in checks.names() if engine is None or checks.get(n).engine in (engine, "*")]
 
 
 def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ()) -> list[Finding]:
     """Run every check of the store's engine (or ``only`` these ids) and return the findings."""
     # Outside probes first: they find an unreachable or foreign peer fastest, and the rest then report
     # it at once instead of each waiting for its own timeout.
-    ids = sorted((i for i in check_ids(store.engine) if not only or i in only),
+    ids = sorted((i for i in check_ids(store.engine) if (not only or i in only) and checks.get(i).applies(store)),
                  key=lambda i: (checks.get(i).vantage is not Vantage.OUTSIDE, i))
     if store.engine not in targets or not ids:
         return [Finding(f"{store.engine}.*", store.name, Status.ERROR, Severity.INFO, Vantage.OUTSIDE,

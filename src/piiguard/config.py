@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -63,7 +64,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
 
 STORE_KEYS = {
     "name", "engine", "url", "host", "port", "database", "user", "path",
-    "password_env", "password_file", "tags", "options",
+    "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
 TOP_KEYS = {"stores", "detectors", "catalog", "policy"}
@@ -106,6 +107,14 @@ def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str, problem
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             suggestion = f" (did you mean {close[0]!r}?)" if close else ""
             problems.add(f"{path}.{key}" if path else str(key), f"unknown key{suggestion}")
+
+
+def _str_list(data: Mapping[str, Any], key: str, path: str, problems: _Problems) -> list[str]:
+    value = data.get(key) or []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    problems.add(f"{path}.{key}", "expected a list of strings")
+    return []
 
 
 def _opt_str(data: Mapping[str, Any], key: str, path: str, problems: _Problems) -> str | None:
@@ -197,6 +206,14 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         problems.add(f"{path}.options", "expected a mapping of option names to strings (see the engine's docs)")
         options = {}
     option_map = {str(k): str(v) for k, v in options.items()}
+    networks = _str_list(raw, "allowed_networks", path, problems)
+    for i, net in enumerate(networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            problems.add(f"{path}.allowed_networks[{i}]", "not a network (e.g. 10.0.0.0/8)")
+    probe_from = _str_list(raw, "probe_from", path, problems)
+    exposure = {"allowed_networks": tuple(networks), "probe_from": tuple(probe_from)}
     engine_name = raw.get("engine") or URL_SCHEMES.get(urlsplit(str(raw.get("url", ""))).scheme.lower(), "")
     for key in option_map:
         if key not in OPTION_KEYS.get(str(engine_name), set()):
@@ -213,7 +230,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         pw_env = _opt_str(raw, "password_env", path, problems) or store.password_env
         pw_file = _opt_str(raw, "password_file", path, problems) or store.password_file
         return Store(**{**store.__dict__, "password_env": pw_env, "password_file": pw_file,
-                        "tags": tag_map, "options": {**store.options, **option_map}})
+                        "tags": tag_map, "options": {**store.options, **option_map}, **exposure})
     engine = _opt_str(raw, "engine", path, problems)
     if not engine:
         problems.add(f"{path}.engine", "required (or give url)")
@@ -245,6 +262,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         password_file=pw_file,
         tags=tag_map,
         options=option_map,
+        **exposure,
     )
 
 

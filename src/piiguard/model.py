@@ -32,6 +32,8 @@ class Store:
     password_file: str | None = None
     tags: Mapping[str, str] = field(default_factory=_frozen)
     options: Mapping[str, str] = field(default_factory=_frozen)  # engine-specific, e.g. clickhouse tcp_port
+    allowed_networks: tuple[str, ...] = ()  # who may reach the store; anyone else reaching it is exposure
+    probe_from: tuple[str, ...] = ()  # network namespaces on this host to probe from, outside those networks
 
     @property
     def address(self) -> str:

@@ -24,6 +24,7 @@ BUILTIN = (
     "piiguard.classify.builtin",
     "piiguard.checks.clickhouse",
     "piiguard.checks.mysql",
+    "piiguard.checks.network",
     "piiguard.checks.postgres",
     "piiguard.checks.redis",
 )

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import engine_checks
 from servers import HARDENED_HBA, PASSWORD, Server, pg_ctl, start_postgres, stop_postgres
 
-from piiguard.checker import check_ids, check_store
+from piiguard.checker import check_store
 from piiguard.model import Status, Store
 
 PW_ENV = "PIIGUARD_TEST_PG_CHECK_PW"
@@ -66,7 +67,7 @@ def run(server: Server, monkeypatch: pytest.MonkeyPatch, password: str = PASSWOR
 def test_hardened_server_passes_every_check(hardened: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     restore(hardened)
     statuses = run(hardened, monkeypatch)
-    assert set(statuses) == set(check_ids("postgres"))
+    assert set(statuses) == set(engine_checks("postgres"))
     assert {c: s for c, s in statuses.items() if s is not Status.PASS} == {}
 
 
@@ -99,7 +100,7 @@ VARIANTS: list[tuple[str, Variant, set[str], str]] = [
 
 
 def test_every_check_has_an_insecure_variant() -> None:
-    assert {v[0] for v in VARIANTS} == set(check_ids("postgres"))
+    assert {v[0] for v in VARIANTS} == set(engine_checks("postgres"))
 
 
 @pytest.mark.parametrize(("check", "apply", "expected", "password"), VARIANTS, ids=[v[0] for v in VARIANTS])

@@ -55,7 +55,7 @@ T = TypeVar("T", bound=Target)
 class Check(ABC, Generic[T]):
     """One protocol of one engine. Subclasses set the class attributes and implement :meth:`run`."""
 
-    engine: ClassVar[str]
+    engine: ClassVar[str]  # "*": every engine
     severity: ClassVar[Severity]
     vantage: ClassVar[Vantage]
     anchors: ClassVar[tuple[str, ...]] = ()  # CIS control, nuclei template, nmap script
@@ -63,6 +63,11 @@ class Check(ABC, Generic[T]):
     @abstractmethod
     def run(self, target: T) -> Outcome:
         """Pass or fail with evidence (settings and behaviour, never data values)."""
+
+    @classmethod
+    def applies(cls, store: Store) -> bool:
+        """Whether the check says anything about this store (e.g. it needs configuration it lacks)."""
+        return True
 
     @classmethod
     def title(cls) -> str:
