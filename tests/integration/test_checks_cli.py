@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 from conftest import pg_connect
 from servers import Server
 
@@ -49,6 +50,8 @@ def test_check_reports_what_a_failing_store_exposes(postgres: Server, pg_passwor
     assert rows["postgres.tls-off"][2] == "fail" and rows["postgres.tls-off"][3] <= rows["postgres.tls-off"][4]
 
     sarif = json.loads(cli("check", url, "--format", "sarif", "--catalog", catalog).stdout)
+    schema = json.loads((Path(__file__).parent.parent / "data" / "sarif-2.1.0.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(sarif)  # the official SARIF 2.1.0 schema
     assert sarif["version"] == "2.1.0"
     run = sarif["runs"][0]
     rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]

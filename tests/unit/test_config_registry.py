@@ -46,6 +46,21 @@ def test_database_urls(url: str, engine: str, expect: tuple[object, ...]) -> Non
     assert s.engine == engine and (s.host, s.port, s.database, s.user, s.password_env) == expect
 
 
+def test_clickhouse_url_options_and_unknown_options() -> None:
+    s = store_from_url("clickhouse://default@olap:8123/db?tcp_port=9440&config_dir=/etc/clickhouse-server")
+    assert (s.engine, s.port, dict(s.options)) == ("clickhouse", 8123, {"tcp_port": "9440",
+                                                                       "config_dir": "/etc/clickhouse-server"})
+    with pytest.raises(ConfigError, match="unknown URL parameter 'sslmode'"):
+        store_from_url("postgresql://u@h/db?sslmode=disable")
+    with pytest.raises(ConfigError, match=r"stores\[0\]\.options\.bogus: unknown option for engine redis"):
+        parse_config({"stores": [{"name": "r", "engine": "redis", "options": {"bogus": "1"}}]})
+
+
+def test_exposure_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match=r"allowed_networks\[1\]: not a network"):
+        parse_config({"stores": [{"name": "r", "url": "redis://h", "allowed_networks": ["10.0.0.0/8", "ten"]}]})
+
+
 def test_path_urls() -> None:
     assert store_from_url("sqlite:///srv/app.db").path == "/srv/app.db"
     assert store_from_url("file:///srv/exports").engine == "files"
