@@ -73,11 +73,13 @@ def peer(request: pytest.FixtureRequest) -> Iterator[int]:
 BEHAVIOURS = [silent, garbage, hang_up, bad_tls]
 
 
-@pytest.mark.parametrize("engine", ["mysql", "postgres", "redis"])
+@pytest.mark.parametrize("engine", ["clickhouse", "mysql", "postgres", "redis"])
 @pytest.mark.parametrize("peer", BEHAVIOURS, ids=[b.__name__ for b in BEHAVIOURS], indirect=True)
 def test_hostile_peer_gives_error_findings_in_bounded_time(peer: int, engine: str) -> None:
     start = time.monotonic()
-    findings = check_store(Store("hostile", engine, host="127.0.0.1", port=peer, user="probe"), timeout=TIMEOUT)
+    store = Store("hostile", engine, host="127.0.0.1", port=peer, user="probe", options=(
+        {"tcp_port": str(peer)} if engine == "clickhouse" else {}))
+    findings = check_store(store, timeout=TIMEOUT)
     elapsed = time.monotonic() - start
     assert findings and {f.status for f in findings} == {Status.ERROR}
     assert all(f.evidence for f in findings)

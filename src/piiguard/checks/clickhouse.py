@@ -29,6 +29,10 @@ from piiguard.model import Severity, Vantage
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
 
 
+class ProtocolError(StoreUnreachable):
+    """Something answered, but not as ClickHouse does: for the checks as good as unreachable."""
+
+
 class ClickHouseTarget(Target):
     """A ClickHouse server: anonymous HTTP and native probes, an HTTP session, its XML configuration."""
 
@@ -53,7 +57,10 @@ class ClickHouseTarget(Target):
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, response.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
+            body = exc.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
+            if not body.startswith("Code:"):  # ClickHouse's errors all start so
+                raise ProtocolError(self.store.name, f"HTTP {exc.code} from something that is not ClickHouse") from exc
+            return exc.code, body
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise StoreUnreachable(self.store.name, f"no HTTP answer from {self.host}:{self.http_port} "
                                    f"({type(exc).__name__})") from exc
@@ -69,6 +76,8 @@ class ClickHouseTarget(Target):
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             raise StoreUnreachable(self.store.name, f"no native answer from {self.host}:{self.tcp_port} "
                                    f"({type(exc).__name__})") from exc
+        except ch_errors.Error as exc:
+            raise ProtocolError(self.store.name, f"port {self.tcp_port} did not answer as ClickHouse does") from exc
         finally:
             client.disconnect()
 
