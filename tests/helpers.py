@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from piiguard import plugins
 from piiguard.classify.engine import Classifier
-from piiguard.model import Classification
+from piiguard.model import Classification, Status
 
 
 @cache
@@ -26,3 +26,9 @@ def engine_checks(engine: str) -> set[str]:
     from piiguard.checker import check_ids
 
     return {i for i in check_ids(engine) if i.startswith(f"{engine}.")}
+
+
+def assert_fails_exactly(statuses: dict[str, Status], expected: set[str]) -> None:
+    """The insecure-variant verdict: these checks fail, every other passes, none could not decide."""
+    assert {c for c, s in statuses.items() if s is Status.FAIL} == expected
+    assert [c for c, s in statuses.items() if s is Status.ERROR] == []

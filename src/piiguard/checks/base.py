@@ -16,10 +16,14 @@ with the reason — never a pass.
 from __future__ import annotations
 
 import inspect
+import socket
+import ssl
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from piiguard.errors import StoreUnreachable
 from piiguard.model import Severity, Status, Store, Vantage
 from piiguard.registry import Registry
 
@@ -38,15 +42,62 @@ def failed(evidence: str) -> Outcome:
     return Outcome(Status.FAIL, evidence)
 
 
+class ProtocolError(StoreUnreachable):
+    """Something answered, but not in the engine's protocol (garbage, a hang-up mid-handshake, a failed
+    TLS handshake): for the checks as good as unreachable, so the remaining ones report it at once."""
+
+
+R = TypeVar("R")
+
+
 class Target(ABC):  # noqa: B024 — a base with shared state; engines add their own probes
-    """A store as checks see it. Engines subclass it with cached probes and an inside session."""
+    """A store as checks see it. Engines subclass it with cached probes and an inside ``session``
+    (a cached property, closed by :meth:`close`)."""
+
+    default_port: ClassVar[int] = 0
 
     def __init__(self, store: Store, *, timeout: float = 5.0) -> None:
         self.store = store
         self.timeout = timeout
 
-    def close(self) -> None:  # noqa: B027 — optional
-        """Release connections opened by the checks."""
+    @property
+    def host(self) -> str:
+        return self.store.host or "localhost"
+
+    @property
+    def port(self) -> int:
+        return self.store.port or self.default_port
+
+    def talk(self, exchange: Callable[[socket.socket], R]) -> R:
+        """Run a raw, unauthenticated exchange on a fresh TCP connection, every step bounded by the
+        timeout; a silent or closed port becomes :class:`StoreUnreachable`."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+                sock.settimeout(self.timeout)
+                return exchange(sock)
+        except TimeoutError as exc:
+            raise StoreUnreachable(self.store.name, f"no answer from {self.host}:{self.port} within "
+                                   f"{self.timeout:g} s") from exc
+        except ssl.SSLError as exc:
+            raise ProtocolError(self.store.name, "the TLS handshake failed") from exc
+        except OSError as exc:
+            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
+                                   f"({type(exc).__name__})") from exc
+
+    def read_exact(self, sock: socket.socket, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ProtocolError(self.store.name, "the server closed the connection mid-handshake")
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        """Release the inside session, if a check opened one."""
+        session = self.__dict__.get("session")
+        if session is not None:
+            session.close()
 
 
 T = TypeVar("T", bound=Target)

@@ -21,7 +21,7 @@ from pathlib import Path
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -29,20 +29,15 @@ from piiguard.model import Severity, Vantage
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
 
 
-class ProtocolError(StoreUnreachable):
-    """Something answered, but not as ClickHouse does: for the checks as good as unreachable."""
-
 
 class ClickHouseTarget(Target):
     """A ClickHouse server: anonymous HTTP and native probes, an HTTP session, its XML configuration."""
 
-    @property
-    def host(self) -> str:
-        return self.store.host or "localhost"
+    default_port = 8123
 
     @property
     def http_port(self) -> int:
-        return self.store.port or 8123
+        return self.port
 
     @property
     def tcp_port(self) -> int:

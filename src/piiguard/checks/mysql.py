@@ -18,7 +18,7 @@ from typing import Any
 
 import pymysql
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -30,36 +30,20 @@ TLS_OPTIONAL = {"check_hostname": False, "verify_mode": False}
 ADMIN_USERS = ("root", "mariadb.sys")
 
 
-class ProtocolError(StoreUnreachable):
-    """Something answered, but not as MariaDB/MySQL does: for the checks as good as unreachable."""
-
-
 class MySQLTarget(Target):
     """A MariaDB/MySQL server: its greeting, test logins, and an inside session."""
 
-    @property
-    def host(self) -> str:
-        return self.store.host or "localhost"
-
-    @property
-    def port(self) -> int:
-        return self.store.port or 3306
+    default_port = 3306
 
     @cached_property
     def greeting(self) -> tuple[str, int]:
         """(server version, capability flags) from the handshake packet the server sends first."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
-                sock.settimeout(self.timeout)
-                header = _read_exact(sock, 4, self.store.name)
-                length = int.from_bytes(header[:3], "little")
-                payload = _read_exact(sock, length, self.store.name) if 0 < length < 65536 else b""
-        except TimeoutError as exc:
-            raise StoreUnreachable(self.store.name, f"no greeting from {self.host}:{self.port} within "
-                                   f"{self.timeout:g} s") from exc
-        except OSError as exc:
-            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
-                                   f"({type(exc).__name__})") from exc
+
+        def exchange(sock: socket.socket) -> bytes:
+            length = int.from_bytes(self.read_exact(sock, 4)[:3], "little")
+            return self.read_exact(sock, length) if 0 < length < 65536 else b""
+
+        payload = self.talk(exchange)
         if not payload or payload[0] != 10 or b"\0" not in payload[1:]:
             raise ProtocolError(self.store.name, "the server did not greet as MariaDB/MySQL does")
         version, _, rest = payload[1:].partition(b"\0")
@@ -118,19 +102,6 @@ class MySQLTarget(Target):
         keys = ("user", "host", "plugin", "no_password", "locked")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    def close(self) -> None:
-        if "session" in self.__dict__:
-            self.session.close()
-
-
-def _read_exact(sock: socket.socket, n: int, store: str) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ProtocolError(store, "the server closed the connection during the greeting")
-        data += chunk
-    return data
 
 
 def _names(accounts: list[dict[str, Any]]) -> str:

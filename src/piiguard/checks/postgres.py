@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -31,21 +31,10 @@ NO_PASSFILE = "/nonexistent/piiguard"  # libpq must not fill in a password from 
 AUTH_OK, AUTH_SASL_FINAL = 0, 12
 
 
-class ProtocolError(StoreUnreachable):
-    """Something answered, but not as PostgreSQL does (garbage, closed mid-handshake, failed TLS): for
-    the checks as good as unreachable, so the remaining ones report it at once."""
-
-
 class PostgresTarget(Target):
     """A PostgreSQL server: raw startup probes, test logins, and a read-only inside session."""
 
-    @property
-    def host(self) -> str:
-        return self.store.host or "localhost"
-
-    @property
-    def port(self) -> int:
-        return self.store.port or 5432
+    default_port = 5432
 
     def users(self) -> list[str]:
         return list(dict.fromkeys([*PROBE_USERS, *([self.store.user] if self.store.user else [])]))
@@ -56,37 +45,29 @@ class PostgresTarget(Target):
         pg_hba entry). Nothing is run; the session is closed at once."""
         params = f"user\0{user}\0database\0{self.store.database or 'postgres'}\0application_name\0piiguard-probe\0\0"
         body = struct.pack("!I", PROTOCOL_3) + params.encode()
-        try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as raw:
-                raw.settimeout(self.timeout)
-                sock = self._tls_if_offered(raw)
-                sock.sendall(struct.pack("!I", len(body) + 4) + body)
-                kind = _read_exact(sock, 1, self.store.name)
-                length = struct.unpack("!I", _read_exact(sock, 4, self.store.name))[0]
-                if not 4 <= length <= 65536 or kind not in b"RE":
-                    raise ProtocolError(self.store.name, "the server did not answer as PostgreSQL does")
-                payload = _read_exact(sock, length - 4, self.store.name)
-                if kind == b"R":
-                    code = struct.unpack("!I", payload[:4])[0]
-                    if code == AUTH_OK:
-                        sock.sendall(b"X\0\0\0\4")  # Terminate
-                        return "ok"
-                    return "password"
+
+        def exchange(raw: socket.socket) -> str:
+            sock = self._tls_if_offered(raw)
+            sock.sendall(struct.pack("!I", len(body) + 4) + body)
+            kind = self.read_exact(sock, 1)
+            length = struct.unpack("!I", self.read_exact(sock, 4))[0]
+            if not 4 <= length <= 65536 or kind not in b"RE":
+                raise ProtocolError(self.store.name, "the server did not answer as PostgreSQL does")
+            payload = self.read_exact(sock, length - 4)
+            if kind == b"E":
                 return "rejected"
-        except ssl.SSLError as exc:
-            raise ProtocolError(self.store.name, "the TLS handshake failed") from exc
-        except TimeoutError as exc:
-            raise StoreUnreachable(self.store.name, f"no answer from {self.host}:{self.port} within "
-                                   f"{self.timeout:g} s") from exc
-        except OSError as exc:
-            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
-                                   f"({type(exc).__name__})") from exc
+            if struct.unpack("!I", payload[:4])[0] == AUTH_OK:
+                sock.sendall(b"X\0\0\0\4")  # Terminate
+                return "ok"
+            return "password"
+
+        return self.talk(exchange)
 
     def _tls_if_offered(self, sock: socket.socket) -> socket.socket:
         """Ask for TLS as clients do (SSLRequest); an attacker sees what a TLS client sees. The server's
         certificate is not verified: the probe sends no secret."""
         sock.sendall(struct.pack("!II", 8, SSL_REQUEST))
-        answer = _read_exact(sock, 1, self.store.name)
+        answer = self.read_exact(sock, 1)
         if answer == b"N":
             return sock
         if answer != b"S":
@@ -150,19 +131,6 @@ class PostgresTarget(Target):
     def superusers(self) -> list[str]:
         return [str(r[0]) for r in self.rows("SELECT rolname FROM pg_roles WHERE rolsuper AND rolcanlogin")]
 
-    def close(self) -> None:
-        if "session" in self.__dict__:
-            self.session.close()
-
-
-def _read_exact(sock: socket.socket, n: int, store: str) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ProtocolError(store, "the server closed the connection mid-handshake")
-        data += chunk
-    return data
 
 
 def _network(rule: dict[str, Any]) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

@@ -18,7 +18,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -28,10 +28,6 @@ DANGEROUS = (("CONFIG", "GET", "dir"), ("MODULE", "LIST"), ("DEBUG", "SLEEP", "0
              ("EVAL", "return 1", "0"))
 SUSPICIOUS_DIRS = (".ssh", "cron", "/etc", "/var/spool", "/root", "/var/www", "/usr/")
 SUSPICIOUS_FILES = ("authorized_keys", "crontab", "root", "id_rsa", ".bashrc", ".profile", "shell.php")
-
-
-class ProtocolError(StoreUnreachable):
-    """Something answered, but not as Redis does: for the checks as good as unreachable."""
 
 
 def _command(*parts: str) -> bytes:
@@ -45,34 +41,22 @@ def _command(*parts: str) -> bytes:
 class RedisTarget(Target):
     """A Redis server: raw RESP probes from outside, an administrator session inside."""
 
-    @property
-    def host(self) -> str:
-        return self.store.host or "localhost"
-
-    @property
-    def port(self) -> int:
-        return self.store.port or 6379
+    default_port = 6379
 
     def probe(self, *command: str) -> str:
         """Send one command on a fresh, unauthenticated connection; return the reply's first line."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
-                sock.settimeout(self.timeout)
-                sock.sendall(_command(*command))
-                reply = b""
-                while b"\r\n" not in reply:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        raise ProtocolError(self.store.name, "the server closed the connection without a reply")
-                    reply += chunk
-                    if len(reply) > 65536:
-                        break
-        except TimeoutError as exc:
-            raise StoreUnreachable(self.store.name, f"no answer from {self.host}:{self.port} within "
-                                   f"{self.timeout:g} s") from exc
-        except OSError as exc:
-            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
-                                   f"({type(exc).__name__})") from exc
+
+        def exchange(sock: socket.socket) -> bytes:
+            sock.sendall(_command(*command))
+            reply = b""
+            while b"\r\n" not in reply and len(reply) <= 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ProtocolError(self.store.name, "the server closed the connection without a reply")
+                reply += chunk
+            return reply
+
+        reply = self.talk(exchange)
         line = reply.split(b"\r\n", 1)[0].decode("utf-8", "replace")
         if not line or line[0] not in "+-$*:":
             raise ProtocolError(self.store.name, "the server did not answer as Redis does")
@@ -111,9 +95,6 @@ class RedisTarget(Target):
         reply: Any = self.session.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
         return str(reply) == "OK"
 
-    def close(self) -> None:
-        if "session" in self.__dict__:
-            self.session.close()
 
 
 def _loopback_only(bind: str) -> bool:
