@@ -105,9 +105,11 @@ def with_data_context(findings: list[Finding], catalog: Catalog | None) -> list[
 
 
 def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = None,
-               catalog: Catalog | None = None, timeout: float = 5.0, only: Sequence[str] = ()) -> CheckRun:
+               catalog: Catalog | None = None, timeout: float = 5.0, only: Sequence[str] = (),
+               record: bool = True) -> CheckRun:
     """Check stores (names from ``config``, URLs, or :class:`Store` objects); record findings in the
-    catalog when one is given. Never prints, never exits."""
+    catalog when one is given (and ``record``; watch records them itself, with its alerts). Never
+    prints, never exits."""
     plugins.load()
     stores = [t for t in targets_ if isinstance(t, Store)]
     names = [t for t in targets_ if isinstance(t, str)]
@@ -123,6 +125,6 @@ def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = 
         per_store = list(pool.map(one, stores))
     findings = policy.apply([f for fs in per_store for f in fs], date.today())
     findings = with_data_context(findings, catalog)
-    if catalog is not None:
+    if catalog is not None and record:
         catalog.record_findings(findings)
     return CheckRun(tuple(findings))

@@ -203,3 +203,48 @@ class Finding:
     subjects_estimate: int | None = None
     data_context: str = ""
     waiver: str = ""  # set when an unexpired policy waiver accepts this failure
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A finding whose status changed (``before`` is None the first time a check runs on a store)."""
+
+    event_id: int
+    finding: Finding
+    before: Status | None
+    at: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What a sink receives: names and counts only, never a data value. ``dedupe_key`` is unique per
+    transition, so a receiver can drop a repeat after a crash between sending and recording."""
+
+    dedupe_key: str
+    event: str  # opened | resolved
+    store: str
+    check: str
+    severity: Severity
+    at: str
+    title: str
+    evidence: str
+    pii_types: tuple[str, ...] = ()
+    subjects_estimate: int | None = None
+
+    def payload(self) -> dict[str, object]:
+        return {"event": self.event, "store": self.store, "check": self.check, "severity": self.severity.value,
+                "at": self.at, "title": self.title, "evidence": self.evidence, "pii_types": list(self.pii_types),
+                "subjects_estimate": self.subjects_estimate, "dedupe_key": self.dedupe_key}
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A store's exposure window: from the first failing outside probe to the first passing one."""
+
+    id: int
+    store: str
+    opened_at: str
+    closed_at: str | None
+    checks: str
+    pii_types: tuple[str, ...]
+    subjects_estimate: int | None

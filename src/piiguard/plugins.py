@@ -27,6 +27,7 @@ BUILTIN = (
     "piiguard.checks.network",
     "piiguard.checks.postgres",
     "piiguard.checks.redis",
+    "piiguard.watch.sinks",
 )
 GROUP = "piiguard.plugins"
 

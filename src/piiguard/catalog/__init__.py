@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from platformdirs import user_data_dir
 
 from piiguard.catalog.migrations import MIGRATIONS
 from piiguard.errors import CatalogError
-from piiguard.model import Finding, ScanMode, ScanResult, Store, StoreResult
+from piiguard.model import Alert, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
 
 
 def default_path() -> Path:
@@ -120,23 +122,80 @@ class Catalog:
         row = self.db.execute("SELECT estimate FROM subjects WHERE store = ? AND scan_id = ?", (store, last)).fetchone()
         return types, (int(row[0]) if row else None)
 
-    def record_findings(self, findings: list[Finding]) -> None:
+    def record_findings(self, findings: list[Finding]) -> list[Transition]:
         """Upsert findings: ``last_seen`` moves on; a changed status restarts ``first_seen`` and is logged
-        as an event (what ``watch`` turns into alerts and exposure windows)."""
+        as an event. Returns the status changes (what ``watch`` turns into alerts)."""
+        with self.db:
+            return self._record_findings(findings, _now())
+
+    def _record_findings(self, findings: list[Finding], now: str) -> list[Transition]:
+        changes = []
+        for f in findings:
+            row = self.db.execute("SELECT status FROM findings WHERE store = ? AND check_id = ?",
+                                  (f.store, f.check)).fetchone()
+            if row is not None and row[0] == f.status.value:
+                self.db.execute("UPDATE findings SET severity = ?, evidence = ?, last_seen = ? "
+                                "WHERE store = ? AND check_id = ?",
+                                (f.severity.value, f.evidence, now, f.store, f.check))
+                continue
+            self.db.execute("INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?)",
+                            (f.store, f.check, f.status.value, f.severity.value, f.vantage.value, f.evidence, now, now))
+            cur = self.db.execute("INSERT INTO finding_events VALUES (?,?,?,?)",
+                                  (f.store, f.check, f.status.value, now))
+            changes.append(Transition(int(cur.lastrowid or 0), f, Status(row[0]) if row else None, now))
+        return changes
+
+    def record_cycle(self, findings: list[Finding], alerts: Callable[[list[Transition]], list[Alert]],
+                     sinks: list[str], exposed: dict[str, Finding | None]) -> list[Alert]:
+        """One watch cycle, in one transaction so a crash loses no transition and doubles no alert:
+        findings and their transitions, the alerts they cause (queued once per sink, by dedupe key), and
+        exposure windows opened or closed (``exposed`` maps store → a failing outside finding, or None)."""
         now = _now()
         with self.db:
-            for f in findings:
-                row = self.db.execute("SELECT status FROM findings WHERE store = ? AND check_id = ?",
-                                      (f.store, f.check)).fetchone()
-                if row is not None and row[0] == f.status.value:
-                    self.db.execute("UPDATE findings SET severity = ?, evidence = ?, last_seen = ? "
-                                    "WHERE store = ? AND check_id = ?",
-                                    (f.severity.value, f.evidence, now, f.store, f.check))
-                    continue
-                self.db.execute("INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?)",
-                                (f.store, f.check, f.status.value, f.severity.value, f.vantage.value, f.evidence,
-                                 now, now))
-                self.db.execute("INSERT INTO finding_events VALUES (?,?,?,?)", (f.store, f.check, f.status.value, now))
+            changes = self._record_findings(findings, now)
+            queued = alerts(changes)
+            for alert in queued:
+                cur = self.db.execute("INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?)",
+                                      (alert.dedupe_key, alert.event, alert.store, alert.check, alert.severity.value,
+                                       alert.at, json.dumps(alert.payload())))
+                if cur.rowcount:
+                    self.db.executemany("INSERT OR IGNORE INTO deliveries (dedupe_key, sink, next_try) VALUES (?,?,?)",
+                                        [(alert.dedupe_key, sink, now) for sink in sinks])
+            for store, finding in exposed.items():
+                open_row = self.db.execute("SELECT id FROM exposures WHERE store = ? AND closed_at IS NULL",
+                                           (store,)).fetchone()
+                if finding is not None and open_row is None:
+                    self.db.execute("INSERT INTO exposures (store, opened_at, checks, pii_types, subjects_estimate) "
+                                    "VALUES (?,?,?,?,?)", (store, now, finding.check, ",".join(finding.pii_types),
+                                                           finding.subjects_estimate))
+                elif finding is None and open_row is not None:
+                    self.db.execute("UPDATE exposures SET closed_at = ? WHERE id = ?", (now, open_row[0]))
+        return queued
+
+    def pending(self, sink: str, now: str | None = None) -> list[tuple[str, dict[str, Any], int]]:
+        """Alerts not yet delivered to ``sink`` and due for a try: (dedupe_key, payload, attempts)."""
+        rows = self.db.execute(
+            "SELECT d.dedupe_key, a.payload, d.attempts FROM deliveries d JOIN alerts a USING (dedupe_key) "
+            "WHERE d.sink = ? AND d.delivered_at IS NULL AND d.next_try <= ? ORDER BY a.at, d.dedupe_key",
+            (sink, now or _now())).fetchall()
+        return [(str(k), json.loads(p), int(n)) for k, p, n in rows]
+
+    def delivered(self, dedupe_key: str, sink: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1 "
+                            "WHERE dedupe_key = ? AND sink = ?", (_now(), dedupe_key, sink))
+
+    def failed_delivery(self, dedupe_key: str, sink: str, error: str, next_try: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_try = ? "
+                            "WHERE dedupe_key = ? AND sink = ?", (error, next_try, dedupe_key, sink))
+
+    def exposures(self, store: str | None = None) -> list[Exposure]:
+        query = "SELECT id, store, opened_at, closed_at, checks, pii_types, subjects_estimate FROM exposures"
+        rows = self.db.execute(query + (" WHERE store = ?" if store else "") + " ORDER BY opened_at, id",
+                               (store,) if store else ()).fetchall()
+        return [Exposure(int(i), str(s), str(o), c, str(ch), tuple(p.split(",")) if p else (), n)
+                for i, s, o, c, ch, p, n in rows]
 
     def findings(self, store: str | None = None) -> list[tuple[str, str, str, str, str]]:
         """(store, check, status, first_seen, last_seen) as recorded."""

@@ -80,4 +80,33 @@ MIGRATIONS: tuple[str, ...] = (
         at TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE exposures (
+        id INTEGER PRIMARY KEY,
+        store TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        closed_at TEXT,
+        checks TEXT NOT NULL,
+        pii_types TEXT NOT NULL,
+        subjects_estimate INTEGER
+    );
+    CREATE TABLE alerts (
+        dedupe_key TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        store TEXT NOT NULL,
+        check_id TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        at TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        dedupe_key TEXT NOT NULL REFERENCES alerts(dedupe_key),
+        sink TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try TEXT NOT NULL,
+        delivered_at TEXT,
+        last_error TEXT,
+        PRIMARY KEY (dedupe_key, sink)
+    );
+    """,
 )

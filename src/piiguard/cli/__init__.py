@@ -12,13 +12,15 @@ import sys
 import typer
 from rich.console import Console
 
-from piiguard.cli import check, demo, info, scan, validate
+from piiguard.cli import check, demo, info, scan, validate, watch
 from piiguard.errors import ConfigError, PiiguardError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Find customer PII in data stores and keep those stores' security protocols on.")
 app.command("scan")(scan.scan)
 app.command("check")(check.check)
+app.command("watch")(watch.watch)
+app.command("exposures")(watch.exposures)
 app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.add_typer(info.list_app, name="list")

@@ -1,0 +1,66 @@
+"""``piiguard watch`` and ``piiguard exposures``."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from piiguard import plugins
+from piiguard.catalog import Catalog
+from piiguard.cli.common import read_config
+from piiguard.scanner import resolve_stores
+from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, Watcher
+from piiguard.watch.sinks import AlertSink, JsonLines, Webhook
+
+
+def watch(
+    targets: list[str] = typer.Argument(None, help="store names from the config, or URLs (as for check)"),
+    config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)"),
+    once: bool = typer.Option(False, "--once", help="run one full cycle, deliver its alerts, and exit"),
+    interval: float = typer.Option(DEFAULT_INTERVAL, "--interval", help="seconds between outside probes"),
+    inside_every: float = typer.Option(DEFAULT_INSIDE_EVERY, "--inside-every", help="seconds between inside audits"),
+    webhook: list[str] = typer.Option(None, "--webhook", help="POST each alert as JSON to this URL (repeatable)"),
+    slack: bool = typer.Option(False, "--slack", help="webhook payloads in Slack's {\"text\": …} form"),
+    stdout: bool = typer.Option(False, "--stdout", help="also print each alert as a JSON line"),
+    catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or $PIIGUARD_CATALOG)"),
+    timeout: float = typer.Option(5.0, "--timeout", help="seconds to wait for each network step"),
+) -> None:
+    """Re-check stores continuously; alert when a protection is removed or restored; record exposure windows."""
+    cfg = read_config(config)
+    plugins.load()
+    stores = resolve_stores(targets or [], cfg)
+    sinks: list[AlertSink] = [Webhook(url, slack=slack, timeout=timeout) for url in webhook or []]
+    if stdout or not sinks:
+        sinks.append(JsonLines())
+    with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
+        watcher = Watcher(stores, cat, sinks, config=cfg, timeout=timeout)
+        if once:
+            watcher.cycle(inside=True)
+            watcher.deliver()
+            return
+
+        def stop(_sig: int, _frame: FrameType | None) -> None:
+            watcher.stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        watcher.run(interval=interval, inside_every=inside_every)
+
+
+def exposures(
+    store: str = typer.Argument(None, help="only this store"),
+    catalog: Path = typer.Option(None, "--catalog", help="catalog file"),
+) -> None:
+    """Exposure windows recorded by watch: when each store opened and closed, and what it held."""
+    with Catalog(catalog) as cat:
+        rows = cat.exposures(store)
+    table = Table("store", "opened", "closed", "by check", "PII held", "people")
+    for e in rows:
+        table.add_row(e.store, e.opened_at, e.closed_at or "[red]open[/red]", e.checks, ", ".join(e.pii_types) or "-",
+                      f"{e.subjects_estimate:,}" if e.subjects_estimate is not None else "-")
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""watch: re-check stores continuously, alert on every change, record exposure windows."""

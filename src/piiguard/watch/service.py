@@ -1,0 +1,126 @@
+"""The watch service: cycles of outside probes (every few seconds, jittered) and inside audits (less
+often), each recorded in one catalog transaction — findings, their transitions, the alerts they cause,
+exposure windows — and a delivery loop that works the catalog's outbox with retries and backoff.
+
+Restart-safe by construction: what changed is computed against the catalog, and alerts are queued in
+the same transaction that records the change, so a SIGKILL at any point loses no transition; the
+outbox remembers what each sink has received, so nothing is sent twice (a crash between sending and
+recording can repeat one send: receivers get the same ``dedupe_key``). A failing sink only delays
+itself: delivery runs apart from the probes.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from piiguard.catalog import Catalog
+from piiguard.checker import check_ids, run_checks
+from piiguard.checks.base import checks
+from piiguard.config import Config
+from piiguard.model import Alert, Finding, Severity, Status, Store, Transition, Vantage
+from piiguard.watch.sinks import AlertSink
+
+DEFAULT_INTERVAL = 5.0
+DEFAULT_INSIDE_EVERY = 60.0
+EXPOSING = Severity.HIGH  # an outside failure at least this severe opens an exposure window
+MAX_BACKOFF = 300.0
+
+
+def alerts_for(changes: list[Transition]) -> list[Alert]:
+    """A failure that appears (or comes back) is ``opened``; a failure that passes again is ``resolved``.
+    Errors (an unreachable store) change nothing: they prove neither."""
+    out = []
+    for t in changes:
+        f = t.finding
+        if f.status is Status.FAIL and t.before is not Status.FAIL:
+            event = "opened"
+        elif f.status is Status.PASS and t.before is Status.FAIL:
+            event = "resolved"
+        else:
+            continue
+        out.append(Alert(f"{f.store}:{f.check}:{event}:{t.event_id}", event, f.store, f.check, f.severity, t.at,
+                         f.title, f.evidence, f.pii_types, f.subjects_estimate))
+    return out
+
+
+def exposure_state(stores: Sequence[Store], findings: Sequence[Finding]) -> dict[str, Finding | None]:
+    """Per store: the outside failure that exposes it, or None when its outside probes pass. A store
+    whose outside probes all errored is left out: unreachable proves neither open nor closed."""
+    out: dict[str, Finding | None] = {}
+    for store in stores:
+        outside = [f for f in findings if f.store == store.name and f.vantage is Vantage.OUTSIDE]
+        if not outside or all(f.status is Status.ERROR for f in outside):
+            continue
+        exposing = [f for f in outside if f.status is Status.FAIL and f.severity >= EXPOSING and not f.waiver]
+        out[store.name] = max(exposing, key=lambda f: f.severity.rank) if exposing else None
+    return out
+
+
+class Watcher:
+    """Watches stores; ``cycle`` runs one round (``--once``), ``run`` loops until stopped."""
+
+    def __init__(self, stores: Sequence[Store], catalog: Catalog, sinks: Sequence[AlertSink], *,
+                 config: Config | None = None, timeout: float = 5.0) -> None:
+        self.stores, self.catalog, self.config, self.timeout = list(stores), catalog, config, timeout
+        self.sinks = {s.id: s for s in sinks}
+        self.stop = threading.Event()
+
+    def outside_ids(self) -> list[str]:
+        return [i for i in check_ids() if checks.get(i).vantage is Vantage.OUTSIDE]
+
+    def cycle(self, *, inside: bool = True) -> list[Alert]:
+        """Probe (and audit, when ``inside``), record, queue alerts; returns the alerts queued."""
+        only = [] if inside else self.outside_ids()
+        run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
+                         record=False)
+        findings = list(run.findings)
+        return self.catalog.record_cycle(findings, alerts_for, list(self.sinks),
+                                         exposure_state(self.stores, findings))
+
+    def deliver(self) -> int:
+        """Send what each sink has not received yet and is due; returns how many were delivered."""
+        sent = 0
+        for sink_id, sink in self.sinks.items():
+            for key, payload, attempts in self.catalog.pending(sink_id):
+                try:
+                    sink.send(payload)
+                except Exception as exc:  # any sink failure is recorded and retried, never fatal
+                    delay = min(MAX_BACKOFF, 2.0 ** attempts)
+                    due = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
+                    self.catalog.failed_delivery(key, sink_id, type(exc).__name__, due)
+                    break  # keep this sink's order; try again later
+                self.catalog.delivered(key, sink_id)
+                sent += 1
+        return sent
+
+    def run(self, *, interval: float = DEFAULT_INTERVAL, inside_every: float = DEFAULT_INSIDE_EVERY) -> None:
+        """Cycle until :attr:`stop` is set: outside probes every ``interval`` (±20 % jitter), inside
+        audits every ``inside_every``; deliveries in their own thread."""
+        delivery = threading.Thread(target=self._deliver_loop, name="piiguard-delivery", daemon=True)
+        delivery.start()
+        last_inside = float("-inf")
+        while not self.stop.is_set():
+            started = time.monotonic()
+            inside = started - last_inside >= inside_every
+            self.cycle(inside=inside)
+            if inside:
+                last_inside = started
+            pause = interval * random.uniform(0.8, 1.2) - (time.monotonic() - started)
+            self.stop.wait(max(0.0, pause))
+        delivery.join(timeout=5)
+
+    def _deliver_loop(self) -> None:
+        # SQLite connections belong to their thread: the delivery loop opens its own.
+        own = Catalog(self.catalog.path)
+        other = Watcher(self.stores, own, list(self.sinks.values()))
+        try:
+            while not self.stop.is_set():
+                other.deliver()
+                self.stop.wait(1.0)
+            other.deliver()
+        finally:
+            own.close()

@@ -1,0 +1,169 @@
+"""watch against a real Redis whose protection is switched off and on while it runs, with a real HTTP
+listener as the webhook: alerts arrive, exposure windows open and close, and a SIGKILLed watcher
+restarted loses nothing and repeats nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from servers import PASSWORD, REDIS_ADMIN, Server, start_redis, stop_redis
+
+from piiguard.catalog import Catalog
+from piiguard.model import Store
+from piiguard.watch.service import Watcher
+from piiguard.watch.sinks import Webhook
+
+
+class Listener:
+    """A real HTTP endpoint that records JSON posts; ``failing`` makes it answer 500."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.failing = False
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if listener.failing:
+                    self.send_response(500)
+                else:
+                    listener.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def events(self, check: str) -> list[str]:
+        return [a["event"] for a in self.received if a["check"] == check]
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener()
+    yield lst
+    lst.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cache() -> Iterator[Server]:
+    server = start_redis()
+    yield server
+    stop_redis(server)
+
+
+def admin(server: Server) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD)
+
+
+def open_up(server: Server) -> None:  # what an operator "just testing something" does
+    admin(server).execute_command("ACL", "SETUSER", "default", "reset", "on", "nopass", "-@all", "+info")
+
+
+def close_down(server: Server) -> None:
+    admin(server).execute_command("ACL", "SETUSER", "default", "reset", "off")
+
+
+def store(server: Server) -> Store:
+    return Store("cache", "redis", host="127.0.0.1", port=server.port, user=REDIS_ADMIN, password_env="PIIGUARD_W_PW")
+
+
+def test_alerts_and_exposure_window(cache: Server, listener: Listener, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)
+    close_down(cache)
+    with Catalog(tmp_path / "c.db") as cat:
+        watcher = Watcher([store(cache)], cat, [Webhook(listener.url)], timeout=2)
+        assert watcher.cycle() == [] and watcher.deliver() == 0  # all passing: nothing to say
+        open_up(cache)
+        opened = watcher.cycle(inside=False)  # an outside probe alone notices
+        assert [a.check for a in opened] == ["redis.no-auth"]
+        assert watcher.deliver() == 1
+        (exposure,) = cat.exposures("cache")
+        assert exposure.closed_at is None and exposure.checks == "redis.no-auth"
+        assert watcher.cycle() and watcher.deliver() >= 1  # the inside audit adds default-user-nopass
+        close_down(cache)
+        watcher.cycle()
+        watcher.deliver()
+        assert watcher.cycle() == [] and watcher.deliver() == 0  # no change: no alert
+        (exposure,) = cat.exposures("cache")
+        assert exposure.closed_at is not None and exposure.closed_at >= exposure.opened_at
+    assert listener.events("redis.no-auth") == ["opened", "resolved"]
+    alert = next(a for a in listener.received if a["check"] == "redis.no-auth")
+    assert {"event", "store", "check", "severity", "at", "dedupe_key", "pii_types"} <= set(alert)
+    assert alert["store"] == "cache" and alert["severity"] == "critical"
+
+
+def test_a_failing_sink_is_retried_and_delivered_once(cache: Server, listener: Listener, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)
+    close_down(cache)
+    with Catalog(tmp_path / "c.db") as cat:
+        watcher = Watcher([store(cache)], cat, [Webhook(listener.url)], timeout=2)
+        watcher.cycle()
+        open_up(cache)
+        listener.failing = True
+        watcher.cycle(inside=False)
+        assert watcher.deliver() == 0 and listener.received == []
+    listener.failing = False
+    time.sleep(1.2)  # the first retry is due after a second
+    with Catalog(tmp_path / "c.db") as cat:  # a restarted watcher, same catalog, same sink
+        again = Watcher([store(cache)], cat, [Webhook(listener.url)], timeout=2)
+        assert again.deliver() == 1 and again.deliver() == 0
+    assert listener.events("redis.no-auth") == ["opened"]
+    close_down(cache)
+
+
+def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(cache: Server, listener: Listener,
+                                                             tmp_path: Path) -> None:
+    close_down(cache)
+    env = {**os.environ, "PIIGUARD_W_PW": PASSWORD}
+    cmd = [sys.executable, "-m", "piiguard", "watch", f"redis://{REDIS_ADMIN}@127.0.0.1:{cache.port}/0"
+           "?password_env=PIIGUARD_W_PW", "--webhook", listener.url, "--interval", "0.3", "--inside-every", "1",
+           "--catalog", str(tmp_path / "c.db"), "--timeout", "2"]
+
+    def until(condition: Any, seconds: float = 20) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert condition()
+
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)
+        open_up(cache)
+        until(lambda: "opened" in listener.events("redis.no-auth"))
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    close_down(cache)  # changed while nobody watched
+    second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        until(lambda: "resolved" in listener.events("redis.no-auth"))
+        time.sleep(1.5)  # a few more cycles: nothing new must be sent
+    finally:
+        second.send_signal(signal.SIGKILL)
+        second.wait()
+    assert listener.events("redis.no-auth") == ["opened", "resolved"]
+    keys = [a["dedupe_key"] for a in listener.received]
+    assert len(keys) == len(set(keys))
+    with Catalog(tmp_path / "c.db") as cat:
+        (exposure,) = cat.exposures()
+        assert exposure.store == f"127.0.0.1:{cache.port}/0" and exposure.closed_at is not None

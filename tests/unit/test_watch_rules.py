@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from piiguard.model import Finding, Severity, Status, Store, Transition, Vantage
+from piiguard.watch.service import alerts_for, exposure_state
+from piiguard.watch.sinks import Webhook, slack_text
+
+
+def f(check: str, status: Status, severity: Severity = Severity.CRITICAL, vantage: Vantage = Vantage.OUTSIDE,
+      store: str = "s") -> Finding:
+    return Finding(check, store, status, severity, vantage, "title", "evidence")
+
+
+def t(finding: Finding, before: Status | None, event_id: int = 1) -> Transition:
+    return Transition(event_id, finding, before, "2026-11-25T20:00:00+00:00")
+
+
+def test_alerts_open_on_failure_and_resolve_on_pass_but_errors_say_nothing() -> None:
+    alerts = alerts_for([t(f("a", Status.FAIL), None, 1), t(f("b", Status.PASS), Status.FAIL, 2),
+                         t(f("c", Status.ERROR), Status.FAIL, 3), t(f("d", Status.PASS), None, 4),
+                         t(f("e", Status.FAIL), Status.ERROR, 5)])
+    assert [(a.check, a.event) for a in alerts] == [("a", "opened"), ("b", "resolved"), ("e", "opened")]
+    assert alerts[0].dedupe_key == "s:a:opened:1"
+
+
+def test_exposure_needs_a_severe_outside_failure_and_ignores_unreachable_stores() -> None:
+    stores = [Store("open", "redis"), Store("closed", "redis"), Store("gone", "redis"), Store("minor", "redis")]
+    findings = [f("x", Status.FAIL, store="open"), f("x", Status.PASS, store="closed"),
+                f("x", Status.ERROR, store="gone"), f("y", Status.FAIL, Severity.LOW, store="minor"),
+                f("z", Status.FAIL, vantage=Vantage.INSIDE, store="closed")]
+    state = exposure_state(stores, findings)
+    assert state["open"] is not None and state["closed"] is None and state["minor"] is None
+    assert "gone" not in state
+
+
+def test_webhook_ids_hide_the_url_and_slack_text_has_no_values() -> None:
+    hook = Webhook("https://hooks.example.com/services/T000/B000/secret-token")
+    assert "secret" not in hook.id and hook.id.startswith("webhook:")
+    text = slack_text({"event": "opened", "severity": "critical", "store": "cache", "check": "redis.no-auth",
+                       "evidence": "INFO was answered", "pii_types": ["email"], "subjects_estimate": 1200})
+    assert text == "[critical] cache: redis.no-auth opened — holds email of ~1,200 people. INFO was answered"
