@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +19,12 @@ from typing import Any
 
 import pytest
 import redis
-from servers import PASSWORD, REDIS_ADMIN, Server, start_redis, stop_redis
+from servers import PASSWORD, REDIS_ADMIN, Server, free_port, start_redis, stop_redis
 
 from piiguard.catalog import Catalog
 from piiguard.model import Store
 from piiguard.watch.service import Watcher
-from piiguard.watch.sinks import Webhook
+from piiguard.watch.sinks import Email, Syslog, Webhook
 
 
 class Listener:
@@ -109,6 +110,65 @@ def test_alerts_and_exposure_window(cache: Server, listener: Listener, tmp_path:
     alert = next(a for a in listener.received if a["check"] == "redis.no-auth")
     assert {"event", "store", "check", "severity", "at", "dedupe_key", "pii_types"} <= set(alert)
     assert alert["store"] == "cache" and alert["severity"] == "critical"
+
+
+def test_every_kind_of_sink_receives_the_alert(cache: Server, listener: Listener, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real HTTP listener, a real SMTP server (aiosmtpd) and real syslog listeners over UDP and TCP."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink as SmtpSink
+
+    class Mailbox(SmtpSink):
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            self.messages.append(envelope.content.decode())
+            return "250 OK"
+
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(1)
+    tcp.settimeout(5)
+    monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)
+    close_down(cache)
+    try:
+        sinks = [Webhook(listener.url), Email("127.0.0.1", smtp.port, "piiguard@localhost", ["oncall@localhost"]),
+                 Syslog("127.0.0.1", udp.getsockname()[1], transport="udp"),
+                 Syslog("127.0.0.1", tcp.getsockname()[1], transport="tcp")]
+        with Catalog(tmp_path / "c.db") as cat:
+            watcher = Watcher([store(cache)], cat, sinks, timeout=2)
+            watcher.cycle()
+            open_up(cache)
+            watcher.cycle(inside=False)
+            received: dict[str, bytes] = {}
+
+            def accept() -> None:
+                conn, _ = tcp.accept()
+                received["tcp"] = conn.recv(65536)
+                conn.close()
+
+            thread = threading.Thread(target=accept)
+            thread.start()
+            assert watcher.deliver() == 4
+            thread.join(5)
+        datagram = udp.recv(65536)
+    finally:
+        smtp.stop()
+        udp.close()
+        tcp.close()
+        close_down(cache)
+    assert listener.events("redis.no-auth") == ["opened"]
+    assert len(mailbox.messages) == 1 and "redis.no-auth opened" in mailbox.messages[0]
+    assert datagram.startswith(b"<130>1 ") and b'check="redis.no-auth"' in datagram  # local0.crit
+    length, _, message = received["tcp"].partition(b" ")
+    assert int(length) == len(message) and message.startswith(b"<130>1 ")
 
 
 def test_a_failing_sink_is_retried_and_delivered_once(cache: Server, listener: Listener, tmp_path: Path,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -13,9 +15,10 @@ from rich.table import Table
 from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.cli.common import read_config
+from piiguard.errors import UsageError
 from piiguard.scanner import resolve_stores
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, Watcher
-from piiguard.watch.sinks import AlertSink, JsonLines, Webhook
+from piiguard.watch.sinks import AlertSink, Email, JsonLines, Syslog, Webhook
 
 
 def watch(
@@ -27,6 +30,13 @@ def watch(
     webhook: list[str] = typer.Option(None, "--webhook", help="POST each alert as JSON to this URL (repeatable)"),
     slack: bool = typer.Option(False, "--slack", help="webhook payloads in Slack's {\"text\": …} form"),
     stdout: bool = typer.Option(False, "--stdout", help="also print each alert as a JSON line"),
+    smtp: str = typer.Option(None, "--smtp", help="send each alert by e-mail through this server (host:port)"),
+    smtp_to: list[str] = typer.Option(None, "--smtp-to", help="e-mail recipient (repeatable)"),
+    smtp_from: str = typer.Option("piiguard@localhost", "--smtp-from", help="e-mail sender"),
+    smtp_starttls: bool = typer.Option(False, "--smtp-starttls", help="upgrade the SMTP connection with STARTTLS"),
+    smtp_user: str = typer.Option(None, "--smtp-user", help="SMTP login"),
+    smtp_password_env: str = typer.Option(None, "--smtp-password-env", help="environment variable with the password"),
+    syslog: str = typer.Option(None, "--syslog", help="RFC 5424 syslog: udp://host:514 or tcp://host:601"),
     catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or $PIIGUARD_CATALOG)"),
     timeout: float = typer.Option(5.0, "--timeout", help="seconds to wait for each network step"),
 ) -> None:
@@ -35,6 +45,18 @@ def watch(
     plugins.load()
     stores = resolve_stores(targets or [], cfg)
     sinks: list[AlertSink] = [Webhook(url, slack=slack, timeout=timeout) for url in webhook or []]
+    if smtp:
+        host, _, port = smtp.rpartition(":")
+        if not host or not port.isdigit() or not smtp_to:
+            raise UsageError("--smtp takes host:port and needs at least one --smtp-to")
+        password = os.environ.get(smtp_password_env) if smtp_password_env else None
+        sinks.append(Email(host, int(port), smtp_from, smtp_to, starttls=smtp_starttls, username=smtp_user,
+                           password=password, timeout=timeout))
+    if syslog:
+        parts = urlsplit(syslog)
+        if parts.scheme not in ("udp", "tcp") or not parts.hostname or not parts.port:
+            raise UsageError("--syslog takes udp://host:port or tcp://host:port")
+        sinks.append(Syslog(parts.hostname, parts.port, transport=parts.scheme, timeout=timeout))
     if stdout or not sinks:
         sinks.append(JsonLines())
     with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import smtplib
+import socket
+import ssl
 import sys
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from email.message import EmailMessage
 from typing import IO, Any
 
 from piiguard.registry import Registry
@@ -76,3 +82,73 @@ def slack_text(alert: dict[str, Any]) -> str:
     data = f" — holds {', '.join(alert['pii_types'])}" if alert.get("pii_types") else ""
     people = f" of ~{alert['subjects_estimate']:,} people" if alert.get("subjects_estimate") else ""
     return f"[{alert['severity']}] {alert['store']}: {alert['check']} {what}{data}{people}. {alert['evidence']}"
+
+
+@sinks.register("smtp")
+class Email(AlertSink):
+    """One e-mail per alert over SMTP, with optional STARTTLS and login (password by reference)."""
+
+    def __init__(self, host: str, port: int, sender: str, recipients: Sequence[str], *, starttls: bool = False,
+                 username: str | None = None, password: str | None = None, timeout: float = 10.0) -> None:
+        if not recipients:
+            raise ValueError("an e-mail sink needs at least one recipient")
+        self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
+        self.starttls, self.username, self.password, self.timeout = starttls, username, password, timeout
+
+    @property
+    def id(self) -> str:
+        return f"smtp:{self.host}:{self.port}:{','.join(sorted(self.recipients))}"
+
+    def send(self, alert: dict[str, Any]) -> None:
+        message = EmailMessage()
+        message["From"], message["To"] = self.sender, ", ".join(self.recipients)
+        message["Subject"] = f"[piiguard] {alert['severity']}: {alert['store']} {alert['check']} {alert['event']}"
+        message["Message-ID"] = f"<{alert['dedupe_key'].replace(':', '.')}@piiguard>"
+        message.set_content(slack_text(alert) + "\n\n" + json.dumps(alert, indent=2))
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(message)
+
+
+SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
+LOCAL0 = 16
+
+
+@sinks.register("syslog")
+class Syslog(AlertSink):
+    """RFC 5424 messages over UDP or TCP (RFC 6587 octet counting), facility local0."""
+
+    def __init__(self, host: str, port: int, *, transport: str = "udp", timeout: float = 5.0) -> None:
+        if transport not in ("udp", "tcp"):
+            raise ValueError("syslog transport is udp or tcp")
+        self.host, self.port, self.transport, self.timeout = host, port, transport, timeout
+
+    @property
+    def id(self) -> str:
+        return f"syslog:{self.transport}:{self.host}:{self.port}"
+
+    def send(self, alert: dict[str, Any]) -> None:
+        self.deliver(format_5424(alert))
+
+    def deliver(self, line: bytes) -> None:
+        if self.transport == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(line, (self.host, self.port))
+        else:
+            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+                sock.sendall(b"%d " % len(line) + line)
+
+
+def _sd(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def format_5424(alert: dict[str, Any]) -> bytes:
+    pri = LOCAL0 * 8 + SYSLOG_SEVERITY.get(str(alert["severity"]), 5)
+    params = " ".join(f'{k}="{_sd(alert[k])}"' for k in ("event", "store", "check", "severity", "dedupe_key"))
+    data = f"[piiguard@32473 {params}]"
+    host = socket.gethostname() or "-"
+    return f"<{pri}>1 {alert['at']} {host} piiguard {os.getpid()} {alert['event']} {data} {slack_text(alert)}".encode()
