@@ -171,6 +171,38 @@ def test_every_kind_of_sink_receives_the_alert(cache: Server, listener: Listener
     assert int(length) == len(message) and message.startswith(b"<130>1 ")
 
 
+def test_metrics_and_health(cache: Server, listener: Listener, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+    import urllib.request
+
+    from piiguard.watch.metrics import Metrics, serve
+
+    monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)
+    close_down(cache)
+    metrics = Metrics(interval=1)
+    server = serve(metrics, "127.0.0.1", free_port())
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as unhealthy:
+            urllib.request.urlopen(f"{base}/healthz", timeout=5)
+        assert unhealthy.value.code == 503  # no cycle yet
+        with Catalog(tmp_path / "c.db") as cat:
+            watcher = Watcher([store(cache)], cat, [Webhook(listener.url)], timeout=2, metrics=metrics)
+            watcher.cycle()
+            open_up(cache)
+            watcher.cycle(inside=False)
+            watcher.deliver()
+        assert urllib.request.urlopen(f"{base}/healthz", timeout=5).status == 200
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        close_down(cache)
+    assert 'piiguard_probes_total{store="cache"}' in text
+    assert "piiguard_open_exposures 1.0" in text and "piiguard_open_findings 1.0" in text
+    assert "piiguard_change_to_alert_seconds_count 1.0" in text
+
+
 def test_a_failing_sink_is_retried_and_delivered_once(cache: Server, listener: Listener, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)

@@ -17,6 +17,7 @@ from piiguard.catalog import Catalog
 from piiguard.cli.common import read_config
 from piiguard.errors import UsageError
 from piiguard.scanner import resolve_stores
+from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, Watcher
 from piiguard.watch.sinks import AlertSink, Email, JsonLines, Syslog, Webhook
 
@@ -37,6 +38,8 @@ def watch(
     smtp_user: str = typer.Option(None, "--smtp-user", help="SMTP login"),
     smtp_password_env: str = typer.Option(None, "--smtp-password-env", help="environment variable with the password"),
     syslog: str = typer.Option(None, "--syslog", help="RFC 5424 syslog: udp://host:514 or tcp://host:601"),
+    metrics_port: int = typer.Option(None, "--metrics-port", help="serve /metrics and /healthz on this port"),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="address for --metrics-port"),
     catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or $PIIGUARD_CATALOG)"),
     timeout: float = typer.Option(5.0, "--timeout", help="seconds to wait for each network step"),
 ) -> None:
@@ -60,7 +63,10 @@ def watch(
     if stdout or not sinks:
         sinks.append(JsonLines())
     with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
-        watcher = Watcher(stores, cat, sinks, config=cfg, timeout=timeout)
+        metrics = Metrics(interval)
+        watcher = Watcher(stores, cat, sinks, config=cfg, timeout=timeout, metrics=metrics)
+        if metrics_port is not None and not once:
+            serve(metrics, metrics_host, metrics_port)
         if once:
             watcher.cycle(inside=True)
             watcher.deliver()

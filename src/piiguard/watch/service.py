@@ -22,6 +22,7 @@ from piiguard.checker import check_ids, run_checks
 from piiguard.checks.base import checks
 from piiguard.config import Config
 from piiguard.model import Alert, Finding, Severity, Status, Store, Transition, Vantage
+from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
 
 DEFAULT_INTERVAL = 5.0
@@ -64,9 +65,10 @@ class Watcher:
     """Watches stores; ``cycle`` runs one round (``--once``), ``run`` loops until stopped."""
 
     def __init__(self, stores: Sequence[Store], catalog: Catalog, sinks: Sequence[AlertSink], *,
-                 config: Config | None = None, timeout: float = 5.0) -> None:
+                 config: Config | None = None, timeout: float = 5.0, metrics: Metrics | None = None) -> None:
         self.stores, self.catalog, self.config, self.timeout = list(stores), catalog, config, timeout
         self.sinks = {s.id: s for s in sinks}
+        self.metrics = metrics or Metrics()
         self.stop = threading.Event()
 
     def outside_ids(self) -> list[str]:
@@ -74,12 +76,16 @@ class Watcher:
 
     def cycle(self, *, inside: bool = True) -> list[Alert]:
         """Probe (and audit, when ``inside``), record, queue alerts; returns the alerts queued."""
+        started = time.monotonic()
         only = [] if inside else self.outside_ids()
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
-        return self.catalog.record_cycle(findings, alerts_for, list(self.sinks),
-                                         exposure_state(self.stores, findings))
+        queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks),
+                                           exposure_state(self.stores, findings))
+        open_windows = sum(1 for e in self.catalog.exposures() if e.closed_at is None)
+        self.metrics.cycle(findings, time.monotonic() - started, open_windows)
+        return queued
 
     def deliver(self) -> int:
         """Send what each sink has not received yet and is due; returns how many were delivered."""
@@ -95,6 +101,8 @@ class Watcher:
                     break  # keep this sink's order; try again later
                 self.catalog.delivered(key, sink_id)
                 sent += 1
+                seen = datetime.fromisoformat(str(payload["at"]))
+                self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - seen).total_seconds()))
         return sent
 
     def run(self, *, interval: float = DEFAULT_INTERVAL, inside_every: float = DEFAULT_INSIDE_EVERY) -> None:
@@ -116,7 +124,7 @@ class Watcher:
     def _deliver_loop(self) -> None:
         # SQLite connections belong to their thread: the delivery loop opens its own.
         own = Catalog(self.catalog.path)
-        other = Watcher(self.stores, own, list(self.sinks.values()))
+        other = Watcher(self.stores, own, list(self.sinks.values()), metrics=self.metrics)
         try:
             while not self.stop.is_set():
                 other.deliver()

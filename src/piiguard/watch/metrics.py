@@ -1,0 +1,74 @@
+"""Prometheus metrics and a health endpoint for a supervisor.
+
+``/metrics``: probes and probe failures per store, open findings, open exposure windows, and the
+change→alert latency (from the cycle that saw a change to the sink that accepted the alert).
+``/healthz``: 200 while cycles keep coming, 503 once the last one is older than three intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from piiguard.model import Finding, Status
+
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self, interval: float = 5.0) -> None:
+        self.registry = CollectorRegistry()
+        self.interval = interval
+        self.last_cycle = 0.0
+        self.probes = Counter("piiguard_probes", "Checks run", ["store"], registry=self.registry)
+        self.failures = Counter("piiguard_probe_failures", "Checks that failed or could not decide",
+                                ["store", "status"], registry=self.registry)
+        self.open_findings = Gauge("piiguard_open_findings", "Failing checks now", registry=self.registry)
+        self.open_exposures = Gauge("piiguard_open_exposures", "Stores exposed now", registry=self.registry)
+        self.latency = Histogram("piiguard_change_to_alert_seconds", "From the cycle that saw a change to the "
+                                 "sink that accepted its alert", buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.cycle_seconds = Histogram("piiguard_cycle_seconds", "Duration of a watch cycle", registry=self.registry)
+
+    def cycle(self, findings: Sequence[Finding], seconds: float, open_exposures: int) -> None:
+        for f in findings:
+            self.probes.labels(f.store).inc()
+            if f.status is not Status.PASS:
+                self.failures.labels(f.store, f.status.value).inc()
+        self.open_findings.set(sum(1 for f in findings if f.status is Status.FAIL))
+        self.open_exposures.set(open_exposures)
+        self.cycle_seconds.observe(seconds)
+        self.last_cycle = time.monotonic()
+
+    def healthy(self) -> bool:
+        return self.last_cycle > 0 and time.monotonic() - self.last_cycle < 3 * max(self.interval, 1.0)
+
+
+def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz in a daemon thread; returns the server (``shutdown()`` to stop)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                body, kind, code = generate_latest(metrics.registry), CONTENT_TYPE_LATEST, 200
+            elif self.path == "/healthz":
+                ok = metrics.healthy()
+                body, kind, code = json.dumps({"ok": ok}).encode(), "application/json", 200 if ok else 503
+            else:
+                body, kind, code = b"not found\n", "text/plain", 404
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="piiguard-metrics", daemon=True).start()
+    return server
