@@ -28,6 +28,8 @@ BUILTIN = (
     "piiguard.checks.postgres",
     "piiguard.checks.redis",
     "piiguard.watch.sinks",
+    "piiguard.contain.mysql",
+    "piiguard.contain.redis",
 )
 GROUP = "piiguard.plugins"
 

@@ -14,6 +14,9 @@ In ``piiguard.yaml``::
           reason: TLS is terminated by stunnel on the same host
           expires: 2027-01-31
 
+      containment: approve                # never (default) | approve | auto
+      containment_rate: 5                 # at most this many stores closed per minute
+
 A waived failure is still reported (status ``fail``, marked waived, with the reason) but does not
 count for ``--fail-on``; once the waiver has expired it counts again and says when it expired.
 """
@@ -53,11 +56,16 @@ class Waiver:
         return fnmatch.fnmatchcase(finding.check, self.check) and fnmatch.fnmatchcase(finding.store, self.store)
 
 
+CONTAINMENT_MODES = ("never", "approve", "auto")
+
+
 @dataclass(frozen=True)
 class Policy:
     skip: tuple[SkipRule, ...] = ()
     severity: Mapping[str, Severity] = field(default_factory=lambda: MappingProxyType({}))
     waivers: tuple[Waiver, ...] = ()
+    containment: str = "never"  # never | approve | auto: what watch does when a store is exposed
+    containment_rate: int = 5  # at most this many stores closed per minute
 
     def applicable(self, store: Store, check_ids: Sequence[str]) -> list[str]:
         return [c for c in check_ids if not any(rule.applies(store, c) for rule in self.skip)]
@@ -85,10 +93,18 @@ def parse_policy(raw: Any, problem: Problem, check_ids: set[str] | None = None) 
         problem("policy", "expected a mapping with skip, severity and waivers")
         return Policy()
     for key in raw:
-        if key not in ("skip", "severity", "waivers"):
-            problem(f"policy.{key}", "unknown key (skip, severity, waivers)")
+        if key not in ("skip", "severity", "waivers", "containment", "containment_rate"):
+            problem(f"policy.{key}", "unknown key (skip, severity, waivers, containment, containment_rate)")
+    mode = raw.get("containment", "never")
+    if mode not in CONTAINMENT_MODES:
+        problem("policy.containment", f"expected one of {', '.join(CONTAINMENT_MODES)}")
+        mode = "never"
+    rate = raw.get("containment_rate", 5)
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
+        problem("policy.containment_rate", "expected a whole number of stores per minute, at least 1")
+        rate = 5
     return Policy(_skip(raw.get("skip") or [], problem), _severity(raw.get("severity") or {}, problem, check_ids),
-                  _waivers(raw.get("waivers") or [], problem))
+                  _waivers(raw.get("waivers") or [], problem), mode, rate)
 
 
 def _skip(raw: Any, problem: Problem) -> tuple[SkipRule, ...]:

@@ -203,3 +203,28 @@ class Catalog:
         rows = self.db.execute(query + (" WHERE store = ?" if store else "") + " ORDER BY 1, 2",
                                (store,) if store else ()).fetchall()
         return [tuple(map(str, r)) for r in rows]  # type: ignore[misc]
+
+    def add_containment(self, store: str, engine: str, plan: dict[str, Any], status: str) -> int:
+        now = _now()
+        with self.db:
+            cur = self.db.execute("INSERT INTO containments (store, engine, status, plan, created, updated) "
+                                  "VALUES (?,?,?,?,?,?)", (store, engine, status, json.dumps(plan), now, now))
+        return int(cur.lastrowid or 0)
+
+    def set_containment(self, containment_id: int, status: str, note: str = "") -> None:
+        with self.db:
+            self.db.execute("UPDATE containments SET status = ?, note = ?, updated = ? WHERE id = ?",
+                            (status, note, _now(), containment_id))
+
+    def containments(self, store: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT id, store, engine, status, plan, created, updated, note FROM containments"
+        rows = self.db.execute(query + (" WHERE store = ?" if store else "") + " ORDER BY id",
+                               (store,) if store else ()).fetchall()
+        keys = ("id", "store", "engine", "status", "plan", "created", "updated", "note")
+        return [{**dict(zip(keys, r, strict=True)), "plan": json.loads(r[4])} for r in rows]
+
+    def applied_since(self, since: str) -> int:
+        """Containments applied (or verified, or failed after applying) since ``since``: the rate cap."""
+        row = self.db.execute("SELECT count(*) FROM containments WHERE status IN ('applied', 'verified', 'failed') "
+                              "AND updated >= ?", (since,)).fetchone()
+        return int(row[0])

@@ -109,4 +109,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (dedupe_key, sink)
     );
     """,
+    """
+    CREATE TABLE containments (
+        id INTEGER PRIMARY KEY,
+        store TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        status TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    """,
 )

@@ -15,7 +15,9 @@ from rich.table import Table
 from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.cli.common import read_config
+from piiguard.contain.service import Containor
 from piiguard.errors import UsageError
+from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, Watcher
@@ -64,7 +66,9 @@ def watch(
         sinks.append(JsonLines())
     with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
         metrics = Metrics(interval)
-        watcher = Watcher(stores, cat, sinks, config=cfg, timeout=timeout, metrics=metrics)
+        policy = cfg.policy if cfg else Policy()
+        containor = Containor(cat, mode=policy.containment, rate=policy.containment_rate, timeout=timeout)
+        watcher = Watcher(stores, cat, sinks, config=cfg, timeout=timeout, metrics=metrics, containor=containor)
         if metrics_port is not None and not once:
             serve(metrics, metrics_host, metrics_port)
         if once:

@@ -21,6 +21,7 @@ from piiguard.catalog import Catalog
 from piiguard.checker import check_ids, run_checks
 from piiguard.checks.base import checks
 from piiguard.config import Config
+from piiguard.contain.service import Containor
 from piiguard.model import Alert, Finding, Severity, Status, Store, Transition, Vantage
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
@@ -65,10 +66,12 @@ class Watcher:
     """Watches stores; ``cycle`` runs one round (``--once``), ``run`` loops until stopped."""
 
     def __init__(self, stores: Sequence[Store], catalog: Catalog, sinks: Sequence[AlertSink], *,
-                 config: Config | None = None, timeout: float = 5.0, metrics: Metrics | None = None) -> None:
+                 config: Config | None = None, timeout: float = 5.0, metrics: Metrics | None = None,
+                 containor: Containor | None = None) -> None:
         self.stores, self.catalog, self.config, self.timeout = list(stores), catalog, config, timeout
         self.sinks = {s.id: s for s in sinks}
         self.metrics = metrics or Metrics()
+        self.containor = containor
         self.stop = threading.Event()
 
     def outside_ids(self) -> list[str]:
@@ -81,8 +84,10 @@ class Watcher:
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
-        queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks),
-                                           exposure_state(self.stores, findings))
+        exposed = exposure_state(self.stores, findings)
+        queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
+        if self.containor is not None:
+            self.containor.consider(self.stores, findings, exposed)
         open_windows = sum(1 for e in self.catalog.exposures() if e.closed_at is None)
         self.metrics.cycle(findings, time.monotonic() - started, open_windows)
         return queued

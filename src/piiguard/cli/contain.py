@@ -1,0 +1,69 @@
+"""``piiguard contain list|undo`` and ``piiguard approve``: the containment steps watch planned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from piiguard import plugins
+from piiguard.catalog import Catalog
+from piiguard.cli.common import read_config
+from piiguard.contain.service import Containor
+from piiguard.errors import UsageError
+from piiguard.model import Store
+from piiguard.scanner import resolve_stores
+
+contain_app = typer.Typer(help="Containment steps: list and undo.", no_args_is_help=True)
+
+
+def _store(catalog: Catalog, containment_id: int, target: str | None, config: Path | None) -> Store:
+    rows = [c for c in catalog.containments() if c["id"] == containment_id]
+    if not rows:
+        raise UsageError(f"no containment {containment_id}", hint="see `piiguard contain list`")
+    cfg = read_config(config)
+    plugins.load()
+    name = str(rows[0]["store"])
+    if target:
+        (store,) = resolve_stores([target], cfg)
+    elif cfg is not None and cfg.store(name) is not None:
+        store = cfg.store(name)  # type: ignore[assignment]
+    else:
+        raise UsageError(f"store {name!r} is not in the configuration", hint="give its URL after the id")
+    return store
+
+
+@contain_app.command("list")
+def list_containments(catalog: Path = typer.Option(None, "--catalog", help="catalog file")) -> None:
+    """Every planned, applied, verified, failed or undone containment, with its steps."""
+    with Catalog(catalog) as cat:
+        rows = cat.containments()
+    table = Table("id", "store", "status", "steps", "undo", "updated", "note")
+    for c in rows:
+        table.add_row(str(c["id"]), c["store"], c["status"], "\n".join(c["plan"]["steps"]),
+                      "\n".join(c["plan"]["undo"]), c["updated"], c["note"])
+    Console().print(table)
+
+
+@contain_app.command("undo")
+def undo(containment_id: int, target: str = typer.Argument(None, help="the store's URL if not in the config"),
+         config: Path = typer.Option(None, "--config", "-c"), catalog: Path = typer.Option(None, "--catalog")) -> None:
+    """Put back what a containment changed."""
+    with Catalog(catalog) as cat:
+        store = _store(cat, containment_id, target, config)
+        Containor(cat).undo(containment_id, store)
+    Console().print(f"containment {containment_id} undone")
+
+
+def approve(containment_id: int, target: str = typer.Argument(None, help="the store's URL if not in the config"),
+            config: Path = typer.Option(None, "--config", "-c"),
+            catalog: Path = typer.Option(None, "--catalog")) -> None:
+    """Apply a planned containment (approve mode), then verify it by re-probing."""
+    with Catalog(catalog) as cat:
+        store = _store(cat, containment_id, target, config)
+        status = Containor(cat).apply(containment_id, store)
+    Console().print(f"containment {containment_id}: {status}")
+    if status != "verified":
+        raise typer.Exit(1)

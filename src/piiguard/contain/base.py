@@ -1,0 +1,47 @@
+"""What a containment action is: a plan (what will change, how to undo it), then apply, then verify
+by re-probing, each step recorded in the catalog. Nothing is ever deleted; every action is
+idempotent (applying twice changes nothing more) and reversible (``piiguard contain undo ID``).
+
+An engine registers one :class:`Containment`. Its plan is computed from the failing findings and the
+store's current state (read with the store's credentials), and holds everything ``undo`` needs —
+never a secret and never a data value.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from piiguard.model import Finding, Store
+from piiguard.registry import Registry
+
+
+@dataclass(frozen=True)
+class Plan:
+    engine: str
+    store: str
+    steps: tuple[str, ...]  # what will change, for a person to read before approving
+    undo: tuple[str, ...]  # how it will be undone
+    verify: tuple[str, ...]  # the checks that must pass afterwards
+    data: dict[str, Any] = field(default_factory=dict)  # what apply/undo need (no secrets, no data)
+
+
+class Containment(ABC):
+    engine: ClassVar[str]
+
+    @abstractmethod
+    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+        """The action for these failing findings, or None when there is nothing this engine can close."""
+
+    @abstractmethod
+    def apply(self, store: Store, plan: Plan) -> None:
+        """Carry the plan out (idempotent)."""
+
+    @abstractmethod
+    def undo(self, store: Store, plan: Plan) -> None:
+        """Put back what the plan changed (idempotent)."""
+
+
+containments: Registry[type[Containment]] = Registry("containment", Containment)

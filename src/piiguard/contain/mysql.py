@@ -1,0 +1,57 @@
+"""MariaDB/MySQL: lock the accounts that let anyone in — those with no password and anonymous ones
+(``ALTER USER … ACCOUNT LOCK``; nothing is dropped). Undo unlocks exactly the accounts it locked.
+Needs the store's administrator credentials (ALTER USER / CREATE USER privilege)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from piiguard.checks.mysql import MySQLTarget
+from piiguard.contain.base import Containment, Plan, containments
+from piiguard.model import Finding, Status, Store
+
+TRIGGERS = {"mysql.empty-password", "mysql.empty-auth-string", "mysql.anonymous-account"}
+
+
+def _account(a: dict[str, Any]) -> str:
+    return "'{}'@'{}'".format(str(a["user"]).replace("'", "''"), str(a["host"]).replace("'", "''"))
+
+
+@containments.register("mysql")
+class MySQLContainment(Containment):
+    """Lock password-less and anonymous accounts."""
+
+    engine = "mysql"
+
+    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+            return None
+        target = MySQLTarget(store, timeout=5)
+        try:
+            open_accounts = [a for a in target.accounts if not a["locked"] and a["user"] != store.user
+                             and (a["user"] == "" or (a["no_password"] and a["plugin"] in
+                                                      (None, "", "mysql_native_password", "mysql_old_password")))]
+        finally:
+            target.close()
+        if not open_accounts:
+            return None
+        accounts = [_account(a) for a in open_accounts]
+        return Plan("mysql", store.name, steps=tuple(f"ALTER USER {a} ACCOUNT LOCK" for a in accounts),
+                    undo=tuple(f"ALTER USER {a} ACCOUNT UNLOCK" for a in accounts),
+                    verify=("mysql.empty-password",), data={"accounts": accounts})
+
+    def _run(self, store: Store, statements: Sequence[str]) -> None:
+        target = MySQLTarget(store, timeout=5)
+        try:
+            with target.session.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            target.close()
+
+    def apply(self, store: Store, plan: Plan) -> None:
+        self._run(store, [f"ALTER USER {a} ACCOUNT LOCK" for a in plan.data["accounts"]])
+
+    def undo(self, store: Store, plan: Plan) -> None:
+        self._run(store, [f"ALTER USER {a} ACCOUNT UNLOCK" for a in plan.data["accounts"]])

@@ -1,0 +1,54 @@
+"""Redis: disable the ACL default user (what unauthenticated clients run as) and drop the clients
+connected as it. Undo restores the default user's exact previous rules. Needs the store's
+administrator credentials (ACL, CLIENT KILL)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from piiguard.config import resolve_password
+from piiguard.contain.base import Containment, Plan, containments
+from piiguard.model import Finding, Status, Store
+
+TRIGGERS = {"redis.no-auth", "redis.default-user-nopass", "redis.weak-password"}
+
+
+def _client(store: Store) -> redis.Redis:
+    return redis.Redis(host=store.host or "localhost", port=store.port or 6379, username=store.user,
+                       password=resolve_password(store), decode_responses=True, socket_timeout=5)
+
+
+@containments.register("redis")
+class RedisContainment(Containment):
+    """Disable the default user and disconnect its clients."""
+
+    engine = "redis"
+
+    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+            return None
+        with _client(store) as client:
+            rules = next((r for r in client.acl_list() if str(r).startswith("user default ")), "user default off")
+        previous = str(rules).split()[2:]  # the rules after "user default"
+        return Plan("redis", store.name,
+                    steps=("ACL SETUSER default off", "CLIENT KILL USER default"),
+                    undo=(f"ACL SETUSER default reset {' '.join(_shown(previous))}",),
+                    verify=("redis.no-auth",), data={"previous_rules": previous})
+
+    def apply(self, store: Store, plan: Plan) -> None:
+        with _client(store) as client:
+            client.execute_command("ACL", "SETUSER", "default", "off")
+            client.execute_command("CLIENT", "KILL", "USER", "default")
+
+    def undo(self, store: Store, plan: Plan) -> None:
+        rules: list[Any] = list(plan.data["previous_rules"])
+        with _client(store) as client:
+            client.execute_command("ACL", "SETUSER", "default", "reset", *rules)
+
+
+def _shown(rules: list[str]) -> list[str]:
+    """Password hashes are not secrets, but nobody needs to read them in a plan."""
+    return ["#<hash>" if r.startswith("#") else r for r in rules]

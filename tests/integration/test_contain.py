@@ -1,0 +1,118 @@
+"""Containment against real servers: planned, applied (auto or approved), verified by re-probing,
+undone — and nothing deleted."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import redis
+from servers import PASSWORD, REDIS_ADMIN, Server, start_mariadb, start_redis, stop_mariadb, stop_redis
+
+from piiguard.catalog import Catalog
+from piiguard.checker import check_store
+from piiguard.contain.service import Containor
+from piiguard.model import Status, Store
+from piiguard.watch.service import Watcher
+from piiguard.watch.sinks import JsonLines
+
+PW = "PIIGUARD_C_PW"
+
+
+@pytest.fixture(scope="module")
+def cache() -> Iterator[Server]:
+    server = start_redis()
+    yield server
+    stop_redis(server)
+
+
+def admin(server: Server) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD)
+
+
+def redis_store(server: Server) -> Store:
+    return Store("cache", "redis", host="127.0.0.1", port=server.port, user=REDIS_ADMIN, password_env=PW)
+
+
+def no_auth(store: Store) -> Status:
+    (finding,) = check_store(store, timeout=2, only=["redis.no-auth"])
+    return finding.status
+
+
+def test_auto_mode_closes_redis_and_undo_restores_it(cache: Server, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PW, PASSWORD)
+    store = redis_store(cache)
+    admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "on", "nopass", "-@all", "+info")
+    assert no_auth(store) is Status.FAIL
+    with Catalog(tmp_path / "c.db") as cat:
+        containor = Containor(cat, mode="auto", timeout=2)
+        Watcher([store], cat, [JsonLines(io.StringIO())], timeout=2, containor=containor).cycle()
+        (action,) = cat.containments("cache")
+        assert action["status"] == "verified" and action["plan"]["steps"][0] == "ACL SETUSER default off"
+        assert no_auth(store) is Status.PASS  # closed
+        containor.undo(action["id"], store)
+        assert cat.containments("cache")[0]["status"] == "undone"
+    assert no_auth(store) is Status.FAIL  # exactly as before: the previous rules came back
+    admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "off")
+
+
+def test_approve_mode_waits_for_piiguard_approve(cache: Server, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PW, PASSWORD)
+    store = redis_store(cache)
+    admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "on", "nopass", "-@all", "+info")
+    catalog = tmp_path / "c.db"
+    with Catalog(catalog) as cat:
+        Watcher([store], cat, [], timeout=2, containor=Containor(cat, mode="approve", timeout=2)).cycle()
+        (action,) = cat.containments("cache")
+    assert action["status"] == "planned" and no_auth(store) is Status.FAIL  # nothing changed yet
+    url = f"redis://{REDIS_ADMIN}@127.0.0.1:{cache.port}/0?password_env={PW}"
+    run = subprocess.run([sys.executable, "-m", "piiguard", "approve", str(action["id"]), url,
+                          "--catalog", str(catalog)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "verified" in run.stdout, run.stderr
+    assert no_auth(store) is Status.PASS
+    undo = subprocess.run([sys.executable, "-m", "piiguard", "contain", "undo", str(action["id"]), url,
+                           "--catalog", str(catalog)], capture_output=True, text=True, timeout=60)
+    assert undo.returncode == 0 and no_auth(store) is Status.FAIL
+    admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "off")
+
+
+def test_rate_cap_leaves_the_rest_for_approval(cache: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PW, PASSWORD)
+    store = redis_store(cache)
+    admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "on", "nopass", "-@all", "+info")
+    with Catalog(tmp_path / "c.db") as cat:
+        cat.add_containment("other", "redis", {}, "verified")  # one store already closed this minute
+        Watcher([store], cat, [], timeout=2, containor=Containor(cat, mode="auto", rate=1, timeout=2)).cycle()
+        action = cat.containments("cache")[0]
+    assert action["status"] == "planned" and "rate cap" in action["note"]
+    assert no_auth(store) is Status.FAIL
+    admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "off")
+
+
+def test_mariadb_accounts_without_password_are_locked_and_unlocked(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    server = start_mariadb()
+    try:
+        with pymysql.connect(host="127.0.0.1", port=server.port, user="root", password=PASSWORD,
+                             autocommit=True) as conn:
+            conn.cursor().execute("CREATE USER analyst@'127.0.0.1'")  # no password
+        monkeypatch.setenv(PW, PASSWORD)
+        store = Store("shop", "mysql", host="127.0.0.1", port=server.port, user="root", password_env=PW)
+        with Catalog(tmp_path / "c.db") as cat:
+            Watcher([store], cat, [], timeout=2, containor=Containor(cat, mode="auto", timeout=2)).cycle()
+            (action,) = cat.containments("shop")
+            assert action["status"] == "verified"
+            assert action["plan"]["steps"] == ["ALTER USER 'analyst'@'127.0.0.1' ACCOUNT LOCK"]
+            with pytest.raises(pymysql.err.OperationalError):
+                pymysql.connect(host="127.0.0.1", port=server.port, user="analyst", password="")
+            Containor(cat).undo(action["id"], store)
+        pymysql.connect(host="127.0.0.1", port=server.port, user="analyst", password="").close()  # kept, unlocked
+    finally:
+        stop_mariadb(server)
