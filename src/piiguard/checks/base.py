@@ -110,6 +110,9 @@ class Check(ABC, Generic[T]):
     severity: ClassVar[Severity]
     vantage: ClassVar[Vantage]
     anchors: ClassVar[tuple[str, ...]] = ()  # CIS control, nuclei template, nmap script
+    # watch runs cheap outside probes every few seconds; costly ones (password guessing, which also
+    # loads the server) run with the slower inside audits.
+    frequent: ClassVar[bool] = True
 
     @abstractmethod
     def run(self, target: T) -> Outcome:

@@ -140,6 +140,7 @@ class DefaultPassword(MySQLCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    frequent = False
     anchors = ("nmap: mysql-brute",)
 
     def run(self, target: MySQLTarget) -> Outcome:

@@ -199,6 +199,7 @@ class DefaultPassword(PostgresCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    frequent = False
     anchors = ("nmap: pgsql-brute",)
 
     def run(self, target: PostgresTarget) -> Outcome:

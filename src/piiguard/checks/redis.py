@@ -142,6 +142,7 @@ class WeakPassword(RedisCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    frequent = False
 
     def run(self, target: RedisTarget) -> Outcome:
         if target.probe("INFO", "server").startswith("$"):

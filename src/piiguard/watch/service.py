@@ -75,7 +75,8 @@ class Watcher:
         self.stop = threading.Event()
 
     def outside_ids(self) -> list[str]:
-        return [i for i in check_ids() if checks.get(i).vantage is Vantage.OUTSIDE]
+        """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
+        return [i for i in check_ids() if checks.get(i).vantage is Vantage.OUTSIDE and checks.get(i).frequent]
 
     def cycle(self, *, inside: bool = True) -> list[Alert]:
         """Probe (and audit, when ``inside``), record, queue alerts; returns the alerts queued."""
