@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from checks import insecure_servers, stores_for  # noqa: E402
+from helpers import Listener  # noqa: E402
 from servers import (  # noqa: E402
     PASSWORD,
     REDIS_ADMIN,
@@ -44,9 +45,6 @@ from servers import (  # noqa: E402
 from piiguard.catalog import Catalog  # noqa: E402
 from piiguard.watch.service import Watcher  # noqa: E402
 from piiguard.watch.sinks import JsonLines  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from test_watch import Listener  # noqa: E402
 
 
 def latency(trials: int) -> None:

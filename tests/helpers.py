@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
+import threading
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pyarrow as pa
 
@@ -32,3 +36,32 @@ def assert_fails_exactly(statuses: dict[str, Status], expected: set[str]) -> Non
     """The insecure-variant verdict: these checks fail, every other passes, none could not decide."""
     assert {c for c, s in statuses.items() if s is Status.FAIL} == expected
     assert [c for c, s in statuses.items() if s is Status.ERROR] == []
+
+
+class Listener:
+    """A real HTTP endpoint that records JSON posts; ``failing`` makes it answer 500."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.failing = False
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if listener.failing:
+                    self.send_response(500)
+                else:
+                    listener.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def events(self, check: str) -> list[str]:
+        return [a["event"] for a in self.received if a["check"] == check]

@@ -102,17 +102,17 @@ def test_mariadb_accounts_without_password_are_locked_and_unlocked(tmp_path: Pat
     try:
         with pymysql.connect(host="127.0.0.1", port=server.port, user="root", password=PASSWORD,
                              autocommit=True) as conn:
-            conn.cursor().execute("CREATE USER analyst@'127.0.0.1'")  # no password
+            conn.cursor().execute("CREATE USER ''@'127.0.0.1'")  # anonymous, no password: anyone gets in
         monkeypatch.setenv(PW, PASSWORD)
         store = Store("shop", "mysql", host="127.0.0.1", port=server.port, user="root", password_env=PW)
         with Catalog(tmp_path / "c.db") as cat:
             Watcher([store], cat, [], timeout=2, containor=Containor(cat, mode="auto", timeout=2)).cycle()
             (action,) = cat.containments("shop")
             assert action["status"] == "verified"
-            assert action["plan"]["steps"] == ["ALTER USER 'analyst'@'127.0.0.1' ACCOUNT LOCK"]
-            with pytest.raises(pymysql.err.OperationalError):
-                pymysql.connect(host="127.0.0.1", port=server.port, user="analyst", password="")
+            assert action["plan"]["steps"] == ["ALTER USER ''@'127.0.0.1' ACCOUNT LOCK"]
+            with pytest.raises(pymysql.err.OperationalError):  # any name matched the anonymous account
+                pymysql.connect(host="127.0.0.1", port=server.port, user="someone", password="")
             Containor(cat).undo(action["id"], store)
-        pymysql.connect(host="127.0.0.1", port=server.port, user="analyst", password="").close()  # kept, unlocked
+        pymysql.connect(host="127.0.0.1", port=server.port, user="someone", password="").close()  # kept, unlocked
     finally:
         stop_mariadb(server)

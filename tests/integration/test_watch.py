@@ -4,7 +4,6 @@ restarted loses nothing and repeats nothing."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,47 +12,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from helpers import Listener
 from servers import PASSWORD, REDIS_ADMIN, Server, free_port, start_redis, stop_redis
 
 from piiguard.catalog import Catalog
 from piiguard.model import Store
 from piiguard.watch.service import Watcher
 from piiguard.watch.sinks import Email, Syslog, Webhook
-
-
-class Listener:
-    """A real HTTP endpoint that records JSON posts; ``failing`` makes it answer 500."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.failing = False
-        listener = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if listener.failing:
-                    self.send_response(500)
-                else:
-                    listener.received.append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def events(self, check: str) -> list[str]:
-        return [a["event"] for a in self.received if a["check"] == check]
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ def test_every_check_is_documented_and_tested() -> None:
         assert cls.title() and "Risk:" in doc and "Fix:" in doc, check_id
         assert (check_id.split(".")[0] == cls.engine and cls.engine in targets) or cls.engine == "*", check_id
         assert f'"{check_id}"' in tests, f"{check_id} is named by no test"
+        assert not cls.exposes or cls.vantage.value == "outside", f"{check_id}: an open door is seen from outside"
 
 
 def test_every_connector_is_documented() -> None:

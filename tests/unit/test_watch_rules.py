@@ -22,13 +22,17 @@ def test_alerts_open_on_failure_and_resolve_on_pass_but_errors_say_nothing() -> 
     assert alerts[0].dedupe_key == "s:a:opened:1"
 
 
-def test_exposure_needs_a_severe_outside_failure_and_ignores_unreachable_stores() -> None:
-    stores = [Store("open", "redis"), Store("closed", "redis"), Store("gone", "redis"), Store("minor", "redis")]
-    findings = [f("x", Status.FAIL, store="open"), f("x", Status.PASS, store="closed"),
-                f("x", Status.ERROR, store="gone"), f("y", Status.FAIL, Severity.LOW, store="minor"),
-                f("z", Status.FAIL, vantage=Vantage.INSIDE, store="closed")]
+def test_only_open_door_checks_open_exposures_and_unreachable_stores_are_left_alone() -> None:
+    from piiguard import plugins
+
+    plugins.load()
+    stores = [Store("open", "redis"), Store("closed", "redis"), Store("gone", "redis"), Store("weak", "redis")]
+    findings = [f("redis.no-auth", Status.FAIL, store="open"), f("redis.no-auth", Status.PASS, store="closed"),
+                f("redis.no-auth", Status.ERROR, store="gone"), f("redis.no-auth", Status.PASS, store="weak"),
+                f("redis.no-tls", Status.FAIL, Severity.HIGH, store="weak"),
+                f("redis.dangerous-commands", Status.FAIL, vantage=Vantage.INSIDE, store="closed")]
     state = exposure_state(stores, findings)
-    assert state["open"] is not None and state["closed"] is None and state["minor"] is None
+    assert state["open"] is not None and state["closed"] is None and state["weak"] is None
     assert "gone" not in state
 
 

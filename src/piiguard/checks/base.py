@@ -113,6 +113,8 @@ class Check(ABC, Generic[T]):
     # watch runs cheap outside probes every few seconds; costly ones (password guessing, which also
     # loads the server) run with the slower inside audits.
     frequent: ClassVar[bool] = True
+    # A failure means anyone who reaches the port gets in: it opens an exposure window in watch.
+    exposes: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, target: T) -> Outcome:

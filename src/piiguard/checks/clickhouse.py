@@ -154,6 +154,7 @@ class DefaultNoPassword(ClickHouseCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     anchors = ("nuclei: clickhouse-unauth",)
 
     def run(self, target: ClickHouseTarget) -> Outcome:

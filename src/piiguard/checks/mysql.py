@@ -25,9 +25,10 @@ from piiguard.model import Severity, Vantage
 
 DEFAULT_PASSWORDS = ("root", "password", "mysql", "admin", "123456")  # a small, documented list
 CLIENT_SSL = 0x0800
-ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT = 1045, 3159
+ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED = 1045, 3159, 4151
 TLS_OPTIONAL = {"check_hostname": False, "verify_mode": False}
 ADMIN_USERS = ("root", "mariadb.sys")
+ANY_NAME = "piiguard-no-such-user"
 
 
 class MySQLTarget(Target):
@@ -63,7 +64,7 @@ class MySQLTarget(Target):
             pymysql.connect(host=self.host, port=self.port, user=user, password=password,
                             connect_timeout=self.timeout, ssl=self.tls).close()
         except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in (ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT):
+            if exc.args and exc.args[0] in (ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED):
                 return False
             raise StoreUnreachable(self.store.name, f"login attempt failed (error {exc.args[0] if exc.args else '?'})"
                                    ) from exc
@@ -121,14 +122,18 @@ class EmptyPassword(MySQLCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     anchors = ("nmap: mysql-empty-password", "CIS MariaDB 10.11 §7.3")
 
     def run(self, target: MySQLTarget) -> Outcome:
-        users = list(dict.fromkeys(["root", "", *([target.store.user] if target.store.user else [])]))
-        open_users = [u or "(anonymous)" for u in users if target.login(u, "")]
+        # An anonymous account ('') matches any user name; clients turn an empty name into the OS
+        # user's, so the probe asks for a name that cannot exist instead.
+        users = list(dict.fromkeys(["root", ANY_NAME, *([target.store.user] if target.store.user else [])]))
+        shown = {ANY_NAME: "any user name (anonymous account)"}
+        open_users = [shown.get(u, u) for u in users if target.login(u, "")]
         if open_users:
             return failed(f"empty password accepted for {', '.join(open_users)}")
-        return passed(f"empty password refused for {', '.join(u or '(anonymous)' for u in users)}")
+        return passed(f"empty password refused for {', '.join(shown.get(u, u) for u in users)}")
 
 
 @checks.register("mysql.default-password")
@@ -140,6 +145,7 @@ class DefaultPassword(MySQLCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     frequent = False
     anchors = ("nmap: mysql-brute",)
 

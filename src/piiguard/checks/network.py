@@ -69,6 +69,7 @@ class Exposed(Check[Target]):
 
     engine = "*"
     severity, vantage = Severity.HIGH, Vantage.OUTSIDE
+    exposes = True
 
     @classmethod
     def applies(cls, store: Store) -> bool:

@@ -180,6 +180,7 @@ class TrustAuth(PostgresCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     anchors = ("CIS PostgreSQL 15 §3.1.2", "nuclei: postgres-unauth")
 
     def run(self, target: PostgresTarget) -> Outcome:
@@ -199,6 +200,7 @@ class DefaultPassword(PostgresCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     frequent = False
     anchors = ("nmap: pgsql-brute",)
 

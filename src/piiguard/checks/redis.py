@@ -123,6 +123,7 @@ class NoAuth(RedisCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     anchors = ("nmap: redis-info", "nuclei: redis-default-logins")
 
     def run(self, target: RedisTarget) -> Outcome:
@@ -142,6 +143,7 @@ class WeakPassword(RedisCheck):
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
+    exposes = True
     frequent = False
 
     def run(self, target: RedisTarget) -> Outcome:

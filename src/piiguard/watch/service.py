@@ -22,13 +22,12 @@ from piiguard.checker import check_ids, run_checks
 from piiguard.checks.base import checks
 from piiguard.config import Config
 from piiguard.contain.service import Containor
-from piiguard.model import Alert, Finding, Severity, Status, Store, Transition, Vantage
+from piiguard.model import Alert, Finding, Status, Store, Transition, Vantage
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_INSIDE_EVERY = 60.0
-EXPOSING = Severity.HIGH  # an outside failure at least this severe opens an exposure window
 MAX_BACKOFF = 300.0
 
 
@@ -50,15 +49,16 @@ def alerts_for(changes: list[Transition]) -> list[Alert]:
 
 
 def exposure_state(stores: Sequence[Store], findings: Sequence[Finding]) -> dict[str, Finding | None]:
-    """Per store: the outside failure that exposes it, or None when its outside probes pass. A store
-    whose outside probes all errored is left out: unreachable proves neither open nor closed."""
+    """Per store: the failing open-door probe that exposes it (a check marked ``exposes``: anyone who
+    reaches the port gets in), or None when those probes pass. A store whose probes all errored is
+    left out: unreachable proves neither open nor closed."""
     out: dict[str, Finding | None] = {}
     for store in stores:
-        outside = [f for f in findings if f.store == store.name and f.vantage is Vantage.OUTSIDE]
-        if not outside or all(f.status is Status.ERROR for f in outside):
+        doors = [f for f in findings if f.store == store.name and f.check in checks and checks.get(f.check).exposes]
+        if not doors or all(f.status is Status.ERROR for f in doors):
             continue
-        exposing = [f for f in outside if f.status is Status.FAIL and f.severity >= EXPOSING and not f.waiver]
-        out[store.name] = max(exposing, key=lambda f: f.severity.rank) if exposing else None
+        open_doors = [f for f in doors if f.status is Status.FAIL and not f.waiver]
+        out[store.name] = max(open_doors, key=lambda f: f.severity.rank) if open_doors else None
     return out
 
 
