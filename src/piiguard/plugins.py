@@ -28,6 +28,7 @@ BUILTIN = (
     "piiguard.checks.postgres",
     "piiguard.checks.redis",
     "piiguard.watch.sinks",
+    "piiguard.contain.clickhouse",
     "piiguard.contain.mysql",
     "piiguard.contain.redis",
 )

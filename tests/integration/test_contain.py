@@ -116,3 +116,32 @@ def test_mariadb_accounts_without_password_are_locked_and_unlocked(tmp_path: Pat
         pymysql.connect(host="127.0.0.1", port=server.port, user="someone", password="").close()  # kept, unlocked
     finally:
         stop_mariadb(server)
+
+
+def test_clickhouse_default_user_gets_a_generated_password_and_undo_removes_it(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from servers import clickhouse_users, start_clickhouse, stop_clickhouse
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # where the generated password goes
+    server = start_clickhouse()
+    try:
+        (server.data / "conf" / "users.xml").write_text(clickhouse_users(password=False))
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/", data=b"SYSTEM RELOAD CONFIG",
+            headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD}), timeout=10).read()
+        monkeypatch.setenv(PW, "")
+        store = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
+                      options={"tcp_port": str(server.tcp_port), "config_dir": str(server.data / "conf")})  # type: ignore[attr-defined]
+        with Catalog(tmp_path / "c.db") as cat:
+            Watcher([store], cat, [], timeout=2, containor=Containor(cat, mode="auto", timeout=2)).cycle(inside=False)
+            (action,) = cat.containments("olap")
+            assert action["status"] == "verified", action["note"]
+            secret = Path(action["plan"]["data"]["secret_file"])
+            assert secret.stat().st_mode & 0o077 == 0 and secret.read_text() not in str(action)
+            Containor(cat).undo(action["id"], store)
+        (finding,) = check_store(store, timeout=2, only=["clickhouse.default-no-password"])
+        assert finding.status is Status.FAIL  # as it was before containment
+    finally:
+        stop_clickhouse(server)
