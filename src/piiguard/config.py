@@ -34,6 +34,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -67,7 +68,15 @@ STORE_KEYS = {
     "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
-TOP_KEYS = {"stores", "detectors", "catalog", "policy"}
+TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts"}
+# Alert sinks for watch, one mapping each; a secret (a Slack webhook URL, an SMTP password) only by
+# reference: webhook_env, password_env.
+ALERT_KEYS = {
+    "webhook": {"webhook", "webhook_env", "slack"},
+    "smtp": {"smtp", "port", "to", "from", "starttls", "user", "password_env"},
+    "syslog": {"syslog"},
+    "stdout": {"stdout"},
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class Config:
     catalog: str | None = None
     source: str | None = None
     policy: Policy = field(default_factory=Policy)
+    alerts: tuple[Mapping[str, Any], ...] = ()
 
     def store(self, name: str) -> Store | None:
         return next((s for s in self.stores if s.name == name), None)
@@ -301,6 +311,29 @@ def _parse_detector(raw: Any, path: str, problems: _Problems) -> CustomDetector 
                           _opt_str(raw, "description", path, problems) or "", float(share))
 
 
+def _parse_alerts(raw: Any, problems: _Problems) -> tuple[Mapping[str, Any], ...]:
+    if not isinstance(raw, list):
+        problems.add("alerts", "expected a list of sinks (webhook, smtp, syslog, stdout)")
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        path = f"alerts[{i}]"
+        kinds = [k for k in ALERT_KEYS if isinstance(item, Mapping) and (k in item or f"{k}_env" in item)]
+        if len(kinds) != 1:
+            problems.add(path, "expected exactly one of webhook (or webhook_env), smtp, syslog, stdout")
+            continue
+        kind = kinds[0]
+        _unknown_keys(item, ALERT_KEYS[kind], path, problems)
+        if kind == "smtp" and not (isinstance(item.get("to"), list) and item["to"]):
+            problems.add(f"{path}.to", "required: a list of recipients")
+        if kind == "syslog" and not str(item.get("syslog", "")).startswith(("udp://", "tcp://")):
+            problems.add(f"{path}.syslog", "expected udp://host:port or tcp://host:port")
+        if "webhook" in item and not str(item["webhook"]).startswith(("http://", "https://")):
+            problems.add(f"{path}.webhook", "expected an http(s) URL (or webhook_env: VAR for a secret URL)")
+        out.append(MappingProxyType({"kind": kind, **item}))
+    return tuple(out)
+
+
 def _list(data: Mapping[str, Any], key: str, problems: _Problems) -> list[Any]:
     raw = data.get(key) or []
     if isinstance(raw, list):
@@ -333,9 +366,10 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
             detectors.append(det)
     catalog = _opt_str(data, "catalog", "", problems)
     policy = parse_policy(data.get("policy"), problems.add, check_ids)
+    alerts = _parse_alerts(data.get("alerts") or [], problems)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
-    return Config(tuple(stores), tuple(detectors), catalog, source, policy)
+    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts)
 
 
 def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,

@@ -42,3 +42,31 @@ def test_webhook_ids_hide_the_url_and_slack_text_has_no_values() -> None:
     text = slack_text({"event": "opened", "severity": "critical", "store": "cache", "check": "redis.no-auth",
                        "evidence": "INFO was answered", "pii_types": ["email"], "subjects_estimate": 1200})
     assert text == "[critical] cache: redis.no-auth opened — holds email of ~1,200 people. INFO was answered"
+
+
+def test_alert_sinks_from_yaml_with_secrets_by_reference(monkeypatch: object) -> None:
+    import pytest
+
+    from piiguard.config import parse_config
+    from piiguard.errors import ConfigError
+    from piiguard.watch.sinks import Email, JsonLines, Syslog, from_config
+
+    cfg = parse_config({"alerts": [{"webhook_env": "HOOK", "slack": True},
+                                   {"smtp": "mail", "port": 2525, "to": ["oncall@example.com"],
+                                    "password_env": "SMTP_PW", "user": "piiguard"},
+                                   {"syslog": "tcp://logs:601"}, {"stdout": True}]})
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOOK", "https://hooks.example.com/services/T0/B0/token")
+    mp.setenv("SMTP_PW", "pw")
+    try:
+        hook, mail, log, out = from_config(cfg.alerts)
+    finally:
+        mp.undo()
+    assert isinstance(hook, Webhook) and hook.slack and "token" not in hook.id
+    assert isinstance(mail, Email) and (mail.port, mail.password) == (2525, "pw")
+    assert isinstance(log, Syslog) and log.transport == "tcp" and isinstance(out, JsonLines)
+    with pytest.raises(ConfigError) as err:
+        parse_config({"alerts": [{"webhook": "ftp://x"}, {"smtp": "mail"}, {"pager": 1}, {"syslog": "x"}]})
+    text = "\n".join(err.value.problems)
+    assert "alerts[0].webhook" in text and "alerts[1].to: required" in text and "alerts[2]: expected exactly one" in text
+    assert "alerts[3].syslog" in text

@@ -21,7 +21,7 @@ from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, Watcher
-from piiguard.watch.sinks import AlertSink, Email, JsonLines, Syslog, Webhook
+from piiguard.watch.sinks import AlertSink, Email, JsonLines, Syslog, Webhook, from_config
 
 
 def watch(
@@ -49,7 +49,8 @@ def watch(
     cfg = read_config(config)
     plugins.load()
     stores = resolve_stores(targets or [], cfg)
-    sinks: list[AlertSink] = [Webhook(url, slack=slack, timeout=timeout) for url in webhook or []]
+    sinks: list[AlertSink] = from_config(cfg.alerts if cfg else (), timeout=timeout)
+    sinks += [Webhook(url, slack=slack, timeout=timeout) for url in webhook or []]
     if smtp:
         host, _, port = smtp.rpartition(":")
         if not host or not port.isdigit() or not smtp_to:

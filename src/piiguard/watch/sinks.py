@@ -17,10 +17,12 @@ import ssl
 import sys
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import IO, Any
+from urllib.parse import urlsplit
 
+from piiguard.errors import ConfigError
 from piiguard.registry import Registry
 
 
@@ -152,3 +154,27 @@ def format_5424(alert: dict[str, Any]) -> bytes:
     data = f"[piiguard@32473 {params}]"
     host = socket.gethostname() or "-"
     return f"<{pri}>1 {alert['at']} {host} piiguard {os.getpid()} {alert['event']} {data} {slack_text(alert)}".encode()
+
+
+def from_config(alerts: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) -> list[AlertSink]:
+    """Sinks from ``alerts:`` in piiguard.yaml (validated there); secrets are read from the environment."""
+    out: list[AlertSink] = []
+    for a in alerts:
+        kind = a["kind"]
+        if kind == "webhook":
+            url = a.get("webhook") or os.environ.get(str(a.get("webhook_env")), "")
+            if not url:
+                raise ConfigError([f"alerts: ${a.get('webhook_env')} is empty"], hint="export the webhook URL")
+            out.append(Webhook(str(url), slack=bool(a.get("slack")), timeout=timeout))
+        elif kind == "smtp":
+            password = os.environ.get(str(a["password_env"])) if a.get("password_env") else None
+            out.append(Email(str(a["smtp"]), int(a.get("port", 25)), str(a.get("from", "piiguard@localhost")),
+                             [str(t) for t in a["to"]], starttls=bool(a.get("starttls")), username=a.get("user"),
+                             password=password, timeout=timeout))
+        elif kind == "syslog":
+            parts = urlsplit(str(a["syslog"]))
+            out.append(Syslog(parts.hostname or "localhost", parts.port or 514, transport=parts.scheme,
+                              timeout=timeout))
+        elif kind == "stdout":
+            out.append(JsonLines())
+    return out
