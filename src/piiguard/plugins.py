@@ -30,6 +30,7 @@ BUILTIN = (
     "piiguard.watch.sinks",
     "piiguard.contain.clickhouse",
     "piiguard.contain.mysql",
+    "piiguard.contain.postgres",
     "piiguard.contain.redis",
 )
 GROUP = "piiguard.plugins"

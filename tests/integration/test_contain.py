@@ -145,3 +145,36 @@ def test_clickhouse_default_user_gets_a_generated_password_and_undo_removes_it(t
         assert finding.status is Status.FAIL  # as it was before containment
     finally:
         stop_clickhouse(server)
+
+
+def test_postgres_revokes_connect_from_public_and_undo_grants_it_back(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+    from servers import HARDENED_HBA, pg_ctl, start_postgres, stop_postgres
+
+    server = start_postgres(hardened=True)
+    try:
+        def connect(user: str, password: str) -> None:
+            psycopg.connect(host="127.0.0.1", port=server.port, user=user, password=password, dbname="postgres",
+                            sslmode="require").close()
+
+        with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres", password=PASSWORD,
+                             sslmode="require", autocommit=True) as conn:
+            conn.execute("CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'")
+        (server.data / "data" / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\n" + HARDENED_HBA)
+        pg_ctl(server, "reload")
+        monkeypatch.setenv(PW, PASSWORD)
+        store = Store("pg", "postgres", host="127.0.0.1", port=server.port, user="postgres", database="postgres",
+                      password_env=PW)
+        connect("app", "")  # the open door: trust
+        with Catalog(tmp_path / "c.db") as cat:
+            Watcher([store], cat, [], timeout=2, containor=Containor(cat, mode="auto", timeout=2)).cycle(inside=False)
+            (action,) = cat.containments("pg")
+            assert action["status"] == "applied" and "superusers bypass CONNECT" in " ".join(action["plan"]["steps"])
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                connect("app", "")
+            connect("postgres", "")  # superusers bypass CONNECT: the plan says so
+            Containor(cat).undo(action["id"], store)
+        connect("app", "")  # back as it was
+    finally:
+        stop_postgres(server)
