@@ -70,3 +70,31 @@ def test_alert_sinks_from_yaml_with_secrets_by_reference(monkeypatch: object) ->
     text = "\n".join(err.value.problems)
     assert "alerts[0].webhook" in text and "alerts[1].to: required" in text and "alerts[2]: expected exactly one" in text
     assert "alerts[3].syslog" in text
+
+
+def test_watch_rescans_what_it_can_read_on_its_slow_schedule(tmp_path: object) -> None:
+    import sqlite3
+    import threading
+    from pathlib import Path
+
+    from piiguard.catalog import Catalog
+    from piiguard.watch.service import Watcher
+
+    base = Path(str(tmp_path))
+    with sqlite3.connect(base / "app.db") as db:
+        db.execute("CREATE TABLE users (email TEXT)")
+        db.executemany("INSERT INTO users VALUES (?)", [(f"u{i}@example.org",) for i in range(50)])
+    store = Store("app", "sqlite", path=str(base / "app.db"))
+    with Catalog(base / "c.db") as cat:
+        watcher = Watcher([store], cat, [], timeout=1)
+        loop = threading.Thread(target=watcher.run, kwargs={"interval": 0.2, "rescan_every": 3600})
+        loop.start()
+        try:
+            for _ in range(100):
+                if cat.data_context("app") is not None:
+                    break
+                threading.Event().wait(0.1)
+        finally:
+            watcher.stop.set()
+            loop.join(10)
+        assert cat.data_context("app") == (("email",), 50)

@@ -38,7 +38,9 @@ class Catalog:
         self.path = Path(path) if path is not None else default_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path)
+            # A Catalog may be handed to another thread (watch runs in one), but is used by one at a time;
+            # concurrent work (deliveries, re-scans) opens its own Catalog.
+            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except (sqlite3.Error, OSError) as exc:

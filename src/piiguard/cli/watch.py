@@ -20,7 +20,7 @@ from piiguard.errors import UsageError
 from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
-from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, Watcher
+from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAULT_RESCAN_EVERY, Watcher
 from piiguard.watch.sinks import AlertSink, Email, JsonLines, Syslog, Webhook, from_config
 
 
@@ -30,6 +30,8 @@ def watch(
     once: bool = typer.Option(False, "--once", help="run one full cycle, deliver its alerts, and exit"),
     interval: float = typer.Option(DEFAULT_INTERVAL, "--interval", help="seconds between outside probes"),
     inside_every: float = typer.Option(DEFAULT_INSIDE_EVERY, "--inside-every", help="seconds between inside audits"),
+    rescan_every: float = typer.Option(DEFAULT_RESCAN_EVERY, "--rescan-every",
+                                       help="seconds between sampled re-scans of what the stores hold"),
     webhook: list[str] = typer.Option(None, "--webhook", help="POST each alert as JSON to this URL (repeatable)"),
     slack: bool = typer.Option(False, "--slack", help="webhook payloads in Slack's {\"text\": …} form"),
     stdout: bool = typer.Option(False, "--stdout", help="also print each alert as a JSON line"),
@@ -82,7 +84,7 @@ def watch(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        watcher.run(interval=interval, inside_every=inside_every)
+        watcher.run(interval=interval, inside_every=inside_every, rescan_every=rescan_every)
 
 
 def exposures(

@@ -21,13 +21,16 @@ from piiguard.catalog import Catalog
 from piiguard.checker import check_ids, run_checks
 from piiguard.checks.base import checks
 from piiguard.config import Config
+from piiguard.connectors.base import connectors
 from piiguard.contain.service import Containor
 from piiguard.model import Alert, Finding, Status, Store, Transition, Vantage
+from piiguard.scanner import scan
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_INSIDE_EVERY = 60.0
+DEFAULT_RESCAN_EVERY = 6 * 3600.0  # classification changes slowly; a sampled scan keeps PII context fresh
 MAX_BACKOFF = 300.0
 
 
@@ -111,11 +114,23 @@ class Watcher:
                 self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - seen).total_seconds()))
         return sent
 
-    def run(self, *, interval: float = DEFAULT_INTERVAL, inside_every: float = DEFAULT_INSIDE_EVERY) -> None:
+    def rescan(self) -> None:
+        """A sampled scan of the stores piiguard can read, so failures name current PII types and counts."""
+        readable = [s for s in self.stores if s.engine in connectors]
+        if readable:
+            with Catalog(self.catalog.path) as own:  # runs in its own thread: its own connection
+                scan(readable, config=self.config, catalog=own, timeout=self.timeout)
+
+    def run(self, *, interval: float = DEFAULT_INTERVAL, inside_every: float = DEFAULT_INSIDE_EVERY,
+            rescan_every: float = DEFAULT_RESCAN_EVERY) -> None:
         """Cycle until :attr:`stop` is set: outside probes every ``interval`` (±20 % jitter), inside
-        audits every ``inside_every``; deliveries in their own thread."""
+        audits every ``inside_every``, sampled re-scans every ``rescan_every``; deliveries and re-scans
+        in their own threads, so neither delays the probes."""
         delivery = threading.Thread(target=self._deliver_loop, name="piiguard-delivery", daemon=True)
         delivery.start()
+        rescans = threading.Thread(target=self._rescan_loop, args=(rescan_every,), name="piiguard-rescan",
+                                   daemon=True)
+        rescans.start()
         last_inside = float("-inf")
         while not self.stop.is_set():
             started = time.monotonic()
@@ -126,6 +141,11 @@ class Watcher:
             pause = interval * random.uniform(0.8, 1.2) - (time.monotonic() - started)
             self.stop.wait(max(0.0, pause))
         delivery.join(timeout=5)
+
+    def _rescan_loop(self, every: float) -> None:
+        while not self.stop.is_set():
+            self.rescan()
+            self.stop.wait(every)
 
     def _deliver_loop(self) -> None:
         # SQLite connections belong to their thread: the delivery loop opens its own.
