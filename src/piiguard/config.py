@@ -73,7 +73,7 @@ TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts"}
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
     "webhook": {"webhook", "webhook_env", "slack"},
-    "smtp": {"smtp", "port", "to", "from", "starttls", "user", "password_env"},
+    "smtp": {"smtp", "port", "to", "from", "starttls", "user", "password_env", "cafile"},
     "syslog": {"syslog"},
     "stdout": {"stdout"},
 }

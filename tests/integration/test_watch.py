@@ -229,3 +229,45 @@ def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(cache: Server, list
     with Catalog(tmp_path / "c.db") as cat:
         (exposure,) = cat.exposures()
         assert exposure.store == f"127.0.0.1:{cache.port}/0" and exposure.closed_at is not None
+
+
+def test_smtp_with_starttls_and_login(tmp_path: Path) -> None:
+    """The SMTP sink upgrades with STARTTLS (verifying the server's certificate) and logs in."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1"],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    messages: list[str] = []
+
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            messages.append(envelope.content.decode())
+            return "250 OK"
+
+    def authenticator(server: object, session: object, envelope: object, mechanism: str, data: object) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"piiguard", b"smtp-secret")
+        return AuthResult(success=ok)
+
+    port = free_port()
+    smtp = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost", tls_context=context,
+                      require_starttls=True, authenticator=authenticator, auth_require_tls=True)
+    smtp.start()
+    try:
+        alert = {"event": "opened", "store": "cache", "check": "redis.no-auth", "severity": "critical",
+                 "at": "2026-11-25T20:00:00+00:00", "evidence": "INFO was answered", "pii_types": [],
+                 "subjects_estimate": None, "dedupe_key": "cache:redis.no-auth:opened:1", "title": "t"}
+        Email("localhost", port, "piiguard@localhost", ["oncall@localhost"], starttls=True, username="piiguard",
+              password="smtp-secret", cafile=str(cert)).send(alert)
+        with pytest.raises(Exception):  # noqa: B017 — a wrong password must not deliver
+            Email("localhost", port, "piiguard@localhost", ["oncall@localhost"], starttls=True, username="piiguard",
+                  password="wrong", cafile=str(cert)).send(alert)
+    finally:
+        smtp.stop()
+    assert len(messages) == 1 and "redis.no-auth opened" in messages[0]

@@ -91,11 +91,13 @@ class Email(AlertSink):
     """One e-mail per alert over SMTP, with optional STARTTLS and login (password by reference)."""
 
     def __init__(self, host: str, port: int, sender: str, recipients: Sequence[str], *, starttls: bool = False,
-                 username: str | None = None, password: str | None = None, timeout: float = 10.0) -> None:
+                 username: str | None = None, password: str | None = None, timeout: float = 10.0,
+                 cafile: str | None = None) -> None:
         if not recipients:
             raise ValueError("an e-mail sink needs at least one recipient")
         self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
         self.starttls, self.username, self.password, self.timeout = starttls, username, password, timeout
+        self.cafile = cafile  # a private CA for the server's certificate; it is always verified
 
     @property
     def id(self) -> str:
@@ -109,7 +111,7 @@ class Email(AlertSink):
         message.set_content(slack_text(alert) + "\n\n" + json.dumps(alert, indent=2))
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=self.cafile))
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.send_message(message)
@@ -170,7 +172,7 @@ def from_config(alerts: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) ->
             password = os.environ.get(str(a["password_env"])) if a.get("password_env") else None
             out.append(Email(str(a["smtp"]), int(a.get("port", 25)), str(a.get("from", "piiguard@localhost")),
                              [str(t) for t in a["to"]], starttls=bool(a.get("starttls")), username=a.get("user"),
-                             password=password, timeout=timeout))
+                             password=password, timeout=timeout, cafile=a.get("cafile")))
         elif kind == "syslog":
             parts = urlsplit(str(a["syslog"]))
             out.append(Syslog(parts.hostname or "localhost", parts.port or 514, transport=parts.scheme,
