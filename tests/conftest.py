@@ -6,7 +6,17 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
-from servers import PASSWORD, Server, start_mariadb, start_postgres, stop_mariadb, stop_postgres
+from helpers import Listener
+from servers import (
+    PASSWORD,
+    Server,
+    start_mariadb,
+    start_postgres,
+    start_redis,
+    stop_mariadb,
+    stop_postgres,
+    stop_redis,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +31,21 @@ def mariadb() -> Iterator[Server]:
     server = start_mariadb()
     yield server
     stop_mariadb(server)
+
+
+@pytest.fixture(scope="session")
+def cache() -> Iterator[Server]:
+    """A hardened Redis shared by the watch and containment tests (each puts back what it changes)."""
+    server = start_redis()
+    yield server
+    stop_redis(server)
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener()
+    yield lst
+    lst.server.shutdown()
 
 
 @pytest.fixture

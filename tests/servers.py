@@ -19,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,6 +214,12 @@ def start_redis() -> Server:
     _wait(["redis-cli", "-p", str(port), "--user", REDIS_ADMIN, "--pass", PASSWORD, "--no-auth-warning", "PING"],
           15, "Redis")
     return Server("redis", port, REDIS_ADMIN, "0", root)
+
+
+def redis_admin(server: Server) -> Any:
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD)
 
 
 def stop_redis(server: Server) -> None:

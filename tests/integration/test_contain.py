@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
-import redis
-from servers import PASSWORD, REDIS_ADMIN, Server, start_mariadb, start_redis, stop_mariadb, stop_redis
+from servers import PASSWORD, REDIS_ADMIN, Server, redis_admin, start_mariadb, stop_mariadb
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
@@ -24,15 +22,7 @@ from piiguard.watch.sinks import JsonLines
 PW = "PIIGUARD_C_PW"
 
 
-@pytest.fixture(scope="module")
-def cache() -> Iterator[Server]:
-    server = start_redis()
-    yield server
-    stop_redis(server)
-
-
-def admin(server: Server) -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD)
+admin = redis_admin
 
 
 def redis_store(server: Server) -> Store:

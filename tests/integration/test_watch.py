@@ -11,37 +11,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from helpers import Listener
-from servers import PASSWORD, REDIS_ADMIN, Server, free_port, start_redis, stop_redis
+from servers import PASSWORD, REDIS_ADMIN, Server, free_port, redis_admin
 
 from piiguard.catalog import Catalog
 from piiguard.model import Store
 from piiguard.watch.service import Watcher
 from piiguard.watch.sinks import Email, Syslog, Webhook
 
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    lst = Listener()
-    yield lst
-    lst.server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def cache() -> Iterator[Server]:
-    server = start_redis()
-    yield server
-    stop_redis(server)
-
-
-def admin(server: Server) -> redis.Redis:
-    return redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD)
+admin = redis_admin
 
 
 def open_up(server: Server) -> None:  # what an operator "just testing something" does

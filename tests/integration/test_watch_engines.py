@@ -5,7 +5,7 @@ CONFIG) — alerting a real HTTP listener and opening and closing the exposure w
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pymysql
@@ -67,13 +67,6 @@ ENGINES: list[tuple[str, Callable[[], Server], Callable[[Server], None], Callabl
     ("mysql", start_mariadb, stop_mariadb, my_flip, "mysql.empty-password"),
     ("clickhouse", start_clickhouse, stop_clickhouse, ch_flip, "clickhouse.default-no-password"),
 ]
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    lst = Listener()
-    yield lst
-    lst.server.shutdown()
 
 
 @pytest.mark.parametrize(("engine", "start", "stop", "flip", "check"), ENGINES, ids=[e[0] for e in ENGINES])
