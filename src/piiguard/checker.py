@@ -87,9 +87,11 @@ def _reason(exc: StoreError) -> str:
 
 def with_data_context(findings: list[Finding], catalog: Catalog | None) -> list[Finding]:
     """Raise failing findings on stores that hold PII, and name what they hold."""
+    contexts = {store: catalog.data_context(store) if catalog is not None else None
+                for store in {f.store for f in findings}}  # one lookup per store, not per finding
     out = []
     for f in findings:
-        context = catalog.data_context(f.store) if catalog is not None else None
+        context = contexts[f.store]
         if context is None:
             out.append(replace(f, data_context="never scanned: run `piiguard scan` to know what it holds"))
             continue

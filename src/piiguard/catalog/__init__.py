@@ -206,6 +206,9 @@ class Catalog:
                                (store,) if store else ()).fetchall()
         return [tuple(map(str, r)) for r in rows]  # type: ignore[misc]
 
+    def open_exposures(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM exposures WHERE closed_at IS NULL").fetchone()[0])
+
     def add_containment(self, store: str, engine: str, plan: dict[str, Any], status: str) -> int:
         now = _now()
         with self.db:
@@ -218,10 +221,16 @@ class Catalog:
             self.db.execute("UPDATE containments SET status = ?, note = ?, updated = ? WHERE id = ?",
                             (status, note, _now(), containment_id))
 
+    def containment(self, containment_id: int) -> dict[str, Any] | None:
+        rows = self._containments(" WHERE id = ?", (containment_id,))
+        return rows[0] if rows else None
+
     def containments(self, store: str | None = None) -> list[dict[str, Any]]:
+        return self._containments(" WHERE store = ?" if store else "", (store,) if store else ())
+
+    def _containments(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         query = "SELECT id, store, engine, status, plan, created, updated, note FROM containments"
-        rows = self.db.execute(query + (" WHERE store = ?" if store else "") + " ORDER BY id",
-                               (store,) if store else ()).fetchall()
+        rows = self.db.execute(query + where + " ORDER BY id", args).fetchall()
         keys = ("id", "store", "engine", "status", "plan", "created", "updated", "note")
         return [{**dict(zip(keys, r, strict=True)), "plan": json.loads(r[4])} for r in rows]
 

@@ -20,12 +20,12 @@ contain_app = typer.Typer(help="Containment steps: list and undo.", no_args_is_h
 
 
 def _store(catalog: Catalog, containment_id: int, target: str | None, config: Path | None) -> Store:
-    rows = [c for c in catalog.containments() if c["id"] == containment_id]
-    if not rows:
+    row = catalog.containment(containment_id)
+    if row is None:
         raise UsageError(f"no containment {containment_id}", hint="see `piiguard contain list`")
     cfg = read_config(config)
     plugins.load()
-    name = str(rows[0]["store"])
+    name = str(row["store"])
     if target:
         (store,) = resolve_stores([target], cfg)
     elif cfg is not None and cfg.store(name) is not None:

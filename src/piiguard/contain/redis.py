@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from piiguard.config import resolve_password
+from piiguard.checks.redis import RedisTarget
 from piiguard.contain.base import Containment, Plan, containments
 from piiguard.model import Finding, Status, Store
 
@@ -17,8 +17,8 @@ TRIGGERS = {"redis.no-auth", "redis.default-user-nopass", "redis.weak-password"}
 
 
 def _client(store: Store) -> redis.Redis:
-    return redis.Redis(host=store.host or "localhost", port=store.port or 6379, username=store.user,
-                       password=resolve_password(store), decode_responses=True, socket_timeout=5)
+    """The same administrator session the inside checks use (timeouts, no retries, clear errors)."""
+    return RedisTarget(store, timeout=5).session
 
 
 @containments.register("redis")

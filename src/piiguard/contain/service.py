@@ -46,10 +46,9 @@ class Containor:
         return done
 
     def _load(self, containment_id: int) -> tuple[dict[str, Any], Plan]:
-        rows = [c for c in self.catalog.containments() if c["id"] == containment_id]
-        if not rows:
+        row = self.catalog.containment(containment_id)
+        if row is None:
             raise KeyError(containment_id)
-        row = rows[0]
         plan_data = dict(row["plan"])
         plan = Plan(**{**plan_data, **{k: tuple(plan_data[k]) for k in ("steps", "undo", "verify")}})
         return row, plan

@@ -92,8 +92,7 @@ class Watcher:
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
         if self.containor is not None:
             self.containor.consider(self.stores, findings, exposed)
-        open_windows = sum(1 for e in self.catalog.exposures() if e.closed_at is None)
-        self.metrics.cycle(findings, time.monotonic() - started, open_windows)
+        self.metrics.cycle(findings, time.monotonic() - started, self.catalog.open_exposures())
         return queued
 
     def deliver(self) -> int:
