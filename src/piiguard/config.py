@@ -54,13 +54,26 @@ URL_SCHEMES = {
     "file": "files",
     "redis": "redis",
     "clickhouse": "clickhouse",
+    "opensearch": "opensearch",
+    "elasticsearch": "opensearch",
+    "mongodb": "mongodb",
+    "s3": "s3",
 }
 DEFAULT_PASSWORD_ENV = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD", "redis": "REDISCLI_AUTH",
-                        "clickhouse": "CLICKHOUSE_PASSWORD"}
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "clickhouse": 8123}
+                        "clickhouse": "CLICKHOUSE_PASSWORD", "opensearch": "OPENSEARCH_PASSWORD",
+                        "mongodb": "MONGODB_PASSWORD", "s3": "AWS_SECRET_ACCESS_KEY"}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "redis": 6379, "clickhouse": 8123, "opensearch": 9200,
+                 "mongodb": 27017, "s3": 443}
 PATH_ENGINES = {"sqlite", "files"}
-# Engine-specific store options (``options:`` in YAML, or URL parameters).
-OPTION_KEYS = {"clickhouse": {"tcp_port", "config_dir"}}
+# Engine-specific store options (``options:`` in YAML, or URL parameters). For s3 the store's user is
+# the access key id (an identifier, not a secret) and the password the secret access key.
+OPTION_KEYS = {
+    "clickhouse": {"tcp_port", "config_dir"},
+    "opensearch": {"tls", "cafile"},
+    "mongodb": {"tls", "cafile", "auth_mechanism"},
+    "s3": {"tls", "cafile", "region"},
+}
+BOOL_OPTIONS = {"tls"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
 
 STORE_KEYS = {
@@ -165,6 +178,7 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
     for key in options:
         if key not in OPTION_KEYS.get(engine, set()):
             problems.add(where, f"unknown URL parameter {key!r}")
+    _check_option_values(options, where, problems)
     if engine in PATH_ENGINES:
         path = unquote(parts.path)
         if parts.netloc not in ("", "localhost"):
@@ -194,6 +208,18 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
         password_file=query.get("password_file"),
         options=options,
     )
+
+
+def _check_option_values(options: Mapping[str, str], where: str, problems: _Problems) -> None:
+    for key in BOOL_OPTIONS & set(options):
+        if options[key].lower() not in ("true", "false"):
+            problems.add(f"{where}.{key}" if where.endswith("options") else where, f"{key}: expected true or false")
+
+
+def option_flag(store: Store, key: str, default: bool) -> bool:
+    """A boolean store option (validated when the configuration was parsed)."""
+    value = store.options.get(key)
+    return default if value is None else value.lower() == "true"
 
 
 def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | None) -> Store | None:
@@ -229,6 +255,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         if key not in OPTION_KEYS.get(str(engine_name), set()):
             known = ", ".join(sorted(OPTION_KEYS.get(str(engine_name), set()))) or "none"
             problems.add(f"{path}.options.{key}", f"unknown option for engine {engine_name} (known: {known})")
+    _check_option_values(option_map, f"{path}.options", problems)
     url = _opt_str(raw, "url", path, problems)
     if url is not None:
         for key in ("engine", "host", "port", "database", "user", "path"):

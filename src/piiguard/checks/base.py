@@ -21,6 +21,7 @@ import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
 from piiguard.errors import StoreUnreachable
@@ -48,6 +49,13 @@ class ProtocolError(StoreUnreachable):
 
 
 R = TypeVar("R")
+_UNVERIFIED = ssl._create_unverified_context()  # outside probes see what an attacker sees, any certificate
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 class Target(ABC):  # noqa: B024 — a base with shared state; engines add their own probes
@@ -92,6 +100,46 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
                 raise ProtocolError(self.store.name, "the server closed the connection mid-handshake")
             data += chunk
         return data
+
+    @cached_property
+    def speaks_tls(self) -> bool:
+        """Whether the port completes a TLS handshake (certificate not verified: an attacker's view)."""
+
+        def handshake(sock: socket.socket) -> bool:
+            try:
+                with _UNVERIFIED.wrap_socket(sock, server_hostname=self.host):
+                    return True
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                return False
+
+        return self.talk(handshake)
+
+    def http(self, method: str, path: str, headers: dict[str, str] | None = None,
+             limit: int = 1 << 20) -> tuple[int, bytes]:
+        """One unauthenticated-unless-``headers``-say-so HTTP request in whatever the port speaks
+        (HTTPS when it completes a TLS handshake); status and at most ``limit`` bytes of body."""
+        import http.client
+
+        conn: http.client.HTTPConnection
+        if self.speaks_tls:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=_UNVERIFIED)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request(method, path, headers={"User-Agent": "piiguard", **(headers or {})})
+            response = conn.getresponse()
+            return response.status, response.read(limit)
+        except TimeoutError as exc:
+            raise StoreUnreachable(self.store.name, f"no HTTP answer from {self.host}:{self.port} within "
+                                   f"{self.timeout:g} s") from exc
+        except (http.client.HTTPException, ssl.SSLError) as exc:
+            raise ProtocolError(self.store.name, f"the server did not answer as HTTP does ({type(exc).__name__})"
+                                ) from exc
+        except OSError as exc:
+            raise StoreUnreachable(self.store.name, f"cannot connect to {self.host}:{self.port} "
+                                   f"({type(exc).__name__})") from exc
+        finally:
+            conn.close()
 
     def close(self) -> None:
         """Release the inside session, if a check opened one."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -109,7 +109,10 @@ def flatten(value: Any, prefix: str, out: dict[str, list[str | None]]) -> None:
         for item in value:
             flatten(item, f"{prefix}[]", out)
     elif value is not None:
-        out.setdefault(prefix, []).append(stringify(value))
+        try:
+            out.setdefault(prefix, []).append(stringify(value))
+        except TypeError:
+            out.setdefault(prefix, []).append(None)  # binary inside a document: not classified
 
 
 def _looks_like_json(values: Sequence[Any]) -> bool:
@@ -167,6 +170,14 @@ def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: in
             notes[name] = f"{skipped} binary value(s) not classified"
         out[name] = pa.array(texts, pa.string())
     return Batch(out, rows, notes)
+
+
+def documents_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
+    """Documents (OpenSearch sources, MongoDB documents) → one string array per field path."""
+    paths: dict[str, list[str | None]] = {}
+    for doc in docs:
+        flatten(doc, "", paths)
+    return Batch({p: pa.array(vs, pa.string()) for p, vs in paths.items()}, len(docs))
 
 
 def batch_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],

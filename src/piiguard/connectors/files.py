@@ -14,7 +14,7 @@ for big files).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import duckdb
@@ -90,44 +90,59 @@ class Files(Connector):
     def _path(self, collection: CollectionInfo) -> Path:
         return self.root if self.root.is_file() else self.root / collection.name
 
+    # Where the bytes are: a subclass (s3) overrides these three and lists its own collections.
+    def _source(self, collection: CollectionInfo, *, seekable: bool = False) -> Any:
+        """What Arrow's readers open: a path, or an open file (random access when ``seekable``)."""
+        return self._path(collection)
+
+    def _size(self, collection: CollectionInfo) -> int:
+        return self._path(collection).stat().st_size
+
+    def _head(self, collection: CollectionInfo) -> bytes:
+        with self._path(collection).open("rb") as f:
+            return f.read(1 << 16)
+
     def collections(self) -> list[CollectionInfo]:
         paths = [self.root] if self.root.is_file() else sorted(
             p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        out = []
-        for p in paths:
-            name = p.name if p == self.root else str(p.relative_to(self.root))
-            kind = SUFFIXES.get(p.suffix.lower())
-            if kind == "parquet":
-                try:
-                    out.append(CollectionInfo(name, pq.ParquetFile(p).metadata.num_rows, Estimate.EXACT))
-                except (pa.ArrowException, OSError):
-                    out.append(CollectionInfo(name, None, Estimate.APPROXIMATE))
-            else:
-                out.append(CollectionInfo(name, _estimate_lines(p), Estimate.APPROXIMATE))
-        return out
+        return [self._info(p.name if p == self.root else str(p.relative_to(self.root))) for p in paths]
+
+    def _info(self, name: str) -> CollectionInfo:
+        """A collection with its row count (Parquet metadata) or estimate (mean line length)."""
+        info = CollectionInfo(name, None, Estimate.APPROXIMATE)
+        try:
+            if SUFFIXES.get(PurePath(name).suffix.lower()) == "parquet":
+                return CollectionInfo(name, pq.ParquetFile(self._source(info, seekable=True)).metadata.num_rows,
+                                      Estimate.EXACT)
+            return CollectionInfo(name, _estimate_lines(self._head(info), self._size(info), name),
+                                  Estimate.APPROXIMATE)
+        except (pa.ArrowException, OSError):
+            return info
 
     def _reader(self, collection: CollectionInfo, block_bytes: int) -> tuple[Iterator[pa.RecordBatch], list[int]]:
-        path = self._path(collection)
-        kind = SUFFIXES.get(path.suffix.lower())
+        suffix = PurePath(collection.name).suffix.lower()
+        kind = SUFFIXES.get(suffix)
         ragged = [0]
         try:
             if kind == "parquet":
-                return pq.ParquetFile(path).iter_batches(batch_size=max(1, block_bytes // 512)), ragged
+                return pq.ParquetFile(self._source(collection, seekable=True)).iter_batches(
+                    batch_size=max(1, block_bytes // 512)), ragged
             if kind == "jsonl":
-                return iter(pajson.open_json(path, read_options=pajson.ReadOptions(block_size=block_bytes))), ragged
+                return iter(pajson.open_json(self._source(collection),
+                                             read_options=pajson.ReadOptions(block_size=block_bytes))), ragged
             if kind == "csv":
-                delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+                delimiter = "\t" if suffix == ".tsv" else ","
 
                 def skip(_row: Any) -> str:
                     ragged[0] += 1
                     return "skip"
 
-                header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
+                header = pacsv.open_csv(self._source(collection), read_options=pacsv.ReadOptions(block_size=1 << 16),
                                         parse_options=pacsv.ParseOptions(delimiter=delimiter,
                                                                          invalid_row_handler=lambda _r: "skip"),
                                         convert_options=pacsv.ConvertOptions(check_utf8=False)).schema.names
                 reader = pacsv.open_csv(
-                    path, read_options=pacsv.ReadOptions(block_size=block_bytes),
+                    self._source(collection), read_options=pacsv.ReadOptions(block_size=block_bytes),
                     parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip,
                                                      newlines_in_values=True),
                     convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
@@ -144,7 +159,7 @@ class Files(Connector):
         return {"*": f"{ragged[0]} malformed row(s) skipped"} if ragged[0] else {}
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
-        if self._path(collection).stat().st_size == 0:
+        if self._size(collection) == 0:
             return Batch({}, 0)  # an empty export holds nothing (Arrow would call it malformed)
         reader, ragged = self._reader(collection, 1 << 20)
         taken: list[pa.RecordBatch] = []
@@ -165,7 +180,7 @@ class Files(Connector):
         return _batch(table.to_batches()[0] if table.num_rows else taken[0].slice(0, 0), self._notes(ragged))
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        if self._path(collection).stat().st_size == 0:
+        if self._size(collection) == 0:
             return
         reader, ragged = self._reader(collection, READ_BYTES)
         pending: list[pa.RecordBatch] = []
@@ -206,20 +221,14 @@ def _joined(records: list[pa.RecordBatch]) -> pa.RecordBatch:
     return pa.Table.from_batches(records).combine_chunks().to_batches()[0]
 
 
-def _estimate_lines(path: Path) -> int | None:
+def _estimate_lines(head: bytes, size: int, name: str) -> int | None:
     """Rows ≈ file size / mean line length of the first 64 KiB (minus a header line for CSV)."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(1 << 16)
-    except OSError:
-        return None
     lines = head.count(b"\n")
     if size == 0:
         return 0
     if lines == 0:
         return 1
     if len(head) == size:
-        header = 1 if path.suffix.lower() in (".csv", ".tsv") else 0
+        header = 1 if PurePath(name).suffix.lower() in (".csv", ".tsv") else 0
         return max(0, lines - header + (0 if head.endswith(b"\n") else 1))
     return int(size / (len(head) / lines))

@@ -1,0 +1,132 @@
+"""MongoDB, and servers that speak its wire protocol (FerretDB, which the tests run), with ``pymongo``.
+
+A collection is ``database.collection``; the store's ``database`` limits the scan to one database,
+otherwise every database but ``admin``, ``local`` and ``config`` is read. Documents are flattened into
+field paths like OpenSearch's. Sampling uses ``$sample``; where the server has not implemented it
+(FerretDB 1.x) it reads a few short runs from random offsets instead. Distinct counts are exact
+(``$group`` then ``$count``, on the server).
+
+Options: ``tls`` (default false: MongoDB's own default), ``cafile``, ``auth_mechanism`` (e.g. ``PLAIN``
+for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The password comes from
+``MONGODB_PASSWORD`` unless the store names another reference.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymongo
+from pymongo import errors as me
+
+from piiguard.config import option_flag, resolve_password
+from piiguard.connectors.base import Batch, Connector, connectors, documents_batch
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
+from piiguard.model import CollectionInfo, Estimate, Store
+
+SYSTEM_DATABASES = {"admin", "local", "config"}
+SAMPLE_RANGES = 5
+NOT_IMPLEMENTED = 238
+
+
+def client(store: Store, timeout: float, *, credentials: bool = True) -> pymongo.MongoClient[dict[str, Any]]:
+    """A direct connection; ``credentials=False`` connects as an anonymous client would."""
+    ms = int(timeout * 1000)
+    kwargs: dict[str, Any] = {"serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "socketTimeoutMS": ms,
+                              "directConnection": True, "retryReads": False, "retryWrites": False,
+                              "tls": option_flag(store, "tls", False), "appname": "piiguard"}
+    if store.options.get("cafile"):
+        kwargs["tlsCAFile"] = store.options["cafile"]
+    if credentials and store.user:
+        kwargs.update(username=store.user, password=resolve_password(store) or "")
+        if store.options.get("auth_mechanism"):
+            kwargs["authMechanism"] = store.options["auth_mechanism"]
+    return pymongo.MongoClient(store.host or "localhost", store.port or 27017, **kwargs)
+
+
+@contextmanager
+def errors(store: Store, collection: str | None = None) -> Iterator[None]:
+    """pymongo's exceptions as piiguard's; a server's error message names commands, never values."""
+    try:
+        yield
+    except me.OperationFailure as exc:
+        if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
+            raise AuthenticationFailed(store.name, f"the server refused: {exc.details and exc.details.get('codeName')}",
+                                       hint="check the store's user, password reference and auth_mechanism") from exc
+        if collection is not None:
+            raise CollectionError(store.name, f"the server refused ({exc.code})", collection=collection) from exc
+        raise StoreUnreachable(store.name, f"the server refused ({exc.code})") from exc
+    except me.PyMongoError as exc:
+        raise StoreUnreachable(store.name, f"cannot talk to {store.address} ({type(exc).__name__})",
+                               hint="check host, port and the tls option") from exc
+
+
+@connectors.register("mongodb")
+class MongoConnector(Connector):
+    """A MongoDB-protocol server; one collection per ``database.collection``."""
+
+    privileges = "the built-in read role on the databases to scan (and listDatabases, or set database)"
+    mongo: pymongo.MongoClient[dict[str, Any]]
+
+    def open(self) -> None:
+        self.mongo = client(self.store, self.timeout)
+        with errors(self.store):
+            self.mongo.admin.command("ping")
+
+    def close(self) -> None:
+        if getattr(self, "mongo", None) is not None:
+            self.mongo.close()
+
+    def _collection(self, info: CollectionInfo) -> Any:
+        database, _, name = info.name.partition(".")
+        return self.mongo[database][name]
+
+    def collections(self) -> list[CollectionInfo]:
+        out = []
+        with errors(self.store):
+            databases = [self.store.database] if self.store.database else [
+                d for d in self.mongo.list_database_names() if d not in SYSTEM_DATABASES]
+            for database in sorted(databases):
+                for name in sorted(self.mongo[database].list_collection_names()):
+                    if name.startswith("system."):
+                        continue
+                    count = self.mongo[database][name].estimated_document_count()
+                    out.append(CollectionInfo(f"{database}.{name}", int(count), Estimate.APPROXIMATE))
+        return out
+
+    def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        coll = self._collection(collection)
+        with errors(self.store, collection.name):
+            try:
+                return documents_batch(list(coll.aggregate([{"$sample": {"size": n}}])))
+            except me.OperationFailure as exc:
+                if exc.code != NOT_IMPLEMENTED:
+                    raise
+            est = collection.rows_estimate or 0
+            if est <= 2 * n:
+                return documents_batch(list(coll.find({}, limit=n)))
+            per = max(1, n // SAMPLE_RANGES)
+            docs: list[Any] = []
+            for start in sorted(random.randrange(est - per) for _ in range(SAMPLE_RANGES)):
+                docs += list(coll.find({}, skip=start, limit=per))
+            return documents_batch(docs)
+
+    def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        docs: list[Any] = []
+        with errors(self.store, collection.name):
+            for doc in self._collection(collection).find({}, batch_size=min(batch_rows, 10_000)):
+                docs.append(doc)
+                if len(docs) >= batch_rows:
+                    yield documents_batch(docs)
+                    docs = []
+        if docs:
+            yield documents_batch(docs)
+
+    def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
+        path = field.replace("[]", "")
+        pipeline = [{"$match": {path: {"$ne": None}}}, {"$group": {"_id": f"${path}"}}, {"$count": "n"}]
+        with errors(self.store, collection.name):
+            rows = list(self._collection(collection).aggregate(pipeline, allowDiskUse=True))
+        return (int(rows[0]["n"]) if rows else 0), Estimate.EXACT

@@ -1,0 +1,126 @@
+"""OpenSearch and Elasticsearch clusters, over their REST API with ``opensearch-py``.
+
+One connector serves both: everything it calls (``_cat/indices``, ``_search``, scroll, ``_mapping``,
+the cardinality aggregation) means the same on Elasticsearch 7/8 and OpenSearch 1–3. Indices whose
+names start with a dot (the security plugin's, Dashboards') are system indices and are not scanned.
+A collection is an index; its documents' ``_source`` is flattened into field paths
+(``profile.wifi.ssid``; list items ``devices[].serial``).
+
+Sampling asks for ``n`` documents in ``random_score`` order (a scoring pass, never a sort of the
+index); a full scan scrolls. Distinct counts for the subject estimate come from the ``cardinality``
+aggregation (HyperLogLog++, approximate) on the field or its ``.keyword`` sub-field.
+
+Options: ``tls`` (default true; ``false`` for plain HTTP), ``cafile`` (a private CA). The password
+comes from ``OPENSEARCH_PASSWORD`` unless the store names another reference.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy import exceptions as oe
+from opensearchpy.helpers import scan as scroll
+
+from piiguard.config import option_flag, resolve_password
+from piiguard.connectors.base import Batch, Connector, connectors, documents_batch
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
+from piiguard.model import CollectionInfo, Estimate, Store
+
+CARDINALITY_PRECISION = 40_000  # the aggregation's maximum: exact below it, within a few % above
+
+
+def client(store: Store, timeout: float) -> OpenSearch:
+    """A client with the store's credentials, no retries, every request bounded by ``timeout``."""
+    password = resolve_password(store)
+    tls = option_flag(store, "tls", True)
+    return OpenSearch(
+        hosts=[{"host": store.host or "localhost", "port": store.port or 9200}],
+        use_ssl=tls, verify_certs=tls, ca_certs=store.options.get("cafile"), ssl_show_warn=False,
+        http_auth=(store.user, password or "") if store.user else None,
+        timeout=timeout, max_retries=0, retry_on_timeout=False,
+    )
+
+
+@contextmanager
+def errors(store: Store, collection: str | None = None) -> Iterator[None]:
+    """The client's exceptions as piiguard's, without the server's response body (it may quote data)."""
+    try:
+        yield
+    except oe.AuthenticationException as exc:
+        raise AuthenticationFailed(store.name, "the cluster refused the credentials (401)",
+                                   hint="check the store's user and password reference") from exc
+    except oe.ConnectionError as exc:
+        raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc.info).__name__})",
+                               hint="check host, port and the tls option") from exc
+    except oe.TransportError as exc:
+        message = f"the cluster answered {exc.status_code} ({exc.error})"
+        if collection is not None:
+            raise CollectionError(store.name, message, collection=collection) from exc
+        raise StoreUnreachable(store.name, message) from exc
+
+
+@connectors.register("opensearch")
+class OpenSearchConnector(Connector):
+    """An OpenSearch or Elasticsearch cluster; one collection per (non-system) index."""
+
+    privileges = ("cluster: monitor (cat indices); indices: read, view_index_metadata on the indices to scan"
+                  " (OpenSearch security: the built-in readall role)")
+    es: OpenSearch
+
+    def open(self) -> None:
+        self.es = client(self.store, self.timeout)
+        with errors(self.store):
+            self.es.info()
+
+    def close(self) -> None:
+        if getattr(self, "es", None) is not None:
+            self.es.close()
+
+    def collections(self) -> list[CollectionInfo]:
+        with errors(self.store):
+            rows = self.es.cat.indices(format="json", h="index,docs.count", expand_wildcards="open")
+        return [CollectionInfo(r["index"], int(r.get("docs.count") or 0), Estimate.EXACT)
+                for r in sorted(rows, key=lambda r: r["index"]) if not r["index"].startswith(".")]
+
+    def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        query = {"size": n, "query": {"function_score": {
+            "query": {"match_all": {}}, "random_score": {"seed": random.randrange(1 << 30), "field": "_seq_no"}}}}
+        with errors(self.store, collection.name):
+            hits = self.es.search(index=collection.name, body=query)["hits"]["hits"]
+        return documents_batch([h.get("_source") or {} for h in hits])
+
+    def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        docs: list[dict[str, Any]] = []
+        with errors(self.store, collection.name):
+            for hit in scroll(self.es, index=collection.name, query={"query": {"match_all": {}}},
+                              size=min(batch_rows, 10_000), scroll="2m", preserve_order=False):
+                docs.append(hit.get("_source") or {})
+                if len(docs) >= batch_rows:
+                    yield documents_batch(docs)
+                    docs = []
+        if docs:
+            yield documents_batch(docs)
+
+    def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
+        path = field.replace("[]", "")
+        with errors(self.store, collection.name):
+            mapping = self.es.indices.get_field_mapping(index=collection.name, fields=path)
+        spec: dict[str, Any] = {}
+        for index in mapping.values():
+            spec = next(iter(index.get("mappings", {}).values()), {}).get("mapping", {})
+            spec = next(iter(spec.values()), {})
+        if not spec:
+            return None
+        target = path if spec.get("type") != "text" else (f"{path}.keyword" if "keyword" in spec.get("fields", {})
+                                                          else None)
+        if target is None:
+            return None  # analysed text without a keyword sub-field cannot be aggregated
+        body = {"size": 0, "aggs": {"n": {"cardinality": {"field": target,
+                                                          "precision_threshold": CARDINALITY_PRECISION}}}}
+        with errors(self.store, collection.name):
+            value = self.es.search(index=collection.name, body=body)["aggregations"]["n"]["value"]
+        return int(value), Estimate.APPROXIMATE
