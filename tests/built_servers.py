@@ -31,8 +31,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from servers import PASSWORD, free_port, missing
+
+from piiguard.model import Store
 
 CACHE = Path(os.environ.get("PIIGUARD_SERVER_CACHE", Path.home() / ".cache" / "piiguard" / "servers"))
 LAUNCHER = Path(__file__).parent / "launchers" / "opensearch"
@@ -151,14 +154,34 @@ class OpenSearch:
     home: Path
     secured: bool
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    admin_password: str = PASSWORD
+    http_tls: bool = True
+
+    @property
+    def tls(self) -> bool:
+        return self.secured and self.http_tls
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.secured else 'http'}://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def cafile(self) -> str:
         return str(self.home / "config" / "ca.pem")
+
+    def store(self, name: str = "search", **kw: Any) -> Store:
+        """The store as piiguard sees it: the admin user, its password by file reference."""
+        pw = self.home / "admin.pw"
+        pw.write_text(self.admin_password)
+        options = {"cafile": self.cafile} if self.tls else {"tls": "false"}
+        return Store(name, "opensearch", host="127.0.0.1", port=self.port, user="admin" if self.secured else None,
+                     password_file=str(pw) if self.secured else None, options=options, **kw)
+
+    def json(self, method: str, path: str, body: Any = None) -> Any:
+        status, raw = self.request(method, path, None if body is None else json.dumps(body).encode())
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {raw[:300]!r}")
+        return json.loads(raw) if raw else None
 
     def request(self, method: str, path: str, body: bytes | None = None, *, auth: bool = True) -> tuple[int, bytes]:
         """An administrator's (or with ``auth=False`` an anonymous) HTTP request, for test setup."""
@@ -167,8 +190,9 @@ class OpenSearch:
         req = urllib.request.Request(self.url + path, data=body, method=method,
                                      headers={"Content-Type": "application/json"})
         if auth and self.secured:
-            req.add_header("Authorization", "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode())
-        ctx = ssl.create_default_context(cafile=self.cafile) if self.secured else None
+            req.add_header("Authorization",
+                           "Basic " + base64.b64encode(f"admin:{self.admin_password}".encode()).decode())
+        ctx = ssl.create_default_context(cafile=self.cafile) if self.tls else None
         try:
             with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
                 return r.status, r.read()
@@ -190,9 +214,11 @@ def _certs(config: Path) -> None:
             "-out", "node.pem", "-days", "2", "-extfile", "ext")
 
 
-def start_opensearch(*, secured: bool, network_host: str = "127.0.0.1", audit: bool = True) -> OpenSearch:
-    """One node. ``secured``: the security plugin with TLS on HTTP and transport, one ``admin`` user
-    (password :data:`servers.PASSWORD`, bcrypt-hashed), anonymous auth off, audit logging to an index."""
+def start_opensearch(*, secured: bool, network_host: str = "127.0.0.1", admin_password: str = PASSWORD,
+                     http_tls: bool = True, attempts: int = 3) -> OpenSearch:
+    """One node. ``secured``: the security plugin with TLS on HTTP (unless ``http_tls`` is false) and
+    transport, one ``admin`` user (bcrypt-hashed ``admin_password``), anonymous auth off, audit events
+    stored in security-auditlog-* indices."""
     build = _opensearch_build()
     home = Path(tempfile.mkdtemp(prefix="piiguard-os-", dir="/tmp"))
     config = home / "config"
@@ -216,11 +242,11 @@ def start_opensearch(*, secured: bool, network_host: str = "127.0.0.1", audit: b
         shutil.unpack_archive(build / f"opensearch-security-{OPENSEARCH_VERSION}.0.zip", plugin)
         security = config / "opensearch-security"
         shutil.copytree(plugin / "config", security)
-        hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+        hashed = bcrypt.hashpw(admin_password.encode(), bcrypt.gensalt(rounds=10)).decode()
         (security / "internal_users.yml").write_text(INTERNAL_USERS.format(hash=hashed))
         _certs(config)
-        settings += SECURITY_SETTINGS if audit else SECURITY_SETTINGS.replace(
-            "plugins.security.audit.type: internal_opensearch\n", "")
+        settings += SECURITY_SETTINGS if http_tls else SECURITY_SETTINGS.replace(
+            "plugins.security.ssl.http.enabled: true", "plugins.security.ssl.http.enabled: false")
     (config / "opensearch.yml").write_text(settings)
     java = os.environ.get("JAVA_HOME")
     cmd = [str(Path(java) / "bin" / "java") if java else "java", "-Xms384m", "-Xmx384m",
@@ -228,11 +254,16 @@ def start_opensearch(*, secured: bool, network_host: str = "127.0.0.1", audit: b
            "piiguard.Launcher", str(home)]
     log = (home / "out.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    server = OpenSearch(port, home, secured, proc)
+    server = OpenSearch(port, home, secured, proc, admin_password, http_tls)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"OpenSearch exited: {(home / 'out.log').read_text()[-3000:]}")
+            out = (home / "out.log").read_text()
+            shutil.rmtree(home, ignore_errors=True)
+            if "BindException" in out and attempts > 1:  # a free port taken meanwhile: new ports
+                return start_opensearch(secured=secured, network_host=network_host, admin_password=admin_password,
+                                        http_tls=http_tls, attempts=attempts - 1)
+            raise RuntimeError(f"OpenSearch exited: {out[-3000:]}")
         try:
             status, _ = server.request("GET", "/_cluster/health?wait_for_status=yellow&timeout=1s")
             if status == 200:

@@ -95,7 +95,8 @@ class AnonymousAccess(OpenSearchCheck):
 
     Risk: anyone who reaches the port lists the indices and reads or deletes every document — how
     most Elasticsearch leaks happen, and how the "meow" bot wiped thousands of clusters.
-    Seen from outside: ``GET /`` or ``GET /_cat/indices`` answered 200 instead of 401.
+    Seen from outside: ``GET /``, ``GET /_cat/indices`` or a search (``size=0``: counts only)
+    answered 200 instead of 401 or 403.
     Fix: enable security (OpenSearch security plugin; Elasticsearch ``xpack.security.enabled: true``)
     and keep anonymous access off.
     """
@@ -105,7 +106,7 @@ class AnonymousAccess(OpenSearchCheck):
     anchors = ("nuclei: elasticsearch-unauth", "nmap: http-title")
 
     def run(self, target: OpenSearchTarget) -> Outcome:
-        answered = [p for p in ("/", "/_cat/indices") if target.anonymous(p) == 200]
+        answered = [p for p in ("/", "/_cat/indices", "/_search?size=0") if target.anonymous(p) == 200]
         if answered:
             return failed(f"GET {' and GET '.join(answered)} answered 200 without credentials")
         return passed(f"GET / refused without credentials ({target.anonymous('/')})")

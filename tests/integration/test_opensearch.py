@@ -1,0 +1,134 @@
+"""OpenSearch 2.19 (built from Maven Central, see tests/built_servers.py): a secured node with the real
+security plugin passes every check; each insecure variant fails exactly its check(s); scanning finds
+seeded PII."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from built_servers import OpenSearch, start_opensearch, stop_opensearch
+from helpers import assert_fails_exactly, engine_checks
+
+from piiguard.checker import check_store
+from piiguard.model import Status
+from piiguard.scanner import scan
+
+RESTARTED = {  # variants that need their own node (settings read at start)
+    "hardened": {"secured": True},
+    "plain": {"secured": False},
+    "admin-admin": {"secured": True, "admin_password": "admin"},
+    "http-plain": {"secured": True, "http_tls": False},
+    "bind-all": {"secured": True, "network_host": "0.0.0.0"},
+}
+
+
+@pytest.fixture(scope="module")
+def nodes() -> Iterator[dict[str, OpenSearch]]:
+    with ThreadPoolExecutor(len(RESTARTED)) as pool:
+        futures = {name: pool.submit(start_opensearch, **kw) for name, kw in RESTARTED.items()}
+        started = {name: f.result() for name, f in futures.items()}
+    yield started
+    for node in started.values():
+        stop_opensearch(node)
+
+
+def statuses(node: OpenSearch) -> dict[str, Status]:
+    return {f.check: f.status for f in check_store(node.store(), timeout=5)}
+
+
+def security_config(node: OpenSearch, **http: Any) -> None:
+    config = node.json("GET", "/_plugins/_security/api/securityconfig")["config"]["dynamic"]
+    config["http"].update(http)
+    node.json("PUT", "/_plugins/_security/api/securityconfig/config", {"dynamic": config})
+
+
+def map_anonymous_to_readall(node: OpenSearch, on: bool) -> None:
+    roles = ["readall", "opendistro_security_anonymous_backendrole"] if on else ["readall"]
+    node.json("PUT", "/_plugins/_security/api/rolesmapping/readall", {"backend_roles": roles})
+
+
+def audit(node: OpenSearch, enabled: bool) -> None:
+    config = node.json("GET", "/_plugins/_security/api/audit")["config"]
+    config["enabled"] = enabled
+    node.json("PUT", "/_plugins/_security/api/audit/config", config)
+
+
+def restore(node: OpenSearch) -> None:
+    security_config(node, anonymous_auth_enabled=False)
+    map_anonymous_to_readall(node, False)
+    audit(node, True)
+    node.request("DELETE", "/read_me")
+
+
+Variant = Callable[[OpenSearch], object]
+LIVE: list[tuple[str, Variant, set[str]]] = [
+    ("opensearch.anonymous-access", lambda n: (security_config(n, anonymous_auth_enabled=True),
+                                               map_anonymous_to_readall(n, True)),
+     {"opensearch.anonymous-access", "opensearch.anonymous-role"}),
+    ("opensearch.anonymous-role", lambda n: security_config(n, anonymous_auth_enabled=True),
+     {"opensearch.anonymous-role"}),
+    ("opensearch.audit-off", lambda n: audit(n, False), {"opensearch.audit-off"}),
+    ("opensearch.ransom-indices", lambda n: n.json("PUT", "/read_me", {}), {"opensearch.ransom-indices"}),
+]
+SEPARATE: list[tuple[str, str, set[str]]] = [
+    ("opensearch.security-disabled", "plain", {"opensearch.security-disabled", "opensearch.anonymous-access",
+                                               "opensearch.no-tls", "opensearch.audit-off"}),
+    ("opensearch.default-credentials", "admin-admin", {"opensearch.default-credentials"}),
+    ("opensearch.no-tls", "http-plain", {"opensearch.no-tls"}),
+    ("opensearch.bind-public", "bind-all", {"opensearch.bind-public"}),
+]
+
+
+def test_hardened_node_passes_every_check(nodes: dict[str, OpenSearch]) -> None:
+    restore(nodes["hardened"])
+    got = statuses(nodes["hardened"])
+    assert set(got) == engine_checks("opensearch")
+    assert {c: s for c, s in got.items() if s is not Status.PASS} == {}
+
+
+def test_every_check_has_an_insecure_variant() -> None:
+    assert {v[0] for v in LIVE} | {v[0] for v in SEPARATE} == engine_checks("opensearch")
+
+
+@pytest.mark.parametrize(("check", "apply", "expected"), LIVE, ids=[v[0] for v in LIVE])
+def test_live_variant_fails_its_check(nodes: dict[str, OpenSearch], check: str, apply: Variant,
+                                      expected: set[str]) -> None:
+    node = nodes["hardened"]
+    restore(node)
+    try:
+        apply(node)
+        got = statuses(node)
+    finally:
+        restore(node)
+    assert_fails_exactly(got, expected)
+
+
+@pytest.mark.parametrize(("check", "node", "expected"), SEPARATE, ids=[v[0] for v in SEPARATE])
+def test_configured_variant_fails_its_check(nodes: dict[str, OpenSearch], check: str, node: str,
+                                            expected: set[str]) -> None:
+    assert_fails_exactly(statuses(nodes[node]), expected)
+
+
+def test_scan_finds_seeded_pii_in_documents(nodes: dict[str, OpenSearch]) -> None:
+    node = nodes["hardened"]
+    lines = []
+    for i in range(300):
+        lines.append({"index": {"_index": "customers", "_id": str(i)}})
+        lines.append({"email": f"customer{i}@example.com", "profile": {"nickname": f"cam_fan_{i}"},
+                      "devices": [{"serial": f"SN-{i:08d}", "mac": f"02:42:ac:11:{i // 256:02x}:{i % 256:02x}"}],
+                      "last_ip": f"198.51.100.{i % 250}", "plan": "basic"})
+    body = "\n".join(__import__("json").dumps(x) for x in lines) + "\n"
+    status, _ = node.request("POST", "/_bulk?refresh=true", body.encode())
+    assert status == 200
+    result = scan([node.store()]).stores[0]
+    assert result.problems == ()
+    customers = next(c for c in result.collections if c.name == "customers")
+    found = {f.field: f.pii_type for f in customers.pii_fields}
+    assert found["email"] == "email"
+    assert found["devices[].mac"] == "mac-address"
+    assert found["last_ip"] == "ip-address"
+    assert "plan" not in found
+    assert result.subjects is not None and result.subjects.estimate == 300
