@@ -34,6 +34,7 @@ BUILTIN = (
     "piiguard.watch.sinks",
     "piiguard.contain.clickhouse",
     "piiguard.contain.mysql",
+    "piiguard.contain.opensearch",
     "piiguard.contain.postgres",
     "piiguard.contain.redis",
 )

@@ -4,17 +4,24 @@ seeded PII."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from built_servers import OpenSearch, start_opensearch, stop_opensearch
 from helpers import assert_fails_exactly, engine_checks
 
+from piiguard.catalog import Catalog
 from piiguard.checker import check_store
+from piiguard.contain.service import Containor
 from piiguard.model import Status
 from piiguard.scanner import scan
+from piiguard.watch.service import Watcher
+from piiguard.watch.sinks import JsonLines
 
 RESTARTED = {  # variants that need their own node (settings read at start)
     "hardened": {"secured": True},
@@ -120,7 +127,7 @@ def test_scan_finds_seeded_pii_in_documents(nodes: dict[str, OpenSearch]) -> Non
         lines.append({"email": f"customer{i}@example.com", "profile": {"nickname": f"cam_fan_{i}"},
                       "devices": [{"serial": f"SN-{i:08d}", "mac": f"02:42:ac:11:{i // 256:02x}:{i % 256:02x}"}],
                       "last_ip": f"198.51.100.{i % 250}", "plan": "basic"})
-    body = "\n".join(__import__("json").dumps(x) for x in lines) + "\n"
+    body = "\n".join(json.dumps(x) for x in lines) + "\n"
     status, _ = node.request("POST", "/_bulk?refresh=true", body.encode())
     assert status == 200
     result = scan([node.store()]).stores[0]
@@ -132,3 +139,43 @@ def test_scan_finds_seeded_pii_in_documents(nodes: dict[str, OpenSearch]) -> Non
     assert found["last_ip"] == "ip-address"
     assert "plan" not in found
     assert result.subjects is not None and result.subjects.estimate == 300
+
+
+def test_watch_alerts_and_contains_when_security_is_removed(nodes: dict[str, OpenSearch], tmp_path: Path) -> None:
+    """The story's store: security switched off on a running cluster → alert, exposure window, and
+    reads blocked on the PII index only; undo puts the cluster back as it was."""
+    node = nodes["hardened"]
+    restore(node)
+    node.json("PUT", "/customers/_doc/1?refresh=true", {"email": "ann@example.com", "wifi": "HomeNet"})
+    node.json("PUT", "/metrics/_doc/1?refresh=true", {"cpu": 0.5, "load": 1.25})
+    store = node.store()
+    out = io.StringIO()
+    with Catalog(tmp_path / "c.db") as cat:
+        scan([store], catalog=cat)
+        holdings = Containor(cat).holdings(store.name)
+        assert holdings is not None and "customers" in holdings and "metrics" not in holdings
+        containor = Containor(cat, mode="auto", timeout=5)
+        watcher = Watcher([store], cat, [JsonLines(out)], timeout=5, containor=containor)
+        watcher.cycle()
+        assert cat.exposures("search") == []
+        security_config(node, anonymous_auth_enabled=True)  # the employee switches security off
+        map_anonymous_to_readall(node, True)
+        try:
+            assert node.request("GET", "/customers/_search?size=0", auth=False)[0] == 200  # open
+            watcher.cycle(inside=False)
+            watcher.deliver()
+            alerts = [json.loads(line) for line in out.getvalue().splitlines()]
+            assert any(a["check"] == "opensearch.anonymous-access" and a["event"] == "opened" for a in alerts)
+            assert "ann@example.com" not in out.getvalue()
+            (window,) = cat.exposures("search")
+            assert window.closed_at is None and "email" in window.pii_types
+            (action,) = cat.containments("search")
+            assert action["status"] == "verified", action
+            assert node.request("GET", "/customers/_search?size=0", auth=False)[0] == 403  # blocked
+            assert node.request("GET", "/metrics/_search?size=0", auth=False)[0] == 200  # untouched
+            containor.undo(action["id"], store)
+            assert node.request("GET", "/customers/_search?size=0")[0] == 200
+        finally:
+            restore(node)
+            node.request("DELETE", "/customers")
+            node.request("DELETE", "/metrics")

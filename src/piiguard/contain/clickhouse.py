@@ -18,7 +18,7 @@ from platformdirs import user_data_dir
 
 from piiguard.checks.clickhouse import ClickHouseTarget
 from piiguard.config import resolve_password
-from piiguard.contain.base import Containment, Plan, containments
+from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.errors import StoreError
 from piiguard.model import Finding, Status, Store
 
@@ -45,7 +45,7 @@ class ClickHouseContainment(Containment):
 
     engine = "clickhouse"
 
-    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+    def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
         if "config_dir" not in store.options or not any(
                 f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
             return None

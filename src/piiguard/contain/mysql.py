@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from piiguard.checks.mysql import MySQLTarget
-from piiguard.contain.base import Containment, Plan, containments
+from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.model import Finding, Status, Store
 
 TRIGGERS = {"mysql.empty-password", "mysql.empty-auth-string", "mysql.anonymous-account"}
@@ -24,7 +24,7 @@ class MySQLContainment(Containment):
 
     engine = "mysql"
 
-    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+    def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
         if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
             return None
         target = MySQLTarget(store, timeout=5)

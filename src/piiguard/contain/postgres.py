@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import sql
 
 from piiguard.checks.postgres import PostgresTarget
-from piiguard.contain.base import Containment, Plan, containments
+from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.model import Finding, Status, Store
 
 TRIGGERS = {"postgres.trust-auth", "postgres.default-password"}
@@ -32,7 +32,7 @@ class PostgresContainment(Containment):
 
     engine = "postgres"
 
-    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+    def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
         if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
             return None
         db = store.database or "postgres"

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from piiguard.checks.redis import RedisTarget
-from piiguard.contain.base import Containment, Plan, containments
+from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.model import Finding, Status, Store
 
 TRIGGERS = {"redis.no-auth", "redis.default-user-nopass", "redis.weak-password"}
@@ -27,7 +27,7 @@ class RedisContainment(Containment):
 
     engine = "redis"
 
-    def plan(self, store: Store, findings: Sequence[Finding]) -> Plan | None:
+    def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
         if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
             return None
         with _client(store) as client:

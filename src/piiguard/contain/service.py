@@ -11,7 +11,7 @@ from typing import Any
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
-from piiguard.contain.base import Plan, containments
+from piiguard.contain.base import Holdings, Plan, containments
 from piiguard.model import Finding, Status, Store
 
 ACTIVE = ("planned", "applied", "verified")
@@ -32,7 +32,8 @@ class Containor:
                 continue
             if any(c["status"] in ACTIVE for c in self.catalog.containments(store.name)):
                 continue
-            plan = containments.get(store.engine)().plan(store, [f for f in findings if f.store == store.name])
+            plan = containments.get(store.engine)().plan(store, [f for f in findings if f.store == store.name],
+                                                         self.holdings(store.name))
             if plan is None:
                 continue
             cid = self.catalog.add_containment(store.name, store.engine, dataclasses.asdict(plan), "planned")
@@ -45,6 +46,14 @@ class Containor:
             done.append(cid)
         return done
 
+    def holdings(self, store: str) -> Holdings:
+        if self.catalog.data_context(store) is None:
+            return None
+        out: dict[str, list[str]] = {}
+        for collection, _field, pii_type, _confidence in self.catalog.pii_fields(store):
+            out.setdefault(collection, []).append(pii_type)
+        return out
+
     def _load(self, containment_id: int) -> tuple[dict[str, Any], Plan]:
         row = self.catalog.containment(containment_id)
         if row is None:
@@ -56,8 +65,14 @@ class Containor:
     def apply(self, containment_id: int, store: Store) -> str:
         """Apply, then verify by re-running the plan's checks; returns the final status."""
         _, plan = self._load(containment_id)
-        containments.get(plan.engine)().apply(store, plan)
+        containment = containments.get(plan.engine)()
+        containment.apply(store, plan)
         self.catalog.set_containment(containment_id, "applied")
+        own = containment.verify(store, plan)
+        if own is not None:
+            ok, evidence = own
+            self.catalog.set_containment(containment_id, "verified" if ok else "failed", evidence)
+            return "verified" if ok else "failed"
         if not plan.verify:
             self.catalog.set_containment(containment_id, "applied", "no re-probe can prove this step; see its plan")
             return "applied"
