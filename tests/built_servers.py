@@ -344,11 +344,17 @@ class S3Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self) -> object:
+    def client(self) -> Any:
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
                             aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
+    def store(self, name: str = "bucket", bucket: str | None = None) -> Store:
+        secret = self.root / "secret"
+        secret.write_text(self.secret_key)
+        return Store(name, "s3", host="127.0.0.1", port=self.port, database=bucket, user=self.access_key,
+                     password_file=str(secret), options={"tls": "false"})
 
 
 def start_versitygw(*, access_key: str = S3_ROOT_KEY, secret_key: str = PASSWORD) -> S3Server:

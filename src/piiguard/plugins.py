@@ -31,12 +31,14 @@ BUILTIN = (
     "piiguard.checks.opensearch",
     "piiguard.checks.postgres",
     "piiguard.checks.redis",
+    "piiguard.checks.s3",
     "piiguard.watch.sinks",
     "piiguard.contain.clickhouse",
     "piiguard.contain.mysql",
     "piiguard.contain.opensearch",
     "piiguard.contain.postgres",
     "piiguard.contain.redis",
+    "piiguard.contain.s3",
 )
 GROUP = "piiguard.plugins"
 
