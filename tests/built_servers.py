@@ -295,6 +295,23 @@ class Ferret:
     def cafile(self) -> str:
         return str(self.root / "c.pem")
 
+    def store(self, name: str = "docs") -> Store:
+        """Logs in as the backend's PostgreSQL user (PLAIN, as FerretDB 1.x expects)."""
+        pw = self.root / "pw"
+        pw.write_text(PASSWORD)
+        options = {"auth_mechanism": "PLAIN", "tls": "true" if self.tls else "false"}
+        if self.tls:
+            options["cafile"] = self.cafile
+        return Store(name, "mongodb", host="127.0.0.1", port=self.port, user="postgres", password_file=str(pw),
+                     options=options)
+
+    def admin(self) -> Any:
+        import pymongo
+
+        extra: dict[str, Any] = {"tls": True, "tlsCAFile": self.cafile} if self.tls else {}
+        return pymongo.MongoClient("127.0.0.1", self.port, username="postgres", password=PASSWORD,
+                                   authMechanism="PLAIN", directConnection=True, **extra)
+
 
 def start_ferretdb(postgres_port: int, *, open_backend: bool, tls: bool = False, database: str = "ferretdb") -> Ferret:
     """FerretDB on a PostgreSQL database. ``open_backend``: the backend URL carries the credentials, so

@@ -31,6 +31,8 @@ class Plan:
     undo: tuple[str, ...]  # how it will be undone
     verify: tuple[str, ...]  # the checks that must pass afterwards
     data: dict[str, Any] = field(default_factory=dict)  # what apply/undo need (no secrets, no data)
+    # False: piiguard cannot take these steps itself (e.g. they need a restart): the plan is for a person
+    automatic: bool = True
 
 
 class Containment(ABC):

@@ -11,6 +11,7 @@ from typing import Any
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
+from piiguard.errors import UsageError
 from piiguard.contain.base import Holdings, Plan, containments
 from piiguard.model import Finding, Status, Store
 
@@ -37,7 +38,9 @@ class Containor:
             if plan is None:
                 continue
             cid = self.catalog.add_containment(store.name, store.engine, dataclasses.asdict(plan), "planned")
-            if self.mode == "auto":
+            if not plan.automatic:
+                self.catalog.set_containment(cid, "planned", "manual: piiguard cannot take these steps itself")
+            elif self.mode == "auto":
                 since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
                 if self.catalog.applied_since(since) >= self.rate:
                     self.catalog.set_containment(cid, "planned", "rate cap reached: waiting for approval")
@@ -65,6 +68,9 @@ class Containor:
     def apply(self, containment_id: int, store: Store) -> str:
         """Apply, then verify by re-running the plan's checks; returns the final status."""
         _, plan = self._load(containment_id)
+        if not plan.automatic:
+            raise UsageError(f"containment {containment_id} is a manual plan: piiguard cannot apply it",
+                             hint="carry out its steps by hand (piiguard contain list shows them)")
         containment = containments.get(plan.engine)()
         containment.apply(store, plan)
         self.catalog.set_containment(containment_id, "applied")
@@ -86,5 +92,7 @@ class Containor:
 
     def undo(self, containment_id: int, store: Store) -> None:
         _, plan = self._load(containment_id)
+        if not plan.automatic:
+            raise UsageError(f"containment {containment_id} is a manual plan: piiguard applied nothing to undo")
         containments.get(plan.engine)().undo(store, plan)
         self.catalog.set_containment(containment_id, "undone")
