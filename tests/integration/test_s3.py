@@ -15,6 +15,7 @@ from helpers import assert_fails_exactly, engine_checks
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
+from piiguard.checks.s3 import public_statements
 from piiguard.contain.service import Containor
 from piiguard.model import Status
 from piiguard.scanner import scan
@@ -57,10 +58,7 @@ def statuses(server: S3Server) -> dict[str, Status]:
 
 
 def private(server: S3Server) -> None:
-    try:
-        server.client().delete_bucket_policy(Bucket="exports")
-    except Exception:
-        pass
+    server.client().delete_bucket_policy(Bucket="exports")  # no error when there is none
 
 
 def test_private_bucket_passes(s3: S3Server) -> None:
@@ -125,3 +123,15 @@ def test_watch_alerts_and_contains_a_public_bucket(s3: S3Server, tmp_path: Path)
         back = json.loads(s3.client().get_bucket_policy(Bucket="exports")["Policy"])
         assert len(back["Statement"]) == 3
     private(s3)
+
+
+@pytest.mark.parametrize(("policy", "public"), [
+    ({}, 0),
+    ({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}}, 1),  # one statement, no list
+    ({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                     "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}, 0),  # limited by a condition
+    ({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*"}]}, 0),
+    ({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket"}]}, 1),
+])
+def test_public_statements(policy: dict[str, object], public: int) -> None:
+    assert len(public_statements(policy)) == public

@@ -40,6 +40,10 @@ def test_password_in_url_is_refused_and_not_echoed() -> None:
     ("mysql://root@127.0.0.1/app", "mysql", ("127.0.0.1", 3306, "app", "root", "MYSQL_PWD")),
     ("mariadb://u@h:3307/d?password_env=MY_PW", "mysql", ("h", 3307, "d", "u", "MY_PW")),
     ("redis://admin@cache:6380/0", "redis", ("cache", 6380, "0", "admin", "REDISCLI_AUTH")),
+    ("opensearch://admin@search:9200", "opensearch", ("search", 9200, None, "admin", "OPENSEARCH_PASSWORD")),
+    ("elasticsearch://elastic@es", "opensearch", ("es", 9200, None, "elastic", "OPENSEARCH_PASSWORD")),
+    ("mongodb://app@docs/shop", "mongodb", ("docs", 27017, "shop", "app", "MONGODB_PASSWORD")),
+    ("s3://AKIAEXAMPLE@minio:9000/exports", "s3", ("minio", 9000, "exports", "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY")),
 ])
 def test_database_urls(url: str, engine: str, expect: tuple[object, ...]) -> None:
     s = store_from_url(url)
@@ -56,6 +60,15 @@ def test_clickhouse_url_options_and_unknown_options() -> None:
         parse_config({"stores": [{"name": "r", "engine": "redis", "options": {"bogus": "1"}}]})
 
 
+def test_tls_option_must_be_a_boolean() -> None:
+    s = store_from_url("opensearch://admin@search:9200?tls=false&cafile=/etc/ca.pem")
+    assert dict(s.options) == {"tls": "false", "cafile": "/etc/ca.pem"}
+    with pytest.raises(ConfigError, match="tls: expected true or false"):
+        store_from_url("mongodb://app@docs/shop?tls=maybe")
+    with pytest.raises(ConfigError, match=r"stores\[0\]\.options\.tls: tls: expected true or false"):
+        parse_config({"stores": [{"name": "b", "engine": "s3", "host": "h", "options": {"tls": "yes"}}]})
+
+
 def test_exposure_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match=r"allowed_networks\[1\]: not a network"):
         parse_config({"stores": [{"name": "r", "url": "redis://h", "allowed_networks": ["10.0.0.0/8", "ten"]}]})
@@ -65,7 +78,7 @@ def test_path_urls() -> None:
     assert store_from_url("sqlite:///srv/app.db").path == "/srv/app.db"
     assert store_from_url("file:///srv/exports").engine == "files"
     with pytest.raises(ConfigError, match="unsupported URL scheme"):
-        store_from_url("mongodb://localhost")
+        store_from_url("cassandra://localhost")
 
 
 def test_yaml_file_and_password_file(tmp_path: Path) -> None:

@@ -40,25 +40,22 @@ class ClickHouseTarget(Target):
         return self.port
 
     @property
+    def speaks_tls(self) -> bool:
+        """ClickHouse serves HTTPS on a port of its own (https_port); the store's port is plain HTTP."""
+        return False
+
+    @property
     def tcp_port(self) -> int:
         return int(self.store.options.get("tcp_port", 9000))
 
-    def http(self, query: str, user: str = "default", password: str = "") -> tuple[int, str]:
+    def http_query(self, query: str, user: str = "default", password: str = "") -> tuple[int, str]:
         """(status, first line of the body) of a GET query; credentials in headers, never in the URL."""
-        request = urllib.request.Request(
-            f"http://{self.host}:{self.http_port}/?query={urllib.parse.quote(query)}",
-            headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": password})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
-        except urllib.error.HTTPError as exc:
-            body = exc.read(4096).decode("utf-8", "replace").split("\n", 1)[0]
-            if not body.startswith("Code:"):  # ClickHouse's errors all start so
-                raise ProtocolError(self.store.name, f"HTTP {exc.code} from something that is not ClickHouse") from exc
-            return exc.code, body
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise StoreUnreachable(self.store.name, f"no HTTP answer from {self.host}:{self.http_port} "
-                                   f"({type(exc).__name__})") from exc
+        status, raw = self.http("GET", f"/?query={urllib.parse.quote(query)}",
+                                {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}, limit=4096)
+        body = raw.decode("utf-8", "replace").split("\n", 1)[0]
+        if status >= 400 and not body.startswith("Code:"):  # ClickHouse's errors all start so
+            raise ProtocolError(self.store.name, f"HTTP {status} from something that is not ClickHouse")
+        return status, body
 
     def native_open(self) -> bool:
         """True when the native port runs SELECT 1 for user default with no password."""
@@ -77,7 +74,7 @@ class ClickHouseTarget(Target):
             client.disconnect()
 
     def query(self, sql: str) -> str:
-        status, body = self.http(sql, self.store.user or "default", resolve_password(self.store) or "")
+        status, body = self.http_query(sql, self.store.user or "default", resolve_password(self.store) or "")
         if status in (401, 403) or (status == 500 and "password" in body.lower()):
             raise AuthenticationFailed(self.store.name, "inside checks could not log in",
                                        hint="configure the store's user and password_env")
@@ -158,7 +155,7 @@ class DefaultNoPassword(ClickHouseCheck):
     anchors = ("nuclei: clickhouse-unauth",)
 
     def run(self, target: ClickHouseTarget) -> Outcome:
-        status, body = target.http("SELECT 1")
+        status, body = target.http_query("SELECT 1")
         open_ports = [f"HTTP {target.http_port}"] if status == 200 and body.strip() == "1" else []
         if target.native_open():
             open_ports.append(f"native {target.tcp_port}")

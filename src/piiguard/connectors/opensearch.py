@@ -109,10 +109,13 @@ class OpenSearchConnector(Connector):
         path = field.replace("[]", "")
         with errors(self.store, collection.name):
             mapping = self.es.indices.get_field_mapping(index=collection.name, fields=path)
+        # {index: {"mappings": {path: {"full_name": path, "mapping": {leaf: {"type": …}}}}}}
         spec: dict[str, Any] = {}
         for index in mapping.values():
-            spec = next(iter(index.get("mappings", {}).values()), {}).get("mapping", {})
-            spec = next(iter(spec.values()), {})
+            entries: dict[str, Any] = index.get("mappings", {})
+            for entry in entries.values():
+                leaves: dict[str, Any] = entry.get("mapping", {})
+                spec = next(iter(leaves.values()), spec)
         if not spec:
             return None
         target = path if spec.get("type") != "text" else (f"{path}.keyword" if "keyword" in spec.get("fields", {})

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 from piiguard.model import Finding, Store
 from piiguard.registry import Registry
 
-
 Holdings = Mapping[str, Sequence[str]] | None  # collection → PII types from the latest scan
 
 

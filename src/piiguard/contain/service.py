@@ -11,8 +11,8 @@ from typing import Any
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
-from piiguard.errors import UsageError
 from piiguard.contain.base import Holdings, Plan, containments
+from piiguard.errors import UsageError
 from piiguard.model import Finding, Status, Store
 
 ACTIVE = ("planned", "applied", "verified")
