@@ -248,8 +248,7 @@ def start_opensearch(*, secured: bool, network_host: str = "127.0.0.1", admin_pa
         settings += SECURITY_SETTINGS if http_tls else SECURITY_SETTINGS.replace(
             "plugins.security.ssl.http.enabled: true", "plugins.security.ssl.http.enabled: false")
     (config / "opensearch.yml").write_text(settings)
-    java = os.environ.get("JAVA_HOME")
-    cmd = [str(Path(java) / "bin" / "java") if java else "java", "-Xms384m", "-Xmx384m",
+    cmd = [_java17(), "-Xms384m", "-Xmx384m",
            "-XX:+UseSerialGC", "-cp", f"{build / 'opensearch-launcher-1.jar'}:{build / 'lib'}/*",
            "piiguard.Launcher", str(home)]
     log = (home / "out.log").open("wb")
@@ -273,6 +272,14 @@ def start_opensearch(*, secured: bool, network_host: str = "127.0.0.1", admin_pa
         time.sleep(0.5)
     stop_opensearch(server)
     raise RuntimeError("OpenSearch did not become ready in 120 s")
+
+
+def _java17() -> str:
+    """OpenSearch 2.19 is built for Java 17 (the machine's default; a Java 25 may sit beside it)."""
+    for home in (os.environ.get("JAVA_HOME"), "/usr/lib/jvm/java-17-openjdk-amd64"):
+        if home and (Path(home) / "bin" / "java").exists() and "17" in Path(home).resolve().name:
+            return str(Path(home) / "bin" / "java")
+    return "java"
 
 
 def stop_opensearch(server: OpenSearch) -> None:
