@@ -81,7 +81,7 @@ STORE_KEYS = {
     "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
-TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts"}
+TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking"}
 # Alert sinks for watch, one mapping each; a secret (a Slack webhook URL, an SMTP password) only by
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
@@ -111,6 +111,9 @@ class Config:
     source: str | None = None
     policy: Policy = field(default_factory=Policy)
     alerts: tuple[Mapping[str, Any], ...] = ()
+    # copy rules: {"store.collection": {field: masker name | {mask: name, option: value, waiver: reason}}};
+    # maskers and their options are checked when a copy is planned (piiguard.masking.pipeline.mask_rules)
+    masking: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def store(self, name: str) -> Store | None:
         return next((s for s in self.stores if s.name == name), None)
@@ -303,6 +306,22 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
     )
 
 
+def _parse_masking(raw: Any, problems: _Problems) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, Mapping):
+        problems.add("masking", "expected a mapping of store.collection to field rules")
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for source, fields in raw.items():
+        if not isinstance(fields, Mapping):
+            problems.add(f"masking.{source}", "expected a mapping of field names to a masker (or {mask: …, …})")
+            continue
+        for name, rule in fields.items():
+            if not isinstance(rule, str) and not (isinstance(rule, Mapping) and "mask" in rule):
+                problems.add(f"masking.{source}.{name}", "expected a masker name or a mapping with mask:")
+        out[str(source)] = {str(k): v for k, v in fields.items()}
+    return out
+
+
 def _parse_detector(raw: Any, path: str, problems: _Problems) -> CustomDetector | None:
     if not isinstance(raw, Mapping):
         problems.add(path, "expected a mapping with name and pattern")
@@ -394,9 +413,10 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
     catalog = _opt_str(data, "catalog", "", problems)
     policy = parse_policy(data.get("policy"), problems.add, check_ids)
     alerts = _parse_alerts(data.get("alerts") or [], problems)
+    masking = _parse_masking(data.get("masking") or {}, problems)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
-    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts)
+    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking)
 
 
 def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,

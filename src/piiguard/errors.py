@@ -7,6 +7,7 @@
     ├── ConfigError (2)           piiguard.yaml or a store URL is wrong; lists every problem with its path
     ├── PluginError (1)           a registry refused a plugin (duplicate name, wrong base class)
     ├── CatalogError (1)          the catalog file cannot be opened or migrated
+    ├── CopyRefused (3)           a copy's target fails a blocking check (and no risk was accepted)
     └── StoreError (1)            a store failed; names the store (and collection), carries a hint
         ├── StoreUnreachable      connection refused, DNS, timeout
         ├── AuthenticationFailed  wrong or missing credentials
@@ -53,6 +54,10 @@ class ConfigError(PiiguardError):
 
 class PluginError(PiiguardError):
     pass
+
+
+class CopyRefused(PiiguardError):
+    exit_code = 3
 
 
 class CatalogError(PiiguardError):

@@ -41,6 +41,8 @@ BUILTIN = (
     "piiguard.contain.postgres",
     "piiguard.contain.redis",
     "piiguard.contain.s3",
+    "piiguard.masking.maskers",
+    "piiguard.masking.targets",
 )
 GROUP = "piiguard.plugins"
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from queue import Empty, Queue
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -122,10 +122,13 @@ def _classify_collection(
     return CollectionResult(info.name, info.rows_estimate, info.rows_estimate_kind, rows, tuple(fields)), states
 
 
-def prefetched(batches: Iterator[Batch]) -> Iterator[Batch]:
-    """Read the next batch in a background thread while this one is classified (one batch ahead, so
-    memory stays bounded). Errors from the reader are raised here, in order."""
-    queue: Queue[tuple[Batch | None, BaseException | None]] = Queue(maxsize=1)
+B = TypeVar("B")
+
+
+def prefetched(batches: Iterator[B]) -> Iterator[B]:
+    """Read the next batch in a background thread while this one is classified, or masked and
+    written (one batch ahead, so memory stays bounded). Errors from the reader are raised here, in order."""
+    queue: Queue[tuple[B | None, BaseException | None]] = Queue(maxsize=1)
     stop = threading.Event()
 
     def read() -> None:
@@ -180,6 +183,14 @@ def _subjects(connector: Connector, infos: dict[str, CollectionInfo], results: l
         if best is not None:
             return best
     return None
+
+
+def classify_collection(connector: Connector, info: CollectionInfo, classifier: Classifier,
+                        sample_size: int) -> CollectionResult:
+    """Sample and classify one collection of an open connector (a copy's plan starts here)."""
+    options = ScanOptions(ScanMode.SAMPLE, sample_size, BATCH_ROWS, connector.timeout)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return _classify_collection(connector, classifier, info, options, NoProgress(), pool)[0]
 
 
 def scan_store(store: Store, classifier: Classifier, options: ScanOptions,

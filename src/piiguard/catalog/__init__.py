@@ -239,3 +239,29 @@ class Catalog:
         row = self.db.execute("SELECT count(*) FROM containments WHERE status IN ('applied', 'verified', 'failed') "
                               "AND updated >= ?", (since,)).fetchone()
         return int(row[0])
+
+    COPY_KEYS = ("id", "source_store", "source_collection", "target_store", "target_engine", "target_collection",
+                 "transforms", "key_id", "owner", "purpose", "created", "expires", "status", "rows", "subjects",
+                 "accepted_risk", "note")
+
+    def add_copy(self, record: dict[str, Any]) -> int:
+        """Register a copy before its first write (status ``writing``), so a crash leaves a trace."""
+        keys = [k for k in self.COPY_KEYS if k not in ("id", "created", "status", "rows", "subjects", "note")]
+        values = [json.dumps(record[k]) if k == "transforms" else record[k] for k in keys]
+        with self.db:
+            cur = self.db.execute(f"INSERT INTO copies ({', '.join(keys)}, created, status) VALUES "
+                                  f"({', '.join('?' * len(keys))}, ?, 'writing')", (*values, _now()))
+        return int(cur.lastrowid or 0)
+
+    def finish_copy(self, copy_id: int, status: str, *, rows: int | None = None, subjects: int | None = None,
+                    note: str = "") -> None:
+        with self.db:
+            self.db.execute("UPDATE copies SET status = ?, rows = coalesce(?, rows), subjects = coalesce(?, subjects),"
+                            " note = ? WHERE id = ?", (status, rows, subjects, note, copy_id))
+
+    def copies(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        rows = self.db.execute(f"SELECT {', '.join(self.COPY_KEYS)} FROM copies"
+                               + (" WHERE status = ?" if status else "") + " ORDER BY id",
+                               (status,) if status else ()).fetchall()
+        return [{**dict(zip(self.COPY_KEYS, r, strict=True)), "transforms": json.loads(r[6])} for r in rows]
+

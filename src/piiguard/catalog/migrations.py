@@ -121,4 +121,25 @@ MIGRATIONS: tuple[str, ...] = (
         note TEXT NOT NULL DEFAULT ''
     );
     """,
+    """
+    CREATE TABLE copies (
+        id INTEGER PRIMARY KEY,
+        source_store TEXT NOT NULL,
+        source_collection TEXT NOT NULL,
+        target_store TEXT NOT NULL,
+        target_engine TEXT NOT NULL,
+        target_collection TEXT NOT NULL,
+        transforms TEXT NOT NULL,      -- JSON: field -> masker, options, reason (never a value)
+        key_id TEXT NOT NULL,          -- HMAC of a fixed label under the key: names the key, reveals nothing
+        owner TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        status TEXT NOT NULL,          -- writing | active | failed | removed
+        rows INTEGER,
+        subjects INTEGER,
+        accepted_risk TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT ''
+    );
+    """,
 )

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import pyarrow as pa
 
+from piiguard.errors import UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import Registry
 
@@ -78,6 +79,17 @@ class Connector(ABC):
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         """Distinct non-null values of one field, if the engine can count them cheaply."""
         return None
+
+    # A copy's source: every row, whole values (not cut to MAX_VALUE_CHARS), as text with NULLs kept.
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        """The collection's top-level columns, in order."""
+        raise UsageError(f"engine {self.store.engine} cannot be a copy source yet",
+                         hint="copy sources: postgres, mysql, sqlite")
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Every row of these columns as string arrays, streamed with bounded memory."""
+        raise UsageError(f"engine {self.store.engine} cannot be a copy source yet",
+                         hint="copy sources: postgres, mysql, sqlite")
 
 
 connectors: Registry[type[Connector]] = Registry("connector", Connector)
@@ -178,6 +190,30 @@ def documents_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
     for doc in docs:
         flatten(doc, "", paths)
     return Batch({p: pa.array(vs, pa.string()) for p, vs in paths.items()}, len(docs))
+
+
+def record_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    """Driver rows → a record batch of whole values as text (a copy's input; binary as UTF-8 or NULL)."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = []
+    for values in columns:
+        texts: list[str | None] = []
+        for v in values:
+            if isinstance(v, bytes | bytearray | memoryview):
+                try:
+                    texts.append(bytes(v).decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append(None)
+            elif isinstance(v, dict | list):
+                texts.append(json.dumps(v, default=str))
+            else:
+                texts.append(None if v is None else v if isinstance(v, str) else stringify_whole(v))
+        arrays.append(pa.array(texts, pa.string()))
+    return pa.RecordBatch.from_arrays(arrays, names=list(names))
+
+
+def stringify_whole(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime | date | time) else str(value)
 
 
 def batch_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],

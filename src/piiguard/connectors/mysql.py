@@ -13,14 +13,15 @@ seek; other tables give their first rows in storage order.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
 import pymysql
 import pymysql.cursors
 
 from piiguard.config import resolve_password
-from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
+from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors, record_batch
 from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
 
@@ -142,6 +143,20 @@ class MySQL(Connector):
                     raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
                                            hint="GRANT SELECT ON the schema TO the scanning user") from exc
                 raise CollectionError(self.store.name, f"read failed (error {code})",
+                                      collection=collection.name) from exc
+
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        return self._select(collection)[0]
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        select = f"SELECT {', '.join(_q(c) for c in columns)} FROM {_table(collection)}"
+        with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
+            try:
+                cur.execute(select)
+                while rows := cur.fetchmany(batch_rows):
+                    yield record_batch(columns, rows)
+            except pymysql.err.Error as exc:  # the driver's text can quote row data: keep only its code
+                raise CollectionError(self.store.name, f"read failed (error {exc.args[0] if exc.args else '?'})",
                                       collection=collection.name) from exc
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
+import pyarrow as pa
+
+from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors, record_batch
 from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
 
@@ -95,6 +97,18 @@ class SQLite(Connector):
             cur = self.conn.execute(select)
             while rows := cur.fetchmany(batch_rows):
                 yield batch_from_rows(names, rows, json_fields)
+        except sqlite3.Error as exc:
+            raise CollectionError(self.store.name, f"read failed ({type(exc).__name__})",
+                                  collection=collection.name) from exc
+
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        return self._select(collection)[0]
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        cur = self.conn.execute(f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(collection.name)}")
+        try:
+            while rows := cur.fetchmany(batch_rows):
+                yield record_batch(columns, rows)
         except sqlite3.Error as exc:
             raise CollectionError(self.store.name, f"read failed ({type(exc).__name__})",
                                   collection=collection.name) from exc
