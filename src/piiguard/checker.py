@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -106,6 +106,28 @@ def with_data_context(findings: list[Finding], catalog: Catalog | None) -> list[
     return out
 
 
+def expired_copies(catalog: Catalog, stores: Sequence[Store]) -> list[Finding]:
+    """A registered copy past its expiry that still exists on a checked store is a finding."""
+    from piiguard.masking.targets import writers
+
+    today = datetime.now(UTC).date().isoformat()
+    out = []
+    for store in stores:
+        for c in catalog.copies(status="active"):
+            if c["target_store"] != store.name or c["expires"] >= today or store.engine not in writers:
+                continue
+            try:
+                still = writers.get(store.engine)(store, c["target_collection"], timeout=5).exists()
+            except StoreError:
+                continue  # unreachable: the store's own checks say so
+            if still:
+                out.append(Finding("copy.expired", store.name, Status.FAIL, Severity.HIGH, Vantage.INSIDE,
+                                   "A registered copy is past its expiry and still exists",
+                                   f"copy {c['id']} ({c['target_collection']}, owner {c['owner']}) expired "
+                                   f"{c['expires']}: run `piiguard copies expire`"))
+    return out
+
+
 def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = None,
                catalog: Catalog | None = None, timeout: float = 5.0, only: Sequence[str] = (),
                record: bool = True) -> CheckRun:
@@ -127,6 +149,8 @@ def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = 
         per_store = list(pool.map(one, stores))
     findings = policy.apply([f for fs in per_store for f in fs], date.today())
     findings = with_data_context(findings, catalog)
+    if catalog is not None:
+        findings += expired_copies(catalog, stores)
     if catalog is not None and record:
         catalog.record_findings(findings)
     return CheckRun(tuple(findings))

@@ -193,11 +193,12 @@ class Round(Masker):
 
 @maskers.register("ip-prefix")
 class IPPrefix(Masker):
-    """IPv4 to its /24 (``203.0.113.77`` → ``203.0.113.0``), IPv6 to its /48."""
+    """An address becomes its network, written as one: IPv4 its /24 (``203.0.113.77`` →
+    ``203.0.113.0/24``), IPv6 its /48 (``2001:db8:1:2::5`` → ``2001:db8:1::/48``)."""
 
     def sql(self, column: str) -> str:
-        v4 = rf"regexp_replace({column}, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', '\1.0')"
-        v6 = rf"regexp_replace({column}, '^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):.*$', '\1::')"
+        v4 = rf"regexp_replace({column}, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', '\1.0/24')"
+        v6 = rf"regexp_replace({column}, '^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):.*$', '\1::/48')"
         return f"CASE WHEN contains({column}, ':') THEN {v6} ELSE {v4} END"
 
 
@@ -212,19 +213,22 @@ class MacVendor(Masker):
                 f"lower(left(regexp_replace({column}, '[-.]', ':', 'g'), 8)) || ':' || {tail} END")
 
 
-# Spans redacted in free text: e-mail addresses, phone-like digit runs, IPv4 addresses, card-like numbers.
+# Spans redacted in free text, in this order: e-mail addresses, street addresses (a house number and
+# capitalised words), IPv4 addresses, card-like numbers, phone-like digit runs (SSNs among them).
 SPANS = (
     (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "<email>"),
+    (r"\b[0-9]{1,6}( [A-Z][a-z]+\.?)+( [0-9]+)?", "<address>"),
     (r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b", "<ip>"),
-    (r"\b(?:[0-9][ -]?){13,19}\b", "<number>"),
-    (r"\+?[0-9][0-9 ()./-]{7,}[0-9]", "<phone>"),
+    (r"\b(?:[0-9][ -]?){12,18}[0-9]\b", "<number>"),
+    (r"\(?\+?[0-9][0-9 ()./-]{7,}[0-9]( ?(x|ext\.?) ?[0-9]+)?", "<phone>"),
 )
 
 
 @maskers.register("redact-text")
 class RedactText(Masker):
-    """Free text with the PII spans (e-mail addresses, phone numbers, IP addresses, card-like numbers)
-    replaced in place by ``<email>``, ``<phone>``, … Names inside text are not found."""
+    """Free text with the PII spans (e-mail and street addresses, phone numbers, IP addresses,
+    card-like numbers) replaced in place by ``<email>``, ``<address>``, ``<phone>``, … Person names
+    inside text are not found: a field whose text names people needs ``drop``."""
 
     def sql(self, column: str) -> str:
         out = column
