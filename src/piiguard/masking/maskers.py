@@ -207,10 +207,9 @@ class MacVendor(Masker):
     """Keep the vendor prefix (OUI, first three octets); the rest is pseudonymised."""
 
     def sql(self, column: str) -> str:
-        h = hmac_hex(column)
-        tail = f"substr({h}, 1, 2) || ':' || substr({h}, 3, 2) || ':' || substr({h}, 5, 2)"
-        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE "
-                f"lower(left(regexp_replace({column}, '[-.]', ':', 'g'), 8)) || ':' || {tail} END")
+        tail = rf"regexp_replace(substr({hmac_hex(column)}, 1, 6), '(..)(..)(..)', '\1:\2:\3')"  # one HMAC
+        vendor = f"lower(replace(replace(left({column}, 8), '-', ':'), '.', ':'))"
+        return f"CASE WHEN {column} IS NULL THEN NULL ELSE {vendor} || ':' || {tail} END"
 
 
 # Spans redacted in free text, in this order: e-mail addresses, street addresses (a house number and

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,7 +36,7 @@ from piiguard.config import Config
 from piiguard.connectors.base import Connector, connectors
 from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
 from piiguard.masking.maskers import DEFAULTS, SECRETS, Drop, Masker, maskers
-from piiguard.masking.targets import writers
+from piiguard.masking.targets import Writer, writers
 from piiguard.model import CollectionInfo, Finding, Severity, Status, Store
 from piiguard.scanner import classify_collection, prefetched
 
@@ -201,7 +203,7 @@ def _engine(key: bytes) -> duckdb.DuckDBPyConnection:
 
     block = key if len(key) <= 64 else hashlib.sha256(key).digest()
     block = block.ljust(64, b"\0")
-    con = duckdb.connect(config={"threads": str(os.cpu_count() or 2), "memory_limit": "1GB"})
+    con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
     con.execute("SET VARIABLE piiguard_ipad = ?::BLOB", [bytes(b ^ 0x36 for b in block)])
     con.execute("SET VARIABLE piiguard_opad = ?::BLOB", [bytes(b ^ 0x5C for b in block)])
     first, last = list(Provider.first_names), list(Provider.last_names)
@@ -212,21 +214,59 @@ def _engine(key: bytes) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+class BatchMasker:
+    """Masks record batches column by column. Each column is dictionary-encoded first, so a masker
+    runs once per distinct value of the batch (names, SSIDs and plans repeat a lot), then the masked
+    dictionary is expanded again. Columns run side by side on ``threads`` DuckDB sessions (DuckDB
+    releases the GIL), each holding the key's pads."""
 
+    def __init__(self, rules: Sequence[FieldRule], key: bytes, subject_field: str | None, threads: int) -> None:
+        self.kept = [r for r in rules if r.copied]
+        self.sql = {r.field: maskers.get(r.masker).parse(r.options, r.field).sql('"v"') for r in self.kept}
+        self.subject_field, self.key = subject_field, key
+        self.local = threading.local()
+        self.sessions: list[duckdb.DuckDBPyConnection] = []
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="piiguard-mask")
 
-SUBJECT = "__piiguard_subject"
+    def _session(self) -> duckdb.DuckDBPyConnection:
+        con = getattr(self.local, "con", None)
+        if con is None:
+            con = self.local.con = _engine(self.key)
+            self.sessions.append(con)
+        return con
 
+    def _run(self, expression: str, values: pa.Array) -> pa.Array:
+        con = self._session()
+        con.register("batch", pa.table({"v": values}))
+        try:
+            return con.sql(f"SELECT {expression} AS v FROM batch").to_arrow_table().column(0).combine_chunks()
+        finally:
+            con.unregister("batch")
 
-def masking_sql(rules: Sequence[FieldRule], subject_field: str | None = None) -> str:
-    """One SELECT over the batch; with ``subject_field``, also DuckDB's 64-bit hash of it (counted in
-    memory to register how many people the copy holds, never written)."""
-    exprs = [f"{maskers.get(r.masker).parse(r.options, r.field).sql(_q(r.field))} AS {_q(r.field)}"
-             for r in rules if r.copied]
-    if subject_field is not None:
-        exprs.append(f"hash({_q(subject_field)}) AS {SUBJECT}")
-    return f"SELECT {', '.join(exprs)} FROM batch"
+    def _column(self, field: str, values: pa.Array) -> pa.Array:
+        expression = self.sql[field]
+        if expression == '"v"':
+            return values  # keep
+        encoded = pc.dictionary_encode(values)
+        return pc.take(self._run(expression, encoded.dictionary), encoded.indices)
+
+    def _subjects(self, values: pa.Array) -> np.ndarray[Any, Any]:
+        """DuckDB's 64-bit hash of each distinct subject value, kept in memory only to count people."""
+        distinct = pc.unique(values.filter(pc.is_valid(values)))
+        hashes: np.ndarray[Any, Any] = self._run('hash("v")', distinct).to_numpy()
+        return hashes
+
+    def __call__(self, batch: pa.RecordBatch) -> tuple[pa.Table, np.ndarray[Any, Any] | None]:
+        jobs = [self.pool.submit(self._column, r.field, batch.column(r.field)) for r in self.kept]
+        subject = (self.pool.submit(self._subjects, batch.column(self.subject_field))
+                   if self.subject_field is not None else None)
+        table = pa.table({r.field: job.result() for r, job in zip(self.kept, jobs, strict=True)})
+        return table, (subject.result() if subject is not None else None)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        for con in self.sessions:
+            con.close()
 
 
 def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpose: str, expires: date,
@@ -253,33 +293,42 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
         "key_id": key_id(key), "owner": owner, "purpose": purpose, "expires": expires.isoformat(),
         "accepted_risk": plan.accepted_risk})
     writer = writers.get(plan.target.engine)(plan.target, plan.target_collection, timeout=timeout)
-    query = masking_sql(plan.rules, plan.subject_field)
+    masker = BatchMasker(plan.rules, key, plan.subject_field, threads=os.cpu_count() or 2)
     rows, subjects = 0, []
     try:
-        with connectors.get(plan.source.engine)(plan.source, timeout=timeout) as connector, _engine(key) as con:
+        with connectors.get(plan.source.engine)(plan.source, timeout=timeout) as connector:
             info = _collection(connector, plan.source_collection)
             writer.begin([r.field for r in kept], str(copy_id))
-            for batch in prefetched(connector.read(info, [r.field for r in plan.rules], batch_rows)):
-                con.register("batch", pa.Table.from_batches([batch]))
-                masked = con.sql(query).to_arrow_table()
-                con.unregister("batch")
-                if plan.subject_field is not None:
-                    ids = masked.column(SUBJECT)
-                    subjects.append(ids.filter(pc.is_valid(ids)).to_numpy())
-                    masked = masked.drop_columns([SUBJECT])
-                for out in masked.to_batches():
-                    writer.write(out)
-                rows += masked.num_rows
-                if progress is not None:
-                    progress(masked.num_rows)
+            # read (a thread ahead) ─► mask (a thread per core) ─► write (a thread behind): one batch each
+            with ThreadPoolExecutor(1, thread_name_prefix="piiguard-write") as output:
+                pending: Future[None] | None = None
+                for batch in prefetched(connector.read(info, [r.field for r in plan.rules], batch_rows)):
+                    masked, people = masker(batch)
+                    if people is not None:
+                        subjects.append(people)
+                    if pending is not None:
+                        pending.result()
+                    pending = output.submit(_write, writer, masked)
+                    rows += masked.num_rows
+                    if progress is not None:
+                        progress(masked.num_rows)
+                if pending is not None:
+                    pending.result()
             writer.commit()
     except BaseException as exc:
         writer.abort()
         catalog.finish_copy(copy_id, "failed", rows=rows, note=_failure(exc))
         raise
+    finally:
+        masker.close()
     count = int(np.unique(np.concatenate(subjects)).size) if subjects else None
     catalog.finish_copy(copy_id, "active", rows=rows, subjects=count)
     return CopyResult(copy_id, rows, count, time.monotonic() - started)
+
+
+def _write(writer: Writer, table: pa.Table) -> None:
+    for batch in table.to_batches():
+        writer.write(batch)
 
 
 def _failure(exc: BaseException) -> str:
