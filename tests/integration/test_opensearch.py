@@ -8,17 +8,22 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from built_servers import OpenSearch, start_opensearch, stop_opensearch
+from conftest import pg_connect
 from helpers import assert_fails_exactly, engine_checks
+from servers import PASSWORD, Server
 
+from piiguard import synthetic
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
 from piiguard.contain.service import Containor
-from piiguard.model import Status
+from piiguard.masking.pipeline import plan_copy, run_copy
+from piiguard.model import Status, Store
 from piiguard.scanner import scan
 from piiguard.watch.service import Watcher
 from piiguard.watch.sinks import JsonLines
@@ -179,3 +184,33 @@ def test_watch_alerts_and_contains_when_security_is_removed(nodes: dict[str, Ope
             restore(node)
             node.request("DELETE", "/customers")
             node.request("DELETE", "/metrics")
+
+
+def test_masked_copy_into_an_index_behind_an_alias(nodes: dict[str, OpenSearch], postgres: Server,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = synthetic.rows(400, seed=3, columns=synthetic.COLUMNS[:6])
+    with pg_connect(postgres) as conn:
+        conn.execute("DROP DATABASE IF EXISTS os_copy")
+        conn.execute("CREATE DATABASE os_copy")
+    with pg_connect(postgres, "os_copy") as conn:
+        conn.execute(f"CREATE TABLE people ({', '.join(f'{c} text' for c in data)})")
+        with conn.cursor().copy(f"COPY people ({', '.join(data)}) FROM STDIN") as copy:
+            for row in zip(*data.values(), strict=True):
+                copy.write_row(row)
+    monkeypatch.setenv("PIIGUARD_OS_PG", PASSWORD)
+    source = Store("prod", "postgres", host="127.0.0.1", port=postgres.port, database="os_copy", user="postgres",
+                   password_env="PIIGUARD_OS_PG")
+    node = nodes["hardened"]
+    restore(node)
+    with Catalog(tmp_path / "c.db") as cat:
+        for key in (b"first-key-0123456789", b"second-key-0123456789"):  # the second replaces the first
+            plan = plan_copy(source, "people", node.store(), "people_masked")
+            assert plan.blocking == ()
+            assert run_copy(plan, key, cat, owner="bi", purpose="search", expires=date(2030, 1, 1)).rows == 400
+    aliases = node.json("GET", "/_alias/people_masked")
+    assert len(aliases) == 1 and next(iter(aliases)).startswith("people_masked-piiguard-")
+    hits = node.json("GET", "/people_masked/_search?size=500")["hits"]["hits"]
+    emails = {h["_source"]["email"] for h in hits}
+    assert len(hits) == 400 and all(e.endswith("@pseudonym.invalid") for e in emails)
+    assert not emails & set(data["email"])
+    node.request("DELETE", "/people_masked-piiguard-*")

@@ -9,6 +9,8 @@ point leaves the target exactly as it was (:meth:`Writer.abort` removes the stag
   drop of the old table a reader sees either the old or the new copy, never a half one).
 - **files**: Parquet or CSV (by the collection's suffix) written to a hidden temporary file in the
   same folder, then ``os.replace`` (atomic on one file system).
+- **opensearch**: an index per copy behind an alias named like the collection; the alias moves in
+  one call.
 
 Columns are text (PostgreSQL ``text``, ClickHouse ``Nullable(String)``): masked values are text, and a
 copy is for analysis, not for restoring types. The target's credentials need CREATE, INSERT, DROP on
@@ -249,3 +251,62 @@ class FilesWriter(Writer):
 
     def remove(self) -> None:
         self._path().unlink(missing_ok=True)
+
+
+@writers.register("opensearch")
+class OpenSearchWriter(Writer):
+    """An index per copy (``NAME-piiguard-ID``) behind an alias ``NAME``: the alias moves to the new
+    index in one ``_aliases`` call, then the previous copy's index is deleted. A concrete index that
+    already holds the name is deleted just before the alias is added (the one non-atomic moment)."""
+
+    def _client(self) -> Any:
+        from piiguard.connectors.opensearch import client
+
+        return client(self.store, self.timeout)
+
+    def begin(self, columns: Sequence[str], tag: str) -> None:
+        from piiguard.connectors.opensearch import errors
+
+        self.es, self.index = self._client(), f"{self.collection}-piiguard-{tag}"
+        with errors(self.store, self.collection):
+            self.es.indices.create(index=self.index, body={"settings": {"index": {"number_of_replicas": 0}}})
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        from opensearchpy.helpers import bulk
+
+        from piiguard.connectors.opensearch import errors
+
+        actions = ({"_index": self.index, "_source": {k: v for k, v in row.items() if v is not None}}
+                   for row in batch.to_pylist())
+        with errors(self.store, self.collection):
+            bulk(self.es, actions, chunk_size=5000, max_retries=0, raise_on_error=True)
+
+    def commit(self) -> None:
+        from piiguard.connectors.opensearch import errors
+
+        with errors(self.store, self.collection):
+            self.es.indices.refresh(index=self.index)
+            old = list(self.es.indices.get_alias(name=self.collection, ignore=[404]).keys()) \
+                if self.es.indices.exists_alias(name=self.collection) else []
+            if not old and self.es.indices.exists(index=self.collection):
+                self.es.indices.delete(index=self.collection)
+            actions = [{"remove": {"index": i, "alias": self.collection}} for i in old]
+            self.es.indices.update_aliases(body={"actions": [*actions, {"add": {"index": self.index,
+                                                                                 "alias": self.collection}}]})
+            for index in old:
+                self.es.indices.delete(index=index)
+
+    def abort(self) -> None:
+        if getattr(self, "es", None) is not None:
+            self.es.indices.delete(index=self.index, ignore=[404])
+
+    def exists(self) -> bool:
+        return bool(self._client().indices.exists(index=self.collection))
+
+    def remove(self) -> None:
+        es = self._client()
+        if es.indices.exists_alias(name=self.collection):
+            for index in list(es.indices.get_alias(name=self.collection).keys()):
+                es.indices.delete(index=index)
+        elif es.indices.exists(index=self.collection):
+            es.indices.delete(index=self.collection)
