@@ -39,6 +39,23 @@ def list_connectors() -> None:
     Console().print(table)
 
 
+@list_app.command("maskers")
+def list_maskers() -> None:
+    """Every transform a copy can apply, its options (with defaults) and the PII types it is the default for."""
+    import dataclasses
+
+    from piiguard.masking.maskers import DEFAULTS, maskers
+
+    plugins.load()
+    table = Table("masker", "options", "default for", "what it does")
+    for name in maskers:
+        cls = maskers.get(name)
+        options = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Options))
+        used = ", ".join(t for t, (m, _) in DEFAULTS.items() if m == name)
+        table.add_row(name, options or "-", used or "-", " ".join((inspect.getdoc(cls) or "").split()))
+    Console().print(table)
+
+
 @list_app.command("checks")
 def list_checks(engine: str = typer.Option(None, "--engine", help="only this engine's checks")) -> None:
     """Every security protocol piiguard checks."""
