@@ -81,7 +81,7 @@ STORE_KEYS = {
     "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
-TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking"}
+TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "respond"}
 # Alert sinks for watch, one mapping each; a secret (a Slack webhook URL, an SMTP password) only by
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
@@ -114,6 +114,9 @@ class Config:
     # copy rules: {"store.collection": {field: masker name | {mask: name, option: value, waiver: reason}}};
     # maskers and their options are checked when a copy is planned (piiguard.masking.pipeline.mask_rules)
     masking: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # incident response: responders (kill switch), notices, contact; checked when an incident uses them
+    # (piiguard.response.responders.build, piiguard.response.notices)
+    respond: Mapping[str, Any] = field(default_factory=dict)
 
     def store(self, name: str) -> Store | None:
         return next((s for s in self.stores if s.name == name), None)
@@ -414,9 +417,13 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
     policy = parse_policy(data.get("policy"), problems.add, check_ids)
     alerts = _parse_alerts(data.get("alerts") or [], problems)
     masking = _parse_masking(data.get("masking") or {}, problems)
+    respond = data.get("respond") or {}
+    if not isinstance(respond, Mapping):
+        problems.add("respond", "expected a mapping (responders, notices, contact)")
+        respond = {}
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
-    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking)
+    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond)
 
 
 def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,

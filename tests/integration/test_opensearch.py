@@ -41,7 +41,12 @@ RESTARTED = {  # variants that need their own node (settings read at start)
 def nodes() -> Iterator[dict[str, OpenSearch]]:
     with ThreadPoolExecutor(len(RESTARTED)) as pool:
         futures = {name: pool.submit(start_opensearch, **kw) for name, kw in RESTARTED.items()}
-        started = {name: f.result() for name, f in futures.items()}
+    started = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    failed = [f.exception() for f in futures.values() if f.exception() is not None]
+    if failed:  # never leave the nodes that did start running
+        for node in started.values():
+            stop_opensearch(node)
+        raise failed[0]  # type: ignore[misc]
     yield started
     for node in started.values():
         stop_opensearch(node)

@@ -6,6 +6,7 @@ An embedded SQLite file (default: the user's data directory; ``--catalog PATH`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -265,3 +266,95 @@ class Catalog:
                                (status,) if status else ()).fetchall()
         return [{**dict(zip(self.COPY_KEYS, r, strict=True)), "transforms": json.loads(r[6])} for r in rows]
 
+
+    # Incidents ----------------------------------------------------------------------------------------
+
+    def open_incident(self, title: str, stores: list[str], window_start: str, pii_types: list[str],
+                      subjects: int | None, exposure_id: int | None = None) -> int:
+        now = _now()
+        with self.db:
+            cur = self.db.execute(
+                "INSERT INTO incidents (title, status, stores, window_start, aware_at, pii_types, subjects_estimate,"
+                " exposure_id) VALUES (?, 'open', ?, ?, ?, ?, ?, ?)",
+                (title, json.dumps(stores), window_start, now, json.dumps(pii_types), subjects, exposure_id))
+            incident_id = int(cur.lastrowid or 0)
+            self._append(incident_id, "opened", {"title": title, "stores": stores, "window_start": window_start,
+                                                 "pii_types": pii_types, "subjects_estimate": subjects}, now)
+        return incident_id
+
+    INCIDENT_KEYS = ("id", "title", "status", "stores", "window_start", "window_end", "aware_at", "pii_types",
+                     "subjects_estimate", "exposure_id")
+
+    def incidents(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(f"SELECT {', '.join(self.INCIDENT_KEYS)} FROM incidents ORDER BY id").fetchall()
+        return [{**dict(zip(self.INCIDENT_KEYS, r, strict=True)), "stores": json.loads(r[3]),
+                 "pii_types": json.loads(r[7])} for r in rows]
+
+    def incident(self, incident_id: int) -> dict[str, Any] | None:
+        return next((i for i in self.incidents() if i["id"] == incident_id), None)
+
+    def incident_for_exposure(self, exposure_id: int) -> int | None:
+        row = self.db.execute("SELECT id FROM incidents WHERE exposure_id = ?", (exposure_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def close_window(self, incident_id: int, window_end: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE incidents SET window_end = ? WHERE id = ?", (window_end, incident_id))
+            self._append(incident_id, "window-closed", {"window_end": window_end}, _now())
+
+    def event(self, incident_id: int, kind: str, payload: dict[str, Any]) -> str:
+        """Append to the incident's timeline; returns the entry's hash."""
+        with self.db:
+            return self._append(incident_id, kind, payload, _now())
+
+    def _append(self, incident_id: int, kind: str, payload: dict[str, Any], at: str) -> str:
+        """One timeline entry, chained: its hash covers the previous entry's hash and its own content,
+        so editing, removing or reordering any entry breaks every hash after it (``incident verify``)."""
+        last = self.db.execute("SELECT seq, hash FROM timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
+                               (incident_id,)).fetchone()
+        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, "0" * 64)
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        digest = chain_hash(prev, incident_id, seq, at, kind, body)
+        self.db.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (incident_id, seq, at, kind, body, prev, digest))
+        return digest
+
+    def timeline(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT seq, at, kind, payload, prev_hash, hash FROM timeline WHERE incident_id = ? "
+                               "ORDER BY seq", (incident_id,)).fetchall()
+        keys = ("seq", "at", "kind", "payload", "prev_hash", "hash")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def set_scope(self, incident_id: int, subjects: dict[str, list[str]]) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM scope WHERE incident_id = ?", (incident_id,))
+            self.db.executemany("INSERT INTO scope VALUES (?, ?, ?)",
+                                ((incident_id, s, json.dumps(f)) for s, f in subjects.items()))
+
+    def scope(self, incident_id: int) -> dict[str, list[str]]:
+        rows = self.db.execute("SELECT subject, fields FROM scope WHERE incident_id = ?", (incident_id,))
+        return {str(s): json.loads(f) for s, f in rows}
+
+    def done(self, table: str, incident_id: int, name: str | None = None) -> set[str]:
+        """Subjects already notified (``notices``) or already handled by a responder (``responses``)."""
+        if table == "notices":
+            rows = self.db.execute("SELECT subject FROM notices WHERE incident_id = ?", (incident_id,))
+        else:
+            rows = self.db.execute("SELECT subject FROM responses WHERE incident_id = ? AND responder = ?",
+                                   (incident_id, name))
+        return {str(r[0]) for r in rows}
+
+    def mark_done(self, table: str, incident_id: int, subjects: list[str], name: str | None = None) -> None:
+        now = _now()
+        with self.db:
+            if table == "notices":
+                self.db.executemany("INSERT OR IGNORE INTO notices VALUES (?, ?, 'sent', ?)",
+                                    ((incident_id, s, now) for s in subjects))
+            else:
+                self.db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
+                                    ((incident_id, name, s, now) for s in subjects))
+
+
+def chain_hash(prev: str, incident_id: int, seq: int, at: str, kind: str, body: str) -> str:
+    material = "\n".join((prev, str(incident_id), str(seq), at, kind, body)).encode()
+    return hashlib.sha256(material).hexdigest()

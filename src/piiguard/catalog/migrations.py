@@ -142,4 +142,48 @@ MIGRATIONS: tuple[str, ...] = (
         note TEXT NOT NULL DEFAULT ''
     );
     """,
+    """
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,          -- open | closed
+        stores TEXT NOT NULL,          -- JSON list of store names
+        window_start TEXT NOT NULL,    -- the exposure window
+        window_end TEXT,
+        aware_at TEXT NOT NULL,        -- when the company became aware: the regulators' clocks start here
+        pii_types TEXT NOT NULL,       -- JSON list
+        subjects_estimate INTEGER,
+        exposure_id INTEGER
+    );
+    CREATE TABLE timeline (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,         -- canonical JSON: names, counts, hashes; never a raw value
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,            -- SHA-256 of prev_hash and this entry: a hash chain
+        PRIMARY KEY (incident_id, seq)
+    );
+    CREATE TABLE scope (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        subject TEXT NOT NULL,         -- keyed hash of the subject's identifier, never the identifier
+        fields TEXT NOT NULL,          -- JSON list of exposed PII types
+        PRIMARY KEY (incident_id, subject)
+    );
+    CREATE TABLE notices (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        subject TEXT NOT NULL,         -- the same keyed hash
+        status TEXT NOT NULL,          -- sent
+        at TEXT NOT NULL,
+        PRIMARY KEY (incident_id, subject)
+    );
+    CREATE TABLE responses (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        responder TEXT NOT NULL,
+        subject TEXT NOT NULL,         -- keyed hash; "*" for a response to everyone
+        at TEXT NOT NULL,
+        PRIMARY KEY (incident_id, responder, subject)
+    );
+    """,
 )

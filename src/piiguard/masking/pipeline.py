@@ -161,7 +161,7 @@ def _options(masker: Masker) -> dict[str, Any]:
     return dataclasses.asdict(masker.options)
 
 
-def _collection(connector: Connector, name: str) -> CollectionInfo:
+def find_collection(connector: Connector, name: str) -> CollectionInfo:
     infos = connector.collections()
     exact = [i for i in infos if i.name == name]
     short = [i for i in infos if i.name.rsplit(".", 1)[-1] == name]
@@ -183,7 +183,7 @@ def plan_copy(source: Store, source_collection: str, target: Store, target_colle
                          hint=f"targets: {', '.join(writers.names())}")
     classifier = Classifier(plugins.detectors_for(config.detectors if config else ()))
     with connectors.get(source.engine)(source, timeout=timeout) as connector:
-        info = _collection(connector, source_collection)
+        info = find_collection(connector, source_collection)
         columns = connector.columns(info)
         result = classify_collection(connector, info, classifier, sample_size)
     types = {f.field: f.pii_type for f in result.fields}
@@ -297,7 +297,7 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     rows, subjects = 0, []
     try:
         with connectors.get(plan.source.engine)(plan.source, timeout=timeout) as connector:
-            info = _collection(connector, plan.source_collection)
+            info = find_collection(connector, plan.source_collection)
             writer.begin([r.field for r in kept], str(copy_id))
             # read (a thread ahead) ─► mask (a thread per core) ─► write (a thread behind): one batch each
             with ThreadPoolExecutor(1, thread_name_prefix="piiguard-write") as output:

@@ -24,6 +24,7 @@ from piiguard.config import Config
 from piiguard.connectors.base import connectors
 from piiguard.contain.service import Containor
 from piiguard.model import Alert, Finding, Status, Store, Transition, Vantage
+from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import scan
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
@@ -90,6 +91,7 @@ class Watcher:
         findings = list(run.findings)
         exposed = exposure_state(self.stores, findings)
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
+        follow_exposures(self.catalog)  # an exposure of a store holding PII opens an incident
         if self.containor is not None:
             self.containor.consider(self.stores, findings, exposed)
         self.metrics.cycle(findings, time.monotonic() - started, self.catalog.open_exposures())

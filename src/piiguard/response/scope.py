@@ -1,0 +1,164 @@
+"""Scope: exactly who was in an exposed store, and which of their data.
+
+For each exposed store, the catalog's latest scan says which collections hold PII and which field
+identifies the person (customer id, else e-mail). The collection is read whole: every row gives one
+person and the PII types that row actually holds (non-empty fields).
+
+When the exposed collection is a registered **copy**, its identifiers are pseudonyms. The copy's
+source is read and its identifiers pseudonymised again with the copy's key (checked against the key
+id the registry kept), so each pseudonym found in the exposed copy maps back to exactly one real
+identifier. The people in scope are those *in the copy as it was read* — not everyone in the
+source. Copies made *from* an exposed store are listed too (they hold the same people, though they
+were not exposed).
+
+Raw identifiers go only to the file the operator names (0600). The catalog keeps an HMAC of each
+under the same key, and counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from piiguard.catalog import Catalog
+from piiguard.classify.engine import CUSTOMER_ID
+from piiguard.connectors.base import connectors
+from piiguard.errors import UsageError
+from piiguard.masking.pipeline import BatchMasker, FieldRule, find_collection, key_id
+from piiguard.model import Store
+
+BATCH_ROWS = 100_000
+
+
+@dataclass
+class Scope:
+    people: dict[str, set[str]] = field(default_factory=dict)  # raw identifier -> PII types exposed
+    sources: list[str] = field(default_factory=list)  # what was read, for the timeline
+    derived: list[int] = field(default_factory=list)  # copies made from an exposed collection
+
+
+def subject_hash(key: bytes, subject: str) -> str:
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+
+
+def _holdings(catalog: Catalog, store: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for collection, name, pii_type, _confidence in catalog.pii_fields(store):
+        out.setdefault(collection, {})[name] = pii_type
+    return out
+
+
+def _copy_of(catalog: Catalog, store: str, collection: str) -> dict[str, Any] | None:
+    short = collection.rsplit(".", 1)[-1]
+    for c in catalog.copies(status="active"):
+        if c["target_store"] == store and c["target_collection"] in (collection, short):
+            return c
+    return None
+
+
+def _read(store: Store, collection: str, columns: list[str]) -> Any:
+    connector = connectors.get(store.engine)(store, timeout=30)
+    with connector:
+        info = find_collection(connector, collection)
+        yield from connector.read(info, columns, BATCH_ROWS)
+
+
+def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes) -> Scope:
+    scope = Scope()
+    for name in incident["stores"]:
+        store = stores.get(name)
+        if store is None:
+            raise UsageError(f"store {name!r} is not in the configuration", hint="add it to piiguard.yaml")
+        held = _holdings(catalog, name)
+        if not held:
+            raise UsageError(f"the catalog holds no scan of {name} with PII", hint=f"run `piiguard scan {name}`")
+        for collection, fields in held.items():
+            top = {f: t for f, t in fields.items() if "." not in f and "[" not in f}
+            subject = next((f for t in (CUSTOMER_ID, "email") for f, ft in top.items() if ft == t), None)
+            if subject is None:
+                continue  # no field says who a row is about: nothing to scope by
+            copy = _copy_of(catalog, name, collection)
+            mapping = _unmask(catalog, copy, subject, stores, key) if copy is not None else None
+            for batch in _read(store, collection, list(top)):
+                ids = batch.column(subject).to_pylist()
+                present = {f: pc.invert(pc.or_kleene(pc.is_null(batch.column(f)),
+                                                      pc.equal(batch.column(f), ""))).to_pylist() for f in top}
+                for i, value in enumerate(ids):
+                    if not value:
+                        continue
+                    person = mapping.get(value) if mapping is not None else value
+                    if person is None:
+                        continue  # a pseudonym no source row produces: reported in the count below
+                    scope.people.setdefault(person, set()).update(top[f] for f in top if present[f][i])
+            scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
+                                                           f"{copy['source_collection']})" if copy else ""))
+            scope.derived += [c["id"] for c in catalog.copies(status="active")
+                              if c["source_store"] == name and c["source_collection"] == collection]
+    return scope
+
+
+def _unmask(catalog: Catalog, copy: dict[str, Any], subject: str, stores: Mapping[str, Store],
+            key: bytes) -> dict[str, str]:
+    """pseudonym → real identifier, by pseudonymising the copy's source again with the copy's key."""
+    if key_id(key) != copy["key_id"]:
+        raise UsageError(f"the key given is not the key of copy {copy['id']} (key id {copy['key_id']})",
+                         hint="give the copy's key: pseudonyms can only be traced back with it")
+    source = stores.get(copy["source_store"])
+    if source is None:
+        raise UsageError(f"copy {copy['id']}'s source store {copy['source_store']!r} is not in the configuration")
+    transform = copy["transforms"].get(subject)
+    if transform is None or transform["masker"] != "pseudonym":
+        raise UsageError(f"copy {copy['id']} did not pseudonymise {subject!r}: it cannot be traced back")
+    masker = BatchMasker([FieldRule(subject, None, "pseudonym", transform["options"], "")], key, None, threads=2)
+    mapping: dict[str, str] = {}
+    try:
+        for batch in _read(source, copy["source_collection"], [subject]):
+            masked, _ = masker(pa.RecordBatch.from_arrays([batch.column(0)], names=[subject]))
+            for real, pseudonym in zip(batch.column(0).to_pylist(), masked.column(0).to_pylist(), strict=True):
+                if real is not None:
+                    mapping[pseudonym] = real
+    finally:
+        masker.close()
+    return mapping
+
+
+def write_subjects(scope: Scope, path: Path) -> None:
+    """The operator's subject list: identifier and exposed categories, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["subject", "exposed"])
+        for person, types in sorted(scope.people.items()):
+            out.writerow([person, ";".join(sorted(types))])
+
+
+def read_subjects(path: Path, catalog: Catalog, incident_id: int, key: bytes) -> dict[str, list[str]]:
+    """The subject file back, each line checked against the catalog's keyed hashes: a file edited to
+    add people who were not in scope is refused."""
+    known = catalog.scope(incident_id)
+    if not known:
+        raise UsageError(f"incident {incident_id} has no scope yet",
+                         hint=f"run `piiguard incident scope {incident_id}`")
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise UsageError(f"cannot read the subject file {path} ({exc.strerror})") from exc
+    out = {}
+    for n, row in enumerate(rows, start=2):
+        subject = row.get("subject") or ""
+        if subject_hash(key, subject) not in known:
+            raise UsageError(f"{path} line {n}: not a subject of incident {incident_id}'s scope",
+                             hint="use the file `piiguard incident scope` wrote, and the same key")
+        out[subject] = [t for t in (row.get("exposed") or "").split(";") if t]
+    return out
