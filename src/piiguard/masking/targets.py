@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from piiguard.config import resolve_password
+from piiguard.connectors.postgres import connect
 from piiguard.errors import StoreError, StoreUnreachable, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry
@@ -88,14 +89,7 @@ class PostgresWriter(Writer):
     conn: psycopg.Connection[Any]
 
     def _connect(self) -> psycopg.Connection[Any]:
-        s = self.store
-        try:
-            return psycopg.connect(host=s.host or "localhost", port=s.port or 5432, dbname=s.database or "postgres",
-                                   user=s.user, password=resolve_password(s), connect_timeout=max(1, int(self.timeout)),
-                                   application_name="piiguard-copy")
-        except psycopg.OperationalError as exc:
-            raise StoreUnreachable(s.name, f"cannot connect to {s.address} to write",
-                                   hint="check the target's user, password reference and reachability") from exc
+        return connect(self.store, self.timeout, autocommit=False, application="piiguard-copy")
 
     def _names(self) -> tuple[sql.Composed, sql.Composed, sql.Identifier]:
         schema, table = _split(self.collection, "public")

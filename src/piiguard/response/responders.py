@@ -35,7 +35,8 @@ import psycopg
 from psycopg import sql
 
 from piiguard.config import resolve_password
-from piiguard.errors import ConfigError, StoreError, StoreUnreachable, UsageError
+from piiguard.connectors.postgres import connect
+from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry
 
@@ -89,13 +90,7 @@ def _batches(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
 
 
 def _connect(store: Store, timeout: float) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(host=store.host or "localhost", port=store.port or 5432,
-                               dbname=store.database or "postgres", user=store.user,
-                               password=resolve_password(store), connect_timeout=max(1, int(timeout)),
-                               application_name="piiguard-respond", autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise StoreUnreachable(store.name, f"cannot connect to {store.address}") from exc
+    return connect(store, timeout, application="piiguard-respond")
 
 
 def _table(name: str) -> sql.Composed:

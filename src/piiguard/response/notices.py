@@ -1,0 +1,292 @@
+"""Notices to the people affected, and the regulators' drafts.
+
+Each person gets one e-mail (``templates/notice.txt.j2``, Jinja2) listing which categories of *their*
+data were exposed, what was done, and what they should do. Sending is rate-limited and resumable:
+every sent notice is recorded in the catalog under the person's keyed hash before the next batch, so
+a run stopped halfway and started again sends only the rest, and nobody gets two. ``spool`` writes
+the messages to files (one JSON-lines file per 10,000) instead of sending them.
+
+Regulator drafts (GDPR Articles 33 and 34, California) are data: ``jurisdictions.yaml`` names each
+one's template, deadline and thresholds; the facts come from the incident, its scope and timeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import psycopg
+import yaml
+from psycopg import sql
+
+from piiguard.catalog import Catalog
+from piiguard.config import resolve_password
+from piiguard.connectors.postgres import connect
+from piiguard.errors import ConfigError, StoreError, UsageError
+from piiguard.model import Store
+from piiguard.response.scope import subject_hash
+
+SPOOL_PER_FILE = 10_000
+RECORD_EVERY = 100
+
+CATEGORY = {
+    "email": "your e-mail address", "username": "your nickname", "person-name": "your name",
+    "first-name": "your first name", "last-name": "your last name", "phone": "your phone number",
+    "street-address": "your postal address", "postal-code": "your postcode", "city": "your city",
+    "birth-date": "your date of birth", "ip-address": "IP addresses you connected from",
+    "mac-address": "your devices' hardware addresses", "device-serial": "your devices' serial numbers",
+    "wifi-ssid": "the name of your Wi-Fi network", "geo-coordinates": "your location",
+    "personal-media-url": "links to your profile photo", "customer-identifier": "your customer number",
+    "oauth-token": "tokens linking your account to voice assistants and other services",
+    "api-key": "your API keys", "password-hash": "your password (in hashed form)",
+    "credit-card": "your card number", "iban": "your bank account number", "national-id": "your ID number",
+    "us-ssn": "your Social Security number", "gender": "your gender", "free-text-pii": "notes about you",
+}
+DONE = {
+    "sql-sessions": "We logged you out of every device.",
+    "redis-sessions": "We logged you out of every device.",
+    "sql-tokens": "We revoked every access token issued to your account.",
+    "oauth-grants": "We disconnected your voice-assistant and automation integrations.",
+    "password-reset": "We will ask you to choose a new password when you next log in.",
+}
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("piiguard.response", "templates"),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def jurisdictions() -> dict[str, dict[str, Any]]:
+    text = resources.files("piiguard.response").joinpath("jurisdictions.yaml").read_text(encoding="utf-8")
+    return dict(yaml.safe_load(text))
+
+
+def measures(catalog: Catalog, incident_id: int) -> list[str]:
+    """What was done, from the timeline (each responder once, in the words a person reads)."""
+    out: list[str] = []
+    for e in catalog.timeline(incident_id):
+        payload = json.loads(e["payload"])
+        if e["kind"] == "responded" and payload.get("responder") in DONE:
+            line = DONE[payload["responder"]]
+        elif e["kind"] == "window-closed":
+            line = "We closed access to the exposed data."
+        else:
+            continue
+        if line not in out:
+            out.append(line)
+    return out or ["We closed access to the exposed data."]
+
+
+def advice(categories: Sequence[str], done: Sequence[str]) -> list[str]:
+    out = []
+    if any("password" in d for d in done) or "password-hash" in categories:
+        out.append("Choose a new password, and change it anywhere else you used the same one.")
+    if any("integrations" in d for d in done) or "oauth-token" in categories:
+        out.append("Link your voice-assistant and automation integrations again in the app.")
+    if "email" in categories or "phone" in categories:
+        out.append("Be wary of messages that mention this incident and ask for your password or payment.")
+    if "wifi-ssid" in categories or "geo-coordinates" in categories or "street-address" in categories:
+        out.append("Consider renaming your Wi-Fi network.")
+    return out or ["No action is needed from you; we will tell you if that changes."]
+
+
+@dataclass(frozen=True)
+class NoticeOptions:
+    """``respond: notices:`` — where each person's address is, and how to send."""
+
+    store: str
+    table: str
+    subject_column: str
+    email_column: str
+    name_column: str = ""
+    smtp: str = "localhost"
+    port: int = 25
+    starttls: bool = False
+    user: str = ""
+    password_env: str = ""
+    cafile: str = ""
+    sender: str = "privacy@localhost"
+    rate: float = 20.0  # messages per second, at most
+    company: str = "our company"
+
+    @classmethod
+    def parse(cls, raw: Any) -> NoticeOptions:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(["respond.notices: expected a mapping (store, table, subject_column, email_column, …)"])
+        known = set(cls.__dataclass_fields__)
+        problems = [f"respond.notices.{k}: unknown option" for k in raw if k not in known]
+        if problems:
+            raise ConfigError(problems)
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise ConfigError([f"respond.notices: {exc}"]) from exc
+
+
+def contacts(options: NoticeOptions, store: Store, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """subject → (address, name), read in batches (read-only)."""
+    name = sql.Identifier(options.name_column) if options.name_column else sql.SQL("''")
+    schema, dot, table = options.table.rpartition(".")
+    query = sql.SQL("SELECT {}::text, {}, {} FROM {}.{} WHERE {}::text = ANY(%s)").format(
+        sql.Identifier(options.subject_column), sql.Identifier(options.email_column), name,
+        sql.Identifier(schema if dot else "public"), sql.Identifier(table), sql.Identifier(options.subject_column))
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        with connect(store, 30) as conn:
+            for i in range(0, len(subjects), 10_000):
+                for sid, email, who in conn.execute(query, [list(subjects[i:i + 10_000])]):
+                    if email:
+                        out[sid] = (str(email), str(who or ""))
+    except psycopg.Error as exc:
+        raise StoreError(store.name, f"cannot read addresses ({type(exc).__name__})", collection=options.table) from exc
+    return out
+
+
+def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequence[str]], key: bytes,
+         options: NoticeOptions, store: Store, contact: Mapping[str, str], *, spool: Path | None = None,
+         progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Notify every subject not notified yet; returns (sent now, without an address)."""
+    incident_id = int(incident["id"])
+    done = catalog.done("notices", incident_id)
+    todo = [s for s in subjects if subject_hash(key, s) not in done]
+    addresses = contacts(options, store, todo) if todo else {}
+    did = measures(catalog, incident_id)
+    template = _environment().get_template("notice.txt.j2")
+    sender = _Sender(options, spool)
+    sent, pending, missing = 0, [], 0
+    interval = 1.0 / options.rate if options.rate > 0 else 0.0
+    try:
+        for subject in todo:
+            if subject not in addresses:
+                missing += 1
+                continue
+            address, name = addresses[subject]
+            categories = [CATEGORY.get(t, t) for t in subjects[subject]]
+            text = template.render(company=options.company, name=name, window_start=incident["window_start"],
+                                   window_end=incident["window_end"], categories=categories, measures=did,
+                                   advice=advice(list(subjects[subject]), did), contact=contact,
+                                   incident_id=incident_id)
+            subject_line, _, body = text.partition("\n\n")
+            started = time.monotonic()
+            sender.send(address, subject_line.removeprefix("Subject: "), body)
+            pending.append(subject_hash(key, subject))
+            sent += 1
+            if len(pending) >= RECORD_EVERY:
+                catalog.mark_done("notices", incident_id, pending)
+                pending = []
+            if progress is not None:
+                progress(1)
+            if spool is None and interval:
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        catalog.mark_done("notices", incident_id, pending)
+        sender.close()
+        catalog.event(incident_id, "notified", {"sent": sent, "without_address": missing,
+                                                "spooled": spool is not None})
+    return sent, missing
+
+
+class _Sender:
+    """One SMTP session for the whole run (STARTTLS with a verified certificate when asked), or a spool."""
+
+    def __init__(self, options: NoticeOptions, spool: Path | None) -> None:
+        self.options, self.spool, self.count = options, spool, 0
+        self.file: Any = None
+        self.smtp: smtplib.SMTP | None = None
+        if spool is not None:
+            spool.mkdir(parents=True, exist_ok=True)
+            return
+        try:
+            self.smtp = smtplib.SMTP(options.smtp, options.port, timeout=30)
+            if options.starttls:
+                self.smtp.starttls(context=ssl.create_default_context(cafile=options.cafile or None))
+            if options.user:
+                self.smtp.login(options.user, resolve_password(Store("smtp", "smtp", password_env=options.password_env))
+                                or "")
+        except (OSError, smtplib.SMTPException) as exc:
+            raise UsageError(f"cannot open an SMTP session with {options.smtp}:{options.port} ({type(exc).__name__})",
+                             hint="check respond.notices.smtp, port, starttls and credentials") from exc
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.options.sender, to, subject
+        message.set_content(body)
+        if self.spool is not None:
+            if self.count % SPOOL_PER_FILE == 0:
+                if self.file is not None:
+                    self.file.close()
+                self.file = (self.spool / f"notices-{self.count // SPOOL_PER_FILE:05d}.jsonl").open("w")
+            self.file.write(json.dumps({"to": to, "subject": subject, "body": body}) + "\n")
+        else:
+            assert self.smtp is not None
+            self.smtp.send_message(message)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self.smtp.quit()
+
+
+def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str], evidence: Sequence[str],
+           now: datetime) -> dict[str, str]:
+    """Every jurisdiction's draft, rendered from the incident's facts (names → markdown text)."""
+    incident_id = int(incident["id"])
+    scope = catalog.scope(incident_id)
+    people = len(scope) if scope else incident["subjects_estimate"]
+    categories = sorted({t for types in scope.values() for t in types} if scope else incident["pii_types"])
+    aware = datetime.fromisoformat(incident["aware_at"])
+    did = measures(catalog, incident_id)
+    facts = {
+        "incident_id": incident_id, "aware_at": incident["aware_at"], "contact": contact, "measures": did,
+        "categories": [CATEGORY.get(c, c) for c in categories], "evidence": list(evidence),
+        "people_text": f"{people:,}" + ("" if scope else " (estimate from the last scan; run incident scope)")
+        if people is not None else "unknown (run incident scope)",
+        "records_text": f"{people:,} records (one per person in the exposed collection)" if scope else "unknown",
+        "nature": f"{', '.join(incident['stores'])} could be reached without authentication from "
+                  f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
+        "consequences": _consequences(categories), "notices_sent": len(catalog.done("notices", incident_id)),
+    }
+    out = {}
+    env = _environment()
+    for name, spec in jurisdictions().items():
+        extra: dict[str, Any] = {}
+        if "deadline_hours" in spec:
+            deadline = aware + timedelta(hours=int(spec["deadline_hours"]))
+            left = deadline - now
+            extra = {"deadline": deadline.isoformat(timespec="minutes"), "days": int(spec["deadline_hours"]) // 24,
+                     "clock": (f"{left.total_seconds() / 3600:.0f} hours left." if left.total_seconds() > 0
+                               else "The deadline has passed: explain the delay (Art. 33(1)).")}
+        if "ag_sample_threshold" in spec:
+            threshold = int(spec["ag_sample_threshold"])
+            extra |= {"threshold": threshold, "ag_text": "Required if more than that many are residents."
+                      if people is not None and people > threshold else
+                      f"Not required unless more than {threshold} residents are notified."}
+        out[name] = env.get_template(spec["template"]).render(**facts, **extra)
+    return out
+
+
+def _consequences(categories: Sequence[str]) -> list[str]:
+    out = []
+    if {"email", "phone"} & set(categories):
+        out.append("Targeted phishing and scam calls using the exposed contact details.")
+    if {"oauth-token", "api-key"} & set(categories):
+        out.append("Use of linked integrations (voice assistants, automations) until the tokens were revoked.")
+    if {"wifi-ssid", "geo-coordinates", "street-address"} & set(categories):
+        out.append("Locating a person's home or network.")
+    if {"password-hash"} & set(categories):
+        out.append("Offline guessing of passwords, and their reuse elsewhere.")
+    return out or ["Loss of confidentiality of the categories above."]
