@@ -68,6 +68,7 @@ PATH_ENGINES = {"sqlite", "files"}
 # Engine-specific store options (``options:`` in YAML, or URL parameters). For s3 the store's user is
 # the access key id (an identifier, not a secret) and the password the secret access key.
 OPTION_KEYS = {
+    "postgres": {"log_file"},  # the server log, read for incident evidence
     "clickhouse": {"tcp_port", "config_dir"},
     "opensearch": {"tls", "cafile"},
     "mongodb": {"tls", "cafile", "auth_mechanism"},

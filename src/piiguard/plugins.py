@@ -43,6 +43,7 @@ BUILTIN = (
     "piiguard.contain.s3",
     "piiguard.masking.maskers",
     "piiguard.masking.targets",
+    "piiguard.response.evidence",
     "piiguard.response.responders",
 )
 GROUP = "piiguard.plugins"

@@ -23,8 +23,8 @@ from clickhouse_driver import errors as ch_errors
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
-from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
-from piiguard.model import Severity, Vantage
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreError, StoreUnreachable
+from piiguard.model import Severity, Store, Vantage
 
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
 
@@ -234,3 +234,22 @@ class QueryLogOff(ClickHouseCheck):
 
 
 targets.add("clickhouse", ClickHouseTarget)
+
+
+def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
+         collection: str | None = None) -> str:
+    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials;
+    returns the whole body. ClickHouse's error text can quote data: only its code is kept."""
+    request = urllib.request.Request(
+        f"http://{store.host or 'localhost'}:{store.port or 8123}/?query={urllib.parse.quote(query)}", data=body or b"",
+        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": resolve_password(store) or ""},
+        method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return str(response.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        code = exc.read(200).decode("utf-8", "replace").split(",", 1)[0]  # "Code: 60"
+        raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
+    except OSError as exc:
+        raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc).__name__})") from exc
+

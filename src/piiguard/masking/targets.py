@@ -23,9 +23,6 @@ import contextlib
 import io
 import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +34,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from piiguard.config import resolve_password
+from piiguard.checks.clickhouse import post
 from piiguard.connectors.postgres import connect
-from piiguard.errors import StoreError, StoreUnreachable, UsageError
+from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry
 
@@ -159,19 +156,7 @@ class PostgresWriter(Writer):
 @writers.register("clickhouse")
 class ClickHouseWriter(Writer):
     def _query(self, query: str, body: bytes | None = None) -> str:
-        s = self.store
-        request = urllib.request.Request(
-            f"http://{s.host or 'localhost'}:{s.port or 8123}/?query={urllib.parse.quote(query)}", data=body or b"",
-            headers={"X-ClickHouse-User": s.user or "default", "X-ClickHouse-Key": resolve_password(s) or ""},
-            method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return str(response.read().decode("utf-8", "replace"))
-        except urllib.error.HTTPError as exc:
-            code = exc.read(200).decode("utf-8", "replace").split(".", 1)[0]  # "Code: 60, e.displayText() = …"
-            raise StoreError(s.name, f"ClickHouse refused ({code})", collection=self.collection) from exc
-        except OSError as exc:
-            raise StoreUnreachable(s.name, f"cannot reach {s.address} ({type(exc).__name__})") from exc
+        return post(self.store, query, body, timeout=self.timeout, collection=self.collection)
 
     def _q(self, name: str) -> str:
         return "`" + name.replace("`", "\\`") + "`"

@@ -1,0 +1,186 @@
+"""Access evidence for an exposure window: who connected, from where, and what they read.
+
+One collector per engine, registered like every other plugin. Each writes the raw artefact it read
+(a log excerpt, a query log, a client list) to the incident's evidence folder and returns its
+SHA-256 with what it found: source addresses classed **allowed** (inside the store's
+``allowed_networks``) or **unknown**, and the collections each unknown address read. When the store
+kept no trail, the result says so instead of guessing.
+
+- **postgres**: the server log named by the store's ``log_file`` option (log_connections gives each
+  session's address; pgaudit's ``AUDIT:`` lines, when loaded with ``pgaudit.log`` including ``read``,
+  give what it read). Without pgaudit, connections are known and reads are not.
+- **clickhouse**: ``system.query_log`` for the window (address, user, tables named in the query).
+- **redis**: the ``ACL LOG`` (refused attempts) and the current client list. Redis keeps no record
+  of successful reads: the result says so.
+- Other engines: no collector yet; the result says no evidence was collected.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import ipaddress
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from piiguard.model import Store
+from piiguard.registry import Registry
+
+
+@dataclass
+class Evidence:
+    store: str
+    artefact: str | None  # file name in the evidence folder
+    sha256: str | None
+    trail: bool  # whether the store kept any access trail for the window
+    note: str
+    addresses: dict[str, str] = field(default_factory=dict)  # address -> allowed | unknown
+    reads: dict[str, list[str]] = field(default_factory=dict)  # unknown address -> collections read
+
+    def summary(self) -> dict[str, Any]:
+        return {"store": self.store, "artefact": self.artefact, "sha256": self.sha256, "trail": self.trail,
+                "note": self.note, "addresses": self.addresses, "unknown_reads": self.reads}
+
+
+def classify_address(store: Store, address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return "unknown"
+    if ip.is_loopback and not store.allowed_networks:
+        return "allowed"
+    return "allowed" if any(ip in ipaddress.ip_network(n, strict=False) for n in store.allowed_networks) else "unknown"
+
+
+class Collector(ABC):
+    @abstractmethod
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence: ...
+
+
+collectors: Registry[type[Collector]] = Registry("evidence collector", Collector)
+
+
+def _save(folder: Path, name: str, data: bytes) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    (folder / name).chmod(0o600)
+    return hashlib.sha256(data).hexdigest()
+
+
+PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \w+)?) \[(\d+)\] \w+:\s+(.*)$")
+
+
+@collectors.register("postgres")
+class PostgresLog(Collector):
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+        path = store.options.get("log_file")
+        if not path:
+            return Evidence(store.name, None, None, False, "no log_file option: the server log was not read")
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
+        hosts: dict[str, str] = {}
+        window: list[str] = []
+        audit = False
+        ev = Evidence(store.name, None, None, True, "")
+        for line in text.splitlines():
+            m = PG_LINE.match(line)
+            if m is None:
+                continue
+            at = _pg_time(m.group(1))
+            if at is None or at < start or (end is not None and at > end):
+                continue
+            window.append(line)
+            pid, message = m.group(2), m.group(3)
+            received = re.match(r"connection received: host=(\S+)", message)
+            if received:
+                hosts[pid] = received.group(1)
+                ev.addresses[received.group(1)] = classify_address(store, received.group(1))
+            elif message.startswith("AUDIT: "):
+                audit = True
+                row = next(csv.reader(io.StringIO(message[len("AUDIT: "):])), [])
+                host = hosts.get(pid, "local socket")
+                if len(row) > 6 and row[3] == "READ" and row[6] and ev.addresses.get(host) != "allowed":
+                    reads = ev.reads.setdefault(host, [])
+                    if row[6] not in reads:
+                        reads.append(row[6])
+        ev.artefact = f"{store.name}-postgres-log.txt"
+        ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode())
+        ev.note = (f"{len(window)} log lines in the window; " +
+                   ("pgaudit recorded what each session read" if audit else
+                    "no pgaudit lines: connections are known, what they read is not"))
+        return ev
+
+
+def _pg_time(text: str) -> datetime | None:
+    parts = text.split()
+    try:
+        value = datetime.fromisoformat(" ".join(parts[:2]))
+    except ValueError:
+        return None
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if len(parts) > 2 and parts[2] in ("UTC", "GMT") else value.astimezone(UTC)
+
+
+@collectors.register("redis")
+class RedisTrail(Collector):
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+        from piiguard.checks.redis import RedisTarget
+
+        target = RedisTarget(store, timeout=5)
+        try:
+            session = target.session
+            log = session.acl_log()
+            clients = session.client_list()
+        finally:
+            target.close()
+        raw = repr({"acl_log": log, "clients": [{k: c.get(k) for k in ("addr", "user", "age", "cmd")}
+                                                for c in clients]}).encode()
+        ev = Evidence(store.name, f"{store.name}-redis-trail.txt", None, False,
+                      "Redis keeps no record of successful reads: who read what in the window cannot be known; "
+                      "ACL LOG lists refused attempts only, CLIENT LIST the clients connected now")
+        ev.sha256 = _save(folder, str(ev.artefact), raw)
+        for c in clients:
+            address = str(c.get("addr", "")).rsplit(":", 1)[0]
+            if address:
+                ev.addresses[address] = classify_address(store, address)
+        return ev
+
+
+@collectors.register("clickhouse")
+class ClickHouseQueryLog(Collector):
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+        from piiguard.checks.clickhouse import post
+
+        until = (end or datetime.now(start.tzinfo)).strftime("%Y-%m-%d %H:%M:%S")
+        query = ("SELECT toString(address), user, query FROM system.query_log WHERE type = 1 AND "
+                 f"event_time BETWEEN toDateTime('{start.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC') AND "
+                 f"toDateTime('{until}', 'UTC') FORMAT TSV")
+        body = post(store, query, timeout=30)
+        ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
+        ev.sha256 = _save(folder, str(ev.artefact), body.encode())
+        for line in body.splitlines():
+            address, _user, sql = [*line.split("\t", 2), "", ""][:3]
+            address = address.removeprefix("::ffff:")
+            ev.addresses[address] = classify_address(store, address)
+            if ev.addresses[address] == "unknown":
+                for table in re.findall(r"\bFROM\s+([\w.`]+)", sql, flags=re.IGNORECASE):
+                    reads = ev.reads.setdefault(address, [])
+                    if table not in reads:
+                        reads.append(table.strip("`"))
+        ev.note = f"{len(body.splitlines())} queries in the window"
+        return ev
+
+
+def collect(store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    if store.engine not in collectors:
+        return Evidence(store.name, None, None, False,
+                        f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
+    return collectors.get(store.engine)().collect(store, start, end, folder)
