@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.console import Console
 
-from piiguard.cli import check, contain, copy, demo, info, scan, validate, watch
+from piiguard.cli import check, contain, copy, demo, incident, info, scan, validate, watch
 from piiguard.errors import ConfigError, PiiguardError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -25,6 +25,7 @@ app.command("approve")(contain.approve)
 app.add_typer(contain.contain_app, name="contain")
 app.command("copy")(copy.copy)
 app.add_typer(copy.copies_app, name="copies")
+app.add_typer(incident.incident_app, name="incident")
 app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.add_typer(info.list_app, name="list")

@@ -1,0 +1,219 @@
+"""``piiguard incident …``: scope, evidence, kill switch, notices, reports, a verifiable timeline.
+
+Files an incident produces (evidence, reports) go to ``incidents/ID/`` beside the catalog unless
+``--out`` says otherwise; the subject list goes only where ``scope --out`` puts it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from piiguard import plugins
+from piiguard.catalog import Catalog
+from piiguard.cli.common import read_config
+from piiguard.config import Config
+from piiguard.errors import UsageError
+from piiguard.masking.pipeline import key_from
+from piiguard.model import Store
+from piiguard.response import evidence as evidence_
+from piiguard.response import incidents, notices, responders
+from piiguard.response.scope import find_scope, read_subjects, subject_hash, write_subjects
+
+incident_app = typer.Typer(help="Incidents: scope, evidence, kill switch, notices, reports, timeline.",
+                           no_args_is_help=True)
+CATALOG = typer.Option(None, "--catalog", help="catalog file")
+CONFIG = typer.Option(None, "--config", "-c")
+KEY_ENV = typer.Option(None, "--key-env", help="variable holding the key (the exposed copy's key, if it is a copy)")
+KEY_FILE = typer.Option(None, "--key-file", help="file holding that key")
+
+
+def _stores(config: Config | None) -> dict[str, Store]:
+    return {s.name: s for s in (config.stores if config else ())}
+
+
+def _folder(cat: Catalog, incident_id: int, out: Path | None) -> Path:
+    return out or cat.path.parent / "incidents" / str(incident_id)
+
+
+def _bar(label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True))
+
+
+@incident_app.command("list")
+def list_incidents(catalog: Path = CATALOG) -> None:
+    """Every incident: stores, window, what they held, status."""
+    with Catalog(catalog) as cat:
+        rows = cat.incidents()
+    table = Table("id", "title", "window", "aware", "holds", "people", "status")
+    for i in rows:
+        table.add_row(str(i["id"]), i["title"], f"{i['window_start']} → {i['window_end'] or 'open'}", i["aware_at"],
+                      ", ".join(i["pii_types"]), str(i["subjects_estimate"] or "-"), i["status"])
+    Console().print(table)
+
+
+@incident_app.command("open")
+def open_incident(store: str, since: str = typer.Option(..., "--since", help="start of the exposure (ISO)"),
+                  catalog: Path = CATALOG) -> None:
+    """Open an incident by hand (watch opens one by itself when it sees an exposure)."""
+    with Catalog(catalog) as cat:
+        incident_id = incidents.open_by_hand(cat, store, since)
+    Console().print(f"incident {incident_id} opened")
+
+
+@incident_app.command("scope")
+def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where the subject list goes (0600)"),
+          key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
+    """Exactly who was exposed and which of their data: the list to a file, keyed hashes to the catalog."""
+    key = key_from(key_env, str(key_file) if key_file else None)
+    cfg = read_config(config)
+    with Catalog(catalog) as cat:
+        incident = incidents.get(cat, incident_id)
+        found = find_scope(cat, incident, _stores(cfg), key)
+        write_subjects(found, out)
+        cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
+        counts: dict[str, int] = {}
+        for types in found.people.values():
+            for t in types:
+                counts[t] = counts.get(t, 0) + 1
+        cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts, "read": found.sources,
+                                          "derived_copies": found.derived})
+    Console().print(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
+                    + (f"; copies made from it: {found.derived}" if found.derived else ""))
+
+
+@incident_app.command("evidence")
+def evidence(incident_id: int, out: Path = typer.Option(None, "--out"), config: Path = CONFIG,
+             catalog: Path = CATALOG) -> None:
+    """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact."""
+    cfg = read_config(config)
+    stores = _stores(cfg)
+    with Catalog(catalog) as cat:
+        incident = incidents.get(cat, incident_id)
+        folder = _folder(cat, incident_id, out) / "evidence"
+        start = datetime.fromisoformat(incident["window_start"])
+        end = datetime.fromisoformat(incident["window_end"]) if incident["window_end"] else None
+        for name in incident["stores"]:
+            if name not in stores:
+                raise UsageError(f"store {name!r} is not in the configuration")
+            found = evidence_.collect(stores[name], start, end, folder)
+            cat.event(incident_id, "evidence", found.summary())
+            Console().print(f"{name}: {found.note}")
+            for address, kind in sorted(found.addresses.items()):
+                reads = found.reads.get(address, [])
+                Console().print(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else ""))
+            if found.sha256:
+                Console().print(f"  {found.artefact}  sha256 {found.sha256}")
+
+
+def _responders(cfg: Config | None) -> list[tuple[str, responders.Responder]]:
+    plugins.load()
+    chosen = responders.build(cfg.respond if cfg else {}, _stores(cfg))
+    if not chosen:
+        raise UsageError("no responders configured", hint="add respond: responders: to piiguard.yaml")
+    return chosen
+
+
+@incident_app.command("respond")
+def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjects", help="the scope's subject file"),
+            everyone: bool = typer.Option(False, "--everyone", help="every user, not only the subjects"),
+            apply: bool = typer.Option(False, "--apply", help="carry the plan out (otherwise only show it)"),
+            key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
+    """The kill switch: sessions, tokens, integration grants, password resets — planned, then applied."""
+    cfg = read_config(config)
+    chosen = _responders(cfg)
+    console = Console()
+    with Catalog(catalog) as cat:
+        incidents.get(cat, incident_id)
+        subjects: list[str] | None = None
+        if not everyone:
+            if subjects_file is None:
+                raise UsageError("give --subjects FILE (from incident scope) or --everyone")
+            key = key_from(key_env, str(key_file) if key_file else None)
+            subjects = sorted(read_subjects(subjects_file, cat, incident_id, key))
+        for name, responder in chosen:
+            console.print(f"{name}: {responder.plan(subjects)}")
+        if not apply:
+            console.print("nothing changed; run again with --apply")
+            return
+        for name, responder in chosen:
+            with _bar(name) as bar:
+                task = bar.add_task(name, total=len(subjects) if subjects is not None else None)
+                changed = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
+            cat.event(incident_id, "responded", {"responder": name, "changed": changed,
+                                                 "scope": "everyone" if subjects is None else len(subjects)})
+            console.print(f"{name}: {changed:,} changed")
+
+
+def _contact(cfg: Config | None) -> dict[str, str]:
+    raw: Any = (cfg.respond if cfg else {}).get("contact") or {}
+    return {"name": str(raw.get("name", "the data protection officer")), "email": str(raw.get("email", ""))}
+
+
+@incident_app.command("notify")
+def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects"),
+           spool: Path = typer.Option(None, "--spool", help="write the messages to this folder instead of sending"),
+           key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
+    """One notice per person: their exposed categories, what was done, what to do. Never sent twice."""
+    cfg = read_config(config)
+    options = notices.NoticeOptions.parse((cfg.respond if cfg else {}).get("notices"))
+    stores = _stores(cfg)
+    if options.store not in stores:
+        raise UsageError(f"respond.notices.store {options.store!r} is not in the configuration")
+    key = key_from(key_env, str(key_file) if key_file else None)
+    with Catalog(catalog) as cat:
+        incident = incidents.get(cat, incident_id)
+        subjects = read_subjects(subjects_file, cat, incident_id, key)
+        with _bar("notices") as bar:
+            task = bar.add_task("notices", total=len(subjects))
+            sent, missing = notices.send(cat, incident, subjects, key, options, stores[options.store], _contact(cfg),
+                                         spool=spool, progress=lambda n: bar.advance(task, n))
+    Console().print(f"{sent:,} notice(s) {'spooled' if spool else 'sent'}; {missing:,} without an address")
+
+
+@incident_app.command("report")
+def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Path = CONFIG,
+           catalog: Path = CATALOG) -> None:
+    """Regulator drafts (GDPR Art. 33 and 34, California) from the incident's facts."""
+    cfg = read_config(config)
+    with Catalog(catalog) as cat:
+        incident = incidents.get(cat, incident_id)
+        found = [json.loads(e["payload"]) for e in cat.timeline(incident_id) if e["kind"] == "evidence"]
+        hashes = [f"{f['artefact']}: sha256 {f['sha256']}" for f in found if f.get("sha256")]
+        folder = _folder(cat, incident_id, out) / "reports"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC)).items():
+            (folder / f"{name}.md").write_text(text)
+            Console().print(f"{folder / f'{name}.md'}")
+        cat.event(incident_id, "reported", {"drafts": sorted(p.name for p in folder.iterdir())})
+
+
+@incident_app.command("verify")
+def verify(incident_id: int, catalog: Path = CATALOG) -> None:
+    """Check the timeline's hash chain: any edited, removed or reordered entry is found (exit 1)."""
+    with Catalog(catalog) as cat:
+        result = incidents.verify(cat, incident_id)
+    if result.ok:
+        Console().print(f"timeline verified: {result.entries} entries, chain intact")
+        return
+    Console().print(f"[red]timeline broken at entry {result.broken_at}[/red]: {result.reason}")
+    raise typer.Exit(1)
+
+
+@incident_app.command("export")
+def export(incident_id: int, out: Path, catalog: Path = CATALOG) -> None:
+    """Write the bundle: incident, timeline, evidence and reports, with SHA256SUMS."""
+    with Catalog(catalog) as cat:
+        folder = _folder(cat, incident_id, None)
+        files = {f"{p.parent.name}-{p.name}": p for p in sorted(folder.rglob("*")) if p.is_file()} \
+            if folder.exists() else {}
+        incidents.export(cat, incident_id, out, files)
+    Console().print(f"bundle written to {out}")
