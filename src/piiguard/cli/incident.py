@@ -7,7 +7,7 @@ Files an incident produces (evidence, reports) go to ``incidents/ID/`` beside th
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +91,17 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
 
 
 @incident_app.command("evidence")
-def evidence(incident_id: int, out: Path = typer.Option(None, "--out"), config: Path = CONFIG,
-             catalog: Path = CATALOG) -> None:
+def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
+             lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include: the "
+                                          "exposure began between watch's last passing probe and its first failing one"),
+             config: Path = CONFIG, catalog: Path = CATALOG) -> None:
     """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact."""
     cfg = read_config(config)
     stores = _stores(cfg)
     with Catalog(catalog) as cat:
         incident = incidents.get(cat, incident_id)
         folder = _folder(cat, incident_id, out) / "evidence"
-        start = datetime.fromisoformat(incident["window_start"])
+        start = datetime.fromisoformat(incident["window_start"]) - timedelta(minutes=lookback)
         end = datetime.fromisoformat(incident["window_end"]) if incident["window_end"] else None
         for name in incident["stores"]:
             if name not in stores:

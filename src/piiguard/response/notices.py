@@ -62,6 +62,20 @@ DONE = {
 }
 
 
+QUALIFIER = {"pseudonym": "replaced by a pseudonym", "fake-name": "replaced by a made-up name",
+             "keep-prefix": "partly", "year": "the year only", "round": "approximately",
+             "ip-prefix": "the network only", "mac-vendor": "the maker's part only",
+             "redact-text": "with details removed"}
+
+
+def describe(label: str) -> str:
+    """``email (pseudonym)`` → ``your e-mail address (replaced by a pseudonym)``."""
+    kind, _, masker = label.partition(" (")
+    phrase = CATEGORY.get(kind, kind)
+    masker = masker.rstrip(")")
+    return f"{phrase} ({QUALIFIER.get(masker, masker)})" if masker else phrase
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("piiguard.response", "templates"),
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -172,10 +186,11 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
                 missing += 1
                 continue
             address, name = addresses[subject]
-            categories = [CATEGORY.get(t, t) for t in subjects[subject]]
+            categories = [describe(t) for t in subjects[subject]]
             text = template.render(company=options.company, name=name, window_start=incident["window_start"],
                                    window_end=incident["window_end"], categories=categories, measures=did,
-                                   advice=advice(list(subjects[subject]), did), contact=contact,
+                                   advice=advice([t.split(" (")[0] for t in subjects[subject]], did),
+                                   contact=contact,
                                    incident_id=incident_id)
             subject_line, _, body = text.partition("\n\n")
             started = time.monotonic()
@@ -248,17 +263,18 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
     scope = catalog.scope(incident_id)
     people = len(scope) if scope else incident["subjects_estimate"]
     categories = sorted({t for types in scope.values() for t in types} if scope else incident["pii_types"])
+    kinds = {c.split(" (")[0] for c in categories}
     aware = datetime.fromisoformat(incident["aware_at"])
     did = measures(catalog, incident_id)
     facts = {
         "incident_id": incident_id, "aware_at": incident["aware_at"], "contact": contact, "measures": did,
-        "categories": [CATEGORY.get(c, c) for c in categories], "evidence": list(evidence),
+        "categories": [describe(c) for c in categories], "evidence": list(evidence),
         "people_text": f"{people:,}" + ("" if scope else " (estimate from the last scan; run incident scope)")
         if people is not None else "unknown (run incident scope)",
         "records_text": f"{people:,} records (one per person in the exposed collection)" if scope else "unknown",
         "nature": f"{', '.join(incident['stores'])} could be reached without authentication from "
                   f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
-        "consequences": _consequences(categories), "notices_sent": len(catalog.done("notices", incident_id)),
+        "consequences": _consequences(sorted(kinds)), "notices_sent": len(catalog.done("notices", incident_id)),
     }
     out = {}
     env = _environment()

@@ -4,7 +4,9 @@ For each exposed store, the catalog's latest scan says which collections hold PI
 identifies the person (customer id, else e-mail). The collection is read whole: every row gives one
 person and the PII types that row actually holds (non-empty fields).
 
-When the exposed collection is a registered **copy**, its identifiers are pseudonyms. The copy's
+When the exposed collection is a registered **copy**, its registry entry says what each field held
+and how it was masked, so a person's exposed categories read ``email (pseudonym)``, ``phone
+(keep-prefix)`` or plain ``city`` for a field copied as it was. Its identifiers are pseudonyms: the copy's
 source is read and its identifiers pseudonymised again with the copy's key (checked against the key
 id the registry kept), so each pseudonym found in the exposed copy maps back to exactly one real
 identifier. The people in scope are those *in the copy as it was read* — not everyone in the
@@ -82,23 +84,24 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
         if not held:
             raise UsageError(f"the catalog holds no scan of {name} with PII", hint=f"run `piiguard scan {name}`")
         for collection, fields in held.items():
-            top = {f: t for f, t in fields.items() if "." not in f and "[" not in f}
-            subject = next((f for t in (CUSTOMER_ID, "email") for f, ft in top.items() if ft == t), None)
+            copy = _copy_of(catalog, name, collection)
+            labels = _labels(copy) if copy is not None else {
+                f: t for f, t in fields.items() if "." not in f and "[" not in f}
+            kinds = {f: label.split(" (")[0] for f, label in labels.items()}
+            subject = next((f for t in (CUSTOMER_ID, "email") for f, k in kinds.items() if k == t), None)
             if subject is None:
                 continue  # no field says who a row is about: nothing to scope by
-            copy = _copy_of(catalog, name, collection)
-            mapping = _unmask(catalog, copy, subject, stores, key) if copy is not None else None
-            for batch in _read(store, collection, list(top)):
+            mapping = None
+            if copy is not None and copy["transforms"][subject]["masker"] != "keep":
+                mapping = _unmask(copy, subject, stores, key)
+            for batch in _read(store, collection, list(labels)):
                 ids = batch.column(subject).to_pylist()
                 present = {f: pc.invert(pc.or_kleene(pc.is_null(batch.column(f)),
-                                                      pc.equal(batch.column(f), ""))).to_pylist() for f in top}
+                                                      pc.equal(batch.column(f), ""))).to_pylist() for f in labels}
                 for i, value in enumerate(ids):
-                    if not value:
-                        continue
-                    person = mapping.get(value) if mapping is not None else value
-                    if person is None:
-                        continue  # a pseudonym no source row produces: reported in the count below
-                    scope.people.setdefault(person, set()).update(top[f] for f in top if present[f][i])
+                    person = mapping.get(value) if mapping is not None and value else value
+                    if person:
+                        scope.people.setdefault(person, set()).update(labels[f] for f in labels if present[f][i])
             scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
                                                            f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in catalog.copies(status="active")
@@ -106,8 +109,14 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
     return scope
 
 
-def _unmask(catalog: Catalog, copy: dict[str, Any], subject: str, stores: Mapping[str, Store],
-            key: bytes) -> dict[str, str]:
+def _labels(copy: dict[str, Any]) -> dict[str, str]:
+    """A copy's fields and what a reader of it saw: ``email (pseudonym)``, ``phone (keep-prefix)``,
+    ``city`` (kept as it was). Dropped fields were not there."""
+    return {f: t["pii_type"] + ("" if t["masker"] == "keep" else f" ({t['masker']})")
+            for f, t in copy["transforms"].items() if t["pii_type"] and t["masker"] != "drop"}
+
+
+def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key: bytes) -> dict[str, str]:
     """pseudonym → real identifier, by pseudonymising the copy's source again with the copy's key."""
     if key_id(key) != copy["key_id"]:
         raise UsageError(f"the key given is not the key of copy {copy['id']} (key id {copy['key_id']})",
