@@ -92,8 +92,8 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
 
 @incident_app.command("evidence")
 def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
-             lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include: the "
-                                          "exposure began between watch's last passing probe and its first failing one"),
+             lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include (the "
+                                          "exposure began between watch's last passing and first failing probe)"),
              config: Path = CONFIG, catalog: Path = CATALOG) -> None:
     """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact."""
     cfg = read_config(config)
