@@ -76,7 +76,7 @@ def start_oauth_server(client_id: str, secret: str) -> tuple[OAuthServer, Any]:
     clients = {client_id: Client(client_id, secret)}
 
     class Revocation(RevocationEndpoint):  # type: ignore[misc]
-        CLIENT_AUTH_METHODS = ["client_secret_basic"]
+        CLIENT_AUTH_METHODS = ["client_secret_basic"]  # noqa: RUF012 — Authlib's class attribute
 
         def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
             return state.tokens.get(token_string)

@@ -102,7 +102,8 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
         incident = incidents.get(cat, incident_id)
         folder = _folder(cat, incident_id, out) / "evidence"
         start = datetime.fromisoformat(incident["window_start"]) - timedelta(minutes=lookback)
-        end = datetime.fromisoformat(incident["window_end"]) if incident["window_end"] else None
+        # the catalog keeps whole seconds: the window's last second is included whole
+        end = datetime.fromisoformat(incident["window_end"]) + timedelta(seconds=1) if incident["window_end"] else None
         for name in incident["stores"]:
             if name not in stores:
                 raise UsageError(f"store {name!r} is not in the configuration")
@@ -190,6 +191,9 @@ def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Pa
         incident = incidents.get(cat, incident_id)
         found = [json.loads(e["payload"]) for e in cat.timeline(incident_id) if e["kind"] == "evidence"]
         hashes = [f"{f['artefact']}: sha256 {f['sha256']}" for f in found if f.get("sha256")]
+        hashes += [f"{f['store']}: {f['note']}" for f in found]
+        hashes += [f"{f['store']}: unknown address {address} read {', '.join(reads) or 'nothing recorded'}"
+                   for f in found for address, reads in f["unknown_reads"].items()]
         folder = _folder(cat, incident_id, out) / "reports"
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC)).items():

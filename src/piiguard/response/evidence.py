@@ -72,6 +72,7 @@ def _save(folder: Path, name: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+FROM = re.compile(r'\b(?:FROM|JOIN)\s+((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)', re.IGNORECASE)
 PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \w+)?) \[(\d+)\] \w+:\s+(.*)$")
 
 
@@ -106,10 +107,11 @@ class PostgresLog(Collector):
                 audit = True
                 row = next(csv.reader(io.StringIO(message[len("AUDIT: "):])), [])
                 host = hosts.get(pid, "local socket")
-                if len(row) > 6 and row[3] == "READ" and row[6] and ev.addresses.get(host) != "allowed":
+                if len(row) > 7 and row[3] == "READ" and ev.addresses.get(host) != "allowed":
+                    # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
+                    names = [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])]
                     reads = ev.reads.setdefault(host, [])
-                    if row[6] not in reads:
-                        reads.append(row[6])
+                    reads += [n for n in names if n not in reads]
         ev.artefact = f"{store.name}-postgres-log.txt"
         ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode())
         ev.note = (f"{len(window)} log lines in the window; " +

@@ -1,0 +1,309 @@
+"""The whole story, end to end, on real servers.
+
+A production PostgreSQL holds customers, sessions, tokens and voice-assistant grants (their refresh
+tokens issued by a real RFC 7009 authorization server, Authlib); sessions are also in Redis. Customers
+are copied (masked) into an analytics PostgreSQL, which keeps 200 of the 300. Someone switches the
+analytics store's security off (trust auth, listening on a network interface); an outsider in a
+second network namespace reads the copy. watch opens the exposure and the incident; the scope is
+exactly the 200 people in the copy; the kill switch revokes their SQL and Redis sessions, tokens and
+grants (and nobody else's); notices arrive at a real SMTP server; the timeline verifies, and stops
+verifying after one byte is changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import email
+import hashlib
+import hmac
+import io
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from conftest import pg_connect
+from oauth_server import start_oauth_server
+from servers import (
+    PASSWORD,
+    REDIS_ADMIN,
+    Server,
+    free_port,
+    missing,
+    pg_ctl,
+    redis_admin,
+    start_postgres,
+    stop_postgres,
+)
+
+from piiguard.catalog import Catalog
+from piiguard.config import parse_config
+from piiguard.masking.pipeline import plan_copy, run_copy
+from piiguard.model import Store
+from piiguard.scanner import scan
+from piiguard.watch.service import Watcher
+from piiguard.watch.sinks import JsonLines
+
+PEOPLE, KEPT = 300, 200
+PW = "PIIGUARD_INCIDENT_PW"
+COPY_KEY = "incident-copy-key-0123456789"
+CLIENT_SECRET = "alexa-client-secret"
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[tuple[str, str, str]]:
+    """A namespace joined to this host by a veth pair: (namespace, host-side address, outside address)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        missing("root and iproute2 (ip netns) for the incident test")
+    n, tag = random.randint(1, 250), f"{os.getpid() % 10000}"
+    ns, host_dev, ns_dev = f"inc-out-{tag}", f"inch{tag}", f"inco{tag}"
+    host_ip, out_ip = f"10.233.{n}.1", f"10.233.{n}.2"
+    try:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", host_dev, "type", "veth", "peer", "name", ns_dev)
+        sh("ip", "link", "set", ns_dev, "netns", ns)
+        sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_dev)
+        sh("ip", "link", "set", host_dev, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{out_ip}/30", "dev", ns_dev)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_dev, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield ns, host_ip, out_ip
+    finally:
+        subprocess.run(["ip", "link", "del", host_dev], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+def seed_prod(prod: Server, oauth: Any) -> list[str]:
+    ids = [f"cust-{i:05d}" for i in range(PEOPLE)]
+    with pg_connect(prod) as conn:
+        conn.execute("DROP DATABASE IF EXISTS camprod")
+        conn.execute("CREATE DATABASE camprod")
+    with pg_connect(prod, "camprod") as conn:
+        conn.execute("CREATE TABLE customers (customer_id text PRIMARY KEY, email text, nickname text, wifi_ssid text, "
+                     "first_name text, must_reset_password boolean DEFAULT false)")
+        conn.execute("CREATE TABLE sessions (user_id text, session_id text)")
+        conn.execute("CREATE TABLE access_tokens (user_id text, token text, revoked_at timestamptz)")
+        conn.execute("CREATE TABLE integration_grants (user_id text, provider text, refresh_token text, "
+                     "relink_required boolean DEFAULT false)")
+        firsts = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "James", "Mia", "Lucas"]
+        for i, cid in enumerate(ids):
+            conn.execute("INSERT INTO customers (customer_id, email, nickname, wifi_ssid, first_name) "
+                         "VALUES (%s,%s,%s,%s,%s)",
+                         (cid, f"{firsts[i % 10].lower()}.{i}@example.net", f"camfan_{i}_{firsts[i % 10].lower()}",
+                          f"HOME-{i:04d}-5G", firsts[i % 10]))
+            conn.execute("INSERT INTO sessions VALUES (%s, %s), (%s, %s)", (cid, f"s{i}a", cid, f"s{i}b"))
+            conn.execute("INSERT INTO access_tokens VALUES (%s, %s, NULL)", (cid, f"at-{i}"))
+            conn.execute("INSERT INTO integration_grants VALUES (%s, 'alexa', %s, false)", (cid, f"rt-{i}"))
+            oauth.issue(f"rt-{i}")
+    return ids
+
+
+def restart_analytics(server: Server, listen: str, hba_first: str | None) -> None:
+    hba = server.data / "data" / "pg_hba.conf"
+    lines = [line for line in hba.read_text().splitlines() if "trust" not in line]
+    hba.write_text("\n".join(([hba_first] if hba_first else []) + lines) + "\n")
+    with pg_connect(server) as conn:
+        conn.execute(f"ALTER SYSTEM SET listen_addresses = '{listen}'")
+        conn.execute("ALTER SYSTEM SET pgaudit.log = 'read'")
+    pg_ctl(server, "restart")
+    for _ in range(100):
+        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", str(server.port)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+
+
+def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, str, str], smtp: tuple[Mailbox, int],
+                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    monkeypatch.setenv(PW, PASSWORD)
+    monkeypatch.setenv("PIIGUARD_COPY_KEY", COPY_KEY)
+    monkeypatch.setenv("ALEXA_SECRET", CLIENT_SECRET)
+    ns, host_ip, out_ip = outside
+    oauth, oauth_http = start_oauth_server("piiguard-responder", CLIENT_SECRET)
+    analytics = start_postgres(hardened=True)
+    redis = redis_admin(cache)
+    ids: list[str] = []
+    try:
+        ids = seed_prod(postgres, oauth)
+        redis.mset({f"session:{cid}": "token" for cid in ids})
+        restart_analytics(analytics, "127.0.0.1", None)  # pgaudit logs reads from now on
+
+        prod = Store("prod", "postgres", host="127.0.0.1", port=postgres.port, database="camprod", user="postgres",
+                     password_env=PW)
+        store = Store("analytics", "postgres", host="127.0.0.1", port=analytics.port, user="postgres",
+                      password_env=PW, options={"log_file": str(analytics.data / "log")},
+                      allowed_networks=("127.0.0.0/8",), probe_from=(ns,))
+        # 1. the copy: customers into analytics, masked; the analysts keep 200 of the 300
+        cfg = parse_config({"masking": {"prod.public.customers": {"nickname": "keep"}}})
+        catalog_path = tmp_path / "c.db"
+        with Catalog(catalog_path) as cat:
+            plan = plan_copy(prod, "customers", store, "customers_copy", config=cfg)
+            assert plan.blocking == ()
+            run_copy(plan, COPY_KEY.encode(), cat, owner="analytics", purpose="churn", expires=date(2030, 1, 1))
+            with pg_connect(analytics) as conn:
+                conn.execute(f"DELETE FROM customers_copy WHERE customer_id NOT IN (SELECT customer_id FROM "
+                             f"customers_copy ORDER BY customer_id LIMIT {KEPT})")
+            scan([store], catalog=cat)
+            alerts = io.StringIO()
+            watcher = Watcher([store], cat, [JsonLines(alerts)], timeout=3)
+            watcher.cycle()
+            assert cat.incidents() == []
+
+            # 2. an employee switches its security off; an outsider reads the copy from another network
+            restart_analytics(analytics, f"127.0.0.1,{host_ip}", "host all all 0.0.0.0/0 trust")
+            watcher.cycle(inside=False)
+            (incident,) = cat.incidents()
+            assert incident["stores"] == ["analytics"] and incident["window_end"] is None
+            read = subprocess.run(["ip", "netns", "exec", ns, "psql", f"host={host_ip} port={analytics.port} "
+                                   "user=postgres dbname=postgres sslmode=disable", "-tAc",
+                                   "SELECT count(*) FROM customers_copy"], capture_output=True, text=True, timeout=30)
+            assert read.stdout.strip() == str(KEPT), read.stderr
+
+            # 3. security back on: the window closes
+            restart_analytics(analytics, "127.0.0.1", None)
+            watcher.cycle(inside=False)
+            incident = cat.incident(incident["id"])
+            assert incident is not None and incident["window_end"] is not None
+        incident_id = str(incident["id"])
+
+        config = tmp_path / "piiguard.yaml"
+        config.write_text(json.dumps({
+            "stores": [
+                {"name": "prod", "url": f"postgresql://postgres@127.0.0.1:{postgres.port}/camprod", "password_env": PW},
+                {"name": "analytics", "url": f"postgresql://postgres@127.0.0.1:{analytics.port}/postgres",
+                 "password_env": PW, "options": {"log_file": str(analytics.data / "log")},
+                 "allowed_networks": ["127.0.0.0/8"]},
+                {"name": "cache", "url": f"redis://{REDIS_ADMIN}@127.0.0.1:{cache.port}/0", "password_env": PW}],
+            "respond": {
+                "contact": {"name": "Privacy team", "email": "privacy@example.net"},
+                "responders": [
+                    {"kind": "sql-sessions", "store": "prod", "table": "public.sessions", "subject_column": "user_id"},
+                    {"kind": "redis-sessions", "store": "cache", "key": "session:{subject}"},
+                    {"kind": "sql-tokens", "store": "prod", "table": "public.access_tokens",
+                     "subject_column": "user_id"},
+                    {"kind": "oauth-grants", "store": "prod", "table": "public.integration_grants",
+                     "subject_column": "user_id", "token_column": "refresh_token",
+                     "revocation_endpoint": oauth.url, "client_id": "piiguard-responder",
+                     "client_secret_env": "ALEXA_SECRET"},
+                    {"kind": "password-reset", "store": "prod", "table": "public.customers",
+                     "subject_column": "customer_id"}],
+                "notices": {"store": "prod", "table": "public.customers", "subject_column": "customer_id",
+                            "email_column": "email", "name_column": "first_name", "smtp": "127.0.0.1",
+                            "port": smtp[1], "sender": "privacy@example.net", "rate": 500, "company": "CamCo"}}}))
+
+        def piiguard(*args: str, configured: bool = True) -> subprocess.CompletedProcess[str]:
+            options = ["-c", str(config)] if configured else []
+            done = subprocess.run([sys.executable, "-m", "piiguard", *args, *options, "--catalog", str(catalog_path)],
+                                  capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done
+
+        # 4. scope: exactly the people in the copy, traced back with the copy's key
+        subjects = tmp_path / "private" / "subjects.csv"
+        piiguard("incident", "scope", incident_id, "--out", str(subjects), "--key-env", "PIIGUARD_COPY_KEY")
+        with subjects.open() as f:
+            rows = list(csv.DictReader(f))
+        with pg_connect(analytics) as conn:  # who is in the copy, worked out independently of piiguard
+            kept = {r[0] for r in conn.execute("SELECT customer_id FROM customers_copy")}
+        in_copy = sorted(c for c in ids if hmac.new(COPY_KEY.encode(), c.encode(), hashlib.sha256).hexdigest()[:20]
+                         in kept)
+        assert len(in_copy) == KEPT
+        assert sorted(r["subject"] for r in rows) == in_copy
+        assert "username" in rows[0]["exposed"] and "email (pseudonym)" in rows[0]["exposed"]
+        assert oct(subjects.stat().st_mode & 0o777) == "0o600"
+
+        # 5. evidence: the outsider's address, classed unknown, and what it read
+        evidence = piiguard("incident", "evidence", incident_id)
+        assert f"{out_ip}: unknown, read customers_copy" in evidence.stdout
+        assert "sha256" in evidence.stdout
+
+        # 6. the kill switch: planned, then applied, for the affected people only
+        planned = piiguard("incident", "respond", incident_id, "--subjects", str(subjects),
+                           "--key-env", "PIIGUARD_COPY_KEY")
+        assert "nothing changed" in planned.stdout and f"delete sessions: {2 * KEPT:,} row(s)" in planned.stdout
+        piiguard("incident", "respond", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY",
+                 "--apply")
+        with pg_connect(postgres, "camprod") as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (2 * (PEOPLE - KEPT),)
+            assert conn.execute("SELECT count(*) FROM sessions WHERE user_id = ANY(%s)", [in_copy]).fetchone() == (0,)
+            revoked = {r[0] for r in conn.execute("SELECT user_id FROM access_tokens WHERE revoked_at IS NOT NULL")}
+            relink = {r[0] for r in conn.execute("SELECT user_id FROM integration_grants WHERE relink_required")}
+            reset = {r[0] for r in conn.execute("SELECT customer_id FROM customers WHERE must_reset_password")}
+        assert revoked == relink == reset == set(in_copy)
+        assert oauth.revoked() == {f"rt-{ids.index(c)}" for c in in_copy}
+        assert all(redis.exists(f"session:{c}") == 0 for c in in_copy)
+        assert redis.exists(f"session:{sorted(set(ids) - set(in_copy))[0]}") == 1
+        requests = oauth.requests
+        piiguard("incident", "respond", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY",
+                 "--apply")
+        assert oauth.requests == requests  # idempotent: nothing left to revoke
+
+        # 7. notices: one per person, never twice
+        box, _ = smtp
+        piiguard("incident", "notify", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY")
+        assert len(box.messages) == KEPT
+        first = box.messages[0]
+        body = first.get_payload()
+        assert "pseudonym" in str(body) and "Link your voice-assistant" in str(body)
+        assert "HOME-" not in str(body)  # notices name categories, never the exposed values
+        piiguard("incident", "notify", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY")
+        assert len(box.messages) == KEPT
+
+        # 8. regulator drafts, the bundle, and a timeline that detects one changed byte
+        report = piiguard("incident", "report", incident_id)
+        written = {Path(p).name for p in report.stdout.split()}
+        assert written == {"gdpr-art33.md", "gdpr-art34.md", "california.md"}
+        text = (catalog_path.parent / "incidents" / incident_id / "reports" / "gdpr-art33.md").read_text()
+        assert f"{KEPT:,}" in text and "72 hours" in text and out_ip in text
+        piiguard("incident", "export", incident_id, str(tmp_path / "bundle"), configured=False)
+        assert (tmp_path / "bundle" / "SHA256SUMS").read_text().count("\n") >= 5
+        assert "verified" in piiguard("incident", "verify", incident_id, configured=False).stdout
+        with Catalog(catalog_path) as cat:
+            (seq, payload) = cat.db.execute("SELECT seq, payload FROM timeline WHERE incident_id = ? AND kind = "
+                                            "'scoped'", (int(incident_id),)).fetchone()
+            cat.db.execute("UPDATE timeline SET payload = ? WHERE incident_id = ? AND seq = ?",
+                           (payload.replace('"people":200', '"people":201'), int(incident_id), seq))
+            cat.db.commit()
+        broken = subprocess.run([sys.executable, "-m", "piiguard", "incident", "verify", incident_id, "--catalog",
+                                 str(catalog_path)], capture_output=True, text=True)
+        assert broken.returncode == 1 and f"broken at entry {seq}" in broken.stdout
+        raw = catalog_path.read_bytes()
+        assert b"olivia.0@example.net" not in raw and COPY_KEY.encode() not in raw  # the guard is not the leak
+    finally:
+        oauth_http.shutdown()
+        if ids:
+            redis.delete(*[f"session:{c}" for c in ids])
+        stop_postgres(analytics)
