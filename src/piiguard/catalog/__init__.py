@@ -43,6 +43,10 @@ class Catalog:
             # concurrent work (deliveries, re-scans) opens its own Catalog.
             self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
+            # WAL with synchronous=NORMAL: a commit is a write, not an fsync (a killed process loses nothing
+            # committed; a power cut may lose the last commits, never the file's consistency)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise CatalogError(f"cannot open the catalog at {self.path}",
@@ -353,6 +357,10 @@ class Catalog:
             else:
                 self.db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
                                     ((incident_id, name, s, now) for s in subjects))
+
+    def unmark_notice(self, incident_id: int, subject: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM notices WHERE incident_id = ? AND subject = ?", (incident_id, subject))
 
 
 def chain_hash(prev: str, incident_id: int, seq: int, at: str, kind: str, body: str) -> str:

@@ -38,7 +38,6 @@ from piiguard.model import Store
 from piiguard.response.scope import subject_hash
 
 SPOOL_PER_FILE = 10_000
-RECORD_EVERY = 100
 
 CATEGORY = {
     "email": "your e-mail address", "username": "your nickname", "person-name": "your name",
@@ -170,10 +169,16 @@ def contacts(options: NoticeOptions, store: Store, subjects: Sequence[str]) -> d
 def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequence[str]], key: bytes,
          options: NoticeOptions, store: Store, contact: Mapping[str, str], *, spool: Path | None = None,
          progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-    """Notify every subject not notified yet; returns (sent now, without an address)."""
+    """Notify every subject not notified yet; returns (notified now, without an address).
+
+    Over SMTP each notice is recorded *before* it is handed to the server and the record is removed if
+    the server refuses it, so a process killed mid-send may lose that one notice (it is reported as
+    sent) but never sends one twice. A spool is recorded per file of 10,000.
+    """
     incident_id = int(incident["id"])
     done = catalog.done("notices", incident_id)
-    todo = [s for s in subjects if subject_hash(key, s) not in done]
+    hashes = {s: subject_hash(key, s) for s in subjects}
+    todo = [s for s in subjects if hashes[s] not in done]
     addresses = contacts(options, store, todo) if todo else {}
     did = measures(catalog, incident_id)
     template = _environment().get_template("notice.txt.j2")
@@ -186,20 +191,27 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
                 missing += 1
                 continue
             address, name = addresses[subject]
-            categories = [describe(t) for t in subjects[subject]]
+            kinds = subjects[subject]
             text = template.render(company=options.company, name=name, window_start=incident["window_start"],
-                                   window_end=incident["window_end"], categories=categories, measures=did,
-                                   advice=advice([t.split(" (")[0] for t in subjects[subject]], did),
-                                   contact=contact,
-                                   incident_id=incident_id)
+                                   window_end=incident["window_end"], categories=[describe(t) for t in kinds],
+                                   measures=did, advice=advice([t.split(" (")[0] for t in kinds], did),
+                                   contact=contact, incident_id=incident_id)
             subject_line, _, body = text.partition("\n\n")
             started = time.monotonic()
-            sender.send(address, subject_line.removeprefix("Subject: "), body)
-            pending.append(subject_hash(key, subject))
+            if spool is None:
+                catalog.mark_done("notices", incident_id, [hashes[subject]])
+                try:
+                    sender.send(address, subject_line.removeprefix("Subject: "), body)
+                except BaseException:
+                    catalog.unmark_notice(incident_id, hashes[subject])
+                    raise
+            else:
+                sender.send(address, subject_line.removeprefix("Subject: "), body)
+                pending.append(hashes[subject])
+                if len(pending) >= SPOOL_PER_FILE:
+                    catalog.mark_done("notices", incident_id, pending)
+                    pending = []
             sent += 1
-            if len(pending) >= RECORD_EVERY:
-                catalog.mark_done("notices", incident_id, pending)
-                pending = []
             if progress is not None:
                 progress(1)
             if spool is None and interval:
@@ -234,9 +246,6 @@ class _Sender:
                              hint="check respond.notices.smtp, port, starttls and credentials") from exc
 
     def send(self, to: str, subject: str, body: str) -> None:
-        message = EmailMessage()
-        message["From"], message["To"], message["Subject"] = self.options.sender, to, subject
-        message.set_content(body)
         if self.spool is not None:
             if self.count % SPOOL_PER_FILE == 0:
                 if self.file is not None:
@@ -245,6 +254,9 @@ class _Sender:
             self.file.write(json.dumps({"to": to, "subject": subject, "body": body}) + "\n")
         else:
             assert self.smtp is not None
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = self.options.sender, to, subject
+            message.set_content(body)
             self.smtp.send_message(message)
         self.count += 1
 

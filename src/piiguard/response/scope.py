@@ -43,7 +43,7 @@ BATCH_ROWS = 100_000
 
 @dataclass
 class Scope:
-    people: dict[str, set[str]] = field(default_factory=dict)  # raw identifier -> PII types exposed
+    people: dict[str, frozenset[str]] = field(default_factory=dict)  # raw identifier -> PII types exposed
     sources: list[str] = field(default_factory=list)  # what was read, for the timeline
     derived: list[int] = field(default_factory=list)  # copies made from an exposed collection
 
@@ -94,14 +94,22 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
             mapping = None
             if copy is not None and copy["transforms"][subject]["masker"] != "keep":
                 mapping = _unmask(copy, subject, stores, key)
-            for batch in _read(store, collection, list(labels)):
+            names = list(labels)
+            shared: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
+            for batch in _read(store, collection, names):
                 ids = batch.column(subject).to_pylist()
-                present = {f: pc.invert(pc.or_kleene(pc.is_null(batch.column(f)),
-                                                      pc.equal(batch.column(f), ""))).to_pylist() for f in labels}
+                present = [pc.invert(pc.or_kleene(pc.is_null(batch.column(f)), pc.equal(batch.column(f), "")))
+                           .to_pylist() for f in names]
                 for i, value in enumerate(ids):
                     person = mapping.get(value) if mapping is not None and value else value
-                    if person:
-                        scope.people.setdefault(person, set()).update(labels[f] for f in labels if present[f][i])
+                    if not person:
+                        continue
+                    row = tuple(bool(col[i]) for col in present)
+                    types = shared.get(row)
+                    if types is None:
+                        types = shared[row] = frozenset(labels[f] for f, p in zip(names, row, strict=True) if p)
+                    before = scope.people.get(person)
+                    scope.people[person] = types if before is None else before | types
             scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
                                                            f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in catalog.copies(status="active")
