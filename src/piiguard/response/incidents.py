@@ -72,7 +72,7 @@ def verify(catalog: Catalog, incident_id: int) -> Verification:
     prev = "0" * 64
     for expected_seq, e in enumerate(entries, start=1):
         if e["seq"] != expected_seq:
-            return Verification(False, len(entries), e["seq"], f"entry {expected_seq} is missing")
+            return Verification(False, len(entries), expected_seq, f"entry {expected_seq} is missing or moved")
         if e["prev_hash"] != prev:
             return Verification(False, len(entries), e["seq"], "its link to the previous entry does not match")
         if chain_hash(prev, incident_id, e["seq"], e["at"], e["kind"], e["payload"]) != e["hash"]:
