@@ -330,10 +330,15 @@ class Catalog:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def set_scope(self, incident_id: int, subjects: dict[str, list[str]]) -> None:
+        encoded: dict[tuple[str, ...], str] = {}  # people share a handful of category lists: encode each once
         with self.db:
             self.db.execute("DELETE FROM scope WHERE incident_id = ?", (incident_id,))
-            self.db.executemany("INSERT INTO scope VALUES (?, ?, ?)",
-                                ((incident_id, s, json.dumps(f)) for s, f in subjects.items()))
+            self.db.executemany("INSERT INTO scope VALUES (?, ?, ?)", (
+                (incident_id, s, encoded.get(tuple(f)) or encoded.setdefault(tuple(f), json.dumps(f)))
+                for s, f in subjects.items()))
+
+    def scope_subjects(self, incident_id: int) -> set[str]:
+        return {str(r[0]) for r in self.db.execute("SELECT subject FROM scope WHERE incident_id = ?", (incident_id,))}
 
     def scope(self, incident_id: int) -> dict[str, list[str]]:
         rows = self.db.execute("SELECT subject, fields FROM scope WHERE incident_id = ?", (incident_id,))

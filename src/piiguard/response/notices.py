@@ -38,6 +38,7 @@ from piiguard.model import Store
 from piiguard.response.scope import subject_hash
 
 SPOOL_PER_FILE = 10_000
+CHUNK = 10_000
 
 CATEGORY = {
     "email": "your e-mail address", "username": "your nickname", "person-name": "your name",
@@ -157,10 +158,9 @@ def contacts(options: NoticeOptions, store: Store, subjects: Sequence[str]) -> d
     out: dict[str, tuple[str, str]] = {}
     try:
         with connect(store, 30) as conn:
-            for i in range(0, len(subjects), 10_000):
-                for sid, email, who in conn.execute(query, [list(subjects[i:i + 10_000])]):
-                    if email:
-                        out[sid] = (str(email), str(who or ""))
+            for sid, email, who in conn.execute(query, [list(subjects)]):
+                if email:
+                    out[sid] = (str(email), str(who or ""))
     except psycopg.Error as exc:
         raise StoreError(store.name, f"cannot read addresses ({type(exc).__name__})", collection=options.table) from exc
     return out
@@ -177,45 +177,47 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
     """
     incident_id = int(incident["id"])
     done = catalog.done("notices", incident_id)
-    hashes = {s: subject_hash(key, s) for s in subjects}
-    todo = [s for s in subjects if hashes[s] not in done]
-    addresses = contacts(options, store, todo) if todo else {}
     did = measures(catalog, incident_id)
     template = _environment().get_template("notice.txt.j2")
     sender = _Sender(options, spool)
     sent, pending, missing = 0, [], 0
     interval = 1.0 / options.rate if options.rate > 0 else 0.0
+    everyone = list(subjects)
     try:
-        for subject in todo:
-            if subject not in addresses:
-                missing += 1
-                continue
-            address, name = addresses[subject]
-            kinds = subjects[subject]
-            text = template.render(company=options.company, name=name, window_start=incident["window_start"],
-                                   window_end=incident["window_end"], categories=[describe(t) for t in kinds],
-                                   measures=did, advice=advice([t.split(" (")[0] for t in kinds], did),
-                                   contact=contact, incident_id=incident_id)
-            subject_line, _, body = text.partition("\n\n")
-            started = time.monotonic()
-            if spool is None:
-                catalog.mark_done("notices", incident_id, [hashes[subject]])
-                try:
+        for start in range(0, len(everyone), CHUNK):  # bounded memory: addresses are read a chunk at a time
+            hashes = {s: subject_hash(key, s) for s in everyone[start:start + CHUNK]}
+            todo = [s for s, h in hashes.items() if h not in done]
+            addresses = contacts(options, store, todo) if todo else {}
+            for subject in todo:
+                if subject not in addresses:
+                    missing += 1
+                    continue
+                address, name = addresses[subject]
+                kinds = subjects[subject]
+                text = template.render(company=options.company, name=name, window_start=incident["window_start"],
+                                       window_end=incident["window_end"], categories=[describe(t) for t in kinds],
+                                       measures=did, advice=advice([t.split(" (")[0] for t in kinds], did),
+                                       contact=contact, incident_id=incident_id)
+                subject_line, _, body = text.partition("\n\n")
+                started = time.monotonic()
+                if spool is None:
+                    catalog.mark_done("notices", incident_id, [hashes[subject]])
+                    try:
+                        sender.send(address, subject_line.removeprefix("Subject: "), body)
+                    except BaseException:
+                        catalog.unmark_notice(incident_id, hashes[subject])
+                        raise
+                else:
                     sender.send(address, subject_line.removeprefix("Subject: "), body)
-                except BaseException:
-                    catalog.unmark_notice(incident_id, hashes[subject])
-                    raise
-            else:
-                sender.send(address, subject_line.removeprefix("Subject: "), body)
-                pending.append(hashes[subject])
-                if len(pending) >= SPOOL_PER_FILE:
-                    catalog.mark_done("notices", incident_id, pending)
-                    pending = []
-            sent += 1
-            if progress is not None:
-                progress(1)
-            if spool is None and interval:
-                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+                    pending.append(hashes[subject])
+                    if len(pending) >= SPOOL_PER_FILE:
+                        catalog.mark_done("notices", incident_id, pending)
+                        pending = []
+                sent += 1
+                if progress is not None:
+                    progress(1)
+                if spool is None and interval:
+                    time.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
         catalog.mark_done("notices", incident_id, pending)
         sender.close()

@@ -162,7 +162,7 @@ def write_subjects(scope: Scope, path: Path) -> None:
 def read_subjects(path: Path, catalog: Catalog, incident_id: int, key: bytes) -> dict[str, list[str]]:
     """The subject file back, each line checked against the catalog's keyed hashes: a file edited to
     add people who were not in scope is refused."""
-    known = catalog.scope(incident_id)
+    known = catalog.scope_subjects(incident_id)
     if not known:
         raise UsageError(f"incident {incident_id} has no scope yet",
                          hint=f"run `piiguard incident scope {incident_id}`")
