@@ -3,8 +3,8 @@
     python bench/respond.py [--people 2400000]
 
 Real servers (throwaway PostgreSQL and Redis). An exposed customers table of --people rows (customer
-id, e-mail, nickname, first name), one access token per person in PostgreSQL (indexed by user, as a
-real schema would be) and one session key per person in Redis. Times, each on its own:
+id as primary key, e-mail, nickname, first name), one access token per person in PostgreSQL (indexed
+by user, as a real schema would be) and one session key per person in Redis. Times, each on its own:
 
 - scope: read the exposed table, write the subject list (0600), keep a keyed hash per person in the
   catalog;
@@ -58,6 +58,7 @@ def main() -> None:
                 FROM generate_series(1, {n}) g""")
             conn.execute("CREATE TABLE access_tokens AS SELECT customer_id AS user_id, md5(customer_id) AS token, "
                          "NULL::timestamptz AS revoked_at FROM customers")
+            conn.execute("ALTER TABLE customers ADD PRIMARY KEY (customer_id)")
             conn.execute("CREATE INDEX ON access_tokens (user_id)")
             conn.execute("ANALYZE")
         redis = redis_admin(cache)

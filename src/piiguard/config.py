@@ -69,6 +69,7 @@ PATH_ENGINES = {"sqlite", "files"}
 # the access key id (an identifier, not a secret) and the password the secret access key.
 OPTION_KEYS = {
     "postgres": {"log_file"},  # the server log, read for incident evidence
+    "mysql": {"log_file"},  # the server_audit plugin's log, read for incident evidence
     "clickhouse": {"tcp_port", "config_dir"},
     "opensearch": {"tls", "cafile"},
     "mongodb": {"tls", "cafile", "auth_mechanism"},

@@ -307,3 +307,32 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         if ids:
             redis.delete(*[f"session:{c}" for c in ids])
         stop_postgres(analytics)
+
+
+def test_mariadb_audit_log_names_who_read_what(tmp_path: Path) -> None:
+    """The server_audit plugin of a real MariaDB as evidence: a reader outside the allowed networks and
+    the table it read."""
+    from datetime import UTC, datetime, timedelta
+
+    from conftest import my_connect
+    from servers import mariadb_options, restart_mariadb, start_mariadb, stop_mariadb
+
+    from piiguard.response.evidence import collect
+
+    server = start_mariadb()
+    try:
+        restart_mariadb(server, [*mariadb_options(server, hardened=False), "--plugin-load-add=server_audit",
+                                 "--server-audit-logging=ON"])
+        started = datetime.now(UTC) - timedelta(seconds=1)
+        with my_connect(server) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE members (email TEXT)")
+            cur.execute("SELECT * FROM members")
+        store = Store("shop", "mysql", host="127.0.0.1", port=server.port,
+                      options={"log_file": str(server.data / "data" / "server_audit.log")},
+                      allowed_networks=("10.0.0.0/8",))
+        found = collect(store, started, datetime.now(UTC) + timedelta(seconds=1), tmp_path)
+        assert found.trail and found.addresses.get("127.0.0.1") == "unknown"
+        assert "app.members" in found.reads["127.0.0.1"] or "members" in found.reads["127.0.0.1"]
+        assert found.sha256 and (tmp_path / str(found.artefact)).read_text().count("\n") >= 2
+    finally:
+        stop_mariadb(server)

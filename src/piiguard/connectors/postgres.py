@@ -22,7 +22,7 @@ from psycopg import sql
 
 from piiguard.config import resolve_password
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
-from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable, UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
 
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
@@ -69,6 +69,16 @@ def connect(store: Store, timeout: float, *, read_only: bool = False, autocommit
                                    hint="check database and user in the store's address") from exc
         raise StoreUnreachable(store.name, f"cannot connect to {store.address}",
                                hint="is the server up and reachable from here?") from exc
+
+
+def any_of(conn: psycopg.Connection[Any], table: sql.Composable, column: str) -> sql.Composed:
+    """``column = ANY(%s::its_type[])``: the subjects' identifiers arrive as text, and comparing them in
+    the column's own type (not ``column::text``) keeps the column's index usable."""
+    row = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                       "AND attname = %s AND NOT attisdropped", [table.as_string(conn), column]).fetchone()
+    if row is None:
+        raise UsageError(f"no column {column!r} in {table.as_string(conn)}")
+    return sql.SQL("{} = ANY(%s::{}[])").format(sql.Identifier(column), sql.SQL(row[0]))
 
 
 class _CopyStream(io.RawIOBase):

@@ -9,6 +9,7 @@ kept no trail, the result says so instead of guessing.
 - **postgres**: the server log named by the store's ``log_file`` option (log_connections gives each
   session's address; pgaudit's ``AUDIT:`` lines, when loaded with ``pgaudit.log`` including ``read``,
   give what it read). Without pgaudit, connections are known and reads are not.
+- **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option.
 - **clickhouse**: ``system.query_log`` for the window (address, user, tables named in the query).
 - **redis**: the ``ACL LOG`` (refused attempts) and the current client list. Redis keeps no record
   of successful reads: the result says so.
@@ -24,7 +25,7 @@ import ipaddress
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,45 @@ def _pg_time(text: str) -> datetime | None:
         value = datetime.fromisoformat(" ".join(parts[:2]))
     except ValueError:
         return None
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if len(parts) > 2 and parts[2] in ("UTC", "GMT") else value.astimezone(UTC)
+
+
+@collectors.register("mysql")
+class MariaDBAudit(Collector):
+    """MariaDB's server_audit plugin log (the store's ``log_file`` option): CONNECT lines give each
+    connection's address, TABLE events (``READ``) and queries give what it read."""
+
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+        path = store.options.get("log_file")
+        if not path:
+            return Evidence(store.name, None, None, False, "no log_file option: the audit log was not read")
+        try:
+            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
+        ev = Evidence(store.name, f"{store.name}-mariadb-audit.txt", None, True, "")
+        window = []
+        for row in csv.reader(lines, quotechar="'", escapechar="\\"):
+            if len(row) < 9:
+                continue
+            try:
+                at = datetime.strptime(row[0], "%Y%m%d %H:%M:%S").replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            if at < start or (end is not None and at > end):
+                continue
+            window.append(",".join(row))
+            host, operation, database, target = row[3], row[6], row[7], row[8]
+            ev.addresses.setdefault(host, classify_address(store, host))
+            if ev.addresses[host] != "unknown":
+                continue
+            names = [f"{database}.{target}" if database and "." not in target else target] if operation == "READ" \
+                else [n.strip("`") for n in FROM.findall(target)] if operation == "QUERY" else []
+            reads = ev.reads.setdefault(host, []) if names else []
+            reads += [n for n in names if n not in reads]
+        ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode())
+        ev.note = f"{len(window)} audit events in the window"
+        return ev
 
 
 @collectors.register("redis")

@@ -32,7 +32,7 @@ from psycopg import sql
 
 from piiguard.catalog import Catalog
 from piiguard.config import resolve_password
-from piiguard.connectors.postgres import connect
+from piiguard.connectors.postgres import any_of, connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.response.scope import subject_hash
@@ -152,12 +152,13 @@ def contacts(options: NoticeOptions, store: Store, subjects: Sequence[str]) -> d
     """subject → (address, name), read in batches (read-only)."""
     name = sql.Identifier(options.name_column) if options.name_column else sql.SQL("''")
     schema, dot, table = options.table.rpartition(".")
-    query = sql.SQL("SELECT {}::text, {}, {} FROM {}.{} WHERE {}::text = ANY(%s)").format(
-        sql.Identifier(options.subject_column), sql.Identifier(options.email_column), name,
-        sql.Identifier(schema if dot else "public"), sql.Identifier(table), sql.Identifier(options.subject_column))
+    relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
     out: dict[str, tuple[str, str]] = {}
     try:
         with connect(store, 30) as conn:
+            query = sql.SQL("SELECT {}::text, {}, {} FROM {} WHERE {}").format(
+                sql.Identifier(options.subject_column), sql.Identifier(options.email_column), name, relation,
+                any_of(conn, relation, options.subject_column))
             for sid, email, who in conn.execute(query, [list(subjects)]):
                 if email:
                     out[sid] = (str(email), str(who or ""))

@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from piiguard.config import resolve_password
-from piiguard.connectors.postgres import connect
+from piiguard.connectors.postgres import any_of, connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry
@@ -102,18 +102,21 @@ class SQLResponder(Responder):
     """A statement per batch of subjects: ``WHERE subject_column = ANY(batch) AND <not done yet>``."""
 
     verb: ClassVar[str]
+    match: sql.Composable = sql.SQL("FALSE")  # the subject condition, typed like the column (set per session)
 
     @abstractmethod
     def statement(self, everyone: bool) -> sql.Composed: ...
 
-    def count(self, everyone: bool) -> sql.Composed:
-        raise NotImplementedError
+    @abstractmethod
+    def count(self, everyone: bool) -> sql.Composed: ...
 
-    def _run(self, query: sql.Composed, subjects: Sequence[str] | None, progress: Progress | None) -> int:
+    def _run(self, subjects: Sequence[str] | None, progress: Progress | None) -> int:
         store = self.store()
         changed = 0
         try:
             with _connect(store, self.timeout) as conn:
+                self.match = any_of(conn, _table(self.options.table), self.options.subject_column)
+                query = self.statement(subjects is None)
                 if subjects is None:
                     changed = conn.execute(query).rowcount
                     if progress:
@@ -121,7 +124,7 @@ class SQLResponder(Responder):
                     return changed
                 for batch in _batches(list(subjects)):
                     rows = conn.execute(query, [list(batch)])
-                    changed += rows.rowcount if query is not None and rows.rowcount >= 0 else 0
+                    changed += max(rows.rowcount, 0)
                     if progress:
                         progress(len(batch))
         except psycopg.Error as exc:  # the driver's text can quote values: keep only the class
@@ -131,8 +134,9 @@ class SQLResponder(Responder):
 
     def plan(self, subjects: Sequence[str] | None) -> str:
         store = self.store()
-        query = self.count(subjects is None)
         with _connect(store, self.timeout) as conn:
+            self.match = any_of(conn, _table(self.options.table), self.options.subject_column)
+            query = self.count(subjects is None)
             if subjects is None:
                 row = conn.execute(query).fetchone()
                 n = int(row[0]) if row else 0
@@ -142,11 +146,10 @@ class SQLResponder(Responder):
         return f"{self.verb} {n:,} row(s) in {store.name}.{self.options.table} ({who})"
 
     def apply(self, subjects: Sequence[str] | None, progress: Progress) -> int:
-        return self._run(self.statement(subjects is None), subjects, progress)
+        return self._run(subjects, progress)
 
     def where(self, everyone: bool) -> sql.Composable:
-        return sql.SQL("TRUE") if everyone else sql.SQL("{}::text = ANY(%s)").format(
-            sql.Identifier(self.options.subject_column))
+        return sql.SQL("TRUE") if everyone else self.match
 
 
 @dataclass(frozen=True)
@@ -308,8 +311,7 @@ class OAuthGrants(Responder):
 
     def _grants(self, conn: psycopg.Connection[Any], subjects: Sequence[str] | None) -> list[tuple[Any, str]]:
         o = self.options
-        where = sql.SQL("TRUE") if subjects is None else sql.SQL("{}::text = ANY(%s)").format(
-            sql.Identifier(o.subject_column))
+        where = sql.SQL("TRUE") if subjects is None else any_of(conn, _table(o.table), o.subject_column)
         query = sql.SQL("SELECT ctid::text, {} FROM {} WHERE {} AND {} IS NOT TRUE").format(
             sql.Identifier(o.token_column), _table(o.table), where, sql.Identifier(o.relink_column))
         return [(r[0], str(r[1])) for r in conn.execute(query, [list(subjects)] if subjects is not None else None)]
@@ -343,7 +345,7 @@ class OAuthGrants(Responder):
                     ok = list(pool.map(lambda g: self._revoke(g[1]), batch))
                     done = [g[0] for g, accepted in zip(batch, ok, strict=True) if accepted]
                     if done:
-                        conn.execute(sql.SQL("UPDATE {} SET {} = true WHERE ctid::text = ANY(%s)").format(
+                        conn.execute(sql.SQL("UPDATE {} SET {} = true WHERE ctid = ANY(%s::tid[])").format(
                             _table(o.table), sql.Identifier(o.relink_column)), [done])
                     revoked += len(done)
                     progress(len(batch))
