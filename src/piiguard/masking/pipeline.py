@@ -12,10 +12,12 @@ bytes, and never leaves this process: the catalog keeps its id, an HMAC of a fix
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from piiguard.classify.engine import CUSTOMER_ID, Classifier
 from piiguard.config import Config
 from piiguard.connectors.base import Connector, connectors
 from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
-from piiguard.masking.maskers import DEFAULTS, SECRETS, Drop, Masker, maskers
+from piiguard.masking.maskers import DEFAULTS, SECRETS, Masker, maskers
 from piiguard.masking.targets import Writer, writers
 from piiguard.model import CollectionInfo, Finding, Severity, Status, Store
 from piiguard.scanner import classify_collection, prefetched
@@ -156,8 +158,6 @@ def mask_rules(columns: Sequence[str], types: Mapping[str, str | None], override
 
 
 def _options(masker: Masker) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(masker.options)
 
 
@@ -274,8 +274,6 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
              timeout: float = 30.0) -> CopyResult:
     """Write the masked copy and register it. Refuses a plan whose target failed a blocking check
     unless the risk was accepted (the reason is recorded with the copy)."""
-    import time
-
     if plan.refused:
         names = ", ".join(f"{f.check} ({f.severity.value})" for f in plan.blocking)
         raise CopyRefused(f"the target {plan.target.name} fails {names}",
@@ -337,4 +335,5 @@ def _failure(exc: BaseException) -> str:
     return type(exc).__name__  # never the message: a driver's text can quote row data
 
 
-__all__ = ["CopyPlan", "CopyResult", "Drop", "FieldRule", "key_from", "key_id", "mask_rules", "plan_copy", "run_copy"]
+__all__ = ["BatchMasker", "CopyPlan", "CopyResult", "FieldRule", "find_collection", "key_from", "key_id", "mask_rules",
+           "plan_copy", "run_copy"]
