@@ -112,7 +112,7 @@ def seed_prod(prod: Server, oauth: Any) -> list[str]:
         conn.execute("DROP DATABASE IF EXISTS camprod")
         conn.execute("CREATE DATABASE camprod")
     with pg_connect(prod, "camprod") as conn:
-        conn.execute("CREATE TABLE customers (customer_id text PRIMARY KEY, email text, nickname text, wifi_ssid text, "
+        conn.execute("CREATE TABLE customers (id text PRIMARY KEY, email text, nickname text, wifi_ssid text, "
                      "first_name text, must_reset_password boolean DEFAULT false)")
         conn.execute("CREATE TABLE sessions (user_id text, session_id text)")
         conn.execute("CREATE TABLE access_tokens (user_id text, token text, revoked_at timestamptz)")
@@ -120,7 +120,7 @@ def seed_prod(prod: Server, oauth: Any) -> list[str]:
                      "relink_required boolean DEFAULT false)")
         firsts = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "James", "Mia", "Lucas"]
         for i, cid in enumerate(ids):
-            conn.execute("INSERT INTO customers (customer_id, email, nickname, wifi_ssid, first_name) "
+            conn.execute("INSERT INTO customers (id, email, nickname, wifi_ssid, first_name) "
                          "VALUES (%s,%s,%s,%s,%s)",
                          (cid, f"{firsts[i % 10].lower()}.{i}@example.net", f"camfan_{i}_{firsts[i % 10].lower()}",
                           f"HOME-{i:04d}-5G", firsts[i % 10]))
@@ -174,8 +174,8 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
             assert plan.blocking == ()
             run_copy(plan, COPY_KEY.encode(), cat, owner="analytics", purpose="churn", expires=date(2030, 1, 1))
             with pg_connect(analytics) as conn:
-                conn.execute(f"DELETE FROM customers_copy WHERE customer_id NOT IN (SELECT customer_id FROM "
-                             f"customers_copy ORDER BY customer_id LIMIT {KEPT})")
+                conn.execute(f"DELETE FROM customers_copy WHERE id NOT IN (SELECT id FROM customers_copy "
+                             f"ORDER BY id LIMIT {KEPT})")
             scan([store], catalog=cat)
             alerts = io.StringIO()
             watcher = Watcher([store], cat, [JsonLines(alerts)], timeout=3)
@@ -219,8 +219,8 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
                      "revocation_endpoint": oauth.url, "client_id": "piiguard-responder",
                      "client_secret_env": "ALEXA_SECRET"},
                     {"kind": "password-reset", "store": "prod", "table": "public.customers",
-                     "subject_column": "customer_id"}],
-                "notices": {"store": "prod", "table": "public.customers", "subject_column": "customer_id",
+                     "subject_column": "id"}],
+                "notices": {"store": "prod", "table": "public.customers", "subject_column": "id",
                             "email_column": "email", "name_column": "first_name", "smtp": "127.0.0.1",
                             "port": smtp[1], "sender": "privacy@example.net", "rate": 500, "company": "CamCo"}}}))
 
@@ -237,7 +237,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         with subjects.open() as f:
             rows = list(csv.DictReader(f))
         with pg_connect(analytics) as conn:  # who is in the copy, worked out independently of piiguard
-            kept = {r[0] for r in conn.execute("SELECT customer_id FROM customers_copy")}
+            kept = {r[0] for r in conn.execute("SELECT id FROM customers_copy")}
         in_copy = sorted(c for c in ids if hmac.new(COPY_KEY.encode(), c.encode(), hashlib.sha256).hexdigest()[:20]
                          in kept)
         assert len(in_copy) == KEPT
@@ -261,7 +261,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
             assert conn.execute("SELECT count(*) FROM sessions WHERE user_id = ANY(%s)", [in_copy]).fetchone() == (0,)
             revoked = {r[0] for r in conn.execute("SELECT user_id FROM access_tokens WHERE revoked_at IS NOT NULL")}
             relink = {r[0] for r in conn.execute("SELECT user_id FROM integration_grants WHERE relink_required")}
-            reset = {r[0] for r in conn.execute("SELECT customer_id FROM customers WHERE must_reset_password")}
+            reset = {r[0] for r in conn.execute("SELECT id FROM customers WHERE must_reset_password")}
         assert revoked == relink == reset == set(in_copy)
         assert oauth.revoked() == {f"rt-{ids.index(c)}" for c in in_copy}
         assert all(redis.exists(f"session:{c}") == 0 for c in in_copy)

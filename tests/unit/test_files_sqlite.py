@@ -116,3 +116,19 @@ def test_full_scan_is_deterministic_across_processes(tmp_path: Path) -> None:
         outputs.append([(f["field"], f["pii_type"], f["matched"]) for f in json.loads(run.stdout)["fields"]])
     assert outputs[0] == outputs[1]
     assert any("estimated" in f["reason"] for f in json.loads(run.stdout)["fields"])
+
+
+def test_a_plain_id_key_with_handle_values_is_the_customer_key(tmp_path: Path) -> None:
+    """``id`` holding ``cust-00001`` looks like a username by shape; as the table's unique key beside other
+    PII it is the key that links rows to people."""
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE customers (id TEXT PRIMARY KEY, email TEXT, nickname TEXT)")
+    conn.executemany("INSERT INTO customers VALUES (?, ?, ?)",
+                     [(f"cust-{i:05d}", f"u{i}@example.com", f"camfan_{i}") for i in range(300)])
+    conn.commit()
+    conn.close()
+    result = scan([Store("s", "sqlite", path=str(db))]).stores[0]
+    types = {f.field: f.pii_type for f in result.collections[0].fields}
+    assert types == {"id": "customer-identifier", "email": "email", "nickname": "username"}
+    assert result.subjects is not None and result.subjects.field == "id"

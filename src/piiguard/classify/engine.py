@@ -388,7 +388,7 @@ def link_customer_identifier(fields: list[Classification], states: dict[str, Fie
                              primary_key: Sequence[str]) -> list[Classification]:
     """In a collection that holds PII but no named customer key, its unique id column (the primary key,
     or else the first column) is the key that links the records to people."""
-    if not any(f.pii_type for f in fields) or any(f.pii_type == CUSTOMER_ID for f in fields):
+    if not any(f.pii_type for f in fields if f.field.lower() != "id") or any(f.pii_type == CUSTOMER_ID for f in fields):
         return fields
     order = [f.field for f in fields]
     candidates = [k for k in primary_key if k in states] if len(primary_key) == 1 else []
@@ -398,7 +398,9 @@ def link_customer_identifier(fields: list[Classification], states: dict[str, Fie
     for name in candidates:
         st = states[name]
         i = order.index(name)
-        if out[i].pii_type is None and st.stats_seen and st.id_shaped / st.stats_seen >= 0.95 and \
+        # A key named plainly ``id`` whose values look like handles (``cust-00001``) is the key, not a username.
+        unclaimed = out[i].pii_type is None or (out[i].pii_type == "username" and name.lower() == "id")
+        if unclaimed and st.stats_seen and st.id_shaped / st.stats_seen >= 0.95 and \
                 st.stats_distinct / max(1, st.stats_seen) >= 0.98:
             f = out[i]
             out[i] = Classification(f.store, f.collection, f.field, CUSTOMER_ID, 0.7, st.id_shaped, f.sampled,
