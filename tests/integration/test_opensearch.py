@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -219,3 +220,36 @@ def test_masked_copy_into_an_index_behind_an_alias(nodes: dict[str, OpenSearch],
     assert len(hits) == 400 and all(e.endswith("@pseudonym.invalid") for e in emails)
     assert not emails & set(data["email"])
     node.request("DELETE", "/people_masked-piiguard-*")
+
+
+def test_audit_indices_as_incident_evidence(nodes: dict[str, OpenSearch], tmp_path: Path) -> None:
+    """With successful requests audited, the security plugin's audit log names who read which index."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from piiguard.response.evidence import collect
+
+    node = nodes["hardened"]
+    restore(node)
+    original = node.json("GET", "/_plugins/_security/api/audit")["config"]
+    audited = {**original, "audit": {**original["audit"], "disabled_rest_categories": [],
+                                     "disabled_transport_categories": []}}
+    node.json("PUT", "/_plugins/_security/api/audit/config", audited)
+    store = replace(node.store(), allowed_networks=("10.0.0.0/8",))  # so this host's reads count as unknown
+    try:
+        start = datetime.now(UTC) - timedelta(seconds=2)
+        node.json("PUT", "/evidence_probe/_doc/1?refresh=true", {"email": "someone@example.com"})
+        deadline = time.monotonic() + 20
+        while True:  # the audit sink writes asynchronously
+            node.json("GET", "/evidence_probe/_search")
+            node.request("POST", "/security-auditlog-*/_refresh")
+            found = collect(store, start, None, tmp_path)
+            if "evidence_probe" in found.reads.get("127.0.0.1", []) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert found.trail and found.addresses.get("127.0.0.1") == "unknown"
+        assert "evidence_probe" in found.reads["127.0.0.1"]
+        assert found.sha256 and "someone@example.com" not in found.note
+    finally:
+        node.json("PUT", "/_plugins/_security/api/audit/config", original)
+        node.request("DELETE", "/evidence_probe")

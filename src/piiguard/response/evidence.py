@@ -11,6 +11,8 @@ kept no trail, the result says so instead of guessing.
   give what it read). Without pgaudit, connections are known and reads are not.
 - **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option.
 - **clickhouse**: ``system.query_log`` for the window (address, user, tables named in the query).
+- **opensearch**: the security plugin's audit indices (reads appear only when successful requests are
+  audited).
 - **redis**: the ``ACL LOG`` (refused attempts) and the current client list. Redis keeps no record
   of successful reads: the result says so.
 - Other engines: no collector yet; the result says no evidence was collected.
@@ -215,6 +217,52 @@ class ClickHouseQueryLog(Collector):
                     if table not in reads:
                         reads.append(table.strip("`"))
         ev.note = f"{len(body.splitlines())} queries in the window"
+        return ev
+
+
+@collectors.register("opensearch")
+class OpenSearchAudit(Collector):
+    """The security plugin's ``security-auditlog-*`` indices: each event's remote address, and the
+    indices or REST path it touched. With the plugin's default configuration, successful reads are
+    not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so."""
+
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+        import json
+
+        from opensearchpy import exceptions as oe
+
+        from piiguard.connectors.opensearch import client, errors
+
+        es = client(store, 30)
+        window = {"gte": start.isoformat()} | ({"lte": end.isoformat()} if end is not None else {})
+        body = {"size": 10_000, "sort": [{"@timestamp": "asc"}], "query": {"range": {"@timestamp": window}}}
+        try:
+            with errors(store):
+                hits = es.search(index="security-auditlog-*", body=body)["hits"]["hits"]
+        except oe.NotFoundError:
+            return Evidence(store.name, None, None, False, "no security-auditlog index: the cluster kept no trail")
+        events = [h["_source"] for h in hits]
+        ev = Evidence(store.name, f"{store.name}-opensearch-audit.jsonl", None, True, "")
+        ev.sha256 = _save(folder, str(ev.artefact), "".join(json.dumps(e, sort_keys=True) + "\n"
+                                                           for e in events).encode())
+        granted = 0
+        for e in events:
+            address = str(e.get("audit_request_remote_address") or "")
+            if not address:
+                continue
+            ev.addresses.setdefault(address, classify_address(store, address))
+            if e.get("audit_category") in ("GRANTED_PRIVILEGES", "AUTHENTICATED"):
+                granted += 1
+            if ev.addresses[address] == "unknown":
+                touched = [str(i) for i in e.get("audit_trace_indices") or e.get("audit_trace_resolved_indices") or []]
+                path = str(e.get("audit_rest_request_path") or "")
+                if not touched and "/_search" in path:
+                    touched = [path.split("/_search")[0].strip("/") or "*"]
+                reads = ev.reads.setdefault(address, [])
+                reads += [t for t in touched if t not in reads and not t.startswith(".")]
+        ev.note = f"{len(events)} audit events in the window" + (
+            "" if granted else "; successful requests are not audited here (AUTHENTICATED and GRANTED_PRIVILEGES "
+                               "are off): what was read cannot be known")
         return ev
 
 
