@@ -255,3 +255,42 @@ def test_smtp_with_starttls_and_login(tmp_path: Path) -> None:
     finally:
         smtp.stop()
     assert len(messages) == 1 and "redis.no-auth opened" in messages[0]
+
+
+def test_command_line_sinks_are_built_like_configured_ones(cache: Server, tmp_path: Path) -> None:
+    """``--smtp`` and ``--syslog`` go through the same builder as ``alerts:`` in piiguard.yaml."""
+    from aiosmtpd.controller import Controller
+
+    class Mailbox:
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            self.messages.append(envelope.content.decode())
+            return "250 OK"
+
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(10)
+    env = {**os.environ, "PIIGUARD_W_PW": PASSWORD}
+    url = f"redis://{REDIS_ADMIN}@127.0.0.1:{cache.port}/0?password_env=PIIGUARD_W_PW"
+    base = [sys.executable, "-m", "piiguard", "watch", "--once", url, "--catalog", str(tmp_path / "c.db"),
+            "--timeout", "2"]
+    open_up(cache)
+    try:
+        bad = subprocess.run([*base, "--smtp", "no-port"], env=env, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "--smtp takes host:port" in bad.stderr
+        run = subprocess.run([*base, "--smtp", f"127.0.0.1:{smtp.port}", "--smtp-to", "oncall@localhost",
+                              "--syslog", f"udp://127.0.0.1:{udp.getsockname()[1]}"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        datagrams = [udp.recv(65536) for _ in mailbox.messages]  # one datagram per alert, as one mail
+    finally:
+        smtp.stop()
+        udp.close()
+        close_down(cache)
+    assert any("redis.no-auth opened" in m for m in mailbox.messages)
+    assert any(b'check="redis.no-auth"' in d for d in datagrams)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 import typer
@@ -21,7 +21,7 @@ from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAULT_RESCAN_EVERY, Watcher
-from piiguard.watch.sinks import AlertSink, Email, JsonLines, Syslog, Webhook, from_config
+from piiguard.watch.sinks import AlertSink, JsonLines, from_config
 
 
 def watch(
@@ -51,20 +51,19 @@ def watch(
     cfg = read_config(config)
     plugins.load()
     stores = resolve_stores(targets or [], cfg)
-    sinks: list[AlertSink] = from_config(cfg.alerts if cfg else (), timeout=timeout)
-    sinks += [Webhook(url, slack=slack, timeout=timeout) for url in webhook or []]
-    if smtp:
+    flags: list[dict[str, Any]] = [{"kind": "webhook", "webhook": url, "slack": slack} for url in webhook or []]
+    if smtp:  # the flags become the same mappings as alerts: in piiguard.yaml, built by the same code
         host, _, port = smtp.rpartition(":")
         if not host or not port.isdigit() or not smtp_to:
             raise UsageError("--smtp takes host:port and needs at least one --smtp-to")
-        password = os.environ.get(smtp_password_env) if smtp_password_env else None
-        sinks.append(Email(host, int(port), smtp_from, smtp_to, starttls=smtp_starttls, username=smtp_user,
-                           password=password, timeout=timeout))
+        flags.append({"kind": "smtp", "smtp": host, "port": int(port), "to": smtp_to, "from": smtp_from,
+                      "starttls": smtp_starttls, "user": smtp_user, "password_env": smtp_password_env})
     if syslog:
         parts = urlsplit(syslog)
         if parts.scheme not in ("udp", "tcp") or not parts.hostname or not parts.port:
             raise UsageError("--syslog takes udp://host:port or tcp://host:port")
-        sinks.append(Syslog(parts.hostname, parts.port, transport=parts.scheme, timeout=timeout))
+        flags.append({"kind": "syslog", "syslog": syslog})
+    sinks: list[AlertSink] = from_config([*(cfg.alerts if cfg else ()), *flags], timeout=timeout)
     if stdout or not sinks:
         sinks.append(JsonLines())
     with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
