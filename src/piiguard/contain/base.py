@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from piiguard.model import Finding, Store
+from piiguard.model import Finding, Status, Store
 from piiguard.registry import Registry
 
 Holdings = Mapping[str, Sequence[str]] | None  # collection → PII types from the latest scan
@@ -36,6 +36,11 @@ class Plan:
 
 class Containment(ABC):
     engine: ClassVar[str]
+    #: the failing checks this containment closes; no plan when none of them failed
+    triggers: ClassVar[frozenset[str]] = frozenset()
+
+    def triggered(self, findings: Sequence[Finding]) -> bool:
+        return any(f.check in self.triggers and f.status is Status.FAIL for f in findings)
 
     @abstractmethod
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:

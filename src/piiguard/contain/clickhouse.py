@@ -20,10 +20,9 @@ from piiguard.checks.clickhouse import ClickHouseTarget
 from piiguard.config import resolve_password
 from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.errors import StoreError
-from piiguard.model import Finding, Status, Store
+from piiguard.model import Finding, Store
 
 OVERRIDE = "zz-piiguard-containment.xml"
-TRIGGERS = {"clickhouse.default-no-password"}
 CLOSED = """<yandex>
   <users>
     <default>
@@ -44,10 +43,10 @@ class ClickHouseContainment(Containment):
     """Restrict the default user to loopback through a users.d override."""
 
     engine = "clickhouse"
+    triggers = frozenset({"clickhouse.default-no-password"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if "config_dir" not in store.options or not any(
-                f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if "config_dir" not in store.options or not self.triggered(findings):
             return None
         path = _override(store)
         secret = Path(user_data_dir("piiguard")) / "secrets" / f"clickhouse-{store.name.replace('/', '_')}-default"

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from piiguard.checks.mongodb import MongoTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.errors import StoreError, UsageError
-from piiguard.model import Finding, Status, Store
+from piiguard.model import Finding, Store
 
-TRIGGERS = {"mongodb.no-auth", "mongodb.authorization-off"}
 MONGOD = ("create an administrator (db.createUser) if none exists, and a least-privilege user per application",
           "set security.authorization: enabled in mongod.conf",
           "restart mongod (one member at a time in a replica set)")
@@ -28,9 +27,10 @@ class MongoContainment(Containment):
     """Enable authorization — a restart, so planned for a person."""
 
     engine = "mongodb"
+    triggers = frozenset({"mongodb.no-auth", "mongodb.authorization-off"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if not self.triggered(findings):
             return None
         target = MongoTarget(store, timeout=5)
         try:

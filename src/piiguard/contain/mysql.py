@@ -9,9 +9,7 @@ from typing import Any
 
 from piiguard.checks.mysql import MySQLTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
-from piiguard.model import Finding, Status, Store
-
-TRIGGERS = {"mysql.empty-password", "mysql.empty-auth-string", "mysql.anonymous-account"}
+from piiguard.model import Finding, Store
 
 
 def _account(a: dict[str, Any]) -> str:
@@ -23,9 +21,10 @@ class MySQLContainment(Containment):
     """Lock password-less and anonymous accounts."""
 
     engine = "mysql"
+    triggers = frozenset({"mysql.empty-password", "mysql.empty-auth-string", "mysql.anonymous-account"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if not self.triggered(findings):
             return None
         target = MySQLTarget(store, timeout=5)
         try:

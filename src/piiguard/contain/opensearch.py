@@ -19,10 +19,8 @@ from opensearchpy import exceptions as oe
 
 from piiguard.connectors.opensearch import client, errors
 from piiguard.contain.base import Containment, Holdings, Plan, containments
-from piiguard.model import Finding, Status, Store
+from piiguard.model import Finding, Store
 
-TRIGGERS = {"opensearch.anonymous-access", "opensearch.security-disabled", "opensearch.default-credentials",
-            "opensearch.anonymous-role"}
 BLOCK = "index.blocks.read"
 SHOWN = 10
 # System indices, and the security plugin's audit log: the response needs that trail readable.
@@ -34,9 +32,11 @@ class OpenSearchContainment(Containment):
     """Block reads on the indices that hold PII."""
 
     engine = "opensearch"
+    triggers = frozenset({"opensearch.anonymous-access", "opensearch.security-disabled",
+                          "opensearch.default-credentials", "opensearch.anonymous-role"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if not self.triggered(findings):
             return None
         es = client(store, 10)
         with errors(store):

@@ -14,9 +14,7 @@ from psycopg import sql
 
 from piiguard.checks.postgres import PostgresTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
-from piiguard.model import Finding, Status, Store
-
-TRIGGERS = {"postgres.trust-auth", "postgres.default-password"}
+from piiguard.model import Finding, Store
 
 
 def _session(store: Store) -> Any:
@@ -31,9 +29,10 @@ class PostgresContainment(Containment):
     """Revoke CONNECT from PUBLIC and end sessions from outside the allowed networks."""
 
     engine = "postgres"
+    triggers = frozenset({"postgres.trust-auth", "postgres.default-password"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if not self.triggered(findings):
             return None
         db = store.database or "postgres"
         with _session(store) as conn:

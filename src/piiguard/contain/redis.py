@@ -11,9 +11,7 @@ import redis
 
 from piiguard.checks.redis import RedisTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
-from piiguard.model import Finding, Status, Store
-
-TRIGGERS = {"redis.no-auth", "redis.default-user-nopass", "redis.weak-password"}
+from piiguard.model import Finding, Store
 
 
 def _client(store: Store) -> redis.Redis:
@@ -26,9 +24,10 @@ class RedisContainment(Containment):
     """Disable the default user and disconnect its clients."""
 
     engine = "redis"
+    triggers = frozenset({"redis.no-auth", "redis.default-user-nopass", "redis.weak-password"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if not self.triggered(findings):
             return None
         with _client(store) as client:
             rules = next((r for r in client.acl_list() if str(r).startswith("user default ")), "user default off")

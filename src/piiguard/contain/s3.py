@@ -15,9 +15,7 @@ from collections.abc import Sequence
 
 from piiguard.checks.s3 import S3Target, policy_of, public_statements
 from piiguard.contain.base import Containment, Holdings, Plan, containments
-from piiguard.model import Finding, Status, Store
-
-TRIGGERS = {"s3.anonymous-list", "s3.anonymous-get", "s3.public-policy"}
+from piiguard.model import Finding, Store
 
 
 @containments.register("s3")
@@ -25,9 +23,10 @@ class S3Containment(Containment):
     """Remove the public statements from bucket policies."""
 
     engine = "s3"
+    triggers = frozenset({"s3.anonymous-list", "s3.anonymous-get", "s3.public-policy"})
 
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
-        if not any(f.check in TRIGGERS and f.status is Status.FAIL for f in findings):
+        if not self.triggered(findings):
             return None
         target = S3Target(store, timeout=10)
         previous, steps = {}, []
