@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
@@ -35,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -222,6 +223,21 @@ def _check_option_values(options: Mapping[str, str], where: str, problems: _Prob
     for key in BOOL_OPTIONS & set(options):
         if options[key].lower() not in ("true", "false"):
             problems.add(f"{where}.{key}" if where.endswith("options") else where, f"{key}: expected true or false")
+
+
+Opts = TypeVar("Opts")
+
+
+def options_from(cls: type[Opts], raw: Mapping[str, Any], where: str) -> Opts:
+    """A plugin's typed options (a dataclass) from YAML: unknown keys and bad values are errors with their path."""
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    problems = [f"{where}.{k}: unknown option (known: {', '.join(known) or 'none'})" for k in raw if k not in known]
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return cls(**raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError([f"{where}: {exc}"]) from exc
 
 
 def option_flag(store: Store, key: str, default: bool) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from piiguard.errors import ConfigError
+from piiguard.config import options_from
 from piiguard.registry import Registry
 
 
@@ -51,15 +51,7 @@ class Masker(ABC):
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str) -> Masker:
-        fields = {f.name: f for f in dataclasses.fields(cls.Options)}
-        problems = [f"{where}.{k}: unknown option (known: {', '.join(fields) or 'none'})"
-                    for k in raw if k not in fields]
-        if problems:
-            raise ConfigError(problems)
-        try:
-            return cls(cls.Options(**raw))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError([f"{where}: {exc}"]) from exc
+        return cls(options_from(cls.Options, raw, where))
 
     @abstractmethod
     def sql(self, column: str) -> str:

@@ -32,7 +32,7 @@ import yaml
 from psycopg import sql
 
 from piiguard.catalog import Catalog
-from piiguard.config import resolve_password
+from piiguard.config import options_from, resolve_password
 from piiguard.connectors.postgres import any_of, connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
@@ -139,14 +139,7 @@ class NoticeOptions:
     def parse(cls, raw: Any) -> NoticeOptions:
         if not isinstance(raw, Mapping):
             raise ConfigError(["respond.notices: expected a mapping (store, table, subject_column, email_column, …)"])
-        known = set(cls.__dataclass_fields__)
-        problems = [f"respond.notices.{k}: unknown option" for k in raw if k not in known]
-        if problems:
-            raise ConfigError(problems)
-        try:
-            return cls(**raw)
-        except TypeError as exc:
-            raise ConfigError([f"respond.notices: {exc}"]) from exc
+        return options_from(cls, raw, "respond.notices")
 
 
 def contacts(options: NoticeOptions, store: Store, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:

@@ -20,7 +20,6 @@ SQL responders speak PostgreSQL; the store they name needs UPDATE/DELETE on the 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import os
 import urllib.error
 import urllib.parse
@@ -34,7 +33,7 @@ from typing import Any, ClassVar, TypeVar
 import psycopg
 from psycopg import sql
 
-from piiguard.config import resolve_password
+from piiguard.config import options_from, resolve_password
 from piiguard.connectors.postgres import any_of, connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
@@ -54,14 +53,7 @@ class Responder(ABC):
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], where: str) -> Any:
-        fields = {f.name for f in dataclasses.fields(cls.Options)}
-        problems = [f"{where}.{k}: unknown option (known: {', '.join(sorted(fields))})" for k in raw if k not in fields]
-        if problems:
-            raise ConfigError(problems)
-        try:
-            return cls.Options(**raw)
-        except TypeError as exc:
-            raise ConfigError([f"{where}: {exc}"]) from exc
+        return options_from(cls.Options, raw, where)
 
     def store(self) -> Store:
         name = self.options.store
