@@ -216,6 +216,18 @@ def stringify_whole(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime | date | time) else str(value)
 
 
+def document_batches(docs: Iterable[Mapping[str, Any]], batch_rows: int) -> Iterator[Batch]:
+    """A stream of documents as batches of ``batch_rows`` (the last one shorter)."""
+    chunk: list[Mapping[str, Any]] = []
+    for doc in docs:
+        chunk.append(doc)
+        if len(chunk) >= batch_rows:
+            yield documents_batch(chunk)
+            chunk = []
+    if chunk:
+        yield documents_batch(chunk)
+
+
 def batch_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],
                     json_fields: frozenset[str] = frozenset()) -> Batch:
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]

@@ -22,7 +22,7 @@ import pymongo
 from pymongo import errors as me
 
 from piiguard.config import option_flag, resolve_password
-from piiguard.connectors.base import Batch, Connector, connectors, documents_batch
+from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 
@@ -114,15 +114,9 @@ class MongoConnector(Connector):
             return documents_batch(docs)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        docs: list[Any] = []
         with errors(self.store, collection.name):
-            for doc in self._collection(collection).find({}, batch_size=min(batch_rows, 10_000)):
-                docs.append(doc)
-                if len(docs) >= batch_rows:
-                    yield documents_batch(docs)
-                    docs = []
-        if docs:
-            yield documents_batch(docs)
+            yield from document_batches(self._collection(collection).find({}, batch_size=min(batch_rows, 10_000)),
+                                        batch_rows)
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")

@@ -26,7 +26,7 @@ from opensearchpy import exceptions as oe
 from opensearchpy.helpers import scan as scroll
 
 from piiguard.config import option_flag, resolve_password
-from piiguard.connectors.base import Batch, Connector, connectors, documents_batch
+from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 
@@ -94,16 +94,10 @@ class OpenSearchConnector(Connector):
         return documents_batch([h.get("_source") or {} for h in hits])
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        docs: list[dict[str, Any]] = []
+        hits = scroll(self.es, index=collection.name, query={"query": {"match_all": {}}},
+                      size=min(batch_rows, 10_000), scroll="2m", preserve_order=False)
         with errors(self.store, collection.name):
-            for hit in scroll(self.es, index=collection.name, query={"query": {"match_all": {}}},
-                              size=min(batch_rows, 10_000), scroll="2m", preserve_order=False):
-                docs.append(hit.get("_source") or {})
-                if len(docs) >= batch_rows:
-                    yield documents_batch(docs)
-                    docs = []
-        if docs:
-            yield documents_batch(docs)
+            yield from document_batches((hit.get("_source") or {} for hit in hits), batch_rows)
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")
