@@ -6,10 +6,11 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
-from helpers import Listener
+from helpers import Listener, Mailbox
 from servers import (
     PASSWORD,
     Server,
+    free_port,
     start_mariadb,
     start_postgres,
     start_redis,
@@ -39,6 +40,18 @@ def cache() -> Iterator[Server]:
     server = start_redis()
     yield server
     stop_redis(server)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free port, and what it received."""
+    from aiosmtpd.controller import Controller
+
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
 
 
 @pytest.fixture

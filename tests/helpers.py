@@ -65,3 +65,15 @@ class Listener:
 
     def events(self, check: str) -> list[str]:
         return [a["event"] for a in self.received if a["check"] == check]
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it accepts, as text."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append(envelope.content.decode())
+        return "250 OK"
+

@@ -31,14 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from conftest import pg_connect
+from helpers import Mailbox
 from oauth_server import start_oauth_server
 from servers import (
     PASSWORD,
     REDIS_ADMIN,
     Server,
-    free_port,
     missing,
     pg_ctl,
     redis_admin,
@@ -87,25 +86,6 @@ def outside() -> Iterator[tuple[str, str, str]]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
-
-
 def seed_prod(prod: Server, oauth: Any) -> list[str]:
     ids = [f"cust-{i:05d}" for i in range(PEOPLE)]
     with pg_connect(prod) as conn:
@@ -145,7 +125,7 @@ def restart_analytics(server: Server, listen: str, hba_first: str | None) -> Non
         time.sleep(0.1)
 
 
-def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, str, str], smtp: tuple[Mailbox, int],
+def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, str, str], smtp_server: tuple[Mailbox, int],
                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     monkeypatch.setenv(PW, PASSWORD)
@@ -222,7 +202,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
                      "subject_column": "id"}],
                 "notices": {"store": "prod", "table": "public.customers", "subject_column": "id",
                             "email_column": "email", "name_column": "first_name", "smtp": "127.0.0.1",
-                            "port": smtp[1], "sender": "privacy@example.net", "rate": 500, "company": "CamCo"}}}))
+                            "port": smtp_server[1], "sender": "privacy@example.net", "rate": 500, "company": "CamCo"}}}))
 
         def piiguard(*args: str, configured: bool = True) -> subprocess.CompletedProcess[str]:
             options = ["-c", str(config)] if configured else []
@@ -272,11 +252,10 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         assert oauth.requests == requests  # idempotent: nothing left to revoke
 
         # 7. notices: one per person, never twice
-        box, _ = smtp
+        box, _ = smtp_server
         piiguard("incident", "notify", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY")
         assert len(box.messages) == KEPT
-        first = box.messages[0]
-        body = first.get_payload()
+        body = email.message_from_string(box.messages[0]).get_payload()
         assert "pseudonym" in str(body) and "Link your voice-assistant" in str(body)
         assert "HOME-" not in str(body)  # notices name categories, never the exposed values
         piiguard("incident", "notify", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Listener
+from helpers import Listener, Mailbox
 from servers import PASSWORD, REDIS_ADMIN, Server, free_port, redis_admin
 
 from piiguard.catalog import Catalog
@@ -65,22 +65,10 @@ def test_alerts_and_exposure_window(cache: Server, listener: Listener, tmp_path:
 
 
 def test_every_kind_of_sink_receives_the_alert(cache: Server, listener: Listener, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               smtp_server: tuple[Mailbox, int]) -> None:
     """A real HTTP listener, a real SMTP server (aiosmtpd) and real syslog listeners over UDP and TCP."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Sink as SmtpSink
-
-    class Mailbox(SmtpSink):
-        def __init__(self) -> None:
-            self.messages: list[str] = []
-
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            self.messages.append(envelope.content.decode())
-            return "250 OK"
-
-    mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
+    mailbox, smtp_port = smtp_server
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(5)
@@ -91,7 +79,7 @@ def test_every_kind_of_sink_receives_the_alert(cache: Server, listener: Listener
     monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)
     close_down(cache)
     try:
-        sinks = [Webhook(listener.url), Email("127.0.0.1", smtp.port, "piiguard@localhost", ["oncall@localhost"]),
+        sinks = [Webhook(listener.url), Email("127.0.0.1", smtp_port, "piiguard@localhost", ["oncall@localhost"]),
                  Syslog("127.0.0.1", udp.getsockname()[1], transport="udp"),
                  Syslog("127.0.0.1", tcp.getsockname()[1], transport="tcp")]
         with Catalog(tmp_path / "c.db") as cat:
@@ -112,7 +100,6 @@ def test_every_kind_of_sink_receives_the_alert(cache: Server, listener: Listener
             thread.join(5)
         datagram = udp.recv(65536)
     finally:
-        smtp.stop()
         udp.close()
         tcp.close()
         close_down(cache)
@@ -228,19 +215,14 @@ def test_smtp_with_starttls_and_login(tmp_path: Path) -> None:
                    check=True, capture_output=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    messages: list[str] = []
-
-    class Handler:
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            messages.append(envelope.content.decode())
-            return "250 OK"
+    mailbox = Mailbox()
 
     def authenticator(server: object, session: object, envelope: object, mechanism: str, data: object) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"piiguard", b"smtp-secret")
         return AuthResult(success=ok)
 
     port = free_port()
-    smtp = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="localhost", tls_context=context,
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port, server_hostname="localhost", tls_context=context,
                       require_starttls=True, authenticator=authenticator, auth_require_tls=True)
     smtp.start()
     try:
@@ -254,24 +236,13 @@ def test_smtp_with_starttls_and_login(tmp_path: Path) -> None:
                   password="wrong", cafile=str(cert)).send(alert)
     finally:
         smtp.stop()
-    assert len(messages) == 1 and "redis.no-auth opened" in messages[0]
+    assert len(mailbox.messages) == 1 and "redis.no-auth opened" in mailbox.messages[0]
 
 
-def test_command_line_sinks_are_built_like_configured_ones(cache: Server, tmp_path: Path) -> None:
+def test_command_line_sinks_are_built_like_configured_ones(cache: Server, tmp_path: Path,
+                                                           smtp_server: tuple[Mailbox, int]) -> None:
     """``--smtp`` and ``--syslog`` go through the same builder as ``alerts:`` in piiguard.yaml."""
-    from aiosmtpd.controller import Controller
-
-    class Mailbox:
-        def __init__(self) -> None:
-            self.messages: list[str] = []
-
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-            self.messages.append(envelope.content.decode())
-            return "250 OK"
-
-    mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
+    mailbox, smtp_port = smtp_server
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(10)
@@ -283,13 +254,12 @@ def test_command_line_sinks_are_built_like_configured_ones(cache: Server, tmp_pa
     try:
         bad = subprocess.run([*base, "--smtp", "no-port"], env=env, capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and "--smtp takes host:port" in bad.stderr
-        run = subprocess.run([*base, "--smtp", f"127.0.0.1:{smtp.port}", "--smtp-to", "oncall@localhost",
+        run = subprocess.run([*base, "--smtp", f"127.0.0.1:{smtp_port}", "--smtp-to", "oncall@localhost",
                               "--syslog", f"udp://127.0.0.1:{udp.getsockname()[1]}"],
                              env=env, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         datagrams = [udp.recv(65536) for _ in mailbox.messages]  # one datagram per alert, as one mail
     finally:
-        smtp.stop()
         udp.close()
         close_down(cache)
     assert any("redis.no-auth opened" in m for m in mailbox.messages)
