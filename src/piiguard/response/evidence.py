@@ -26,6 +26,7 @@ import io
 import ipaddress
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,11 @@ class Evidence:
     note: str
     addresses: dict[str, str] = field(default_factory=dict)  # address -> allowed | unknown
     reads: dict[str, list[str]] = field(default_factory=dict)  # unknown address -> collections read
+
+    def read(self, address: str, names: Iterable[str]) -> None:
+        """Record the collections an unknown address read, each once, in the order first seen."""
+        reads = self.reads.setdefault(address, [])
+        reads += [n for n in dict.fromkeys(names) if n not in reads]
 
     def summary(self) -> dict[str, Any]:
         return {"store": self.store, "artefact": self.artefact, "sha256": self.sha256, "trail": self.trail,
@@ -112,9 +118,7 @@ class PostgresLog(Collector):
                 host = hosts.get(pid, "local socket")
                 if len(row) > 7 and row[3] == "READ" and ev.addresses.get(host) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
-                    names = [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])]
-                    reads = ev.reads.setdefault(host, [])
-                    reads += [n for n in names if n not in reads]
+                    ev.read(host, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
         ev.artefact = f"{store.name}-postgres-log.txt"
         ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode())
         ev.note = (f"{len(window)} log lines in the window; " +
@@ -163,8 +167,8 @@ class MariaDBAudit(Collector):
                 continue
             names = [f"{database}.{target}" if database and "." not in target else target] if operation == "READ" \
                 else [n.strip("`") for n in FROM.findall(target)] if operation == "QUERY" else []
-            reads = ev.reads.setdefault(host, []) if names else []
-            reads += [n for n in names if n not in reads]
+            if names:
+                ev.read(host, names)
         ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode())
         ev.note = f"{len(window)} audit events in the window"
         return ev
@@ -212,10 +216,9 @@ class ClickHouseQueryLog(Collector):
             address = address.removeprefix("::ffff:")
             ev.addresses[address] = classify_address(store, address)
             if ev.addresses[address] == "unknown":
-                for table in re.findall(r"\bFROM\s+([\w.`]+)", sql, flags=re.IGNORECASE):
-                    reads = ev.reads.setdefault(address, [])
-                    if table not in reads:
-                        reads.append(table.strip("`"))
+                tables = [t.strip("`") for t in re.findall(r"\bFROM\s+([\w.`]+)", sql, flags=re.IGNORECASE)]
+                if tables:
+                    ev.read(address, tables)
         ev.note = f"{len(body.splitlines())} queries in the window"
         return ev
 
@@ -258,8 +261,7 @@ class OpenSearchAudit(Collector):
                 path = str(e.get("audit_rest_request_path") or "")
                 if not touched and "/_search" in path:
                     touched = [path.split("/_search")[0].strip("/") or "*"]
-                reads = ev.reads.setdefault(address, [])
-                reads += [t for t in touched if t not in reads and not t.startswith(".")]
+                ev.read(address, [t for t in touched if not t.startswith(".")])
         ev.note = f"{len(events)} audit events in the window" + (
             "" if granted else "; successful requests are not audited here (AUTHENTICATED and GRANTED_PRIVILEGES "
                                "are off): what was read cannot be known")
