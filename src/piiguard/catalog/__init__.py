@@ -198,11 +198,24 @@ class Catalog:
                             "WHERE dedupe_key = ? AND sink = ?", (error, next_try, dedupe_key, sink))
 
     def exposures(self, store: str | None = None) -> list[Exposure]:
-        query = "SELECT id, store, opened_at, closed_at, checks, pii_types, subjects_estimate FROM exposures"
-        rows = self.db.execute(query + (" WHERE store = ?" if store else "") + " ORDER BY opened_at, id",
-                               (store,) if store else ()).fetchall()
+        return self._exposures(" WHERE store = ?" if store else "", (store,) if store else ())
+
+    def _exposures(self, where: str, args: tuple[Any, ...] = ()) -> list[Exposure]:
+        query = "SELECT id, store, opened_at, closed_at, checks, pii_types, subjects_estimate FROM exposures e"
+        rows = self.db.execute(query + where + " ORDER BY opened_at, id", args).fetchall()
         return [Exposure(int(i), str(s), str(o), c, str(ch), tuple(p.split(",")) if p else (), n)
                 for i, s, o, c, ch, p, n in rows]
+
+    def exposures_without_incident(self) -> list[Exposure]:
+        """Exposure windows of stores holding PII that no incident follows yet (watch opens one each)."""
+        return self._exposures(" WHERE pii_types != '' AND NOT EXISTS "
+                               "(SELECT 1 FROM incidents i WHERE i.exposure_id = e.id)")
+
+    def incident_windows_to_close(self) -> list[tuple[int, str]]:
+        """(incident, closed_at) for incidents whose exposure closed while their window is still open."""
+        rows = self.db.execute("SELECT i.id, e.closed_at FROM incidents i JOIN exposures e ON e.id = i.exposure_id "
+                               "WHERE i.window_end IS NULL AND e.closed_at IS NOT NULL ORDER BY i.id").fetchall()
+        return [(int(i), str(c)) for i, c in rows]
 
     def findings(self, store: str | None = None) -> list[tuple[str, str, str, str, str]]:
         """(store, check, status, first_seen, last_seen) as recorded."""
@@ -296,10 +309,6 @@ class Catalog:
 
     def incident(self, incident_id: int) -> dict[str, Any] | None:
         return next((i for i in self.incidents() if i["id"] == incident_id), None)
-
-    def incident_for_exposure(self, exposure_id: int) -> int | None:
-        row = self.db.execute("SELECT id FROM incidents WHERE exposure_id = ?", (exposure_id,)).fetchone()
-        return int(row[0]) if row else None
 
     def close_window(self, incident_id: int, window_end: str) -> None:
         with self.db:

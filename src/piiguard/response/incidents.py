@@ -24,18 +24,10 @@ from piiguard.errors import UsageError
 def follow_exposures(catalog: Catalog) -> list[int]:
     """Open an incident for every exposure window of a store holding PII that has none; close the
     incident's window when the exposure closes. Returns the incidents opened now."""
-    opened = []
-    for exposure in catalog.exposures():
-        incident_id = catalog.incident_for_exposure(exposure.id)
-        if incident_id is None and exposure.pii_types:
-            incident_id = catalog.open_incident(
-                f"{exposure.store} exposed ({exposure.checks})", [exposure.store], exposure.opened_at,
-                list(exposure.pii_types), exposure.subjects_estimate, exposure.id)
-            opened.append(incident_id)
-        if incident_id is not None and exposure.closed_at is not None:
-            incident = catalog.incident(incident_id)
-            if incident is not None and incident["window_end"] is None:
-                catalog.close_window(incident_id, exposure.closed_at)
+    opened = [catalog.open_incident(f"{e.store} exposed ({e.checks})", [e.store], e.opened_at, list(e.pii_types),
+                                    e.subjects_estimate, e.id) for e in catalog.exposures_without_incident()]
+    for incident_id, closed_at in catalog.incident_windows_to_close():
+        catalog.close_window(incident_id, closed_at)
     return opened
 
 
