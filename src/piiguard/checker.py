@@ -110,11 +110,11 @@ def expired_copies(catalog: Catalog, stores: Sequence[Store]) -> list[Finding]:
     """A registered copy past its expiry that still exists on a checked store is a finding."""
     from piiguard.masking.targets import writers
 
-    today = datetime.now(UTC).date().isoformat()
+    due = catalog.copies(status="active", expired_before=datetime.now(UTC).date().isoformat())
     out = []
-    for store in stores:
-        for c in catalog.copies(status="active"):
-            if c["target_store"] != store.name or c["expires"] >= today or store.engine not in writers:
+    for store in stores if due else ():
+        for c in due:
+            if c["target_store"] != store.name or store.engine not in writers:
                 continue
             try:
                 still = writers.get(store.engine)(store, c["target_collection"], timeout=5).exists()

@@ -277,10 +277,12 @@ class Catalog:
             self.db.execute("UPDATE copies SET status = ?, rows = coalesce(?, rows), subjects = coalesce(?, subjects),"
                             " note = ? WHERE id = ?", (status, rows, subjects, note, copy_id))
 
-    def copies(self, *, status: str | None = None) -> list[dict[str, Any]]:
-        rows = self.db.execute(f"SELECT {', '.join(self.COPY_KEYS)} FROM copies"
-                               + (" WHERE status = ?" if status else "") + " ORDER BY id",
-                               (status,) if status else ()).fetchall()
+    def copies(self, *, status: str | None = None, expired_before: str | None = None) -> list[dict[str, Any]]:
+        """Registered copies; ``expired_before`` (an ISO date) keeps those whose expiry is earlier."""
+        conditions = [(c, v) for c, v in (("status = ?", status), ("expires < ?", expired_before)) if v]
+        where = " WHERE " + " AND ".join(c for c, _ in conditions) if conditions else ""
+        rows = self.db.execute(f"SELECT {', '.join(self.COPY_KEYS)} FROM copies{where} ORDER BY id",
+                               tuple(v for _, v in conditions)).fetchall()
         return [{**dict(zip(self.COPY_KEYS, r, strict=True)), "transforms": json.loads(r[6])} for r in rows]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -144,7 +143,7 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
     cfg = read_config(config)
     console = Console()
     with Catalog(catalog) as cat:
-        due = expired(cat)
+        due = cat.copies(status="active", expired_before=datetime.now(UTC).date().isoformat())
         if not due:
             console.print("no expired copy")
             return
@@ -167,8 +166,3 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
             console.print(f"removed copy {c['id']}: {store.name}.{c['target_collection']}")
     if not apply:
         console.print("nothing changed; run again with --apply")
-
-
-def expired(cat: Catalog) -> list[dict[str, Any]]:
-    today = datetime.now(UTC).date().isoformat()
-    return [c for c in cat.copies(status="active") if str(c["expires"]) < today]
