@@ -282,11 +282,15 @@ def _java17() -> str:
     return "java"
 
 
+def _stop(process: subprocess.Popen[bytes] | None, root: Path) -> None:
+    if process is not None:
+        process.kill()
+        process.wait()
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def stop_opensearch(server: OpenSearch) -> None:
-    if server.process is not None:
-        server.process.kill()
-        server.process.wait()
-    shutil.rmtree(server.home, ignore_errors=True)
+    _stop(server.process, server.home)
 
 
 # --- FerretDB ---------------------------------------------------------------------------------------
@@ -346,9 +350,7 @@ def start_ferretdb(postgres_port: int, *, open_backend: bool, tls: bool = False,
 
 
 def stop_ferretdb(server: Ferret) -> None:
-    server.process.kill()
-    server.process.wait()
-    shutil.rmtree(server.root, ignore_errors=True)
+    _stop(server.process, server.root)
 
 
 # --- versitygw (S3) ---------------------------------------------------------------------------------
@@ -399,9 +401,7 @@ def start_versitygw(*, access_key: str = S3_ROOT_KEY, secret_key: str = PASSWORD
 
 
 def stop_versitygw(server: S3Server) -> None:
-    server.process.kill()
-    server.process.wait()
-    shutil.rmtree(server.root, ignore_errors=True)
+    _stop(server.process, server.root)
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
