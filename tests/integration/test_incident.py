@@ -24,7 +24,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -118,11 +117,7 @@ def restart_analytics(server: Server, listen: str, hba_first: str | None) -> Non
     with pg_connect(server) as conn:
         conn.execute(f"ALTER SYSTEM SET listen_addresses = '{listen}'")
         conn.execute("ALTER SYSTEM SET pgaudit.log = 'read'")
-    pg_ctl(server, "restart")
-    for _ in range(100):
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", str(server.port)], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.1)
+    pg_ctl(server, "restart")  # -w: returns once the server accepts connections
 
 
 def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, str, str], smtp_server: tuple[Mailbox, int],
