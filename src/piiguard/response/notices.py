@@ -142,23 +142,33 @@ class NoticeOptions:
         return options_from(cls, raw, "respond.notices")
 
 
-def contacts(options: NoticeOptions, store: Store, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """subject → (address, name), read in batches (read-only)."""
-    name = sql.Identifier(options.name_column) if options.name_column else sql.SQL("''")
-    schema, dot, table = options.table.rpartition(".")
-    relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
-    out: dict[str, tuple[str, str]] = {}
-    try:
-        with connect(store, 30) as conn:
-            query = sql.SQL("SELECT {}::text, {}, {} FROM {} WHERE {}").format(
+class _Contacts:
+    """subject → (address, name): one read-only session for the whole run, one query per chunk."""
+
+    def __init__(self, options: NoticeOptions, store: Store) -> None:
+        self.store, self.table = store, options.table
+        name = sql.Identifier(options.name_column) if options.name_column else sql.SQL("''")
+        schema, dot, table = options.table.rpartition(".")
+        relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
+        self.conn = connect(store, 30, read_only=True)
+        try:
+            self.query = sql.SQL("SELECT {}::text, {}, {} FROM {} WHERE {}").format(
                 sql.Identifier(options.subject_column), sql.Identifier(options.email_column), name, relation,
-                any_of(conn, relation, options.subject_column))
-            for sid, email, who in conn.execute(query, [list(subjects)]):
-                if email:
-                    out[sid] = (str(email), str(who or ""))
-    except psycopg.Error as exc:
-        raise StoreError(store.name, f"cannot read addresses ({type(exc).__name__})", collection=options.table) from exc
-    return out
+                any_of(self.conn, relation, options.subject_column))
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def __call__(self, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
+        try:
+            rows = self.conn.execute(self.query, [list(subjects)]).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
+                             collection=self.table) from exc
+        return {sid: (str(email), str(who or "")) for sid, email, who in rows if email}
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequence[str]], key: bytes,
@@ -174,7 +184,12 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
     done = catalog.done("notices", incident_id)
     did = measures(catalog, incident_id)
     template = _environment().get_template("notice.txt.j2")
-    sender = _Sender(options, spool)
+    lookup = _Contacts(options, store)
+    try:
+        sender = _Sender(options, spool)
+    except BaseException:
+        lookup.close()
+        raise
     sent, pending, missing = 0, [], 0
     interval = 1.0 / options.rate if options.rate > 0 else 0.0
     everyone = list(subjects)
@@ -183,7 +198,7 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
         for start in range(0, len(everyone), CHUNK):  # bounded memory: addresses are read a chunk at a time
             hashes = {s: subject_hash(key, s) for s in everyone[start:start + CHUNK]}
             todo = [s for s, h in hashes.items() if h not in done]
-            addresses = contacts(options, store, todo) if todo else {}
+            addresses = lookup(todo) if todo else {}
             for subject in todo:
                 if subject not in addresses:
                     missing += 1
@@ -218,6 +233,7 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
         gc.unfreeze()
         catalog.mark_done("notices", incident_id, pending)
         sender.close()
+        lookup.close()
         catalog.event(incident_id, "notified", {"sent": sent, "without_address": missing,
                                                 "spooled": spool is not None})
     return sent, missing
