@@ -59,9 +59,9 @@ def _holdings(catalog: Catalog, store: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def _copy_of(catalog: Catalog, store: str, collection: str) -> dict[str, Any] | None:
+def _copy_of(copies: list[dict[str, Any]], store: str, collection: str) -> dict[str, Any] | None:
     short = collection.rsplit(".", 1)[-1]
-    for c in catalog.copies(status="active"):
+    for c in copies:
         if c["target_store"] == store and c["target_collection"] in (collection, short):
             return c
     return None
@@ -76,6 +76,7 @@ def _read(store: Store, collection: str, columns: list[str]) -> Any:
 
 def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes) -> Scope:
     scope = Scope()
+    copies = catalog.copies(status="active")
     for name in incident["stores"]:
         store = stores.get(name)
         if store is None:
@@ -84,7 +85,7 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
         if not held:
             raise UsageError(f"the catalog holds no scan of {name} with PII", hint=f"run `piiguard scan {name}`")
         for collection, fields in held.items():
-            copy = _copy_of(catalog, name, collection)
+            copy = _copy_of(copies, name, collection)
             labels = _labels(copy) if copy is not None else {
                 f: t for f, t in fields.items() if "." not in f and "[" not in f}
             kinds = {f: label.split(" (")[0] for f, label in labels.items()}
@@ -112,7 +113,7 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                     scope.people[person] = types if before is None else before | types
             scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
                                                            f"{copy['source_collection']})" if copy else ""))
-            scope.derived += [c["id"] for c in catalog.copies(status="active")
+            scope.derived += [c["id"] for c in copies
                               if c["source_store"] == name and c["source_collection"] == collection]
     return scope
 
