@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import helpers
+import leak
 import psycopg
 import pymysql
 import pytest
@@ -18,6 +22,68 @@ from servers import (
     stop_postgres,
     stop_redis,
 )
+
+
+def _record_synthetic() -> None:
+    """Every synthetic row any test makes is seeded into the leak fixture (module-level data included)."""
+    from piiguard import synthetic
+
+    real = synthetic.rows
+
+    def rows(n: int, seed: int = 7, columns: tuple[synthetic.Column, ...] = synthetic.COLUMNS,
+             locales: tuple[str, ...] = ("en_US",)) -> dict[str, list[object]]:
+        data = real(n, seed=seed, columns=columns, locales=locales)
+        leak.record_synthetic(data, columns)
+        return data
+
+    synthetic.rows = rows  # type: ignore[assignment]
+
+
+_record_synthetic()
+_LEAK_WATCHED = ("integration", "adversarial")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    leaks = item.stash.get(_LEAKS, None)
+    if leaks is not None and report.when in ("setup", "call"):
+        leaks.emitted(f"captured stdout ({report.when})", report.capstdout)
+        leaks.emitted(f"captured stderr ({report.when})", report.capstderr)
+
+
+_LEAKS = pytest.StashKey[leak.Leaks]()
+
+
+@pytest.fixture(autouse=True)
+def leaks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[leak.Leaks | None]:
+    """The leak fixture (see tests/leak.py), on every integration and adversarial test."""
+    if not any(part in _LEAK_WATCHED for part in request.node.path.parts):
+        yield None
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    found = leak.Leaks(tmp_path)
+    request.node.stash[_LEAKS] = found
+    if "PIIGUARD_CATALOG" not in os.environ:
+        monkeypatch.setenv("PIIGUARD_CATALOG", str(tmp_path / "piiguard-catalog.db"))
+    leak.watch_subprocesses(found, monkeypatch)
+    bodies_before = len(helpers.HTTP_BODIES)
+    yield found
+    for body in helpers.HTTP_BODIES[bodies_before:]:
+        found.emitted("HTTP body", body)
+    leak.STATS.tests += 1
+    problems = found.problems()
+    leak.STATS.hits += [f"{request.node.nodeid}: {p}" for p in problems]
+    assert not problems, "the leak fixture found seeded values: " + "; ".join(problems)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    s = leak.STATS
+    if s.tests:
+        terminalreporter.write_line(
+            f"leak fixture: {s.tests} tests, {s.artefacts} artefacts, {s.bytes / 1e6:.1f} MB searched, "
+            f"{len(s.hits)} leaks")
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,9 @@ def assert_fails_exactly(statuses: dict[str, Status], expected: set[str]) -> Non
     assert [c for c, s in statuses.items() if s is Status.ERROR] == []
 
 
+HTTP_BODIES: list[bytes] = []  # every body any Listener received: the leak fixture searches them
+
+
 class Listener:
     """A real HTTP endpoint that records JSON posts; ``failing`` makes it answer 500."""
 
@@ -49,6 +52,7 @@ class Listener:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                HTTP_BODIES.append(body)
                 if listener.failing:
                     self.send_response(500)
                 else:
