@@ -61,8 +61,17 @@ def record_synthetic(data: dict[str, list[object]], columns: Iterable[Any]) -> N
     for c in columns:
         if c.label in SEEDED_LABELS:
             for v in data.get(c.name, ()):
-                if isinstance(v, str) and len(v) >= MIN_LENGTH:
-                    _session_seeds.setdefault(v, c.name)
+                if _seedable(c.label, v):
+                    _session_seeds.setdefault(str(v), c.name)
+
+
+def _glued(data: bytes, i: int) -> bool:
+    return 0 <= i < len(data) and (chr(data[i]).isalnum() or data[i] == ord("."))
+
+
+def _seedable(label: str | None, v: object) -> bool:
+    # an IPv4 address ending in .0 is its own /24 network: the ip-prefix masker writes it, rightly
+    return isinstance(v, str) and len(v) >= MIN_LENGTH and not (label == "ip-address" and v.endswith(".0"))
 
 
 class Matcher:
@@ -71,6 +80,7 @@ class Matcher:
     def __init__(self, seeds: dict[str, str]) -> None:
         self.values = list(seeds)
         self.labels = [seeds[v] for v in self.values]
+        self.encoded = [v.encode() for v in self.values]
         self.db: Any = None
         if self.values:
             self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -83,6 +93,10 @@ class Matcher:
             return []
 
         def on_match(id_: int, start: int, end: int, flags: int, ctx: object) -> bool | None:
+            # a whole value, not a piece of a longer token (``1.2.3.4`` inside ``11.2.3.45``)
+            begin = end - len(self.encoded[id_])
+            if _glued(data, begin - 1) or _glued(data, end):
+                return None
             found.append(id_)
             return True  # the first hit is enough
 
