@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from conftest import pg_connect
 from helpers import Mailbox
+from leak import Leaks
 from oauth_server import start_oauth_server
 from servers import (
     PASSWORD,
@@ -85,6 +86,9 @@ def outside() -> Iterator[tuple[str, str, str]]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+FIRSTS = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "James", "Mia", "Lucas"]
+
+
 def seed_prod(prod: Server, oauth: Any) -> list[str]:
     ids = [f"cust-{i:05d}" for i in range(PEOPLE)]
     with pg_connect(prod) as conn:
@@ -97,7 +101,7 @@ def seed_prod(prod: Server, oauth: Any) -> list[str]:
         conn.execute("CREATE TABLE access_tokens (user_id text, token text, revoked_at timestamptz)")
         conn.execute("CREATE TABLE integration_grants (user_id text, provider text, refresh_token text, "
                      "relink_required boolean DEFAULT false)")
-        firsts = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "James", "Mia", "Lucas"]
+        firsts = FIRSTS
         for i, cid in enumerate(ids):
             conn.execute("INSERT INTO customers (id, email, nickname, wifi_ssid, first_name) "
                          "VALUES (%s,%s,%s,%s,%s)",
@@ -121,7 +125,7 @@ def restart_analytics(server: Server, listen: str, hba_first: str | None) -> Non
 
 
 def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, str, str], smtp_server: tuple[Mailbox, int],
-                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leaks: Leaks) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     monkeypatch.setenv(PW, PASSWORD)
     monkeypatch.setenv("PIIGUARD_COPY_KEY", COPY_KEY)
@@ -133,6 +137,10 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
     ids: list[str] = []
     try:
         ids = seed_prod(postgres, oauth)
+        leaks.seed(ids, "customer id")
+        leaks.seed((f"{FIRSTS[i % 10].lower()}.{i}@example.net" for i in range(PEOPLE)), "email")
+        leaks.seed((f"camfan_{i}_{FIRSTS[i % 10].lower()}" for i in range(PEOPLE)), "nickname")
+        leaks.seed((f"HOME-{i:04d}-5G" for i in range(PEOPLE)), "wifi-ssid")
         redis.mset({f"session:{cid}": "token" for cid in ids})
         restart_analytics(analytics, "127.0.0.1", None)  # pgaudit logs reads from now on
 
@@ -208,6 +216,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
 
         # 4. scope: exactly the people in the copy, traced back with the copy's key
         subjects = tmp_path / "private" / "subjects.csv"
+        leaks.holds_people(subjects)  # the subject list names people, by design; it must be 0600
         piiguard("incident", "scope", incident_id, "--out", str(subjects), "--key-env", "PIIGUARD_COPY_KEY")
         with subjects.open() as f:
             rows = list(csv.DictReader(f))

@@ -10,6 +10,7 @@ import pytest
 from built_servers import Ferret, start_ferretdb, stop_ferretdb
 from conftest import pg_connect
 from helpers import assert_fails_exactly, engine_checks
+from leak import Leaks
 from servers import Server
 
 from piiguard.catalog import Catalog
@@ -83,7 +84,10 @@ def test_mongod_bind_options(net: dict[str, object], public: list[str]) -> None:
     assert public_binds(net) == public
 
 
-def test_scan_finds_pii_in_documents(ferrets: dict[str, Ferret]) -> None:
+def test_scan_finds_pii_in_documents(ferrets: dict[str, Ferret], leaks: Leaks) -> None:
+    leaks.seed(f"user{i}@example.com" for i in range(400))
+    leaks.seed(f"cam_fan_{i}" for i in range(400))
+    leaks.seed(f"SN-{i:08d}" for i in range(400))
     client = ferrets["hardened"].admin()
     client.app.users.drop()
     client.app.users.insert_many([

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from built_servers import S3_ROOT_KEY, S3Server, start_versitygw, stop_versitygw
 from helpers import assert_fails_exactly, engine_checks
+from leak import Leaks
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_store
@@ -90,7 +91,8 @@ def test_every_check_has_a_variant() -> None:
     assert covered | UNDECIDABLE == engine_checks("s3")
 
 
-def test_scan_reads_objects_like_files(s3: S3Server) -> None:
+def test_scan_reads_objects_like_files(s3: S3Server, leaks: Leaks) -> None:
+    leaks.seed(CSV.replace("\n", ",").split(","))
     result = scan([s3.store(bucket="exports")]).stores[0]
     assert result.problems == ()
     (customers,) = result.collections
@@ -99,7 +101,8 @@ def test_scan_reads_objects_like_files(s3: S3Server) -> None:
         "id": "customer-identifier", "email": "email", "phone": "phone", "serial": "device-serial"}
 
 
-def test_watch_alerts_and_contains_a_public_bucket(s3: S3Server, tmp_path: Path) -> None:
+def test_watch_alerts_and_contains_a_public_bucket(s3: S3Server, tmp_path: Path, leaks: Leaks) -> None:
+    leaks.seed(CSV.replace("\n", ",").split(","))
     private(s3)
     kept = {"Effect": "Allow", "Principal": {"AWS": [S3_ROOT_KEY]},
             "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::exports/*"]}
