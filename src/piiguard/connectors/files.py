@@ -146,7 +146,7 @@ def _batch(record: pa.RecordBatch, tally: Tally) -> Batch:
     columns: dict[str, pa.Array] = {}
     notes: dict[str, str] = {}
     for name, arr in zip(record.schema.names, record.columns, strict=True):
-        _leaves(columns, name, arr, tally, notes)
+        _leaves(columns, label(name), arr, tally, notes)  # label() is idempotent: CSV names pass it twice
     return Batch(columns, record.num_rows, notes)
 
 

@@ -81,6 +81,7 @@ class Labeler:
         return out
 
     def _label(self, name: str) -> str:
+        name = escaped(name)  # first: a surrogate (a file name that is not UTF-8) cannot even be classified
         if not name:
             return name
         whole = self.pii_type(name.strip())
@@ -96,7 +97,7 @@ class Labeler:
             else:
                 segments.append(f"<{kind}>" if kind else segment)
         text = self._embedded_replaced("/".join(segments))
-        return printable(text)
+        return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS] + "…"
 
     def _embedded_replaced(self, text: str) -> str:
         for kind, regex in self._embedded:
@@ -111,10 +112,8 @@ class Labeler:
         return text
 
 
-def printable(text: str) -> str:
-    """Control, format and unassigned characters as ``\\xNN``/``\\uNNNN``; cut to :data:`MAX_LABEL_CHARS`."""
-    if len(text) > MAX_LABEL_CHARS:
-        text = text[:MAX_LABEL_CHARS] + "…"
+def escaped(text: str) -> str:
+    """Control, format, surrogate and unassigned characters as ``\\xNN``/``\\uNNNN`` escapes."""
     if text.isprintable():
         return text
     out = []
