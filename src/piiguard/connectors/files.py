@@ -355,13 +355,15 @@ class Files(Connector):
 
         stream = io.BufferedReader(LineFilter(self._source(collection), tally), 1 << 20)
         reader = pacsv.open_csv(
-            stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids,
-                                                   skip_rows=1 if header else 0),
+            stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids),
             parse_options=pacsv.ParseOptions(delimiter="\t" if collection.name.lower().endswith(".tsv") else ",",
                                              invalid_row_handler=skip, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={i: pa.string() for i in ids}, check_utf8=False,
                                                  strings_can_be_null=True))
+        first = header
         for record in reader:
+            if first:  # the header is the first *parsed* row (skip_rows counts lines, and a name may hold one)
+                record, first = record.slice(1), False
             yield record.rename_columns(names)
 
     def _json_blocks(self, collection: CollectionInfo, block_bytes: int, tally: Tally
