@@ -193,3 +193,35 @@ def test_ragged_rows_are_a_problem_through_the_cli(tmp_path: Path) -> None:
     assert report["stores"][0]["problems"][0]["message"] == \
         "1 row(s) with the wrong number of fields skipped; 30 row(s) read"
     assert "extra@" not in cli.stdout + cli.stderr
+
+
+def test_corrupt_parquet_page_stops_with_the_rows_read_counted(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    pq.write_table(pa.table({"email": [f"p{i}@example.com" for i in range(50_000)]}), d / "x.parquet",
+                   row_group_size=10_000)
+    column = pq.ParquetFile(d / "x.parquet").metadata.row_group(3).column(0)
+    data = bytearray((d / "x.parquet").read_bytes())
+    data[column.data_page_offset + 40:column.data_page_offset + 240] = b"\xff" * 200  # footer intact
+    (d / "x.parquet").write_bytes(bytes(data))
+    (d / "control.csv").write_text(CONTROL)
+    result, _ = run(d)
+    control_read(result)
+    read = {c.name: c.rows_read for c in result.stores[0].collections}["x.parquet"]
+    assert 0 < read < 40_000
+    assert problems(result, "x.parquet") == [
+        f"reading stopped: the file is malformed or ends early (OSError); {read:,} row(s) read before it"]
+
+
+def test_an_over_long_csv_row_is_skipped_and_counted(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "wide.csv").write_text("email,blob\n" + "".join(f"w{i}@example.com,x\n" for i in range(10))
+                                + "long@example.com," + "y" * 5_000_000 + "\n"
+                                + "".join(f"v{i}@example.com,x\n" for i in range(10)))
+    (d / "control.csv").write_text(CONTROL)
+    result, text = run(d)
+    control_read(result)
+    assert {c.name: c.rows_read for c in result.stores[0].collections}["wide.csv"] == 20
+    assert problems(result, "wide.csv") == ["1 line(s) longer than 1 MiB skipped; 20 row(s) read"]
+    assert "long@example.com" not in text

@@ -84,18 +84,21 @@ class Labeler:
         name = escaped(name)  # first: a surrogate (a file name that is not UTF-8) cannot even be classified
         if not name:
             return name
-        whole = self.pii_type(name.strip())
-        if whole is not None:
-            return f"<{whole}>"
+        if "/" in name:  # a URL is one value (a photo URL) though it has segments
+            whole = self.pii_type(name.strip())
+            if whole is not None:
+                return f"<{whole}>"
         segments = []
         for segment in name.split("/"):
             stem, dot, suffix = segment.rpartition(".")
-            kind = self.pii_type(segment.strip()) if segment.strip() else None
-            if kind is None and dot and stem.strip() and len(suffix) <= 8:
+            kind = None
+            if dot and stem.strip() and suffix.isalpha() and len(suffix) <= 8:  # a file's name: the stem alone
                 kind = self.pii_type(stem.strip())
-                segments.append(f"<{kind}>.{suffix}" if kind else segment)
-            else:
-                segments.append(f"<{kind}>" if kind else segment)
+                if kind is not None:
+                    segments.append(f"<{kind}>.{suffix}")
+                    continue
+            kind = self.pii_type(segment.strip()) if segment.strip() else None
+            segments.append(f"<{kind}>" if kind else segment)
         text = self._embedded_replaced("/".join(segments))
         return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS] + "…"
 
