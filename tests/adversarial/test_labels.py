@@ -11,9 +11,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from built_servers import OpenSearch, start_opensearch, stop_opensearch
 from rich.console import Console
 
 from piiguard.catalog import Catalog
@@ -145,3 +147,29 @@ def test_symlinks_are_never_followed(tmp_path: Path) -> None:
     text = run.stdout + run.stderr + (tmp_path / "c.db").read_bytes().decode("utf-8", "replace")
     for leaked in ("token_holder", "rootsecret", "root:", str(outside), "/etc/passwd"):
         assert leaked not in text
+
+
+@pytest.fixture(scope="module")
+def opensearch_node() -> Iterator[OpenSearch]:
+    node = start_opensearch(secured=False)  # one plain node: the labels do not depend on security
+    yield node
+    stop_opensearch(node)
+
+
+def test_opensearch_keys_that_are_pii_are_shown_as_types(opensearch_node: OpenSearch) -> None:
+    """Documents keyed by phone number and by a person's name, and a key holding Rich markup. (Index
+    names are lower case without ``@`` in OpenSearch: only keys can carry values there.)"""
+    lines = []
+    for i in range(40):
+        lines.append({"index": {"_index": "by-key", "_id": str(i)}})
+        lines.append({"by_phone": {f"+1212555{3100 + i}": {"since": 2020 + i % 5}}, "[/]": f"x{i}",
+                      "Maria Gonzalez": i})
+    status, _ = opensearch_node.request("POST", "/_bulk?refresh=true",
+                                        ("\n".join(json.dumps(x) for x in lines) + "\n").encode())
+    assert status == 200
+    scanned = scan([opensearch_node.store()])
+    result = scanned.stores[0]
+    assert result.problems == ()
+    fields = {f.field for c in result.collections if c.name == "by-key" for f in c.fields}
+    assert fields == {"by_phone.<phone>.since", "[/]", "<person-name>"}
+    assert "2125553101" not in outputs(scanned) and "Gonzalez" not in outputs(scanned)
