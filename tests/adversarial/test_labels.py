@@ -173,3 +173,10 @@ def test_opensearch_keys_that_are_pii_are_shown_as_types(opensearch_node: OpenSe
     fields = {f.field for c in result.collections if c.name == "by-key" for f in c.fields}
     assert fields == {"by_phone.<phone>.since", "[/]", "<person-name>"}
     assert "2125553101" not in outputs(scanned) and "Gonzalez" not in outputs(scanned)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path: Path) -> None:
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfemail,n\n" + b"".join(b"b%d@example.com,%d\n" % (i, i)
+                                                                          for i in range(10)))
+    result = scan([f"file://{tmp_path}/bom.csv"])
+    assert names(result)["bom.csv"] == ["email", "n"] and not result.problems

@@ -313,7 +313,7 @@ class Files(Connector):
         whole = len(head) >= self._size(collection)
         delimiter = "\t" if PurePath(collection.name).suffix.lower() == ".tsv" else ","
         try:
-            rows = [r for r in csv.reader(io.StringIO(head.decode("utf-8", "replace"), newline=""),
+            rows = [r for r in csv.reader(io.StringIO(head.decode("utf-8-sig", "replace"), newline=""),
                                           delimiter=delimiter) if r]
         except csv.Error:
             rows = []
