@@ -50,8 +50,8 @@ PII_FIRST_ROWS = [
     pytest.param("Alice Smithson,1985-03-04,12 Elm Street", id="name-birthdate-street"),
     pytest.param("4111 1111 1111 1111,DE89370400440532013000,alice", id="card-iban"),
     pytest.param("10.20.30.40,aa:bb:cc:dd:ee:01,router", id="ip-mac"),
-    pytest.param("17,Boston,blue", id="number"),
-    pytest.param("2024-05-01,Boston,blue", id="date"),
+    pytest.param("1738194,Boston,blue", id="number"),
+    pytest.param("1987-05-01,Boston,blue", id="date"),
 ]
 
 
@@ -95,6 +95,9 @@ def test_names_over_names_is_a_record_but_a_real_header_stays(tmp_path: Path) ->
     pytest.param(["a@b.co", "x"], [["c@d.co", "y"]], True, id="pii-cell"),
     pytest.param(["3.5", "x"], [["2", "y"]], True, id="numeric-cell"),
     pytest.param(["Mark", "Jones"], [["Ann", "Lee"], ["Bob", "Smith"], ["Cy", "Brown"]], True, id="same-shape"),
+    pytest.param(["SN-0001", "k9x2"], [["SN-0002", "p3q4"], ["SN-0003", "r5s6"]], True, id="codes-same-shape"),
+    pytest.param(["Name", "City"], [["Alice", "Boston"], ["Bob", "Paris"]], False, id="words-over-words"),
+    pytest.param(["serial", "code"], [["SN-0002", "p3q4"], ["SN-0003", "r5s6"]], False, id="words-over-codes"),
 ])
 def test_header_is_data_cases(header: list[str], rows: list[list[str]], expected: bool) -> None:
     assert header_is_data(header, rows) is expected

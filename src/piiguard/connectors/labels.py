@@ -157,10 +157,42 @@ def is_number_or_date(text: str) -> bool:
     return bool(re.fullmatch(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?", t))
 
 
+def shape(text: str) -> str:
+    """A value's shape: runs of upper-case letters, lower-case letters and digits as ``A``, ``a``,
+    ``9``, other characters kept (``SN-0042`` → ``A-9``, ``k9x2`` → ``a9a9``)."""
+    out: list[str] = []
+    for ch in text.strip():
+        c = "A" if ch.isupper() else "a" if ch.isalpha() else "9" if ch.isdigit() else ch
+        if not out or out[-1] != c or c not in "Aa9":
+            out.append(c)
+    return "".join(out)
+
+
+def _same_shape(header: Sequence[str | None], rows: Sequence[Sequence[str | None]]) -> bool:
+    """Every cell of the first row has its column's usual shape, and the shapes hold digits (codes,
+    ids, serials): a row of the data, not words about it. (Words alone — ``Name`` over ``Alice`` —
+    prove nothing: names and headers are both capitalised words.)"""
+    compared = digits = 0
+    for i, cell in enumerate(header):
+        values = [v for r in rows if i < len(r) and (v := r[i]) is not None and v.strip()]
+        if cell is None or not cell.strip() or len(values) < 2:
+            continue
+        shapes: dict[str, int] = {}
+        for v in values:
+            shapes[shape(v)] = shapes.get(shape(v), 0) + 1
+        usual, count = max(shapes.items(), key=lambda kv: kv[1])
+        if count < 0.8 * len(values) or shape(cell) != usual:
+            return False
+        compared += 1
+        digits += "9" in usual
+    return compared > 0 and digits > 0
+
+
 def header_is_data(header: Sequence[str | None], rows: Sequence[Sequence[str | None]]) -> bool:
     """Whether a file's first row is a record rather than column names.
 
-    It is a record when any of its cells is a PII value, a number or a date, or when a cell has the
+    It is a record when any of its cells is a PII value, a number or a date, when every cell has its
+    column's shape and the shapes hold digits (``SN-0001,k9x2`` over ``SN-0002,p3q4``), or when a cell has the
     same PII type as the values under it (``Alice`` over ``Bob``, ``Carol`` …) and is not a word that
     names a field (``city``, ``nickname``). A header row is made of words that describe the column,
     never of the column's own kind of value.
@@ -172,6 +204,8 @@ def header_is_data(header: Sequence[str | None], rows: Sequence[Sequence[str | N
     if any(is_number_or_date(c) for c in cells):
         return True
     if any(labeler.pii_type(c.strip()) is not None for c in cells):
+        return True
+    if _same_shape(header, rows):
         return True
     classifier = labeler.everything
     for i, cell in enumerate(header):
