@@ -21,7 +21,8 @@ from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState, link_customer_identifier
 from piiguard.config import Config, store_from_url
-from piiguard.connectors.base import Batch, Connector, connectors
+from piiguard.connectors.base import Batch, Connector, connectors, unique_name
+from piiguard.connectors.labels import label
 from piiguard.errors import PiiguardError, StoreError, UsageError
 from piiguard.model import (
     CollectionInfo,
@@ -89,15 +90,26 @@ def resolve_stores(targets: Sequence[str], config: Config | None) -> list[Store]
 
 def _classify_collection(
     connector: Connector, classifier: Classifier, info: CollectionInfo, options: ScanOptions, progress: Progress,
-    pool: ThreadPoolExecutor,
-) -> tuple[CollectionResult, dict[str, FieldState]]:
+    pool: ThreadPoolExecutor, shown: str | None = None,
+) -> tuple[CollectionResult, dict[str, FieldState], list[Problem]]:
+    """Read and classify one collection; ``shown`` is its name as output (a :func:`label`).
+
+    What the reader skipped or why it stopped becomes a problem on the collection, with the counts:
+    the rows that were read are still classified and recorded."""
     store = connector.store.name
+    shown = label(info.name) if shown is None else shown
     states: dict[str, FieldState] = {}
     rows = 0
+    skipped: dict[str, int] = {}
+    stopped: list[str] = []
 
     def feed(batch: Batch) -> None:
         nonlocal rows
         rows += batch.rows
+        for reason, count in batch.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        if batch.stopped is not None and batch.stopped not in stopped:
+            stopped.append(batch.stopped)
         for name in batch.columns:
             if name not in states:
                 states[name] = classifier.new_state(name)
@@ -110,16 +122,23 @@ def _classify_collection(
         progress.advanced(batch.rows)
 
     if options.mode is ScanMode.SAMPLE:
-        progress.collection_started(store, info.name, min(options.sample_size, info.rows_estimate or
-                                                          options.sample_size))
+        progress.collection_started(store, shown, min(options.sample_size, info.rows_estimate or
+                                                      options.sample_size))
         feed(connector.sample(info, options.sample_size))
     else:
-        progress.collection_started(store, info.name, info.rows_estimate)
+        progress.collection_started(store, shown, info.rows_estimate)
         for batch in prefetched(connector.batches(info, options.batch_rows)):
             feed(batch)
-    fields = [classifier.decide(st, store, info.name) for st in states.values()]
+    fields = [classifier.decide(st, store, shown) for st in states.values()]
     fields = link_customer_identifier(fields, states, info.primary_key)
-    return CollectionResult(info.name, info.rows_estimate, info.rows_estimate_kind, rows, tuple(fields)), states
+    problems = [Problem(ProblemKind.COLLECTION, store, f"{count:,} {reason} skipped; {rows:,} row(s) read", shown,
+                        "the rest was classified; repair or re-export the data to have it all read")
+                for reason, count in sorted(skipped.items())]
+    problems += [Problem(ProblemKind.COLLECTION, store, f"reading stopped: {why}; {rows:,} row(s) read before it",
+                         shown, "the rows before it were classified; repair or re-export the data")
+                 for why in stopped]
+    result = CollectionResult(shown, info.rows_estimate, info.rows_estimate_kind, rows, tuple(fields))
+    return result, states, problems
 
 
 B = TypeVar("B")
@@ -204,20 +223,23 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
     try:
         connector = connectors.get(store.engine)(store, timeout=options.timeout)
         with connector, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            infos = {i.name: i for i in connector.collections()}
-            for info in infos.values():
+            infos: dict[str, CollectionInfo] = {}  # by the name shown: labels are unique within a store
+            for i in connector.collections():
+                infos[unique_name(label(i.name), infos)] = i
+            for shown, info in infos.items():
                 try:
-                    result, states[info.name] = _classify_collection(connector, classifier, info, options,
-                                                                     progress, pool)
+                    result, states[shown], found = _classify_collection(connector, classifier, info, options,
+                                                                        progress, pool, shown)
                     results.append(result)
+                    problems.extend(found)
                 except StoreError as exc:
-                    problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.detail,
-                                            info.name, exc.hint))
+                    problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.detail, shown, exc.hint))
                 finally:
                     progress.collection_finished()
             subjects = _subjects(connector, infos, results, states)
     except StoreError as exc:
-        problems.append(Problem(ProblemKind.STORE, store.name, exc.detail, exc.collection, exc.hint))
+        problems.append(Problem(ProblemKind.STORE, store.name, exc.detail,
+                                None if exc.collection is None else label(exc.collection), exc.hint))
     except PiiguardError as exc:
         problems.append(Problem(ProblemKind.STORE, store.name, exc.message, None, exc.hint))
     return StoreResult(store.name, store.engine, store.address, tuple(results), subjects, tuple(problems))

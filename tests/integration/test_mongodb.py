@@ -114,3 +114,25 @@ def test_containment_is_a_manual_plan(ferrets: dict[str, Ferret], tmp_path: Path
         with pytest.raises(UsageError):
             containor.apply(action["id"], store)
     assert_fails_exactly(statuses(ferrets["open"]), {"mongodb.no-auth", "mongodb.authorization-off"})
+
+
+def test_keys_and_collection_names_that_are_pii_are_shown_as_types(ferrets: dict[str, Ferret],
+                                                                     tmp_path: Path) -> None:
+    """Values never become names (the labels of issue 11): a document keyed by phone number, a
+    collection named after a customer, a key holding Rich markup, and a document nested past 64."""
+    client = ferrets["hardened"].admin()
+    client.drop_database("labels")
+    deep: dict[str, object] = {"email": "deep.one@example.com"}
+    for _ in range(70):
+        deep = {"d": deep}
+    client.labels["owner.kim@example.net"].insert_many(
+        [{"by_phone": {f"+1212555{3000 + i}": {"since": 2020 + i % 5}}, "[/]": f"x{i}"} for i in range(30)]
+        + [deep])
+    with Catalog(tmp_path / "c.db") as cat:
+        result = scan([ferrets["hardened"].store()], catalog=cat).stores[0]
+    coll = next(c for c in result.collections if c.name == "<email>")  # labels.owner.kim@example.net
+    assert {f.field for f in coll.fields} >= {"by_phone.<phone>.since", "[/]", "_id"}
+    assert [p.message for p in result.problems if p.collection == coll.name] == [
+        "1 value(s) nested deeper than 64 levels skipped; 31 row(s) read"]
+    text = repr(result) + b"".join(f.read_bytes() for f in tmp_path.glob("c.db*")).decode("utf-8", "replace")
+    assert "2125553001" not in text and "kim@" not in text and "deep.one" not in text

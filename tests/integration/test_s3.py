@@ -138,3 +138,17 @@ def test_watch_alerts_and_contains_a_public_bucket(s3: S3Server, tmp_path: Path,
 ])
 def test_public_statements(policy: dict[str, object], public: int) -> None:
     assert len(public_statements(policy)) == public
+
+
+def test_a_headerless_object_named_after_a_customer(s3: S3Server) -> None:
+    """Values never become names (issue 11): the object's key holds an address and its first row is a
+    customer, so the collection shows ``<email>`` and the columns are ``col_1`` …"""
+    c = s3.client()
+    c.create_bucket(Bucket="leaky")
+    c.put_object(Bucket="leaky", Key="backup/alice.brown@example.com.csv", Body=CSV.encode())
+    result = scan([s3.store(bucket="leaky")]).stores[0]
+    assert result.problems == ()
+    (backup,) = result.collections
+    assert backup.name == "leaky/backup/<email>.csv" and backup.rows_read == 500
+    assert [f.field for f in backup.fields] == ["col_1", "col_2", "col_3", "col_4"]
+    assert "alice.brown" not in repr(result) and "customer0@" not in repr(result)

@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from piiguard.cli import check, contain, copy, demo, incident, info, scan, validate, watch
 from piiguard.errors import ConfigError, PiiguardError
@@ -44,9 +45,9 @@ def main() -> None:
             for problem in exc.problems:
                 err.print(f"  {problem}", highlight=False, markup=False)
         else:
-            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, emoji=False)
         if exc.hint:
-            err.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False)
+            err.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False, emoji=False)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -42,8 +43,8 @@ def list_containments(catalog: Path = typer.Option(None, "--catalog", help="cata
         rows = cat.containments()
     table = Table("id", "store", "status", "steps", "undo", "updated", "note")
     for c in rows:
-        table.add_row(str(c["id"]), c["store"], c["status"], "\n".join(c["plan"]["steps"]),
-                      "\n".join(c["plan"]["undo"]), c["updated"], c["note"])
+        table.add_row(str(c["id"]), Text(c["store"]), c["status"], Text("\n".join(c["plan"]["steps"])),
+                      Text("\n".join(c["plan"]["undo"])), c["updated"], Text(c["note"] or ""))
     Console().print(table)
 
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -46,22 +47,23 @@ def split_target(spec: str, config: Config | None) -> tuple[Store, str]:
 
 
 def _show(plan: CopyPlan, console: Console) -> None:
-    console.print(f"copy {plan.source.name}.{plan.source_collection} → {plan.target.name}.{plan.target_collection}"
-                  f" (about {plan.rows_estimate or 0:,} rows)")
+    console.print(Text(f"copy {plan.source.name}.{plan.source_collection} → {plan.target.name}."
+                       f"{plan.target_collection} (about {plan.rows_estimate or 0:,} rows)"))
     table = Table("field", "holds", "transform", "why")
     for r in plan.rules:
         options = ", ".join(f"{k}={v}" for k, v in r.options.items())
-        table.add_row(r.field, r.pii_type or "-", r.masker + (f" ({options})" if options else ""), r.reason)
+        table.add_row(Text(r.field), r.pii_type or "-", Text(r.masker + (f" ({options})" if options else "")),
+                      Text(r.reason))
     console.print(table)
     if plan.subject_field:
-        console.print(f"people counted by: {plan.subject_field}")
+        console.print(Text(f"people counted by: {plan.subject_field}"))
     failing = [f for f in plan.target_findings if f.status.value == "fail"]
-    console.print(f"target checks: {len(plan.target_findings)} run, {len(failing)} failing"
-                  + "".join(f"\n  {f.check} ({f.severity.value}{', waived' if f.waiver else ''}): {f.evidence}"
-                            for f in failing))
+    console.print(Text(f"target checks: {len(plan.target_findings)} run, {len(failing)} failing"
+                       + "".join(f"\n  {f.check} ({f.severity.value}{', waived' if f.waiver else ''}): {f.evidence}"
+                                 for f in failing)))
     if plan.blocking:
         verdict = "accepted risk: " + plan.accepted_risk if plan.accepted_risk else "REFUSED (blocking checks fail)"
-        console.print(f"[bold]{verdict}[/bold]")
+        console.print(Text(verdict, style="bold"))
 
 
 def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECTION"),
@@ -129,9 +131,10 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog")) 
     table = Table("id", "source", "target", "rows", "people", "owner", "purpose", "expires", "status", "key id")
     for c in rows:
         status = c["status"] + (" (expired)" if c["status"] == "active" and c["expires"] < today else "")
-        table.add_row(str(c["id"]), f"{c['source_store']}.{c['source_collection']}",
-                      f"{c['target_store']}.{c['target_collection']}", str(c["rows"] or 0), str(c["subjects"] or "-"),
-                      c["owner"], c["purpose"], c["expires"], status, c["key_id"])
+        table.add_row(str(c["id"]), Text(f"{c['source_store']}.{c['source_collection']}"),
+                      Text(f"{c['target_store']}.{c['target_collection']}"), str(c["rows"] or 0),
+                      str(c["subjects"] or "-"), Text(c["owner"]), Text(c["purpose"]), c["expires"], status,
+                      Text(c["key_id"]))
     Console().print(table)
 
 
@@ -150,7 +153,8 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
         for c in due:
             store = cfg.store(c["target_store"]) if cfg else None
             if store is None:
-                console.print(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: skipped")
+                console.print(Text(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: "
+                                   "skipped"))
                 continue
             writer = writers.get(store.engine)(store, c["target_collection"])
             if not writer.exists():
@@ -158,11 +162,11 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
                 console.print(f"copy {c['id']}: already gone")
                 continue
             if not apply:
-                console.print(f"would remove copy {c['id']}: {store.name}.{c['target_collection']} "
-                              f"(expired {c['expires']})")
+                console.print(Text(f"would remove copy {c['id']}: {store.name}.{c['target_collection']} "
+                                   f"(expired {c['expires']})"))
                 continue
             writer.remove()
             cat.finish_copy(c["id"], "removed", note=f"expired {c['expires']}, removed")
-            console.print(f"removed copy {c['id']}: {store.name}.{c['target_collection']}")
+            console.print(Text(f"removed copy {c['id']}: {store.name}.{c['target_collection']}"))
     if not apply:
         console.print("nothing changed; run again with --apply")

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -55,8 +56,8 @@ def list_incidents(catalog: Path = CATALOG) -> None:
         rows = cat.incidents()
     table = Table("id", "title", "window", "aware", "holds", "people", "status")
     for i in rows:
-        table.add_row(str(i["id"]), i["title"], f"{i['window_start']} → {i['window_end'] or 'open'}", i["aware_at"],
-                      ", ".join(i["pii_types"]), str(i["subjects_estimate"] or "-"), i["status"])
+        table.add_row(str(i["id"]), Text(i["title"]), f"{i['window_start']} → {i['window_end'] or 'open'}",
+                      i["aware_at"], ", ".join(i["pii_types"]), str(i["subjects_estimate"] or "-"), i["status"])
     Console().print(table)
 
 
@@ -109,10 +110,10 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
                 raise UsageError(f"store {name!r} is not in the configuration")
             found = evidence_.collect(stores[name], start, end, folder)
             cat.event(incident_id, "evidence", found.summary())
-            Console().print(f"{name}: {found.note}")
+            Console().print(Text(f"{name}: {found.note}"))
             for address, kind in sorted(found.addresses.items()):
                 reads = found.reads.get(address, [])
-                Console().print(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else ""))
+                Console().print(Text(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else "")))
             if found.sha256:
                 Console().print(f"  {found.artefact}  sha256 {found.sha256}")
 
@@ -143,7 +144,7 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
             key = key_from(key_env, str(key_file) if key_file else None)
             subjects = sorted(read_subjects(subjects_file, cat, incident_id, key))
         for name, responder in chosen:
-            console.print(f"{name}: {responder.plan(subjects)}")
+            console.print(Text(f"{name}: {responder.plan(subjects)}"))
         if not apply:
             console.print("nothing changed; run again with --apply")
             return

@@ -27,7 +27,8 @@ class Bars:
     """A Rich progress bar per collection, on a terminal only."""
 
     def __init__(self, console: Console) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        # markup=False: the description holds store and collection names, printed as written
+        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.task: TaskID | None = None
 

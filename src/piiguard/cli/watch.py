@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
@@ -95,6 +96,7 @@ def exposures(
         rows = cat.exposures(store)
     table = Table("store", "opened", "closed", "by check", "PII held", "people")
     for e in rows:
-        table.add_row(e.store, e.opened_at, e.closed_at or "[red]open[/red]", e.checks, ", ".join(e.pii_types) or "-",
+        table.add_row(Text(e.store), e.opened_at, Text(e.closed_at) if e.closed_at else Text("open", "red"),
+                      Text(e.checks), ", ".join(e.pii_types) or "-",
                       f"{e.subjects_estimate:,}" if e.subjects_estimate is not None else "-")
     Console().print(table)

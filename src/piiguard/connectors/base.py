@@ -5,6 +5,11 @@ value it hands on is a string in an Arrow array keyed by *field path*: a column 
 columns and documents a dotted path (``profile.photo_url``; list items as ``devices[].serial``).
 Values are cut to :data:`MAX_VALUE_CHARS` where the engine allows it (in SQL, so a 100 MB value is
 never transferred), because classification needs only a value's shape.
+
+Every name read from the store (column, key, struct field) passes :func:`piiguard.connectors.labels.label`
+before it becomes a field path, so a key that is a customer's e-mail is the field ``<email>``. Documents
+are walked to :data:`MAX_DEPTH` levels; what lies deeper, and whatever a reader had to leave out, is
+counted in :attr:`Batch.skipped` — the scanner turns it into a problem on the collection.
 """
 
 from __future__ import annotations
@@ -21,21 +26,32 @@ from uuid import UUID
 
 import pyarrow as pa
 
+from piiguard.connectors.labels import label
 from piiguard.errors import UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import Registry
 
 MAX_VALUE_CHARS = 4096
 JSON_PROBE = 20  # non-null values looked at to decide whether a text column holds JSON documents
+MAX_DEPTH = 64  # levels of nesting walked in a document; deeper parts are counted, not read
+DEEP = f"value(s) nested deeper than {MAX_DEPTH} levels"
 
 
 @dataclass
 class Batch:
-    """Rows of one collection as string columns. ``notes`` say what was skipped, per field."""
+    """Rows of one collection as string columns.
+
+    ``notes`` say what was not classified, per field, by design (a binary column). ``skipped`` counts
+    what a reader had to leave out of the data (``{"row(s) with the wrong number of fields": 3}``) and
+    ``stopped`` says why a reader could not go on: both make a problem on the collection. Counts and
+    reasons only, never a value.
+    """
 
     columns: dict[str, pa.Array]
     rows: int
     notes: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    stopped: str | None = None
 
 
 class Connector(ABC):
@@ -112,14 +128,24 @@ def stringify(value: Any) -> str | None:
     return str(value)[:MAX_VALUE_CHARS]
 
 
-def flatten(value: Any, prefix: str, out: dict[str, list[str | None]]) -> None:
-    """Walk a JSON document, appending each scalar to ``out[path]``."""
+def flatten(value: Any, prefix: str, out: dict[str, list[str | None]], skipped: dict[str, int] | None = None,
+            depth: int = 0) -> None:
+    """Walk a JSON document, appending each scalar to ``out[path]``; keys pass :func:`label`.
+
+    Containers deeper than :data:`MAX_DEPTH` are not walked (no RecursionError on a hostile
+    document); each is counted in ``skipped``.
+    """
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        if skipped is not None:
+            skipped[DEEP] = skipped.get(DEEP, 0) + 1
+        return
     if isinstance(value, dict):
         for key, item in value.items():
-            flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+            name = label(str(key))
+            flatten(item, f"{prefix}.{name}" if prefix else name, out, skipped, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            flatten(item, f"{prefix}[]", out)
+            flatten(item, f"{prefix}[]", out, skipped, depth + 1)
     elif value is not None:
         try:
             out.setdefault(prefix, []).append(stringify(value))
@@ -149,16 +175,21 @@ def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: in
     """
     out: dict[str, pa.Array] = {}
     notes: dict[str, str] = {}
-    for name, values in zip(names, columns, strict=True):
+    left_out: dict[str, int] = {}
+    for raw_name, values in zip(names, columns, strict=True):
+        name = unique_name(label(raw_name), out)
         first = next((v for v in values if v is not None), None)
-        if isinstance(first, dict | list) or name in json_fields or _looks_like_json(values):
+        if isinstance(first, dict | list) or raw_name in json_fields or _looks_like_json(values):
             paths: dict[str, list[str | None]] = {}
             for v in values:
                 try:
                     doc = json.loads(v) if isinstance(v, str | bytes) else v
+                except RecursionError:  # the json module recurses: a hostile depth is refused, counted
+                    left_out[DEEP] = left_out.get(DEEP, 0) + 1
+                    continue
                 except ValueError:
                     doc = v  # one malformed document among JSON ones: classify it as text
-                flatten(doc, name, paths)
+                flatten(doc, name, paths, left_out)
             out.update({p: pa.array(vs, pa.string()) for p, vs in paths.items()})
             continue
         if isinstance(first, str) or first is None:
@@ -181,15 +212,26 @@ def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: in
         if skipped:
             notes[name] = f"{skipped} binary value(s) not classified"
         out[name] = pa.array(texts, pa.string())
-    return Batch(out, rows, notes)
+    return Batch(out, rows, notes, left_out)
+
+
+def unique_name(name: str, taken: Mapping[str, object]) -> str:
+    """``name``, or ``name~2``, ``name~3`` … when two columns got the same label (two ``<email>``)."""
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}~{n}" in taken:
+        n += 1
+    return f"{name}~{n}"
 
 
 def documents_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
     """Documents (OpenSearch sources, MongoDB documents) → one string array per field path."""
     paths: dict[str, list[str | None]] = {}
+    skipped: dict[str, int] = {}
     for doc in docs:
-        flatten(doc, "", paths)
-    return Batch({p: pa.array(vs, pa.string()) for p, vs in paths.items()}, len(docs))
+        flatten(doc, "", paths, skipped)
+    return Batch({p: pa.array(vs, pa.string()) for p, vs in paths.items()}, len(docs), skipped=skipped)
 
 
 def record_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:

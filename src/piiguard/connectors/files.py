@@ -1,10 +1,26 @@
 """Data exports on disk: CSV, JSON Lines and Parquet, read with PyArrow (no hand-written parser).
 
 The store's path is one file or a folder; a folder is walked recursively and every file with a
-known suffix is a collection (named by its path relative to the folder). Every value is read as
-text (``column_types`` forced to string) so that a column whose type drifts halfway through a large
-export cannot abort the read. Nested JSON objects become dotted field paths, list items
-``field[]``. CSV rows with the wrong number of fields are skipped and counted, never echoed.
+known suffix is a collection (named by its path relative to the folder). **Symbolic links inside the
+folder are never followed** (files or folders): each is reported as a problem under its own name,
+its target is neither read nor printed. Files are opened with ``O_NOFOLLOW`` and must be regular
+files (a FIFO named ``x.csv`` would block the scan).
+
+Every value is read as text (``column_types`` forced to string) so that a column whose type drifts
+halfway through a large export cannot abort the read. Nested JSON objects become dotted field paths,
+list items ``field[]``, walked to 64 levels.
+
+**A CSV header is data until proven otherwise**: the first row is taken as column names only when
+none of its cells is a PII value, a number or a date, and none has the same PII type as the values
+under it (:func:`piiguard.connectors.labels.header_is_data`); otherwise the columns are ``col_1``,
+``col_2`` … and the first row is read as a record. Every name passes
+:func:`~piiguard.connectors.labels.label`.
+
+**Nothing is left out silently.** Rows with the wrong number of fields, lines longer than 1 MiB,
+JSON lines that do not parse, are not objects or nest deeper than 64 levels, values that are not
+valid UTF-8, and a file that ends early (truncated Parquet) are counted per reason; the scan reports
+them as a problem on the collection (exit 1) with rows read and skipped, classifies the rest and
+goes on with the other collections. Never a value in the message.
 
 Sampling reads the first rows of the file (exports are rarely sorted by anything PII-related; this
 is the cheap read). Distinct counts for the subject estimate come from DuckDB (``approx_count_distinct``
@@ -13,67 +29,184 @@ for big files).
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, connectors
+from piiguard.connectors.base import (
+    DEEP,
+    MAX_DEPTH,
+    MAX_VALUE_CHARS,
+    Batch,
+    Connector,
+    connectors,
+    documents_batch,
+    unique_name,
+)
+from piiguard.connectors.labels import header_is_data, label
+from piiguard.connectors.streams import LineFilter, Tally, line_blocks
 from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 # Arrow's streaming readers keep a few dozen blocks read ahead, so the block is small (memory stays about
 # 30 × READ_BYTES whatever the file's size); blocks are then joined into batches of BATCH_BYTES, because
-# fewer, larger batches keep the classifier's per-batch overheads low.
+# fewer, larger batches keep the classifier's per-batch overheads low. A block must hold the longest
+# line (streams.MAX_LINE_BYTES), or Arrow fails on it.
 READ_BYTES = 2 << 20
+SAMPLE_BYTES = 2 << 20
 BATCH_BYTES = 16 << 20
 EXACT_DISTINCT_MAX_ROWS = 100_000  # above: HyperLogLog (approx_count_distinct), memory independent of size
 DUCKDB_MEMORY = "256MB"
+HEADER_PROBE_ROWS = 50
+
+RAGGED = "row(s) with the wrong number of fields"
+BAD_UTF8 = "value(s) not valid UTF-8"
+BAD_UTF8_LINES = "line(s) not valid UTF-8"
+BAD_JSON = "line(s) that are not valid JSON"
+NOT_OBJECT = "line(s) that are not JSON objects"
+DEEP_LINES = f"line(s) nested deeper than {MAX_DEPTH} levels"
+_NOT_FOLLOWED = "a symbolic link: not followed"
 
 
-def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
-    """Flatten structs and lists into string leaves keyed by field path."""
+def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
+    """Two keys with the same label (``<email>`` twice) are one field: their values are joined."""
+    columns[name] = pa.concat_arrays([columns[name], arr]) if name in columns else arr
+
+
+def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array, tally: Tally, notes: dict[str, str],
+            depth: int = 0) -> None:
+    """Flatten structs and lists into string leaves keyed by field path (names labelled)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    nested = pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+    if nested and depth >= MAX_DEPTH:
+        tally.add(DEEP, len(arr) - arr.null_count)
+        return
     if pa.types.is_struct(arr.type):
         for i in range(arr.type.num_fields):
-            _leaves(columns, f"{name}.{arr.type.field(i).name}", arr.field(i))
+            _leaves(columns, f"{name}.{label(arr.type.field(i).name)}", arr.field(i), tally, notes, depth + 1)
     elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        _leaves(columns, f"{name}[]", pc.list_flatten(arr))
+        _leaves(columns, f"{name}[]", pc.list_flatten(arr), tally, notes, depth + 1)
     elif pa.types.is_null(arr.type):
-        columns[name] = pa.nulls(len(arr), pa.string())
+        _put(columns, name, pa.nulls(len(arr), pa.string()))
     elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
-        columns[name] = _repair_utf8(arr)
+        # A typed binary column (Parquet BYTE_ARRAY without UTF8) holds blobs by design, as an SQL BLOB does.
+        text, bad = _decoded(arr)
+        if bad:
+            notes[name] = f"{bad} binary value(s) not classified"
+        _put(columns, name, text)
     else:
         text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
-        columns[name] = _repair_utf8(text)
+        text, bad = _decoded(text)
+        if bad:
+            tally.add(BAD_UTF8, bad)
+        _put(columns, name, text)
 
 
-def _repair_utf8(arr: pa.Array) -> pa.Array:
-    """Strings that are not valid UTF-8 (``check_utf8=False``) are decoded with replacement."""
+def _decoded(arr: pa.Array) -> tuple[pa.Array, int]:
+    """Text cut to MAX_VALUE_CHARS, and how many values were not valid UTF-8 (those become null)."""
     try:
         if pa.types.is_string(arr.type):
             arr.validate(full=True)
-            return pc.utf8_slice_codeunits(arr, 0, MAX_VALUE_CHARS)
+            return pc.utf8_slice_codeunits(arr, 0, MAX_VALUE_CHARS), 0
     except pa.ArrowInvalid:
         pass
     raw = arr.cast(pa.binary()) if pa.types.is_string(arr.type) else arr
-    return pa.array([None if b is None else b.decode("utf-8", "replace")[:MAX_VALUE_CHARS]
-                     for b in raw.to_pylist()], pa.string())
+    out: list[str | None] = []
+    bad = 0
+    for b in raw.to_pylist():
+        if b is None:
+            out.append(None)
+            continue
+        try:
+            out.append(b.decode("utf-8")[:MAX_VALUE_CHARS])
+        except UnicodeDecodeError:
+            out.append(None)
+            bad += 1
+    return pa.array(out, pa.string()), bad
 
 
-def _batch(record: pa.RecordBatch, notes: dict[str, str] | None = None) -> Batch:
+def _batch(record: pa.RecordBatch, tally: Tally) -> Batch:
     columns: dict[str, pa.Array] = {}
+    notes: dict[str, str] = {}
     for name, arr in zip(record.schema.names, record.columns, strict=True):
-        _leaves(columns, name, arr)
-    return Batch(columns, record.num_rows, dict(notes or {}))
+        _leaves(columns, label(name), arr, tally, notes)  # label() is idempotent: CSV names pass it twice
+    return Batch(columns, record.num_rows, notes)
+
+
+def _merged(batches: list[Batch]) -> Batch:
+    """Several batches as one (their columns joined, counts added)."""
+    if len(batches) == 1:
+        return batches[0]
+    parts: dict[str, list[pa.Array]] = {}
+    out = Batch({}, 0)
+    for b in batches:
+        for name, arr in b.columns.items():
+            parts.setdefault(name, []).append(arr)
+        out.rows += b.rows
+        out.notes.update(b.notes)
+        for reason, n in b.skipped.items():
+            out.skipped[reason] = out.skipped.get(reason, 0) + n
+        out.stopped = out.stopped or b.stopped
+    out.columns = {name: pa.concat_arrays(arrs) if len(arrs) > 1 else arrs[0] for name, arrs in parts.items()}
+    return out
+
+
+def _split_deep(block: bytes) -> tuple[bytes, bytes]:
+    """The block's lines that cannot nest :data:`MAX_DEPTH` deep (fewer opening brackets), and the
+    others, which go the careful way: Arrow's parser recurses, and a 1 MiB line can be 500,000 deep."""
+    raw = np.frombuffer(block, np.uint8)
+    opens = np.flatnonzero((raw == ord("{")) | (raw == ord("[")))
+    if len(opens) < MAX_DEPTH:
+        return block, b""
+    ends = np.append(np.flatnonzero(raw == ord("\n")), len(raw))  # each line's end, and the unterminated tail
+    per_line = np.diff(np.searchsorted(opens, ends), prepend=0)  # opening brackets per line
+    if int(per_line.max()) < MAX_DEPTH:
+        return block, b""  # the usual case, decided in one vectorised pass
+    lines = block.split(b"\n")
+    deep = {i for i in np.flatnonzero(per_line >= MAX_DEPTH).tolist() if i < len(lines)}
+    keep = b"\n".join(line for i, line in enumerate(lines) if i not in deep)
+    return keep, b"\n".join(lines[i] for i in sorted(deep))
+
+
+def _json_lines(block: bytes, tally: Tally) -> Batch:
+    """The careful way through a block Arrow refused (or that may nest too deep): line by line."""
+    docs: list[dict[str, Any]] = []
+    for line in block.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            tally.add(BAD_UTF8_LINES)
+            continue
+        try:
+            doc = json.loads(text)
+        except RecursionError:  # the json module recurses; Python's limit is about 1,000 levels
+            tally.add(DEEP_LINES)
+            continue
+        except ValueError:
+            tally.add(BAD_JSON)
+            continue
+        if not isinstance(doc, dict):
+            tally.add(NOT_OBJECT)
+            continue
+        docs.append(doc)
+    return documents_batch(docs)
 
 
 @connectors.register("files")
@@ -86,26 +219,79 @@ class Files(Connector):
         self.root = Path(self.store.path or "")
         if not self.root.exists():
             raise StoreUnreachable(self.store.name, f"no file or folder at {self.root}", hint="check the path")
+        if self.root.is_file():
+            self.root = self.root.resolve()  # the store's own path may be a link: the user named it
+        self._reset()
+
+    def _reset(self) -> None:
+        self._refused: dict[str, str] = {}  # collection → why it is not read (a link, not a regular file)
+        self._layouts: dict[str, tuple[list[str], bool]] = {}
+        self._troubled: set[str] = set()  # collections a reader had to skip parts of: no DuckDB count
 
     def _path(self, collection: CollectionInfo) -> Path:
         return self.root if self.root.is_file() else self.root / collection.name
 
+    def _open(self, collection: CollectionInfo) -> io.BufferedReader:
+        """The file, opened without following a link, and only if it is a regular file."""
+        try:
+            fd = os.open(self._path(collection), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise CollectionError(self.store.name, f"cannot open the file ({type(exc).__name__})",
+                                  collection=label(collection.name),
+                                  hint="a symbolic link is never followed; check permissions") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CollectionError(self.store.name, "not a regular file", collection=label(collection.name))
+        return os.fdopen(fd, "rb")
+
     # Where the bytes are: a subclass (s3) overrides these three and lists its own collections.
     def _source(self, collection: CollectionInfo, *, seekable: bool = False) -> Any:
-        """What Arrow's readers open: a path, or an open file (random access when ``seekable``)."""
-        return self._path(collection)
+        """What Arrow's readers open: an open file (random access when ``seekable``)."""
+        return self._open(collection)
 
     def _size(self, collection: CollectionInfo) -> int:
-        return self._path(collection).stat().st_size
+        return os.lstat(self._path(collection)).st_size
 
     def _head(self, collection: CollectionInfo) -> bytes:
-        with self._path(collection).open("rb") as f:
+        with self._open(collection) as f:
             return f.read(1 << 16)
 
     def collections(self) -> list[CollectionInfo]:
-        paths = [self.root] if self.root.is_file() else sorted(
-            p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        return [self._info(p.name if p == self.root else str(p.relative_to(self.root))) for p in paths]
+        if self.root.is_file():
+            return [self._info(self.root.name)]
+        found: list[str] = []
+
+        def unlisted(exc: OSError) -> None:
+            where = Path(exc.filename or self.root)
+            name = str(where.relative_to(self.root)) if where != self.root else "."
+            self._refused[name] = f"cannot list the folder ({type(exc).__name__})"
+            found.append(name)
+
+        for folder, dirs, files in os.walk(self.root, followlinks=False, onerror=unlisted):
+            for entry in (*dirs, *files):
+                path = Path(folder) / entry
+                name = str(path.relative_to(self.root))
+                try:
+                    mode = os.lstat(path).st_mode
+                except OSError:
+                    continue  # removed while listing
+                if stat.S_ISLNK(mode):
+                    self._refused[name] = _NOT_FOLLOWED
+                    found.append(name)
+                elif entry in files and path.suffix.lower() in SUFFIXES:
+                    if not stat.S_ISREG(mode):
+                        self._refused[name] = "not a regular file"
+                    found.append(name)
+            dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+        return [CollectionInfo(n, None, Estimate.APPROXIMATE) if n in self._refused else self._info(n)
+                for n in sorted(found)]
+
+    def _refuse(self, collection: CollectionInfo) -> None:
+        why = getattr(self, "_refused", {}).get(collection.name)
+        if why is not None:
+            hint = ("scan the link's target as a store of its own if it belongs in the scan"
+                    if why == _NOT_FOLLOWED else "check the folder's permissions and file types")
+            raise CollectionError(self.store.name, why, collection=label(collection.name), hint=hint)
 
     def _info(self, name: str) -> CollectionInfo:
         """A collection with its row count (Parquet metadata) or estimate (mean line length)."""
@@ -116,94 +302,168 @@ class Files(Connector):
                                       Estimate.EXACT)
             return CollectionInfo(name, _estimate_lines(self._head(info), self._size(info), name),
                                   Estimate.APPROXIMATE)
-        except (pa.ArrowException, OSError):
+        except (pa.ArrowException, OSError, CollectionError):
             return info
 
-    def _reader(self, collection: CollectionInfo, block_bytes: int) -> tuple[Iterator[pa.RecordBatch], list[int]]:
+    def _layout(self, collection: CollectionInfo) -> tuple[list[str], bool]:
+        """A CSV file's column names, and whether its first row holds them (see the module docstring)."""
+        if collection.name in self._layouts:
+            return self._layouts[collection.name]
+        head = self._head(collection)
+        whole = len(head) >= self._size(collection)
+        delimiter = "\t" if PurePath(collection.name).suffix.lower() == ".tsv" else ","
+        try:
+            rows = [r for r in csv.reader(io.StringIO(head.decode("utf-8-sig", "replace"), newline=""),
+                                          delimiter=delimiter) if r]
+        except csv.Error:
+            rows = []
+        if not whole and len(rows) > 1:
+            rows = rows[:-1]  # the probe may end inside the last row
+        if not rows:
+            layout: tuple[list[str], bool] = (["col_1"], False)
+        else:
+            first = rows[0]
+            header = not header_is_data(first, rows[1:HEADER_PROBE_ROWS + 1])
+            names: dict[str, None] = {}
+            for i, cell in enumerate(first):
+                shown = label(cell) if header and cell.strip() else f"col_{i + 1}"
+                names[unique_name(shown, names)] = None
+            layout = (list(names), header)
+        self._layouts[collection.name] = layout
+        return layout
+
+    def _records(self, collection: CollectionInfo, block_bytes: int, tally: Tally) -> Iterator[pa.RecordBatch | Batch]:
+        """The file's rows: Arrow record batches, or batches the careful reader already made."""
+        self._refuse(collection)
         suffix = PurePath(collection.name).suffix.lower()
         kind = SUFFIXES.get(suffix)
-        ragged = [0]
+        started = False
         try:
             if kind == "parquet":
-                return pq.ParquetFile(self._source(collection, seekable=True)).iter_batches(
-                    batch_size=max(1, block_bytes // 512)), ragged
-            if kind == "jsonl":
-                return iter(pajson.open_json(self._source(collection),
-                                             read_options=pajson.ReadOptions(block_size=block_bytes))), ragged
-            if kind == "csv":
-                delimiter = "\t" if suffix == ".tsv" else ","
+                source: Any = pq.ParquetFile(self._source(collection, seekable=True)).iter_batches(
+                    batch_size=max(1, block_bytes // 512))
+            elif kind == "jsonl":
+                source = self._json_blocks(collection, block_bytes, tally)
+            elif kind == "csv":
+                source = self._csv(collection, block_bytes, tally)
+            else:
+                raise CollectionError(self.store.name, "unknown file type", collection=label(collection.name),
+                                      hint=f"use one of {', '.join(SUFFIXES)}")
+            for item in source:
+                started = True
+                yield item
+        except (pa.ArrowException, OSError, csv.Error) as exc:
+            self._troubled.add(collection.name)
+            if not started:
+                raise CollectionError(self.store.name, f"cannot read the file ({type(exc).__name__})",
+                                      collection=label(collection.name),
+                                      hint="check that the file is well-formed " + (kind or "")) from exc
+            yield Batch({}, 0, stopped=f"the file is malformed or ends early ({type(exc).__name__})")
 
-                def skip(_row: Any) -> str:
-                    ragged[0] += 1
-                    return "skip"
+    def _csv(self, collection: CollectionInfo, block_bytes: int, tally: Tally) -> Iterator[pa.RecordBatch]:
+        names, header = self._layout(collection)
+        ids = [f"c{i}" for i in range(len(names))]  # Arrow's own names: unique, and never a value
 
-                header = pacsv.open_csv(self._source(collection), read_options=pacsv.ReadOptions(block_size=1 << 16),
-                                        parse_options=pacsv.ParseOptions(delimiter=delimiter,
-                                                                         invalid_row_handler=lambda _r: "skip"),
-                                        convert_options=pacsv.ConvertOptions(check_utf8=False)).schema.names
-                reader = pacsv.open_csv(
-                    self._source(collection), read_options=pacsv.ReadOptions(block_size=block_bytes),
-                    parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip,
-                                                     newlines_in_values=True),
-                    convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
-                                                         check_utf8=False, strings_can_be_null=True))
-                return iter(reader), ragged
-        except (pa.ArrowException, OSError) as exc:
-            raise CollectionError(self.store.name, f"cannot read the file ({type(exc).__name__})",
-                                  collection=collection.name,
-                                  hint="check that the file is well-formed " + (kind or "")) from exc
-        raise CollectionError(self.store.name, "unknown file type", collection=collection.name,
-                              hint=f"use one of {', '.join(SUFFIXES)}")
+        def skip(_row: Any) -> str:
+            tally.add(RAGGED)
+            return "skip"
 
-    def _notes(self, ragged: list[int]) -> dict[str, str]:
-        return {"*": f"{ragged[0]} malformed row(s) skipped"} if ragged[0] else {}
+        stream = io.BufferedReader(LineFilter(self._source(collection), tally), 1 << 20)
+        reader = pacsv.open_csv(
+            stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids),
+            parse_options=pacsv.ParseOptions(delimiter="\t" if collection.name.lower().endswith(".tsv") else ",",
+                                             invalid_row_handler=skip, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={i: pa.string() for i in ids}, check_utf8=False,
+                                                 strings_can_be_null=True))
+        first = header
+        for record in reader:
+            if first:  # the header is the first *parsed* row (skip_rows counts lines, and a name may hold one)
+                record, first = record.slice(1), False
+            yield record.rename_columns(names)
+
+    def _json_blocks(self, collection: CollectionInfo, block_bytes: int, tally: Tally
+                     ) -> Iterator[pa.RecordBatch | Batch]:
+        """Arrow reads each block of whole lines; a block it refuses (a bad line, a type that changes
+        within it) or that may nest too deep is read line by line, the bad lines counted."""
+        for block in line_blocks(LineFilter(self._source(collection), tally), block_bytes):
+            block, careful = _split_deep(block)
+            if careful:
+                yield _json_lines(careful, tally)
+            if not block.strip():
+                continue
+            try:
+                table = pajson.read_json(pa.BufferReader(block),
+                                         read_options=pajson.ReadOptions(block_size=len(block) + 1))
+            except pa.ArrowInvalid:
+                yield _json_lines(block, tally)
+            else:
+                yield from table.to_batches()
+
+    def _items(self, collection: CollectionInfo, block_bytes: int) -> Iterator[Batch]:
+        """Batches of the file's rows, each carrying what was skipped while reading it."""
+        tally = Tally()
+        for item in self._records(collection, block_bytes, tally):
+            batch = _batch(item, tally) if isinstance(item, pa.RecordBatch) else item
+            for reason, n in tally.take().items():
+                batch.skipped[reason] = batch.skipped.get(reason, 0) + n
+            if batch.skipped:
+                self._troubled.add(collection.name)
+            yield batch
+        leftover = tally.take()  # skipped after the last batch (a long last line)
+        if leftover:
+            self._troubled.add(collection.name)
+            yield Batch({}, 0, skipped=leftover)
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        self._refuse(collection)
         if self._size(collection) == 0:
             return Batch({}, 0)  # an empty export holds nothing (Arrow would call it malformed)
-        reader, ragged = self._reader(collection, 1 << 20)
-        taken: list[pa.RecordBatch] = []
+        taken: list[Batch] = []
         rows = 0
-        try:
-            for record in reader:
-                taken.append(record)
-                rows += record.num_rows
-                if rows >= n:
-                    break
-        except (pa.ArrowException, OSError) as exc:
-            if not taken:
-                raise CollectionError(self.store.name, f"cannot parse the file ({type(exc).__name__})",
-                                      collection=collection.name) from exc
-        if not taken:
-            return Batch({}, 0)
-        table = pa.Table.from_batches(taken).slice(0, n).combine_chunks()
-        return _batch(table.to_batches()[0] if table.num_rows else taken[0].slice(0, 0), self._notes(ragged))
+        tally = Tally()
+        for item in self._records(collection, SAMPLE_BYTES, tally):
+            if isinstance(item, pa.RecordBatch):
+                item = _batch(item.slice(0, n - rows), tally)
+            item.skipped.update({r: item.skipped.get(r, 0) + c for r, c in tally.take().items()})
+            taken.append(item)
+            rows += item.rows
+            if rows >= n:
+                break
+        leftover = tally.take()
+        if leftover:
+            taken.append(Batch({}, 0, skipped=leftover))
+        if any(b.skipped or b.stopped for b in taken):
+            self._troubled.add(collection.name)
+        return _merged(taken) if taken else Batch({}, 0)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
+        self._refuse(collection)
         if self._size(collection) == 0:
             return
-        reader, ragged = self._reader(collection, READ_BYTES)
-        pending: list[pa.RecordBatch] = []
-        try:
-            for record in reader:
-                pending.append(record)
-                if sum(r.nbytes for r in pending) >= BATCH_BYTES:
-                    yield _batch(_joined(pending), self._notes(ragged))
-                    pending = []
-            if pending:
-                yield _batch(_joined(pending), self._notes(ragged))
-        except (pa.ArrowException, OSError) as exc:
-            raise CollectionError(self.store.name, f"cannot parse the file ({type(exc).__name__})",
-                                  collection=collection.name, hint="the rows read before it were classified"
-                                  ) from exc
+        pending: list[Batch] = []
+        for batch in self._items(collection, READ_BYTES):
+            pending.append(batch)
+            if sum(a.nbytes for b in pending for a in b.columns.values()) >= BATCH_BYTES:
+                yield _merged(pending)
+                pending = []
+        if pending:
+            yield _merged(pending)
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = self._path(collection)
         kind = SUFFIXES.get(path.suffix.lower())
-        if kind is None or "." in field or "[" in field:
-            return None
+        if kind is None or "." in field or "[" in field or collection.name in self._troubled \
+                or collection.name in self._refused or path.is_symlink():
+            return None  # a file with skipped parts is counted from what was read
         source = {"csv": "read_csv(?, all_varchar=true)", "jsonl": "read_json_auto(?)",
                   "parquet": "read_parquet(?)"}[kind]
+        if kind == "csv":
+            names, header = self._layout(collection)
+            if not header or field not in names:
+                return None
+            ids = ", ".join(f"'c{i}'" for i in range(len(names)))  # ours, as for Arrow: never a value
+            field = f"c{names.index(field)}"
+            source = f"read_csv(?, all_varchar=true, header=false, skip=1, names=[{ids}])"
         exact = (collection.rows_estimate or 0) <= EXACT_DISTINCT_MAX_ROWS
         agg = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
         col = '"' + field.replace('"', '""') + '"'
@@ -213,12 +473,6 @@ class Files(Connector):
         except duckdb.Error:
             return None
         return (int(row[0]), Estimate.EXACT if exact else Estimate.APPROXIMATE) if row else None
-
-
-def _joined(records: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(records) == 1:
-        return records[0]
-    return pa.Table.from_batches(records).combine_chunks().to_batches()[0]
 
 
 def _estimate_lines(head: bytes, size: int, name: str) -> int | None:

@@ -53,6 +53,7 @@ class S3(Files):
 
     def open(self) -> None:
         s = self.store
+        self._reset()
         self.fs = fs.S3FileSystem(
             access_key=s.user, secret_key=resolve_password(s), region=s.options.get("region", "us-east-1"),
             endpoint_override=f"{s.host or 'localhost'}:{s.port or 443}",

@@ -1,5 +1,8 @@
 """Renderers of a scan result: a Rich table for people, JSON for machines. Values never appear: only
-names, types, counts and confidences exist in the model to begin with."""
+names, types, counts and confidences exist in the model to begin with.
+
+Names (stores, collections, fields, problems) are printed literally: they go to Rich as ``Text``, never
+as markup, so a column named ``[/]`` or ``:smile:`` is shown as written and cannot break the table."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from piiguard.model import ScanResult
 
@@ -57,7 +61,7 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
     for s in result.stores:
         people = (f"{s.subjects.estimate:,} people ({s.subjects.kind.value}, from "
                   f"{s.subjects.collection}.{s.subjects.field})") if s.subjects else "no customer key found"
-        console.print(f"\n[bold]{s.store}[/bold] ({s.engine}, {s.address}) — {people}")
+        console.print(Text.assemble("\n", (s.store, "bold"), f" ({s.engine}, {s.address}) — {people}"))
         table = Table(show_header=True, header_style="bold")
         for col in ("collection", "field", "PII type", "confidence", "matched"):
             table.add_column(col, overflow="fold")
@@ -67,7 +71,8 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
                 if f.pii_type is None and not all_fields:
                     continue
                 shown += 1
-                table.add_row(c.name, f.field, f.pii_type or "-", f"{f.confidence:.2f}", f"{f.matched}/{f.sampled}")
+                table.add_row(Text(c.name), Text(f.field), Text(f.pii_type or "-"), f"{f.confidence:.2f}",
+                              f"{f.matched}/{f.sampled}")
         if shown:
             console.print(table)
         else:
@@ -75,4 +80,4 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
         for p in s.problems:
             where = f"{p.collection}: " if p.collection else ""
             hint = f" — {p.hint}" if p.hint else ""
-            console.print(f"  [red]problem[/red] {where}{p.message}{hint}")
+            console.print(Text.assemble("  ", ("problem", "red"), f" {where}{p.message}{hint}"))

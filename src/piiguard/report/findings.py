@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from piiguard import __name__ as PACKAGE
 from piiguard.checks.base import checks
@@ -65,9 +66,10 @@ def render_table(findings: tuple[Finding, ...], console: Console, *, show_passed
     for f in sorted(findings, key=lambda f: (f.store, f.status is not Status.FAIL, -f.severity.rank, f.check)):
         if f.status is Status.PASS and not show_passed:
             continue
-        status = f"[{STYLE[f.status]}]{f.status.value}[/]" + (" (waived)" if f.waiver else "")
-        table.add_row(f.store, f.check, status, f.severity.value, f.evidence + (f" — {f.waiver}" if f.waiver else ""),
-                      f.data_context)
+        # Text, not markup: store names, evidence and waiver reasons are printed as written.
+        status = Text.assemble((f.status.value, STYLE[f.status]), " (waived)" if f.waiver else "")
+        table.add_row(Text(f.store), Text(f.check), status, f.severity.value,
+                      Text(f.evidence + (f" — {f.waiver}" if f.waiver else "")), Text(f.data_context))
     console.print(table)
     counts = {s: sum(1 for f in findings if f.status is s) for s in Status}
     console.print(f"{counts[Status.FAIL]} failed, {counts[Status.ERROR]} could not be decided, "
