@@ -89,7 +89,7 @@ TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "re
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
     "webhook": {"webhook", "webhook_env", "slack"},
-    "smtp": {"smtp", "port", "to", "from", "starttls", "user", "password_env", "cafile"},
+    "smtp": {"smtp", "port", "to", "from", "starttls", "smtps", "user", "password_env", "cafile"},
     "syslog": {"syslog"},
     "stdout": {"stdout"},
 }
@@ -393,6 +393,8 @@ def _parse_alerts(raw: Any, problems: _Problems) -> tuple[Mapping[str, Any], ...
         _unknown_keys(item, ALERT_KEYS[kind], path, problems)
         if kind == "smtp" and not (isinstance(item.get("to"), list) and item["to"]):
             problems.add(f"{path}.to", "required: a list of recipients")
+        if kind == "smtp" and item.get("user") and not (item.get("starttls") or item.get("smtps")):
+            problems.add(f"{path}.user", "a login needs TLS: set starttls: true (or smtps: true)")
         if kind == "syslog" and not str(item.get("syslog", "")).startswith(("udp://", "tcp://")):
             problems.add(f"{path}.syslog", "expected udp://host:port or tcp://host:port")
         if "webhook" in item and not str(item["webhook"]).startswith(("http://", "https://")):
