@@ -43,6 +43,12 @@ def failed(evidence: str) -> Outcome:
     return Outcome(Status.FAIL, evidence)
 
 
+def not_applicable(reason: str) -> Outcome:
+    """The protocol does not exist on this engine variant (a fork without the setting, a gateway
+    without the API): reported with its reason, never counted as a failure or an error."""
+    return Outcome(Status.NOT_APPLICABLE, reason)
+
+
 class ProtocolError(StoreUnreachable):
     """Something answered, but not in the engine's protocol (garbage, a hang-up mid-handshake, a failed
     TLS handshake): for the checks as good as unreachable, so the remaining ones report it at once."""
