@@ -189,3 +189,25 @@ def test_watch_once_exits_1_when_a_delivery_failed(cache: Server, listener: List
     assert run.returncode == 1, run.stderr
     assert "delivery" in run.stderr and "hook-secret-123" not in run.stderr + run.stdout
     assert ok.returncode == 0, ok.stderr  # nothing new to say, nothing due yet: clean
+
+
+def test_a_window_opened_by_an_inside_cycle_probe_survives_frequent_cycles(
+        cache: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis.weak-password guesses passwords, so it runs with the inside audits only; the frequent
+    cycles in between (redis.no-auth passes: a password is asked for) must not close its window."""
+    monkeypatch.setenv("PIIGUARD_W_PW", PASSWORD)
+    redis_admin(cache).execute_command("ACL", "SETUSER", "default", "reset", "on", ">foobared", "-@all", "+info")
+    try:
+        with Catalog(tmp_path / "c.db") as cat:
+            watcher = Watcher([store(cache)], cat, [], timeout=2)
+            watcher.cycle(inside=True)
+            (window,) = cat.exposures("cache")
+            assert window.closed_at is None and window.checks == "redis.weak-password"
+            watcher.cycle(inside=False)
+            watcher.cycle(inside=False)
+            assert cat.exposures("cache")[0].closed_at is None
+            close_down(cache)
+            watcher.cycle(inside=True)  # the audit proves it closed
+            assert cat.exposures("cache")[0].closed_at is not None
+    finally:
+        close_down(cache)

@@ -30,6 +30,23 @@ ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED = 1045, 3159, 4151
 TLS_OPTIONAL = {"check_hostname": False, "verify_mode": False}
 ADMIN_USERS = ("root", "mariadb.sys")
 ANY_NAME = "piiguard-no-such-user"
+# Plugins whose empty authentication string means "no password" (MariaDB's and MySQL's).
+PASSWORD_PLUGINS = (None, "", "mysql_native_password", "mysql_old_password", "caching_sha2_password",
+                    "sha256_password")
+
+
+def any_host(host: str) -> bool:
+    """Whether an account's host pattern admits every client: ``%``, an empty host, patterns made of
+    wildcards only (``%.%``, ``%.%.%.%``) and the all-zero netmask (``0.0.0.0/0.0.0.0``)."""
+    if host == "" or ("%" in host and host.strip("%._") == ""):
+        return True
+    address, _, mask = host.partition("/")
+    return mask == "0.0.0.0" and bool(address)
+
+
+def no_password(account: dict[str, Any]) -> bool:
+    """An unlocked account with a password-based plugin and an empty authentication string."""
+    return bool(account["no_password"]) and not account["locked"] and account["plugin"] in PASSWORD_PLUGINS
 
 
 @cache
@@ -199,7 +216,7 @@ class SkipGrantTables(MySQLCheck):
 
 @checks.register("mysql.wildcard-host")
 class WildcardHost(MySQLCheck):
-    """Accounts that may log in from any host ('%').
+    """Accounts that may log in from any host ('%', '%.%', '0.0.0.0/0.0.0.0' and the like).
 
     Risk: a leaked password works from anywhere that reaches the port.
     Fix: name the application hosts or networks (``'app'@'10.0.2.%'``) instead of ``%``.
@@ -208,7 +225,7 @@ class WildcardHost(MySQLCheck):
     severity, vantage = Severity.HIGH, Vantage.INSIDE
 
     def run(self, target: MySQLTarget) -> Outcome:
-        wide = [a for a in target.accounts if a["host"] in ("%", "") and not a["locked"]]
+        wide = [a for a in target.accounts if any_host(str(a["host"])) and not a["locked"]]
         if wide:
             return failed(f"any host may log in as {_names(wide)}")
         return passed(f"{len(target.accounts)} accounts, none for any host")
@@ -234,17 +251,18 @@ class AnonymousAccount(MySQLCheck):
 
 @checks.register("mysql.empty-auth-string")
 class EmptyAuthString(MySQLCheck):
-    """Accounts with no password (empty authentication string, password-based plugin).
+    """Accounts with no password (empty authentication string, password-based plugin), at any host.
 
-    Risk: the account opens with an empty password from every host it is allowed.
+    Risk: the account opens with an empty password from every host it is allowed — for ``'%'``, from
+    anywhere that reaches the port. An outside probe cannot know such an account's name: this audit
+    is what finds it (and containment locks it once the store is exposed).
     Fix: give each a password, lock it (``ACCOUNT LOCK``), or switch it to ``unix_socket``.
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.INSIDE
 
     def run(self, target: MySQLTarget) -> Outcome:
-        empty = [a for a in target.accounts if a["no_password"] and not a["locked"]
-                 and a["plugin"] in (None, "", "mysql_native_password", "mysql_old_password")]
+        empty = [a for a in target.accounts if no_password(a)]
         if empty:
             return failed(f"no password: {_names(empty)}")
         return passed("every unlocked account has a password or socket authentication")

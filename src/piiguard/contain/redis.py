@@ -1,6 +1,12 @@
 """Redis: disable the ACL default user (what unauthenticated clients run as) and drop the clients
-connected as it. Undo restores the default user's exact previous rules. Needs the store's
-administrator credentials (ACL, CLIENT KILL)."""
+connected as it. Undo restores the default user's exact previous rules (selectors included), so
+``ACL LIST`` and ``CONFIG GET *`` read as before; the dropped connections are not brought back
+(clients reconnect). Needs the store's administrator credentials (ACL, CLIENT KILL).
+
+piiguard never disables the account it logs in with: when the store's user is ``default`` (or
+none), the plan is for a person — create an administrator ACL user, make it the store's user, and
+contain again — and says why.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +35,24 @@ class RedisContainment(Containment):
     def plan(self, store: Store, findings: Sequence[Finding], holdings: Holdings) -> Plan | None:
         if not self.triggered(findings):
             return None
+        if (store.user or "default") == "default":
+            return Plan("redis", store.name,
+                        steps=("piiguard logs in as the default user: disabling it would lock piiguard out, "
+                               "so it is left to a person",
+                               "ACL SETUSER <admin> on >long-random-password ~* &* +@all (a named administrator)",
+                               "make <admin> the store's user (user, password_env) and run containment again, "
+                               "or ACL SETUSER default off by hand"),
+                        undo=("ACL SETUSER default with its previous rules (ACL LIST before the change)",),
+                        verify=("redis.no-auth",), automatic=False)
         with _client(store) as client:
-            rules = next((r for r in client.acl_list() if str(r).startswith("user default ")), "user default off")
-        previous = str(rules).split()[2:]  # the rules after "user default"
+            rules = next((str(r) for r in client.acl_list() if str(r).startswith("user default ")),
+                         "user default off")
+        previous = rule_words(rules)[2:]  # the rules after "user default"
         return Plan("redis", store.name,
-                    steps=("ACL SETUSER default off", "CLIENT KILL USER default"),
+                    steps=("ACL SETUSER default off", "CLIENT KILL USER default",
+                           f"{store.user} (piiguard's own administrator) stays enabled"),
                     undo=(f"ACL SETUSER default reset {' '.join(_shown(previous))}",),
-                    verify=("redis.no-auth",), data={"previous_rules": previous})
+                    verify=("redis.no-auth",), data={"previous_rules": previous, "keeps": store.user})
 
     def apply(self, store: Store, plan: Plan) -> None:
         with _client(store) as client:
@@ -46,6 +63,20 @@ class RedisContainment(Containment):
         rules: list[Any] = list(plan.data["previous_rules"])
         with _client(store) as client:
             client.execute_command("ACL", "SETUSER", "default", "reset", *rules)
+
+
+def rule_words(rule: str) -> list[str]:
+    """An ACL LIST line as the arguments ACL SETUSER takes: words, except that a selector
+    (``(~keys +get)``, Redis 7) is one argument with its spaces."""
+    words: list[str] = []
+    depth = 0
+    for word in rule.split():
+        if depth:
+            words[-1] += " " + word
+        else:
+            words.append(word)
+        depth += word.count("(") - word.count(")")
+    return words
 
 
 def _shown(rules: list[str]) -> list[str]:

@@ -86,6 +86,7 @@ class Watcher:
         self.containor = containor
         self.stop = threading.Event()
         self.failed_deliveries = 0  # sends that failed since this watcher started (each is retried)
+        self._doors: dict[tuple[str, str], Finding] = {}  # last verdict of each open-door check per store
 
     def outside_ids(self) -> list[str]:
         """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
@@ -98,7 +99,14 @@ class Watcher:
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
-        exposed = exposure_state(self.stores, findings)
+        # Open-door checks that run only with the inside audits (password guessing, account audits)
+        # keep their last verdict between audits: a frequent cycle that did not run them must not
+        # close the window they opened.
+        ran = {(f.store, f.check) for f in findings}
+        remembered = [f for key, f in self._doors.items() if key not in ran]
+        self._doors.update({(f.store, f.check): f for f in findings
+                            if f.check in checks and checks.get(f.check).exposes})
+        exposed = exposure_state(self.stores, findings + remembered)
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
         follow_exposures(self.catalog)  # an exposure of a store holding PII opens an incident
         if self.containor is not None:
