@@ -69,7 +69,8 @@ PATH_ENGINES = {"sqlite", "files"}
 # Engine-specific store options (``options:`` in YAML, or URL parameters). For s3 the store's user is
 # the access key id (an identifier, not a secret) and the password the secret access key.
 OPTION_KEYS = {
-    "postgres": {"log_file"},  # the server log, read for incident evidence
+    # the server log, read for incident evidence, and how it is written (else asked of the server)
+    "postgres": {"log_file", "log_format", "log_line_prefix", "log_timezone"},
     "mysql": {"log_file"},  # the server_audit plugin's log, read for incident evidence
     "clickhouse": {"tcp_port", "config_dir"},
     "opensearch": {"tls", "cafile"},
