@@ -131,6 +131,7 @@ def test_clickhouse_default_user_gets_a_generated_password_and_undo_removes_it(t
             assert action["status"] == "verified", action["note"]
             secret = Path(action["plan"]["data"]["secret_file"])
             assert secret.stat().st_mode & 0o077 == 0 and secret.read_text() not in str(action)
+            assert "piiguard logs in as default too" in " ".join(action["plan"]["steps"])  # its own login changes
             Containor(cat).undo(action["id"], store)
         (finding,) = check_store(store, timeout=2, only=["clickhouse.default-no-password"])
         assert finding.status is Status.FAIL  # as it was before containment

@@ -182,13 +182,16 @@ def test_watch_once_exits_1_when_a_delivery_failed(cache: Server, listener: List
     listener.failing = True
     try:
         run = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)  # no new alert
         listener.failing = False
         ok = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
     finally:
         close_down(cache)
     assert run.returncode == 1, run.stderr
     assert "delivery" in run.stderr and "hook-secret-123" not in run.stderr + run.stdout
-    assert ok.returncode == 0, ok.stderr  # nothing new to say, nothing due yet: clean
+    assert again.returncode == 1, again.stderr  # the queued alert is retried at once, and fails again
+    assert ok.returncode == 0, ok.stderr
+    assert listener.events("redis.no-auth") == ["opened"]  # delivered once, by the run that could
 
 
 def test_a_window_opened_by_an_inside_cycle_probe_survives_frequent_cycles(

@@ -77,7 +77,7 @@ def watch(
             serve(metrics, metrics_host, metrics_port)
         if once:
             watcher.cycle(inside=True)
-            watcher.deliver()
+            watcher.deliver(overdue_too=True)  # each --once run is a retry: nothing waits for a backoff
             if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean
                 raise DeliveryFailed(f"{watcher.failed_deliveries} alert delivery(ies) failed; they stay queued",
                                      hint="check the sinks (see the log lines above); the next watch retries them")

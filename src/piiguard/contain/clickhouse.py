@@ -2,7 +2,8 @@
 ``users.d`` (``options.config_dir``), then ``SYSTEM RELOAD CONFIG``. The password is written to a
 0600 file in piiguard's data directory and the plan keeps only that file's path (a reference, never
 the secret). Undo removes the override (piiguard's own file; nothing of the server's is changed or
-deleted) and reloads. Needs write access to ``users.d`` on this host.
+deleted) and reloads. Needs write access to ``users.d`` on this host. When piiguard itself logs in
+as default, the plan says that its own login changes with it, and where the new password is.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ class ClickHouseContainment(Containment):
             return None
         path = _override(store)
         secret = Path(user_data_dir("piiguard")) / "secrets" / f"clickhouse-{store.name.replace('/', '_')}-default"
+        own = () if (store.user or "default") != "default" else (
+            f"piiguard logs in as default too: until undo, its inside checks need the generated password "
+            f"(point the store's password_file at {secret}); undo and SYSTEM RELOAD CONFIG use it already",)
         return Plan("clickhouse", store.name,
                     steps=(f"write {path}: user default gets a generated password (kept in {secret})",
-                           "SYSTEM RELOAD CONFIG"),
+                           "SYSTEM RELOAD CONFIG", *own),
                     undo=(f"remove {path}", "SYSTEM RELOAD CONFIG"), verify=("clickhouse.default-no-password",),
                     data={"path": str(path), "secret_file": str(secret)})
 

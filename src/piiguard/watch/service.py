@@ -114,13 +114,15 @@ class Watcher:
         self.metrics.cycle(findings, time.monotonic() - started, self.catalog.open_exposures())
         return queued
 
-    def deliver(self) -> int:
-        """Send what each sink has not received yet and is due; returns how many were delivered.
-        A failed send is recorded for retry, counted (:attr:`failed_deliveries` and the metric
-        ``piiguard_alert_delivery_failures_total{sink=…}``) and logged by sink id and error type only."""
+    def deliver(self, *, overdue_too: bool = False) -> int:
+        """Send what each sink has not received yet and is due (with ``overdue_too``, everything not
+        yet received, backoff or not: ``watch --once`` is its own retry schedule); returns how many
+        were delivered. A failed send is recorded for retry, counted (:attr:`failed_deliveries` and
+        the metric ``piiguard_alert_delivery_failures_total{sink=…}``) and logged by sink id and error
+        type only."""
         sent = 0
         for sink_id, sink in self.sinks.items():
-            for key, payload, attempts in self.catalog.pending(sink_id):
+            for key, payload, attempts in self.catalog.pending(sink_id, "9999" if overdue_too else None):
                 try:
                     sink.send(payload)
                 except Exception as exc:  # any sink failure is recorded and retried, never fatal
