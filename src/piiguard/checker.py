@@ -17,7 +17,7 @@ from datetime import date
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
-from piiguard.checks.base import Outcome, checks, targets
+from piiguard.checks.base import Outcome, Unsupported, checks, targets
 from piiguard.config import Config
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Finding, Severity, Status, Store, Vantage
@@ -67,6 +67,8 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
             else:
                 try:
                     outcome = cls().run(target)
+                except Unsupported as exc:  # the variant lacks the API: decided, not an error
+                    outcome = Outcome(Status.NOT_APPLICABLE, _reason(exc))
                 except StoreUnreachable as exc:
                     unreachable = exc
                     outcome = Outcome(Status.ERROR, _reason(exc))

@@ -19,7 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, Unsupported, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -99,7 +99,14 @@ class RedisTarget(Target):
         return [str(rule) for rule in self.session.acl_list()]
 
     def allowed(self, user: str, *command: str) -> bool:
-        reply: Any = self.session.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+        try:
+            reply: Any = self.session.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            # Redis < 7 (and some forks) have no ACL DRYRUN; Redis's own error words are not localised
+            if "unknown subcommand" in str(exc).lower() or "unknown command" in str(exc).lower():
+                raise Unsupported(self.store.name, "the server has no ACL DRYRUN (Redis 7+) to test permissions "
+                                  "without running them") from exc
+            raise
         return str(reply) == "OK"
 
 

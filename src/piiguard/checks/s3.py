@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, not_applicable, passed, targets
+from piiguard.checks.base import Check, Outcome, Target, Unsupported, checks, failed, not_applicable, passed, targets
 from piiguard.connectors.s3 import client
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -46,6 +46,8 @@ class S3Target(Target):
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
                 raise AuthenticationFailed(self.store.name, f"{operation} refused ({code})",
                                            hint="check the store's access key id and secret reference") from exc
+            if code in ("NotImplemented", "NotImplementedError"):
+                raise Unsupported(self.store.name, f"the server does not implement {operation}") from exc
             raise
         except BotoCoreError as exc:
             raise StoreUnreachable(self.store.name, f"{operation} failed ({type(exc).__name__})") from exc
@@ -160,11 +162,9 @@ class NoAccessLogging(S3Check):
         for bucket in target.buckets:
             try:
                 reply = target.call("get_bucket_logging", Bucket=bucket)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "NotImplemented":
-                    return not_applicable("the server does not implement bucket logging (GetBucketLogging); "
-                                          "its access log, if any, is server-side")
-                raise
+            except Unsupported:
+                return not_applicable("the server does not implement bucket logging (GetBucketLogging); "
+                                      "its access log, if any, is server-side")
             if not reply.get("LoggingEnabled"):
                 off.append(bucket)
         if off:
