@@ -53,3 +53,24 @@ def test_passwordless_accounts_at_any_host_are_flagged(server: Server, monkeypat
     finally:
         sql(server, "DROP USER IF EXISTS 'legacy'@'%'", "DROP USER IF EXISTS 'etl'@'%.%'",
             "DROP USER IF EXISTS 'batch'@'10.1.%'")
+
+
+def test_mysql_user_table_gives_the_same_accounts(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MySQL has no mysql.global_priv: the mysql.user reading (also a view on MariaDB) finds the same
+    password-less account with its host."""
+    from piiguard.checks.mysql import MySQLTarget
+
+    monkeypatch.setenv(PW, PASSWORD)
+    sql(server, "CREATE USER 'legacy'@'%'")
+    target = MySQLTarget(Store("shop", "mysql", host="127.0.0.1", port=server.port, user="root", password_env=PW),
+                         timeout=3)
+    try:
+        from_user = {(str(u), str(h)): (bool(n), bool(lk)) for u, h, _p, n, lk in target.user_table_accounts()}
+        from_priv = {(a["user"], a["host"]): (bool(a["no_password"]), bool(a["locked"])) for a in target.accounts}
+    finally:
+        target.close()
+        sql(server, "DROP USER IF EXISTS 'legacy'@'%'")
+    assert from_user[("legacy", "%")] == (True, False)
+    # MariaDB's mysql.user view has no account_locked: the locked system account reads as unlocked there
+    assert {k: v for k, v in from_user.items() if k[0] != "mariadb.sys"} == \
+        {k: v for k, v in from_priv.items() if k[0] != "mariadb.sys"}

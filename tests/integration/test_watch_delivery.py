@@ -14,13 +14,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import Listener, Mailbox
 from servers import PASSWORD, REDIS_ADMIN, Server, free_port, redis_admin
 
 from piiguard.catalog import Catalog
-from piiguard.errors import ConfigError
+from piiguard.errors import ConfigError, DeliveryFailed
 from piiguard.model import Store
 from piiguard.watch.service import Watcher
 from piiguard.watch.sinks import Email, Syslog, Webhook
@@ -214,3 +215,26 @@ def test_a_window_opened_by_an_inside_cycle_probe_survives_frequent_cycles(
             assert cat.exposures("cache")[0].closed_at is not None
     finally:
         close_down(cache)
+
+
+def test_smtp_that_refuses_one_recipient_is_a_failed_delivery() -> None:
+    """smtplib returns partial refusals instead of raising: one recipient not reached is a failure."""
+    from aiosmtpd.controller import Controller
+
+    class PickyMailbox(Mailbox):
+        async def handle_RCPT(self, server: object, session: object, envelope: Any, address: str,
+                              options: object) -> str:
+            if address.startswith("gone@"):
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    box, port = PickyMailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with pytest.raises(DeliveryFailed, match="1 of 2 recipient"):
+            Email("127.0.0.1", port, "piiguard@localhost", ["oncall@localhost", "gone@localhost"]).send(ALERT)
+    finally:
+        controller.stop()
+    assert len(box.messages) == 1  # the other recipient got it; the failure is still reported

@@ -26,7 +26,7 @@ from piiguard.model import Severity, Vantage
 
 DEFAULT_PASSWORDS = ("root", "password", "mysql", "admin", "123456")  # a small, documented list
 CLIENT_SSL = 0x0800
-ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED = 1045, 3159, 4151
+ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED, ER_NO_SUCH_TABLE = 1045, 3159, 4151, 1146
 TLS_OPTIONAL = {"check_hostname": False, "verify_mode": False}
 ADMIN_USERS = ("root", "mariadb.sys")
 ANY_NAME = "piiguard-no-such-user"
@@ -119,14 +119,32 @@ class MySQLTarget(Target):
 
     @cached_property
     def accounts(self) -> list[dict[str, Any]]:
-        """Login accounts (roles excluded): user, host, plugin, empty password, locked."""
-        rows = self.rows(
-            "SELECT user, host, JSON_VALUE(priv, '$.plugin'), "
-            "COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') = '', "
-            "COALESCE(JSON_VALUE(priv, '$.account_locked'), 'false') IN ('true', '1') "
-            "FROM mysql.global_priv WHERE COALESCE(JSON_VALUE(priv, '$.is_role'), 'false') NOT IN ('true', '1')")
+        """Login accounts (roles excluded): user, host, plugin, empty password, locked. MariaDB 10.4+
+        keeps them in ``mysql.global_priv``; MySQL (and older MariaDB) in ``mysql.user``."""
+        try:
+            rows = self.rows(
+                "SELECT user, host, JSON_VALUE(priv, '$.plugin'), "
+                "COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') = '', "
+                "COALESCE(JSON_VALUE(priv, '$.account_locked'), 'false') IN ('true', '1') "
+                "FROM mysql.global_priv WHERE COALESCE(JSON_VALUE(priv, '$.is_role'), 'false') NOT IN ('true', '1')")
+        except pymysql.err.ProgrammingError as exc:
+            if not exc.args or exc.args[0] != ER_NO_SUCH_TABLE:
+                raise
+            rows = self.user_table_accounts()
         keys = ("user", "host", "plugin", "no_password", "locked")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def user_table_accounts(self) -> list[tuple[Any, ...]]:
+        """The same rows from ``mysql.user`` (MySQL 5.7/8, MariaDB < 10.4), whose columns differ by
+        version: read from information_schema first. MySQL's roles are locked accounts there, so the
+        checks, which skip locked accounts, skip them too; MariaDB marks them ``is_role``."""
+        columns = {str(c).lower() for (c,) in self.rows(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user'")}
+        secret = "authentication_string" if "authentication_string" in columns else "password"
+        plugin = "plugin" if "plugin" in columns else "''"
+        locked = "account_locked = 'Y'" if "account_locked" in columns else "FALSE"
+        roles = " WHERE is_role <> 'Y'" if "is_role" in columns else ""
+        return self.rows(f"SELECT user, host, {plugin}, COALESCE({secret}, '') = '', {locked} FROM mysql.user{roles}")
 
 
 

@@ -133,7 +133,10 @@ class Email(AlertSink):
                     raise DeliveryFailed(f"smtp {self.host}:{self.port}: the connection is not encrypted",
                                          hint="the login was not sent; enable STARTTLS on the server")
                 smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
+            refused = smtp.send_message(message)  # smtplib raises only when every recipient is refused
+            if refused:
+                raise DeliveryFailed(f"smtp {self.host}:{self.port}: {len(refused)} of {len(self.recipients)} "
+                                     "recipient(s) refused", hint="check the alert's recipients")
 
 
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
