@@ -115,3 +115,21 @@ def test_mariadb_keeps_piiguards_own_login(tmp_path: Path, monkeypatch: pytest.M
             assert all(locked in (None, "false", "0") for _u, _h, locked in cur.fetchall())
     finally:
         stop_mariadb(server)
+
+
+def test_clickhouse_override_that_piiguard_did_not_write_is_never_replaced_or_removed(tmp_path: Path) -> None:
+    from piiguard.contain.base import Plan
+    from piiguard.contain.clickhouse import OVERRIDE, ClickHouseContainment
+    from piiguard.errors import StoreError
+
+    (tmp_path / "users.d").mkdir()
+    theirs = tmp_path / "users.d" / OVERRIDE
+    theirs.write_text("<yandex><users><analyst/></users></yandex>\n")  # an operator's file of that name
+    store = Store("olap", "clickhouse", host="127.0.0.1", port=1, options={"config_dir": str(tmp_path)})
+    plan = Plan("clickhouse", "olap", steps=(), undo=(), verify=(),
+                data={"path": str(theirs), "secret_file": str(tmp_path / "secret")})
+    for action in (ClickHouseContainment().apply, ClickHouseContainment().undo):
+        with pytest.raises(StoreError, match=r"piiguard did not write it|no longer the file piiguard wrote"):
+            action(store, plan)
+        assert theirs.read_text() == "<yandex><users><analyst/></users></yandex>\n"
+    assert not (tmp_path / "secret").exists()  # refused before anything was generated

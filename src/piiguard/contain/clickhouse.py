@@ -24,7 +24,9 @@ from piiguard.errors import StoreError
 from piiguard.model import Finding, Store
 
 OVERRIDE = "zz-piiguard-containment.xml"
-CLOSED = """<yandex>
+MARKER = "<!-- written by piiguard containment: piiguard contain undo removes it -->"
+CLOSED = MARKER + """
+<yandex>
   <users>
     <default>
       <password remove="remove"></password>
@@ -78,17 +80,32 @@ class ClickHouseContainment(Containment):
         raise StoreError(store.name, "SYSTEM RELOAD CONFIG was refused", hint="reload the server's configuration")
 
     def apply(self, store: Store, plan: Plan) -> None:
+        path = Path(plan.data["path"])
+        if path.exists() and not _ours(path):
+            raise StoreError(store.name, f"{path.name} exists in users.d and piiguard did not write it",
+                             hint="piiguard replaces only its own files: rename that file, then contain again")
         secret_file = Path(plan.data["secret_file"])
         if not secret_file.exists():  # idempotent: a second apply keeps the first password
             secret_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             secret_file.touch(mode=0o600)
             secret_file.write_text(secrets.token_urlsafe(24))
         digest = hashlib.sha256(secret_file.read_text().encode()).hexdigest()
-        path = Path(plan.data["path"])
         path.parent.mkdir(exist_ok=True)
         path.write_text(CLOSED.format(digest=digest))
         self._reload(store, plan)
 
     def undo(self, store: Store, plan: Plan) -> None:
-        Path(plan.data["path"]).unlink(missing_ok=True)
+        path = Path(plan.data["path"])
+        if path.exists() and not _ours(path):
+            raise StoreError(store.name, f"{path.name} in users.d is no longer the file piiguard wrote",
+                             hint="it was left in place; remove the override by hand if it should go")
+        path.unlink(missing_ok=True)
         self._reload(store, plan)
+
+
+def _ours(path: Path) -> bool:
+    """Whether piiguard wrote this override (its first line is piiguard's marker)."""
+    try:
+        return path.read_text().startswith(MARKER)
+    except OSError:
+        return False
