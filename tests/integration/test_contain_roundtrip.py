@@ -72,6 +72,28 @@ def test_redis_contain_and_undo_round_trip(own_redis: Server, tmp_path: Path, mo
     admin(own_redis).execute_command("ACL", "SETUSER", "default", "reset", "off")
 
 
+def test_redis_undo_leaves_a_later_change_alone(own_redis: Server, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from piiguard.errors import StoreError
+
+    monkeypatch.setenv(PW, PASSWORD)
+    admin(own_redis).execute_command("ACL", "SETUSER", "default", *OPEN_DEFAULT)
+    store = Store("cache", "redis", host="127.0.0.1", port=own_redis.port, user=REDIS_ADMIN, password_env=PW)
+    try:
+        with Catalog(tmp_path / "c.db") as cat:
+            containor = Containor(cat, mode="auto", timeout=2)
+            Watcher([store], cat, [], timeout=2, containor=containor).cycle(inside=False)
+            (action,) = cat.containments("cache")
+            # the operator fixes it properly meanwhile: a password instead of nopass
+            admin(own_redis).execute_command("ACL", "SETUSER", "default", "on", "resetpass", ">a-long-new-secret")
+            fixed = state(own_redis)
+            with pytest.raises(StoreError, match="changed after containment"):
+                containor.undo(action["id"], store)
+        assert state(own_redis) == fixed
+    finally:
+        admin(own_redis).execute_command("ACL", "SETUSER", "default", "reset", "off")
+
+
 def test_redis_store_logged_in_as_default_gets_a_plan_for_a_person(own_redis: Server, tmp_path: Path) -> None:
     admin(own_redis).execute_command("ACL", "SETUSER", "default", "reset", "on", "nopass", "~*", "&*", "+@all")
     store = Store("cache", "redis", host="127.0.0.1", port=own_redis.port)  # piiguard runs as default

@@ -17,6 +17,7 @@ import redis
 
 from piiguard.checks.redis import RedisTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
+from piiguard.errors import StoreError
 from piiguard.model import Finding, Store
 
 
@@ -61,7 +62,15 @@ class RedisContainment(Containment):
 
     def undo(self, store: Store, plan: Plan) -> None:
         rules: list[Any] = list(plan.data["previous_rules"])
+        # What apply left: the same rules, switched off. Anything else is someone's later change,
+        # which undo must not overwrite.
+        contained = ["off" if r == "on" else r for r in rules]
         with _client(store) as client:
+            now = next((str(r) for r in client.acl_list() if str(r).startswith("user default ")), "")
+            if rule_words(now)[2:] not in (contained, rules):
+                raise StoreError(store.name, "the default user was changed after containment; undo would "
+                                 "overwrite that change", hint="compare ACL GETUSER default with the plan's undo "
+                                 "step and restore it by hand if it should go back")
             client.execute_command("ACL", "SETUSER", "default", "reset", *rules)
 
 
