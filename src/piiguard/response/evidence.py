@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import ipaddress
 import re
 from abc import ABC, abstractmethod
@@ -95,7 +94,7 @@ class PostgresLog(Collector):
     ``log_timezone``, ``log_format``) or else from the server itself (``pg_settings``, read-only)."""
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
-        from piiguard.response.pglog import received_host, records, sniff
+        from piiguard.response.pglog import csv_rows, received_host, records, sniff
 
         path = store.options.get("log_file")
         if not path:
@@ -120,7 +119,7 @@ class PostgresLog(Collector):
                 ev.addresses.setdefault(host, classify_address(store, host))
             if record.message.startswith("AUDIT: "):
                 audit = True
-                row = next(csv.reader(io.StringIO(record.message[len("AUDIT: "):])), [])
+                row = next(csv_rows(record.message[len("AUDIT: "):]), [])
                 who = host or hosts.get(record.pid, "local socket")
                 if len(row) > 7 and row[3] == "READ" and ev.addresses.get(who) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does

@@ -168,8 +168,20 @@ def _host_of(remote: str) -> str:
     return "" if remote in ("", "[local]") else remote.split("(", 1)[0]
 
 
+def csv_rows(text: str) -> Iterator[list[str]]:
+    """CSV rows, skipping the malformed ones instead of stopping (clients write parts of a log)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for _ in range(text.count("\n") + text.count("\r") + 2):  # a row per line at most; the reader moves on
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            continue
+
+
 def _csv_records(text: str, tz: tzinfo) -> Iterator[Record]:
-    for row in csv.reader(io.StringIO(text)):
+    for row in csv_rows(text):
         if len(row) <= CSV_MESSAGE:
             continue
         at = parse_time(row[CSV_TIME], tz)
