@@ -155,3 +155,18 @@ def test_clickhouse_override_that_piiguard_did_not_write_is_never_replaced_or_re
             action(store, plan)
         assert theirs.read_text() == "<yandex><users><analyst/></users></yandex>\n"
     assert not (tmp_path / "secret").exists()  # refused before anything was generated
+
+
+def test_redis_acl_user_with_password123_is_flagged_without_the_password(own_redis: Server,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PW, PASSWORD)
+    store = Store("cache", "redis", host="127.0.0.1", port=own_redis.port, user=REDIS_ADMIN, password_env=PW)
+    admin(own_redis).execute_command("ACL", "SETUSER", "reporting", "on", ">password123", "~report:*", "+get")
+    try:
+        (weak,) = check_store(store, timeout=2, only=["redis.acl-weak-password"])
+        admin(own_redis).execute_command("ACL", "SETUSER", "reporting", "off")  # a disabled user opens nothing
+        (off,) = check_store(store, timeout=2, only=["redis.acl-weak-password"])
+    finally:
+        admin(own_redis).execute_command("ACL", "DELUSER", "reporting")
+    assert weak.status is Status.FAIL and "reporting" in weak.evidence and "password123" not in weak.evidence
+    assert off.status is Status.PASS
