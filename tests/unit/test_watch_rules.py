@@ -113,3 +113,21 @@ def test_a_failure_stays_open_through_errors_and_not_applicable() -> None:
                          d(f("e", Status.NOT_APPLICABLE), Status.FAIL, Status.FAIL, 4),
                          d(f("g", Status.FAIL), Status.ERROR, None, 5)])
     assert [(a.check, a.event) for a in alerts] == [("b", "resolved"), ("c", "opened"), ("g", "opened")]
+
+
+def test_an_error_or_a_skipped_audit_neither_opens_nor_closes_a_window() -> None:
+    from piiguard import plugins
+    from piiguard.watch.service import with_last_verdicts
+
+    plugins.load()
+    stores = [Store("db", "mysql")]
+    doors: dict[tuple[str, str], Finding] = {}
+    first = [f("mysql.empty-password", Status.FAIL, store="db"), f("mysql.default-password", Status.PASS, store="db")]
+    assert exposure_state(stores, with_last_verdicts(first, doors))["db"] is not None  # open
+    erring = [f("mysql.empty-password", Status.ERROR, store="db"), f("mysql.default-password", Status.PASS, store="db")]
+    assert exposure_state(stores, with_last_verdicts(erring, doors))["db"] is not None  # still open: proves nothing
+    frequent = [f("mysql.empty-password", Status.PASS, store="db")]  # default-password runs with audits only
+    assert exposure_state(stores, with_last_verdicts(frequent, doors))["db"] is None  # closed by a pass
+    weak = [f("mysql.default-password", Status.FAIL, store="db"), f("mysql.empty-password", Status.PASS, store="db")]
+    assert exposure_state(stores, with_last_verdicts(weak, doors))["db"] is not None
+    assert exposure_state(stores, with_last_verdicts(frequent, doors))["db"] is not None  # audit's fail remembered

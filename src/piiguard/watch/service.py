@@ -74,6 +74,20 @@ def exposure_state(stores: Sequence[Store], findings: Sequence[Finding]) -> dict
     return out
 
 
+def with_last_verdicts(findings: list[Finding], doors: dict[tuple[str, str], Finding]) -> list[Finding]:
+    """The findings an exposure is decided on. An open-door check that did not decide this cycle —
+    it errored, or it runs only with the inside audits (password guessing) and this cycle had none —
+    counts with its last pass or fail, remembered in ``doors`` (updated here): an error or a
+    frequent cycle neither opens nor closes a window."""
+    def door(f: Finding) -> bool:
+        return f.check in checks and checks.get(f.check).exposes
+
+    decided = {(f.store, f.check): f for f in findings if door(f) and f.status.decided}
+    doors.update(decided)
+    kept = [f for f in findings if not door(f) or f.status.decided]
+    return kept + [f for key, f in doors.items() if key not in decided]
+
+
 class Watcher:
     """Watches stores; ``cycle`` runs one round (``--once``), ``run`` loops until stopped."""
 
@@ -86,7 +100,7 @@ class Watcher:
         self.containor = containor
         self.stop = threading.Event()
         self.failed_deliveries = 0  # sends that failed since this watcher started (each is retried)
-        self._doors: dict[tuple[str, str], Finding] = {}  # last verdict of each open-door check per store
+        self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
 
     def outside_ids(self) -> list[str]:
         """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
@@ -99,14 +113,7 @@ class Watcher:
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
-        # Open-door checks that run only with the inside audits (password guessing, account audits)
-        # keep their last verdict between audits: a frequent cycle that did not run them must not
-        # close the window they opened.
-        ran = {(f.store, f.check) for f in findings}
-        remembered = [f for key, f in self._doors.items() if key not in ran]
-        self._doors.update({(f.store, f.check): f for f in findings
-                            if f.check in checks and checks.get(f.check).exposes})
-        exposed = exposure_state(self.stores, findings + remembered)
+        exposed = exposure_state(self.stores, with_last_verdicts(findings, self._doors))
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
         follow_exposures(self.catalog)  # an exposure of a store holding PII opens an incident
         if self.containor is not None:
