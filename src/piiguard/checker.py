@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
-from piiguard.checks.base import Outcome, checks, targets
+from piiguard.checks.base import Outcome, Unsupported, checks, targets
 from piiguard.config import Config
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Finding, Severity, Status, Store, Vantage
@@ -67,6 +67,8 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
             else:
                 try:
                     outcome = cls().run(target)
+                except Unsupported as exc:  # the variant lacks the API: decided, not an error
+                    outcome = Outcome(Status.NOT_APPLICABLE, _reason(exc))
                 except StoreUnreachable as exc:
                     unreachable = exc
                     outcome = Outcome(Status.ERROR, _reason(exc))
@@ -106,26 +108,12 @@ def with_data_context(findings: list[Finding], catalog: Catalog | None) -> list[
     return out
 
 
-def expired_copies(catalog: Catalog, stores: Sequence[Store]) -> list[Finding]:
-    """A registered copy past its expiry that still exists on a checked store is a finding."""
-    from piiguard.masking.targets import writers
+def expired_copies(catalog: Catalog, stores: Sequence[Store], *, timeout: float = 5.0) -> list[Finding]:
+    """``copy.expired`` on the stores that are registered copies' targets (one registry read per run)."""
+    from piiguard.checks.copies import CopyExpired
 
-    due = catalog.copies(status="active", expired_before=datetime.now(UTC).date().isoformat())
-    out = []
-    for store in stores if due else ():
-        for c in due:
-            if c["target_store"] != store.name or store.engine not in writers:
-                continue
-            try:
-                still = writers.get(store.engine)(store, c["target_collection"], timeout=5).exists()
-            except StoreError:
-                continue  # unreachable: the store's own checks say so
-            if still:
-                out.append(Finding("copy.expired", store.name, Status.FAIL, Severity.HIGH, Vantage.INSIDE,
-                                   "A registered copy is past its expiry and still exists",
-                                   f"copy {c['id']} ({c['target_collection']}, owner {c['owner']}) expired "
-                                   f"{c['expires']}: run `piiguard copies expire`"))
-    return out
+    copies = catalog.copies() if stores else []
+    return CopyExpired.evaluate(copies, stores, timeout=timeout) if copies else []
 
 
 def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = None,
@@ -147,10 +135,13 @@ def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = 
 
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(stores)))) as pool:
         per_store = list(pool.map(one, stores))
-    findings = policy.apply([f for fs in per_store for f in fs], date.today())
+    found = [f for fs in per_store for f in fs]
+    if catalog is not None and (not only or "copy.expired" in only):
+        # a registered check like the rest: skip rules, severity overrides and waivers apply to it
+        found += expired_copies(catalog, [s for s in stores if policy.applicable(s, ["copy.expired"])],
+                                timeout=timeout)
+    findings = policy.apply(found, date.today())
     findings = with_data_context(findings, catalog)
-    if catalog is not None:
-        findings += expired_copies(catalog, stores)
     if catalog is not None and record:
         catalog.record_findings(findings)
     return CheckRun(tuple(findings))

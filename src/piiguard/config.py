@@ -69,7 +69,8 @@ PATH_ENGINES = {"sqlite", "files"}
 # Engine-specific store options (``options:`` in YAML, or URL parameters). For s3 the store's user is
 # the access key id (an identifier, not a secret) and the password the secret access key.
 OPTION_KEYS = {
-    "postgres": {"log_file"},  # the server log, read for incident evidence
+    # the server log, read for incident evidence, and how it is written (else asked of the server)
+    "postgres": {"log_file", "log_format", "log_line_prefix", "log_timezone"},
     "mysql": {"log_file"},  # the server_audit plugin's log, read for incident evidence
     "clickhouse": {"tcp_port", "config_dir"},
     "opensearch": {"tls", "cafile"},
@@ -89,7 +90,7 @@ TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "re
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
     "webhook": {"webhook", "webhook_env", "slack"},
-    "smtp": {"smtp", "port", "to", "from", "starttls", "user", "password_env", "cafile"},
+    "smtp": {"smtp", "port", "to", "from", "starttls", "smtps", "user", "password_env", "cafile"},
     "syslog": {"syslog"},
     "stdout": {"stdout"},
 }
@@ -393,6 +394,8 @@ def _parse_alerts(raw: Any, problems: _Problems) -> tuple[Mapping[str, Any], ...
         _unknown_keys(item, ALERT_KEYS[kind], path, problems)
         if kind == "smtp" and not (isinstance(item.get("to"), list) and item["to"]):
             problems.add(f"{path}.to", "required: a list of recipients")
+        if kind == "smtp" and item.get("user") and not (item.get("starttls") or item.get("smtps")):
+            problems.add(f"{path}.user", "a login needs TLS: set starttls: true (or smtps: true)")
         if kind == "syslog" and not str(item.get("syslog", "")).startswith(("udp://", "tcp://")):
             problems.add(f"{path}.syslog", "expected udp://host:port or tcp://host:port")
         if "webhook" in item and not str(item["webhook"]).startswith(("http://", "https://")):

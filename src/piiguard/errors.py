@@ -8,6 +8,7 @@
     ├── PluginError (1)           a registry refused a plugin (duplicate name, wrong base class)
     ├── CatalogError (1)          the catalog file cannot be opened or migrated
     ├── CopyRefused (3)           a copy's target fails a blocking check (and no risk was accepted)
+    ├── DeliveryFailed (1)        an alert sink did not receive an alert (it stays queued for retry)
     └── StoreError (1)            a store failed; names the store (and collection), carries a hint
         ├── StoreUnreachable      connection refused, DNS, timeout
         ├── AuthenticationFailed  wrong or missing credentials
@@ -62,6 +63,10 @@ class CopyRefused(PiiguardError):
 
 class CatalogError(PiiguardError):
     pass
+
+
+class DeliveryFailed(PiiguardError):
+    """An alert could not be delivered; the message names the sinks (their ids hold no secret)."""
 
 
 class StoreError(PiiguardError):

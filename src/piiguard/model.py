@@ -186,6 +186,14 @@ class Status(enum.Enum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"  # the check could not decide (unreachable, refused, garbage): never silently a pass
+    # The protocol does not exist on this engine variant (FerretDB has no bind setting of its own, an S3
+    # gateway has no logging API): decided, with its reason, and never counted as a failure.
+    NOT_APPLICABLE = "not-applicable"
+
+    @property
+    def decided(self) -> bool:
+        """Whether the store was held to the protocol (pass or fail): errors and not-applicable prove neither."""
+        return self in (Status.PASS, Status.FAIL)
 
 
 @dataclass(frozen=True)
@@ -207,12 +215,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class Transition:
-    """A finding whose status changed (``before`` is None the first time a check runs on a store)."""
+    """A finding whose status changed (``before`` is None the first time a check runs on a store).
+    ``decided`` is the last pass or fail before this change (errors and not-applicable skipped), so
+    fail → error → fail is seen as one failure that never ended."""
 
     event_id: int
     finding: Finding
     before: Status | None
     at: str
+    decided: Status | None = None
 
 
 @dataclass(frozen=True)

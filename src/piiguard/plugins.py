@@ -26,6 +26,7 @@ BUILTIN = (
     "piiguard.connectors.s3",
     "piiguard.classify.builtin",
     "piiguard.checks.clickhouse",
+    "piiguard.checks.copies",
     "piiguard.checks.mongodb",
     "piiguard.checks.mysql",
     "piiguard.checks.network",

@@ -58,7 +58,9 @@ Variant = Callable[[Server], object]
 VARIANTS: list[tuple[str, Variant, set[str]]] = [
     ("redis.no-auth", acl("default", "reset", "on", "nopass", "-@all", "+info"),
      {"redis.no-auth", "redis.default-user-nopass"}),
-    ("redis.weak-password", acl("default", "reset", "on", ">foobared", "-@all", "+info"), {"redis.weak-password"}),
+    ("redis.weak-password", acl("default", "reset", "on", ">foobared", "-@all", "+info"),
+     {"redis.weak-password", "redis.acl-weak-password"}),
+    ("redis.acl-weak-password", acl("app", ">password123"), {"redis.acl-weak-password"}),
     ("redis.default-user-nopass", acl("default", "reset", "on", "nopass", "-@all"), {"redis.default-user-nopass"}),
     ("redis.protected-mode-off", lambda s: (admin(s).config_set("bind", "0.0.0.0"),
                                             admin(s).config_set("protected-mode", "no")),

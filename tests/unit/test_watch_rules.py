@@ -53,7 +53,7 @@ def test_alert_sinks_from_yaml_with_secrets_by_reference(monkeypatch: object) ->
 
     cfg = parse_config({"alerts": [{"webhook_env": "HOOK", "slack": True},
                                    {"smtp": "mail", "port": 2525, "to": ["oncall@example.com"],
-                                    "password_env": "SMTP_PW", "user": "piiguard"},
+                                    "password_env": "SMTP_PW", "user": "piiguard", "starttls": True},
                                    {"syslog": "tcp://logs:601"}, {"stdout": True}]})
     mp = pytest.MonkeyPatch()
     mp.setenv("HOOK", "https://hooks.example.com/services/T0/B0/token")
@@ -66,8 +66,10 @@ def test_alert_sinks_from_yaml_with_secrets_by_reference(monkeypatch: object) ->
     assert isinstance(mail, Email) and (mail.port, mail.password) == (2525, "pw")
     assert isinstance(log, Syslog) and log.transport == "tcp" and isinstance(out, JsonLines)
     with pytest.raises(ConfigError) as err:
-        parse_config({"alerts": [{"webhook": "ftp://x"}, {"smtp": "mail"}, {"pager": 1}, {"syslog": "x"}]})
+        parse_config({"alerts": [{"webhook": "ftp://x"}, {"smtp": "mail"}, {"pager": 1}, {"syslog": "x"},
+                                 {"smtp": "mail", "to": ["a@example.com"], "user": "u", "password_env": "P"}]})
     text = "\n".join(err.value.problems)
+    assert "alerts[4].user: a login needs TLS" in text
     assert "alerts[0].webhook" in text and "alerts[1].to: required" in text and "alerts[2]: expected exactly one" in text
     assert "alerts[3].syslog" in text
 
@@ -98,3 +100,34 @@ def test_watch_rescans_what_it_can_read_on_its_slow_schedule(tmp_path: object) -
             watcher.stop.set()
             loop.join(10)
         assert cat.data_context("app") == (("email",), 50)
+
+
+def test_a_failure_stays_open_through_errors_and_not_applicable() -> None:
+    """fail → error → fail is one opened alert; fail → error → pass resolves once; n/a proves nothing."""
+    def d(finding: Finding, before: Status, decided: Status | None, event_id: int) -> Transition:
+        return Transition(event_id, finding, before, "2026-11-25T20:00:00+00:00", decided)
+
+    alerts = alerts_for([d(f("a", Status.FAIL), Status.ERROR, Status.FAIL, 1),
+                         d(f("b", Status.PASS), Status.ERROR, Status.FAIL, 2),
+                         d(f("c", Status.FAIL), Status.NOT_APPLICABLE, Status.PASS, 3),
+                         d(f("e", Status.NOT_APPLICABLE), Status.FAIL, Status.FAIL, 4),
+                         d(f("g", Status.FAIL), Status.ERROR, None, 5)])
+    assert [(a.check, a.event) for a in alerts] == [("b", "resolved"), ("c", "opened"), ("g", "opened")]
+
+
+def test_an_error_or_a_skipped_audit_neither_opens_nor_closes_a_window() -> None:
+    from piiguard import plugins
+    from piiguard.watch.service import with_last_verdicts
+
+    plugins.load()
+    stores = [Store("db", "mysql")]
+    doors: dict[tuple[str, str], Finding] = {}
+    first = [f("mysql.empty-password", Status.FAIL, store="db"), f("mysql.default-password", Status.PASS, store="db")]
+    assert exposure_state(stores, with_last_verdicts(first, doors))["db"] is not None  # open
+    erring = [f("mysql.empty-password", Status.ERROR, store="db"), f("mysql.default-password", Status.PASS, store="db")]
+    assert exposure_state(stores, with_last_verdicts(erring, doors))["db"] is not None  # still open: proves nothing
+    frequent = [f("mysql.empty-password", Status.PASS, store="db")]  # default-password runs with audits only
+    assert exposure_state(stores, with_last_verdicts(frequent, doors))["db"] is None  # closed by a pass
+    weak = [f("mysql.default-password", Status.FAIL, store="db"), f("mysql.empty-password", Status.PASS, store="db")]
+    assert exposure_state(stores, with_last_verdicts(weak, doors))["db"] is not None
+    assert exposure_state(stores, with_last_verdicts(frequent, doors))["db"] is not None  # audit's fail remembered

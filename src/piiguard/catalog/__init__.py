@@ -147,9 +147,14 @@ class Catalog:
                 continue
             self.db.execute("INSERT OR REPLACE INTO findings VALUES (?,?,?,?,?,?,?,?)",
                             (f.store, f.check, f.status.value, f.severity.value, f.vantage.value, f.evidence, now, now))
+            # The last pass or fail before this change: fail → error → fail is one failure, not two.
+            decided = self.db.execute("SELECT status FROM finding_events WHERE store = ? AND check_id = ? "
+                                      "AND status IN ('pass', 'fail') ORDER BY rowid DESC LIMIT 1",
+                                      (f.store, f.check)).fetchone() if row is not None else None
             cur = self.db.execute("INSERT INTO finding_events VALUES (?,?,?,?)",
                                   (f.store, f.check, f.status.value, now))
-            changes.append(Transition(int(cur.lastrowid or 0), f, Status(row[0]) if row else None, now))
+            changes.append(Transition(int(cur.lastrowid or 0), f, Status(row[0]) if row else None, now,
+                                      Status(decided[0]) if decided else None))
         return changes
 
     def record_cycle(self, findings: list[Finding], alerts: Callable[[list[Transition]], list[Alert]],

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
-from piiguard.errors import StoreUnreachable
+from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Severity, Status, Store, Vantage
 from piiguard.registry import Registry
 
@@ -41,6 +41,18 @@ def passed(evidence: str) -> Outcome:
 
 def failed(evidence: str) -> Outcome:
     return Outcome(Status.FAIL, evidence)
+
+
+def not_applicable(reason: str) -> Outcome:
+    """The protocol does not exist on this engine variant (a fork without the setting, a gateway
+    without the API): reported with its reason, never counted as a failure or an error."""
+    return Outcome(Status.NOT_APPLICABLE, reason)
+
+
+class Unsupported(StoreError):
+    """The engine variant does not implement what the check reads (an S3 gateway answering
+    ``NotImplemented``, a Redis without ``ACL DRYRUN``): the runner reports the check not applicable,
+    with this reason, instead of an error."""
 
 
 class ProtocolError(StoreUnreachable):

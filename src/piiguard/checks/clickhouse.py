@@ -145,6 +145,9 @@ class ClickHouseCheck(Check[ClickHouseTarget]):
 class DefaultNoPassword(ClickHouseCheck):
     """User default runs queries with an empty password (over HTTP or the native port).
 
+    Either port answering is a failure; a port that cannot be reached (only the HTTP port named, the
+    native one firewalled) is reported in the evidence and the other decides.
+
     Risk: ``default`` with no password is ClickHouse's out-of-the-box account; anyone who reaches a
     port reads every table.
     Fix: set ``password_sha256_hex`` for default (or remove it) and restrict its ``networks``.
@@ -155,13 +158,28 @@ class DefaultNoPassword(ClickHouseCheck):
     anchors = ("nuclei: clickhouse-unauth",)
 
     def run(self, target: ClickHouseTarget) -> Outcome:
-        status, body = target.http_query("SELECT 1")
-        open_ports = [f"HTTP {target.http_port}"] if status == 200 and body.strip() == "1" else []
-        if target.native_open():
-            open_ports.append(f"native {target.tcp_port}")
+        # Each port is decided on its own: one that is closed, filtered or speaks something else is
+        # part of the evidence, not a reason to leave an open door on the other one undecided.
+        seen: list[str] = []
+        open_ports: list[str] = []
+        unreachable: list[StoreUnreachable] = []
+        http_port, native_port = f"HTTP {target.http_port}", f"native {target.tcp_port}"
+        try:
+            status, body = target.http_query("SELECT 1")
+            (open_ports if status == 200 and body.strip() == "1" else seen).append(http_port)
+        except StoreUnreachable as exc:
+            unreachable.append(exc)
+        try:
+            (open_ports if target.native_open() else seen).append(native_port)
+        except StoreUnreachable as exc:
+            unreachable.append(exc)
+        if len(unreachable) == 2:
+            raise unreachable[0]
+        gone = [p for p in (http_port, native_port) if p not in seen and p not in open_ports]
+        away = f"; {' and '.join(gone)} could not be reached" if gone else ""
         if open_ports:
-            return failed(f"SELECT 1 ran as default with no password on {' and '.join(open_ports)}")
-        return passed("default with an empty password was refused over HTTP and native")
+            return failed(f"SELECT 1 ran as default with no password on {' and '.join(open_ports)}{away}")
+        return passed(f"default with an empty password was refused on {' and '.join(seen)}{away}")
 
 
 @checks.register("clickhouse.users-without-password")

@@ -6,8 +6,8 @@ speaks without TLS, and ``listDatabases`` from an anonymous client tells whether
 checks log in as the store's user and read ``buildInfo`` and ``getCmdLineOpts`` (``clusterMonitor``
 role). FerretDB keeps no authorization setting of its own — its backend (PostgreSQL) authenticates —
 and does not report its options, so on FerretDB ``mongodb.authorization-off`` is decided by the
-anonymous probe and ``mongodb.bind-all`` cannot be decided (an error says so; network.exposed
-tests reachability instead).
+anonymous probe and ``mongodb.bind-all`` is not applicable (it says so; network.exposed tests
+reachability instead).
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ import bson
 import pymongo
 from pymongo import errors as me
 
-from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, not_applicable, passed, targets
 from piiguard.connectors.mongodb import client, errors
-from piiguard.errors import StoreError
 from piiguard.model import Severity, Vantage
 
 OP_MSG = 2013
@@ -169,8 +168,8 @@ class BindAll(MongoCheck):
 
     def run(self, target: MongoTarget) -> Outcome:
         if target.ferretdb:
-            raise StoreError(target.store.name, "FerretDB does not report its listen addresses",
-                             hint="see network.exposed (probe_from) for who can reach it")
+            return not_applicable("FerretDB does not report its listen addresses; network.exposed "
+                                  "(probe_from) tests who can reach it")
         public = public_binds(target.command("getCmdLineOpts").get("parsed", {}).get("net", {}))
         if public:
             return failed(f"listening on {', '.join(public)}")

@@ -26,10 +26,27 @@ from piiguard.model import Severity, Vantage
 
 DEFAULT_PASSWORDS = ("root", "password", "mysql", "admin", "123456")  # a small, documented list
 CLIENT_SSL = 0x0800
-ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED = 1045, 3159, 4151
+ER_ACCESS_DENIED, ER_INSECURE_TRANSPORT, ER_ACCOUNT_LOCKED, ER_NO_SUCH_TABLE = 1045, 3159, 4151, 1146
 TLS_OPTIONAL = {"check_hostname": False, "verify_mode": False}
 ADMIN_USERS = ("root", "mariadb.sys")
 ANY_NAME = "piiguard-no-such-user"
+# Plugins whose empty authentication string means "no password" (MariaDB's and MySQL's).
+PASSWORD_PLUGINS = (None, "", "mysql_native_password", "mysql_old_password", "caching_sha2_password",
+                    "sha256_password")
+
+
+def any_host(host: str) -> bool:
+    """Whether an account's host pattern admits every client: ``%``, an empty host, patterns made of
+    wildcards only (``%.%``, ``%.%.%.%``) and the all-zero netmask (``0.0.0.0/0.0.0.0``)."""
+    if host == "" or ("%" in host and host.strip("%._") == ""):
+        return True
+    address, _, mask = host.partition("/")
+    return mask == "0.0.0.0" and bool(address)
+
+
+def no_password(account: dict[str, Any]) -> bool:
+    """An unlocked account with a password-based plugin and an empty authentication string."""
+    return bool(account["no_password"]) and not account["locked"] and account["plugin"] in PASSWORD_PLUGINS
 
 
 @cache
@@ -102,14 +119,32 @@ class MySQLTarget(Target):
 
     @cached_property
     def accounts(self) -> list[dict[str, Any]]:
-        """Login accounts (roles excluded): user, host, plugin, empty password, locked."""
-        rows = self.rows(
-            "SELECT user, host, JSON_VALUE(priv, '$.plugin'), "
-            "COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') = '', "
-            "COALESCE(JSON_VALUE(priv, '$.account_locked'), 'false') IN ('true', '1') "
-            "FROM mysql.global_priv WHERE COALESCE(JSON_VALUE(priv, '$.is_role'), 'false') NOT IN ('true', '1')")
+        """Login accounts (roles excluded): user, host, plugin, empty password, locked. MariaDB 10.4+
+        keeps them in ``mysql.global_priv``; MySQL (and older MariaDB) in ``mysql.user``."""
+        try:
+            rows = self.rows(
+                "SELECT user, host, JSON_VALUE(priv, '$.plugin'), "
+                "COALESCE(JSON_VALUE(priv, '$.authentication_string'), '') = '', "
+                "COALESCE(JSON_VALUE(priv, '$.account_locked'), 'false') IN ('true', '1') "
+                "FROM mysql.global_priv WHERE COALESCE(JSON_VALUE(priv, '$.is_role'), 'false') NOT IN ('true', '1')")
+        except pymysql.err.ProgrammingError as exc:
+            if not exc.args or exc.args[0] != ER_NO_SUCH_TABLE:
+                raise
+            rows = self.user_table_accounts()
         keys = ("user", "host", "plugin", "no_password", "locked")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def user_table_accounts(self) -> list[tuple[Any, ...]]:
+        """The same rows from ``mysql.user`` (MySQL 5.7/8, MariaDB < 10.4), whose columns differ by
+        version: read from information_schema first. MySQL's roles are locked accounts there, so the
+        checks, which skip locked accounts, skip them too; MariaDB marks them ``is_role``."""
+        columns = {str(c).lower() for (c,) in self.rows(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user'")}
+        secret = "authentication_string" if "authentication_string" in columns else "password"
+        plugin = "plugin" if "plugin" in columns else "''"
+        locked = "account_locked = 'Y'" if "account_locked" in columns else "FALSE"
+        roles = " WHERE is_role <> 'Y'" if "is_role" in columns else ""
+        return self.rows(f"SELECT user, host, {plugin}, COALESCE({secret}, '') = '', {locked} FROM mysql.user{roles}")
 
 
 
@@ -199,7 +234,7 @@ class SkipGrantTables(MySQLCheck):
 
 @checks.register("mysql.wildcard-host")
 class WildcardHost(MySQLCheck):
-    """Accounts that may log in from any host ('%').
+    """Accounts that may log in from any host ('%', '%.%', '0.0.0.0/0.0.0.0' and the like).
 
     Risk: a leaked password works from anywhere that reaches the port.
     Fix: name the application hosts or networks (``'app'@'10.0.2.%'``) instead of ``%``.
@@ -208,7 +243,7 @@ class WildcardHost(MySQLCheck):
     severity, vantage = Severity.HIGH, Vantage.INSIDE
 
     def run(self, target: MySQLTarget) -> Outcome:
-        wide = [a for a in target.accounts if a["host"] in ("%", "") and not a["locked"]]
+        wide = [a for a in target.accounts if any_host(str(a["host"])) and not a["locked"]]
         if wide:
             return failed(f"any host may log in as {_names(wide)}")
         return passed(f"{len(target.accounts)} accounts, none for any host")
@@ -234,17 +269,18 @@ class AnonymousAccount(MySQLCheck):
 
 @checks.register("mysql.empty-auth-string")
 class EmptyAuthString(MySQLCheck):
-    """Accounts with no password (empty authentication string, password-based plugin).
+    """Accounts with no password (empty authentication string, password-based plugin), at any host.
 
-    Risk: the account opens with an empty password from every host it is allowed.
+    Risk: the account opens with an empty password from every host it is allowed — for ``'%'``, from
+    anywhere that reaches the port. An outside probe cannot know such an account's name: this audit
+    is what finds it (and containment locks it once the store is exposed).
     Fix: give each a password, lock it (``ACCOUNT LOCK``), or switch it to ``unix_socket``.
     """
 
     severity, vantage = Severity.CRITICAL, Vantage.INSIDE
 
     def run(self, target: MySQLTarget) -> Outcome:
-        empty = [a for a in target.accounts if a["no_password"] and not a["locked"]
-                 and a["plugin"] in (None, "", "mysql_native_password", "mysql_old_password")]
+        empty = [a for a in target.accounts if no_password(a)]
         if empty:
             return failed(f"no password: {_names(empty)}")
         return passed("every unlocked account has a password or socket authentication")

@@ -9,7 +9,11 @@ pg_hba_file_rules()`` to the checking role.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
+import secrets
 import socket
 import ssl
 import struct
@@ -27,8 +31,49 @@ PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103
 DEFAULT_PASSWORDS = ("", "postgres", "password", "admin", "123456")  # a small, documented list
 PROBE_USERS = ("postgres",)
-NO_PASSFILE = "/nonexistent/piiguard"  # libpq must not fill in a password from ~/.pgpass
-AUTH_OK, AUTH_SASL_FINAL = 0, 12
+AUTH_OK, AUTH_CLEARTEXT, AUTH_MD5, AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL = 0, 3, 5, 10, 11, 12
+# SQLSTATEs of a refused login: invalid_password, invalid_authorization_specification (no pg_hba entry,
+# or a rejecting one), invalid_catalog_name (no such database: the name was refused, not the server)
+REFUSED = frozenset({"28P01", "28000", "3D000"})
+
+
+def _sqlstate(payload: bytes) -> str | None:
+    """The ``C`` (code) field of an ErrorResponse: fields are a type byte and a C string each."""
+    for field in payload.split(b"\0"):
+        if field[:1] == b"C":
+            return field[1:].decode("ascii", "replace")
+    return None
+
+
+class _Scram:
+    """The client side of SCRAM-SHA-256 (RFC 5802/7677) as PostgreSQL speaks it: no channel binding,
+    the user name taken from the startup message. Passwords are used as given (no SASLprep)."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password.encode()
+        self.nonce = base64.b64encode(secrets.token_bytes(18)).decode()
+        self.first_bare = f"n=,r={self.nonce}"
+        self.auth_message = b""
+        self.salted = b""
+
+    def client_first(self) -> bytes:
+        return f"n,,{self.first_bare}".encode()
+
+    def client_final(self, server_first: bytes) -> bytes:
+        fields = dict(f.split("=", 1) for f in server_first.decode().split(",") if "=" in f)
+        if not fields.get("r", "").startswith(self.nonce):
+            raise ValueError("SCRAM nonce mismatch")
+        self.salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(fields["s"]), int(fields["i"]))
+        client_key = hmac.digest(self.salted, b"Client Key", "sha256")
+        without_proof = f"c=biws,r={fields['r']}"
+        self.auth_message = f"{self.first_bare},{server_first.decode()},{without_proof}".encode()
+        signature = hmac.digest(hashlib.sha256(client_key).digest(), self.auth_message, "sha256")
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, server_final: bytes) -> bool:
+        expected = hmac.digest(hmac.digest(self.salted, b"Server Key", "sha256"), self.auth_message, "sha256")
+        return hmac.compare_digest(server_final.decode().removeprefix("v="), base64.b64encode(expected).decode())
 
 
 class PostgresTarget(Target):
@@ -78,19 +123,65 @@ class PostgresTarget(Target):
         return context.wrap_socket(sock, server_hostname=self.host)
 
     def login(self, user: str, password: str) -> bool:
-        """True when ``user`` can log in with ``password`` (the session closes immediately)."""
-        try:
-            psycopg.connect(host=self.host, port=self.port, user=user, password=password,
-                            dbname=self.store.database or "postgres", connect_timeout=max(1, int(self.timeout)),
-                            passfile=NO_PASSFILE, application_name="piiguard-probe").close()
-        except psycopg.OperationalError as exc:
-            text = str(exc)
-            if "authentication failed" in text or "no password supplied" in text or "pg_hba.conf" in text \
-                    or "does not exist" in text:
-                return False
-            raise StoreUnreachable(self.store.name, "login attempt failed for another reason",
-                                   hint="is the server up and reachable?") from exc
-        return True
+        """True when ``user`` can log in with ``password`` (the session closes immediately).
+
+        Spoken on the wire (cleartext, MD5 or SCRAM-SHA-256, TLS when offered) so that a refusal is
+        told by its SQLSTATE — ``28P01`` wrong password, ``28000`` no pg_hba entry, ``3D000`` no such
+        database — and not by English text: a server with ``lc_messages = de_DE`` says
+        "Passwort-Authentifizierung … fehlgeschlagen", and libpq hides the code of a failed connection.
+        """
+        state = self.refusal(user, password)
+        if state is None:
+            return True
+        if state in REFUSED:
+            return False
+        raise StoreUnreachable(self.store.name, f"login attempt failed for another reason (SQLSTATE {state})",
+                               hint="is the server up and accepting connections?")
+
+    def refusal(self, user: str, password: str) -> str | None:
+        """None when the login succeeds, else the SQLSTATE of the server's ErrorResponse."""
+        params = f"user\0{user}\0database\0{self.store.database or 'postgres'}\0application_name\0piiguard-probe\0\0"
+        body = struct.pack("!I", PROTOCOL_3) + params.encode()
+
+        def exchange(raw: socket.socket) -> str | None:
+            sock = self._tls_if_offered(raw)
+            sock.sendall(struct.pack("!I", len(body) + 4) + body)
+            scram: _Scram | None = None
+            while True:
+                kind = self.read_exact(sock, 1)
+                length = struct.unpack("!I", self.read_exact(sock, 4))[0]
+                if not 4 <= length <= 65536 or kind not in b"RE":
+                    raise ProtocolError(self.store.name, "the server did not answer as PostgreSQL does")
+                payload = self.read_exact(sock, length - 4)
+                if kind == b"E":
+                    return _sqlstate(payload) or "?????"
+                code = struct.unpack("!I", payload[:4])[0]
+                if code == AUTH_OK:
+                    sock.sendall(b"X\0\0\0\4")  # Terminate
+                    return None
+                if code == AUTH_CLEARTEXT:
+                    answer = password.encode() + b"\0"
+                elif code == AUTH_MD5:  # MD5 is the protocol's, not a choice: md5(md5(password + user) + salt)
+                    inner = hashlib.md5((password + user).encode()).hexdigest()
+                    answer = b"md5" + hashlib.md5(inner.encode() + payload[4:8]).hexdigest().encode() + b"\0"
+                elif code == AUTH_SASL:
+                    if b"SCRAM-SHA-256\0" not in payload[4:]:
+                        raise ProtocolError(self.store.name, "the server offers no SASL mechanism piiguard speaks")
+                    scram = _Scram(password)
+                    first = scram.client_first()
+                    answer = b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first
+                elif code == AUTH_SASL_CONTINUE and scram is not None:
+                    answer = scram.client_final(payload[4:])
+                elif code == AUTH_SASL_FINAL and scram is not None:
+                    if not scram.verify(payload[4:]):
+                        raise ProtocolError(self.store.name, "the server's SCRAM signature is wrong")
+                    continue
+                else:
+                    raise ProtocolError(self.store.name, f"authentication method {code} is not one piiguard "
+                                        "speaks (GSSAPI, SSPI)")
+                sock.sendall(b"p" + struct.pack("!I", len(answer) + 4) + answer)
+
+        return self.talk(exchange)
 
     @cached_property
     def session(self) -> psycopg.Connection[Any]:
@@ -102,7 +193,12 @@ class PostgresTarget(Target):
                 application_name="piiguard", options="-c default_transaction_read_only=on",
             )
         except psycopg.OperationalError as exc:
-            if "authentication failed" in str(exc) or "no password supplied" in str(exc):
+            # libpq keeps no SQLSTATE for a failed connection: ask the server again, on the wire
+            try:
+                state = self.refusal(s.user or "postgres", resolve_password(s) or "")
+            except StoreUnreachable:
+                state = None
+            if state in REFUSED:
                 raise AuthenticationFailed(s.name, "inside checks could not log in",
                                            hint="configure the store's user and password_env") from exc
             raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc

@@ -6,8 +6,8 @@ nothing that writes. Which buckets: the store's bucket, or every bucket its cred
 are not secrets; the probes themselves carry no credentials). Inside checks read each bucket's
 policy, ACL and logging configuration with the store's credentials (``s3:GetBucketPolicy``,
 ``s3:GetBucketAcl``, ``s3:GetBucketLogging``). Tested against versitygw; on servers that do not
-implement bucket logging (versitygw, MinIO) ``s3.no-access-logging`` says so as an error instead of
-guessing.
+implement bucket logging (versitygw, MinIO) ``s3.no-access-logging`` is not applicable and
+says so instead of guessing.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, Target, Unsupported, checks, failed, not_applicable, passed, targets
 from piiguard.connectors.s3 import client
-from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
 
 # MinIO's documented default root login, and the example key pair from AWS's documentation.
@@ -46,6 +46,8 @@ class S3Target(Target):
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
                 raise AuthenticationFailed(self.store.name, f"{operation} refused ({code})",
                                            hint="check the store's access key id and secret reference") from exc
+            if code in ("NotImplemented", "NotImplementedError"):
+                raise Unsupported(self.store.name, f"the server does not implement {operation}") from exc
             raise
         except BotoCoreError as exc:
             raise StoreUnreachable(self.store.name, f"{operation} failed ({type(exc).__name__})") from exc
@@ -149,8 +151,8 @@ class NoAccessLogging(S3Check):
 
     Risk: after an exposure nobody can say which objects were read, by whom.
     Fix: ``PutBucketLogging`` to a separate log bucket. Servers without the bucket logging API
-    (versitygw, MinIO) log at the server (``--access-log``, audit webhooks): the check reports that
-    it cannot see those; waive it with a policy that names where the log goes.
+    (versitygw, MinIO) log at the server (``--access-log``, audit webhooks): there the check is
+    not applicable and says so.
     """
 
     severity, vantage = Severity.MEDIUM, Vantage.INSIDE
@@ -160,11 +162,9 @@ class NoAccessLogging(S3Check):
         for bucket in target.buckets:
             try:
                 reply = target.call("get_bucket_logging", Bucket=bucket)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "NotImplemented":
-                    raise StoreError(target.store.name, "the server does not implement bucket logging "
-                                     "(GetBucketLogging)", hint="its access log, if any, is server-side") from exc
-                raise
+            except Unsupported:
+                return not_applicable("the server does not implement bucket logging (GetBucketLogging); "
+                                      "its access log, if any, is server-side")
             if not reply.get("LoggingEnabled"):
                 off.append(bucket)
         if off:

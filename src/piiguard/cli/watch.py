@@ -17,7 +17,7 @@ from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.cli.common import read_config
 from piiguard.contain.service import Containor
-from piiguard.errors import UsageError
+from piiguard.errors import DeliveryFailed, UsageError
 from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
@@ -40,7 +40,8 @@ def watch(
     smtp_to: list[str] = typer.Option(None, "--smtp-to", help="e-mail recipient (repeatable)"),
     smtp_from: str = typer.Option("piiguard@localhost", "--smtp-from", help="e-mail sender"),
     smtp_starttls: bool = typer.Option(False, "--smtp-starttls", help="upgrade the SMTP connection with STARTTLS"),
-    smtp_user: str = typer.Option(None, "--smtp-user", help="SMTP login"),
+    smtp_smtps: bool = typer.Option(False, "--smtps", help="SMTP over TLS from the first byte (port 465)"),
+    smtp_user: str = typer.Option(None, "--smtp-user", help="SMTP login (sent only over STARTTLS or --smtps)"),
     smtp_password_env: str = typer.Option(None, "--smtp-password-env", help="environment variable with the password"),
     syslog: str = typer.Option(None, "--syslog", help="RFC 5424 syslog: udp://host:514 or tcp://host:601"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="serve /metrics and /healthz on this port"),
@@ -58,7 +59,8 @@ def watch(
         if not host or not port.isdigit() or not smtp_to:
             raise UsageError("--smtp takes host:port and needs at least one --smtp-to")
         flags.append({"kind": "smtp", "smtp": host, "port": int(port), "to": smtp_to, "from": smtp_from,
-                      "starttls": smtp_starttls, "user": smtp_user, "password_env": smtp_password_env})
+                      "starttls": smtp_starttls, "smtps": smtp_smtps, "user": smtp_user,
+                      "password_env": smtp_password_env})
     if syslog:
         parts = urlsplit(syslog)
         if parts.scheme not in ("udp", "tcp") or not parts.hostname or not parts.port:
@@ -76,7 +78,10 @@ def watch(
             serve(metrics, metrics_host, metrics_port)
         if once:
             watcher.cycle(inside=True)
-            watcher.deliver()
+            watcher.deliver(overdue_too=True)  # each --once run is a retry: nothing waits for a backoff
+            if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean
+                raise DeliveryFailed(f"{watcher.failed_deliveries} alert delivery(ies) failed; they stay queued",
+                                     hint="check the sinks (see the log lines above); the next watch retries them")
             return
 
         def stop(_sig: int, _frame: FrameType | None) -> None:

@@ -2,7 +2,8 @@
 ``users.d`` (``options.config_dir``), then ``SYSTEM RELOAD CONFIG``. The password is written to a
 0600 file in piiguard's data directory and the plan keeps only that file's path (a reference, never
 the secret). Undo removes the override (piiguard's own file; nothing of the server's is changed or
-deleted) and reloads. Needs write access to ``users.d`` on this host.
+deleted) and reloads. Needs write access to ``users.d`` on this host. When piiguard itself logs in
+as default, the plan says that its own login changes with it, and where the new password is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from piiguard.errors import StoreError
 from piiguard.model import Finding, Store
 
 OVERRIDE = "zz-piiguard-containment.xml"
-CLOSED = """<yandex>
+MARKER = "<!-- written by piiguard containment: piiguard contain undo removes it -->"
+CLOSED = MARKER + """
+<yandex>
   <users>
     <default>
       <password remove="remove"></password>
@@ -50,9 +53,12 @@ class ClickHouseContainment(Containment):
             return None
         path = _override(store)
         secret = Path(user_data_dir("piiguard")) / "secrets" / f"clickhouse-{store.name.replace('/', '_')}-default"
+        own = () if (store.user or "default") != "default" else (
+            f"piiguard logs in as default too: until undo, its inside checks need the generated password "
+            f"(point the store's password_file at {secret}); undo and SYSTEM RELOAD CONFIG use it already",)
         return Plan("clickhouse", store.name,
                     steps=(f"write {path}: user default gets a generated password (kept in {secret})",
-                           "SYSTEM RELOAD CONFIG"),
+                           "SYSTEM RELOAD CONFIG", *own),
                     undo=(f"remove {path}", "SYSTEM RELOAD CONFIG"), verify=("clickhouse.default-no-password",),
                     data={"path": str(path), "secret_file": str(secret)})
 
@@ -74,17 +80,32 @@ class ClickHouseContainment(Containment):
         raise StoreError(store.name, "SYSTEM RELOAD CONFIG was refused", hint="reload the server's configuration")
 
     def apply(self, store: Store, plan: Plan) -> None:
+        path = Path(plan.data["path"])
+        if path.exists() and not _ours(path):
+            raise StoreError(store.name, f"{path.name} exists in users.d and piiguard did not write it",
+                             hint="piiguard replaces only its own files: rename that file, then contain again")
         secret_file = Path(plan.data["secret_file"])
         if not secret_file.exists():  # idempotent: a second apply keeps the first password
             secret_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             secret_file.touch(mode=0o600)
             secret_file.write_text(secrets.token_urlsafe(24))
         digest = hashlib.sha256(secret_file.read_text().encode()).hexdigest()
-        path = Path(plan.data["path"])
         path.parent.mkdir(exist_ok=True)
         path.write_text(CLOSED.format(digest=digest))
         self._reload(store, plan)
 
     def undo(self, store: Store, plan: Plan) -> None:
-        Path(plan.data["path"]).unlink(missing_ok=True)
+        path = Path(plan.data["path"])
+        if path.exists() and not _ours(path):
+            raise StoreError(store.name, f"{path.name} in users.d is no longer the file piiguard wrote",
+                             hint="it was left in place; remove the override by hand if it should go")
+        path.unlink(missing_ok=True)
         self._reload(store, plan)
+
+
+def _ours(path: Path) -> bool:
+    """Whether piiguard wrote this override (its first line is piiguard's marker)."""
+    try:
+        return path.read_text().startswith(MARKER)
+    except OSError:
+        return False

@@ -18,7 +18,7 @@ SARIF_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDI
                Severity.LOW: "note", Severity.INFO: "note"}
 SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0",
                      Severity.INFO: "0.0"}
-STYLE = {Status.FAIL: "red", Status.ERROR: "yellow", Status.PASS: "green"}
+STYLE = {Status.FAIL: "red", Status.ERROR: "yellow", Status.PASS: "green", Status.NOT_APPLICABLE: "blue"}
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -32,7 +32,8 @@ def render_json(findings: tuple[Finding, ...]) -> str:
 
 
 def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
-    """SARIF 2.1.0: one rule per check that ran, one result per failing or erroring finding."""
+    """SARIF 2.1.0: one rule per check that ran, one result per failing, erroring or not-applicable
+    finding (``kind: notApplicable``, level ``none``, with its reason)."""
     rule_ids = sorted({f.check for f in findings if f.check in checks})
     rules = []
     for rid in rule_ids:
@@ -45,9 +46,10 @@ def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
         if f.status is Status.PASS:
             continue
         text = f"{f.store}: {f.evidence}" + (f" ({f.data_context})" if f.data_context else "")
+        level = {Status.FAIL: SARIF_LEVEL[f.severity], Status.NOT_APPLICABLE: "none"}.get(f.status, "note")
+        kind = {Status.FAIL: "fail", Status.NOT_APPLICABLE: "notApplicable"}.get(f.status, "review")
         result: dict[str, Any] = {
-            "ruleId": f.check, "level": SARIF_LEVEL[f.severity] if f.status is Status.FAIL else "note",
-            "kind": "fail" if f.status is Status.FAIL else "review", "message": {"text": text},
+            "ruleId": f.check, "level": level, "kind": kind, "message": {"text": text},
             **({"suppressions": [{"kind": "external", "justification": f.waiver}]} if f.waiver else {}),
             "locations": [{"logicalLocations": [{"name": f.store, "kind": "resource"}]}],
             "properties": {"status": f.status.value, "severity": f.severity.value, "vantage": f.vantage.value,
@@ -73,4 +75,5 @@ def render_table(findings: tuple[Finding, ...], console: Console, *, show_passed
     console.print(table)
     counts = {s: sum(1 for f in findings if f.status is s) for s in Status}
     console.print(f"{counts[Status.FAIL]} failed, {counts[Status.ERROR]} could not be decided, "
-                  f"{counts[Status.PASS]} passed")
+                  f"{counts[Status.PASS]} passed"
+                  + (f", {counts[Status.NOT_APPLICABLE]} not applicable" if counts[Status.NOT_APPLICABLE] else ""))

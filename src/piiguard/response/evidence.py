@@ -6,9 +6,11 @@ SHA-256 with what it found: source addresses classed **allowed** (inside the sto
 ``allowed_networks``) or **unknown**, and the collections each unknown address read. When the store
 kept no trail, the result says so instead of guessing.
 
-- **postgres**: the server log named by the store's ``log_file`` option (log_connections gives each
-  session's address; pgaudit's ``AUDIT:`` lines, when loaded with ``pgaudit.log`` including ``read``,
-  give what it read). Without pgaudit, connections are known and reads are not.
+- **postgres**: the server log named by the store's ``log_file`` option, as the server writes it
+  (stderr with its own ``log_line_prefix``, csvlog, jsonlog; times in its ``log_timezone``):
+  log_connections or ``%h``/``%r`` give each session's address; pgaudit's ``AUDIT:`` lines, when
+  loaded with ``pgaudit.log`` including ``read``, give what it read. Without pgaudit, connections are
+  known and reads are not.
 - **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option.
 - **clickhouse**: ``system.query_log`` for the window (address, user, tables named in the query).
 - **opensearch**: the security plugin's audit indices (reads appear only when successful requests are
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import ipaddress
 import re
 from abc import ABC, abstractmethod
@@ -34,6 +35,7 @@ from typing import Any
 
 from piiguard.model import Store
 from piiguard.registry import Registry
+from piiguard.response.pglog import LogFormat
 
 
 @dataclass
@@ -82,12 +84,18 @@ def _save(folder: Path, name: str, data: bytes) -> str:
 
 
 FROM = re.compile(r'\b(?:FROM|JOIN)\s+((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)', re.IGNORECASE)
-PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \w+)?) \[(\d+)\] \w+:\s+(.*)$")
 
 
 @collectors.register("postgres")
 class PostgresLog(Collector):
+    """The server log named by the store's ``log_file`` option, in the format the server writes:
+    ``stderr`` with its own ``log_line_prefix``, ``csvlog`` or ``jsonlog``, times in its
+    ``log_timezone``. Those settings come from the store's options (``log_line_prefix``,
+    ``log_timezone``, ``log_format``) or else from the server itself (``pg_settings``, read-only)."""
+
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+        from piiguard.response.pglog import csv_rows, received_host, records, sniff
+
         path = store.options.get("log_file")
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the server log was not read")
@@ -95,45 +103,63 @@ class PostgresLog(Collector):
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
+        fmt, source = log_format(store)
         hosts: dict[str, str] = {}
         window: list[str] = []
         audit = False
         ev = Evidence(store.name, None, None, True, "")
-        for line in text.splitlines():
-            m = PG_LINE.match(line)
-            if m is None:
+        for record in records(text, fmt):
+            if record.at < start or (end is not None and record.at > end):
                 continue
-            at = _pg_time(m.group(1))
-            if at is None or at < start or (end is not None and at > end):
-                continue
-            window.append(line)
-            pid, message = m.group(2), m.group(3)
-            received = re.match(r"connection received: host=(\S+)", message)
-            if received:
-                hosts[pid] = received.group(1)
-                ev.addresses[received.group(1)] = classify_address(store, received.group(1))
-            elif message.startswith("AUDIT: "):
+            window.append(record.raw)
+            received = received_host(record.message)
+            host = record.host or received
+            if host:
+                hosts[record.pid] = host
+                ev.addresses.setdefault(host, classify_address(store, host))
+            if record.message.startswith("AUDIT: "):
                 audit = True
-                row = next(csv.reader(io.StringIO(message[len("AUDIT: "):])), [])
-                host = hosts.get(pid, "local socket")
-                if len(row) > 7 and row[3] == "READ" and ev.addresses.get(host) != "allowed":
+                row = next(csv_rows(record.message[len("AUDIT: "):]), [])
+                who = host or hosts.get(record.pid, "local socket")
+                if len(row) > 7 and row[3] == "READ" and ev.addresses.get(who) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
-                    ev.read(host, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
+                    ev.read(who, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
         ev.artefact = f"{store.name}-postgres-log.txt"
         ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode())
-        ev.note = (f"{len(window)} log lines in the window; " +
+        ev.note = (f"{len(window)} log records in the window ({sniff(text)}, log_timezone {fmt.timezone}, "
+                   f"settings from {source}); " +
                    ("pgaudit recorded what each session read" if audit else
                     "no pgaudit lines: connections are known, what they read is not"))
         return ev
 
 
-def _pg_time(text: str) -> datetime | None:
-    parts = text.split()
-    try:
-        value = datetime.fromisoformat(" ".join(parts[:2]))
-    except ValueError:
-        return None
-    return value.replace(tzinfo=UTC) if len(parts) > 2 and parts[2] in ("UTC", "GMT") else value.astimezone(UTC)
+def log_format(store: Store) -> tuple[LogFormat, str]:
+    """How the store's server writes its log, and where that was learned: the store's options win
+    (an archived log may predate today's settings), then the server's settings, then the defaults."""
+    from piiguard.response.pglog import LogFormat
+
+    options = store.options
+    keys = ("log_format", "log_line_prefix", "log_timezone")
+    settings: dict[str, str] = {}
+    source = "the store's options"
+    if not all(k in options for k in keys):
+        from piiguard.checks.postgres import PostgresTarget
+        from piiguard.errors import StoreError
+
+        target = PostgresTarget(store, timeout=3)
+        try:
+            settings = target.settings
+            source = "the server's settings"
+        except StoreError:
+            source = "the defaults (the server could not be asked)"
+        finally:
+            target.close()
+    destinations = [d.strip() for d in settings.get("log_destination", "stderr").split(",")]
+    # the log_file names one file: a csv/json destination the server writes wins over plain stderr
+    server_format = next((d for d in ("jsonlog", "csvlog") if d in destinations), "stderr")
+    return LogFormat(options.get("log_format", server_format),
+                     options.get("log_line_prefix", settings.get("log_line_prefix", "%m [%p] ")),
+                     options.get("log_timezone", settings.get("log_timezone", "UTC"))), source
 
 
 @collectors.register("mysql")

@@ -1,7 +1,8 @@
 """Prometheus metrics and a health endpoint for a supervisor.
 
-``/metrics``: probes and probe failures per store, open findings, open exposure windows, and the
-change→alert latency (from the cycle that saw a change to the sink that accepted the alert).
+``/metrics``: probes and probe failures per store, open findings, open exposure windows, the
+change→alert latency (from the cycle that saw a change to the sink that accepted the alert), and
+failed alert deliveries per sink (``piiguard_alert_delivery_failures_total``).
 ``/healthz``: 200 while cycles keep coming, 503 once the last one is older than three intervals.
 """
 
@@ -32,12 +33,14 @@ class Metrics:
         self.open_exposures = Gauge("piiguard_open_exposures", "Stores exposed now", registry=self.registry)
         self.latency = Histogram("piiguard_change_to_alert_seconds", "From the cycle that saw a change to the "
                                  "sink that accepted its alert", buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.delivery_failures = Counter("piiguard_alert_delivery_failures", "Alert sends a sink refused or "
+                                         "that did not arrive (each is retried)", ["sink"], registry=self.registry)
         self.cycle_seconds = Histogram("piiguard_cycle_seconds", "Duration of a watch cycle", registry=self.registry)
 
     def cycle(self, findings: Sequence[Finding], seconds: float, open_exposures: int) -> None:
         for f in findings:
             self.probes.labels(f.store).inc()
-            if f.status is not Status.PASS:
+            if f.status in (Status.FAIL, Status.ERROR):  # not-applicable is a decided answer, not a failure
                 self.failures.labels(f.store, f.status.value).inc()
         self.open_findings.set(sum(1 for f in findings if f.status is Status.FAIL))
         self.open_exposures.set(open_exposures)

@@ -11,6 +11,7 @@ itself: delivery runs apart from the probes.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -34,16 +35,23 @@ DEFAULT_INSIDE_EVERY = 60.0
 DEFAULT_RESCAN_EVERY = 6 * 3600.0  # classification changes slowly; a sampled scan keeps PII context fresh
 MAX_BACKOFF = 300.0
 
+log = logging.getLogger("piiguard.watch")
+
 
 def alerts_for(changes: list[Transition]) -> list[Alert]:
-    """A failure that appears (or comes back) is ``opened``; a failure that passes again is ``resolved``.
-    Errors (an unreachable store) change nothing: they prove neither."""
+    """The watch rules. A failure that appears (or comes back after a pass) is ``opened``; a failure
+    that passes again is ``resolved``. Errors (an unreachable store) and not-applicable change
+    nothing: they prove neither, so a failure stays open through them — fail → error → fail is one
+    opened alert, and fail → error → pass is one resolved."""
     out = []
     for t in changes:
         f = t.finding
-        if f.status is Status.FAIL and t.before is not Status.FAIL:
+        # what the store last proved; a caller without history falls back to the previous status
+        last = t.decided if t.decided is not None else (t.before if t.before is not None and t.before.decided
+                                                         else None)
+        if f.status is Status.FAIL and last is not Status.FAIL:
             event = "opened"
-        elif f.status is Status.PASS and t.before is Status.FAIL:
+        elif f.status is Status.PASS and last is Status.FAIL:
             event = "resolved"
         else:
             continue
@@ -59,11 +67,25 @@ def exposure_state(stores: Sequence[Store], findings: Sequence[Finding]) -> dict
     out: dict[str, Finding | None] = {}
     for store in stores:
         doors = [f for f in findings if f.store == store.name and f.check in checks and checks.get(f.check).exposes]
-        if not doors or all(f.status is Status.ERROR for f in doors):
+        if not doors or not any(f.status.decided for f in doors):
             continue
         open_doors = [f for f in doors if f.status is Status.FAIL and not f.waiver]
         out[store.name] = max(open_doors, key=lambda f: f.severity.rank) if open_doors else None
     return out
+
+
+def with_last_verdicts(findings: list[Finding], doors: dict[tuple[str, str], Finding]) -> list[Finding]:
+    """The findings an exposure is decided on. An open-door check that did not decide this cycle —
+    it errored, or it runs only with the inside audits (password guessing) and this cycle had none —
+    counts with its last pass or fail, remembered in ``doors`` (updated here): an error or a
+    frequent cycle neither opens nor closes a window."""
+    def door(f: Finding) -> bool:
+        return f.check in checks and checks.get(f.check).exposes
+
+    decided = {(f.store, f.check): f for f in findings if door(f) and f.status.decided}
+    doors.update(decided)
+    kept = [f for f in findings if not door(f) or f.status.decided]
+    return kept + [f for key, f in doors.items() if key not in decided]
 
 
 class Watcher:
@@ -77,6 +99,8 @@ class Watcher:
         self.metrics = metrics or Metrics()
         self.containor = containor
         self.stop = threading.Event()
+        self.failed_deliveries = 0  # sends that failed since this watcher started (each is retried)
+        self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
 
     def outside_ids(self) -> list[str]:
         """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
@@ -89,7 +113,7 @@ class Watcher:
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
-        exposed = exposure_state(self.stores, findings)
+        exposed = exposure_state(self.stores, with_last_verdicts(findings, self._doors))
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
         follow_exposures(self.catalog)  # an exposure of a store holding PII opens an incident
         if self.containor is not None:
@@ -97,17 +121,27 @@ class Watcher:
         self.metrics.cycle(findings, time.monotonic() - started, self.catalog.open_exposures())
         return queued
 
-    def deliver(self) -> int:
-        """Send what each sink has not received yet and is due; returns how many were delivered."""
+    def deliver(self, *, overdue_too: bool = False) -> int:
+        """Send what each sink has not received yet and is due (with ``overdue_too``, everything not
+        yet received, backoff or not: ``watch --once`` is its own retry schedule); returns how many
+        were delivered. A failed send is recorded for retry, counted (:attr:`failed_deliveries` and
+        the metric ``piiguard_alert_delivery_failures_total{sink=…}``) and logged by sink id and error
+        type only."""
         sent = 0
         for sink_id, sink in self.sinks.items():
-            for key, payload, attempts in self.catalog.pending(sink_id):
+            for key, payload, attempts in self.catalog.pending(sink_id, "9999" if overdue_too else None):
                 try:
                     sink.send(payload)
                 except Exception as exc:  # any sink failure is recorded and retried, never fatal
                     delay = min(MAX_BACKOFF, 2.0 ** attempts)
                     due = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
                     self.catalog.failed_delivery(key, sink_id, type(exc).__name__, due)
+                    self.failed_deliveries += 1
+                    self.metrics.delivery_failures.labels(sink_id).inc()
+                    # the sink id is free of secrets by contract; the exception's text is not logged:
+                    # a server's reply can echo the alert, and an address can carry a token
+                    log.warning("alert delivery to %s failed (%s, attempt %d); next try in %.0f s",
+                                sink_id, type(exc).__name__, attempts + 1, delay)
                     break  # keep this sink's order; try again later
                 self.catalog.delivered(key, sink_id)
                 sent += 1

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import smtplib
 import socket
 import ssl
+import struct
 import sys
+import time
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -22,7 +25,7 @@ from email.message import EmailMessage
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from piiguard.errors import ConfigError
+from piiguard.errors import ConfigError, DeliveryFailed
 from piiguard.registry import Registry
 
 
@@ -88,15 +91,23 @@ def slack_text(alert: dict[str, Any]) -> str:
 
 @sinks.register("smtp")
 class Email(AlertSink):
-    """One e-mail per alert over SMTP, with optional STARTTLS and login (password by reference)."""
+    """One e-mail per alert over SMTP: plain, upgraded with STARTTLS (``starttls=True``), or TLS from
+    the first byte (``smtps=True``, port 465); the server's certificate is always verified. A login
+    (password by reference) is only ever sent over TLS: a sink with a user and neither option is
+    refused when it is built, and a server that does not offer STARTTLS gets no credentials."""
 
     def __init__(self, host: str, port: int, sender: str, recipients: Sequence[str], *, starttls: bool = False,
                  username: str | None = None, password: str | None = None, timeout: float = 10.0,
-                 cafile: str | None = None) -> None:
+                 cafile: str | None = None, smtps: bool = False) -> None:
         if not recipients:
             raise ValueError("an e-mail sink needs at least one recipient")
+        if username and not (starttls or smtps):
+            raise ConfigError([f"alerts: smtp {host}:{port}: a login needs TLS"],
+                              hint="set starttls: true (or smtps: true for port 465); piiguard never sends a "
+                                   "password over plain SMTP")
         self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
         self.starttls, self.username, self.password, self.timeout = starttls, username, password, timeout
+        self.smtps = smtps
         self.cafile = cafile  # a private CA for the server's certificate; it is always verified
 
     @property
@@ -109,12 +120,23 @@ class Email(AlertSink):
         message["Subject"] = f"[piiguard] {alert['severity']}: {alert['store']} {alert['check']} {alert['event']}"
         message["Message-ID"] = f"<{alert['dedupe_key'].replace(':', '.')}@piiguard>"
         message.set_content(slack_text(alert) + "\n\n" + json.dumps(alert, indent=2))
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls(context=ssl.create_default_context(cafile=self.cafile))
+        context = ssl.create_default_context(cafile=self.cafile)
+        smtp = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context) if self.smtps
+                else smtplib.SMTP(self.host, self.port, timeout=self.timeout))
+        with smtp:
+            if self.starttls and not self.smtps:
+                # smtplib raises SMTPNotSupportedError when the server does not offer STARTTLS: the
+                # delivery fails before any credential is sent
+                smtp.starttls(context=context)
             if self.username:
+                if not (self.smtps or isinstance(smtp.sock, ssl.SSLSocket)):  # never a password in clear text
+                    raise DeliveryFailed(f"smtp {self.host}:{self.port}: the connection is not encrypted",
+                                         hint="the login was not sent; enable STARTTLS on the server")
                 smtp.login(self.username, self.password or "")
-            smtp.send_message(message)
+            refused = smtp.send_message(message)  # smtplib raises only when every recipient is refused
+            if refused:
+                raise DeliveryFailed(f"smtp {self.host}:{self.port}: {len(refused)} of {len(self.recipients)} "
+                                     "recipient(s) refused", hint="check the alert's recipients")
 
 
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
@@ -123,7 +145,14 @@ LOCAL0 = 16
 
 @sinks.register("syslog")
 class Syslog(AlertSink):
-    """RFC 5424 messages over UDP or TCP (RFC 6587 octet counting), facility local0."""
+    """RFC 5424 messages over UDP or TCP (RFC 6587 octet counting), facility local0.
+
+    Over TCP a message counts as delivered only once the receiver's TCP stack has acknowledged every
+    octet of it on a connection that was still open: a peer that accepted and closed (or reset) the
+    connection is a failed delivery, not a silent loss. One fresh connection is tried again before the
+    send fails (receivers drop idle or broken connections; the alert's ``dedupe_key`` lets one that
+    did get the first copy drop the second). UDP has no acknowledgement: a send is all it can prove.
+    """
 
     def __init__(self, host: str, port: int, *, transport: str = "udp", timeout: float = 5.0) -> None:
         if transport not in ("udp", "tcp"):
@@ -141,9 +170,58 @@ class Syslog(AlertSink):
         if self.transport == "udp":
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.sendto(line, (self.host, self.port))
-        else:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
-                sock.sendall(b"%d " % len(line) + line)
+            return
+        frame = b"%d " % len(line) + line
+        try:
+            self._tcp(frame)
+        except OSError:
+            self._tcp(frame)  # once more on a fresh connection; a second failure is the sink's failure
+
+    def _tcp(self, frame: bytes) -> None:
+        with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+            if _peer_closed(sock):
+                raise ConnectionAbortedError("the syslog receiver closed the connection before the message")
+            sock.sendall(frame)
+            sock.shutdown(socket.SHUT_WR)  # our FIN: a receiver reads to it, then closes its side
+            _await_acknowledgement(sock, time.monotonic() + self.timeout)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the peer has already closed (EOF or a reset waiting to be read), without blocking."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _await_acknowledgement(sock: socket.socket, deadline: float) -> None:
+    """Return once the peer acknowledged everything sent (Linux: ``TCP_INFO``'s unacked count is 0);
+    raise when it reset the connection or did not acknowledge before ``deadline``. Without
+    ``TCP_INFO`` the receiver closing its side after our FIN, with no pending error, is the proof."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    eof = False
+    while True:
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise ConnectionResetError(error, "the syslog receiver reset the connection")
+        if tcp_info is not None:
+            info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
+            if len(info) >= 28 and struct.unpack_from("I", info, 24)[0] == 0:  # tcpi_unacked
+                return
+        elif eof:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the syslog receiver did not acknowledge the message")
+        if eof:  # an EOF stays readable: wait for the acknowledgement (or the reset) without spinning
+            time.sleep(min(left, 0.01))
+            continue
+        readable, _, _ = select.select([sock], [], [], min(left, 0.02))
+        if readable and sock.recv(4096) == b"":  # raises on a reset; a receiver has nothing to say but EOF
+            eof = True
 
 
 def _sd(value: object) -> str:
@@ -172,7 +250,7 @@ def from_config(alerts: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) ->
             password = os.environ.get(str(a["password_env"])) if a.get("password_env") else None
             out.append(Email(str(a["smtp"]), int(a.get("port", 25)), str(a.get("from", "piiguard@localhost")),
                              [str(t) for t in a["to"]], starttls=bool(a.get("starttls")), username=a.get("user"),
-                             password=password, timeout=timeout, cafile=a.get("cafile")))
+                             password=password, timeout=timeout, cafile=a.get("cafile"), smtps=bool(a.get("smtps"))))
         elif kind == "syslog":
             parts = urlsplit(str(a["syslog"]))
             out.append(Syslog(parts.hostname or "localhost", parts.port or 514, transport=parts.scheme,

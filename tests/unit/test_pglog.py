@@ -1,0 +1,63 @@
+"""PostgreSQL log records in every shape a server writes them: prefixes with and without a time zone
+name, %q, padding, %r/%h, epoch times; csvlog and jsonlog; times in the server's log_timezone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from piiguard.model import Store
+from piiguard.response.evidence import PostgresLog
+from piiguard.response.pglog import LogFormat, parse_time, prefix_pattern, records, zone
+
+AT = datetime(2026, 11, 3, 8, 0, 1, 100000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("prefix", "line", "pid", "host"), [
+    ("%m [%p] ", "2026-11-03 08:00:01.100 UTC [101] LOG:  hello", "101", None),
+    ("%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+     "2026-11-03 08:00:01 UTC [7]: [3-1] user=bob,db=shop,app=psql,client=198.51.100.7 LOG:  hello", "7",
+     "198.51.100.7"),
+    ("%m %r %p %q%u@%d ", "2026-11-03 08:00:01.100 UTC 10.1.2.3(5432) 55 ann@prod LOG:  hello", "55", "10.1.2.3"),
+    ("%m %r %p %q%u@%d ", "2026-11-03 08:00:01.100 UTC  60 LOG:  checkpoint starting", "60", None),  # no session
+    ("%n|%-8p|%h|", "1793692801.100|42      |::1|LOG:  hello", "42", "::1"),
+    ("%%%m%% <%p> ", "%2026-11-03 08:00:01.100 UTC% <9> WARNING:  hello", "9", None),
+], ids=["default", "pgbadger-style", "remote-and-q", "q-without-session", "epoch-padded", "literal-percent"])
+def test_prefixes(prefix: str, line: str, pid: str, host: str | None) -> None:
+    assert prefix_pattern(prefix).match(line) is not None
+    (record,) = records(line + "\n", LogFormat("stderr", prefix, "UTC"))
+    assert (record.pid, record.host, record.at.replace(microsecond=0)) == (pid, host, AT.replace(microsecond=0))
+
+
+@pytest.mark.parametrize(("text", "tz", "expected"), [
+    ("2026-11-03 09:00:01.100 CET", "Europe/Berlin", AT),
+    ("2026-07-03 10:00:01.100 CEST", "Europe/Berlin", datetime(2026, 7, 3, 8, 0, 1, 100000, tzinfo=UTC)),
+    ("2026-11-03 11:00:01.100 +03", "UTC", AT),
+    ("2026-11-03 08:00:01.100 GMT", "Europe/Berlin", AT),
+    ("not a time", "UTC", None),
+])
+def test_times_follow_log_timezone(text: str, tz: str, expected: datetime | None) -> None:
+    assert parse_time(text, zone(tz)) == expected
+
+
+CSV = ('2026-11-03 09:00:01.100 CET,"bob","shop",102,"198.51.100.7:40000",6565a1.66,1,"SELECT",'
+       '2026-11-03 09:00:00 CET,3/4,0,LOG,00000,"AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.customers,""SELECT 1"",'
+       '<not logged>",,,,,,,,,"psql","client backend",,0\n')
+JSON = ('{"timestamp":"2026-11-03 09:00:01.100 CET","user":"bob","dbname":"shop","pid":102,'
+        '"remote_host":"198.51.100.7","remote_port":40000,"error_severity":"LOG","state_code":"00000",'
+        '"message":"AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.customers,\\"SELECT 1\\",<not logged>"}\n')
+
+
+@pytest.mark.parametrize("text", [CSV, JSON], ids=["csvlog", "jsonlog"])
+def test_csvlog_and_jsonlog_give_address_and_reads(tmp_path: Path, text: str) -> None:
+    log = tmp_path / "pg.log"
+    log.write_text(text)
+    store = Store("a", "postgres", options={"log_file": str(log), "log_format": "stderr", "log_line_prefix": "%m ",
+                                            "log_timezone": "Europe/Berlin"}, allowed_networks=("10.0.0.0/8",))
+    ev = PostgresLog().collect(store, datetime(2026, 11, 3, 7, 59, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC),
+                               tmp_path / "evidence")
+    assert ev.addresses == {"198.51.100.7": "unknown"}
+    assert ev.reads == {"198.51.100.7": ["public.customers"]}
+    assert "the store's options" in ev.note
