@@ -86,3 +86,10 @@ def my_connect(server: Server, database: str | None = "app") -> pymysql.connecti
 @pytest.fixture
 def catalog_path(tmp_path: Path) -> Path:
     return tmp_path / "catalog.db"
+
+
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys piiguard creates by default (the timeline key) go to a folder of the test's, never to the
+    user's real ~/.config, which other runs on this machine share."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))

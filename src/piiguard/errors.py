@@ -6,7 +6,8 @@
     ├── UsageError (2)            bad command-line input
     ├── ConfigError (2)           piiguard.yaml or a store URL is wrong; lists every problem with its path
     ├── PluginError (1)           a registry refused a plugin (duplicate name, wrong base class)
-    ├── CatalogError (1)          the catalog file cannot be opened or migrated
+    ├── CatalogError (1)          the catalog file cannot be opened or migrated, is not piiguard's, or is full
+    ├── FileRefused (1)           a file piiguard would write exists, is a link, or a key file is too open
     ├── CopyRefused (3)           a copy's target fails a blocking check (and no risk was accepted)
     └── StoreError (1)            a store failed; names the store (and collection), carries a hint
         ├── StoreUnreachable      connection refused, DNS, timeout
@@ -62,6 +63,11 @@ class CopyRefused(PiiguardError):
 
 class CatalogError(PiiguardError):
     pass
+
+
+class FileRefused(PiiguardError):
+    """A file was not written (it exists, is a symbolic link, the disk is full) or a key file was not
+    read (too open, missing). Names the path, never the content."""
 
 
 class StoreError(PiiguardError):
