@@ -89,7 +89,8 @@ def catalog_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _own_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keys piiguard creates by default (the timeline key) go to a folder of the test's, never to the
-    user's real ~/.config, which other runs on this machine share."""
+def _own_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What piiguard keeps in the user's folders by default (the timeline key, the default catalog) goes
+    to folders of the test's, never to the real ~/.config or ~/.local/share other runs share."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
