@@ -72,6 +72,19 @@ def _space_hint(exc: OSError) -> str | None:
     return None
 
 
+def refuse_existing(path: Path) -> None:
+    """Raise the refusal :func:`create` would, before slow work whose result would then be thrown away."""
+    if os.path.lexists(path):
+        raise _exists(path)
+
+
+def _exists(path: Path) -> FileRefused:
+    kind = "a symbolic link" if os.path.islink(path) else "a file"
+    return FileRefused(f"{path} already exists ({kind}); piiguard does not overwrite it",
+                       hint="name a new path, or pass --force to replace it (atomically; a link is replaced, "
+                            "never followed)")
+
+
 def _open_new(path: Path) -> int:
     return os.open(path, _CREATE, FILE_MODE)
 
@@ -86,9 +99,7 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
         try:
             fd = _open_new(path)
         except FileExistsError as exc:
-            kind = "a symbolic link" if os.path.islink(path) else "a file"
-            raise FileRefused(f"{path} already exists ({kind}); piiguard does not overwrite it",
-                              hint="name a new path, or pass --force to replace it") from exc
+            raise _exists(path) from exc
         except OSError as exc:
             raise FileRefused(f"cannot create {path} ({exc.strerror})",
                               hint=_space_hint(exc) or "check the path and its permissions") from exc
@@ -158,15 +169,21 @@ def read_key(path: Path, what: str = "key") -> bytes:
     read or write it, as ssh refuses a private key."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO planted as the key must not hang the command (it is refused below)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise FileRefused(f"cannot read the {what} file {path} ({exc.strerror})",
                           hint="check the path; the file must be readable by you only") from exc
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())  # the file opened, not the name: no swap between check and read
+    try:
+        st = os.fstat(fd)  # the file opened, not the name: no swap between check and read
         if not stat.S_ISREG(st.st_mode):
-            raise FileRefused(f"the {what} file {path} is not a regular file")
+            raise FileRefused(f"the {what} file {path} is not a regular file", hint="name the key file itself")
         if st.st_mode & 0o077:
             raise FileRefused(f"permissions {stat.S_IMODE(st.st_mode):04o} for {path} are too open",
                               hint=f"a {what} file must be readable by its owner only: chmod 600 {path}")
-        return f.read().strip()
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read().strip()
+    finally:
+        if fd >= 0:
+            os.close(fd)

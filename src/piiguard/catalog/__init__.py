@@ -94,6 +94,10 @@ class Catalog:
         self.path = Path(path) if path is not None else resolve()
         self.unsaved: CatalogError | None = None
         self._timeline_key = timeline_key
+        for name in (self.path, *(Path(f"{self.path}{s}") for s in ("-wal", "-shm", "-journal"))):
+            if name.is_symlink():  # SQLite would write through it (its -wal and -shm too)
+                raise CatalogError(f"{name} is a symbolic link; nothing was written",
+                                   hint="name the real file: piiguard never writes through links")
         found = inspect(self.path)  # read-only: a file that is not ours is refused before any write
         try:
             if found.state is State.NEW:

@@ -44,9 +44,10 @@ def main() -> None:
             for problem in exc.problems:
                 err.print(f"  {problem}", highlight=False, markup=False)
         else:
-            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            # soft_wrap: a message naming a long path stays on one line, to be read and pasted whole
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False)
+            err.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

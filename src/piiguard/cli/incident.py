@@ -13,7 +13,6 @@ nothing up to it was changed or removed.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from piiguard.catalog import Catalog
 from piiguard.catalog.timeline import Head
 from piiguard.cli.common import open_catalog, read_config
 from piiguard.config import Config
-from piiguard.errors import FileRefused, UsageError
+from piiguard.errors import UsageError
 from piiguard.masking.pipeline import key_from
 from piiguard.model import Store
 from piiguard.response import evidence as evidence_
@@ -53,8 +52,10 @@ def _stores(config: Config | None) -> dict[str, Store]:
     return {s.name: s for s in (config.stores if config else ())}
 
 
-def _folder(cat: Catalog, incident_id: int, out: Path | None) -> Path:
-    return out or cat.path.parent / "incidents" / str(incident_id)
+def _folder(cat: Catalog, incident_id: int, out: Path | None, *, make: bool = True) -> Path:
+    """The incident's folder (made 0700; a symbolic link there is refused, not written through)."""
+    folder = out or cat.path.parent / "incidents" / str(incident_id)
+    return safefile.private_dir(folder) if make else folder
 
 
 def _bar(label: str) -> Progress:
@@ -94,9 +95,8 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
     cfg = read_config(config)
     with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
-        if out.exists() and not force:  # refused before the (long) read, not after it
-            raise FileRefused(f"{out} already exists; piiguard does not overwrite it",
-                              hint="name a new path, or pass --force to replace it")
+        if not force:  # refused before the (long) read, not after it
+            safefile.refuse_existing(out)
         found = find_scope(cat, incident, _stores(cfg), key)
         write_subjects(found, out, force=force)
         cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
@@ -224,9 +224,7 @@ def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Pa
         drafts = notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC))
         if not force:  # all drafts or none: refused before the first is written
             for name in drafts:
-                if os.path.lexists(folder / f"{name}.md"):
-                    raise FileRefused(f"{folder / f'{name}.md'} already exists; piiguard does not overwrite it",
-                                      hint="pass --force to replace the drafts, or --out FOLDER")
+                safefile.refuse_existing(folder / f"{name}.md")
         for name, text in drafts.items():
             safefile.write(folder / f"{name}.md", text, force=force)
             Console().print(f"{folder / f'{name}.md'}")
@@ -258,7 +256,7 @@ def export(incident_id: int, out: Path, catalog: Path = CATALOG, config: Path = 
     """Write the bundle: incident, timeline and its head, evidence and reports, with SHA256SUMS (0600
     files in a 0700 folder; a bundle already there is replaced only with --force)."""
     with open_catalog(catalog, read_config(config)) as cat:
-        folder = _folder(cat, incident_id, None)
+        folder = _folder(cat, incident_id, None, make=False)
         files = {f"{p.parent.name}-{p.name}": p for p in sorted(folder.rglob("*"))
                  if p.is_file() and not p.is_symlink()} if folder.exists() else {}
         head = incidents.export(cat, incident_id, out, files, force=force)
