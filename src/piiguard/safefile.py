@@ -34,10 +34,11 @@ DIR_MODE = 0o700
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, *, allow_link: bool = False) -> Path:
     """``path`` as a folder; each missing folder on the way is created ``0700``.
 
-    A symlink or a non-folder at ``path`` is refused: what a link points to is not ours to fill.
+    A symlink or a non-folder at ``path`` is refused: what a link points to is not ours to fill —
+    unless ``allow_link`` (the catalog's folder: an administrator's link to another disk is common).
     """
     missing: list[Path] = []
     p = path
@@ -56,7 +57,7 @@ def private_dir(path: Path) -> Path:
                               hint=_space_hint(exc) or "check the path and its permissions") from exc
         else:
             os.chmod(folder, DIR_MODE)  # mkdir's mode is narrowed by the umask, never widened: set it exactly
-    st = os.lstat(path)
+    st = os.stat(path) if allow_link and os.path.isdir(path) else os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise FileRefused(f"{path} is a symbolic link", hint="name a real folder: piiguard never writes through links")
     if not stat.S_ISDIR(st.st_mode):
@@ -150,7 +151,7 @@ def ensure_private_file(path: Path) -> bool:
     """Create an empty private file at ``path`` if none is there (True if created). An existing file is
     left alone; a symlink is refused. The catalog uses this so SQLite opens a file that is already 0600
     (its -wal and -shm files take the database file's mode)."""
-    private_dir(path.parent)
+    private_dir(path.parent, allow_link=True)
     try:
         os.close(_open_new(path))
     except FileExistsError:

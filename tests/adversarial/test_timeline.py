@@ -287,3 +287,36 @@ def test_the_head_is_printed_exported_and_checked_from_the_command_line(tmp_path
     assert broken.returncode == 1 and "were deleted" in broken.stdout
     bad = piiguard("incident", "verify", "1", "--head", "not-a-head", env=env)
     assert bad.returncode == 2 and "COUNT-HMAC" in bad.stderr
+
+
+# What lies outside the chain must still agree with it ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("attack", "named"), [
+    ("UPDATE incidents SET window_start = '2026-11-04T08:00:00+00:00'", "window_start"),
+    ("UPDATE incidents SET window_end = '2026-11-03T08:05:00+00:00'", "window_end"),
+    ("UPDATE incidents SET subjects_estimate = 1", "subjects_estimate"),
+    ("UPDATE incidents SET pii_types = '[]'", "pii_types"),
+    ("UPDATE incidents SET aware_at = '2026-12-31T00:00:00+00:00'", "aware_at"),
+    ("DELETE FROM scope WHERE rowid IN (SELECT rowid FROM scope LIMIT 1)", "scope"),
+], ids=["window-start", "window-end", "people", "types", "aware", "scope-row"])
+def test_an_edited_incident_row_or_scope_is_found(tmp_path: Path, attack: str, named: str) -> None:
+    cat, incident_id = make(tmp_path / "c.db")
+    cat.set_scope(incident_id, {"h1": ["email"], "h2": ["email"]})
+    cat.event(incident_id, "scoped", {"people": 2})
+    cat.close_window(incident_id, "2026-11-03T09:00:00+00:00")
+    assert incidents.verify(cat, incident_id).ok
+    cat.db.execute(attack)
+    cat.db.commit()
+    result = incidents.verify(cat, incident_id)
+    assert not result.ok and named in result.reason
+
+
+def test_an_incident_deleted_whole_is_found_by_its_recorded_head(tmp_path: Path) -> None:
+    cat, incident_id = make(tmp_path / "c.db")
+    head = incidents.verify(cat, incident_id).head
+    cat.db.executescript("PRAGMA foreign_keys = OFF; DELETE FROM timeline; DELETE FROM incidents;")
+    with pytest.raises(UsageError, match="no incident"):
+        incidents.verify(cat, incident_id)
+    result = incidents.verify(cat, incident_id, head)
+    assert not result.ok and "were deleted" in result.reason

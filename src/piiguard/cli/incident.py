@@ -246,7 +246,8 @@ def verify(incident_id: int, catalog: Path = CATALOG, config: Path = CONFIG,
         Console().print(f"timeline verified: {result.entries} entries, chain and seal intact{against}")
         _head(result.head)
         return
-    Console().print(f"[red]timeline broken at entry {result.broken_at}[/red]: {result.reason}", highlight=False)
+    where = f"timeline broken at entry {result.broken_at}" if result.broken_at else f"incident {incident_id} broken"
+    Console().print(f"[red]{where}[/red]: {result.reason}", highlight=False)
     raise typer.Exit(1)
 
 

@@ -69,7 +69,10 @@ class Verification:
 def verify(catalog: Catalog, incident_id: int, head: tl.Head | None = None) -> Verification:
     """Recompute the keyed chain and the seal; with ``head`` (recorded earlier, outside the catalog),
     check that the timeline still holds that entry as it was. The first break is reported."""
-    get(catalog, incident_id)
+    if head is not None and catalog.incident(incident_id) is None:
+        return Verification(False, 0, 1, f"incident {incident_id} is not in the catalog, but a head was recorded for "
+                                         "it: the incident and its timeline were deleted")
+    incident = get(catalog, incident_id)
     key = catalog.timeline_key()
     entries = catalog.timeline(incident_id)
     n = len(entries)
@@ -90,6 +93,9 @@ def verify(catalog: Catalog, incident_id: int, head: tl.Head | None = None) -> V
     if catalog.timeline_seal(incident_id) != found.seal(key, incident_id):
         return Verification(False, n, n + 1, f"the seal does not match {n} entries: entries after entry {n} were "
                                              "deleted, or the seal was changed", found)
+    disagreement = _row_disagrees(catalog, incident, entries)
+    if disagreement:
+        return Verification(False, n, None, disagreement, found)
     if head is not None:
         if head.entries > n:
             return Verification(False, n, n + 1, f"the recorded head has {head.entries} entries, the timeline {n}: "
@@ -98,6 +104,27 @@ def verify(catalog: Catalog, incident_id: int, head: tl.Head | None = None) -> V
             return Verification(False, n, head.entries, f"entry {head.entries} is not the one in the recorded head: "
                                                         "the timeline was rewritten since", found)
     return Verification(True, n, head=found)
+
+
+def _row_disagrees(catalog: Catalog, incident: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """The incident row and the scope are outside the chain; what the verified timeline says of them must
+    still hold (an exposure window shortened in the row, people removed from the scope, are found)."""
+    opened = json.loads(entries[0]["payload"]) if entries[0]["kind"] == "opened" else None
+    if opened is None:
+        return "the first entry is not the incident's opening"
+    recorded = {k: opened.get(k) for k in ("title", "stores", "window_start", "pii_types", "subjects_estimate")}
+    recorded["aware_at"] = entries[0]["at"]
+    closes = [json.loads(e["payload"]).get("window_end") for e in entries if e["kind"] == "window-closed"]
+    recorded["window_end"] = closes[-1] if closes else None
+    changed = sorted(k for k, v in recorded.items() if incident[k] != v)
+    if changed:
+        return f"the incident's {', '.join(changed)} differ from what its timeline recorded: the row was edited"
+    scoped = [json.loads(e["payload"]).get("people") for e in entries if e["kind"] == "scoped"]
+    people = len(catalog.scope_subjects(int(incident["id"])))
+    if (scoped[-1] if scoped else 0) != people:
+        return (f"the scope holds {people} people, the timeline's last scope {scoped[-1] if scoped else 0}: the scope "
+                "was edited")
+    return ""
 
 
 def _why_mismatch(key: bytes, first: dict[str, Any], entry: dict[str, Any], material: tuple[Any, ...]) -> str:
