@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from piiguard.errors import FileRefused
+from piiguard.errors import FileError, FileRefused
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -53,7 +53,7 @@ def private_dir(path: Path, *, allow_link: bool = False) -> Path:
         except FileExistsError:
             pass  # made meanwhile by someone else: checked below like any existing folder
         except OSError as exc:
-            raise FileRefused(f"cannot create the folder {folder} ({exc.strerror})",
+            raise FileError(f"cannot create the folder {folder} ({exc.strerror})",
                               hint=_space_hint(exc) or "check the path and its permissions") from exc
         else:
             os.chmod(folder, DIR_MODE)  # mkdir's mode is narrowed by the umask, never widened: set it exactly
@@ -102,7 +102,7 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
         except FileExistsError as exc:
             raise _exists(path) from exc
         except OSError as exc:
-            raise FileRefused(f"cannot create {path} ({exc.strerror})",
+            raise FileError(f"cannot create {path} ({exc.strerror})",
                               hint=_space_hint(exc) or "check the path and its permissions") from exc
         target = path
     else:
@@ -116,10 +116,10 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise FileRefused(f"cannot create a file beside {path} ({exc.strerror})",
+                raise FileError(f"cannot create a file beside {path} ({exc.strerror})",
                                   hint=_space_hint(exc) or "check the folder's permissions") from exc
         else:
-            raise FileRefused(f"cannot create a temporary file beside {path}")
+            raise FileError(f"cannot create a temporary file beside {path}")
     try:
         f: IO[Any] = os.fdopen(fd, "w", newline="", encoding="utf-8") if text else os.fdopen(fd, "wb")
         with f:
@@ -132,7 +132,7 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
         with contextlib.suppress(OSError):
             os.unlink(target)
         if isinstance(exc, OSError):
-            raise FileRefused(f"cannot write {path} ({exc.strerror})",
+            raise FileError(f"cannot write {path} ({exc.strerror})",
                               hint=_space_hint(exc) or "check the disk and the path") from exc
         raise
 
@@ -160,7 +160,7 @@ def ensure_private_file(path: Path) -> bool:
                               hint="name the real file: piiguard never writes through links") from None
         return False
     except OSError as exc:
-        raise FileRefused(f"cannot create {path} ({exc.strerror})",
+        raise FileError(f"cannot create {path} ({exc.strerror})",
                           hint=_space_hint(exc) or "check the path and its permissions") from exc
     return True
 

@@ -316,5 +316,5 @@ def test_the_commands_refuse_an_open_key_file_with_sshs_words(tmp_path: Path, co
     done = subprocess.run([sys.executable, "-m", "piiguard", *command, "--key-file", str(key), *extra],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
                           env={**os.environ, "PIIGUARD_TIMELINE_KEY": KEY, "PIIGUARD_CATALOG": str(tmp_path / "c.db")})
-    assert done.returncode == 1 and f"permissions 0644 for {key} are too open" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"permissions 0644 for {key} are too open" in done.stderr, done.stderr
     assert "kkkk" not in done.stdout + done.stderr
