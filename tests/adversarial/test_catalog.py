@@ -3,17 +3,14 @@ reported after the run's results, and one rule for which file it is."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -186,34 +183,6 @@ def test_a_catalog_from_before_the_mark_is_adopted_with_its_data(tmp_path: Path,
 # A full disk -----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs of the test's own, unmounted afterwards."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    where = tmp_path / f"disk-{uuid.uuid4().hex[:8]}"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    with contextlib.suppress(OSError):
-        while True:
-            os.write(fd, b"\0" * 4096)
-    os.close(fd)
-    assert shutil.disk_usage(folder).free < 8192
-    return filler
-
-
 def source(tmp_path: Path) -> Path:
     db = sqlite3.connect(tmp_path / "shop.db")
     db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, nickname TEXT)")
@@ -223,7 +192,8 @@ def source(tmp_path: Path) -> Path:
     return tmp_path / "shop.db"
 
 
-def test_a_full_disk_is_a_clear_error_and_the_scan_is_still_printed(tmp_path: Path, tiny_disk: Path) -> None:
+def test_a_full_disk_is_a_clear_error_and_the_scan_is_still_printed(tmp_path: Path, tiny_disk: Path,
+                                                                    fill: Callable[[Path], Path]) -> None:
     shop = source(tmp_path)
     path = tiny_disk / "c.db"
     holder = Catalog(path, timeline_key=KEY.encode())  # keeps -wal and -shm in place while the disk fills
@@ -243,7 +213,8 @@ def test_a_full_disk_is_a_clear_error_and_the_scan_is_still_printed(tmp_path: Pa
         assert cat.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_a_full_disk_in_the_library_keeps_results_and_raises_on_close(tmp_path: Path, tiny_disk: Path) -> None:
+def test_a_full_disk_in_the_library_keeps_results_and_raises_on_close(tmp_path: Path, tiny_disk: Path,
+                                                                      fill: Callable[[Path], Path]) -> None:
     shop = source(tmp_path)
     cat = Catalog(tiny_disk / "c.db", timeline_key=KEY.encode())
     incident_id = cat.open_incident("t", ["s"], "2026-11-03T08:00:00+00:00", [], None)
@@ -258,7 +229,8 @@ def test_a_full_disk_in_the_library_keeps_results_and_raises_on_close(tmp_path: 
         cat.__exit__(None, None, None)
 
 
-def test_a_catalog_that_cannot_be_created_on_a_full_disk_says_so(tmp_path: Path, tiny_disk: Path) -> None:
+def test_a_catalog_that_cannot_be_created_on_a_full_disk_says_so(tmp_path: Path, tiny_disk: Path,
+                                                                 fill: Callable[[Path], Path]) -> None:
     fill(tiny_disk)
     run = subprocess.run([sys.executable, "-m", "piiguard", "incident", "list", "--catalog",
                           str(tiny_disk / "sub" / "c.db")], capture_output=True, text=True, timeout=120)

@@ -19,13 +19,16 @@ import sqlite3
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from piiguard import safefile
-from piiguard.errors import FileRefused, UsageError
+from piiguard.errors import FileError, FileRefused, UsageError
 from piiguard.masking.pipeline import key_from
 from piiguard.response import evidence, notices
 
@@ -318,3 +321,59 @@ def test_the_commands_refuse_an_open_key_file_with_sshs_words(tmp_path: Path, co
                           env={**os.environ, "PIIGUARD_TIMELINE_KEY": KEY, "PIIGUARD_CATALOG": str(tmp_path / "c.db")})
     assert done.returncode == 2 and f"permissions 0644 for {key} are too open" in done.stderr, done.stderr
     assert "kkkk" not in done.stdout + done.stderr
+
+
+# The mechanism itself: any state of the path, with or without force ---------------------------------------
+
+STATES = ["none", "file", "link-to-file", "dangling-link", "folder", "link-to-folder"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(state=st.sampled_from(STATES), force=st.booleans(), payload=st.binary(max_size=64))
+def test_whatever_is_at_the_path_only_a_new_private_file_or_a_refusal_results(state: str, force: bool,
+                                                                              payload: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        victim, victim_dir, path = root / "victim", root / "victim-dir", root / "out" / "data"
+        victim.write_bytes(KEEP)
+        victim_dir.mkdir()
+        path.parent.mkdir()
+        if state == "file":
+            path.write_bytes(KEEP)
+        elif state == "link-to-file":
+            path.symlink_to(victim)
+        elif state == "dangling-link":
+            path.symlink_to(root / "nowhere")
+        elif state == "folder":
+            path.mkdir()
+        elif state == "link-to-folder":
+            path.symlink_to(victim_dir)
+        try:
+            safefile.write(path, payload, force=force)
+            wrote = True
+        except FileRefused:
+            wrote = False
+        assert victim.read_bytes() == KEEP and list(victim_dir.iterdir()) == []  # never through a link
+        assert not (root / "nowhere").exists()
+        assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+        if wrote:
+            assert state == "none" or (force and state != "folder")
+            assert not path.is_symlink() and path.read_bytes() == payload and mode(path) == 0o600
+        else:
+            assert state != "none" and not (force and state in ("file", "link-to-file", "dangling-link"))
+            if state == "file":
+                assert path.read_bytes() == KEEP
+
+
+def test_a_full_disk_leaves_no_half_file_and_keeps_the_old_one(tiny_disk: Path,
+                                                               fill: Callable[[Path], Path]) -> None:
+    old = tiny_disk / "report.md"
+    old.write_bytes(KEEP)
+    fill(tiny_disk)
+    big = "x" * 200_000
+    with pytest.raises(FileError, match="disk is full"):
+        safefile.write(tiny_disk / "new.md", big)
+    with pytest.raises(FileError, match="disk is full"):
+        safefile.write(old, big, force=True)
+    assert old.read_bytes() == KEEP
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "report.md"]
