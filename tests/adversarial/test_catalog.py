@@ -116,7 +116,7 @@ def test_an_unmarked_catalog_from_a_newer_piiguard_is_refused_too(tmp_path: Path
     refused(path, "newer")
 
 
-@pytest.mark.parametrize("damage", ["random", "text", "header-only", "bad-page"])
+@pytest.mark.parametrize("damage", ["random", "text", "header-only", "bad-page", "truncated"])
 def test_a_damaged_file_is_refused_untouched(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "c.db"
     if damage == "random":
@@ -129,9 +129,11 @@ def test_a_damaged_file_is_refused_untouched(tmp_path: Path, damage: str) -> Non
         good = (tmp_path / "good.db").read_bytes()
         if damage == "header-only":
             path.write_bytes(good[:100])
+        elif damage == "truncated":  # the schema page is whole: only the size gives it away
+            path.write_bytes(good[: len(good) // 2])
         else:  # a valid header, the schema page overwritten
             path.write_bytes(good[:100] + os.urandom(len(good) - 100))
-    refused(path, "not an SQLite database|cannot be read|not a piiguard catalog")
+    refused(path, "not an SQLite database|cannot be read|not a piiguard catalog|truncated")
 
 
 def test_a_folder_is_refused(tmp_path: Path) -> None:

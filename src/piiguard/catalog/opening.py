@@ -102,6 +102,14 @@ def inspect(path: Path) -> Inspection:
     if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
         raise CatalogError(f"{path} is not an SQLite database (or its header is damaged); nothing was written",
                            hint=refuse_hint)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count is valid when its change counter matches (SQLite >= 3.7.0 keeps both):
+    # a file shorter than that count was cut off (a copy that stopped, a full disk, a hostile edit).
+    if header[24:28] == header[92:96] and pages and os.path.getsize(path) < pages * page_size:
+        raise CatalogError(f"the catalog at {path} is truncated ({os.path.getsize(path)} bytes of "
+                           f"{pages * page_size}); nothing was written", hint=refuse_hint)
     wal_mode = header[18] == 2
     # A WAL database without a -wal file is fully in the main file: read it immutable, so not even an
     # empty -wal or -shm appears beside another application's database. Otherwise read-only.
