@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar, cast
 
 from piiguard import safefile
 from piiguard.catalog import timeline as tl
@@ -36,6 +36,7 @@ __all__ = ["APPLICATION_ID", "Catalog", "default_path", "resolve"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_Method: TypeAlias = Callable[Concatenate["Catalog", P], R]
 
 
 def _now() -> str:
@@ -47,34 +48,32 @@ def _is_full(exc: BaseException) -> bool:
     return code == sqlite3.SQLITE_FULL or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
-def _observation(default: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def _observation(default: Any) -> Callable[[_Method[P, R]], _Method[P, R]]:
     """A write of what a run saw: on a full disk it is dropped (with every later one, so the catalog
     stays consistent) and the error is raised when the catalog closes, after the results are shown."""
-    def wrap(method: Callable[P, R]) -> Callable[P, R]:
+    def wrap(method: _Method[P, R]) -> _Method[P, R]:
         @functools.wraps(method)
-        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            self: Catalog = args[0]  # type: ignore[assignment]
+        def inner(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
             if self.unsaved is not None:
-                return default  # type: ignore[no-any-return]
+                return cast(R, default)
             try:
-                return method(*args, **kwargs)
+                return method(self, *args, **kwargs)
             except (sqlite3.OperationalError, OSError) as exc:
                 if not _is_full(exc):
                     raise
                 self.unsaved = self._full_error()
                 self.unsaved.__cause__ = exc
-                return default  # type: ignore[no-any-return]
+                return cast(R, default)
         return inner
     return wrap
 
 
-def _action(method: Callable[P, R]) -> Callable[P, R]:
+def _action(method: _Method[P, R]) -> _Method[P, R]:
     """A write that records something piiguard does: a full disk refuses it at once."""
     @functools.wraps(method)
-    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-        self: Catalog = args[0]  # type: ignore[assignment]
+    def inner(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         except (sqlite3.OperationalError, OSError) as exc:
             if not _is_full(exc):
                 raise
@@ -143,8 +142,8 @@ class Catalog:
                             hint="check the path and its permissions, or pass --catalog PATH")
 
     def _full_error(self) -> CatalogError:
-        return CatalogError(f"the disk holding the catalog at {self.path} is full: this run's results were shown "
-                            "but not saved", hint="free space on that disk (or pass --catalog PATH) and run again")
+        return CatalogError(f"the disk holding the catalog at {self.path} is full: this run's results were not "
+                            "saved", hint="free space on that disk (or pass --catalog PATH) and run again")
 
     def __enter__(self) -> Catalog:
         return self
