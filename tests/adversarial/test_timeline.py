@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from piiguard.catalog import Catalog
 from piiguard.catalog import timeline as tl
-from piiguard.errors import FileRefused, UsageError
+from piiguard.errors import CatalogError, FileRefused, UsageError
 from piiguard.response import incidents
 
 KEY = b"timeline-key-for-the-tests-0123456789"
@@ -320,3 +320,14 @@ def test_an_incident_deleted_whole_is_found_by_its_recorded_head(tmp_path: Path)
         incidents.verify(cat, incident_id)
     result = incidents.verify(cat, incident_id, head)
     assert not result.ok and "were deleted" in result.reason
+
+
+def test_an_entry_is_never_signed_with_another_key(tmp_path: Path) -> None:
+    """A lost or swapped key file must not quietly start a second chain no key verifies."""
+    make(tmp_path / "c.db")[0].close()
+    with Catalog(tmp_path / "c.db", timeline_key=b"a-new-key-made-after-a-loss!") as cat:
+        with pytest.raises(CatalogError, match="signed with another key"):
+            cat.event(1, "note", {})
+        assert len(rows(cat, 1)) == ENTRIES
+    with Catalog(tmp_path / "c.db", timeline_key=KEY) as cat:
+        assert incidents.verify(cat, 1).ok

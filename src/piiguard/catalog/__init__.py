@@ -449,6 +449,8 @@ class Catalog:
         last = self.db.execute("SELECT seq, hash FROM timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
                                (incident_id,)).fetchone()
         seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, tl.GENESIS)
+        if last:
+            self._same_key(incident_id, key)
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         digest = tl.entry_mac(key, prev, incident_id, seq, at, kind, body)
         self.db.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -457,6 +459,16 @@ class Catalog:
         self.db.execute("UPDATE incidents SET timeline_seal = ? WHERE id = ?", (head.seal(key, incident_id),
                                                                                    incident_id))
         return head
+
+    def _same_key(self, incident_id: int, key: bytes) -> None:
+        """An entry signed with another key than the incident's would leave a timeline no key verifies."""
+        row = self.db.execute("SELECT payload FROM timeline WHERE incident_id = ? AND seq = 1 AND kind = 'opened'",
+                              (incident_id,)).fetchone()
+        recorded = json.loads(row[0]).get("timeline_key") if row else None
+        if recorded and recorded != tl.key_id(key):
+            raise CatalogError(f"incident {incident_id}'s timeline is signed with another key (key id {recorded}) than "
+                               f"the one given (key id {tl.key_id(key)}); nothing was added",
+                               hint="set PIIGUARD_TIMELINE_KEY or PIIGUARD_TIMELINE_KEY_FILE to the incident's key")
 
     def timeline_head(self, incident_id: int) -> tl.Head | None:
         """The head as the catalog holds it now (not verified: see ``incident verify``)."""
