@@ -2,8 +2,8 @@
 loose umask; key files others can read are refused.
 
 The writers are driven through the command line (``incident scope --out``, ``incident report``,
-``incident export``, the catalog) or, for the notice spool and evidence, through the code the commands
-call, with the same matrix:
+``incident export``, ``incident notify --spool`` on a real PostgreSQL, the catalog) and through the code
+the commands call (the spool's numbering, evidence, :mod:`piiguard.safefile` itself), with one matrix:
 
 - new: the file is 0600, the folders piiguard made for it 0700 (even under umask 000);
 - an existing file: refused, left byte for byte; with ``--force`` replaced by a new file (0600);
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from servers import PASSWORD, Server
 
 from piiguard import safefile
 from piiguard.errors import FileError, FileRefused, UsageError
@@ -377,3 +378,62 @@ def test_a_full_disk_leaves_no_half_file_and_keeps_the_old_one(tiny_disk: Path,
         safefile.write(old, big, force=True)
     assert old.read_bytes() == KEEP
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "report.md"]
+
+
+# The spool through the command, on a real PostgreSQL holding the addresses ----------------------------------
+
+
+@pytest.mark.integration
+def test_notify_spool_on_postgres_is_private_and_keeps_what_was_there(postgres: Server, tmp_path: Path) -> None:
+    from conftest import pg_connect
+
+    from piiguard.catalog import Catalog
+    from piiguard.response.scope import subject_hash
+
+    db = f"spool_{os.getpid()}"
+    with pg_connect(postgres) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {db}")
+        conn.execute(f"CREATE DATABASE {db}")
+    try:
+        with pg_connect(postgres, db) as conn:
+            conn.execute("CREATE TABLE customers (id text PRIMARY KEY, email text, first_name text)")
+            for i, e in enumerate(EMAILS):
+                conn.execute("INSERT INTO customers VALUES (%s, %s, %s)", (f"c{i}", e, f"Name{i}"))
+        catalog = tmp_path / "c.db"
+        with Catalog(catalog, timeline_key=KEY.encode()) as cat:
+            incident_id = cat.open_incident("crm exposed", ["crm"], "2026-11-03T08:00:00+00:00", ["email"], 50)
+            cat.set_scope(incident_id, {subject_hash(SUBJECT_KEY.encode(), f"c{i}"): ["email"] for i in range(50)})
+        subjects = tmp_path / "subjects.csv"
+        safefile.write(subjects, "subject,exposed\n" + "".join(f"c{i},email\n" for i in range(50)))
+        (tmp_path / "piiguard.yaml").write_text(json.dumps({
+            "stores": [{"name": "crm", "url": f"postgresql://postgres@127.0.0.1:{postgres.port}/{db}",
+                        "password_env": "SPOOL_PG_PW"}],
+            "respond": {"notices": {"store": "crm", "table": "public.customers", "subject_column": "id",
+                                    "email_column": "email", "name_column": "first_name"}}}))
+        spool = tmp_path / "spool"
+        spool.mkdir(mode=0o755)
+        (spool / "notices-00000.jsonl").write_bytes(KEEP)  # an earlier run's, left as it was
+        victim = tmp_path / "victim"
+        victim.write_bytes(KEEP)
+        (spool / "notices-00001.jsonl").symlink_to(victim)  # planted
+        old = os.umask(0)
+        try:
+            done = subprocess.run([sys.executable, "-m", "piiguard", "incident", "notify", str(incident_id),
+                                   "--subjects", str(subjects), "--spool", str(spool), "--key-env", "SUBJECT_KEY",
+                                   "-c", str(tmp_path / "piiguard.yaml"), "--catalog", str(catalog)],
+                                  capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "PIIGUARD_TIMELINE_KEY": KEY, "SUBJECT_KEY": SUBJECT_KEY,
+                                       "SPOOL_PG_PW": PASSWORD})
+        finally:
+            os.umask(old)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "50 notice(s) spooled" in done.stdout and "timeline head 2-" in done.stdout
+        assert not any(e in done.stdout + done.stderr for e in EMAILS)
+        assert (spool / "notices-00000.jsonl").read_bytes() == KEEP and victim.read_bytes() == KEEP
+        written = spool / "notices-00002.jsonl"
+        assert mode(written) == 0o600 and len(written.read_text().splitlines()) == 50
+        assert sorted(p.name for p in spool.iterdir()) == ["notices-00000.jsonl", "notices-00001.jsonl",
+                                                          "notices-00002.jsonl"]
+    finally:
+        with pg_connect(postgres) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
