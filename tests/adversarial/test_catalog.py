@@ -289,3 +289,17 @@ def test_every_command_uses_the_one_rule(tmp_path: Path, argv: list[str], where:
     made = {p for p in (conf / "state" / "from-config.db", tmp_path / "from-env.db", tmp_path / "from-flag.db",
                         tmp_path / "default" / "piiguard" / "catalog.db") if p.exists()}
     assert made == {expected}
+
+
+def test_damage_past_the_schema_is_a_clear_error_not_an_internal_one(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    with Catalog(path, timeline_key=KEY.encode()) as cat:
+        for i in range(300):
+            cat.open_incident(f"incident {i} " * 20, ["s"], "2026-11-03T08:00:00+00:00", ["email"], i)
+    data = bytearray(path.read_bytes())
+    data[-3 * 4096:] = b"\xab" * (3 * 4096)  # the last pages: incidents and timeline, not the schema
+    path.write_bytes(bytes(data))
+    run = subprocess.run([sys.executable, "-m", "piiguard", "incident", "list", "--catalog", str(path)],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PIIGUARD_TIMELINE_KEY": KEY})
+    assert run.returncode == 1 and "internal error" not in run.stderr
+    assert "catalog is damaged" in run.stderr and "integrity_check" in run.stderr
