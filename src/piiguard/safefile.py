@@ -20,6 +20,7 @@ protects nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -54,7 +55,7 @@ def private_dir(path: Path, *, allow_link: bool = False) -> Path:
             pass  # made meanwhile by someone else: checked below like any existing folder
         except OSError as exc:
             raise FileError(f"cannot create the folder {folder} ({exc.strerror})",
-                              hint=_space_hint(exc) or "check the path and its permissions") from exc
+                            hint=_space_hint(exc) or "check the path and its permissions") from exc
         else:
             os.chmod(folder, DIR_MODE)  # mkdir's mode is narrowed by the umask, never widened: set it exactly
     st = os.stat(path) if allow_link and os.path.isdir(path) else os.lstat(path)
@@ -66,8 +67,6 @@ def private_dir(path: Path, *, allow_link: bool = False) -> Path:
 
 
 def _space_hint(exc: OSError) -> str | None:
-    import errno
-
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full: free space and run again"
     return None
@@ -103,7 +102,7 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
             raise _exists(path) from exc
         except OSError as exc:
             raise FileError(f"cannot create {path} ({exc.strerror})",
-                              hint=_space_hint(exc) or "check the path and its permissions") from exc
+                            hint=_space_hint(exc) or "check the path and its permissions") from exc
         target = path
     else:
         if os.path.isdir(path) and not os.path.islink(path):
@@ -117,7 +116,7 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
                 continue
             except OSError as exc:
                 raise FileError(f"cannot create a file beside {path} ({exc.strerror})",
-                                  hint=_space_hint(exc) or "check the folder's permissions") from exc
+                                hint=_space_hint(exc) or "check the folder's permissions") from exc
         else:
             raise FileError(f"cannot create a temporary file beside {path}")
     try:
@@ -133,7 +132,7 @@ def create(path: Path, *, force: bool = False, text: bool = True) -> Iterator[IO
             os.unlink(target)
         if isinstance(exc, OSError):
             raise FileError(f"cannot write {path} ({exc.strerror})",
-                              hint=_space_hint(exc) or "check the disk and the path") from exc
+                            hint=_space_hint(exc) or "check the disk and the path") from exc
         raise
 
 
@@ -161,7 +160,7 @@ def ensure_private_file(path: Path) -> bool:
         return False
     except OSError as exc:
         raise FileError(f"cannot create {path} ({exc.strerror})",
-                          hint=_space_hint(exc) or "check the path and its permissions") from exc
+                        hint=_space_hint(exc) or "check the path and its permissions") from exc
     return True
 
 
