@@ -152,3 +152,11 @@ def my_connect(server: Server, database: str | None = "app") -> pymysql.connecti
 @pytest.fixture
 def catalog_path(tmp_path: Path) -> Path:
     return tmp_path / "catalog.db"
+
+
+@pytest.fixture(autouse=True)
+def _own_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What piiguard keeps in the user's folders by default (the timeline key, the default catalog) goes
+    to folders of the test's, never to the real ~/.config or ~/.local/share other runs share."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))

@@ -4,9 +4,11 @@
 
     PiiguardError (1)
     ├── UsageError (2)            bad command-line input
+    │   └── FileRefused (2)       a path piiguard would write exists or is a link; a key file is too open
     ├── ConfigError (2)           piiguard.yaml or a store URL is wrong; lists every problem with its path
     ├── PluginError (1)           a registry refused a plugin (duplicate name, wrong base class)
-    ├── CatalogError (1)          the catalog file cannot be opened or migrated
+    ├── CatalogError (1)          the catalog file cannot be opened or migrated, is not piiguard's, or is full
+    ├── FileError (1)             a file with people's data could not be written (disk full, permissions)
     ├── CopyRefused (3)           a copy's target fails a blocking check (and no risk was accepted)
     ├── DeliveryFailed (1)        an alert sink did not receive an alert (it stays queued for retry)
     └── StoreError (1)            a store failed; names the store (and collection), carries a hint
@@ -67,6 +69,16 @@ class CatalogError(PiiguardError):
 
 class DeliveryFailed(PiiguardError):
     """An alert could not be delivered; the message names the sinks (their ids hold no secret)."""
+
+
+class FileRefused(UsageError):
+    """A file was not written because of the path given (it exists, is a symbolic link, is not a
+    folder), or a key file was not read (too open, missing, not a file). Names the path, never content."""
+
+
+class FileError(PiiguardError):
+    """A file with people's data could not be written (the disk is full, permission denied); nothing
+    half-written is left."""
 
 
 class StoreError(PiiguardError):

@@ -285,6 +285,7 @@ def test_failure_mid_copy_leaves_the_target_as_it_was(postgres: Server, source: 
 def test_cli_plan_registry_expiry_and_lineage(postgres: Server, source: dict[str, list[Any]], warehouse: Server,
                                               tmp_path: Path, listener: Listener) -> None:
     (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "key").chmod(0o600)  # a key file others can read is refused
     cfg = tmp_path / "piiguard.yaml"
     cfg.write_text(json.dumps({
         "stores": [{"name": "prod", "url": f"postgresql://postgres@127.0.0.1:{postgres.port}/prod_copy",

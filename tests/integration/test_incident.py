@@ -267,13 +267,15 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
 
         # 8. regulator drafts, the bundle, and a timeline that detects one changed byte
         report = piiguard("incident", "report", incident_id)
-        written = {Path(p).name for p in report.stdout.split()}
+        paths, head = report.stdout.split("timeline head ")  # the drafts, then the head the step left
+        written = {Path(p).name for p in paths.split()}
         assert written == {"gdpr-art33.md", "gdpr-art34.md", "california.md"}
         text = (catalog_path.parent / "incidents" / incident_id / "reports" / "gdpr-art33.md").read_text()
         assert f"{KEPT:,}" in text and "72 hours" in text and out_ip in text
         piiguard("incident", "export", incident_id, str(tmp_path / "bundle"), configured=False)
         assert (tmp_path / "bundle" / "SHA256SUMS").read_text().count("\n") >= 5
-        assert "verified" in piiguard("incident", "verify", incident_id, configured=False).stdout
+        exported = piiguard("incident", "verify", incident_id, "--head", head.strip(), configured=False).stdout
+        assert "verified" in exported and "holds the recorded head" in exported
         with Catalog(catalog_path) as cat:
             (seq, payload) = cat.db.execute("SELECT seq, payload FROM timeline WHERE incident_id = ? AND kind = "
                                             "'scoped'", (int(incident_id),)).fetchone()

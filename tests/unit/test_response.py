@@ -25,7 +25,8 @@ def incident_with_events(tmp_path: Path) -> tuple[Catalog, int]:
 
 def test_an_intact_chain_verifies(tmp_path: Path) -> None:
     cat, incident_id = incident_with_events(tmp_path)
-    assert incidents.verify(cat, incident_id) == incidents.Verification(True, 5)
+    result = incidents.verify(cat, incident_id)
+    assert result.ok and result.entries == 5 and result.head is not None and result.head.entries == 5
 
 
 @pytest.mark.parametrize(("tamper", "broken_at"), [

@@ -1,12 +1,21 @@
-"""piiguard's own state: stores, scans, classifications, subjects, problems.
+"""piiguard's own state: stores, scans, classifications, subjects, problems, incidents.
 
-An embedded SQLite file (default: the user's data directory; ``--catalog PATH`` or
-``PIIGUARD_CATALOG`` moves it). Everything reads and writes it through :class:`Catalog`.
+An embedded SQLite file, marked as piiguard's (``PRAGMA application_id``) and readable by its owner
+only (0600, like its -wal and -shm). Which file: ``--catalog PATH``, else ``PIIGUARD_CATALOG``, else
+the configuration's ``catalog:``, else the user's data folder (:func:`resolve`). A file that is not a
+piiguard catalog, is from a newer piiguard, or is damaged is refused before anything is written
+(:mod:`piiguard.catalog.opening`). Everything reads and writes it through :class:`Catalog`.
+
+When the disk is full, what a run *observed* (scans, findings, deliveries, timeline entries) is not
+saved and the run goes on; the catalog raises the :class:`CatalogError` when it is closed (leaving a
+``with Catalog(...)`` block), so the run's results can be shown first. What a run *does* (containment,
+copies, incidents, notices) is refused at once when it cannot be recorded.
 """
 
 from __future__ import annotations
 
-import hashlib
+import errno
+import functools
 import json
 import os
 import sqlite3
@@ -14,49 +23,135 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar, cast
 
-from platformdirs import user_data_dir
-
+from piiguard import safefile
+from piiguard.catalog import timeline as tl
 from piiguard.catalog.migrations import MIGRATIONS
-from piiguard.errors import CatalogError
+from piiguard.catalog.opening import APPLICATION_ID, State, default_path, inspect, resolve, too_new
+from piiguard.errors import CatalogError, PiiguardError
 from piiguard.model import Alert, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
 
+__all__ = ["APPLICATION_ID", "Catalog", "default_path", "resolve"]
 
-def default_path() -> Path:
-    env = os.environ.get("PIIGUARD_CATALOG")
-    return Path(env) if env else Path(user_data_dir("piiguard")) / "catalog.db"
+P = ParamSpec("P")
+R = TypeVar("R")
+_Method: TypeAlias = Callable[Concatenate["Catalog", P], R]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Catalog:
-    """The catalog file. Opening it applies pending migrations."""
+def _is_full(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
+
+def _observation(default: Any) -> Callable[[_Method[P, R]], _Method[P, R]]:
+    """A write of what a run saw: on a full disk it is dropped (with every later one, so the catalog
+    stays consistent) and the error is raised when the catalog closes, after the results are shown."""
+    def wrap(method: _Method[P, R]) -> _Method[P, R]:
+        @functools.wraps(method)
+        def inner(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self.unsaved is not None:
+                return cast(R, default)
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.OperationalError, OSError) as exc:
+                if not _is_full(exc):
+                    raise
+                self.unsaved = self._full_error()
+                self.unsaved.__cause__ = exc
+                return cast(R, default)
+        return inner
+    return wrap
+
+
+def _action(method: _Method[P, R]) -> _Method[P, R]:
+    """A write that records something piiguard does: a full disk refuses it at once."""
+    @functools.wraps(method)
+    def inner(self: Catalog, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return method(self, *args, **kwargs)
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not _is_full(exc):
+                raise
+            raise self._full_error() from exc
+    return inner
+
+
+class Catalog:
+    """The catalog file. Opening it checks that it is piiguard's, then applies pending migrations.
+
+    ``timeline_key`` signs incident timelines (bytes, or a function returning them); by default it is
+    found when first needed (:func:`piiguard.catalog.timeline.load_key`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 timeline_key: bytes | Callable[[], bytes] | None = None) -> None:
+        self.path = Path(path) if path is not None else resolve()
+        self.unsaved: CatalogError | None = None
+        self._timeline_key = timeline_key
+        for name in (self.path, *(Path(f"{self.path}{s}") for s in ("-wal", "-shm", "-journal"))):
+            if name.is_symlink():  # SQLite would write through it (its -wal and -shm too)
+                raise CatalogError(f"{name} is a symbolic link; nothing was written",
+                                   hint="name the real file: piiguard never writes through links")
+        found = inspect(self.path)  # read-only: a file that is not ours is refused before any write
+        try:
+            if found.state is State.NEW:
+                safefile.ensure_private_file(self.path)  # SQLite gives -wal and -shm the database file's mode
             # A Catalog may be handed to another thread (watch runs in one), but is used by one at a time;
             # concurrent work (deliveries, re-scans) opens its own Catalog.
             self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            # WAL with synchronous=NORMAL: a commit is a write, not an fsync (a killed process loses nothing
-            # committed; a power cut may lose the last commits, never the file's consistency)
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
+        except PiiguardError as exc:
+            raise CatalogError(f"cannot create the catalog at {self.path}: {exc.message}", hint=exc.hint) from exc
         except (sqlite3.Error, OSError) as exc:
-            raise CatalogError(f"cannot open the catalog at {self.path}",
-                               hint="check the path and its permissions, or pass --catalog PATH") from exc
+            raise self._open_error(exc) from exc
+        try:
+            self._prepare(found.state)
+        except CatalogError:
+            self.db.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self.db.close()
+            raise self._open_error(exc) from exc
+
+    def _prepare(self, state: State) -> None:
+        # Looked at again on the connection that writes: the file may have changed since it was inspected.
+        app_id = int(self.db.execute("PRAGMA application_id").fetchone()[0])
+        if self.version > len(MIGRATIONS):
+            raise too_new(self.path, self.version)
+        if state is State.OURS and app_id != APPLICATION_ID:
+            raise CatalogError(f"{self.path} changed while it was opened", hint="run again")
+        if state is not State.OURS:
+            self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        if os.stat(self.path).st_uid == os.geteuid():
+            os.chmod(self.path, 0o600)  # a catalog made by an older piiguard may be 0644: it is ours, tighten it
+        self.db.execute("PRAGMA foreign_keys = ON")
+        # WAL with synchronous=NORMAL: a commit is a write, not an fsync (a killed process loses nothing
+        # committed; a power cut may lose the last commits, never the file's consistency)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def _open_error(self, exc: BaseException) -> CatalogError:
+        if _is_full(exc):
+            return self._full_error()
+        return CatalogError(f"cannot open the catalog at {self.path} ({type(exc).__name__})",
+                            hint="check the path and its permissions, or pass --catalog PATH")
+
+    def _full_error(self) -> CatalogError:
+        return CatalogError(f"the disk holding the catalog at {self.path} is full: this run's results were not "
+                            "saved", hint="free space on that disk (or pass --catalog PATH) and run again")
 
     def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+        if et is None and self.unsaved is not None:
+            raise self.unsaved
 
     def close(self) -> None:
         self.db.close()
@@ -67,19 +162,23 @@ class Catalog:
 
     def _migrate(self) -> None:
         current = self.version
-        if current > len(MIGRATIONS):
-            raise CatalogError(f"the catalog at {self.path} is newer (schema {current}) than this piiguard",
-                               hint="upgrade piiguard")
         for i, step in enumerate(MIGRATIONS[current:], start=current + 1):
             # One transaction per step: a failed migration leaves the previous version intact.
-            self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
+            try:
+                self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
+            except sqlite3.Error:
+                if self.db.in_transaction:
+                    self.db.rollback()
+                raise
 
+    @_observation(0)
     def start_scan(self, mode: ScanMode, sample_size: int) -> int:
         with self.db:
             cur = self.db.execute("INSERT INTO scans (started, mode, sample_size) VALUES (?, ?, ?)",
                                   (_now(), mode.value, sample_size))
         return int(cur.lastrowid or 0)
 
+    @_observation(None)
     def record_store(self, scan_id: int, store: Store, result: StoreResult) -> None:
         """One store's results, in one transaction."""
         now = _now()
@@ -105,6 +204,7 @@ class Catalog:
                                 [(scan_id, p.store, p.collection, p.kind.value, p.message, p.hint)
                                  for p in result.problems])
 
+    @_observation(None)
     def finish_scan(self, result: ScanResult) -> None:
         with self.db:
             self.db.execute("UPDATE scans SET finished = ? WHERE id = ?",
@@ -129,6 +229,7 @@ class Catalog:
         row = self.db.execute("SELECT estimate FROM subjects WHERE store = ? AND scan_id = ?", (store, last)).fetchone()
         return types, (int(row[0]) if row else None)
 
+    @_observation([])
     def record_findings(self, findings: list[Finding]) -> list[Transition]:
         """Upsert findings: ``last_seen`` moves on; a changed status restarts ``first_seen`` and is logged
         as an event. Returns the status changes (what ``watch`` turns into alerts)."""
@@ -157,6 +258,7 @@ class Catalog:
                                       Status(decided[0]) if decided else None))
         return changes
 
+    @_action
     def record_cycle(self, findings: list[Finding], alerts: Callable[[list[Transition]], list[Alert]],
                      sinks: list[str], exposed: dict[str, Finding | None]) -> list[Alert]:
         """One watch cycle, in one transaction so a crash loses no transition and doubles no alert:
@@ -192,11 +294,13 @@ class Catalog:
             (sink, now or _now())).fetchall()
         return [(str(k), json.loads(p), int(n)) for k, p, n in rows]
 
+    @_observation(None)
     def delivered(self, dedupe_key: str, sink: str) -> None:
         with self.db:
             self.db.execute("UPDATE deliveries SET delivered_at = ?, attempts = attempts + 1 "
                             "WHERE dedupe_key = ? AND sink = ?", (_now(), dedupe_key, sink))
 
+    @_observation(None)
     def failed_delivery(self, dedupe_key: str, sink: str, error: str, next_try: str) -> None:
         with self.db:
             self.db.execute("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_try = ? "
@@ -232,6 +336,7 @@ class Catalog:
     def open_exposures(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM exposures WHERE closed_at IS NULL").fetchone()[0])
 
+    @_action
     def add_containment(self, store: str, engine: str, plan: dict[str, Any], status: str) -> int:
         now = _now()
         with self.db:
@@ -239,6 +344,7 @@ class Catalog:
                                   "VALUES (?,?,?,?,?,?)", (store, engine, status, json.dumps(plan), now, now))
         return int(cur.lastrowid or 0)
 
+    @_action
     def set_containment(self, containment_id: int, status: str, note: str = "") -> None:
         with self.db:
             self.db.execute("UPDATE containments SET status = ?, note = ?, updated = ? WHERE id = ?",
@@ -267,6 +373,7 @@ class Catalog:
                  "transforms", "key_id", "owner", "purpose", "created", "expires", "status", "rows", "subjects",
                  "accepted_risk", "note")
 
+    @_action
     def add_copy(self, record: dict[str, Any]) -> int:
         """Register a copy before its first write (status ``writing``), so a crash leaves a trace."""
         keys = [k for k in self.COPY_KEYS if k not in ("id", "created", "status", "rows", "subjects", "note")]
@@ -276,6 +383,7 @@ class Catalog:
                                   f"({', '.join('?' * len(keys))}, ?, 'writing')", (*values, _now()))
         return int(cur.lastrowid or 0)
 
+    @_action
     def finish_copy(self, copy_id: int, status: str, *, rows: int | None = None, subjects: int | None = None,
                     note: str = "") -> None:
         with self.db:
@@ -293,6 +401,7 @@ class Catalog:
 
     # Incidents ----------------------------------------------------------------------------------------
 
+    @_action
     def open_incident(self, title: str, stores: list[str], window_start: str, pii_types: list[str],
                       subjects: int | None, exposure_id: int | None = None) -> int:
         now = _now()
@@ -303,7 +412,8 @@ class Catalog:
                 (title, json.dumps(stores), window_start, now, json.dumps(pii_types), subjects, exposure_id))
             incident_id = int(cur.lastrowid or 0)
             self._append(incident_id, "opened", {"title": title, "stores": stores, "window_start": window_start,
-                                                 "pii_types": pii_types, "subjects_estimate": subjects}, now)
+                                                 "pii_types": pii_types, "subjects_estimate": subjects,
+                                                 "timeline_key": tl.key_id(self.timeline_key())}, now)
         return incident_id
 
     INCIDENT_KEYS = ("id", "title", "status", "stores", "window_start", "window_end", "aware_at", "pii_types",
@@ -317,27 +427,63 @@ class Catalog:
     def incident(self, incident_id: int) -> dict[str, Any] | None:
         return next((i for i in self.incidents() if i["id"] == incident_id), None)
 
+    @_action
     def close_window(self, incident_id: int, window_end: str) -> None:
         with self.db:
             self.db.execute("UPDATE incidents SET window_end = ? WHERE id = ?", (window_end, incident_id))
             self._append(incident_id, "window-closed", {"window_end": window_end}, _now())
 
-    def event(self, incident_id: int, kind: str, payload: dict[str, Any]) -> str:
-        """Append to the incident's timeline; returns the entry's hash."""
+    @_observation(None)
+    def event(self, incident_id: int, kind: str, payload: dict[str, Any]) -> tl.Head | None:
+        """Append to the incident's timeline; returns its new head (None when the disk is full: see the
+        module's documentation)."""
         with self.db:
             return self._append(incident_id, kind, payload, _now())
 
-    def _append(self, incident_id: int, kind: str, payload: dict[str, Any], at: str) -> str:
-        """One timeline entry, chained: its hash covers the previous entry's hash and its own content,
-        so editing, removing or reordering any entry breaks every hash after it (``incident verify``)."""
+    def timeline_key(self) -> bytes:
+        """The key the timeline is signed with (found, or created, on first use)."""
+        if not isinstance(self._timeline_key, bytes):
+            self._timeline_key = (self._timeline_key or tl.load_key)()
+        return self._timeline_key
+
+    def _append(self, incident_id: int, kind: str, payload: dict[str, Any], at: str) -> tl.Head:
+        """One timeline entry, chained: its HMAC covers the previous entry's HMAC and its own content, so
+        editing or reordering any entry breaks every HMAC after it; the incident's seal covers the count
+        and the last HMAC, so removing the last entries is found too (``incident verify``)."""
+        key = self.timeline_key()
         last = self.db.execute("SELECT seq, hash FROM timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
                                (incident_id,)).fetchone()
-        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, "0" * 64)
+        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, tl.GENESIS)
+        if last:
+            self._same_key(incident_id, key)
         body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        digest = chain_hash(prev, incident_id, seq, at, kind, body)
+        digest = tl.entry_mac(key, prev, incident_id, seq, at, kind, body)
         self.db.execute("INSERT INTO timeline VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (incident_id, seq, at, kind, body, prev, digest))
-        return digest
+        head = tl.Head(seq, digest)
+        self.db.execute("UPDATE incidents SET timeline_seal = ? WHERE id = ?", (head.seal(key, incident_id),
+                                                                                   incident_id))
+        return head
+
+    def _same_key(self, incident_id: int, key: bytes) -> None:
+        """An entry signed with another key than the incident's would leave a timeline no key verifies."""
+        row = self.db.execute("SELECT payload FROM timeline WHERE incident_id = ? AND seq = 1 AND kind = 'opened'",
+                              (incident_id,)).fetchone()
+        recorded = json.loads(row[0]).get("timeline_key") if row else None
+        if recorded and recorded != tl.key_id(key):
+            raise CatalogError(f"incident {incident_id}'s timeline is signed with another key (key id {recorded}) than "
+                               f"the one given (key id {tl.key_id(key)}); nothing was added",
+                               hint="set PIIGUARD_TIMELINE_KEY or PIIGUARD_TIMELINE_KEY_FILE to the incident's key")
+
+    def timeline_head(self, incident_id: int) -> tl.Head | None:
+        """The head as the catalog holds it now (not verified: see ``incident verify``)."""
+        row = self.db.execute("SELECT seq, hash FROM timeline WHERE incident_id = ? ORDER BY seq DESC LIMIT 1",
+                              (incident_id,)).fetchone()
+        return tl.Head(int(row[0]), str(row[1])) if row else None
+
+    def timeline_seal(self, incident_id: int) -> str | None:
+        row = self.db.execute("SELECT timeline_seal FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return str(row[0]) if row and row[0] else None
 
     def timeline(self, incident_id: int) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT seq, at, kind, payload, prev_hash, hash FROM timeline WHERE incident_id = ? "
@@ -345,6 +491,7 @@ class Catalog:
         keys = ("seq", "at", "kind", "payload", "prev_hash", "hash")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    @_action
     def set_scope(self, incident_id: int, subjects: dict[str, list[str]]) -> None:
         encoded: dict[tuple[str, ...], str] = {}  # people share a handful of category lists: encode each once
         with self.db:
@@ -369,6 +516,7 @@ class Catalog:
                                    (incident_id, name))
         return {str(r[0]) for r in rows}
 
+    @_action
     def mark_done(self, table: str, incident_id: int, subjects: list[str], name: str | None = None) -> None:
         now = _now()
         with self.db:
@@ -379,11 +527,8 @@ class Catalog:
                 self.db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
                                     ((incident_id, name, s, now) for s in subjects))
 
+    @_action
     def unmark_notice(self, incident_id: int, subject: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM notices WHERE incident_id = ? AND subject = ?", (incident_id, subject))
 
-
-def chain_hash(prev: str, incident_id: int, seq: int, at: str, kind: str, body: str) -> str:
-    material = "\n".join((prev, str(incident_id), str(seq), at, kind, body)).encode()
-    return hashlib.sha256(material).hexdigest()

@@ -186,4 +186,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (incident_id, responder, subject)
     );
     """,
+    """
+    -- the timeline's seal: an HMAC of its entry count and last entry under the timeline key, so removing
+    -- the last entries (or all of them) is found without an outside record (piiguard.catalog.timeline)
+    ALTER TABLE incidents ADD COLUMN timeline_seal TEXT;
+    """,
 )

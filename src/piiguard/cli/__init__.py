@@ -7,6 +7,7 @@ class's code (0 clean, 1 error, 2 usage/config, 3 findings at or above ``--fail-
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 
 import typer
@@ -45,9 +46,10 @@ def main() -> None:
             for problem in exc.problems:
                 err.print(f"  {problem}", highlight=False, markup=False)
         else:
-            err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, emoji=False)
+            # soft_wrap: a message naming a long path stays on one line, to be read and pasted whole
+            err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, emoji=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False, emoji=False)
+            err.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False, emoji=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -60,6 +62,13 @@ def main() -> None:
             show()
         sys.exit(int(getattr(exc, "exit_code", 2) or 2))
     except Exception as exc:
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            # Connectors wrap their own driver errors: a damaged database surfacing here is the catalog,
+            # damaged past its header and schema (those are checked when it is opened).
+            err.print("[red]error:[/red] the catalog is damaged (SQLite reports it corrupt); the run stopped")
+            err.print("[dim]hint:[/dim] restore it from a backup, or move it aside and start a new one (--catalog "
+                      "PATH); `sqlite3 FILE 'PRAGMA integrity_check'` shows the damage", soft_wrap=True)
+            sys.exit(1)
         # An unexpected error's text or traceback may quote data a driver was handling: print neither
         # unless asked to.
         if os.environ.get("PIIGUARD_DEBUG"):

@@ -11,7 +11,8 @@ from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
-from piiguard.cli.common import read_config
+from piiguard.cli.common import open_catalog, read_config
+from piiguard.config import Config
 from piiguard.contain.service import Containor
 from piiguard.errors import UsageError
 from piiguard.model import Store
@@ -20,11 +21,10 @@ from piiguard.scanner import resolve_stores
 contain_app = typer.Typer(help="Containment steps: list and undo.", no_args_is_help=True)
 
 
-def _store(catalog: Catalog, containment_id: int, target: str | None, config: Path | None) -> Store:
+def _store(catalog: Catalog, containment_id: int, target: str | None, cfg: Config | None) -> Store:
     row = catalog.containment(containment_id)
     if row is None:
         raise UsageError(f"no containment {containment_id}", hint="see `piiguard contain list`")
-    cfg = read_config(config)
     plugins.load()
     name = str(row["store"])
     if target:
@@ -37,9 +37,10 @@ def _store(catalog: Catalog, containment_id: int, target: str | None, config: Pa
 
 
 @contain_app.command("list")
-def list_containments(catalog: Path = typer.Option(None, "--catalog", help="catalog file")) -> None:
+def list_containments(catalog: Path = typer.Option(None, "--catalog", help="catalog file"),
+                      config: Path = typer.Option(None, "--config", "-c")) -> None:
     """Every planned, applied, verified, failed or undone containment, with its steps."""
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, read_config(config)) as cat:
         rows = cat.containments()
     table = Table("id", "store", "status", "steps", "undo", "updated", "note")
     for c in rows:
@@ -52,8 +53,9 @@ def list_containments(catalog: Path = typer.Option(None, "--catalog", help="cata
 def undo(containment_id: int, target: str = typer.Argument(None, help="the store's URL if not in the config"),
          config: Path = typer.Option(None, "--config", "-c"), catalog: Path = typer.Option(None, "--catalog")) -> None:
     """Put back what a containment changed."""
-    with Catalog(catalog) as cat:
-        store = _store(cat, containment_id, target, config)
+    cfg = read_config(config)
+    with open_catalog(catalog, cfg) as cat:
+        store = _store(cat, containment_id, target, cfg)
         Containor(cat).undo(containment_id, store)
     Console().print(f"containment {containment_id} undone")
 
@@ -62,8 +64,9 @@ def approve(containment_id: int, target: str = typer.Argument(None, help="the st
             config: Path = typer.Option(None, "--config", "-c"),
             catalog: Path = typer.Option(None, "--catalog")) -> None:
     """Apply a planned containment (approve mode), then verify it by re-probing."""
-    with Catalog(catalog) as cat:
-        store = _store(cat, containment_id, target, config)
+    cfg = read_config(config)
+    with open_catalog(catalog, cfg) as cat:
+        store = _store(cat, containment_id, target, cfg)
         status = Containor(cat).apply(containment_id, store)
     Console().print(f"containment {containment_id}: {status}")
     if status == "failed":

@@ -16,8 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from piiguard import plugins
-from piiguard.catalog import Catalog
-from piiguard.cli.common import read_config
+from piiguard.cli.common import open_catalog, read_config
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking import lineage
@@ -95,7 +94,7 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
     _show(plan, console)
     if plan_only:
         return
-    with Catalog(catalog) as cat, Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(),
+    with open_catalog(catalog, cfg) as cat, Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(),
                                            TimeElapsedColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task("rows", total=plan.rows_estimate or None)
         result = run_copy(plan, key, cat, owner=owner, purpose=purpose, expires=until,
@@ -121,11 +120,12 @@ def _expiry(text: str | None) -> date:
 
 
 @copies_app.callback()
-def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog")) -> None:
+def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
+           config: Path = typer.Option(None, "--config", "-c")) -> None:
     """Every registered copy: where from, where to, how masked (key id only), owner, expiry."""
     if ctx.invoked_subcommand is not None:
         return
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, read_config(config)) as cat:
         rows = cat.copies()
     today = datetime.now(UTC).date().isoformat()
     table = Table("id", "source", "target", "rows", "people", "owner", "purpose", "expires", "status", "key id")
@@ -145,7 +145,7 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
     """Remove copies past their expiry that still exist: planned first, removed with --apply."""
     cfg = read_config(config)
     console = Console()
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, cfg) as cat:
         due = cat.copies(status="active", expired_before=datetime.now(UTC).date().isoformat())
         if not due:
             console.print("no expired copy")

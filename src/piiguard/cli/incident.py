@@ -1,7 +1,13 @@
 """``piiguard incident …``: scope, evidence, kill switch, notices, reports, a verifiable timeline.
 
 Files an incident produces (evidence, reports) go to ``incidents/ID/`` beside the catalog unless
-``--out`` says otherwise; the subject list goes only where ``scope --out`` puts it.
+``--out`` says otherwise; the subject list goes only where ``scope --out`` puts it. Each is 0600 in a
+0700 folder, never written through a symbolic link, and an existing file is replaced (atomically)
+only with ``--force``.
+
+Every command that adds to the timeline prints its new head (``COUNT-HMAC``): record it outside the
+catalog (a ticket, a chat message) and ``incident verify ID --head COUNT-HMAC`` proves later that
+nothing up to it was changed or removed.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from piiguard import plugins
+from piiguard import plugins, safefile
 from piiguard.catalog import Catalog
-from piiguard.cli.common import read_config
+from piiguard.catalog.timeline import Head
+from piiguard.cli.common import open_catalog, read_config
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import key_from
@@ -34,14 +41,22 @@ CATALOG = typer.Option(None, "--catalog", help="catalog file")
 CONFIG = typer.Option(None, "--config", "-c")
 KEY_ENV = typer.Option(None, "--key-env", help="variable holding the key (the exposed copy's key, if it is a copy)")
 KEY_FILE = typer.Option(None, "--key-file", help="file holding that key")
+FORCE = typer.Option(False, "--force", help="replace files already there (atomically; never through a link)")
+
+
+def _head(head: Head | None) -> None:
+    if head is not None:
+        Console().print(f"timeline head {head}", highlight=False, soft_wrap=True)
 
 
 def _stores(config: Config | None) -> dict[str, Store]:
     return {s.name: s for s in (config.stores if config else ())}
 
 
-def _folder(cat: Catalog, incident_id: int, out: Path | None) -> Path:
-    return out or cat.path.parent / "incidents" / str(incident_id)
+def _folder(cat: Catalog, incident_id: int, out: Path | None, *, make: bool = True) -> Path:
+    """The incident's folder (made 0700; a symbolic link there is refused, not written through)."""
+    folder = out or cat.path.parent / "incidents" / str(incident_id)
+    return safefile.private_dir(folder) if make else folder
 
 
 def _bar(label: str) -> Progress:
@@ -50,9 +65,9 @@ def _bar(label: str) -> Progress:
 
 
 @incident_app.command("list")
-def list_incidents(catalog: Path = CATALOG) -> None:
+def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG) -> None:
     """Every incident: stores, window, what they held, status."""
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, read_config(config)) as cat:
         rows = cat.incidents()
     table = Table("id", "title", "window", "aware", "holds", "people", "status")
     for i in rows:
@@ -63,43 +78,50 @@ def list_incidents(catalog: Path = CATALOG) -> None:
 
 @incident_app.command("open")
 def open_incident(store: str, since: str = typer.Option(..., "--since", help="start of the exposure (ISO)"),
-                  catalog: Path = CATALOG) -> None:
+                  catalog: Path = CATALOG, config: Path = CONFIG) -> None:
     """Open an incident by hand (watch opens one by itself when it sees an exposure)."""
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, read_config(config)) as cat:
         incident_id = incidents.open_by_hand(cat, store, since)
-    Console().print(f"incident {incident_id} opened")
+        Console().print(f"incident {incident_id} opened")
+        _head(cat.timeline_head(incident_id))
 
 
 @incident_app.command("scope")
 def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where the subject list goes (0600)"),
-          key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
-    """Exactly who was exposed and which of their data: the list to a file, keyed hashes to the catalog."""
+          key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG,
+          force: bool = FORCE) -> None:
+    """Exactly who was exposed and which of their data: the list to a file (0600; an existing file only
+    with --force), keyed hashes to the catalog."""
     key = key_from(key_env, str(key_file) if key_file else None)
     cfg = read_config(config)
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
+        if not force:  # refused before the (long) read, not after it
+            safefile.refuse_existing(out)
         found = find_scope(cat, incident, _stores(cfg), key)
-        write_subjects(found, out)
+        write_subjects(found, out, force=force)
         cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
         counts: dict[str, int] = {}
         for types in found.people.values():
             for t in types:
                 counts[t] = counts.get(t, 0) + 1
-        cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts, "read": found.sources,
-                                          "derived_copies": found.derived})
-    Console().print(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
-                    + (f"; copies made from it: {found.derived}" if found.derived else ""))
+        head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
+                                                 "read": found.sources, "derived_copies": found.derived})
+        Console().print(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
+                        + (f"; copies made from it: {found.derived}" if found.derived else ""))
+        _head(head)
 
 
 @incident_app.command("evidence")
 def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
              lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include (the "
                                           "exposure began between watch's last passing and first failing probe)"),
-             config: Path = CONFIG, catalog: Path = CATALOG) -> None:
-    """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact."""
+             config: Path = CONFIG, catalog: Path = CATALOG, force: bool = FORCE) -> None:
+    """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact
+    (an artefact collected before is replaced only with --force)."""
     cfg = read_config(config)
     stores = _stores(cfg)
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
         folder = _folder(cat, incident_id, out) / "evidence"
         start = datetime.fromisoformat(incident["window_start"]) - timedelta(minutes=lookback)
@@ -108,14 +130,15 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
         for name in incident["stores"]:
             if name not in stores:
                 raise UsageError(f"store {name!r} is not in the configuration")
-            found = evidence_.collect(stores[name], start, end, folder)
-            cat.event(incident_id, "evidence", found.summary())
+            found = evidence_.collect(stores[name], start, end, folder, force)
+            head = cat.event(incident_id, "evidence", found.summary())
             Console().print(Text(f"{name}: {found.note}"))
             for address, kind in sorted(found.addresses.items()):
                 reads = found.reads.get(address, [])
                 Console().print(Text(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else "")))
             if found.sha256:
                 Console().print(f"  {found.artefact}  sha256 {found.sha256}")
+            _head(head)
 
 
 def _responders(cfg: Config | None) -> list[tuple[str, responders.Responder]]:
@@ -135,7 +158,7 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
     cfg = read_config(config)
     chosen = _responders(cfg)
     console = Console()
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, cfg) as cat:
         incidents.get(cat, incident_id)
         subjects: list[str] | None = None
         if not everyone:
@@ -152,9 +175,10 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
             with _bar(name) as bar:
                 task = bar.add_task(name, total=len(subjects) if subjects is not None else None)
                 changed = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
-            cat.event(incident_id, "responded", {"responder": name, "changed": changed,
-                                                 "scope": "everyone" if subjects is None else len(subjects)})
+            head = cat.event(incident_id, "responded", {"responder": name, "changed": changed,
+                                                        "scope": "everyone" if subjects is None else len(subjects)})
             console.print(f"{name}: {changed:,} changed")
+            _head(head)
 
 
 def _contact(cfg: Config | None) -> dict[str, str]:
@@ -173,54 +197,70 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
     if options.store not in stores:
         raise UsageError(f"respond.notices.store {options.store!r} is not in the configuration")
     key = key_from(key_env, str(key_file) if key_file else None)
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
         subjects = read_subjects(subjects_file, cat, incident_id, key)
         with _bar("notices") as bar:
             task = bar.add_task("notices", total=len(subjects))
             sent, missing = notices.send(cat, incident, subjects, key, options, stores[options.store], _contact(cfg),
                                          spool=spool, progress=lambda n: bar.advance(task, n))
-    Console().print(f"{sent:,} notice(s) {'spooled' if spool else 'sent'}; {missing:,} without an address")
+        Console().print(f"{sent:,} notice(s) {'spooled' if spool else 'sent'}; {missing:,} without an address")
+        _head(cat.timeline_head(incident_id))
 
 
 @incident_app.command("report")
 def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Path = CONFIG,
-           catalog: Path = CATALOG) -> None:
-    """Regulator drafts (GDPR Art. 33 and 34, California) from the incident's facts."""
+           catalog: Path = CATALOG, force: bool = FORCE) -> None:
+    """Regulator drafts (GDPR Art. 33 and 34, California) from the incident's facts (drafts written
+    before are replaced only with --force)."""
     cfg = read_config(config)
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
         found = [json.loads(e["payload"]) for e in cat.timeline(incident_id) if e["kind"] == "evidence"]
         hashes = [f"{f['artefact']}: sha256 {f['sha256']}" for f in found if f.get("sha256")]
         hashes += [f"{f['store']}: {f['note']}" for f in found]
         hashes += [f"{f['store']}: unknown address {address} read {', '.join(reads) or 'nothing recorded'}"
                    for f in found for address, reads in f["unknown_reads"].items()]
-        folder = _folder(cat, incident_id, out) / "reports"
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC)).items():
-            (folder / f"{name}.md").write_text(text)
+        folder = safefile.private_dir(_folder(cat, incident_id, out) / "reports")
+        drafts = notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC))
+        if not force:  # all drafts or none: refused before the first is written
+            for name in drafts:
+                safefile.refuse_existing(folder / f"{name}.md")
+        for name, text in drafts.items():
+            safefile.write(folder / f"{name}.md", text, force=force)
             Console().print(f"{folder / f'{name}.md'}")
-        cat.event(incident_id, "reported", {"drafts": sorted(p.name for p in folder.iterdir())})
+        _head(cat.event(incident_id, "reported", {"drafts": sorted(f"{name}.md" for name in drafts)}))
 
 
 @incident_app.command("verify")
-def verify(incident_id: int, catalog: Path = CATALOG) -> None:
-    """Check the timeline's hash chain: any edited, removed or reordered entry is found (exit 1)."""
-    with Catalog(catalog) as cat:
-        result = incidents.verify(cat, incident_id)
+def verify(incident_id: int, catalog: Path = CATALOG, config: Path = CONFIG,
+           head: str = typer.Option(None, "--head", help="a head recorded earlier (COUNT-HMAC): the timeline must "
+                                    "still hold it")) -> None:
+    """Check the timeline's keyed chain and seal: any edited, removed (the last ones too) or reordered
+    entry, or a chain rewritten without the timeline key, is found (exit 1). With --head, a rewrite with
+    the key, or a catalog put back from an older copy, is found too."""
+    recorded = Head.parse(head) if head else None
+    with open_catalog(catalog, read_config(config)) as cat:
+        result = incidents.verify(cat, incident_id, recorded)
     if result.ok:
-        Console().print(f"timeline verified: {result.entries} entries, chain intact")
+        against = f", holds the recorded head ({recorded.entries} entries)" if recorded else ""
+        Console().print(f"timeline verified: {result.entries} entries, chain and seal intact{against}")
+        _head(result.head)
         return
-    Console().print(f"[red]timeline broken at entry {result.broken_at}[/red]: {result.reason}")
+    where = f"timeline broken at entry {result.broken_at}" if result.broken_at else f"incident {incident_id} broken"
+    Console().print(f"[red]{where}[/red]: {result.reason}", highlight=False)
     raise typer.Exit(1)
 
 
 @incident_app.command("export")
-def export(incident_id: int, out: Path, catalog: Path = CATALOG) -> None:
-    """Write the bundle: incident, timeline, evidence and reports, with SHA256SUMS."""
-    with Catalog(catalog) as cat:
-        folder = _folder(cat, incident_id, None)
-        files = {f"{p.parent.name}-{p.name}": p for p in sorted(folder.rglob("*")) if p.is_file()} \
-            if folder.exists() else {}
-        incidents.export(cat, incident_id, out, files)
-    Console().print(f"bundle written to {out}")
+def export(incident_id: int, out: Path, catalog: Path = CATALOG, config: Path = CONFIG,
+           force: bool = FORCE) -> None:
+    """Write the bundle: incident, timeline and its head, evidence and reports, with SHA256SUMS (0600
+    files in a 0700 folder; a bundle already there is replaced only with --force)."""
+    with open_catalog(catalog, read_config(config)) as cat:
+        folder = _folder(cat, incident_id, None, make=False)
+        files = {f"{p.parent.name}-{p.name}": p for p in sorted(folder.rglob("*"))
+                 if p.is_file() and not p.is_symlink()} if folder.exists() else {}
+        head = incidents.export(cat, incident_id, out, files, force=force)
+        Console().print(f"bundle written to {out}")
+        _head(head)

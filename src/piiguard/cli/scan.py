@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from piiguard.catalog import Catalog
-from piiguard.cli.common import read_config
+from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.model import ScanMode
 from piiguard.report import render_json, render_table
 from piiguard.scanner import DEFAULT_SAMPLE
@@ -60,14 +59,16 @@ def scan(
     sample: int = typer.Option(DEFAULT_SAMPLE, "--sample", help="rows sampled per collection"),
     full: bool = typer.Option(False, "--full", help="read every row instead of a sample (streamed)"),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="output format"),
-    catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or $PIIGUARD_CATALOG)"),
+    catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
     all_fields: bool = typer.Option(False, "--all-fields", help="table: list non-PII fields too"),
     timeout: float = typer.Option(10.0, "--timeout", help="seconds to wait for a store to answer"),
 ) -> None:
     """Scan stores for PII: which fields, what types, how many people. Exit 1 if any store or collection failed."""
     cfg = read_config(config)
     out = Console()
-    with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
+    # Results are shown inside the block: if the catalog could not save them (a full disk), its error
+    # is raised on leaving it, after they are printed.
+    with open_catalog(catalog, cfg) as cat:
         mode = ScanMode.FULL if full else ScanMode.SAMPLE
         if out.is_terminal and fmt is Format.table:
             with Bars(Console(stderr=True)) as bars:
@@ -76,9 +77,9 @@ def scan(
         else:
             result = run_scan(targets or [], config=cfg, mode=mode, sample_size=sample, catalog=cat,
                               timeout=timeout)
-    if fmt is Format.json:
-        print(render_json(result))
-    else:
-        render_table(result, out, all_fields=all_fields)
+        if fmt is Format.json:
+            print(render_json(result))
+        else:
+            render_table(result, out, all_fields=all_fields)
     if result.problems:
         raise typer.Exit(1)

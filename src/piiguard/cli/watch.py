@@ -14,8 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from piiguard import plugins
-from piiguard.catalog import Catalog
-from piiguard.cli.common import read_config
+from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.contain.service import Containor
 from piiguard.errors import DeliveryFailed, UsageError
 from piiguard.policy import Policy
@@ -46,7 +45,7 @@ def watch(
     syslog: str = typer.Option(None, "--syslog", help="RFC 5424 syslog: udp://host:514 or tcp://host:601"),
     metrics_port: int = typer.Option(None, "--metrics-port", help="serve /metrics and /healthz on this port"),
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="address for --metrics-port"),
-    catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or $PIIGUARD_CATALOG)"),
+    catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
     timeout: float = typer.Option(5.0, "--timeout", help="seconds to wait for each network step"),
 ) -> None:
     """Re-check stores continuously; alert when a protection is removed or restored; record exposure windows."""
@@ -69,7 +68,7 @@ def watch(
     sinks: list[AlertSink] = from_config([*(cfg.alerts if cfg else ()), *flags], timeout=timeout)
     if stdout or not sinks:
         sinks.append(JsonLines())
-    with Catalog(catalog or (cfg.catalog if cfg and cfg.catalog else None)) as cat:
+    with open_catalog(catalog, cfg) as cat:
         metrics = Metrics(interval)
         policy = cfg.policy if cfg else Policy()
         containor = Containor(cat, mode=policy.containment, rate=policy.containment_rate, timeout=timeout)
@@ -95,9 +94,10 @@ def watch(
 def exposures(
     store: str = typer.Argument(None, help="only this store"),
     catalog: Path = typer.Option(None, "--catalog", help="catalog file"),
+    config: Path = typer.Option(None, "--config", "-c", help="configuration file (its catalog: is used)"),
 ) -> None:
     """Exposure windows recorded by watch: when each store opened and closed, and what it held."""
-    with Catalog(catalog) as cat:
+    with open_catalog(catalog, read_config(config)) as cat:
         rows = cat.exposures(store)
     table = Table("store", "opened", "closed", "by check", "PII held", "people")
     for e in rows:

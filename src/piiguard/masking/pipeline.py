@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from piiguard import plugins
+from piiguard import plugins, safefile
 from piiguard.catalog import Catalog
 from piiguard.checker import run_checks
 from piiguard.classify.engine import CUSTOMER_ID, Classifier
@@ -89,7 +89,8 @@ class CopyResult:
 
 
 def key_from(env: str | None, path: str | None) -> bytes:
-    """The copy key from its reference; refuses short keys and inline values."""
+    """The copy key from its reference; refuses short keys, inline values, and a key file its group or
+    others can read (as ssh does: a key anyone on the host can read protects nothing)."""
     if bool(env) == bool(path):
         raise UsageError("give the copy key by reference: --key-env VAR or --key-file PATH (one of them)")
     if env:
@@ -98,10 +99,7 @@ def key_from(env: str | None, path: str | None) -> bytes:
             raise UsageError(f"the key variable {env} is not set")
         raw = value.encode()
     else:
-        try:
-            raw = Path(str(path)).read_bytes().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read the key file {path} ({exc.strerror})") from exc
+        raw = safefile.read_key(Path(str(path)), "copy key")
     if len(raw) < MIN_KEY_BYTES:
         raise UsageError(f"the copy key must hold at least {MIN_KEY_BYTES} bytes",
                          hint="e.g. openssl rand -hex 32 > copy.key")

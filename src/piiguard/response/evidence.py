@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from piiguard import safefile
 from piiguard.model import Store
 from piiguard.registry import Registry
 from piiguard.response.pglog import LogFormat
@@ -70,16 +71,17 @@ def classify_address(store: Store, address: str) -> str:
 
 class Collector(ABC):
     @abstractmethod
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence: ...
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
+                force: bool = False) -> Evidence: ...
 
 
 collectors: Registry[type[Collector]] = Registry("evidence collector", Collector)
 
 
-def _save(folder: Path, name: str, data: bytes) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(data)
-    (folder / name).chmod(0o600)
+def _save(folder: Path, name: str, data: bytes, force: bool) -> str:
+    """An artefact, 0600 in a 0700 folder; one already collected is replaced only with ``force`` (its hash
+    is on the timeline: silently replacing it would make that entry point at nothing)."""
+    safefile.write(folder / name, data, force=force)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -93,7 +95,8 @@ class PostgresLog(Collector):
     ``log_timezone``. Those settings come from the store's options (``log_line_prefix``,
     ``log_timezone``, ``log_format``) or else from the server itself (``pg_settings``, read-only)."""
 
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
+                force: bool = False) -> Evidence:
         from piiguard.response.pglog import csv_rows, received_host, records, sniff
 
         path = store.options.get("log_file")
@@ -125,7 +128,7 @@ class PostgresLog(Collector):
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
                     ev.read(who, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
         ev.artefact = f"{store.name}-postgres-log.txt"
-        ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode())
+        ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode(), force)
         ev.note = (f"{len(window)} log records in the window ({sniff(text)}, log_timezone {fmt.timezone}, "
                    f"settings from {source}); " +
                    ("pgaudit recorded what each session read" if audit else
@@ -167,7 +170,8 @@ class MariaDBAudit(Collector):
     """MariaDB's server_audit plugin log (the store's ``log_file`` option): CONNECT lines give each
     connection's address, TABLE events (``READ``) and queries give what it read."""
 
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
+                force: bool = False) -> Evidence:
         path = store.options.get("log_file")
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the audit log was not read")
@@ -195,14 +199,15 @@ class MariaDBAudit(Collector):
                 else [n.strip("`") for n in FROM.findall(target)] if operation == "QUERY" else []
             if names:
                 ev.read(host, names)
-        ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode())
+        ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode(), force)
         ev.note = f"{len(window)} audit events in the window"
         return ev
 
 
 @collectors.register("redis")
 class RedisTrail(Collector):
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
+                force: bool = False) -> Evidence:
         from piiguard.checks.redis import RedisTarget
 
         target = RedisTarget(store, timeout=5)
@@ -217,7 +222,7 @@ class RedisTrail(Collector):
         ev = Evidence(store.name, f"{store.name}-redis-trail.txt", None, False,
                       "Redis keeps no record of successful reads: who read what in the window cannot be known; "
                       "ACL LOG lists refused attempts only, CLIENT LIST the clients connected now")
-        ev.sha256 = _save(folder, str(ev.artefact), raw)
+        ev.sha256 = _save(folder, str(ev.artefact), raw, force)
         for c in clients:
             address = str(c.get("addr", "")).rsplit(":", 1)[0]
             if address:
@@ -227,7 +232,8 @@ class RedisTrail(Collector):
 
 @collectors.register("clickhouse")
 class ClickHouseQueryLog(Collector):
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
+                force: bool = False) -> Evidence:
         from piiguard.checks.clickhouse import post
 
         until = (end or datetime.now(start.tzinfo)).strftime("%Y-%m-%d %H:%M:%S")
@@ -236,7 +242,7 @@ class ClickHouseQueryLog(Collector):
                  f"toDateTime('{until}', 'UTC') FORMAT TSV")
         body = post(store, query, timeout=30)
         ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
-        ev.sha256 = _save(folder, str(ev.artefact), body.encode())
+        ev.sha256 = _save(folder, str(ev.artefact), body.encode(), force)
         for line in body.splitlines():
             address, _user, sql = [*line.split("\t", 2), "", ""][:3]
             address = address.removeprefix("::ffff:")
@@ -255,7 +261,8 @@ class OpenSearchAudit(Collector):
     indices or REST path it touched. With the plugin's default configuration, successful reads are
     not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so."""
 
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
+                force: bool = False) -> Evidence:
         import json
 
         from opensearchpy import exceptions as oe
@@ -273,7 +280,7 @@ class OpenSearchAudit(Collector):
         events = [h["_source"] for h in hits]
         ev = Evidence(store.name, f"{store.name}-opensearch-audit.jsonl", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), "".join(json.dumps(e, sort_keys=True) + "\n"
-                                                           for e in events).encode())
+                                                           for e in events).encode(), force)
         granted = 0
         for e in events:
             address = str(e.get("audit_request_remote_address") or "")
@@ -294,8 +301,8 @@ class OpenSearchAudit(Collector):
         return ev
 
 
-def collect(store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+def collect(store: Store, start: datetime, end: datetime | None, folder: Path, force: bool = False) -> Evidence:
     if store.engine not in collectors:
         return Evidence(store.name, None, None, False,
                         f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
-    return collectors.get(store.engine)().collect(store, start, end, folder)
+    return collectors.get(store.engine)().collect(store, start, end, folder, force)

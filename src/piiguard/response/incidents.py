@@ -1,23 +1,31 @@
-"""Incidents: opened by watch when a store holding PII is exposed (or by hand), with a hash-chained
-timeline that ``verify`` checks and ``export`` bundles.
+"""Incidents: opened by watch when a store holding PII is exposed (or by hand), with a keyed,
+sealed timeline that ``verify`` checks and ``export`` bundles.
 
-The timeline lives in the catalog (:meth:`Catalog.event`). Each entry's hash is SHA-256 over the
-previous entry's hash and the entry itself, so changing one byte of any entry — or deleting or
-reordering one — makes verification fail at that entry. The exported bundle carries the timeline,
-the evidence files with their SHA-256, and the reports; ``SHA256SUMS`` lists every file.
+The timeline lives in the catalog (:meth:`Catalog.event`). Each entry carries an HMAC-SHA256, under
+the timeline key (kept outside the catalog, see :mod:`piiguard.catalog.timeline`), of the previous
+entry's HMAC and the entry itself; the incident keeps a seal of the entry count and the last HMAC.
+So changing one byte of any entry, reordering entries, deleting any of them (the last ones, or all)
+or rewriting the whole chain without the key makes verification fail. A rewrite *with* the key, or a
+catalog put back from an older copy, is found by checking against a head recorded outside the
+catalog (``verify --head COUNT-HMAC``): every incident command prints the head it leaves.
+
+The exported bundle carries the timeline and its head, the evidence files with their SHA-256, and the
+reports; ``SHA256SUMS`` lists every file. Its files are 0600 in a 0700 folder, and an existing bundle
+is replaced only with ``force``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from piiguard.catalog import Catalog, chain_hash
+from piiguard import safefile
+from piiguard.catalog import Catalog
+from piiguard.catalog import timeline as tl
 from piiguard.errors import UsageError
 
 
@@ -55,37 +63,103 @@ class Verification:
     entries: int
     broken_at: int | None = None
     reason: str = ""
+    head: tl.Head | None = None  # the timeline's head as found (None when it has no entries)
 
 
-def verify(catalog: Catalog, incident_id: int) -> Verification:
-    """Recompute the chain; the first entry whose link or hash does not match is reported."""
-    get(catalog, incident_id)
+def verify(catalog: Catalog, incident_id: int, head: tl.Head | None = None) -> Verification:
+    """Recompute the keyed chain and the seal; with ``head`` (recorded earlier, outside the catalog),
+    check that the timeline still holds that entry as it was. The first break is reported."""
+    if head is not None and catalog.incident(incident_id) is None:
+        return Verification(False, 0, 1, f"incident {incident_id} is not in the catalog, but a head was recorded for "
+                                         "it: the incident and its timeline were deleted")
+    incident = get(catalog, incident_id)
+    key = catalog.timeline_key()
     entries = catalog.timeline(incident_id)
-    prev = "0" * 64
+    n = len(entries)
+    if not entries:
+        return Verification(False, 0, 1, "the timeline has no entries: they were deleted (an incident always has "
+                                          "its 'opened' entry)")
+    prev = tl.GENESIS
     for expected_seq, e in enumerate(entries, start=1):
         if e["seq"] != expected_seq:
-            return Verification(False, len(entries), expected_seq, f"entry {expected_seq} is missing or moved")
+            return Verification(False, n, expected_seq, f"entry {expected_seq} is missing or moved")
         if e["prev_hash"] != prev:
-            return Verification(False, len(entries), e["seq"], "its link to the previous entry does not match")
-        if chain_hash(prev, incident_id, e["seq"], e["at"], e["kind"], e["payload"]) != e["hash"]:
-            return Verification(False, len(entries), e["seq"], "its content does not match its hash")
+            return Verification(False, n, e["seq"], "its link to the previous entry does not match")
+        material = (prev, incident_id, e["seq"], e["at"], e["kind"], e["payload"])
+        if tl.entry_mac(key, *material) != e["hash"]:
+            return Verification(False, n, e["seq"], _why_mismatch(key, entries[0], e, material))
         prev = e["hash"]
-    return Verification(True, len(entries))
+    found = tl.Head(n, prev)
+    if catalog.timeline_seal(incident_id) != found.seal(key, incident_id):
+        return Verification(False, n, n + 1, f"the seal does not match {n} entries: entries after entry {n} were "
+                                             "deleted, or the seal was changed", found)
+    disagreement = _row_disagrees(catalog, incident, entries)
+    if disagreement:
+        return Verification(False, n, None, disagreement, found)
+    if head is not None:
+        if head.entries > n:
+            return Verification(False, n, n + 1, f"the recorded head has {head.entries} entries, the timeline {n}: "
+                                                 f"entries {n + 1}–{head.entries} were deleted", found)
+        if entries[head.entries - 1]["hash"] != head.last:
+            return Verification(False, n, head.entries, f"entry {head.entries} is not the one in the recorded head: "
+                                                        "the timeline was rewritten since", found)
+    return Verification(True, n, head=found)
 
 
-def export(catalog: Catalog, incident_id: int, out: Path, files: dict[str, Path] | None = None) -> Path:
-    """Write the bundle: incident.json, timeline.jsonl, the given files (evidence, reports), SHA256SUMS."""
+def _row_disagrees(catalog: Catalog, incident: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """The incident row and the scope are outside the chain; what the verified timeline says of them must
+    still hold (an exposure window shortened in the row, people removed from the scope, are found)."""
+    opened = json.loads(entries[0]["payload"]) if entries[0]["kind"] == "opened" else None
+    if opened is None:
+        return "the first entry is not the incident's opening"
+    recorded = {k: opened.get(k) for k in ("title", "stores", "window_start", "pii_types", "subjects_estimate")}
+    recorded["aware_at"] = entries[0]["at"]
+    closes = [json.loads(e["payload"]).get("window_end") for e in entries if e["kind"] == "window-closed"]
+    recorded["window_end"] = closes[-1] if closes else None
+    changed = sorted(k for k, v in recorded.items() if incident[k] != v)
+    if changed:
+        return f"the incident's {', '.join(changed)} differ from what its timeline recorded: the row was edited"
+    scoped = [json.loads(e["payload"]).get("people") for e in entries if e["kind"] == "scoped"]
+    people = len(catalog.scope_subjects(int(incident["id"])))
+    if (scoped[-1] if scoped else 0) != people:
+        return (f"the scope holds {people} people, the timeline's last scope {scoped[-1] if scoped else 0}: the scope "
+                "was edited")
+    return ""
+
+
+def _why_mismatch(key: bytes, first: dict[str, Any], entry: dict[str, Any], material: tuple[Any, ...]) -> str:
+    if tl.unkeyed_hash(*material) == entry["hash"]:
+        return ("it carries an unkeyed hash: written by a piiguard from before timelines were keyed, or rewritten "
+                "by someone without the timeline key")
+    recorded = str(json.loads(first["payload"]).get("timeline_key", "")) if first["kind"] == "opened" else ""
+    if recorded and recorded != tl.key_id(key):
+        return (f"the timeline key given (key id {tl.key_id(key)}) is not the one this incident was opened with "
+                f"(key id {recorded}): set PIIGUARD_TIMELINE_KEY or PIIGUARD_TIMELINE_KEY_FILE to that key")
+    return "its content does not match its HMAC"
+
+
+def export(catalog: Catalog, incident_id: int, out: Path, files: dict[str, Path] | None = None, *,
+           force: bool = False) -> tl.Head | None:
+    """Write the bundle: incident.json, timeline.jsonl, HEAD, the given files (evidence, reports),
+    SHA256SUMS. Returns the timeline's head after the ``exported`` entry is added."""
     incident = get(catalog, incident_id)
     checked = verify(catalog, incident_id)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "incident.json").write_text(json.dumps({**incident, "timeline_verified": checked.ok}, indent=2))
-    with (out / "timeline.jsonl").open("w") as f:
-        for e in catalog.timeline(incident_id):
-            f.write(json.dumps(e, sort_keys=True) + "\n")
+    safefile.private_dir(out)
+    written: dict[str, bytes] = {}
+
+    def put(name: str, data: bytes) -> None:
+        safefile.write(out / name, data, force=force)
+        written[name] = data
+
+    head = str(checked.head) if checked.head else None
+    put("incident.json", json.dumps({**incident, "timeline_verified": checked.ok, "timeline_head": head},
+                                    indent=2).encode())
+    put("timeline.jsonl", "".join(json.dumps(e, sort_keys=True) + "\n" for e in catalog.timeline(incident_id)).encode())
+    if head:
+        put("HEAD", (head + "\n").encode())
     for name, path in (files or {}).items():
-        shutil.copyfile(path, out / name)
-    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(out.iterdir())
-            if p.is_file() and p.name != "SHA256SUMS"]
-    (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
-    catalog.event(incident_id, "exported", {"files": len(sums), "timeline_verified": checked.ok})
-    return out
+        put(name, path.read_bytes())
+    sums = [f"{hashlib.sha256(data).hexdigest()}  {name}" for name, data in sorted(written.items())]
+    safefile.write(out / "SHA256SUMS", "\n".join(sums) + "\n", force=force)
+    return catalog.event(incident_id, "exported", {"files": len(sums), "timeline_verified": checked.ok,
+                                                   "timeline_head": head})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import smtplib
 import ssl
 import time
@@ -24,13 +25,14 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jinja2
 import psycopg
 import yaml
 from psycopg import sql
 
+from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.config import options_from, resolve_password
 from piiguard.connectors.postgres import any_of, connect
@@ -240,14 +242,20 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequ
 
 
 class _Sender:
-    """One SMTP session for the whole run (STARTTLS with a verified certificate when asked), or a spool."""
+    """One SMTP session for the whole run (STARTTLS with a verified certificate when asked), or a spool.
+
+    A spool file holds names and addresses: each is 0600 in a 0700 folder, created new (never through a
+    link, never over a file already there — a resumed run's files take the next free numbers, so an
+    earlier run's notices are kept).
+    """
 
     def __init__(self, options: NoticeOptions, spool: Path | None) -> None:
-        self.options, self.spool, self.count = options, spool, 0
-        self.file: Any = None
+        self.options, self.spool, self.count, self.index = options, spool, 0, 0
+        self.files = contextlib.ExitStack()
+        self.file: IO[Any] | None = None
         self.smtp: smtplib.SMTP | None = None
         if spool is not None:
-            spool.mkdir(parents=True, exist_ok=True)
+            safefile.private_dir(spool)
             return
         try:
             self.smtp = smtplib.SMTP(options.smtp, options.port, timeout=30)
@@ -260,12 +268,20 @@ class _Sender:
             raise UsageError(f"cannot open an SMTP session with {options.smtp}:{options.port} ({type(exc).__name__})",
                              hint="check respond.notices.smtp, port, starttls and credentials") from exc
 
+    def _next_file(self, spool: Path) -> IO[Any]:
+        self.files.close()  # the previous file is complete: flushed, synced
+        while True:
+            path = spool / f"notices-{self.index:05d}.jsonl"
+            self.index += 1
+            if os.path.lexists(path):
+                continue  # an earlier run's (or something planted): kept, never written to
+            return self.files.enter_context(safefile.create(path))
+
     def send(self, to: str, subject: str, body: str) -> None:
         if self.spool is not None:
             if self.count % SPOOL_PER_FILE == 0:
-                if self.file is not None:
-                    self.file.close()
-                self.file = (self.spool / f"notices-{self.count // SPOOL_PER_FILE:05d}.jsonl").open("w")
+                self.file = self._next_file(self.spool)
+            assert self.file is not None
             self.file.write(json.dumps({"to": to, "subject": subject, "body": body}) + "\n")
         else:
             assert self.smtp is not None
@@ -276,8 +292,7 @@ class _Sender:
         self.count += 1
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        self.files.close()
         if self.smtp is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.smtp.quit()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.classify.engine import CUSTOMER_ID
 from piiguard.connectors.base import connectors
@@ -149,11 +149,10 @@ def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key
     return mapping
 
 
-def write_subjects(scope: Scope, path: Path) -> None:
-    """The operator's subject list: identifier and exposed categories, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="") as f:
+def write_subjects(scope: Scope, path: Path, *, force: bool = False) -> None:
+    """The operator's subject list: identifier and exposed categories, readable by the owner only
+    (0600, never through a symlink; an existing file is replaced only with ``force``, atomically)."""
+    with safefile.create(path, force=force) as f:
         out = csv.writer(f)
         out.writerow(["subject", "exposed"])
         for person, types in sorted(scope.people.items()):
