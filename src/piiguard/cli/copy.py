@@ -16,12 +16,13 @@ from rich.table import Table
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
+from piiguard.catalog.owners import RunStatus
 from piiguard.cli.common import read_config
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking import lineage
+from piiguard.masking.ownership import Action, TargetState, apply_expiry, plan_expiry
 from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
-from piiguard.masking.targets import writers
 from piiguard.model import Store
 from piiguard.scanner import resolve_stores
 
@@ -62,6 +63,10 @@ def _show(plan: CopyPlan, console: Console) -> None:
     if plan.blocking:
         verdict = "accepted risk: " + plan.accepted_risk if plan.accepted_risk else "REFUSED (blocking checks fail)"
         console.print(f"[bold]{verdict}[/bold]")
+    if plan.target_owner is not None:
+        line = plan.target_owner.verdict(plan.replace)
+        foreign = plan.target_owner.state is TargetState.FOREIGN
+        console.print(f"[bold]{line}[/bold]" if foreign else line, highlight=False, markup=foreign)
 
 
 def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECTION"),
@@ -73,6 +78,8 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
          purpose: str = typer.Option(None, "--purpose", help="why it exists"),
          expires: str = typer.Option(None, "--expires", help="YYYY-MM-DD (default: in 30 days)"),
          accept_risk: str = typer.Option("", "--accept-risk", help="copy despite failing target checks: why"),
+         replace: bool = typer.Option(False, "--replace",
+                                      help="replace a target that exists and is not a piiguard copy of this source"),
          lineage_to: str = typer.Option(None, "--lineage", help="file:PATH or http(s) URL for OpenLineage"),
          sample: int = typer.Option(2000, "--sample", help="rows sampled to classify the source"),
          config: Path = typer.Option(None, "--config", "-c"),
@@ -88,8 +95,9 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
         key = key_from(key_env, str(key_file) if key_file else None)
         if not owner or not purpose:
             raise UsageError("a copy needs --owner and --purpose (they are registered with it)")
-    plan = plan_copy(src_store, src_collection, dst_store, dst_collection, config=cfg, accepted_risk=accept_risk,
-                     sample_size=sample)
+    with Catalog(catalog) as cat:
+        plan = plan_copy(src_store, src_collection, dst_store, dst_collection, config=cfg,
+                         accepted_risk=accept_risk, sample_size=sample, catalog=cat, replace=replace)
     _show(plan, console)
     if plan_only:
         return
@@ -139,30 +147,37 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog")) 
 def expire(apply: bool = typer.Option(False, "--apply", help="remove them (otherwise only the plan is shown)"),
            config: Path = typer.Option(None, "--config", "-c"),
            catalog: Path = typer.Option(None, "--catalog")) -> None:
-    """Remove copies past their expiry that still exist: planned first, removed with --apply."""
+    """Remove copies past their expiry: planned first, removed with --apply. Only what each copy
+    recorded that it created is removed, and only while it is still that object (a table made again
+    under the copy's name, or another live copy's data, stays)."""
     cfg = read_config(config)
-    console = Console()
+    console = Console(highlight=False)
+    plugins.load()
     with Catalog(catalog) as cat:
-        due = cat.copies(status="active", expired_before=datetime.now(UTC).date().isoformat())
-        if not due:
+        steps = plan_expiry(cat, datetime.now(UTC).date().isoformat(), lambda n: cfg.store(n) if cfg else None)
+        if not steps:
             console.print("no expired copy")
             return
-        for c in due:
-            store = cfg.store(c["target_store"]) if cfg else None
-            if store is None:
+        for step in steps:
+            c, where = step.copy, f"{step.copy['target_store']}.{step.copy['target_collection']}"
+            if step.action is Action.NO_STORE:
                 console.print(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: skipped")
-                continue
-            writer = writers.get(store.engine)(store, c["target_collection"])
-            if not writer.exists():
-                cat.finish_copy(c["id"], "removed", note="gone before expiry ran")
+            elif step.action is Action.NO_RECORD:
+                console.print(f"copy {c['id']}: {where} was registered without a record of what it created: "
+                              "not removed (remove it by hand if it is the copy)")
+            elif step.action is Action.GONE:
+                cat.finish_copy(c["id"], RunStatus.REMOVED, note="gone before expiry ran")
                 console.print(f"copy {c['id']}: already gone")
-                continue
-            if not apply:
-                console.print(f"would remove copy {c['id']}: {store.name}.{c['target_collection']} "
+            elif step.action is Action.NOT_OURS:
+                if apply:
+                    cat.finish_copy(c["id"], RunStatus.REMOVED, note="replaced before expiry: nothing removed")
+                console.print(f"copy {c['id']}: {where} now holds something this copy did not make: kept")
+            elif not apply:
+                console.print(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} "
                               f"(expired {c['expires']})")
-                continue
-            writer.remove()
-            cat.finish_copy(c["id"], "removed", note=f"expired {c['expires']}, removed")
-            console.print(f"removed copy {c['id']}: {store.name}.{c['target_collection']}")
+            else:
+                done = apply_expiry(cat, step)
+                console.print(f"removed copy {c['id']}: {', '.join(o.name for o in done.removed) or 'nothing'}"
+                              + (f"; kept {', '.join(o.name for o in done.keep)}" if done.keep else ""))
     if not apply:
         console.print("nothing changed; run again with --apply")

@@ -81,3 +81,17 @@ def scan(
         render_table(result, out, all_fields=all_fields)
     if result.problems:
         raise typer.Exit(1)
+
+
+def scans(catalog: Path = typer.Option(None, "--catalog", help="catalog file (default: user data dir, or "
+                                                               "$PIIGUARD_CATALOG)")) -> None:
+    """Every recorded scan and whether it finished: running, finished, failed, or interrupted (its
+    process was killed; marked by the next piiguard that opened the catalog)."""
+    from rich.table import Table
+
+    with Catalog(catalog) as cat:
+        rows = cat.scans()
+    table = Table("id", "started", "finished", "mode", "sample", "status")
+    for r in rows:
+        table.add_row(str(r["id"]), r["started"], r["finished"] or "-", r["mode"], str(r["sample_size"]), r["status"])
+    Console().print(table)

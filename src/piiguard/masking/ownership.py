@@ -1,0 +1,134 @@
+"""Own only what you made: whether a copy's target may be replaced, and what an expired copy removes.
+
+A target collection that exists is replaced only if it is, physically, the object a live piiguard
+copy *of the same source* created (same table OID, index UUID or file inode, as the registry
+recorded it); anything else — a table a person made, a copy of another source, a table dropped
+and made again under the copy's name — is refused unless ``--replace`` is given.
+
+``copies expire`` removes only the objects the expired copy recorded, only while each is still that
+object, and never one another live copy recorded too: two copies into one target, the first one
+expiring, leaves the second's data where it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from piiguard.catalog import Catalog
+from piiguard.catalog.owners import RunStatus
+from piiguard.errors import UsageError
+from piiguard.masking.targets import CopyObject, Writer, writers
+from piiguard.model import Store
+
+
+class TargetState(Enum):
+    ABSENT = "absent"            # nothing there: the copy creates it
+    OURS = "ours"                # a live piiguard copy of the same source: replaced by the new copy
+    FOREIGN = "foreign"          # anything else: refused unless --replace
+
+
+FOREIGN_TEXT = "target exists and is not a piiguard copy of this source"
+
+
+@dataclass(frozen=True)
+class Ownership:
+    state: TargetState
+    identity: str | None               # what is at the target now (None: nothing)
+    copies: tuple[int, ...] = ()       # the live copies whose recorded object that is
+
+    def verdict(self, replace: bool) -> str:
+        """One line for ``--plan``."""
+        if self.state is TargetState.ABSENT:
+            return "target does not exist: the copy creates it"
+        if self.state is TargetState.OURS:
+            return f"target is piiguard copy {', '.join(map(str, self.copies))} of this source: it is replaced"
+        return f"{FOREIGN_TEXT}: " + ("would be replaced (--replace)" if replace else
+                                      "would be refused / replaced with --replace")
+
+
+def live_objects(catalog: Catalog, store: str, *, but: int | None = None) -> dict[str, list[int]]:
+    """Identity → the live (``active`` or ``writing``) copies into ``store`` that recorded it."""
+    out: dict[str, list[int]] = {}
+    for c in catalog.copies():
+        if c["target_store"] != store or c["id"] == but or c["status"] not in (RunStatus.ACTIVE, RunStatus.WRITING):
+            continue
+        for o in c["objects"]:
+            out.setdefault(str(o["id"]), []).append(int(c["id"]))
+    return out
+
+
+def ownership(catalog: Catalog | None, writer: Writer, source: Store, source_collection: str) -> Ownership:
+    """Who made what is at the writer's collection now. Without a catalog nothing is provably ours."""
+    now = writer.identity()
+    if now is None:
+        return Ownership(TargetState.ABSENT, None)
+    if catalog is None:
+        return Ownership(TargetState.FOREIGN, now)
+    ours = tuple(int(c["id"]) for c in catalog.copies(status=RunStatus.ACTIVE)
+                 if c["target_store"] == writer.store.name and c["source_store"] == source.name
+                 and c["source_collection"] == source_collection and any(o["id"] == now for o in c["objects"]))
+    return Ownership(TargetState.OURS if ours else TargetState.FOREIGN, now, ours)
+
+
+def refuse_foreign(target: Store, collection: str) -> UsageError:
+    return UsageError(f"{target.name}.{collection}: {FOREIGN_TEXT}; piiguard replaces only its own copies",
+                      hint="copy to another collection, or pass --replace to replace it (its data is lost)")
+
+
+class Action(Enum):
+    REMOVE = "remove"          # the copy's objects are there as it made them
+    GONE = "gone"              # nothing it made is left
+    NOT_OURS = "not-ours"      # its name now holds something else (or another live copy's object): kept
+    NO_RECORD = "no-record"    # registered before objects were recorded: nothing is provably its
+    NO_STORE = "no-store"      # the target store is not in the configuration
+
+
+@dataclass(frozen=True)
+class Expiry:
+    copy: dict[str, Any]
+    action: Action
+    store: Store | None = None
+    remove: tuple[CopyObject, ...] = ()
+    keep: tuple[CopyObject, ...] = ()
+    removed: tuple[CopyObject, ...] = ()
+
+
+def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | None]) -> list[Expiry]:
+    """What expiring each active copy past its date would do; changes nothing."""
+    out = []
+    for c in catalog.copies(status=RunStatus.ACTIVE, expired_before=today):
+        store = store_of(c["target_store"])
+        objects = [CopyObject.from_json(o) for o in c["objects"]]
+        if store is None:
+            out.append(Expiry(c, Action.NO_STORE))
+            continue
+        if not objects:
+            out.append(Expiry(c, Action.NO_RECORD))
+            continue
+        writer = writers.get(store.engine)(store, c["target_collection"])
+        shared = live_objects(catalog, store.name, but=int(c["id"]))
+        now = {o: writer.identity(o.name) for o in objects}
+        if all(v is None for v in now.values()):
+            out.append(Expiry(c, Action.GONE))
+            continue
+        remove = tuple(o for o in objects if now[o] == o.id and o.id not in shared)
+        keep = tuple(o for o in objects if o not in remove and now[o] is not None)
+        out.append(Expiry(c, Action.REMOVE if remove else Action.NOT_OURS, store, remove, keep))
+    return out
+
+
+def apply_expiry(catalog: Catalog, step: Expiry) -> Expiry:
+    """Remove what ``step`` planned (each object checked again just before) and mark the copy removed."""
+    if step.store is None or step.action is not Action.REMOVE:
+        return step
+    writer = writers.get(step.store.engine)(step.store, step.copy["target_collection"])
+    removed = tuple(o for o in step.remove if writer.drop(o))
+    left = [o.name for o in (*step.keep, *(o for o in step.remove if o not in removed))]
+    note = f"expired {step.copy['expires']}, removed {', '.join(o.name for o in removed) or 'nothing'}"
+    catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED,
+                        note=note + (f"; kept (not as this copy made it): {', '.join(left)}" if left else ""))
+    return dataclasses.replace(step, removed=removed)
