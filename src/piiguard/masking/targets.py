@@ -25,9 +25,11 @@ the target schema (database, folder).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import secrets
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -125,7 +127,7 @@ def _split(collection: str, default_schema: str) -> tuple[str, str]:
     return (schema, table) if dot else (default_schema, table)
 
 
-_OID = """SELECT c.relkind || ':' || c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+_OID = """SELECT c.relkind::text || ':' || c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = %s AND c.relname = %s"""
 
 
@@ -231,8 +233,11 @@ def _literal(text: str) -> str:
 
 @writers.register("clickhouse")
 class ClickHouseWriter(Writer):
-    """The identity of a table is its UUID (databases of the default ``Atomic`` engine give every table
-    one; elsewhere its engine and metadata time stand in)."""
+    """The identity of a table is its UUID where the server has them (``Atomic`` databases, 20.5+);
+    elsewhere a hash of its definition, metadata time (to the second) and row count. Each copy's
+    table carries an ``ALIAS`` column ``_piiguard_copy`` (stores nothing, left out of ``SELECT *``)
+    holding a random mark, so a table made again with the same columns, even within the same second,
+    has another definition; a clone of the definition itself differs in its rows."""
 
     def _query(self, query: str, body: bytes | None = None) -> str:
         return post(self.store, query, body, timeout=self.timeout, collection=self.collection)
@@ -251,8 +256,8 @@ class ClickHouseWriter(Writer):
         _, table = _split(self.collection, "")
         self.target, self.stage, self.old = (self._table(table), self._table(f"{table}__piiguard_{tag}"),
                                              self._table(f"{table}__piiguard_{tag}_old"))
-        self.stage_name = f"{self._where(self.collection)[0]}.{table}__piiguard_{tag}"
-        cols = ", ".join(f"{self._q(c)} Nullable(String)" for c in columns)
+        cols = ", ".join([*(f"{self._q(c)} Nullable(String)" for c in columns),
+                          f"_piiguard_copy String ALIAS {_literal(f'{tag}-{secrets.token_hex(8)}')}"])
         self._query(f"CREATE TABLE {self.stage} ({cols}) ENGINE = Log")
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -264,12 +269,12 @@ class ClickHouseWriter(Writer):
         # in between is not seen; one that came before is)
         if self.identity() != self.expected:
             raise self._changed()
-        made = self.identity(self.stage_name)
         if self.expected is not None:
             self._query(f"RENAME TABLE {self.target} TO {self.old}, {self.stage} TO {self.target}")
             self._query(f"DROP TABLE {self.old}")
         else:
             self._query(f"RENAME TABLE {self.stage} TO {self.target}")
+        made = self.identity()  # after the rename: the definition names the table
         database, table = self._where(self.collection)
         self.created = [CopyObject("table", f"{database}.{table}", str(made))]
 
@@ -279,12 +284,18 @@ class ClickHouseWriter(Writer):
 
     def identity(self, name: str | None = None) -> str | None:
         database, table = self._where(name or self.collection)
-        out = self._query(f"SELECT toString(uuid), engine, toString(metadata_modification_time) FROM system.tables "
-                          f"WHERE database = {_literal(database)} AND name = {_literal(table)} FORMAT TSV").strip()
-        if not out:
+        where = f"WHERE database = {_literal(database)} AND name = {_literal(table)}"
+        if not self._query(f"SELECT count() FROM system.tables {where}").strip().strip("0"):
             return None
-        uuid, engine, changed = [*out.split("\t"), "", "", ""][:3]
-        return uuid if uuid.strip("0-") else f"{engine}@{changed}"
+        columns = self._query("SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'").split()
+        if "uuid" in columns:
+            uuid = self._query(f"SELECT toString(uuid) FROM system.tables {where}").strip()
+            if uuid.strip("0-"):
+                return uuid
+        out = self._query(f"SELECT engine, toString(metadata_modification_time), create_table_query "
+                          f"FROM system.tables {where} FORMAT TSVRaw")
+        rows = self._query(f"SELECT count() FROM {self._q(database)}.{self._q(table)}")
+        return "ddl:" + hashlib.sha256(f"{out}\n{rows}".encode()).hexdigest()[:32]
 
     def drop(self, obj: CopyObject) -> bool:
         if self.identity(obj.name) != obj.id:
