@@ -74,7 +74,14 @@ class Catalog:
                                hint="upgrade piiguard")
         for i, step in enumerate(MIGRATIONS[current:], start=current + 1):
             # One transaction per step: a failed migration leaves the previous version intact.
-            self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
+            try:
+                self.db.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {i}; COMMIT;")
+            except sqlite3.OperationalError:
+                if self.db.in_transaction:
+                    self.db.rollback()
+                if self.version < i:
+                    raise
+                # another piiguard opening the same new catalog applied this step first (it held the lock)
 
     def _mark_interrupted(self) -> None:
         """Scans still ``running`` and copies still ``writing`` whose owner on this host is dead (killed,
