@@ -127,8 +127,9 @@ def apply_expiry(catalog: Catalog, step: Expiry) -> Expiry:
         return step
     writer = writers.get(step.store.engine)(step.store, step.copy["target_collection"])
     removed = tuple(o for o in step.remove if writer.drop(o))
-    left = [o.name for o in (*step.keep, *(o for o in step.remove if o not in removed))]
+    # what is still there (an alias goes with its index, a folder may hold someone else's file now)
+    left = tuple(o for o in (*step.keep, *step.remove) if o not in removed and writer.identity(o.name) is not None)
     note = f"expired {step.copy['expires']}, removed {', '.join(o.name for o in removed) or 'nothing'}"
     catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED,
-                        note=note + (f"; kept (not as this copy made it): {', '.join(left)}" if left else ""))
-    return dataclasses.replace(step, removed=removed)
+                        note=note + (f"; kept: {', '.join(o.name for o in left)}" if left else ""))
+    return dataclasses.replace(step, removed=removed, keep=left)
