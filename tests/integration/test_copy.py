@@ -528,3 +528,27 @@ def test_a_foreign_clickhouse_table_is_refused_untouched_until_replace(
         assert ch_query(server, "SELECT count() FROM default.events").strip() == "0"
     finally:
         stop_clickhouse(server)
+
+
+def test_expiry_never_cascades_into_what_depends_on_a_copy(postgres: Server, source: dict[str, list[Any]],
+                                                           warehouse: Server, tmp_path: Path) -> None:
+    run = cli(tmp_path, postgres, warehouse)
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP VIEW IF EXISTS gold_customers")
+        conn.execute("DROP TABLE IF EXISTS viewed_copy")
+    assert run("copy", "prod.customers", "wh.viewed_copy", write=True).returncode == 0
+    with pg_connect(warehouse) as conn:  # someone built on the copy
+        conn.execute("CREATE VIEW gold_customers AS SELECT customer_id, plan FROM viewed_copy")
+    with Catalog(tmp_path / "c.db") as cat:
+        cat.db.execute("UPDATE copies SET expires = '2020-01-01'")
+        cat.db.commit()
+    applied = run("copies", "expire", "--apply")
+    assert applied.returncode == 1
+    assert "other objects (views, foreign keys) depend on the copy: not removed" in applied.stdout
+    assert rows(warehouse, "SELECT count(*) FROM gold_customers") == [(ROWS,)]
+    with Catalog(tmp_path / "c.db") as cat:
+        assert [c["status"] for c in cat.copies()] == ["active"]  # still registered: expiry will try again
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP VIEW gold_customers")
+    assert run("copies", "expire", "--apply").returncode == 0
+    assert rows(warehouse, "SELECT to_regclass('viewed_copy')") == [(None,)]

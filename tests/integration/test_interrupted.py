@@ -167,3 +167,20 @@ def test_a_store_that_stays_down_mid_scan_is_named_as_the_problem(restartable: t
     assert lost.message.endswith("the connection was lost and could not be opened again")
     assert down.collection is None and down.message.startswith("cannot connect to ")  # and the rest was not read
     pg_ctl(server, "start")
+
+
+def test_a_terminated_copy_removes_its_staging_and_says_failed(big: str, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("k" * 40)
+    proc = subprocess.Popen(piiguard(tmp_path, big, "copy", "prod.people", "lake.people.parquet", "--key-file",
+                                     str(tmp_path / "key"), "--owner", "bi", "--purpose", "test"),
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        staging = tmp_path / "lake" / ".people.parquet.piiguard-1.tmp"
+        wait_for("staging file", lambda: staging.exists() and staging.stat().st_size > 0, proc)
+        proc.send_signal(signal.SIGTERM)  # a cancelled CI job, a stopped container
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+    assert status(tmp_path / "c.db", "copies") == ["failed"]
+    assert list((tmp_path / "lake").iterdir()) == []  # no staging, no half copy

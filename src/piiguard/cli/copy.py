@@ -6,8 +6,12 @@ SOURCE and TARGET are ``STORE.COLLECTION`` for configured stores (``prod.users``
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -102,7 +106,7 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
     if plan_only:
         return
     with Catalog(catalog) as cat, Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(),
-                                           TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+                                           TimeElapsedColumn(), console=Console(stderr=True)) as bar, _terminable():
         task = bar.add_task("rows", total=plan.rows_estimate or None)
         result = run_copy(plan, key, cat, owner=owner, purpose=purpose, expires=until,
                           progress=lambda n: bar.advance(task, n))
@@ -112,6 +116,20 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
     people = f", {result.subjects:,} people" if result.subjects is not None else ""
     console.print(f"copy {result.copy_id}: {result.rows:,} rows{people} in {result.seconds:.1f} s; "
                   f"expires {until.isoformat()}")
+
+
+@contextlib.contextmanager
+def _terminable() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``kill``, a container stopped) ends the copy as Ctrl-C does: the
+    staging is removed and the copy registered as failed, instead of the process dying mid-write."""
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _expiry(text: str | None) -> date:
@@ -158,9 +176,13 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
         if not steps:
             console.print("no expired copy")
             return
+        failed = False
         for step in steps:
             c, where = step.copy, f"{step.copy['target_store']}.{step.copy['target_collection']}"
-            if step.action is Action.NO_STORE:
+            if step.action is Action.ERROR:
+                failed = True
+                console.print(f"copy {c['id']}: {step.error}", markup=False)
+            elif step.action is Action.NO_STORE:
                 console.print(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: skipped")
             elif step.action is Action.NO_RECORD:
                 console.print(f"copy {c['id']}: {where} was registered without a record of what it created: "
@@ -177,7 +199,13 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
                               f"(expired {c['expires']})")
             else:
                 done = apply_expiry(cat, step)
+                if done.action is Action.ERROR:
+                    failed = True
+                    console.print(f"copy {c['id']}: {done.error}", markup=False)
+                    continue
                 console.print(f"removed copy {c['id']}: {', '.join(o.name for o in done.removed) or 'nothing'}"
                               + (f"; kept {', '.join(o.name for o in done.keep)}" if done.keep else ""))
     if not apply:
         console.print("nothing changed; run again with --apply")
+    if failed:
+        raise typer.Exit(1)

@@ -20,7 +20,7 @@ from typing import Any
 
 from piiguard.catalog import Catalog
 from piiguard.catalog.owners import RunStatus
-from piiguard.errors import UsageError
+from piiguard.errors import StoreError, UsageError
 from piiguard.masking.targets import CopyObject, Writer, writers
 from piiguard.model import Store
 
@@ -85,6 +85,7 @@ class Action(Enum):
     NOT_OURS = "not-ours"      # its name now holds something else (or another live copy's object): kept
     NO_RECORD = "no-record"    # registered before objects were recorded: nothing is provably its
     NO_STORE = "no-store"      # the target store is not in the configuration
+    ERROR = "error"            # the target store could not be asked (the copy stays registered)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Expiry:
     remove: tuple[CopyObject, ...] = ()
     keep: tuple[CopyObject, ...] = ()
     removed: tuple[CopyObject, ...] = ()
+    error: str = ""
 
 
 def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | None]) -> list[Expiry]:
@@ -111,7 +113,11 @@ def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | 
             continue
         writer = writers.get(store.engine)(store, c["target_collection"])
         shared = live_objects(catalog, store.name, but=int(c["id"]))
-        now = {o: writer.identity(o.name) for o in objects}
+        try:
+            now = {o: writer.identity(o.name) for o in objects}
+        except StoreError as exc:
+            out.append(Expiry(c, Action.ERROR, store, error=str(exc)))
+            continue
         if all(v is None for v in now.values()):
             out.append(Expiry(c, Action.GONE))
             continue
@@ -122,11 +128,15 @@ def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | 
 
 
 def apply_expiry(catalog: Catalog, step: Expiry) -> Expiry:
-    """Remove what ``step`` planned (each object checked again just before) and mark the copy removed."""
+    """Remove what ``step`` planned (each object checked again just before) and mark the copy removed;
+    a store that refuses comes back as ``Action.ERROR`` (the copy stays registered, to try again)."""
     if step.store is None or step.action is not Action.REMOVE:
         return step
     writer = writers.get(step.store.engine)(step.store, step.copy["target_collection"])
-    removed = tuple(o for o in step.remove if writer.drop(o))
+    try:
+        removed = tuple(o for o in step.remove if writer.drop(o))
+    except StoreError as exc:
+        return dataclasses.replace(step, action=Action.ERROR, error=str(exc))
     # what is still there (an alias goes with its index, a folder may hold someone else's file now)
     left = tuple(o for o in (*step.keep, *step.remove) if o not in removed and writer.identity(o.name) is not None)
     note = f"expired {step.copy['expires']}, removed {', '.join(o.name for o in removed) or 'nothing'}"

@@ -217,13 +217,20 @@ class PostgresWriter(Writer):
     def drop(self, obj: CopyObject) -> bool:
         schema, table = _split(obj.name, "public")
         ident = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        with self._connect() as conn:
-            if self._oid(conn, obj.name) != obj.id:
-                return False
-            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident))
-            if self._oid(conn, obj.name) != obj.id:
-                return False
-            conn.execute(sql.SQL("DROP TABLE {}").format(ident))  # no CASCADE: a view on it keeps it (an error)
+        try:
+            with self._connect() as conn:
+                if self._oid(conn, obj.name) != obj.id:
+                    return False
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident))
+                if self._oid(conn, obj.name) != obj.id:
+                    return False
+                conn.execute(sql.SQL("DROP TABLE {}").format(ident))  # no CASCADE: what depends on it stays
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            raise StoreError(self.store.name, "other objects (views, foreign keys) depend on the copy: not removed",
+                             collection=obj.name, hint="drop or repoint what depends on it, then expire again") from exc
+        except psycopg.Error as exc:
+            raise StoreError(self.store.name, f"cannot remove the copy ({type(exc).__name__})",
+                             collection=obj.name, hint="the target user needs to own the table to drop it") from exc
         return True
 
 
