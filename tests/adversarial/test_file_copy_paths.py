@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from piiguard.catalog import Catalog
 from piiguard.config import parse_config
-from piiguard.errors import UsageError
+from piiguard.errors import StoreError, UsageError
 from piiguard.masking.pipeline import CopyPlan, plan_copy, run_copy
 from piiguard.model import Store
 
@@ -131,3 +131,25 @@ def test_any_path_is_refused_or_lands_inside_the_store(world: World, path: str) 
         assert ".." not in path.split("/") and not path.startswith("/")
     assert outside_the_store() == outside
     assert (world.parent / "outside" / "victim.csv").read_bytes() == VICTIM
+
+
+def test_a_file_under_the_staging_name_is_neither_used_nor_removed(world: World) -> None:
+    """The staging name is derived from the next copy's id, so anyone can guess it: a file already
+    there is not piiguard's, and a failed copy must not remove it on its way out."""
+    next_id = max((c["id"] for c in world.catalog.copies()), default=0) + 1
+    decoy = world.root / "fresh" / f".taken.csv.piiguard-{next_id}.tmp"
+    decoy.parent.mkdir()
+    decoy.write_bytes(VICTIM)
+    with pytest.raises(StoreError, match="is taken by a file piiguard did not make"):
+        run_copy(dataclasses.replace(world.plan, target_collection="fresh/taken.csv"), KEY, world.catalog,
+                 owner="t", purpose="test", expires=date(2030, 1, 1))
+    assert decoy.read_bytes() == VICTIM and sorted(p.name for p in decoy.parent.iterdir()) == [decoy.name]
+    assert world.catalog.copies()[-1]["status"] == "failed"
+
+    def interrupt(rows: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a copy that fails takes the folders it made with it
+        run_copy(dataclasses.replace(world.plan, target_collection="made/here/y.csv"), KEY, world.catalog,
+                 owner="t", purpose="test", expires=date(2030, 1, 1), progress=interrupt)
+    assert not (world.root / "made").exists()

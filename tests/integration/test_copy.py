@@ -26,7 +26,7 @@ from piiguard import synthetic
 from piiguard.catalog import Catalog
 from piiguard.checker import run_checks
 from piiguard.config import parse_config
-from piiguard.errors import ConfigError, CopyRefused, UsageError
+from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
 from piiguard.masking.lineage import emit
 from piiguard.masking.pipeline import CopyPlan, plan_copy, run_copy
 from piiguard.model import Status, Store
@@ -526,6 +526,13 @@ def test_a_foreign_clickhouse_table_is_refused_untouched_until_replace(
         with pytest.raises(UsageError, match="not a piiguard copy"):
             copy(plan, tmp_path / "c.db")
         assert ch_query(server, "SELECT count() FROM default.events").strip() == "0"
+        with Catalog(tmp_path / "c.db") as cat:  # a table under the next copy's staging name is not ours either
+            decoy = f"default.events__piiguard_{max(c['id'] for c in cat.copies()) + 1}"
+        ch_query(server, f"CREATE TABLE {decoy} (id UInt32) ENGINE = Log")
+        ch_query(server, f"INSERT INTO {decoy} SELECT number FROM system.numbers LIMIT 9")
+        with pytest.raises(StoreError, match="ClickHouse refused"):
+            copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
+        assert ch_query(server, f"SELECT count() FROM {decoy}").strip() == "9"
     finally:
         stop_clickhouse(server)
 

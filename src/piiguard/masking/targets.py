@@ -265,7 +265,8 @@ class ClickHouseWriter(Writer):
                                              self._table(f"{table}__piiguard_{tag}_old"))
         cols = ", ".join([*(f"{self._q(c)} Nullable(String)" for c in columns),
                           f"_piiguard_copy String ALIAS {_literal(f'{tag}-{secrets.token_hex(8)}')}"])
-        self._query(f"CREATE TABLE {self.stage} ({cols}) ENGINE = Log")
+        self._query(f"CREATE TABLE {self.stage} ({cols}) ENGINE = Log")  # fails if the name is taken
+        self.staged = True  # only now is the staging table this copy's to drop
 
     def write(self, batch: pa.RecordBatch) -> None:
         body = "\n".join(json.dumps(row, ensure_ascii=False) for row in batch.to_pylist())
@@ -286,7 +287,7 @@ class ClickHouseWriter(Writer):
         self.created = [CopyObject("table", f"{database}.{table}", str(made))]
 
     def abort(self) -> None:
-        if getattr(self, "stage", None):
+        if getattr(self, "staged", False):
             self._query(f"DROP TABLE IF EXISTS {self.stage}")
 
     def identity(self, name: str | None = None) -> str | None:
@@ -395,7 +396,13 @@ class FilesWriter(Writer):
         path = self._path()
         self.temp = path.with_name(f".{path.name}.piiguard-{tag}.tmp")
         # created 0600 and exclusively, never through a link: the staging holds the data from the first row
-        fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError as exc:
+            raise StoreError(self.store.name, f"the staging name {self.temp.name!r} is taken by a file piiguard did "
+                             "not make: nothing was written", collection=self.collection,
+                             hint="move that file away, then copy again") from exc
+        self.staged = True  # only now is the staging file this copy's to remove
         self.sink = os.fdopen(fd, "wb")
         schema = pa.schema([(c, pa.string()) for c in columns])
         self.out: Any = (pq.ParquetWriter(self.sink, schema) if path.suffix.lower() == ".parquet"
@@ -419,8 +426,11 @@ class FilesWriter(Writer):
             with contextlib.suppress(Exception):  # the staging goes whatever state its writer is in
                 self.out.close()
             self.sink.close()
-        if getattr(self, "temp", None) is not None:
+        if getattr(self, "staged", False):
             self.temp.unlink(missing_ok=True)
+        for folder in getattr(self, "folders", ()):  # deepest first; one holding anything else stays
+            with contextlib.suppress(OSError):
+                self._path(folder.name).rmdir()
 
     def identity(self, name: str | None = None) -> str | None:
         return _stat_id(self._path(name))
@@ -452,8 +462,9 @@ class OpenSearchWriter(Writer):
         from piiguard.connectors.opensearch import errors
 
         self.es, self.index = self._client(), f"{self.collection}-piiguard-{tag}"
-        with errors(self.store, self.collection):
+        with errors(self.store, self.collection):  # fails if the name is taken
             self.es.indices.create(index=self.index, body={"settings": {"index": {"number_of_replicas": 0}}})
+        self.staged = True  # only now is the index this copy's to delete
 
     def write(self, batch: pa.RecordBatch) -> None:
         from opensearchpy.helpers import bulk
@@ -486,7 +497,7 @@ class OpenSearchWriter(Writer):
                             CopyObject("alias", self.collection, str(self._identity(self.es, self.collection)))]
 
     def abort(self) -> None:
-        if getattr(self, "es", None) is not None:
+        if getattr(self, "staged", False):
             self.es.indices.delete(index=self.index, ignore=[404])
 
     @staticmethod
