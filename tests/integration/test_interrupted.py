@@ -84,6 +84,18 @@ def test_a_killed_copy_shows_interrupted(big: str, tmp_path: Path) -> None:
     assert "interrupted" in listed.stdout and "writing" not in listed.stdout
     assert not (tmp_path / "lake" / "people.parquet").exists()  # never swapped in
     assert oct(staging.stat().st_mode & 0o777) == "0o600"  # what was staged was never readable by others
+    planned = subprocess.run(piiguard(tmp_path, big, "copies", "expire"), capture_output=True, text=True, env=ENV,
+                             timeout=60)
+    assert "would remove copy 1: .people.parquet.piiguard-1.tmp" in planned.stdout, planned.stdout + planned.stderr
+    assert "(left by the interrupted copy)" in planned.stdout and staging.exists()
+    applied = subprocess.run(piiguard(tmp_path, big, "copies", "expire", "--apply"), capture_output=True, text=True,
+                             env=ENV, timeout=60)
+    assert applied.returncode == 0 and "removed copy 1" in applied.stdout, applied.stdout + applied.stderr
+    assert not (tmp_path / "lake").exists()  # the staging, and the folder this copy made for it
+    assert status(tmp_path / "c.db", "copies") == ["interrupted"]
+    again = subprocess.run(piiguard(tmp_path, big, "copies", "expire"), capture_output=True, text=True, env=ENV,
+                           timeout=60)
+    assert "no expired copy" in again.stdout  # nothing of it is left to remove
 
 
 def test_a_killed_scan_shows_interrupted(big: str, tmp_path: Path) -> None:
@@ -183,4 +195,49 @@ def test_a_terminated_copy_removes_its_staging_and_says_failed(big: str, tmp_pat
         proc.kill()
         proc.wait()
     assert status(tmp_path / "c.db", "copies") == ["failed"]
-    assert list((tmp_path / "lake").iterdir()) == []  # no staging, no half copy
+    assert not (tmp_path / "lake").exists()  # no staging, no half copy, not even the folder it made
+
+
+def test_what_a_copy_killed_mid_write_into_clickhouse_left_is_removed_by_expire(big: str, tmp_path: Path) -> None:
+    import urllib.request
+
+    from servers import start_clickhouse, stop_clickhouse
+
+    server = start_clickhouse()
+
+    def ch(query: str) -> str:
+        req = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=query.encode(),
+                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return str(r.read().decode()).strip()
+
+    try:
+        (tmp_path / "key").write_text("k" * 40)
+        cfg = tmp_path / "piiguard.yaml"
+        cfg.write_text(json.dumps({"stores": [
+            {"name": "prod", "url": big, "password_env": PW},
+            {"name": "olap", "url": f"clickhouse://default@127.0.0.1:{server.port}", "password_env": PW,
+             "options": {"tcp_port": str(server.tcp_port), "config_dir": str(server.data / "conf")}}],  # type: ignore[attr-defined]
+            "masking": {"prod.public.people": {"plan": "keep"}}}))
+        base = [sys.executable, "-m", "piiguard"]
+        where = ["-c", str(cfg), "--catalog", str(tmp_path / "c.db")]
+        proc = subprocess.Popen([*base, "copy", "prod.people", "olap.default.people", "--key-file",
+                                 str(tmp_path / "key"), "--owner", "bi", "--purpose", "test", *where],
+                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def staged() -> bool:
+                return "people__piiguard_1" in ch("SHOW TABLES FROM default") and \
+                    int(ch("SELECT count() FROM default.people__piiguard_1") or 0) > 0
+            wait_for("staging table with rows", staged, proc, seconds=120)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        ch("CREATE TABLE default.people__piiguard_9 (id UInt32) ENGINE = Log")  # looks like piiguard's; is not
+        assert status(tmp_path / "c.db", "copies") == ["interrupted"]
+        applied = subprocess.run([*base, "copies", "expire", "--apply", *where], capture_output=True, text=True,
+                                 env=ENV, timeout=60)
+        assert "removed copy 1: default.people__piiguard_1" in applied.stdout, applied.stdout + applied.stderr
+        assert ch("SHOW TABLES FROM default").split() == ["people__piiguard_9"]
+    finally:
+        stop_clickhouse(server)

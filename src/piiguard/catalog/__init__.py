@@ -324,6 +324,11 @@ class Catalog:
             self.db.executemany("UPDATE copies SET status = 'replaced', note = ? WHERE id = ? AND status = 'active'",
                                 [(f"replaced by copy {copy_id}", i) for i in replaced or ()])
 
+    def set_copy_objects(self, copy_id: int, objects: list[dict[str, str]]) -> None:
+        """What a copy has made so far (its staging, while it writes)."""
+        with self.db:
+            self.db.execute("UPDATE copies SET objects = ? WHERE id = ?", (json.dumps(objects), copy_id))
+
     def copies(self, *, status: str | None = None, expired_before: str | None = None) -> list[dict[str, Any]]:
         """Registered copies; ``expired_before`` (an ISO date) keeps those whose expiry is earlier."""
         conditions = [(c, v) for c, v in (("status = ?", status), ("expires < ?", expired_before)) if v]

@@ -25,7 +25,7 @@ from piiguard.cli.common import read_config
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking import lineage
-from piiguard.masking.ownership import Action, TargetState, apply_expiry, plan_expiry
+from piiguard.masking.ownership import Action, TargetState, apply_expiry, forget, plan_expiry
 from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
 from piiguard.model import Store
 from piiguard.scanner import resolve_stores
@@ -165,9 +165,10 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog")) 
 def expire(apply: bool = typer.Option(False, "--apply", help="remove them (otherwise only the plan is shown)"),
            config: Path = typer.Option(None, "--config", "-c"),
            catalog: Path = typer.Option(None, "--catalog")) -> None:
-    """Remove copies past their expiry: planned first, removed with --apply. Only what each copy
-    recorded that it created is removed, and only while it is still that object (a table made again
-    under the copy's name, or another live copy's data, stays)."""
+    """Remove copies past their expiry, and the staging that interrupted copies (killed mid-write)
+    left behind: planned first, removed with --apply. Only what each copy recorded that it created is
+    removed, and only while it is still that object (a table made again under the copy's name, or
+    another live copy's data, stays)."""
     cfg = read_config(config)
     console = Console(highlight=False)
     plugins.load()
@@ -188,15 +189,16 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
                 console.print(f"copy {c['id']}: {where} was registered without a record of what it created: "
                               "not removed (remove it by hand if it is the copy)")
             elif step.action is Action.GONE:
-                cat.finish_copy(c["id"], RunStatus.REMOVED, note="gone before expiry ran")
+                forget(cat, step, "gone before expiry ran")
                 console.print(f"copy {c['id']}: already gone")
             elif step.action is Action.NOT_OURS:
                 if apply:
-                    cat.finish_copy(c["id"], RunStatus.REMOVED, note="replaced before expiry: nothing removed")
+                    forget(cat, step, "replaced before expiry: nothing removed")
                 console.print(f"copy {c['id']}: {where} now holds something this copy did not make: kept")
             elif not apply:
-                console.print(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} "
-                              f"(expired {c['expires']})")
+                why = "left by the interrupted copy" if c["status"] == RunStatus.INTERRUPTED else \
+                    f"expired {c['expires']}"
+                console.print(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} ({why})")
             else:
                 done = apply_expiry(cat, step)
                 if done.action is Action.ERROR:

@@ -100,9 +100,11 @@ class Expiry:
 
 
 def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | None]) -> list[Expiry]:
-    """What expiring each active copy past its date would do; changes nothing."""
+    """What expiring each active copy past its date would do, and removing what interrupted copies
+    (killed mid-write) left behind; changes nothing."""
     out = []
-    for c in catalog.copies(status=RunStatus.ACTIVE, expired_before=today):
+    leftovers = [c for c in catalog.copies(status=RunStatus.INTERRUPTED) if c["objects"]]
+    for c in [*catalog.copies(status=RunStatus.ACTIVE, expired_before=today), *leftovers]:
         store = store_of(c["target_store"])
         objects = [CopyObject.from_json(o) for o in c["objects"]]
         if store is None:
@@ -114,7 +116,7 @@ def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | 
         writer = writers.get(store.engine)(store, c["target_collection"])
         shared = live_objects(catalog, store.name, but=int(c["id"]))
         try:
-            now = {o: writer.identity(o.name) for o in objects}
+            now = {o: writer.identity_of(o) for o in objects}
         except StoreError as exc:
             out.append(Expiry(c, Action.ERROR, store, error=str(exc)))
             continue
@@ -138,8 +140,20 @@ def apply_expiry(catalog: Catalog, step: Expiry) -> Expiry:
     except StoreError as exc:
         return dataclasses.replace(step, action=Action.ERROR, error=str(exc))
     # what is still there (an alias goes with its index, a folder may hold someone else's file now)
-    left = tuple(o for o in (*step.keep, *step.remove) if o not in removed and writer.identity(o.name) is not None)
-    note = f"expired {step.copy['expires']}, removed {', '.join(o.name for o in removed) or 'nothing'}"
-    catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED,
-                        note=note + (f"; kept: {', '.join(o.name for o in left)}" if left else ""))
+    left = tuple(o for o in (*step.keep, *step.remove) if o not in removed and writer.identity_of(o) is not None)
+    what = f"removed {', '.join(o.name for o in removed) or 'nothing'}" + (
+        f"; kept: {', '.join(o.name for o in left)}" if left else "")
+    if step.copy["status"] == RunStatus.INTERRUPTED:  # stays interrupted; nothing of it is left to remove
+        catalog.finish_copy(int(step.copy["id"]), RunStatus.INTERRUPTED, note=f"interrupted, {what}", objects=[])
+    else:
+        catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED, note=f"expired {step.copy['expires']}, {what}")
     return dataclasses.replace(step, removed=removed, keep=left)
+
+
+def forget(catalog: Catalog, step: Expiry, note: str) -> None:
+    """Nothing of the copy is left to remove: an expired one is ``removed``; an interrupted one stays
+    ``interrupted`` with nothing recorded any more."""
+    if step.copy["status"] == RunStatus.INTERRUPTED:
+        catalog.finish_copy(int(step.copy["id"]), RunStatus.INTERRUPTED, note=f"interrupted, {note}", objects=[])
+    else:
+        catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED, note=note)

@@ -313,6 +313,8 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
         with connectors.get(plan.source.engine)(plan.source, timeout=timeout) as connector:
             info = find_collection(connector, plan.source_collection)
             writer.begin([r.field for r in kept], str(copy_id))
+            # recorded before the first row: a copy killed from here on leaves exactly these behind
+            catalog.set_copy_objects(copy_id, [o.to_json() for o in writer.staged()])
             # read (a thread ahead) ─► mask (a thread per core) ─► write (a thread behind): one batch each
             with ThreadPoolExecutor(1, thread_name_prefix="piiguard-write") as output:
                 pending: Future[None] | None = None
@@ -330,8 +332,12 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
                     pending.result()
             writer.commit()
     except BaseException as exc:
-        writer.abort()
-        catalog.finish_copy(copy_id, "failed", rows=rows, note=_failure(exc))
+        try:
+            writer.abort()
+            left: list[dict[str, str]] | None = []
+        except Exception:  # the first error is the one to raise; the staging stays recorded for expire
+            left = None
+        catalog.finish_copy(copy_id, "failed", rows=rows, note=_failure(exc), objects=left)
         raise
     finally:
         masker.close()

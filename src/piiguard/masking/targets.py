@@ -103,12 +103,21 @@ class Writer(ABC):
         """Remove the staging; the target is untouched."""
 
     @abstractmethod
-    def identity(self, name: str | None = None) -> str | None:
-        """The identity of the object named ``name`` (default: the collection) now; None if absent."""
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        """The identity of the object named ``name`` (default: the collection) now; None if absent.
+        ``staging``: an identity that stays the same while rows are still being written into it."""
 
     @abstractmethod
     def drop(self, obj: CopyObject) -> bool:
         """Remove ``obj`` if it is still there as itself (same identity); whether it was removed."""
+
+    def staged(self) -> list[CopyObject]:
+        """After ``begin``: what a copy killed before ``commit`` would leave behind (none where the
+        engine's transaction takes it away), recorded so ``copies expire`` can remove exactly that."""
+        return []
+
+    def identity_of(self, obj: CopyObject) -> str | None:
+        return self.identity(obj.name, staging=obj.kind == "staging")
 
     def exists(self) -> bool:
         return self.identity() is not None
@@ -210,7 +219,7 @@ class PostgresWriter(Writer):
         finally:
             self.conn.close()
 
-    def identity(self, name: str | None = None) -> str | None:
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
         with self._connect(autocommit=True) as conn:
             return self._oid(conn, name or self.collection)
 
@@ -266,7 +275,11 @@ class ClickHouseWriter(Writer):
         cols = ", ".join([*(f"{self._q(c)} Nullable(String)" for c in columns),
                           f"_piiguard_copy String ALIAS {_literal(f'{tag}-{secrets.token_hex(8)}')}"])
         self._query(f"CREATE TABLE {self.stage} ({cols}) ENGINE = Log")  # fails if the name is taken
-        self.staged = True  # only now is the staging table this copy's to drop
+        self.made_stage = True  # only now is the staging table this copy's to drop
+        self.stage_name = f"{self._where(self.collection)[0]}.{table}__piiguard_{tag}"
+
+    def staged(self) -> list[CopyObject]:
+        return [CopyObject("staging", self.stage_name, str(self.identity(self.stage_name, staging=True)))]
 
     def write(self, batch: pa.RecordBatch) -> None:
         body = "\n".join(json.dumps(row, ensure_ascii=False) for row in batch.to_pylist())
@@ -287,10 +300,10 @@ class ClickHouseWriter(Writer):
         self.created = [CopyObject("table", f"{database}.{table}", str(made))]
 
     def abort(self) -> None:
-        if getattr(self, "staged", False):
+        if getattr(self, "made_stage", False):
             self._query(f"DROP TABLE IF EXISTS {self.stage}")
 
-    def identity(self, name: str | None = None) -> str | None:
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
         database, table = self._where(name or self.collection)
         where = f"WHERE database = {_literal(database)} AND name = {_literal(table)}"
         if not self._query(f"SELECT count() FROM system.tables {where}").strip().strip("0"):
@@ -302,11 +315,11 @@ class ClickHouseWriter(Writer):
                 return uuid
         out = self._query(f"SELECT engine, toString(metadata_modification_time), create_table_query "
                           f"FROM system.tables {where} FORMAT TSVRaw")
-        rows = self._query(f"SELECT count() FROM {self._q(database)}.{self._q(table)}")
+        rows = "" if staging else self._query(f"SELECT count() FROM {self._q(database)}.{self._q(table)}")
         return "ddl:" + hashlib.sha256(f"{out}\n{rows}".encode()).hexdigest()[:32]
 
     def drop(self, obj: CopyObject) -> bool:
-        if self.identity(obj.name) != obj.id:
+        if self.identity_of(obj) != obj.id:
             return False
         database, table = self._where(obj.name)
         self._query(f"DROP TABLE {self._q(database)}.{self._q(table)}")
@@ -317,13 +330,13 @@ MAX_COLLECTION_CHARS = 1024
 MAX_PART_BYTES = 200  # a file system's name limit is 255 bytes; the staging file adds about 30
 
 
-def _stat_id(path: Path) -> str | None:
+def _stat_id(path: Path, *, stable: bool = False) -> str | None:
     try:
         st = path.lstat()
     except FileNotFoundError:
         return None
-    if stat.S_ISDIR(st.st_mode):
-        return f"folder:{st.st_dev}:{st.st_ino}"
+    if stat.S_ISDIR(st.st_mode) or stable:
+        return f"{'folder' if stat.S_ISDIR(st.st_mode) else 'file'}:{st.st_dev}:{st.st_ino}"
     # a file rewritten in place keeps its inode: its size and modification time tell it apart
     return f"{'link' if stat.S_ISLNK(st.st_mode) else 'file'}:{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
@@ -402,7 +415,7 @@ class FilesWriter(Writer):
             raise StoreError(self.store.name, f"the staging name {self.temp.name!r} is taken by a file piiguard did "
                              "not make: nothing was written", collection=self.collection,
                              hint="move that file away, then copy again") from exc
-        self.staged = True  # only now is the staging file this copy's to remove
+        self.made_stage = True  # only now is the staging file this copy's to remove
         self.sink = os.fdopen(fd, "wb")
         schema = pa.schema([(c, pa.string()) for c in columns])
         self.out: Any = (pq.ParquetWriter(self.sink, schema) if path.suffix.lower() == ".parquet"
@@ -426,18 +439,22 @@ class FilesWriter(Writer):
             with contextlib.suppress(Exception):  # the staging goes whatever state its writer is in
                 self.out.close()
             self.sink.close()
-        if getattr(self, "staged", False):
+        if getattr(self, "made_stage", False):
             self.temp.unlink(missing_ok=True)
         for folder in getattr(self, "folders", ()):  # deepest first; one holding anything else stays
             with contextlib.suppress(OSError):
                 self._path(folder.name).rmdir()
 
-    def identity(self, name: str | None = None) -> str | None:
-        return _stat_id(self._path(name))
+    def staged(self) -> list[CopyObject]:
+        name = os.path.relpath(self.temp, self._root())
+        return [CopyObject("staging", name, str(_stat_id(self.temp, stable=True))), *self.folders]
+
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        return _stat_id(self._path(name), stable=staging)
 
     def drop(self, obj: CopyObject) -> bool:
         path = self._path(obj.name)
-        if _stat_id(path) != obj.id:
+        if self.identity_of(obj) != obj.id:
             return False
         try:
             path.rmdir() if obj.kind == "folder" else path.unlink()
@@ -464,7 +481,10 @@ class OpenSearchWriter(Writer):
         self.es, self.index = self._client(), f"{self.collection}-piiguard-{tag}"
         with errors(self.store, self.collection):  # fails if the name is taken
             self.es.indices.create(index=self.index, body={"settings": {"index": {"number_of_replicas": 0}}})
-        self.staged = True  # only now is the index this copy's to delete
+        self.made_stage = True  # only now is the index this copy's to delete
+
+    def staged(self) -> list[CopyObject]:
+        return [CopyObject("staging", self.index, str(self._identity(self.es, self.index)))]
 
     def write(self, batch: pa.RecordBatch) -> None:
         from opensearchpy.helpers import bulk
@@ -497,7 +517,7 @@ class OpenSearchWriter(Writer):
                             CopyObject("alias", self.collection, str(self._identity(self.es, self.collection)))]
 
     def abort(self) -> None:
-        if getattr(self, "staged", False):
+        if getattr(self, "made_stage", False):
             self.es.indices.delete(index=self.index, ignore=[404])
 
     @staticmethod
@@ -513,7 +533,7 @@ class OpenSearchWriter(Writer):
             return f"index:{only['settings']['index']['uuid']}"
         return None
 
-    def identity(self, name: str | None = None) -> str | None:
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
         from piiguard.connectors.opensearch import errors
 
         with errors(self.store, self.collection):
