@@ -29,6 +29,7 @@ class TargetState(Enum):
     ABSENT = "absent"            # nothing there: the copy creates it
     OURS = "ours"                # a live piiguard copy of the same source: replaced by the new copy
     FOREIGN = "foreign"          # anything else: refused unless --replace
+    UNKNOWN = "unknown"          # the target could not be asked (--plan only; the copy itself asks again)
 
 
 FOREIGN_TEXT = "target exists and is not a piiguard copy of this source"
@@ -39,9 +40,12 @@ class Ownership:
     state: TargetState
     identity: str | None               # what is at the target now (None: nothing)
     copies: tuple[int, ...] = ()       # the live copies whose recorded object that is
+    error: str = ""                    # UNKNOWN: why
 
     def verdict(self, replace: bool) -> str:
         """One line for ``--plan``."""
+        if self.state is TargetState.UNKNOWN:
+            return f"could not look at the target ({self.error}): the copy looks again before writing"
         if self.state is TargetState.ABSENT:
             return "target does not exist: the copy creates it"
         if self.state is TargetState.OURS:

@@ -203,7 +203,10 @@ def plan_copy(source: Store, source_collection: str, target: Store, target_colle
     subject = next((r.field for t in (CUSTOMER_ID, "email") for r in rules if r.pii_type == t and r.copied), None)
     checks = run_checks([target], config=config, timeout=min(timeout, 5.0), record=False).findings
     blocking = tuple(f for f in checks if f.status is Status.FAIL and not f.waiver and f.severity >= BLOCKING)
-    owner = ownership(catalog, writer, source, info.name) if catalog is not None else None
+    try:
+        owner = ownership(catalog, writer, source, info.name) if catalog is not None else None
+    except StoreError as exc:  # an unreachable target is already a failing check; the plan still prints
+        owner = Ownership(TargetState.UNKNOWN, None, error=exc.detail)
     return CopyPlan(source, info.name, target, target_collection, rules, tuple(checks), blocking,
                     info.rows_estimate, subject, accepted_risk, target_owner=owner, replace=replace)
 
