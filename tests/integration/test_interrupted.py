@@ -241,3 +241,31 @@ def test_what_a_copy_killed_mid_write_into_clickhouse_left_is_removed_by_expire(
         assert ch("SHOW TABLES FROM default").split() == ["people__piiguard_9"]
     finally:
         stop_clickhouse(server)
+
+
+def test_a_mariadb_restarted_mid_scan_is_reconnected_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variant: another engine, another driver (PyMySQL), a server stopped by SIGTERM and started
+    again on the same port."""
+    from conftest import my_connect
+    from servers import mariadb_options, restart_mariadb, start_mariadb, stop_mariadb
+
+    monkeypatch.setenv(PW, PASSWORD)
+    server = start_mariadb()
+    try:
+        with my_connect(server) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE people (customer_id INT PRIMARY KEY, email TEXT, note TEXT)")
+            # wide rows: a result that fits the sockets' buffers would be read in full past a restart
+            cur.execute("INSERT INTO people SELECT seq, CONCAT('person', seq, '@example.com'), REPEAT('note ', 60) "
+                        "FROM seq_1_to_300000")
+        store = Store("shop", "mysql", host="127.0.0.1", port=server.port, database="app", user="root",
+                      password_env=PW)
+        progress = AfterFirstBatch(lambda: restart_mariadb(server, mariadb_options(server, hardened=False)))
+        with Catalog(tmp_path / "c.db") as cat:
+            result = scan([store], mode=ScanMode.FULL, batch_rows=5_000, catalog=cat, progress=progress)
+        assert progress.done
+        (store_result,) = result.stores
+        assert store_result.problems == ()
+        (people,) = store_result.collections
+        assert people.rows_read == 300_000
+    finally:
+        stop_mariadb(server)
