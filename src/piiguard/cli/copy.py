@@ -146,7 +146,9 @@ def _expiry(text: str | None) -> date:
 
 @copies_app.callback()
 def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog")) -> None:
-    """Every registered copy: where from, where to, how masked (key id only), owner, expiry."""
+    """Every registered copy: where from, where to, how masked (key id only), owner, expiry, and its
+    status: writing, active, failed, interrupted (its process was killed mid-write), replaced (by a
+    later copy into the same target), removed."""
     if ctx.invoked_subcommand is not None:
         return
     with Catalog(catalog) as cat:
