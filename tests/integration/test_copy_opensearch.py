@@ -109,3 +109,21 @@ def test_two_copies_behind_one_alias_expiring_the_first_keeps_the_second(
     assert {o.name for o in done.removed} == {f"people_masked-piiguard-{second}"}  # the alias went with it
     status, _ = node.request("HEAD", "/people_masked")
     assert status == 404
+
+
+def test_replacing_another_sources_copy_behind_an_alias_leaves_no_orphan_index(
+        node: OpenSearch, prod: Store, postgres: Server, tmp_path: Path) -> None:
+    with pg_connect(postgres) as conn:
+        conn.execute("DROP TABLE IF EXISTS os_members")
+        conn.execute("CREATE TABLE os_members AS SELECT * FROM os_people LIMIT 120")
+    with Catalog(tmp_path / "c.db") as cat:
+        first = copy(plan(prod, node, "mixed", cat), cat)
+        cfg = parse_config({"masking": {"prod.public.os_members": {"plan": "keep"}}})
+        other = plan_copy(prod, "os_members", node.store(), "mixed", config=cfg, catalog=cat,
+                          accepted_risk="a throwaway test node")
+        assert other.target_owner is not None and other.target_owner.state is TargetState.FOREIGN  # another source
+        second = copy(dataclasses.replace(other, replace=True), cat)
+        assert [c["status"] for c in cat.copies()] == ["replaced", "active"]
+    assert list(node.json("GET", "/_alias/mixed")) == [f"mixed-piiguard-{second}"] and count(node, "mixed") == 120
+    status, _ = node.request("HEAD", f"/mixed-piiguard-{first}")
+    assert status == 404  # piiguard's own replaced index is not left behind with nothing recording it

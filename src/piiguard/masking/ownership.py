@@ -65,6 +65,12 @@ def live_objects(catalog: Catalog, store: str, *, but: int | None = None) -> dic
     return out
 
 
+def live_made(catalog: Catalog, store: str) -> frozenset[tuple[str, str]]:
+    """(name, identity) of every object the live copies into ``store`` recorded."""
+    return frozenset((str(o["name"]), str(o["id"])) for c in catalog.copies(status=RunStatus.ACTIVE)
+                     if c["target_store"] == store for o in c["objects"])
+
+
 def ownership(catalog: Catalog | None, writer: Writer, source: Store, source_collection: str) -> Ownership:
     """Who made what is at the writer's collection now. Without a catalog nothing is provably ours."""
     now = writer.identity()

@@ -42,7 +42,14 @@ from piiguard.config import Config
 from piiguard.connectors.base import Connector, connectors
 from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
 from piiguard.masking.maskers import DEFAULTS, SECRETS, Masker, maskers
-from piiguard.masking.ownership import Ownership, TargetState, live_objects, ownership, refuse_foreign
+from piiguard.masking.ownership import (
+    Ownership,
+    TargetState,
+    live_made,
+    live_objects,
+    ownership,
+    refuse_foreign,
+)
 from piiguard.masking.targets import Writer, writers
 from piiguard.model import CollectionInfo, Finding, Severity, Status, Store
 from piiguard.scanner import classify_collection, prefetched
@@ -301,6 +308,7 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     if held.state is TargetState.FOREIGN and not plan.replace:
         raise refuse_foreign(plan.target, plan.target_collection)
     writer.expected, writer.owned = held.identity, held.state is TargetState.OURS
+    writer.ours = live_made(catalog, plan.target.name)
     started = time.monotonic()
     copy_id = catalog.add_copy({
         "source_store": plan.source.name, "source_collection": plan.source_collection,

@@ -79,6 +79,7 @@ class Writer(ABC):
 
     expected: str | None = None
     owned: bool = False
+    ours: frozenset[tuple[str, str]] = frozenset()  # (name, identity) of what live copies made in this store
 
     def __init__(self, store: Store, collection: str, *, timeout: float = 30.0) -> None:
         self.store, self.collection, self.timeout = store, collection, timeout
@@ -510,8 +511,8 @@ class OpenSearchWriter(Writer):
             actions = [{"remove": {"index": i, "alias": self.collection}} for i in old]
             self.es.indices.update_aliases(body={"actions": [*actions, {"add": {"index": self.index,
                                                                                  "alias": self.collection}}]})
-            if self.owned:  # a piiguard copy's index; another's data only loses the alias
-                for index in old:
+            for index in old:  # a piiguard copy's index goes; another's data only loses the alias
+                if self.owned or (index, self._identity(self.es, index)) in self.ours:
                     self.es.indices.delete(index=index)
             self.created = [CopyObject("index", self.index, str(self._identity(self.es, self.index))),
                             CopyObject("alias", self.collection, str(self._identity(self.es, self.collection)))]
