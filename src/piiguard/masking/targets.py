@@ -455,7 +455,8 @@ class FilesWriter(Writer):
 
     def drop(self, obj: CopyObject) -> bool:
         path = self._path(obj.name)
-        if not Path(os.path.realpath(path.parent)).is_relative_to(self._root()) or self.identity_of(obj) != obj.id:
+        outside = path != self._root() and not Path(os.path.realpath(path.parent)).is_relative_to(self._root())
+        if outside or self.identity_of(obj) != obj.id:
             return False  # a recorded name that now leads out of the folder (a link put in its way) is not followed
         try:
             path.rmdir() if obj.kind == "folder" else path.unlink()
