@@ -198,8 +198,8 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
                     forget(cat, step, "replaced before expiry: nothing removed")
                 console.print(f"copy {c['id']}: {where} now holds something this copy did not make: kept")
             elif not apply:
-                why = "left by the interrupted copy" if c["status"] == RunStatus.INTERRUPTED else \
-                    f"expired {c['expires']}"
+                why = f"left by the {c['status']} copy" if c["status"] in (RunStatus.INTERRUPTED, RunStatus.FAILED) \
+                    else f"expired {c['expires']}"
                 console.print(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} ({why})")
             else:
                 done = apply_expiry(cat, step)

@@ -7,7 +7,8 @@ and made again under the copy's name — is refused unless ``--replace`` is give
 
 ``copies expire`` removes only the objects the expired copy recorded, only while each is still that
 object, and never one another live copy recorded too: two copies into one target, the first one
-expiring, leaves the second's data where it is.
+expiring, leaves the second's data where it is. It also removes the staging a copy killed mid-write
+left behind (recorded before its first row), under the same rule.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | 
     """What expiring each active copy past its date would do, and removing what interrupted copies
     (killed mid-write) left behind; changes nothing."""
     out = []
-    leftovers = [c for c in catalog.copies(status=RunStatus.INTERRUPTED) if c["objects"]]
+    leftovers = [c for status in (RunStatus.INTERRUPTED, RunStatus.FAILED) for c in catalog.copies(status=status)
+                 if c["objects"]]  # a failed copy records objects only when its clean-up failed too
     for c in [*catalog.copies(status=RunStatus.ACTIVE, expired_before=today), *leftovers]:
         store = store_of(c["target_store"])
         objects = [CopyObject.from_json(o) for o in c["objects"]]
@@ -153,17 +155,19 @@ def apply_expiry(catalog: Catalog, step: Expiry) -> Expiry:
     left = tuple(o for o in (*step.keep, *step.remove) if o not in removed and writer.identity_of(o) is not None)
     what = f"removed {', '.join(o.name for o in removed) or 'nothing'}" + (
         f"; kept: {', '.join(o.name for o in left)}" if left else "")
-    if step.copy["status"] == RunStatus.INTERRUPTED:  # stays interrupted; nothing of it is left to remove
-        catalog.finish_copy(int(step.copy["id"]), RunStatus.INTERRUPTED, note=f"interrupted, {what}", objects=[])
+    if step.copy["status"] in (RunStatus.INTERRUPTED, RunStatus.FAILED):  # keeps its status; nothing is left
+        status = RunStatus(step.copy["status"])
+        catalog.finish_copy(int(step.copy["id"]), status, note=f"{status.value}, {what}", objects=[])
     else:
         catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED, note=f"expired {step.copy['expires']}, {what}")
     return dataclasses.replace(step, removed=removed, keep=left)
 
 
 def forget(catalog: Catalog, step: Expiry, note: str) -> None:
-    """Nothing of the copy is left to remove: an expired one is ``removed``; an interrupted one stays
-    ``interrupted`` with nothing recorded any more."""
-    if step.copy["status"] == RunStatus.INTERRUPTED:
-        catalog.finish_copy(int(step.copy["id"]), RunStatus.INTERRUPTED, note=f"interrupted, {note}", objects=[])
+    """Nothing of the copy is left to remove: an expired one is ``removed``; an interrupted (or failed)
+    one keeps its status with nothing recorded any more."""
+    if step.copy["status"] in (RunStatus.INTERRUPTED, RunStatus.FAILED):
+        status = RunStatus(step.copy["status"])
+        catalog.finish_copy(int(step.copy["id"]), status, note=f"{status.value}, {note}", objects=[])
     else:
         catalog.finish_copy(int(step.copy["id"]), RunStatus.REMOVED, note=note)
