@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
+from piiguard.catalog.owners import RunStatus
 from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState, link_customer_identifier
 from piiguard.config import Config, store_from_url
 from piiguard.connectors.base import Batch, Connector, connectors, unique_name
@@ -212,36 +214,93 @@ def classify_collection(connector: Connector, info: CollectionInfo, classifier: 
         return _classify_collection(connector, classifier, info, options, NoProgress(), pool)[0]
 
 
+# Driver exception classes that mean "the session is gone" (psycopg and PyMySQL OperationalError and
+# InterfaceError, PyMongo AutoReconnect, the builtin ConnectionError): matched by name, so the scanner
+# needs no driver imports. A retry of a collection whose error was something else costs one more try.
+CONNECTION_LOST = frozenset({"OperationalError", "InterfaceError", "AutoReconnect", "ConnectionError",
+                             "ConnectionFailure", "ConnectionTimeout"})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the connection to the store was lost."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; a cycle is not followed forever
+        if seen is None:
+            return False
+        if any(k.__name__ in CONNECTION_LOST for k in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reconnect(store: Store, options: ScanOptions, old: Connector) -> Connector:
+    """A new session after the old one was lost: a restarted server takes a moment to accept again,
+    so opening is tried for up to ``timeout`` seconds."""
+    with contextlib.suppress(Exception):  # the old session is already broken; closing it may fail too
+        old.close()
+    deadline = time.monotonic() + max(options.timeout, 1.0)
+    while True:
+        connector = connectors.get(store.engine)(store, timeout=options.timeout)
+        try:
+            connector.open()
+            return connector
+        except StoreError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
                progress: Progress | None = None) -> StoreResult:
-    """Scan one store; its failures become problems on the result."""
+    """Scan one store; its failures become problems on the result.
+
+    A collection whose read fails because the connection was lost (the server restarted, a proxy
+    dropped the session) is tried once more on a new connection; a second failure is its problem."""
     progress = progress or NoProgress()
     problems: list[Problem] = []
     results: list[CollectionResult] = []
     states: dict[str, dict[str, FieldState]] = {}
     subjects: Subjects | None = None
+    connector: Connector | None = None
     try:
         connector = connectors.get(store.engine)(store, timeout=options.timeout)
-        with connector, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        connector.open()
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             infos: dict[str, CollectionInfo] = {}  # by the name shown: labels are unique within a store
             for i in connector.collections():
                 infos[unique_name(label(i.name), infos)] = i
             for shown, info in infos.items():
-                try:
-                    result, states[shown], found = _classify_collection(connector, classifier, info, options,
-                                                                        progress, pool, shown)
-                    results.append(result)
-                    problems.extend(found)
-                except StoreError as exc:
-                    problems.append(Problem(ProblemKind.COLLECTION, store.name, exc.detail, shown, exc.hint))
-                finally:
-                    progress.collection_finished()
+                for attempt in (1, 2):
+                    try:
+                        result, states[shown], found = _classify_collection(connector, classifier, info, options,
+                                                                            progress, pool, shown)
+                        results.append(result)
+                        problems.extend(found)
+                    except StoreError as exc:
+                        if attempt == 1 and connection_lost(exc):
+                            try:
+                                connector = _reconnect(store, options, connector)
+                            except StoreError as again:
+                                problems.append(Problem(ProblemKind.COLLECTION, store.name,
+                                                        f"{exc.detail}; the connection was lost and could not be "
+                                                        "opened again", shown, again.hint))
+                                raise
+                            continue
+                        detail = exc.detail + ("; failed again after reconnecting" if attempt == 2 else "")
+                        problems.append(Problem(ProblemKind.COLLECTION, store.name, detail, shown, exc.hint))
+                    finally:
+                        progress.collection_finished()
+                    break
             subjects = _subjects(connector, infos, results, states)
     except StoreError as exc:
         problems.append(Problem(ProblemKind.STORE, store.name, exc.detail,
                                 None if exc.collection is None else label(exc.collection), exc.hint))
     except PiiguardError as exc:
         problems.append(Problem(ProblemKind.STORE, store.name, exc.message, None, exc.hint))
+    finally:
+        if connector is not None:
+            with contextlib.suppress(Exception):  # a session lost mid-scan may fail to close as well
+                connector.close()
     return StoreResult(store.name, store.engine, store.address, tuple(results), subjects, tuple(problems))
 
 
@@ -265,11 +324,16 @@ def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
     started = datetime.now(UTC)
     scan_id = catalog.start_scan(mode, sample_size) if catalog is not None else None
     results = []
-    for store in stores:
-        result = scan_store(store, classifier, options, progress)
+    try:
+        for store in stores:
+            result = scan_store(store, classifier, options, progress)
+            if catalog is not None and scan_id is not None:
+                catalog.record_store(scan_id, store, result)
+            results.append(result)
+    except BaseException as exc:  # the scan's row must not say "running" forever; the error goes on up
         if catalog is not None and scan_id is not None:
-            catalog.record_store(scan_id, store, result)
-        results.append(result)
+            catalog.end_scan(scan_id, RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED)
+        raise
     out = ScanResult(scan_id, mode, sample_size, started, datetime.now(UTC), tuple(results))
     if catalog is not None:
         catalog.finish_scan(out)

@@ -3,6 +3,7 @@ PostgreSQL. The source is the synthetic, labelled customer table (every PII type
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from piiguard import synthetic
 from piiguard.catalog import Catalog
 from piiguard.checker import run_checks
 from piiguard.config import parse_config
-from piiguard.errors import ConfigError, CopyRefused
+from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
 from piiguard.masking.lineage import emit
 from piiguard.masking.pipeline import CopyPlan, plan_copy, run_copy
 from piiguard.model import Status, Store
@@ -339,3 +340,223 @@ def test_lineage_to_a_file(tmp_path: Path) -> None:
     event = json.loads((tmp_path / "lineage.jsonl").read_text().splitlines()[0])
     assert event["eventType"] == "COMPLETE" and event["job"]["name"] == "copy.7"
     assert list(event["outputs"][0]["facets"]["columnLineage"]["fields"]) == ["email"]
+
+
+# Own only what you made ----------------------------------------------------------------------------
+
+
+def table_digest(server: Server, table: str) -> str:
+    """Every row of the table, hashed in a fixed order: equal digests mean untouched data."""
+    ((digest,),) = rows(server, f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
+    return str(digest)
+
+
+def cli(tmp_path: Path, postgres: Server, warehouse: Server) -> Any:
+    """``piiguard …`` with prod, wh (PostgreSQL) and lake (a folder) configured, and one catalog."""
+    (tmp_path / "key").write_text("k" * 40)
+    cfg = tmp_path / "piiguard.yaml"
+    cfg.write_text(json.dumps({
+        "stores": [{"name": "prod", "url": f"postgresql://postgres@127.0.0.1:{postgres.port}/prod_copy",
+                    "password_env": PW},
+                   {"name": "wh", "url": f"postgresql://postgres@127.0.0.1:{warehouse.port}/postgres",
+                    "password_env": PW},
+                   {"name": "lake", "url": f"file://{tmp_path / 'lake'}"}],
+        "masking": {"prod.public.customers": ALLOW}}))
+    env = {**os.environ, PW: PASSWORD, "COLUMNS": "250"}
+
+    def run(*args: str, write: bool = False) -> subprocess.CompletedProcess[str]:
+        extra = ["--key-file", str(tmp_path / "key"), "--owner", "bi", "--purpose", "dashboards"] if write else []
+        return subprocess.run([sys.executable, "-m", "piiguard", *args, *extra, "-c", str(cfg),
+                               "--catalog", str(tmp_path / "c.db")], capture_output=True, text=True, env=env,
+                              timeout=180)
+    return run
+
+
+def test_a_foreign_postgres_table_is_refused_untouched_until_replace(
+        postgres: Server, source: dict[str, list[Any]], warehouse: Server, tmp_path: Path) -> None:
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP TABLE IF EXISTS crm_export")
+        conn.execute("CREATE TABLE crm_export (id int, note text)")
+        conn.execute("INSERT INTO crm_export SELECT i, 'note ' || i FROM generate_series(1, 500) i")
+    before = table_digest(warehouse, "crm_export")
+    run = cli(tmp_path, postgres, warehouse)
+    planned = run("copy", "prod.customers", "wh.crm_export", "--plan")
+    assert planned.returncode == 0, planned.stderr
+    assert ("target exists and is not a piiguard copy of this source: would be refused / replaced with --replace"
+            in planned.stdout)
+    refused = run("copy", "prod.customers", "wh.crm_export", write=True)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not a piiguard copy" in refused.stderr and "--replace" in refused.stderr
+    assert table_digest(warehouse, "crm_export") == before
+    with Catalog(tmp_path / "c.db") as cat:
+        assert cat.copies() == []  # refused before it was registered: nothing was started
+    planned = run("copy", "prod.customers", "wh.crm_export", "--plan", "--replace")
+    assert "would be replaced (--replace)" in planned.stdout
+    replaced = run("copy", "prod.customers", "wh.crm_export", "--replace", write=True)
+    assert replaced.returncode == 0, replaced.stderr
+    assert rows(warehouse, "SELECT count(*) FROM crm_export") == [(ROWS,)]
+    planned = run("copy", "prod.customers", "wh.crm_export", "--plan")  # now it is piiguard's copy of prod
+    assert "target is piiguard copy 1 of this source: it is replaced" in planned.stdout
+
+
+def test_only_a_live_copy_of_the_same_source_is_replaced(postgres: Server, source: dict[str, list[Any]],
+                                                         warehouse: Server, tmp_path: Path) -> None:
+    prod, wh = pg_store(postgres, "prod", "prod_copy"), pg_store(warehouse, "wh")
+    cfg = config(prod, **{"public.customers": ALLOW, "public.orders": {"order_no": "keep", "sku": "keep"}})
+    plan = plan_copy(prod, "customers", wh, "reborn", config=cfg)
+    copy(plan, tmp_path / "c.db")
+    copy(plan, tmp_path / "c.db", key=KEY_B)  # its own copy of the same source: replaced, no --replace needed
+    with Catalog(tmp_path / "c.db") as cat:
+        first, second = cat.copies()
+    assert (first["status"], second["status"]) == ("replaced", "active")
+    assert [o["kind"] for o in second["objects"]] == ["table"] and second["objects"][0]["name"] == "public.reborn"
+    orders = plan_copy(prod, "orders", wh, "reborn", config=cfg)
+    with pytest.raises(UsageError, match="not a piiguard copy of this source") as refused:
+        copy(orders, tmp_path / "c.db")  # a copy of another source is not this source's to replace
+    assert "--replace" in str(refused.value.hint)
+    # the same name, another table: someone dropped the copy and made their own in its place
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP TABLE reborn")
+        conn.execute("CREATE TABLE reborn AS SELECT * FROM generate_series(1, 10) AS id")
+    before = table_digest(warehouse, "reborn")
+    with pytest.raises(UsageError, match="not a piiguard copy"):
+        copy(plan, tmp_path / "c.db")
+    assert table_digest(warehouse, "reborn") == before
+    with Catalog(tmp_path / "c.db") as cat:
+        assert len(cat.copies()) == 2
+    copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
+    assert rows(warehouse, "SELECT count(*) FROM reborn") == [(ROWS,)]
+
+
+def test_two_copies_into_one_target_expiring_the_first_keeps_the_second(
+        postgres: Server, source: dict[str, list[Any]], warehouse: Server, tmp_path: Path) -> None:
+    run = cli(tmp_path, postgres, warehouse)
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP TABLE IF EXISTS shared_copy")
+    for _ in range(2):
+        done = run("copy", "prod.customers", "wh.shared_copy", write=True)
+        assert done.returncode == 0, done.stderr
+    second = table_digest(warehouse, "shared_copy")
+    with Catalog(tmp_path / "c.db") as cat:
+        assert [c["status"] for c in cat.copies()] == ["replaced", "active"]
+        cat.db.execute("UPDATE copies SET expires = '2020-01-01' WHERE id = 1")
+        cat.db.commit()
+    assert "no expired copy" in run("copies", "expire", "--apply").stdout  # the replaced one is not live
+    with Catalog(tmp_path / "c.db") as cat:  # even a registry that still calls the first one live …
+        cat.db.execute("UPDATE copies SET status = 'active' WHERE id = 1")
+        cat.db.commit()
+    applied = run("copies", "expire", "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "copy 1: wh.shared_copy now holds something this copy did not make: kept" in applied.stdout
+    assert table_digest(warehouse, "shared_copy") == second  # … leaves the second copy's data
+    with Catalog(tmp_path / "c.db") as cat:
+        assert [c["status"] for c in cat.copies()] == ["removed", "active"]
+        cat.db.execute("UPDATE copies SET expires = '2020-01-01' WHERE id = 2")
+        cat.db.commit()
+    assert "would remove copy 2: public.shared_copy" in run("copies", "expire").stdout
+    applied = run("copies", "expire", "--apply")
+    assert "removed copy 2: public.shared_copy" in applied.stdout, applied.stdout + applied.stderr
+    assert rows(warehouse, "SELECT to_regclass('shared_copy')") == [(None,)]
+
+
+def test_a_foreign_file_is_refused_untouched_and_expiry_removes_only_what_the_copy_made(
+        postgres: Server, source: dict[str, list[Any]], warehouse: Server, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    (lake / "exports").mkdir(parents=True)
+    (lake / "exports" / "customers.csv").write_bytes(b"id,name\n1,someone else's file\n")
+    run = cli(tmp_path, postgres, warehouse)
+    planned = run("copy", "prod.customers", "lake.exports/customers.csv", "--plan")
+    assert "target exists and is not a piiguard copy of this source: would be refused" in planned.stdout
+    refused = run("copy", "prod.customers", "lake.exports/customers.csv", write=True)
+    assert refused.returncode == 2 and "--replace" in refused.stderr
+    assert (lake / "exports" / "customers.csv").read_bytes() == b"id,name\n1,someone else's file\n"
+    assert sorted(p.name for p in (lake / "exports").iterdir()) == ["customers.csv"]
+    assert run("copy", "prod.customers", "lake.exports/customers.csv", "--replace", write=True).returncode == 0
+    assert pacsv.read_csv(lake / "exports" / "customers.csv").num_rows == ROWS
+    done = run("copy", "prod.customers", "lake.new/deep/customers.parquet", write=True)
+    assert done.returncode == 0, done.stderr
+    (lake / "new" / "notes.txt").write_text("someone's notes, next to the copy")
+    with Catalog(tmp_path / "c.db") as cat:
+        objects = cat.copies()[-1]["objects"]
+        cat.db.execute("UPDATE copies SET expires = '2020-01-01'")
+        cat.db.commit()
+    assert [(o["kind"], o["name"]) for o in objects] == [("file", "new/deep/customers.parquet"),
+                                                         ("folder", "new/deep"), ("folder", "new")]
+    assert run("copies", "expire", "--apply").returncode == 0
+    assert not (lake / "exports" / "customers.csv").exists() and not (lake / "new" / "deep").exists()
+    assert (lake / "new" / "notes.txt").read_text() == "someone's notes, next to the copy"  # its folder stays
+
+
+def ch_query(server: Server, query: str) -> str:
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=query.encode(),
+                                 headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(r.read().decode())
+
+
+def test_a_foreign_clickhouse_table_is_refused_untouched_until_replace(
+        postgres: Server, source: dict[str, list[Any]], tmp_path: Path) -> None:
+    server = start_clickhouse()
+    try:
+        target = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
+                       options={"tcp_port": str(server.tcp_port),  # type: ignore[attr-defined]
+                                "config_dir": str(server.data / "conf")})
+        ch_query(server, "CREATE TABLE default.events (id UInt32, what String) ENGINE = Log")
+        ch_query(server, "INSERT INTO default.events SELECT number, toString(number) FROM system.numbers LIMIT 700")
+        digest = "SELECT count(), sum(cityHash64(id, what)) FROM default.events"
+        before = ch_query(server, digest)
+        prod = pg_store(postgres, "prod", "prod_copy")
+        cfg = config(prod, **{"public.customers": ALLOW})
+        with Catalog(tmp_path / "c.db") as cat:
+            plan = plan_copy(prod, "customers", target, "default.events", config=cfg, catalog=cat)
+        assert plan.target_owner is not None and plan.target_owner.state.value == "foreign"
+        assert plan.target_owner.verdict(False).endswith("would be refused / replaced with --replace")
+        with pytest.raises(UsageError, match="not a piiguard copy") as refused:
+            copy(plan, tmp_path / "c.db")
+        assert refused.value.exit_code == 2 and "--replace" in str(refused.value.hint)
+        assert ch_query(server, digest) == before
+        assert "events__piiguard" not in ch_query(server, "SHOW TABLES FROM default")
+        copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
+        assert ch_query(server, "SELECT count() FROM default.events").strip() == str(ROWS)
+        copy(plan, tmp_path / "c.db")  # now it is this source's copy: replaced without --replace
+        # dropped and made again with the very same columns, at once: not the copy any more
+        create = ch_query(server, "SHOW CREATE TABLE default.events FORMAT TSVRaw").strip()
+        ch_query(server, "DROP TABLE default.events")
+        ch_query(server, create)
+        with pytest.raises(UsageError, match="not a piiguard copy"):
+            copy(plan, tmp_path / "c.db")
+        assert ch_query(server, "SELECT count() FROM default.events").strip() == "0"
+        with Catalog(tmp_path / "c.db") as cat:  # a table under the next copy's staging name is not ours either
+            decoy = f"default.events__piiguard_{max(c['id'] for c in cat.copies()) + 1}"
+        ch_query(server, f"CREATE TABLE {decoy} (id UInt32) ENGINE = Log")
+        ch_query(server, f"INSERT INTO {decoy} SELECT number FROM system.numbers LIMIT 9")
+        with pytest.raises(StoreError, match="ClickHouse refused"):
+            copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
+        assert ch_query(server, f"SELECT count() FROM {decoy}").strip() == "9"
+    finally:
+        stop_clickhouse(server)
+
+
+def test_expiry_never_cascades_into_what_depends_on_a_copy(postgres: Server, source: dict[str, list[Any]],
+                                                           warehouse: Server, tmp_path: Path) -> None:
+    run = cli(tmp_path, postgres, warehouse)
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP VIEW IF EXISTS gold_customers")
+        conn.execute("DROP TABLE IF EXISTS viewed_copy")
+    assert run("copy", "prod.customers", "wh.viewed_copy", write=True).returncode == 0
+    with pg_connect(warehouse) as conn:  # someone built on the copy
+        conn.execute("CREATE VIEW gold_customers AS SELECT customer_id, plan FROM viewed_copy")
+    with Catalog(tmp_path / "c.db") as cat:
+        cat.db.execute("UPDATE copies SET expires = '2020-01-01'")
+        cat.db.commit()
+    applied = run("copies", "expire", "--apply")
+    assert applied.returncode == 1
+    assert "other objects (views, foreign keys) depend on the copy: not removed" in applied.stdout
+    assert rows(warehouse, "SELECT count(*) FROM gold_customers") == [(ROWS,)]
+    with Catalog(tmp_path / "c.db") as cat:
+        assert [c["status"] for c in cat.copies()] == ["active"]  # still registered: expiry will try again
+    with pg_connect(warehouse) as conn:
+        conn.execute("DROP VIEW gold_customers")
+    assert run("copies", "expire", "--apply").returncode == 0
+    assert rows(warehouse, "SELECT to_regclass('viewed_copy')") == [(None,)]

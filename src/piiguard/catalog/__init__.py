@@ -29,6 +29,7 @@ from piiguard import safefile
 from piiguard.catalog import timeline as tl
 from piiguard.catalog.migrations import MIGRATIONS
 from piiguard.catalog.opening import APPLICATION_ID, State, default_path, inspect, resolve, too_new
+from piiguard.catalog.owners import Owner, RunStatus, current
 from piiguard.errors import CatalogError, PiiguardError
 from piiguard.model import Alert, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
 
@@ -134,6 +135,7 @@ class Catalog:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
         self._migrate()
+        self._mark_interrupted()
 
     def _open_error(self, exc: BaseException) -> CatalogError:
         if _is_full(exc):
@@ -165,18 +167,49 @@ class Catalog:
         for i, step in enumerate(MIGRATIONS[current:], start=current + 1):
             # One transaction per step: a failed migration leaves the previous version intact.
             try:
-                self.db.executescript(f"BEGIN; {step}; PRAGMA user_version = {i}; COMMIT;")
+                self.db.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {i}; COMMIT;")
             except sqlite3.Error:
                 if self.db.in_transaction:
                     self.db.rollback()
-                raise
+                if self.version < i:
+                    raise
+                # another piiguard opening the same new catalog applied this step first (it held the lock)
+
+    def _mark_interrupted(self) -> None:
+        """Scans still ``running`` and copies still ``writing`` whose owner on this host is dead (killed,
+        crashed, the machine rebooted) become ``interrupted``: nothing else would ever end them."""
+        me = current()
+        for table, running in (("scans", RunStatus.RUNNING), ("copies", RunStatus.WRITING)):
+            rows = self.db.execute(f"SELECT id, owner_pid, owner_started FROM {table} WHERE status = ? "
+                                   "AND owner_host = ?", (running.value, me.host)).fetchall()
+            dead = [(int(i),) for i, pid, started in rows if not Owner(me.host, int(pid), str(started or "")).alive()]
+            if dead:
+                with self.db:
+                    self.db.executemany(f"UPDATE {table} SET status = 'interrupted' WHERE id = ? AND status = ?",
+                                        [(i, running.value) for (i,) in dead])
 
     @_observation(0)
     def start_scan(self, mode: ScanMode, sample_size: int) -> int:
+        owner = current()
         with self.db:
-            cur = self.db.execute("INSERT INTO scans (started, mode, sample_size) VALUES (?, ?, ?)",
-                                  (_now(), mode.value, sample_size))
+            cur = self.db.execute("INSERT INTO scans (started, mode, sample_size, status, owner_host, owner_pid, "
+                                  "owner_started) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                                  (_now(), mode.value, sample_size, owner.host, owner.pid, owner.started))
         return int(cur.lastrowid or 0)
+
+    @_observation(None)
+    def end_scan(self, scan_id: int, status: RunStatus) -> None:
+        """A scan that did not finish (``failed``, or ``interrupted`` by the operator)."""
+        with self.db:
+            self.db.execute("UPDATE scans SET status = ? WHERE id = ? AND status = 'running'",
+                            (status.value, scan_id))
+
+    SCAN_KEYS = ("id", "started", "finished", "mode", "sample_size", "status")
+
+    def scans(self) -> list[dict[str, Any]]:
+        """Every scan: when, how, and whether it finished (``running``, ``finished``, ``failed``, ``interrupted``)."""
+        rows = self.db.execute(f"SELECT {', '.join(self.SCAN_KEYS)} FROM scans ORDER BY id").fetchall()
+        return [dict(zip(self.SCAN_KEYS, r, strict=True)) for r in rows]
 
     @_observation(None)
     def record_store(self, scan_id: int, store: Store, result: StoreResult) -> None:
@@ -207,7 +240,7 @@ class Catalog:
     @_observation(None)
     def finish_scan(self, result: ScanResult) -> None:
         with self.db:
-            self.db.execute("UPDATE scans SET finished = ? WHERE id = ?",
+            self.db.execute("UPDATE scans SET finished = ?, status = 'finished' WHERE id = ?",
                             (result.finished.isoformat(timespec="seconds"), result.scan_id))
 
     def pii_fields(self, store: str) -> list[tuple[str, str, str, float]]:
@@ -371,24 +404,39 @@ class Catalog:
 
     COPY_KEYS = ("id", "source_store", "source_collection", "target_store", "target_engine", "target_collection",
                  "transforms", "key_id", "owner", "purpose", "created", "expires", "status", "rows", "subjects",
-                 "accepted_risk", "note")
+                 "accepted_risk", "note", "objects")
 
     @_action
     def add_copy(self, record: dict[str, Any]) -> int:
         """Register a copy before its first write (status ``writing``), so a crash leaves a trace."""
-        keys = [k for k in self.COPY_KEYS if k not in ("id", "created", "status", "rows", "subjects", "note")]
+        keys = [k for k in self.COPY_KEYS if k not in ("id", "created", "status", "rows", "subjects", "note",
+                                                       "objects")]
         values = [json.dumps(record[k]) if k == "transforms" else record[k] for k in keys]
+        owner = current()
         with self.db:
-            cur = self.db.execute(f"INSERT INTO copies ({', '.join(keys)}, created, status) VALUES "
-                                  f"({', '.join('?' * len(keys))}, ?, 'writing')", (*values, _now()))
+            cur = self.db.execute(f"INSERT INTO copies ({', '.join(keys)}, created, status, owner_host, owner_pid, "
+                                  f"owner_started) VALUES ({', '.join('?' * len(keys))}, ?, 'writing', ?, ?, ?)",
+                                  (*values, _now(), owner.host, owner.pid, owner.started))
         return int(cur.lastrowid or 0)
 
     @_action
     def finish_copy(self, copy_id: int, status: str, *, rows: int | None = None, subjects: int | None = None,
-                    note: str = "") -> None:
+                    note: str = "", objects: list[dict[str, str]] | None = None,
+                    replaced: list[int] | None = None) -> None:
+        """End a copy: its status, counts, the objects it created (``objects``), and the earlier copies
+        whose objects it replaced (``replaced``; they become ``replaced`` in the same transaction)."""
         with self.db:
             self.db.execute("UPDATE copies SET status = ?, rows = coalesce(?, rows), subjects = coalesce(?, subjects),"
-                            " note = ? WHERE id = ?", (status, rows, subjects, note, copy_id))
+                            " note = ?, objects = coalesce(?, objects) WHERE id = ?",
+                            (status, rows, subjects, note, json.dumps(objects) if objects is not None else None,
+                             copy_id))
+            self.db.executemany("UPDATE copies SET status = 'replaced', note = ? WHERE id = ? AND status = 'active'",
+                                [(f"replaced by copy {copy_id}", i) for i in replaced or ()])
+
+    def set_copy_objects(self, copy_id: int, objects: list[dict[str, str]]) -> None:
+        """What a copy has made so far (its staging, while it writes)."""
+        with self.db:
+            self.db.execute("UPDATE copies SET objects = ? WHERE id = ?", (json.dumps(objects), copy_id))
 
     def copies(self, *, status: str | None = None, expired_before: str | None = None) -> list[dict[str, Any]]:
         """Registered copies; ``expired_before`` (an ISO date) keeps those whose expiry is earlier."""
@@ -396,7 +444,8 @@ class Catalog:
         where = " WHERE " + " AND ".join(c for c, _ in conditions) if conditions else ""
         rows = self.db.execute(f"SELECT {', '.join(self.COPY_KEYS)} FROM copies{where} ORDER BY id",
                                tuple(v for _, v in conditions)).fetchall()
-        return [{**dict(zip(self.COPY_KEYS, r, strict=True)), "transforms": json.loads(r[6])} for r in rows]
+        return [{**dict(zip(self.COPY_KEYS, r, strict=True)), "transforms": json.loads(r[6]),
+                 "objects": json.loads(r[17])} for r in rows]
 
 
     # Incidents ----------------------------------------------------------------------------------------

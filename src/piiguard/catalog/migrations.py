@@ -191,4 +191,19 @@ MIGRATIONS: tuple[str, ...] = (
     -- the last entries (or all of them) is found without an outside record (piiguard.catalog.timeline)
     ALTER TABLE incidents ADD COLUMN timeline_seal TEXT;
     """,
+    """
+    -- who owns a running scan or copy (so one killed mid-way is marked interrupted), and exactly what
+    -- each copy created (so expiry removes only that)
+    ALTER TABLE scans ADD COLUMN status TEXT NOT NULL DEFAULT 'finished';  -- running | finished | failed | interrupted
+    UPDATE scans SET status = 'interrupted' WHERE finished IS NULL;        -- started before owners were recorded
+    ALTER TABLE scans ADD COLUMN owner_host TEXT;
+    ALTER TABLE scans ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE scans ADD COLUMN owner_started TEXT;
+    ALTER TABLE copies ADD COLUMN owner_host TEXT;
+    ALTER TABLE copies ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE copies ADD COLUMN owner_started TEXT;
+    -- JSON list of {kind, name, id}: the physical objects the copy made (table OID, index UUID, file inode)
+    ALTER TABLE copies ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';
+    UPDATE copies SET status = 'interrupted' WHERE status = 'writing';
+    """,
 )

@@ -20,6 +20,7 @@ from piiguard.errors import ConfigError, PiiguardError
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Find customer PII in data stores and keep those stores' security protocols on.")
 app.command("scan")(scan.scan)
+app.command("scans")(scan.scans)
 app.command("check")(check.check)
 app.command("watch")(watch.watch)
 app.command("exposures")(watch.exposures)

@@ -6,8 +6,12 @@ SOURCE and TARGET are ``STORE.COLLECTION`` for configured stores (``prod.users``
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -16,12 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from piiguard import plugins
+from piiguard.catalog.owners import RunStatus
 from piiguard.cli.common import open_catalog, read_config
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking import lineage
+from piiguard.masking.ownership import Action, TargetState, apply_expiry, forget, plan_expiry
 from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
-from piiguard.masking.targets import writers
 from piiguard.model import Store
 from piiguard.scanner import resolve_stores
 
@@ -63,6 +68,10 @@ def _show(plan: CopyPlan, console: Console) -> None:
     if plan.blocking:
         verdict = "accepted risk: " + plan.accepted_risk if plan.accepted_risk else "REFUSED (blocking checks fail)"
         console.print(Text(verdict, style="bold"))
+    if plan.target_owner is not None:
+        line = plan.target_owner.verdict(plan.replace)
+        foreign = plan.target_owner.state is TargetState.FOREIGN
+        console.print(Text(line, style="bold" if foreign else ""))
 
 
 def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECTION"),
@@ -74,6 +83,8 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
          purpose: str = typer.Option(None, "--purpose", help="why it exists"),
          expires: str = typer.Option(None, "--expires", help="YYYY-MM-DD (default: in 30 days)"),
          accept_risk: str = typer.Option("", "--accept-risk", help="copy despite failing target checks: why"),
+         replace: bool = typer.Option(False, "--replace",
+                                      help="replace a target that exists and is not a piiguard copy of this source"),
          lineage_to: str = typer.Option(None, "--lineage", help="file:PATH or http(s) URL for OpenLineage"),
          sample: int = typer.Option(2000, "--sample", help="rows sampled to classify the source"),
          config: Path = typer.Option(None, "--config", "-c"),
@@ -89,13 +100,14 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
         key = key_from(key_env, str(key_file) if key_file else None)
         if not owner or not purpose:
             raise UsageError("a copy needs --owner and --purpose (they are registered with it)")
-    plan = plan_copy(src_store, src_collection, dst_store, dst_collection, config=cfg, accepted_risk=accept_risk,
-                     sample_size=sample)
+    with open_catalog(catalog, cfg) as cat:
+        plan = plan_copy(src_store, src_collection, dst_store, dst_collection, config=cfg,
+                         accepted_risk=accept_risk, sample_size=sample, catalog=cat, replace=replace)
     _show(plan, console)
     if plan_only:
         return
     with open_catalog(catalog, cfg) as cat, Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(),
-                                           TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+                                           TimeElapsedColumn(), console=Console(stderr=True)) as bar, _terminable():
         task = bar.add_task("rows", total=plan.rows_estimate or None)
         result = run_copy(plan, key, cat, owner=owner, purpose=purpose, expires=until,
                           progress=lambda n: bar.advance(task, n))
@@ -105,6 +117,20 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
     people = f", {result.subjects:,} people" if result.subjects is not None else ""
     console.print(f"copy {result.copy_id}: {result.rows:,} rows{people} in {result.seconds:.1f} s; "
                   f"expires {until.isoformat()}")
+
+
+@contextlib.contextmanager
+def _terminable() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, ``kill``, a container stopped) ends the copy as Ctrl-C does: the
+    staging is removed and the copy registered as failed, instead of the process dying mid-write."""
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _expiry(text: str | None) -> date:
@@ -122,7 +148,9 @@ def _expiry(text: str | None) -> date:
 @copies_app.callback()
 def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
            config: Path = typer.Option(None, "--config", "-c")) -> None:
-    """Every registered copy: where from, where to, how masked (key id only), owner, expiry."""
+    """Every registered copy: where from, where to, how masked (key id only), owner, expiry, and its
+    status: writing, active, failed, interrupted (its process was killed mid-write), replaced (by a
+    later copy into the same target), removed."""
     if ctx.invoked_subcommand is not None:
         return
     with open_catalog(catalog, read_config(config)) as cat:
@@ -142,31 +170,49 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
 def expire(apply: bool = typer.Option(False, "--apply", help="remove them (otherwise only the plan is shown)"),
            config: Path = typer.Option(None, "--config", "-c"),
            catalog: Path = typer.Option(None, "--catalog")) -> None:
-    """Remove copies past their expiry that still exist: planned first, removed with --apply."""
+    """Remove copies past their expiry, and the staging that interrupted copies (killed mid-write)
+    left behind: planned first, removed with --apply. Only what each copy recorded that it created is
+    removed, and only while it is still that object (a table made again under the copy's name, or
+    another live copy's data, stays)."""
     cfg = read_config(config)
-    console = Console()
+    console = Console(highlight=False)
+    plugins.load()
     with open_catalog(catalog, cfg) as cat:
-        due = cat.copies(status="active", expired_before=datetime.now(UTC).date().isoformat())
-        if not due:
+        steps = plan_expiry(cat, datetime.now(UTC).date().isoformat(), lambda n: cfg.store(n) if cfg else None)
+        if not steps:
             console.print("no expired copy")
             return
-        for c in due:
-            store = cfg.store(c["target_store"]) if cfg else None
-            if store is None:
-                console.print(Text(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: "
-                                   "skipped"))
-                continue
-            writer = writers.get(store.engine)(store, c["target_collection"])
-            if not writer.exists():
-                cat.finish_copy(c["id"], "removed", note="gone before expiry ran")
-                console.print(f"copy {c['id']}: already gone")
-                continue
-            if not apply:
-                console.print(Text(f"would remove copy {c['id']}: {store.name}.{c['target_collection']} "
-                                   f"(expired {c['expires']})"))
-                continue
-            writer.remove()
-            cat.finish_copy(c["id"], "removed", note=f"expired {c['expires']}, removed")
-            console.print(Text(f"removed copy {c['id']}: {store.name}.{c['target_collection']}"))
+        failed = False
+        for step in steps:
+            c, where = step.copy, f"{step.copy['target_store']}.{step.copy['target_collection']}"
+            if step.action is Action.ERROR:
+                failed = True
+                console.print(Text(f"copy {c['id']}: {step.error}"))
+            elif step.action is Action.NO_STORE:
+                console.print(Text(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: skipped"))
+            elif step.action is Action.NO_RECORD:
+                console.print(Text(f"copy {c['id']}: {where} was registered without a record of what it created: "
+                              "not removed (remove it by hand if it is the copy)"))
+            elif step.action is Action.GONE:
+                forget(cat, step, "gone before expiry ran")
+                console.print(Text(f"copy {c['id']}: already gone"))
+            elif step.action is Action.NOT_OURS:
+                if apply:
+                    forget(cat, step, "replaced before expiry: nothing removed")
+                console.print(Text(f"copy {c['id']}: {where} now holds something this copy did not make: kept"))
+            elif not apply:
+                why = f"left by the {c['status']} copy" if c["status"] in (RunStatus.INTERRUPTED, RunStatus.FAILED) \
+                    else f"expired {c['expires']}"
+                console.print(Text(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} ({why})"))
+            else:
+                done = apply_expiry(cat, step)
+                if done.action is Action.ERROR:
+                    failed = True
+                    console.print(Text(f"copy {c['id']}: {done.error}"))
+                    continue
+                console.print(Text(f"removed copy {c['id']}: {', '.join(o.name for o in done.removed) or 'nothing'}"
+                              + (f"; kept {', '.join(o.name for o in done.keep)}" if done.keep else "")))
     if not apply:
         console.print("nothing changed; run again with --apply")
+    if failed:
+        raise typer.Exit(1)

@@ -83,3 +83,17 @@ def scan(
             render_table(result, out, all_fields=all_fields)
     if result.problems:
         raise typer.Exit(1)
+
+
+def scans(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
+          config: Path = typer.Option(None, "--config", "-c")) -> None:
+    """Every recorded scan and whether it finished: running, finished, failed, or interrupted (its
+    process was killed; marked by the next piiguard that opened the catalog)."""
+    from rich.table import Table
+
+    with open_catalog(catalog, read_config(config)) as cat:
+        rows = cat.scans()
+    table = Table("id", "started", "finished", "mode", "sample", "status")
+    for r in rows:
+        table.add_row(str(r["id"]), r["started"], r["finished"] or "-", r["mode"], str(r["sample_size"]), r["status"])
+    Console().print(table)

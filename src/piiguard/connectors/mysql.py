@@ -132,18 +132,29 @@ class MySQL(Connector):
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         names, json_fields, select = self._select(collection)
         # An unbuffered cursor streams rows instead of loading the result set into memory.
-        with self.conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur = self.conn.cursor(pymysql.cursors.SSCursor)
+        try:
+            cur.execute(select)
+            while rows := cur.fetchmany(batch_rows):
+                yield batch_from_rows(names, rows, json_fields)
+        except pymysql.err.Error as exc:  # the driver's text can quote row data: keep only its code
+            code = exc.args[0] if exc.args else "?"
+            if code == ER_TABLEACCESS_DENIED:
+                raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
+                                       hint="GRANT SELECT ON the schema TO the scanning user") from exc
+            raise CollectionError(self.store.name, f"read failed (error {code})",
+                                  collection=collection.name) from exc
+        finally:
+            # after a lost connection PyMySQL's close reads from a socket it has dropped (AttributeError):
+            # that must not hide the error above, which says what happened
             try:
-                cur.execute(select)
-                while rows := cur.fetchmany(batch_rows):
-                    yield batch_from_rows(names, rows, json_fields)
-            except pymysql.err.Error as exc:  # the driver's text can quote row data: keep only its code
-                code = exc.args[0] if exc.args else "?"
-                if code == ER_TABLEACCESS_DENIED:
-                    raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
-                                           hint="GRANT SELECT ON the schema TO the scanning user") from exc
-                raise CollectionError(self.store.name, f"read failed (error {code})",
-                                      collection=collection.name) from exc
+                cur.close()
+            except (pymysql.err.Error, AttributeError):
+                # and their finalizers would try again at garbage collection, raising where nobody catches
+                result = getattr(cur, "_result", None)
+                if result is not None:
+                    result.unbuffered_active = False
+                cur.connection = None  # type: ignore[assignment]
 
     def columns(self, collection: CollectionInfo) -> list[str]:
         return self._select(collection)[0]

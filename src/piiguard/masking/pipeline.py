@@ -4,7 +4,11 @@
 checks, and changes nothing: ``piiguard copy --plan`` prints it. :func:`run_copy` streams the source in
 batches through one DuckDB query per batch (the masking plan compiled to SQL), into the target's
 staging, and swaps it in at the end; the copy is registered in the catalog before the first write,
-so even a crash leaves a trace (status ``writing``, then ``failed``).
+so even a crash leaves a trace (status ``writing``, then ``failed``; ``interrupted`` when the process
+was killed, marked by the next piiguard that opens the catalog).
+
+A target that exists and is not a piiguard copy of the same source is refused unless the plan says
+``replace`` (``--replace``); see :mod:`piiguard.masking.ownership`.
 
 The per-copy key is given by reference (an environment variable or a file), must hold at least 16
 bytes, and never leaves this process: the catalog keeps its id, an HMAC of a fixed label under the key.
@@ -38,6 +42,14 @@ from piiguard.config import Config
 from piiguard.connectors.base import Connector, connectors
 from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
 from piiguard.masking.maskers import DEFAULTS, SECRETS, Masker, maskers
+from piiguard.masking.ownership import (
+    Ownership,
+    TargetState,
+    live_made,
+    live_objects,
+    ownership,
+    refuse_foreign,
+)
 from piiguard.masking.targets import Writer, writers
 from piiguard.model import CollectionInfo, Finding, Severity, Status, Store
 from piiguard.scanner import classify_collection, prefetched
@@ -74,6 +86,8 @@ class CopyPlan:
     subject_field: str | None
     accepted_risk: str = ""
     waivers: tuple[str, ...] = field(default=())
+    target_owner: Ownership | None = None  # who made what is at the target (None: not looked at)
+    replace: bool = False                  # --replace: a target piiguard did not make may be replaced
 
     @property
     def refused(self) -> bool:
@@ -173,12 +187,15 @@ def find_collection(connector: Connector, name: str) -> CollectionInfo:
 
 def plan_copy(source: Store, source_collection: str, target: Store, target_collection: str, *,
               config: Config | None = None, accepted_risk: str = "", sample_size: int = 2000,
-              timeout: float = 10.0) -> CopyPlan:
-    """Classify the source collection, derive the masking rules, run the target's checks. Writes nothing."""
+              timeout: float = 10.0, catalog: Catalog | None = None, replace: bool = False) -> CopyPlan:
+    """Classify the source collection, derive the masking rules, run the target's checks, and look at
+    what is at the target (with ``catalog``: whether it is a piiguard copy of this source). Writes nothing."""
     plugins.load()
     if target.engine not in writers:
         raise UsageError(f"piiguard cannot write copies to {target.engine} stores yet",
                          hint=f"targets: {', '.join(writers.names())}")
+    writer = writers.get(target.engine)(target, target_collection, timeout=timeout)
+    writer.validate()  # a hostile name is refused before the source is even read
     classifier = Classifier(plugins.detectors_for(config.detectors if config else ()))
     with connectors.get(source.engine)(source, timeout=timeout) as connector:
         info = find_collection(connector, source_collection)
@@ -191,8 +208,12 @@ def plan_copy(source: Store, source_collection: str, target: Store, target_colle
     subject = next((r.field for t in (CUSTOMER_ID, "email") for r in rules if r.pii_type == t and r.copied), None)
     checks = run_checks([target], config=config, timeout=min(timeout, 5.0), record=False).findings
     blocking = tuple(f for f in checks if f.status is Status.FAIL and not f.waiver and f.severity >= BLOCKING)
+    try:
+        owner = ownership(catalog, writer, source, info.name) if catalog is not None else None
+    except StoreError as exc:  # an unreachable target is already a failing check; the plan still prints
+        owner = Ownership(TargetState.UNKNOWN, None, error=exc.detail)
     return CopyPlan(source, info.name, target, target_collection, rules, tuple(checks), blocking,
-                    info.rows_estimate, subject, accepted_risk)
+                    info.rows_estimate, subject, accepted_risk, target_owner=owner, replace=replace)
 
 
 def _engine(key: bytes) -> duckdb.DuckDBPyConnection:
@@ -279,6 +300,13 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     kept = [r for r in plan.rules if r.copied]
     if not kept:
         raise UsageError("no field would be copied: every one is denied", hint="allow fields in masking: (keep)")
+    writer = writers.get(plan.target.engine)(plan.target, plan.target_collection, timeout=timeout)
+    writer.validate()
+    held = ownership(catalog, writer, plan.source, plan.source_collection)  # now, not when it was planned
+    if held.state is TargetState.FOREIGN and not plan.replace:
+        raise refuse_foreign(plan.target, plan.target_collection)
+    writer.expected, writer.owned = held.identity, held.state is TargetState.OURS
+    writer.ours = live_made(catalog, plan.target.name)
     started = time.monotonic()
     copy_id = catalog.add_copy({
         "source_store": plan.source.name, "source_collection": plan.source_collection,
@@ -288,13 +316,14 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
                                  "reason": r.reason} for r in plan.rules},
         "key_id": key_id(key), "owner": owner, "purpose": purpose, "expires": expires.isoformat(),
         "accepted_risk": plan.accepted_risk})
-    writer = writers.get(plan.target.engine)(plan.target, plan.target_collection, timeout=timeout)
     masker = BatchMasker(plan.rules, key, plan.subject_field, threads=os.cpu_count() or 2)
     rows, subjects = 0, []
     try:
         with connectors.get(plan.source.engine)(plan.source, timeout=timeout) as connector:
             info = find_collection(connector, plan.source_collection)
             writer.begin([r.field for r in kept], str(copy_id))
+            # recorded before the first row: a copy killed from here on leaves exactly these behind
+            catalog.set_copy_objects(copy_id, [o.to_json() for o in writer.staged()])
             # read (a thread ahead) ─► mask (a thread per core) ─► write (a thread behind): one batch each
             with ThreadPoolExecutor(1, thread_name_prefix="piiguard-write") as output:
                 pending: Future[None] | None = None
@@ -312,13 +341,20 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
                     pending.result()
             writer.commit()
     except BaseException as exc:
-        writer.abort()
-        catalog.finish_copy(copy_id, "failed", rows=rows, note=_failure(exc))
+        try:
+            writer.abort()
+            left: list[dict[str, str]] | None = []
+        except Exception:  # the first error is the one to raise; the staging stays recorded for expire
+            left = None
+        catalog.finish_copy(copy_id, "failed", rows=rows, note=_failure(exc), objects=left)
         raise
     finally:
         masker.close()
     count = int(np.unique(np.concatenate(subjects)).size) if subjects else None
-    catalog.finish_copy(copy_id, "active", rows=rows, subjects=count)
+    # the copies whose object this one replaced end with it (their expiry must not touch the new one)
+    replaced = live_objects(catalog, plan.target.name, but=copy_id).get(held.identity or "", [])
+    catalog.finish_copy(copy_id, "active", rows=rows, subjects=count,
+                        objects=[o.to_json() for o in writer.created], replaced=replaced)
     return CopyResult(copy_id, rows, count, time.monotonic() - started)
 
 

@@ -12,6 +12,11 @@ point leaves the target exactly as it was (:meth:`Writer.abort` removes the stag
 - **opensearch**: an index per copy behind an alias named like the collection; the alias moves in
   one call.
 
+A target that exists is replaced only when it is what :attr:`Writer.expected` says (a piiguard copy
+of the same source, or anything with ``--replace``), checked again just before the swap; each
+commit leaves in :attr:`Writer.created` the physical objects it made (a table's OID, an index's
+UUID, a file's inode), which the registry keeps so that expiry removes exactly those.
+
 Columns are text (PostgreSQL ``text``, ClickHouse ``Nullable(String)``): masked values are text, and a
 copy is for analysis, not for restoring types. The target's credentials need CREATE, INSERT, DROP on
 the target schema (database, folder).
@@ -20,11 +25,15 @@ the target schema (database, folder).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import secrets
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +52,41 @@ from piiguard.registry import Registry
 CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")  # NULL: empty; "": quoted
 
 
+@dataclass(frozen=True)
+class CopyObject:
+    """One physical object a copy created: its kind (``table``, ``index``, ``alias``, ``file``,
+    ``folder``), its name, and its identity (a table's OID or UUID, an index's UUID, a file's inode),
+    so a later object of the same name is never mistaken for it."""
+
+    kind: str
+    name: str
+    id: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "id": self.id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> CopyObject:
+        return cls(str(data["kind"]), str(data["name"]), str(data["id"]))
+
+
 class Writer(ABC):
-    """Writes one collection of one store. ``begin`` → ``write``* → ``commit`` (or ``abort``)."""
+    """Writes one collection of one store. ``begin`` → ``write``* → ``commit`` (or ``abort``).
+
+    Before ``begin`` the pipeline sets :attr:`expected` to the identity of what is at the collection
+    (``None``: nothing), and :attr:`owned` when that is a piiguard copy. ``commit`` replaces the
+    target only if it is still that object, and leaves in :attr:`created` what the copy made."""
+
+    expected: str | None = None
+    owned: bool = False
+    ours: frozenset[tuple[str, str]] = frozenset()  # (name, identity) of what live copies made in this store
 
     def __init__(self, store: Store, collection: str, *, timeout: float = 30.0) -> None:
         self.store, self.collection, self.timeout = store, collection, timeout
+        self.created: list[CopyObject] = []
+
+    def validate(self) -> None:  # noqa: B027 — only writers whose names can be hostile check them
+        """Refuse a collection name this writer cannot write safely (before anything is written)."""
 
     @abstractmethod
     def begin(self, columns: Sequence[str], tag: str) -> None:
@@ -58,19 +97,36 @@ class Writer(ABC):
 
     @abstractmethod
     def commit(self) -> None:
-        """Swap the staging in for the target collection."""
+        """Swap the staging in for the target collection (if it is still :attr:`expected`)."""
 
     @abstractmethod
     def abort(self) -> None:
         """Remove the staging; the target is untouched."""
 
     @abstractmethod
-    def exists(self) -> bool:
-        """Whether the target collection exists (for expiry)."""
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        """The identity of the object named ``name`` (default: the collection) now; None if absent.
+        ``staging``: an identity that stays the same while rows are still being written into it."""
 
     @abstractmethod
-    def remove(self) -> None:
-        """Delete the target collection (an expired copy; planned and applied on purpose)."""
+    def drop(self, obj: CopyObject) -> bool:
+        """Remove ``obj`` if it is still there as itself (same identity); whether it was removed."""
+
+    def staged(self) -> list[CopyObject]:
+        """After ``begin``: what a copy killed before ``commit`` would leave behind (none where the
+        engine's transaction takes it away), recorded so ``copies expire`` can remove exactly that."""
+        return []
+
+    def identity_of(self, obj: CopyObject) -> str | None:
+        return self.identity(obj.name, staging=obj.kind == "staging")
+
+    def exists(self) -> bool:
+        return self.identity() is not None
+
+    def _changed(self) -> StoreError:
+        return StoreError(self.store.name, "the target changed while the copy was written (another writer created "
+                          "or replaced it): nothing was replaced", collection=self.collection,
+                          hint="find out who writes there, then copy again (with --replace if it should go)")
 
 
 writers: Registry[type[Writer]] = Registry("copy target", Writer)
@@ -81,18 +137,30 @@ def _split(collection: str, default_schema: str) -> tuple[str, str]:
     return (schema, table) if dot else (default_schema, table)
 
 
+_OID = """SELECT c.relkind::text || ':' || c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relname = %s"""
+
+
 @writers.register("postgres")
 class PostgresWriter(Writer):
+    """The identity of a table is its relation kind and OID: a table dropped and created again under
+    the same name gets a new OID, so it is not taken for the copy that was there."""
+
     conn: psycopg.Connection[Any]
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        return connect(self.store, self.timeout, autocommit=False, application="piiguard-copy")
+    def _connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
+        return connect(self.store, self.timeout, autocommit=autocommit, application="piiguard-copy")
 
     def _names(self) -> tuple[sql.Composed, sql.Composed, sql.Identifier]:
         schema, table = _split(self.collection, "public")
         stage = f"{table[:40]}__piiguard_{self.tag}"
         return (sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table)),
                 sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(stage)), sql.Identifier(table))
+
+    @staticmethod
+    def _oid(conn: psycopg.Connection[Any], name: str) -> str | None:
+        row = conn.execute(_OID, list(_split(name, "public"))).fetchone()
+        return str(row[0]) if row else None
 
     def begin(self, columns: Sequence[str], tag: str) -> None:
         self.tag = tag
@@ -116,15 +184,28 @@ class PostgresWriter(Writer):
 
     def commit(self) -> None:
         target, stage, table = self._names()
+        schema, _ = _split(self.collection, "public")
         try:
             self._copy.__exit__(None, None, None)
-            self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+            if self._oid(self.conn, self.collection) is not None:
+                # locked, then looked at again: nobody swaps the table between the look and the drop
+                self.conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(target))
+            if self._oid(self.conn, self.collection) != self.expected:
+                raise self._changed()
+            if self.expected is not None:
+                self.conn.execute(sql.SQL("DROP TABLE {}").format(target))
+            _, name = _split(self.collection, "public")
+            made = self._oid(self.conn, f"{schema}.{name[:40]}__piiguard_{self.tag}")  # a rename keeps the OID
             self.conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(stage, table))
             self.conn.commit()
+            self.created = [CopyObject("table", f"{schema}.{name}", str(made))]
         except psycopg.Error as exc:
             self.conn.rollback()
             raise StoreError(self.store.name, f"the swap failed and was rolled back ({type(exc).__name__})",
                              collection=self.collection) from exc
+        except BaseException:
+            self.conn.rollback()
+            raise
         finally:
             self.conn.close()
 
@@ -139,104 +220,257 @@ class PostgresWriter(Writer):
         finally:
             self.conn.close()
 
-    def exists(self) -> bool:
-        schema, table = _split(self.collection, "public")
-        with self._connect() as conn:
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                               [sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-                                .as_string(conn)]).fetchone()
-        return bool(row and row[0])
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        with self._connect(autocommit=True) as conn:
+            return self._oid(conn, name or self.collection)
 
-    def remove(self) -> None:
-        schema, table = _split(self.collection, "public")
-        with self._connect() as conn:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+    def drop(self, obj: CopyObject) -> bool:
+        schema, table = _split(obj.name, "public")
+        ident = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        try:
+            with self._connect() as conn:
+                if self._oid(conn, obj.name) != obj.id:
+                    return False
+                conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(ident))
+                if self._oid(conn, obj.name) != obj.id:
+                    return False
+                conn.execute(sql.SQL("DROP TABLE {}").format(ident))  # no CASCADE: what depends on it stays
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            raise StoreError(self.store.name, "other objects (views, foreign keys) depend on the copy: not removed",
+                             collection=obj.name, hint="drop or repoint what depends on it, then expire again") from exc
+        except psycopg.Error as exc:
+            raise StoreError(self.store.name, f"cannot remove the copy ({type(exc).__name__})",
+                             collection=obj.name, hint="the target user needs to own the table to drop it") from exc
+        return True
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @writers.register("clickhouse")
 class ClickHouseWriter(Writer):
+    """The identity of a table is its UUID where the server has them (``Atomic`` databases, 20.5+);
+    elsewhere a hash of its definition, metadata time (to the second) and row count. Each copy's
+    table carries an ``ALIAS`` column ``_piiguard_copy`` (stores nothing, left out of ``SELECT *``)
+    holding a random mark, so a table made again with the same columns, even within the same second,
+    has another definition; a clone of the definition itself differs in its rows."""
+
     def _query(self, query: str, body: bytes | None = None) -> str:
         return post(self.store, query, body, timeout=self.timeout, collection=self.collection)
 
     def _q(self, name: str) -> str:
         return "`" + name.replace("`", "\\`") + "`"
 
+    def _where(self, name: str) -> tuple[str, str]:
+        return _split(name, self.store.database or "default")
+
     def _table(self, table: str) -> str:
-        database, _ = _split(self.collection, self.store.database or "default")
+        database, _ = self._where(self.collection)
         return f"{self._q(database)}.{self._q(table)}"
 
     def begin(self, columns: Sequence[str], tag: str) -> None:
         _, table = _split(self.collection, "")
         self.target, self.stage, self.old = (self._table(table), self._table(f"{table}__piiguard_{tag}"),
                                              self._table(f"{table}__piiguard_{tag}_old"))
-        cols = ", ".join(f"{self._q(c)} Nullable(String)" for c in columns)
-        self._query(f"CREATE TABLE {self.stage} ({cols}) ENGINE = Log")
+        cols = ", ".join([*(f"{self._q(c)} Nullable(String)" for c in columns),
+                          f"_piiguard_copy String ALIAS {_literal(f'{tag}-{secrets.token_hex(8)}')}"])
+        self._query(f"CREATE TABLE {self.stage} ({cols}) ENGINE = Log")  # fails if the name is taken
+        self.made_stage = True  # only now is the staging table this copy's to drop
+        self.stage_name = f"{self._where(self.collection)[0]}.{table}__piiguard_{tag}"
+
+    def staged(self) -> list[CopyObject]:
+        return [CopyObject("staging", self.stage_name, str(self.identity(self.stage_name, staging=True)))]
 
     def write(self, batch: pa.RecordBatch) -> None:
         body = "\n".join(json.dumps(row, ensure_ascii=False) for row in batch.to_pylist())
         self._query(f"INSERT INTO {self.stage} FORMAT JSONEachRow", body.encode())
 
     def commit(self) -> None:
-        if self.exists():
+        # ClickHouse has no transactions: the look and the rename are two statements (a writer racing
+        # in between is not seen; one that came before is)
+        if self.identity() != self.expected:
+            raise self._changed()
+        if self.expected is not None:
             self._query(f"RENAME TABLE {self.target} TO {self.old}, {self.stage} TO {self.target}")
             self._query(f"DROP TABLE {self.old}")
         else:
             self._query(f"RENAME TABLE {self.stage} TO {self.target}")
+        made = self.identity()  # after the rename: the definition names the table
+        database, table = self._where(self.collection)
+        self.created = [CopyObject("table", f"{database}.{table}", str(made))]
 
     def abort(self) -> None:
-        if getattr(self, "stage", None):
+        if getattr(self, "made_stage", False):
             self._query(f"DROP TABLE IF EXISTS {self.stage}")
 
-    def exists(self) -> bool:
-        _, table = _split(self.collection, "")
-        return self._query(f"EXISTS TABLE {self._table(table)}").strip() == "1"
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        database, table = self._where(name or self.collection)
+        where = f"WHERE database = {_literal(database)} AND name = {_literal(table)}"
+        if not self._query(f"SELECT count() FROM system.tables {where}").strip().strip("0"):
+            return None
+        columns = self._query("SELECT name FROM system.columns WHERE database = 'system' AND table = 'tables'").split()
+        if "uuid" in columns:
+            uuid = self._query(f"SELECT toString(uuid) FROM system.tables {where}").strip()
+            if uuid.strip("0-"):
+                return uuid
+        out = self._query(f"SELECT engine, toString(metadata_modification_time), create_table_query "
+                          f"FROM system.tables {where} FORMAT TSVRaw")
+        rows = "" if staging else self._query(f"SELECT count() FROM {self._q(database)}.{self._q(table)}")
+        return "ddl:" + hashlib.sha256(f"{out}\n{rows}".encode()).hexdigest()[:32]
 
-    def remove(self) -> None:
-        _, table = _split(self.collection, "")
-        self._query(f"DROP TABLE IF EXISTS {self._table(table)}")
+    def drop(self, obj: CopyObject) -> bool:
+        if self.identity_of(obj) != obj.id:
+            return False
+        database, table = self._where(obj.name)
+        self._query(f"DROP TABLE {self._q(database)}.{self._q(table)}")
+        return True
+
+
+MAX_COLLECTION_CHARS = 1024
+MAX_PART_BYTES = 200  # a file system's name limit is 255 bytes; the staging file adds about 30
+
+
+def _stat_id(path: Path, *, stable: bool = False) -> str | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(st.st_mode) or stable:
+        return f"{'folder' if stat.S_ISDIR(st.st_mode) else 'file'}:{st.st_dev}:{st.st_ino}"
+    # a file rewritten in place keeps its inode: its size and modification time tell it apart
+    return f"{'link' if stat.S_ISLNK(st.st_mode) else 'file'}:{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
 
 @writers.register("files")
 class FilesWriter(Writer):
-    def _path(self) -> Path:
-        root = Path(self.store.path or ".")
-        return root / self.collection
+    """A collection is a path relative to the store's folder, and stays in it: absolute paths, ``..``,
+    empty parts, NUL and symbolic links anywhere below the folder are refused before anything is
+    written. Folders the copy creates are recorded with it (and removed on expiry if empty)."""
+
+    def _root(self) -> Path:
+        return Path(os.path.realpath(self.store.path or "."))
+
+    def _path(self, name: str | None = None) -> Path:
+        return self._root() / (name or self.collection)
+
+    def _refuse(self, why: str) -> UsageError:
+        shown = self.collection if len(self.collection) <= 80 else self.collection[:77] + "..."
+        return UsageError(f"{self.store.name}: the file collection {shown!r} {why}",
+                          hint="name a .parquet or .csv path inside the store's folder, e.g. exports/users.parquet")
+
+    def validate(self) -> None:
+        name = self.collection
+        if "\0" in name:
+            raise self._refuse("holds a NUL character")
+        if len(name) > MAX_COLLECTION_CHARS:
+            raise self._refuse(f"is longer than {MAX_COLLECTION_CHARS} characters")
+        if name.startswith(("/", "\\")) or os.path.isabs(name):
+            raise self._refuse("is an absolute path: it must stay inside the store's folder")
+        parts = name.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise self._refuse("has an empty, '.' or '..' part: it must stay inside the store's folder")
+        if any(len(p.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES for p in parts):
+            raise self._refuse(f"has a part longer than {MAX_PART_BYTES} bytes")
+        if Path(name).suffix.lower() not in (".parquet", ".csv"):
+            raise self._refuse("is not a .parquet or .csv file name")
+        root = self._root()
+        if root.exists() and not root.is_dir():
+            raise self._refuse("cannot be written: the store's path is a file, not a folder")
+        here = root
+        for i, part in enumerate(parts):
+            here = here / part
+            if here.is_symlink():
+                raise self._refuse("passes through a symbolic link: it must stay inside the store's folder")
+            if i < len(parts) - 1 and here.exists() and not here.is_dir():
+                raise self._refuse(f"cannot be written: {'/'.join(parts[:i + 1])!r} is a file, not a folder")
+        if here.is_dir():
+            raise self._refuse("is a folder, not a file")
+        if not Path(os.path.realpath(here)).is_relative_to(root):  # belt and braces after the checks above
+            raise self._refuse("leaves the store's folder")
+
+    def _folders(self) -> list[CopyObject]:
+        """Create the missing folders one at a time (none may turn out a link), root first; the new ones."""
+        made = []
+        here = self._root()
+        for part in ("", *self.collection.split("/")[:-1]):
+            here = here / part if part else here
+            try:
+                here.mkdir(mode=0o700)
+                made.append(CopyObject("folder", os.path.relpath(here, self._root()), str(_stat_id(here))))
+            except FileExistsError:
+                pass
+            if here.is_symlink() or not here.is_dir():
+                raise self._refuse("passes through a symbolic link: it must stay inside the store's folder")
+        return made[::-1]  # deepest first: the order to remove them in
 
     def begin(self, columns: Sequence[str], tag: str) -> None:
+        self.validate()
+        self.folders = self._folders()
         path = self._path()
-        if path.suffix.lower() not in (".parquet", ".csv"):
-            raise UsageError(f"a file copy is written as .parquet or .csv, not {path.name!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.temp = path.with_name(f".{path.name}.piiguard-{tag}.tmp")
+        # created 0600 and exclusively, never through a link: the staging holds the data from the first row
+        try:
+            fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError as exc:
+            raise StoreError(self.store.name, f"the staging name {self.temp.name!r} is taken by a file piiguard did "
+                             "not make: nothing was written", collection=self.collection,
+                             hint="move that file away, then copy again") from exc
+        self.made_stage = True  # only now is the staging file this copy's to remove
+        self.sink = os.fdopen(fd, "wb")
         schema = pa.schema([(c, pa.string()) for c in columns])
-        self.out: Any = (pq.ParquetWriter(self.temp, schema) if path.suffix.lower() == ".parquet"
-                         else pacsv.CSVWriter(self.temp, schema))
+        self.out: Any = (pq.ParquetWriter(self.sink, schema) if path.suffix.lower() == ".parquet"
+                         else pacsv.CSVWriter(self.sink, schema))
 
     def write(self, batch: pa.RecordBatch) -> None:
         self.out.write_batch(batch) if isinstance(self.out, pq.ParquetWriter) else self.out.write(batch)
 
     def commit(self) -> None:
         self.out.close()
-        self.temp.chmod(0o600)  # a copy of customer data, even masked, is not for every local user
-        os.replace(self.temp, self._path())
+        self.sink.close()
+        self.out = None
+        if self.identity() != self.expected:
+            self.temp.unlink(missing_ok=True)
+            raise self._changed()
+        os.replace(self.temp, self._path())  # replaces a name, never follows it
+        self.created = [CopyObject("file", self.collection, str(_stat_id(self._path()))), *self.folders]
 
     def abort(self) -> None:
         if getattr(self, "out", None) is not None:
-            self.out.close()
+            with contextlib.suppress(Exception):  # the staging goes whatever state its writer is in
+                self.out.close()
+            self.sink.close()
+        if getattr(self, "made_stage", False):
             self.temp.unlink(missing_ok=True)
+        for folder in getattr(self, "folders", ()):  # deepest first; one holding anything else stays
+            with contextlib.suppress(OSError):
+                self._path(folder.name).rmdir()
 
-    def exists(self) -> bool:
-        return self._path().exists()
+    def staged(self) -> list[CopyObject]:
+        name = os.path.relpath(self.temp, self._root())
+        return [CopyObject("staging", name, str(_stat_id(self.temp, stable=True))), *self.folders]
 
-    def remove(self) -> None:
-        self._path().unlink(missing_ok=True)
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        return _stat_id(self._path(name), stable=staging)
+
+    def drop(self, obj: CopyObject) -> bool:
+        path = self._path(obj.name)
+        outside = path != self._root() and not Path(os.path.realpath(path.parent)).is_relative_to(self._root())
+        if outside or self.identity_of(obj) != obj.id:
+            return False  # a recorded name that now leads out of the folder (a link put in its way) is not followed
+        try:
+            path.rmdir() if obj.kind == "folder" else path.unlink()
+        except OSError:
+            return False  # a folder that holds something else now stays
+        return True
 
 
 @writers.register("opensearch")
 class OpenSearchWriter(Writer):
     """An index per copy (``NAME-piiguard-ID``) behind an alias ``NAME``: the alias moves to the new
-    index in one ``_aliases`` call, then the previous copy's index is deleted. A concrete index that
-    already holds the name is deleted just before the alias is added (the one non-atomic moment)."""
+    index in one ``_aliases`` call. The index behind it before is deleted only if it was a piiguard
+    copy's; with ``--replace`` over a foreign alias it stays (only the alias moves), and a concrete
+    foreign index of that name is deleted just before the alias is added (the one non-atomic moment)."""
 
     def _client(self) -> Any:
         from piiguard.connectors.opensearch import client
@@ -247,8 +481,12 @@ class OpenSearchWriter(Writer):
         from piiguard.connectors.opensearch import errors
 
         self.es, self.index = self._client(), f"{self.collection}-piiguard-{tag}"
-        with errors(self.store, self.collection):
+        with errors(self.store, self.collection):  # fails if the name is taken
             self.es.indices.create(index=self.index, body={"settings": {"index": {"number_of_replicas": 0}}})
+        self.made_stage = True  # only now is the index this copy's to delete
+
+    def staged(self) -> list[CopyObject]:
+        return [CopyObject("staging", self.index, str(self._identity(self.es, self.index)))]
 
     def write(self, batch: pa.RecordBatch) -> None:
         from opensearchpy.helpers import bulk
@@ -265,6 +503,8 @@ class OpenSearchWriter(Writer):
 
         with errors(self.store, self.collection):
             self.es.indices.refresh(index=self.index)
+            if self._identity(self.es, self.collection) != self.expected:
+                raise self._changed()
             old = list(self.es.indices.get_alias(name=self.collection, ignore=[404]).keys()) \
                 if self.es.indices.exists_alias(name=self.collection) else []
             if not old and self.es.indices.exists(index=self.collection):
@@ -272,20 +512,45 @@ class OpenSearchWriter(Writer):
             actions = [{"remove": {"index": i, "alias": self.collection}} for i in old]
             self.es.indices.update_aliases(body={"actions": [*actions, {"add": {"index": self.index,
                                                                                  "alias": self.collection}}]})
-            for index in old:
-                self.es.indices.delete(index=index)
+            for index in old:  # a piiguard copy's index goes; another's data only loses the alias
+                if self.owned or (index, self._identity(self.es, index)) in self.ours:
+                    self.es.indices.delete(index=index)
+            self.created = [CopyObject("index", self.index, str(self._identity(self.es, self.index))),
+                            CopyObject("alias", self.collection, str(self._identity(self.es, self.collection)))]
 
     def abort(self) -> None:
-        if getattr(self, "es", None) is not None:
+        if getattr(self, "made_stage", False):
             self.es.indices.delete(index=self.index, ignore=[404])
 
-    def exists(self) -> bool:
-        return bool(self._client().indices.exists(index=self.collection))
+    @staticmethod
+    def _identity(es: Any, name: str) -> str | None:
+        """An alias: ``alias:`` and the indices behind it; an index: ``index:`` and its UUID."""
+        if es.indices.exists_alias(name=name):
+            indices = sorted(es.indices.get_alias(name=name).keys())
+            settings = es.indices.get_settings(index=",".join(indices), name="index.uuid")
+            return "alias:" + ",".join(f"{i}@{settings[i]['settings']['index']['uuid']}" for i in indices)
+        if es.indices.exists(index=name):
+            settings = es.indices.get_settings(index=name, name="index.uuid")
+            (only,) = settings.values()
+            return f"index:{only['settings']['index']['uuid']}"
+        return None
 
-    def remove(self) -> None:
+    def identity(self, name: str | None = None, *, staging: bool = False) -> str | None:
+        from piiguard.connectors.opensearch import errors
+
+        with errors(self.store, self.collection):
+            return self._identity(self._client(), name or self.collection)
+
+    def drop(self, obj: CopyObject) -> bool:
+        from piiguard.connectors.opensearch import errors
+
         es = self._client()
-        if es.indices.exists_alias(name=self.collection):
-            for index in list(es.indices.get_alias(name=self.collection).keys()):
-                es.indices.delete(index=index)
-        elif es.indices.exists(index=self.collection):
-            es.indices.delete(index=self.collection)
+        with errors(self.store, self.collection):
+            if self._identity(es, obj.name) != obj.id:
+                return False
+            if obj.kind == "alias":
+                for index in es.indices.get_alias(name=obj.name):
+                    es.indices.delete_alias(index=index, name=obj.name)
+            else:
+                es.indices.delete(index=obj.name)
+        return True
