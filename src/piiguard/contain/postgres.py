@@ -8,13 +8,17 @@ lasting fix is pg_hba.conf. Needs a superuser (or the database owner plus pg_sig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.postgres import PostgresTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.model import Finding, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    from psycopg import sql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    sql = driver("psycopg.sql")
 
 
 def _session(store: Store) -> Any:
