@@ -27,12 +27,10 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -44,6 +42,7 @@ import yaml
 from piiguard.errors import ConfigError
 from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
+from piiguard.schema import PluginSchema, build_options, check_masking, check_respond, did_you_mean, option_problems
 
 # Engines and the libpq/MySQL-style environment variable a URL store reads its password from.
 URL_SCHEMES = {
@@ -136,9 +135,7 @@ class _Problems:
 def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str, problems: _Problems) -> None:
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.add(f"{path}.{key}" if path else str(key), f"unknown key{suggestion}")
+            problems.add(f"{path}.{key}" if path else str(key), f"unknown key{did_you_mean(key, allowed)}")
 
 
 def _str_list(data: Mapping[str, Any], key: str, path: str, problems: _Problems) -> list[str]:
@@ -229,13 +226,15 @@ Opts = TypeVar("Opts")
 
 
 def options_from(cls: type[Opts], raw: Mapping[str, Any], where: str) -> Opts:
-    """A plugin's typed options (a dataclass) from YAML: unknown keys and bad values are errors with their path."""
-    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    problems = [f"{where}.{k}: unknown option (known: {', '.join(known) or 'none'})" for k in raw if k not in known]
+    """A plugin's typed options (a dataclass) from YAML: unknown keys (with a did-you-mean), missing
+    required ones and values of the wrong type are errors with their path (:mod:`piiguard.schema`)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{where}: expected a mapping of options"])
+    problems = option_problems(cls, raw, where)
     if problems:
         raise ConfigError(problems)
     try:
-        return cls(**raw)
+        return build_options(cls, raw)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
         raise ConfigError([f"{where}: {exc}"]) from exc
 
@@ -278,7 +277,8 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
     for key in option_map:
         if key not in OPTION_KEYS.get(str(engine_name), set()):
             known = ", ".join(sorted(OPTION_KEYS.get(str(engine_name), set()))) or "none"
-            problems.add(f"{path}.options.{key}", f"unknown option for engine {engine_name} (known: {known})")
+            close = did_you_mean(key, OPTION_KEYS.get(str(engine_name), set()))
+            problems.add(f"{path}.options.{key}", f"unknown option for engine {engine_name}{close} (known: {known})")
     _check_option_values(option_map, f"{path}.options", problems)
     url = _opt_str(raw, "url", path, problems)
     if url is not None:
@@ -297,7 +297,8 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         problems.add(f"{path}.engine", "required (or give url)")
         return None
     if engines is not None and engine not in engines:
-        problems.add(f"{path}.engine", f"unknown engine {engine!r}; known: {', '.join(sorted(engines))}")
+        problems.add(f"{path}.engine", f"unknown engine {engine!r}{did_you_mean(engine, engines)}; "
+                     f"known: {', '.join(sorted(engines))}")
     port = raw.get("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
         problems.add(f"{path}.port", "expected an integer between 1 and 65535")
@@ -410,54 +411,163 @@ def _list(data: Mapping[str, Any], key: str, problems: _Problems) -> list[Any]:
 
 
 def parse_config(data: Any, *, source: str | None = None, engines: set[str] | None = None,
-                 check_ids: set[str] | None = None) -> Config:
-    """Validate a loaded YAML document. ``engines`` (registered engine names) checks ``engine``;
-    ``check_ids`` the check ids the policy names."""
+                 check_ids: set[str] | None = None, schema: PluginSchema | None = None) -> Config:
+    """Validate a loaded YAML document, every section at once. ``schema`` (from
+    :func:`piiguard.plugins.schema`) checks what plugins define: engines, the check ids the policy
+    names, maskers and their options, responders and their options, notices; ``engines`` and
+    ``check_ids`` override its names. Without a schema those parts are checked for shape only."""
+    schema = schema or PluginSchema()
+    if engines is None and schema.engines is not None:
+        engines = set(schema.engines)
+    if check_ids is None and schema.check_ids is not None:
+        check_ids = set(schema.check_ids)
     problems = _Problems()
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(["(top): expected a mapping with a 'stores' list"])
+        raise ConfigError(["(top): expected a mapping with a 'stores' list"],
+                          hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     _unknown_keys(data, TOP_KEYS, "", problems)
     stores: list[Store] = []
+    names: set[str] = set()  # a set, not a scan of the list: 100,000 stores validate in linear time
     for i, raw in enumerate(_list(data, "stores", problems)):
         store = _parse_store(raw, f"stores[{i}]", problems, engines)
         if store is not None:
-            if any(s.name == store.name for s in stores):
+            if store.name in names:
                 problems.add(f"stores[{i}].name", f"duplicate store name {store.name!r}")
+            names.add(store.name)
             stores.append(store)
     detectors: list[CustomDetector] = []
     for i, raw in enumerate(_list(data, "detectors", problems)):
         det = _parse_detector(raw, f"detectors[{i}]", problems)
         if det is not None:
+            if any(d.name == det.name for d in detectors):
+                problems.add(f"detectors[{i}].name", f"duplicate detector name {det.name!r}")
             detectors.append(det)
     catalog = _opt_str(data, "catalog", "", problems)
     policy = parse_policy(data.get("policy"), problems.add, check_ids)
     alerts = _parse_alerts(data.get("alerts") or [], problems)
     masking = _parse_masking(data.get("masking") or {}, problems)
+    check_masking(masking, schema, problems.add)
     respond = data.get("respond") or {}
     if not isinstance(respond, Mapping):
         problems.add("respond", "expected a mapping (responders, notices, contact)")
         respond = {}
+    check_respond(respond, schema, names, problems.add)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond)
 
 
+MAX_DEPTH = 64  # a configuration is a few levels deep; 10,000 ``[`` would exhaust Python's stack
+MAX_ALIAS_NODES = 10_000  # nodes YAML aliases may add beyond the file's own ("billion laughs" adds 10⁹)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with a bound on nesting depth and on what aliases expand to."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _Refused(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+
+class _Refused(Exception):
+    pass
+
+
+def _check_expansion(root: Any) -> None:
+    """Refuse a document whose aliases, expanded, add more than MAX_ALIAS_NODES nodes."""
+    distinct: set[int] = set()
+    expanded: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:  # iterative post-order: sizes of shared nodes are computed once (a DAG, not a tree)
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            children = _children(node)
+            expanded[key] = 1 + sum(expanded[id(c)] for c in children)
+            continue
+        if key in expanded:
+            continue
+        distinct.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in expanded)
+    if expanded.get(id(root), 0) - len(distinct) > MAX_ALIAS_NODES:
+        raise _Refused(f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} extra nodes "
+                       "(a \"billion laughs\" document?); write the values out instead")
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """YAML → Python, safely: no tags that build objects, bounded depth, bounded alias expansion."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except _Refused as exc:
+        raise ConfigError([f"{where}: {exc}"], hint="simplify the file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None)
+        at = f"{where}:{mark.line + 1}" if mark is not None else where
+        # PyYAML's problem text names the token (never the document's content beyond it)
+        raise ConfigError([f"{at}: not valid YAML" + (f" ({problem})" if problem else "")]) from exc
+    except RecursionError:  # deep structures the depth bound did not see (e.g. in the scanner)
+        raise ConfigError([f"{where}: nested too deeply"], hint="simplify the file") from None
+
+
 def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,
-                check_ids: set[str] | None = None) -> Config:
+                check_ids: set[str] | None = None, schema: PluginSchema | None = None) -> Config:
+    """Read and validate ``piiguard.yaml``: UTF-8, safe YAML, then :func:`parse_config`."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read ({exc.strerror})"]) from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise ConfigError([f"{where}: not valid YAML"]) from exc
-    return parse_config(data, source=str(p), engines=engines, check_ids=check_ids)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{p}:{line}: not UTF-8 (byte {exc.start})"],
+                          hint="save the file as UTF-8") from None
+    data = load_yaml(text, str(p))
+    return parse_config(data, source=str(p), engines=engines, check_ids=check_ids, schema=schema)
+
+
+def missing_secrets(stores: Sequence[Store]) -> list[str]:
+    """``stores[i].password_env: PG_PASSWORD is not set`` for each store whose named variable is unset.
+
+    A variable named in the configuration must be set where piiguard runs (the libpq-style default a
+    URL implies, e.g. PGPASSWORD, may stay unset: a store may need no password)."""
+    out = []
+    for i, store in enumerate(stores):
+        if _explicit_env(store) and store.password_env not in os.environ:
+            out.append(f"stores[{i}].password_env: {store.password_env} is not set")
+        if store.password_file and not Path(store.password_file).is_file():
+            out.append(f"stores[{i}].password_file: {store.password_file} does not exist")
+    return out
+
+
+def _explicit_env(store: Store) -> bool:
+    return bool(store.password_env) and store.password_env != DEFAULT_PASSWORD_ENV.get(store.engine)
 
 
 def resolve_password(store: Store) -> str | None:
@@ -470,5 +580,9 @@ def resolve_password(store: Store) -> str | None:
                 [f"stores.{store.name}.password_file: cannot read {store.password_file} ({exc.strerror})"]
             ) from exc
     if store.password_env:
-        return os.environ.get(store.password_env)
+        value = os.environ.get(store.password_env)
+        if value is None and _explicit_env(store):
+            raise ConfigError([f"stores.{store.name}.password_env: {store.password_env} is not set"],
+                              hint=f"export {store.password_env} before running piiguard")
+        return value
     return None

@@ -11,10 +11,12 @@ import importlib
 from collections.abc import Sequence
 from functools import cache
 from importlib.metadata import entry_points
+from types import MappingProxyType
 
 from piiguard.classify.detectors import Detector, detectors
 from piiguard.config import CustomDetector
 from piiguard.errors import PluginError
+from piiguard.schema import PluginSchema
 
 BUILTIN = (
     "piiguard.connectors.postgres",
@@ -59,6 +61,28 @@ def load() -> None:
         except Exception as exc:  # a broken third-party plugin must say which one it was
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load",
                               hint=f"{type(exc).__name__}; uninstall or fix it") from exc
+
+
+@cache
+def schema() -> PluginSchema:
+    """What the registered plugins accept, for validating ``piiguard.yaml`` (:mod:`piiguard.schema`).
+
+    Importing the plugin modules does not import any engine's driver (see
+    :func:`piiguard.registry.driver`), so this is cheap enough for ``piiguard validate``."""
+    load()
+    from piiguard.checks.base import checks, targets
+    from piiguard.connectors.base import connectors
+    from piiguard.masking.maskers import maskers
+    from piiguard.response.notices import NoticeOptions
+    from piiguard.response.responders import responders
+
+    return PluginSchema(
+        engines=frozenset(connectors.names()) | frozenset(targets.names()),
+        check_ids=frozenset(checks.names()),
+        maskers=MappingProxyType({n: maskers.get(n).Options for n in maskers.names()}),
+        responders=MappingProxyType({n: responders.get(n).Options for n in responders.names()}),
+        notices=NoticeOptions,
+    )
 
 
 def detectors_for(custom: Sequence[CustomDetector] = ()) -> list[Detector]:

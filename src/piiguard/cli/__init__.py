@@ -184,7 +184,7 @@ def _stderr(text: str, red: str = "") -> None:
     if red and text.startswith(red):
         err.print(f"[red]{red}[/red]", end="", highlight=False)
         text = text[len(red):]
-    err.print(text, highlight=False, markup=False)
+    err.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_error(exc: PiiguardError) -> None:
@@ -194,10 +194,10 @@ def _print_error(exc: PiiguardError) -> None:
     if isinstance(exc, ConfigError):
         err.print("[red]error:[/red] the configuration is not valid:", highlight=False)
         for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False, markup=False)
+            err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
     else:
         err.print("[red]error:[/red] ", end="", highlight=False)
-        err.print(exc.message, highlight=False, markup=False)
+        err.print(exc.message, highlight=False, markup=False, soft_wrap=True)
     if exc.hint:
         err.print("[dim]hint:[/dim] ", end="", highlight=False)
-        err.print(exc.hint, highlight=False, markup=False)
+        err.print(exc.hint, highlight=False, markup=False, soft_wrap=True)

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from piiguard import plugins
-from piiguard.checks.base import checks, targets
 from piiguard.config import Config, load_config
-from piiguard.connectors.base import connectors
 
 DEFAULT_CONFIG = "piiguard.yaml"
+log = logging.getLogger(__name__)
 
 
 def read_config(path: Path | None) -> Config | None:
-    """The named file, else ./piiguard.yaml when present, else none (URLs only)."""
+    """The named file, else ./piiguard.yaml when present, else none (URLs only).
+
+    Every command reads its configuration here, so each one validates it as ``validate`` does: every
+    section, against the registered plugins' names and typed options."""
     plugins.load()
     if path is None:
         if not Path(DEFAULT_CONFIG).is_file():
             return None
         path = Path(DEFAULT_CONFIG)
-    return load_config(path, engines=set(connectors.names()) | set(targets.names()), check_ids=set(checks.names()))
+    config = load_config(path, schema=plugins.schema())
+    log.info("configuration %s: %d store(s)", path, len(config.stores))
+    return config
