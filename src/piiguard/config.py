@@ -42,7 +42,15 @@ import yaml
 from piiguard.errors import ConfigError
 from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
-from piiguard.schema import PluginSchema, build_options, check_masking, check_respond, did_you_mean, option_problems
+from piiguard.schema import (
+    PluginSchema,
+    build_options,
+    check_masking,
+    check_respond,
+    did_you_mean,
+    key_path,
+    option_problems,
+)
 
 # Engines and the libpq/MySQL-style environment variable a URL store reads its password from.
 URL_SCHEMES = {
@@ -135,7 +143,7 @@ class _Problems:
 def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str, problems: _Problems) -> None:
     for key in data:
         if key not in allowed:
-            problems.add(f"{path}.{key}" if path else str(key), f"unknown key{did_you_mean(key, allowed)}")
+            problems.add(key_path(path, key), f"unknown key{did_you_mean(key, allowed)}")
 
 
 def _str_list(data: Mapping[str, Any], key: str, path: str, problems: _Problems) -> list[str]:
@@ -278,7 +286,8 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         if key not in OPTION_KEYS.get(str(engine_name), set()):
             known = ", ".join(sorted(OPTION_KEYS.get(str(engine_name), set()))) or "none"
             close = did_you_mean(key, OPTION_KEYS.get(str(engine_name), set()))
-            problems.add(f"{path}.options.{key}", f"unknown option for engine {engine_name}{close} (known: {known})")
+            problems.add(key_path(f"{path}.options", key),
+                         f"unknown option for engine {engine_name}{close} (known: {known})")
     _check_option_values(option_map, f"{path}.options", problems)
     url = _opt_str(raw, "url", path, problems)
     if url is not None:
@@ -335,11 +344,12 @@ def _parse_masking(raw: Any, problems: _Problems) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for source, fields in raw.items():
         if not isinstance(fields, Mapping):
-            problems.add(f"masking.{source}", "expected a mapping of field names to a masker (or {mask: …, …})")
+            problems.add(key_path("masking", source), "expected a mapping of field names to a masker (or {mask: …, …})")
             continue
         for name, rule in fields.items():
             if not isinstance(rule, str) and not (isinstance(rule, Mapping) and "mask" in rule):
-                problems.add(f"masking.{source}.{name}", "expected a masker name or a mapping with mask:")
+                problems.add(key_path(key_path("masking", source), name),
+                             "expected a masker name or a mapping with mask:")
         out[str(source)] = {str(k): v for k, v in fields.items()}
     return out
 
@@ -389,6 +399,8 @@ def _parse_alerts(raw: Any, problems: _Problems) -> tuple[Mapping[str, Any], ...
         kinds = [k for k in ALERT_KEYS if isinstance(item, Mapping) and (k in item or f"{k}_env" in item)]
         if len(kinds) != 1:
             problems.add(path, "expected exactly one of webhook (or webhook_env), smtp, syslog, stdout")
+            if isinstance(item, Mapping) and not kinds:  # a misspelt kind: say which key it was
+                _unknown_keys(item, {k for keys in ALERT_KEYS.values() for k in keys} | {"webhook_env"}, path, problems)
             continue
         kind = kinds[0]
         _unknown_keys(item, ALERT_KEYS[kind], path, problems)
@@ -546,7 +558,8 @@ def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
-        raise ConfigError([f"{p}:{line}: not UTF-8 (byte {exc.start})"],
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([f"{p}:{line}:{column}: not UTF-8"],
                           hint="save the file as UTF-8") from None
     data = load_yaml(text, str(p))
     return parse_config(data, source=str(p), engines=engines, check_ids=check_ids, schema=schema)

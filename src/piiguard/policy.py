@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from piiguard.model import Finding, Severity, Status, Store
-from piiguard.schema import did_you_mean, unknown_keys
+from piiguard.schema import did_you_mean, key_path, unknown_keys
 
 Problem = Callable[[str, str], None]
 
@@ -124,10 +124,13 @@ def _skip(raw: Any, problem: Problem, check_ids: set[str] | None = None) -> tupl
     out = []
     for i, item in enumerate(raw):
         path = f"policy.skip[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("checks"), list):
+        if not isinstance(item, Mapping):
             problem(path, "expected {tags: {…}, checks: [patterns]}")
             continue
         unknown_keys(item, ("tags", "checks"), path, problem)
+        if not isinstance(item.get("checks"), list):
+            problem(f"{path}.checks", "required: a list of check ids or globs (e.g. *.no-audit)")
+            continue
         _check_patterns(item["checks"], f"{path}.checks", problem, check_ids)
         tags = item.get("tags") or {}
         if not isinstance(tags, Mapping):
@@ -146,10 +149,11 @@ def _severity(raw: Any, problem: Problem, check_ids: set[str] | None) -> Mapping
     levels = [s.value for s in Severity]
     for check_id, level in raw.items():
         if check_ids is not None and check_id not in check_ids:
-            problem(f"policy.severity.{check_id}",
+            problem(key_path("policy.severity", check_id),
                     f"unknown check{did_you_mean(check_id, check_ids)} (see `piiguard list checks`)")
         elif level not in levels:
-            problem(f"policy.severity.{check_id}", f"expected one of {', '.join(levels)}{did_you_mean(level, levels)}")
+            problem(key_path("policy.severity", check_id),
+                    f"expected one of {', '.join(levels)}{did_you_mean(level, levels)}")
         else:
             out[str(check_id)] = Severity(level)
     return MappingProxyType(out)

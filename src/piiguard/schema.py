@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -42,8 +43,14 @@ def unknown(kind: str, name: object, known: Iterable[str]) -> str:
     return f"unknown {kind} {str(name)!r}{hint}"
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_*@/-][A-Za-z0-9_.*@/-]*")
+
+
 def key_path(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
+    """``stores[0].port``; a key that is empty, not a string or holds odd characters is quoted: ``stores[0]['']``."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path or '(top)'}[{key!r}]"
 
 
 def unknown_keys(data: Mapping[Any, Any], allowed: Iterable[str], path: str, problem: Problem) -> None:
@@ -164,11 +171,11 @@ def _options(cls: type, raw: Mapping[Any, Any], where: str, problem: Problem) ->
 def check_masking(raw: Mapping[Any, Any], schema: PluginSchema, problem: Problem) -> None:
     """``masking: {store.collection: {field: masker | {mask: masker, option: …, waiver: reason}}}``."""
     for source, fields in raw.items():
-        where = f"masking.{source}"
+        where = key_path("masking", source)
         if not isinstance(fields, Mapping):
             continue  # reported by config._parse_masking
         for name, rule in fields.items():
-            path = f"{where}.{name}"
+            path = key_path(where, name)
             if isinstance(rule, str):
                 spec: dict[Any, Any] = {"mask": rule}
             elif isinstance(rule, Mapping) and isinstance(rule.get("mask"), str):
@@ -204,6 +211,9 @@ def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str]
         kind = spec.pop("kind", None)
         if not isinstance(kind, str) or not kind:
             problem(f"{where}.kind", "required: the responder's kind (see `piiguard list responders`)")
+            for key in spec:  # a misspelt "kind" is the likeliest reason
+                if did_you_mean(key, ["kind"]):
+                    problem(key_path(where, key), f"unknown key{did_you_mean(key, ['kind'])}")
             continue
         if schema.responders is not None:
             if kind not in schema.responders:
