@@ -70,6 +70,10 @@ EXTRAS = {
     "openlineage": "lineage",
 }
 
+# Import names whose distribution (what pip installs) is called something else.
+PACKAGES = {"bson": "pymongo", "botocore": "boto3", "clickhouse_driver": "clickhouse-driver",
+            "opensearchpy": "opensearch-py", "openlineage": "openlineage-python"}
+
 
 class _Driver(ModuleType):
     """A module that is imported on first attribute access, then behaves as the module itself."""
@@ -81,9 +85,12 @@ class _Driver(ModuleType):
         except ImportError as exc:
             root = name.partition(".")[0]
             extra = EXTRAS.get(root)
-            where = f"pip install 'piiguard[{extra}]'" if extra else "reinstall piiguard (pip install piiguard)"
+            root = PACKAGES.get(root, root)
+            # The extra is named in words too: a renderer with markup would eat "[mongodb]".
+            what = f"install the {extra} extra: pip install 'piiguard[{extra}]'" if extra else \
+                "reinstall piiguard (pip install piiguard)"
             raise PluginError(f"the {root} package is not installed; it is needed for this engine",
-                              hint=where) from exc
+                              hint=what) from exc
         # Copy once, so later look-ups are plain attribute reads (hot loops use pa.*, pc.*).
         self.__dict__.update({k: v for k, v in vars(module).items() if k not in ("__name__", "__spec__")})
         return getattr(module, attr)

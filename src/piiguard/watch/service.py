@@ -11,6 +11,7 @@ itself: delivery runs apart from the probes.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -28,6 +29,8 @@ from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import scan
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_INSIDE_EVERY = 60.0
@@ -95,6 +98,13 @@ class Watcher:
         if self.containor is not None:
             self.containor.consider(self.stores, findings, exposed)
         self.metrics.cycle(findings, time.monotonic() - started, self.catalog.open_exposures())
+        # ids, counts and store names only: a log line never carries a finding's evidence or a value
+        log.info("cycle: %d check(s) on %d store(s), %d alert(s) queued, %d store(s) exposed", len(findings),
+                 len(self.stores), len(queued), sum(1 for v in exposed.values() if v is not None),
+                 extra={"inside": inside, "seconds": round(time.monotonic() - started, 3), "alerts": len(queued)})
+        for alert in queued:
+            log.warning("alert: %s %s on %s (%s)", alert.check, alert.event, alert.store, alert.severity.value,
+                        extra={"check": alert.check, "store": alert.store, "event": alert.event})
         return queued
 
     def deliver(self) -> int:
@@ -108,6 +118,7 @@ class Watcher:
                     delay = min(MAX_BACKOFF, 2.0 ** attempts)
                     due = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
                     self.catalog.failed_delivery(key, sink_id, type(exc).__name__, due)
+                    log.warning("alert sink %s failed (%s); retrying in %.0f s", sink_id, type(exc).__name__, delay)
                     break  # keep this sink's order; try again later
                 self.catalog.delivered(key, sink_id)
                 sent += 1
