@@ -269,6 +269,23 @@ def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path: Path, opener: s
     assert "nested more than 64 levels deep" in problem or "not valid YAML" in problem
 
 
+@pytest.mark.parametrize("loader", ["_FastLoader", "_SafeLoader"])
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, "- " * 100_000 + "x",
+                                  "a: &a [1,1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                                  "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+                                  "e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"], ids=["flow", "block", "aliases"])
+def test_both_loaders_hold_the_bounds(monkeypatch: pytest.MonkeyPatch, loader: str, text: str) -> None:
+    # libyaml's own composer crashes the interpreter (SIGSEGV) on the 100,000 balanced "[": ours must refuse it
+    from piiguard import config
+
+    if not hasattr(config, loader):
+        pytest.skip("PyYAML built without libyaml")
+    monkeypatch.setattr(config, "_Loader", getattr(config, loader))
+    with pytest.raises(ConfigError) as err:
+        config.load_yaml(text, "piiguard.yaml")
+    assert "nested more than 64 levels deep" in str(err.value) or "aliases expand" in str(err.value)
+
+
 def test_non_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     (problem,) = _load_problems(tmp_path, b"stores:\n  - name: caf\xe9\n")
     assert problem.endswith("piiguard.yaml:2:14: not UTF-8")  # line 2, the 14th byte: the é in Latin-1
