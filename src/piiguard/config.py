@@ -491,8 +491,14 @@ class _Bounded(yaml.composer.Composer):
             self.depth -= 1
 
     def compose_document(self) -> Any:
-        node = super().compose_document()
-        _check_expansion(node)
+        # Composer.compose_document, keeping the anchors long enough to know whether aliases were used:
+        # without an anchor there is no alias, and a 100,000-store file skips the expansion walk.
+        self.get_event()  # type: ignore[attr-defined]  # DocumentStartEvent
+        node = self.compose_node(None, None)
+        self.get_event()  # type: ignore[attr-defined]  # DocumentEndEvent
+        if self.anchors:
+            _check_expansion(node)
+        self.anchors = {}
         return node
 
 
