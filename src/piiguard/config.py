@@ -577,7 +577,12 @@ def load_yaml(text: str, where: str) -> Any:
 
 def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,
                 check_ids: set[str] | None = None, schema: PluginSchema | None = None) -> Config:
-    """Read and validate ``piiguard.yaml``: UTF-8, safe YAML, then :func:`parse_config`."""
+    """Read and validate ``piiguard.yaml``: UTF-8, safe YAML, then :func:`parse_config` against the
+    registered plugins (unless ``engines``, ``check_ids`` or ``schema`` say otherwise)."""
+    if schema is None and engines is None and check_ids is None:
+        from piiguard import plugins  # here: plugins imports this module
+
+        schema = plugins.schema()
     p = Path(path)
     try:
         raw = p.read_bytes()
