@@ -76,12 +76,15 @@ def test_import_of_piiguard_loads_neither_the_scanner_nor_a_driver() -> None:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["validate", "CONFIG"], ["list", "maskers"],
+                                  ["list", "responders"],
                                   ["scan", "--help"], ["incident", "respond", "--help"]])
 def test_help_version_and_validate_load_no_driver(config: Path, args: list[str]) -> None:
     argv = [str(config) if a == "CONFIG" else a for a in args]
-    result = run(*argv, code=PROBE % (HEAVY,), env={"HD_CLI_PW": "x"})
+    result = run(*argv, code=PROBE % (HEAVY,), env={"HD_CLI_PW": "x", "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stderr.strip().splitlines()[-1]) == []
+    if args == ["list", "responders"]:  # named by the "unknown responder" hint: it must exist
+        assert "sql-sessions" in result.stdout and "subject_column*" in result.stdout
 
 
 def test_top_level_summaries_match_the_commands_docstrings() -> None:
