@@ -254,6 +254,28 @@ def test_billion_laughs_is_refused(tmp_path: Path) -> None:
     assert "aliases expand to more than 10,000 extra nodes" in problem
 
 
+@pytest.mark.parametrize("text", ["stores: &s [{name: a, engine: redis, tags: *s}]", "a: &a {b: *a}\nstores: []",
+                                  "x: &x [1, [2, [3, *x]]]"], ids=["in-stores", "mapping", "nested"])
+def test_a_recursive_alias_is_refused_not_an_endless_walk(tmp_path: Path, text: str) -> None:
+    (problem,) = _load_problems(tmp_path, text.encode())
+    assert "refers to the list or mapping that contains it" in problem
+
+
+YAML_ALPHABET = st.sampled_from([*"[]{}:,-&*!|>'\"#?%@` \n\t", "a", "b", "&a ", "*a", "&b ", "*b", "- ", ": ",
+                                 "stores", "name", "\n  ", "!!str ", "!!python/name:os.system", "<<: *a", "~"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(YAML_ALPHABET, max_size=60).map("".join))
+def test_random_yaml_text_is_a_config_or_a_config_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    file = tmp_path_factory.mktemp("yaml") / "piiguard.yaml"
+    file.write_text(text, encoding="utf-8")
+    try:
+        load_config(file, schema=SCHEMA)
+    except ConfigError as exc:
+        assert exc.problems and all(": " in p for p in exc.problems)
+
+
 def test_a_few_aliases_are_still_fine(tmp_path: Path) -> None:
     file = tmp_path / "piiguard.yaml"
     file.write_text("x-tags: &tags {env: prod}\nstores:\n  - {name: a, engine: redis, tags: *tags}\n"
