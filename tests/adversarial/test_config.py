@@ -378,3 +378,10 @@ def test_every_command_that_reads_the_config_validates_it_the_same_way(tmp_path:
         result = _cli(*args, env={"PIIGUARD_CATALOG": str(tmp_path / "catalog.db")})
         assert result.returncode == 2, (args, result.stderr)
         assert expect in result.stderr, (args, result.stderr)
+
+
+def test_the_readme_configuration_reference_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration reference", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert problems_of(yaml.safe_load(example)) == []
