@@ -177,7 +177,8 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
     engine = URL_SCHEMES.get(parts.scheme.lower())
     if engine is None:
         known = ", ".join(f"{s}://" for s in URL_SCHEMES)
-        problems.add(where, f"unsupported URL scheme {parts.scheme!r}; use one of {known}")
+        problems.add(where, f"unsupported URL scheme {parts.scheme!r}{did_you_mean(parts.scheme.lower(), URL_SCHEMES)};"
+                            f" use one of {known}")
         return None
     if parts.password is not None:
         env = DEFAULT_PASSWORD_ENV.get(engine, "PASSWORD_ENV")
@@ -192,7 +193,8 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
     options = {k: v for k, v in query.items() if k not in {"password_env", "password_file"}}
     for key in options:
         if key not in OPTION_KEYS.get(engine, set()):
-            problems.add(where, f"unknown URL parameter {key!r}")
+            allowed = OPTION_KEYS.get(engine, set()) | {"password_env", "password_file"}
+            problems.add(where, f"unknown URL parameter {key!r}{did_you_mean(key, allowed)}")
     _check_option_values(options, where, problems)
     if engine in PATH_ENGINES:
         path = unquote(parts.path)
@@ -491,6 +493,17 @@ class _Bounded(yaml.composer.Composer):
         finally:
             self.depth -= 1
 
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        seen: set[str] = set()
+        for key, _ in node.value:  # PyYAML keeps the last of two equal keys; a second `stores:` would hide the first
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise _Refused(f"line {key.start_mark.line + 1}: duplicate key {key.value!r}",
+                                   hint="YAML keeps only the last one; merge them")
+                seen.add(key.value)
+        return node
+
     def compose_document(self) -> Any:
         # Composer.compose_document, keeping the anchors long enough to know whether aliases were used:
         # without an anchor there is no alias, and a 100,000-store file skips the expansion walk.
@@ -527,7 +540,9 @@ else:  # pragma: no cover - PyYAML without libyaml
 
 
 class _Refused(Exception):
-    pass
+    def __init__(self, message: str, hint: str = "simplify the file") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def _check_expansion(root: Any) -> None:
@@ -569,7 +584,7 @@ def load_yaml(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except _Refused as exc:
-        raise ConfigError([f"{where}: {exc}"], hint="simplify the file") from None
+        raise ConfigError([f"{where}: {exc}"], hint=exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None)

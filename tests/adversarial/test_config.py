@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -311,6 +312,20 @@ def test_both_loaders_hold_the_bounds(monkeypatch: pytest.MonkeyPatch, loader: s
 def test_non_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     (problem,) = _load_problems(tmp_path, b"stores:\n  - name: caf\xe9\n")
     assert problem.endswith("piiguard.yaml:2:14: not UTF-8")  # line 2, the 14th byte: the é in Latin-1
+
+
+def test_a_duplicate_key_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+    (problem,) = _load_problems(tmp_path, b"stores:\n  - {name: a, engine: redis}\npolicy: {}\nstores: []\n")
+    assert problem.endswith("piiguard.yaml: line 4: duplicate key 'stores'")
+
+
+def test_url_typos_get_a_did_you_mean() -> None:
+    from piiguard.config import store_from_url
+
+    for url, expect in [("postgress://db/app", "did you mean 'postgres'?"),
+                        ("postgresql://db/app?password_evn=PG", "did you mean 'password_env'?")]:
+        with pytest.raises(ConfigError, match=re.escape(expect)):
+            store_from_url(url)
 
 
 def test_python_tags_are_refused(tmp_path: Path) -> None:
