@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,13 +32,18 @@ respond:
 """
 
 
-def wall(argv: list[str], runs: int, env: dict[str, str]) -> float:
-    times = []
+def wall(argv: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of the child: on a shared machine the CPU
+    time moves less with the other users' load than the wall time does."""
+    times, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def heaviest(argv: list[str], env: dict[str, str], top: int = 8) -> list[tuple[int, str]]:
@@ -65,12 +71,14 @@ def main() -> None:
             "piiguard --version": [sys.executable, "-m", "piiguard", "--version"],
             "piiguard validate": [sys.executable, "-m", "piiguard", "validate", str(config)],
         }
-        base = None
+        base: tuple[float, float] | None = None
         print(f"median of {args.runs} runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"  {'':<22} {'wall':>7}    {'over python':>11}   {'CPU':>7}    {'over python':>11}")
         for label, argv in cases.items():
-            seconds = wall(argv, args.runs, env)
-            base = seconds if base is None else base
-            print(f"  {label:<22} {seconds * 1000:7.0f} ms   (+{(seconds - base) * 1000:5.0f} ms over python)")
+            seconds, cpu = wall(argv, args.runs, env)
+            base = (seconds, cpu) if base is None else base
+            print(f"  {label:<22} {seconds * 1000:5.0f} ms   {(seconds - base[0]) * 1000:+8.0f} ms   "
+                  f"{cpu * 1000:5.0f} ms   {(cpu - base[1]) * 1000:+8.0f} ms")
         for label in ("piiguard --help", "piiguard validate"):
             print(f"\nheaviest top-level imports of `{label}` (cumulative µs):")
             for us, name in heaviest(cases[label], env):
