@@ -49,12 +49,21 @@ BUILTIN = (
     "piiguard.response.responders",
 )
 GROUP = "piiguard.plugins"
+# What validating piiguard.yaml needs: the modules that register engines, checks, maskers, responders.
+SCHEMA_MODULES = (*(m for m in BUILTIN if m.startswith(("piiguard.connectors.", "piiguard.checks."))),
+                  "piiguard.masking.maskers", "piiguard.response.responders")
 
 
 @cache
 def load() -> None:
+    """Every built-in plugin, then the third-party ones."""
     for module in BUILTIN:
         importlib.import_module(module)
+    _third_party()
+
+
+@cache
+def _third_party() -> None:
     for ep in entry_points(group=GROUP):
         try:
             ep.load()
@@ -67,13 +76,15 @@ def load() -> None:
 def schema() -> PluginSchema:
     """What the registered plugins accept, for validating ``piiguard.yaml`` (:mod:`piiguard.schema`).
 
-    Importing the plugin modules does not import any engine's driver (see
-    :func:`piiguard.registry.driver`), so this is cheap enough for ``piiguard validate``."""
-    load()
+    Only the modules that name what a configuration may use are imported (not containment, copy
+    targets, evidence readers, alert sinks or detectors), and none of them imports an engine's driver
+    (see :func:`piiguard.registry.driver`): ``piiguard validate`` stays quick."""
+    for module in SCHEMA_MODULES:
+        importlib.import_module(module)
+    _third_party()
     from piiguard.checks.base import checks, targets
     from piiguard.connectors.base import connectors
     from piiguard.masking.maskers import maskers
-    from piiguard.response.notices import NoticeOptions
     from piiguard.response.responders import responders
 
     return PluginSchema(
@@ -81,8 +92,15 @@ def schema() -> PluginSchema:
         check_ids=frozenset(checks.names()),
         maskers=MappingProxyType({n: maskers.get(n).Options for n in maskers.names()}),
         responders=MappingProxyType({n: responders.get(n).Options for n in responders.names()}),
-        notices=NoticeOptions,
+        notices=_notice_options,
     )
+
+
+def _notice_options() -> type:
+    # notices imports the catalog, scope and copy pipeline: only for a file with respond.notices
+    from piiguard.response.notices import NoticeOptions
+
+    return NoticeOptions
 
 
 def detectors_for(custom: Sequence[CustomDetector] = ()) -> list[Detector]:

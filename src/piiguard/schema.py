@@ -144,7 +144,7 @@ class PluginSchema:
     check_ids: frozenset[str] | None = None
     maskers: Mapping[str, type] | None = None  # masker name → its Options dataclass
     responders: Mapping[str, type] | None = None  # responder kind → its Options dataclass
-    notices: type | None = None  # respond.notices' Options dataclass
+    notices: Callable[[], type] | None = None  # returns respond.notices' Options dataclass (imported when needed)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -225,7 +225,7 @@ def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str]
     if notices is not None:
         if not isinstance(notices, Mapping):
             problem("respond.notices", "expected a mapping (store, table, subject_column, email_column, …)")
-        elif schema.notices is not None and _options(schema.notices, notices, "respond.notices", problem):
+        elif schema.notices is not None and _options(schema.notices(), notices, "respond.notices", problem):
             _store_ref(notices.get("store"), "respond.notices.store", stores, problem)
     contact = raw.get("contact")
     if contact is not None:
