@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pyarrow.fs as fs
 else:  # imported on first use: starting the CLI must not load every engine's driver
     pa = driver("pyarrow")
+    fs = driver("pyarrow.fs")
 
 
 def endpoint(store: Store) -> str:
