@@ -101,8 +101,9 @@ def test_every_command_takes_verbose_quiet_and_log_format() -> None:
 
     def leaves(command: object, path: str) -> list[tuple[str, object]]:
         subs = getattr(command, "commands", None)
-        if subs:
-            return [leaf for n, c in subs.items() for leaf in leaves(c, f"{path} {n}")]
+        if subs:  # a group that also runs by itself (`piiguard copies`) takes the options too
+            runs = [(path, command)] if getattr(command, "invoke_without_command", False) else []
+            return runs + [leaf for n, c in subs.items() for leaf in leaves(c, f"{path} {n}")]
         return [(path, command)]
 
     for name in COMMANDS:

@@ -86,6 +86,9 @@ def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _with_logging_everywhere(group: typer.Typer) -> None:
+    callback = group.registered_callback
+    if callback is not None and callback.callback is not None:  # a group that runs itself (`copies`)
+        callback.callback = with_logging(callback.callback)
     for info in group.registered_commands:
         if info.callback is not None:
             info.callback = with_logging(info.callback)
