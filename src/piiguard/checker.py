@@ -19,7 +19,7 @@ from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.checks.base import Outcome, Unsupported, checks, targets
 from piiguard.config import Config
-from piiguard.errors import StoreError, StoreUnreachable
+from piiguard.errors import PluginError, StoreError, StoreUnreachable
 from piiguard.model import Finding, Severity, Status, Store, Vantage
 from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
@@ -74,6 +74,8 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
                     outcome = Outcome(Status.ERROR, _reason(exc))
                 except StoreError as exc:
                     outcome = Outcome(Status.ERROR, _reason(exc))
+                except PluginError as exc:  # a driver that is not installed: say which extra installs it
+                    outcome = Outcome(Status.ERROR, exc.message + (f" — {exc.hint}" if exc.hint else ""))
                 except Exception as exc:  # a crashing check is an error finding, reported and counted
                     outcome = Outcome(Status.ERROR, f"the check failed ({type(exc).__name__})")
             out.append(Finding(check_id, store.name, outcome.status, cls.severity, cls.vantage, cls.title(),

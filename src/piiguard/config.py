@@ -27,12 +27,11 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
+import gc
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -44,6 +43,15 @@ import yaml
 from piiguard.errors import ConfigError
 from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
+from piiguard.schema import (
+    PluginSchema,
+    build_options,
+    check_masking,
+    check_respond,
+    did_you_mean,
+    key_path,
+    option_problems,
+)
 
 # Engines and the libpq/MySQL-style environment variable a URL store reads its password from.
 URL_SCHEMES = {
@@ -137,9 +145,7 @@ class _Problems:
 def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str, problems: _Problems) -> None:
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.add(f"{path}.{key}" if path else str(key), f"unknown key{suggestion}")
+            problems.add(key_path(path, key), f"unknown key{did_you_mean(key, allowed)}")
 
 
 def _str_list(data: Mapping[str, Any], key: str, path: str, problems: _Problems) -> list[str]:
@@ -172,7 +178,8 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
     engine = URL_SCHEMES.get(parts.scheme.lower())
     if engine is None:
         known = ", ".join(f"{s}://" for s in URL_SCHEMES)
-        problems.add(where, f"unsupported URL scheme {parts.scheme!r}; use one of {known}")
+        problems.add(where, f"unsupported URL scheme {parts.scheme!r}{did_you_mean(parts.scheme.lower(), URL_SCHEMES)};"
+                            f" use one of {known}")
         return None
     if parts.password is not None:
         env = DEFAULT_PASSWORD_ENV.get(engine, "PASSWORD_ENV")
@@ -187,7 +194,8 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
     options = {k: v for k, v in query.items() if k not in {"password_env", "password_file"}}
     for key in options:
         if key not in OPTION_KEYS.get(engine, set()):
-            problems.add(where, f"unknown URL parameter {key!r}")
+            allowed = OPTION_KEYS.get(engine, set()) | {"password_env", "password_file"}
+            problems.add(where, f"unknown URL parameter {key!r}{did_you_mean(key, allowed)}")
     _check_option_values(options, where, problems)
     if engine in PATH_ENGINES:
         path = unquote(parts.path)
@@ -230,13 +238,15 @@ Opts = TypeVar("Opts")
 
 
 def options_from(cls: type[Opts], raw: Mapping[str, Any], where: str) -> Opts:
-    """A plugin's typed options (a dataclass) from YAML: unknown keys and bad values are errors with their path."""
-    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    problems = [f"{where}.{k}: unknown option (known: {', '.join(known) or 'none'})" for k in raw if k not in known]
+    """A plugin's typed options (a dataclass) from YAML: unknown keys (with a did-you-mean), missing
+    required ones and values of the wrong type are errors with their path (:mod:`piiguard.schema`)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError([f"{where}: expected a mapping of options"])
+    problems = option_problems(cls, raw, where)
     if problems:
         raise ConfigError(problems)
     try:
-        return cls(**raw)
+        return build_options(cls, raw)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
         raise ConfigError([f"{where}: {exc}"]) from exc
 
@@ -279,7 +289,9 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
     for key in option_map:
         if key not in OPTION_KEYS.get(str(engine_name), set()):
             known = ", ".join(sorted(OPTION_KEYS.get(str(engine_name), set()))) or "none"
-            problems.add(f"{path}.options.{key}", f"unknown option for engine {engine_name} (known: {known})")
+            close = did_you_mean(key, OPTION_KEYS.get(str(engine_name), set()))
+            problems.add(key_path(f"{path}.options", key),
+                         f"unknown option for engine {engine_name}{close} (known: {known})")
     _check_option_values(option_map, f"{path}.options", problems)
     url = _opt_str(raw, "url", path, problems)
     if url is not None:
@@ -298,7 +310,8 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         problems.add(f"{path}.engine", "required (or give url)")
         return None
     if engines is not None and engine not in engines:
-        problems.add(f"{path}.engine", f"unknown engine {engine!r}; known: {', '.join(sorted(engines))}")
+        problems.add(f"{path}.engine", f"unknown engine {engine!r}{did_you_mean(engine, engines)}; "
+                     f"known: {', '.join(sorted(engines))}")
     port = raw.get("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
         problems.add(f"{path}.port", "expected an integer between 1 and 65535")
@@ -335,11 +348,12 @@ def _parse_masking(raw: Any, problems: _Problems) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for source, fields in raw.items():
         if not isinstance(fields, Mapping):
-            problems.add(f"masking.{source}", "expected a mapping of field names to a masker (or {mask: …, …})")
+            problems.add(key_path("masking", source), "expected a mapping of field names to a masker (or {mask: …, …})")
             continue
         for name, rule in fields.items():
             if not isinstance(rule, str) and not (isinstance(rule, Mapping) and "mask" in rule):
-                problems.add(f"masking.{source}.{name}", "expected a masker name or a mapping with mask:")
+                problems.add(key_path(key_path("masking", source), name),
+                             "expected a masker name or a mapping with mask:")
         out[str(source)] = {str(k): v for k, v in fields.items()}
     return out
 
@@ -389,6 +403,8 @@ def _parse_alerts(raw: Any, problems: _Problems) -> tuple[Mapping[str, Any], ...
         kinds = [k for k in ALERT_KEYS if isinstance(item, Mapping) and (k in item or f"{k}_env" in item)]
         if len(kinds) != 1:
             problems.add(path, "expected exactly one of webhook (or webhook_env), smtp, syslog, stdout")
+            if isinstance(item, Mapping) and not kinds:  # a misspelt kind: say which key it was
+                _unknown_keys(item, {k for keys in ALERT_KEYS.values() for k in keys} | {"webhook_env"}, path, problems)
             continue
         kind = kinds[0]
         _unknown_keys(item, ALERT_KEYS[kind], path, problems)
@@ -413,54 +429,218 @@ def _list(data: Mapping[str, Any], key: str, problems: _Problems) -> list[Any]:
 
 
 def parse_config(data: Any, *, source: str | None = None, engines: set[str] | None = None,
-                 check_ids: set[str] | None = None) -> Config:
-    """Validate a loaded YAML document. ``engines`` (registered engine names) checks ``engine``;
-    ``check_ids`` the check ids the policy names."""
+                 check_ids: set[str] | None = None, schema: PluginSchema | None = None) -> Config:
+    """Validate a loaded YAML document, every section at once. ``schema`` (from
+    :func:`piiguard.plugins.schema`) checks what plugins define: engines, the check ids the policy
+    names, maskers and their options, responders and their options, notices; ``engines`` and
+    ``check_ids`` override its names. Without a schema those parts are checked for shape only."""
+    schema = schema or PluginSchema()
+    if engines is None and schema.engines is not None:
+        engines = set(schema.engines)
+    if check_ids is None and schema.check_ids is not None:
+        check_ids = set(schema.check_ids)
     problems = _Problems()
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(["(top): expected a mapping with a 'stores' list"])
+        raise ConfigError(["(top): expected a mapping with a 'stores' list"],
+                          hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     _unknown_keys(data, TOP_KEYS, "", problems)
     stores: list[Store] = []
+    names: set[str] = set()  # a set, not a scan of the list: 100,000 stores validate in linear time
     for i, raw in enumerate(_list(data, "stores", problems)):
         store = _parse_store(raw, f"stores[{i}]", problems, engines)
         if store is not None:
-            if any(s.name == store.name for s in stores):
+            if store.name in names:
                 problems.add(f"stores[{i}].name", f"duplicate store name {store.name!r}")
+            names.add(store.name)
             stores.append(store)
     detectors: list[CustomDetector] = []
     for i, raw in enumerate(_list(data, "detectors", problems)):
         det = _parse_detector(raw, f"detectors[{i}]", problems)
         if det is not None:
+            if any(d.name == det.name for d in detectors):
+                problems.add(f"detectors[{i}].name", f"duplicate detector name {det.name!r}")
             detectors.append(det)
     catalog = _opt_str(data, "catalog", "", problems)
     policy = parse_policy(data.get("policy"), problems.add, check_ids)
     alerts = _parse_alerts(data.get("alerts") or [], problems)
     masking = _parse_masking(data.get("masking") or {}, problems)
+    check_masking(masking, schema, problems.add)
     respond = data.get("respond") or {}
     if not isinstance(respond, Mapping):
         problems.add("respond", "expected a mapping (responders, notices, contact)")
         respond = {}
+    check_respond(respond, schema, names, problems.add)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond)
 
 
+MAX_DEPTH = 64  # a configuration is a few levels deep; 10,000 ``[`` would exhaust Python's stack
+MAX_ALIAS_NODES = 10_000  # nodes YAML aliases may add beyond the file's own ("billion laughs" adds 10⁹)
+
+
+class _Bounded(yaml.composer.Composer):
+    """PyYAML's composer with a bound on nesting depth and on what aliases expand to."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[attr-defined]
+                raise _Refused(f"line {mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        seen: set[str] = set()
+        for key, _ in node.value:  # PyYAML keeps the last of two equal keys; a second `stores:` would hide the first
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise _Refused(f"line {key.start_mark.line + 1}: duplicate key {key.value!r}",
+                                   hint="YAML keeps only the last one; merge them")
+                seen.add(key.value)
+        return node
+
+    def compose_document(self) -> Any:
+        # Composer.compose_document, keeping the anchors long enough to know whether aliases were used:
+        # without an anchor there is no alias, and a 100,000-store file skips the expansion walk.
+        self.get_event()  # type: ignore[attr-defined]  # DocumentStartEvent
+        node = self.compose_node(None, None)
+        self.get_event()  # type: ignore[attr-defined]  # DocumentEndEvent
+        if self.anchors:
+            _check_expansion(node)
+        self.anchors = {}
+        return node
+
+
+class _SafeLoader(_Bounded, yaml.SafeLoader):
+    """Pure Python: scanner, parser, bounded composer, safe constructor."""
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _FastLoader(_Bounded, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """libyaml's scanner and parser (C, ten times faster on a 100,000-store file), PyYAML's bounded
+        composer (libyaml's own composer recurses in C and crashes on 100,000 nested ``[``), the safe
+        constructor. _Bounded comes first, so its composer methods win over CParser's C ones."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self.anchors: dict[Any, Any] = {}
+
+    _Loader: type = _FastLoader
+else:  # pragma: no cover - PyYAML without libyaml
+    _Loader = _SafeLoader
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, hint: str = "simplify the file") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _check_expansion(root: Any) -> None:
+    """Refuse a document whose aliases refer to their own container, or, expanded, add more than
+    MAX_ALIAS_NODES nodes. One depth-first walk of the node graph (a DAG once cycles are refused):
+    each shared node is sized once, so a billion-laughs document costs its own size, not 10⁹."""
+    size: dict[int, int] = {}
+    on_path = {id(root)}
+    stack: list[tuple[Any, Iterator[Any]]] = [(root, iter(_children(root)))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            on_path.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+        elif id(child) in on_path:
+            raise _Refused("a YAML alias refers to the list or mapping that contains it; write the values out")
+        elif id(child) not in size:
+            on_path.add(id(child))
+            stack.append((child, iter(_children(child))))
+    if size[id(root)] - len(size) > MAX_ALIAS_NODES:
+        raise _Refused(f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} extra nodes "
+                       "(a \"billion laughs\" document?); write the values out instead")
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """YAML → Python, safely: no tags that build objects, bounded depth, bounded alias expansion."""
+    collecting = gc.isenabled()
+    gc.disable()  # the loader allocates millions of acyclic nodes; the collector's passes over them halved speed
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except _Refused as exc:
+        raise ConfigError([f"{where}: {exc}"], hint=exc.hint) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None)
+        at = f"{where}:{mark.line + 1}" if mark is not None else where
+        # PyYAML's problem text names the token (never the document's content beyond it)
+        raise ConfigError([f"{at}: not valid YAML" + (f" ({problem})" if problem else "")]) from exc
+    except RecursionError:  # deep structures the depth bound did not see (e.g. in the scanner)
+        raise ConfigError([f"{where}: nested too deeply"], hint="simplify the file") from None
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None,
-                check_ids: set[str] | None = None) -> Config:
+                check_ids: set[str] | None = None, schema: PluginSchema | None = None) -> Config:
+    """Read and validate ``piiguard.yaml``: UTF-8, safe YAML, then :func:`parse_config` against the
+    registered plugins (unless ``engines``, ``check_ids`` or ``schema`` say otherwise)."""
+    if schema is None and engines is None and check_ids is None:
+        from piiguard import plugins  # here: plugins imports this module
+
+        schema = plugins.schema()
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read ({exc.strerror})"]) from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise ConfigError([f"{where}: not valid YAML"]) from exc
-    return parse_config(data, source=str(p), engines=engines, check_ids=check_ids)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([f"{p}:{line}:{column}: not UTF-8"],
+                          hint="save the file as UTF-8") from None
+    data = load_yaml(text, str(p))
+    return parse_config(data, source=str(p), engines=engines, check_ids=check_ids, schema=schema)
+
+
+def missing_secrets(stores: Sequence[Store]) -> list[str]:
+    """``stores[i].password_env: PG_PASSWORD is not set`` for each store whose named variable is unset.
+
+    A variable named in the configuration must be set where piiguard runs (the libpq-style default a
+    URL implies, e.g. PGPASSWORD, may stay unset: a store may need no password)."""
+    out = []
+    for i, store in enumerate(stores):
+        if _explicit_env(store) and store.password_env not in os.environ:
+            out.append(f"stores[{i}].password_env: {store.password_env} is not set")
+        if store.password_file and not Path(store.password_file).is_file():
+            out.append(f"stores[{i}].password_file: {store.password_file} does not exist")
+    return out
+
+
+def _explicit_env(store: Store) -> bool:
+    return bool(store.password_env) and store.password_env != DEFAULT_PASSWORD_ENV.get(store.engine)
 
 
 def resolve_password(store: Store) -> str | None:
@@ -473,5 +653,9 @@ def resolve_password(store: Store) -> str | None:
                 [f"stores.{store.name}.password_file: cannot read {store.password_file} ({exc.strerror})"]
             ) from exc
     if store.password_env:
-        return os.environ.get(store.password_env)
+        value = os.environ.get(store.password_env)
+        if value is None and _explicit_env(store):
+            raise ConfigError([f"stores.{store.name}.password_env: {store.password_env} is not set"],
+                              hint=f"export {store.password_env} before running piiguard")
+        return value
     return None

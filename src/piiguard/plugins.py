@@ -11,10 +11,12 @@ import importlib
 from collections.abc import Sequence
 from functools import cache
 from importlib.metadata import entry_points
+from types import MappingProxyType
 
 from piiguard.classify.detectors import Detector, detectors
 from piiguard.config import CustomDetector
 from piiguard.errors import PluginError
+from piiguard.schema import PluginSchema
 
 BUILTIN = (
     "piiguard.connectors.postgres",
@@ -48,18 +50,58 @@ BUILTIN = (
     "piiguard.response.responders",
 )
 GROUP = "piiguard.plugins"
+# What validating piiguard.yaml needs: the modules that register engines, checks, maskers, responders.
+SCHEMA_MODULES = (*(m for m in BUILTIN if m.startswith(("piiguard.connectors.", "piiguard.checks."))),
+                  "piiguard.masking.maskers", "piiguard.response.responders")
 
 
 @cache
 def load() -> None:
+    """Every built-in plugin, then the third-party ones."""
     for module in BUILTIN:
         importlib.import_module(module)
+    _third_party()
+
+
+@cache
+def _third_party() -> None:
     for ep in entry_points(group=GROUP):
         try:
             ep.load()
         except Exception as exc:  # a broken third-party plugin must say which one it was
             raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load",
                               hint=f"{type(exc).__name__}; uninstall or fix it") from exc
+
+
+@cache
+def schema() -> PluginSchema:
+    """What the registered plugins accept, for validating ``piiguard.yaml`` (:mod:`piiguard.schema`).
+
+    Only the modules that name what a configuration may use are imported (not containment, copy
+    targets, evidence readers, alert sinks or detectors), and none of them imports an engine's driver
+    (see :func:`piiguard.registry.driver`): ``piiguard validate`` stays quick."""
+    for module in SCHEMA_MODULES:
+        importlib.import_module(module)
+    _third_party()
+    from piiguard.checks.base import checks, targets
+    from piiguard.connectors.base import connectors
+    from piiguard.masking.maskers import maskers
+    from piiguard.response.responders import responders
+
+    return PluginSchema(
+        engines=frozenset(connectors.names()) | frozenset(targets.names()),
+        check_ids=frozenset(checks.names()),
+        maskers=MappingProxyType({n: maskers.get(n).Options for n in maskers.names()}),
+        responders=MappingProxyType({n: responders.get(n).Options for n in responders.names()}),
+        notices=_notice_options,
+    )
+
+
+def _notice_options() -> type:
+    # notices imports the catalog, scope and copy pipeline: only for a file with respond.notices
+    from piiguard.response.notices import NoticeOptions
+
+    return NoticeOptions
 
 
 def detectors_for(custom: Sequence[CustomDetector] = ()) -> list[Detector]:

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from piiguard.model import Finding, Severity, Status, Store
+from piiguard.schema import did_you_mean, key_path, unknown_keys
 
 Problem = Callable[[str, str], None]
 
@@ -57,6 +58,7 @@ class Waiver:
 
 
 CONTAINMENT_MODES = ("never", "approve", "auto")
+POLICY_KEYS = ("skip", "severity", "waivers", "containment", "containment_rate")
 
 
 @dataclass(frozen=True)
@@ -92,31 +94,44 @@ def parse_policy(raw: Any, problem: Problem, check_ids: set[str] | None = None) 
     if not isinstance(raw, Mapping):
         problem("policy", "expected a mapping with skip, severity and waivers")
         return Policy()
-    for key in raw:
-        if key not in ("skip", "severity", "waivers", "containment", "containment_rate"):
-            problem(f"policy.{key}", "unknown key (skip, severity, waivers, containment, containment_rate)")
+    unknown_keys(raw, POLICY_KEYS, "policy", problem)
     mode = raw.get("containment", "never")
     if mode not in CONTAINMENT_MODES:
-        problem("policy.containment", f"expected one of {', '.join(CONTAINMENT_MODES)}")
+        problem("policy.containment",
+                f"expected one of {', '.join(CONTAINMENT_MODES)}{did_you_mean(mode, CONTAINMENT_MODES)}")
         mode = "never"
     rate = raw.get("containment_rate", 5)
     if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
         problem("policy.containment_rate", "expected a whole number of stores per minute, at least 1")
         rate = 5
-    return Policy(_skip(raw.get("skip") or [], problem), _severity(raw.get("severity") or {}, problem, check_ids),
+    return Policy(_skip(raw.get("skip") or [], problem, check_ids),
+                  _severity(raw.get("severity") or {}, problem, check_ids),
                   _waivers(raw.get("waivers") or [], problem), mode, rate)
 
 
-def _skip(raw: Any, problem: Problem) -> tuple[SkipRule, ...]:
+def _check_patterns(patterns: list[Any], path: str, problem: Problem, check_ids: set[str] | None) -> None:
+    for j, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            problem(f"{path}[{j}]", "expected a check id or glob (e.g. *.no-audit)")
+        elif check_ids is not None and not any(fnmatch.fnmatchcase(c, pattern) for c in check_ids):
+            problem(f"{path}[{j}]", f"matches no check{did_you_mean(pattern, check_ids)} (see `piiguard list checks`)")
+
+
+def _skip(raw: Any, problem: Problem, check_ids: set[str] | None = None) -> tuple[SkipRule, ...]:
     if not isinstance(raw, list):
         problem("policy.skip", "expected a list")
         return ()
     out = []
     for i, item in enumerate(raw):
         path = f"policy.skip[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("checks"), list):
+        if not isinstance(item, Mapping):
             problem(path, "expected {tags: {…}, checks: [patterns]}")
             continue
+        unknown_keys(item, ("tags", "checks"), path, problem)
+        if not isinstance(item.get("checks"), list):
+            problem(f"{path}.checks", "required: a list of check ids or globs (e.g. *.no-audit)")
+            continue
+        _check_patterns(item["checks"], f"{path}.checks", problem, check_ids)
         tags = item.get("tags") or {}
         if not isinstance(tags, Mapping):
             problem(f"{path}.tags", "expected a mapping")
@@ -134,9 +149,11 @@ def _severity(raw: Any, problem: Problem, check_ids: set[str] | None) -> Mapping
     levels = [s.value for s in Severity]
     for check_id, level in raw.items():
         if check_ids is not None and check_id not in check_ids:
-            problem(f"policy.severity.{check_id}", "unknown check (see `piiguard list checks`)")
+            problem(key_path("policy.severity", check_id),
+                    f"unknown check{did_you_mean(check_id, check_ids)} (see `piiguard list checks`)")
         elif level not in levels:
-            problem(f"policy.severity.{check_id}", f"expected one of {', '.join(levels)}")
+            problem(key_path("policy.severity", check_id),
+                    f"expected one of {', '.join(levels)}{did_you_mean(level, levels)}")
         else:
             out[str(check_id)] = Severity(level)
     return MappingProxyType(out)
@@ -152,6 +169,7 @@ def _waivers(raw: Any, problem: Problem) -> tuple[Waiver, ...]:
         if not isinstance(item, Mapping):
             problem(path, "expected {check, store, reason, expires}")
             continue
+        unknown_keys(item, ("check", "store", "reason", "expires"), path, problem)
         expires = item.get("expires")
         if isinstance(expires, str):
             try:

@@ -17,14 +17,20 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from functools import cached_property
 from pathlib import Path
-
-from clickhouse_driver import Client
-from clickhouse_driver import errors as ch_errors
+from typing import TYPE_CHECKING
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreError, StoreUnreachable
 from piiguard.model import Severity, Store, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import clickhouse_driver
+    from clickhouse_driver import errors as ch_errors
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    clickhouse_driver = driver("clickhouse_driver")
+    ch_errors = driver("clickhouse_driver.errors")
 
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
 
@@ -59,7 +65,7 @@ class ClickHouseTarget(Target):
 
     def native_open(self) -> bool:
         """True when the native port runs SELECT 1 for user default with no password."""
-        client = Client(host=self.host, port=self.tcp_port, user="default", password="",
+        client = clickhouse_driver.Client(host=self.host, port=self.tcp_port, user="default", password="",
                         connect_timeout=self.timeout, send_receive_timeout=self.timeout)
         try:
             return bool(client.execute("SELECT 1") == [(1,)])

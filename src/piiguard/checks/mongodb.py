@@ -18,15 +18,21 @@ import random
 import socket
 import struct
 from functools import cached_property
-from typing import Any
-
-import bson
-import pymongo
-from pymongo import errors as me
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, not_applicable, passed, targets
 from piiguard.connectors.mongodb import client, errors
 from piiguard.model import Severity, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import bson
+    import pymongo
+    from pymongo import errors as me
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    bson = driver("bson")
+    pymongo = driver("pymongo")
+    me = driver("pymongo.errors")
 
 OP_MSG = 2013
 RANSOM_PATTERNS = ("read_me*", "readme*", "*recover*", "warning", "please_read*", "*_meow", "hacked*", "*bitcoin*")

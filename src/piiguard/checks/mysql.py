@@ -15,14 +15,18 @@ import socket
 import ssl
 import struct
 from functools import cache, cached_property
-from typing import Any
-
-import pymysql
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pymysql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pymysql = driver("pymysql")
 
 DEFAULT_PASSWORDS = ("root", "password", "mysql", "admin", "123456")  # a small, documented list
 CLIENT_SSL = 0x0800

@@ -16,14 +16,18 @@ import fnmatch
 import ipaddress
 import json
 from functools import cached_property
-from typing import Any
-
-from opensearchpy import OpenSearch
-from opensearchpy import exceptions as oe
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, Target, basic_auth, checks, failed, passed, targets
 from piiguard.connectors.opensearch import client, errors
 from piiguard.model import Severity, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+    from opensearchpy import exceptions as oe
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    oe = driver("opensearchpy.exceptions")
 
 DEFAULT_CREDENTIALS = (("admin", "admin"), ("elastic", "changeme"), ("elastic", "elastic"), ("kibana", "changeme"))
 RANSOM_PATTERNS = ("*-meow", "read_me*", "readme*", "how_to_recover*", "recover_your_data*", "warning",

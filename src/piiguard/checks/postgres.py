@@ -18,14 +18,18 @@ import socket
 import ssl
 import struct
 from functools import cached_property
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreUnreachable
 from piiguard.model import Severity, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import psycopg
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    psycopg = driver("psycopg")
 
 PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103

@@ -13,16 +13,20 @@ import hashlib
 import ipaddress
 import socket
 from functools import cached_property
-from typing import Any
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, Unsupported, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import redis
+    import redis.backoff
+    import redis.retry
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    redis = driver("redis")
 
 DEFAULT_PASSWORDS = ("foobared", "redis", "password", "123456", "admin")  # foobared: redis.conf's example
 # The most common passwords of the public breach-corpus top lists, plus Redis's own examples. Compared
@@ -74,7 +78,8 @@ class RedisTarget(Target):
         s = self.store
         client = redis.Redis(host=self.host, port=self.port, username=s.user, password=resolve_password(s),
                              socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                             decode_responses=True, retry=Retry(NoBackoff(), 0))  # a probe does not retry
+                             decode_responses=True,
+                             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))  # a probe does not retry
         try:
             client.ping()
         except redis.AuthenticationError as exc:

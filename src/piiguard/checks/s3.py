@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from piiguard.checks.base import Check, Outcome, Target, Unsupported, checks, failed, not_applicable, passed, targets
 from piiguard.connectors.s3 import client
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import botocore.exceptions as botocore_exceptions
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    botocore_exceptions = driver("botocore.exceptions")
 
 # MinIO's documented default root login, and the example key pair from AWS's documentation.
 DEFAULT_KEYS = (("minioadmin", "minioadmin"), ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"))
@@ -41,7 +45,7 @@ class S3Target(Target):
         try:
             reply: dict[str, Any] = getattr(self.session, operation)(**kwargs)
             return reply
-        except ClientError as exc:
+        except botocore_exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
                 raise AuthenticationFailed(self.store.name, f"{operation} refused ({code})",
@@ -49,7 +53,7 @@ class S3Target(Target):
             if code in ("NotImplemented", "NotImplementedError"):
                 raise Unsupported(self.store.name, f"the server does not implement {operation}") from exc
             raise
-        except BotoCoreError as exc:
+        except botocore_exceptions.BotoCoreError as exc:
             raise StoreUnreachable(self.store.name, f"{operation} failed ({type(exc).__name__})") from exc
 
     @cached_property
@@ -193,9 +197,9 @@ class DefaultCredentials(S3Check):
             try:
                 client(target.store, target.timeout, access_key=access, secret_key=secret).list_buckets()
                 accepted.append(access)
-            except ClientError:
+            except botocore_exceptions.ClientError:
                 continue
-            except BotoCoreError as exc:
+            except botocore_exceptions.BotoCoreError as exc:
                 raise StoreUnreachable(target.store.name, f"ListBuckets failed ({type(exc).__name__})") from exc
         if accepted:
             return failed(f"the default key pair for {', '.join(accepted)} was accepted")
@@ -205,7 +209,7 @@ class DefaultCredentials(S3Check):
 def policy_of(target: S3Target, bucket: str) -> dict[str, Any]:
     try:
         return dict(json.loads(target.call("get_bucket_policy", Bucket=bucket)["Policy"]))
-    except ClientError as exc:
+    except botocore_exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
             return {}
         raise

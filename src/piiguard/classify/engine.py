@@ -31,16 +31,25 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hyperscan
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from platformdirs import user_cache_dir
 
 from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
 from piiguard.errors import PluginError
 from piiguard.model import Classification
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import hyperscan
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    hyperscan = driver("hyperscan")
+    np = driver("numpy")
+    pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
 
 RULE_VALUES = 500
 VALIDATE_ALL = 2048

@@ -11,7 +11,7 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 
 import typer
 from rich.console import Console
@@ -23,8 +23,7 @@ from piiguard import plugins
 from piiguard.catalog.owners import RunStatus
 from piiguard.cli.common import open_catalog, read_config
 from piiguard.config import Config
-from piiguard.errors import UsageError
-from piiguard.masking import lineage
+from piiguard.errors import PluginError, UsageError
 from piiguard.masking.ownership import Action, TargetState, apply_expiry, forget, plan_expiry
 from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
 from piiguard.model import Store
@@ -74,6 +73,18 @@ def _show(plan: CopyPlan, console: Console) -> None:
         console.print(Text(line, style="bold" if foreign else ""))
 
 
+def _lineage() -> ModuleType:
+    # OpenLineage takes 0.3 s to import and is an extra: only when --lineage asks for it.
+    try:
+        from piiguard.masking import lineage
+    except ImportError as exc:
+        if not (exc.name or "").startswith("openlineage"):
+            raise
+        raise PluginError("--lineage needs the openlineage-python package, which is not installed",
+                          hint="pip install 'piiguard[lineage]'") from exc
+    return lineage
+
+
 def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECTION"),
          target: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECTION"),
          plan_only: bool = typer.Option(False, "--plan", help="print the plan and change nothing"),
@@ -100,6 +111,8 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
         key = key_from(key_env, str(key_file) if key_file else None)
         if not owner or not purpose:
             raise UsageError("a copy needs --owner and --purpose (they are registered with it)")
+        if lineage_to:
+            _lineage()  # a missing OpenLineage is said before the copy, not after it
     with open_catalog(catalog, cfg) as cat:
         plan = plan_copy(src_store, src_collection, dst_store, dst_collection, config=cfg,
                          accepted_risk=accept_risk, sample_size=sample, catalog=cat, replace=replace)
@@ -113,7 +126,7 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
                           progress=lambda n: bar.advance(task, n))
         record = next(c for c in cat.copies() if c["id"] == result.copy_id)
     if lineage_to:
-        lineage.emit(record, lineage_to)
+        _lineage().emit(record, lineage_to)
     people = f", {result.subjects:,} people" if result.subjects is not None else ""
     console.print(f"copy {result.copy_id}: {result.rows:,} rows{people} in {result.seconds:.1f} s; "
                   f"expires {until.isoformat()}")

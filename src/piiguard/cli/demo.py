@@ -6,8 +6,6 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 
@@ -21,7 +19,10 @@ ROWS = 2000
 
 def build(folder: Path, rows: int = ROWS) -> tuple[Path, Path]:
     """customers.db (SQLite: customers + devices tables) and exports/customers.parquet (a raw copy)."""
-    from piiguard import synthetic  # Faker is slow to import: only the demo needs it
+    import pyarrow as pa  # Arrow and Faker are slow to import: only the demo needs them here
+    import pyarrow.parquet as pq
+
+    from piiguard import synthetic
 
     data = synthetic.rows(rows, seed=2026)
     names = [c.name for c in synthetic.COLUMNS]

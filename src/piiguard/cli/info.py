@@ -56,6 +56,23 @@ def list_maskers() -> None:
     Console().print(table)
 
 
+@list_app.command("responders")
+def list_responders() -> None:
+    """Every kill-switch responder (``respond: responders:``), its options (required ones marked *)."""
+    import dataclasses
+
+    from piiguard.response.responders import responders
+
+    plugins.load()
+    table = Table("kind", "options", "what it does")
+    for name in responders:
+        cls = responders.get(name)
+        options = ", ".join(f"{f.name}*" if f.default is dataclasses.MISSING else f"{f.name}={f.default!r}"
+                            for f in dataclasses.fields(cls.Options))
+        table.add_row(name, options, " ".join((inspect.getdoc(cls) or "").split()))
+    Console().print(table)
+
+
 @list_app.command("checks")
 def list_checks(engine: str = typer.Option(None, "--engine", help="only this engine's checks")) -> None:
     """Every security protocol piiguard checks."""

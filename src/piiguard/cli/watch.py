@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from types import FrameType
@@ -22,6 +23,8 @@ from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAULT_RESCAN_EVERY, Watcher
 from piiguard.watch.sinks import AlertSink, JsonLines, from_config
+
+log = logging.getLogger(__name__)
 
 
 def watch(
@@ -75,9 +78,12 @@ def watch(
         watcher = Watcher(stores, cat, sinks, config=cfg, timeout=timeout, metrics=metrics, containor=containor)
         if metrics_port is not None and not once:
             serve(metrics, metrics_host, metrics_port)
+        log.info("watching %d store(s) every %s s; %d alert sink(s); containment %s", len(stores), interval,
+                 len(sinks), policy.containment, extra={"stores": len(stores), "containment": policy.containment})
         if once:
             watcher.cycle(inside=True)
             watcher.deliver(overdue_too=True)  # each --once run is a retry: nothing waits for a backoff
+            log.info("one cycle done", extra={"stores": len(stores)})
             if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean
                 raise DeliveryFailed(f"{watcher.failed_deliveries} alert delivery(ies) failed; they stay queued",
                                      hint="check the sinks (see the log lines above); the next watch retries them")
@@ -89,6 +95,7 @@ def watch(
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         watcher.run(interval=interval, inside_every=inside_every, rescan_every=rescan_every)
+        log.info("stopped")
 
 
 def exposures(

@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import pyarrow as pa
 
 from piiguard.connectors.labels import label
 from piiguard.errors import UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
-from piiguard.registry import Registry
+from piiguard.registry import Registry, driver
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pa = driver("pyarrow")
 
 MAX_VALUE_CHARS = 4096
 JSON_PROBE = 20  # non-null values looked at to decide whether a text column holds JSON documents

@@ -36,15 +36,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePath
-from typing import Any
-
-import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from piiguard.connectors.base import (
     DEEP,
@@ -60,6 +52,24 @@ from piiguard.connectors.labels import header_is_data, label
 from piiguard.connectors.streams import LineFilter, Tally, line_blocks
 from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    duckdb = driver("duckdb")
+    np = driver("numpy")
+    pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
+    pacsv = driver("pyarrow.csv")
+    pajson = driver("pyarrow.json")
+    pq = driver("pyarrow.parquet")
 
 SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 # Arrow's streaming readers keep a few dozen blocks read ahead, so the block is small (memory stays about

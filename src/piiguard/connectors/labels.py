@@ -25,12 +25,17 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime
 from functools import cache
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from piiguard import plugins
 from piiguard.classify.detectors import Detector, name_tokens
 from piiguard.classify.engine import Classifier
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pa = driver("pyarrow")
 
 MAX_LABEL_CHARS = 200
 # Types whose pattern plus validator prove a value on their own, without a column of values or a

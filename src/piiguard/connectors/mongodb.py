@@ -16,15 +16,20 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import pymongo
-from pymongo import errors as me
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pymongo
+    from pymongo import errors as me
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pymongo = driver("pymongo")
+    me = driver("pymongo.errors")
 
 SYSTEM_DATABASES = {"admin", "local", "config"}
 SAMPLE_RANGES = 5

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-import pyarrow as pa
-import pymysql
-import pymysql.cursors
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors, record_batch
 from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pymysql
+    import pymysql.cursors
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pa = driver("pyarrow")
+    pymysql = driver("pymysql")
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 EXACT_DISTINCT_MAX_ROWS = 1_000_000

@@ -19,16 +19,23 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from opensearchpy import OpenSearch
-from opensearchpy import exceptions as oe
-from opensearchpy.helpers import scan as scroll
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import opensearchpy
+    import opensearchpy.helpers as opensearch_helpers
+    from opensearchpy import OpenSearch
+    from opensearchpy import exceptions as oe
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    opensearchpy = driver("opensearchpy")
+    opensearch_helpers = driver("opensearchpy.helpers")
+    oe = driver("opensearchpy.exceptions")
 
 CARDINALITY_PRECISION = 40_000  # the aggregation's maximum: exact below it, within a few % above
 
@@ -37,7 +44,7 @@ def client(store: Store, timeout: float) -> OpenSearch:
     """A client with the store's credentials, no retries, every request bounded by ``timeout``."""
     password = resolve_password(store)
     tls = option_flag(store, "tls", True)
-    return OpenSearch(
+    return opensearchpy.OpenSearch(
         hosts=[{"host": store.host or "localhost", "port": store.port or 9200}],
         use_ssl=tls, verify_certs=tls, ca_certs=store.options.get("cafile"), ssl_show_warn=False,
         http_auth=(store.user, password or "") if store.user else None,
@@ -94,7 +101,7 @@ class OpenSearchConnector(Connector):
         return documents_batch([h.get("_source") or {} for h in hits])
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        hits = scroll(self.es, index=collection.name, query={"query": {"match_all": {}}},
+        hits = opensearch_helpers.scan(self.es, index=collection.name, query={"query": {"match_all": {}}},
                       size=min(batch_rows, 10_000), scroll="2m", preserve_order=False)
         with errors(self.store, collection.name):
             yield from document_batches((hit.get("_source") or {} for hit in hits), batch_rows)

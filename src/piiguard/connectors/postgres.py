@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-import psycopg
-import pyarrow as pa
-import pyarrow.csv as pacsv
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
 from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable, UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from psycopg import sql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    psycopg = driver("psycopg")
+    pa = driver("pyarrow")
+    pacsv = driver("pyarrow.csv")
+    sql = driver("psycopg.sql")
 
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")

@@ -14,16 +14,21 @@ key (``AWS_SECRET_ACCESS_KEY`` by default). Options: ``tls`` (default true), ``c
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
-
-import pyarrow as pa
-from pyarrow import fs
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import connectors
 from piiguard.connectors.files import SUFFIXES, Files
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import CollectionInfo, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.fs as fs
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pa = driver("pyarrow")
+    fs = driver("pyarrow.fs")
 
 
 def endpoint(store: Store) -> str:

@@ -11,13 +11,17 @@ import random
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors, record_batch
 from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pa = driver("pyarrow")
 
 SAMPLE_RANGES = 5
 

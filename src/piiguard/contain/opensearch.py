@@ -14,12 +14,17 @@ Needs the store's credentials with ``indices:admin/settings/update`` on those in
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from opensearchpy import exceptions as oe
+from typing import TYPE_CHECKING
 
 from piiguard.connectors.opensearch import client, errors
 from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.model import Finding, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    from opensearchpy import exceptions as oe
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    oe = driver("opensearchpy.exceptions")
 
 BLOCK = "index.blocks.read"
 SHOWN = 10

@@ -10,13 +10,17 @@ superuser (or the database owner plus pg_signal_backend).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.postgres import PostgresTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.model import Finding, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    from psycopg import sql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    sql = driver("psycopg.sql")
 
 
 def _session(store: Store) -> Any:

@@ -11,14 +11,18 @@ contain again — and says why.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.redis import RedisTarget
 from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.errors import StoreError
 from piiguard.model import Finding, Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import redis
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    redis = driver("redis")
 
 
 def _client(store: Store) -> redis.Redis:

@@ -27,12 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from piiguard import plugins, safefile
 from piiguard.catalog import Catalog
@@ -52,7 +47,19 @@ from piiguard.masking.ownership import (
 )
 from piiguard.masking.targets import Writer, writers
 from piiguard.model import CollectionInfo, Finding, Severity, Status, Store
+from piiguard.registry import driver
 from piiguard.scanner import classify_collection, prefetched
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    duckdb = driver("duckdb")
+    np = driver("numpy")
+    pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
 
 MIN_KEY_BYTES = 16
 BATCH_ROWS = 100_000

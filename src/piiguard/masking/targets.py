@@ -34,22 +34,34 @@ import stat
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import psycopg
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from psycopg import sql
+from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.clickhouse import post
 from piiguard.connectors.postgres import connect
 from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
-from piiguard.registry import Registry
+from piiguard.registry import Registry, driver
 
-CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")  # NULL: empty; "": quoted
+if TYPE_CHECKING:
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from psycopg import sql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    psycopg = driver("psycopg")
+    pa = driver("pyarrow")
+    pacsv = driver("pyarrow.csv")
+    pq = driver("pyarrow.parquet")
+    sql = driver("psycopg.sql")
+
+
+
+@cache
+def _csv_options() -> pacsv.WriteOptions:
+    return pacsv.WriteOptions(include_header=False, quoting_style="all_valid")  # NULL: empty; "": quoted
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,7 @@ class PostgresWriter(Writer):
 
     def write(self, batch: pa.RecordBatch) -> None:
         buffer = io.BytesIO()
-        pacsv.write_csv(batch, buffer, CSV_OPTIONS)
+        pacsv.write_csv(batch, buffer, _csv_options())
         self.copy.write(buffer.getbuffer())
 
     def commit(self) -> None:

@@ -25,12 +25,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import jinja2
-import psycopg
 import yaml
-from psycopg import sql
 
 from piiguard import safefile
 from piiguard.catalog import Catalog
@@ -38,7 +35,17 @@ from piiguard.config import options_from, resolve_password
 from piiguard.connectors.postgres import any_of, connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
+from piiguard.registry import driver
 from piiguard.response.scope import subject_hash
+
+if TYPE_CHECKING:
+    import jinja2
+    import psycopg
+    from psycopg import sql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    jinja2 = driver("jinja2")
+    psycopg = driver("psycopg")
+    sql = driver("psycopg.sql")
 
 SPOOL_PER_FILE = 10_000
 CHUNK = 10_000

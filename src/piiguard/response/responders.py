@@ -28,16 +28,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from piiguard.config import options_from, resolve_password
 from piiguard.connectors.postgres import any_of, connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
-from piiguard.registry import Registry
+from piiguard.registry import Registry, driver
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    psycopg = driver("psycopg")
+    sql = driver("psycopg.sql")
 
 BATCH = 10_000
 Progress = Callable[[int], None]
@@ -94,7 +98,11 @@ class SQLResponder(Responder):
     """A statement per batch of subjects: ``WHERE subject_column = ANY(batch) AND <not done yet>``."""
 
     verb: ClassVar[str]
-    match: sql.Composable = sql.SQL("FALSE")  # the subject condition, typed like the column (set per session)
+    match: sql.Composable  # the subject condition, typed like the column (set per session)
+
+    def __init__(self, options: Any, stores: Mapping[str, Store], timeout: float = 30.0) -> None:
+        super().__init__(options, stores, timeout)
+        self.match = sql.SQL("FALSE")  # here, not in the class body: psycopg loads when a responder is built
 
     @abstractmethod
     def statement(self, everyone: bool) -> sql.Composed: ...

@@ -25,10 +25,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from piiguard import safefile
 from piiguard.catalog import Catalog
@@ -37,6 +34,14 @@ from piiguard.connectors.base import connectors
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import BatchMasker, FieldRule, find_collection, key_id
 from piiguard.model import Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
 
 BATCH_ROWS = 100_000
 

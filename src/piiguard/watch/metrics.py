@@ -13,29 +13,36 @@ import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from typing import TYPE_CHECKING
 
 from piiguard.model import Finding, Status
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import prometheus_client as prom
+else:  # imported on first use: `piiguard --help` does not need it
+    prom = driver("prometheus_client")
 
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 
 
 class Metrics:
     def __init__(self, interval: float = 5.0) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = prom.CollectorRegistry()
         self.interval = interval
         self.last_cycle = 0.0
-        self.probes = Counter("piiguard_probes", "Checks run", ["store"], registry=self.registry)
-        self.failures = Counter("piiguard_probe_failures", "Checks that failed or could not decide",
+        self.probes = prom.Counter("piiguard_probes", "Checks run", ["store"], registry=self.registry)
+        self.failures = prom.Counter("piiguard_probe_failures", "Checks that failed or could not decide",
                                 ["store", "status"], registry=self.registry)
-        self.open_findings = Gauge("piiguard_open_findings", "Failing checks now", registry=self.registry)
-        self.open_exposures = Gauge("piiguard_open_exposures", "Stores exposed now", registry=self.registry)
-        self.latency = Histogram("piiguard_change_to_alert_seconds", "From the cycle that saw a change to the "
+        self.open_findings = prom.Gauge("piiguard_open_findings", "Failing checks now", registry=self.registry)
+        self.open_exposures = prom.Gauge("piiguard_open_exposures", "Stores exposed now", registry=self.registry)
+        self.latency = prom.Histogram("piiguard_change_to_alert_seconds", "From the cycle that saw a change to the "
                                  "sink that accepted its alert", buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.delivery_failures = Counter("piiguard_alert_delivery_failures", "Alert sends a sink refused or "
-                                         "that did not arrive (each is retried)", ["sink"], registry=self.registry)
-        self.cycle_seconds = Histogram("piiguard_cycle_seconds", "Duration of a watch cycle", registry=self.registry)
+        self.delivery_failures = prom.Counter("piiguard_alert_delivery_failures", "Alert sends a sink refused or "
+                                              "that did not arrive (each is retried)", ["sink"],
+                                              registry=self.registry)
+        self.cycle_seconds = prom.Histogram("piiguard_cycle_seconds", "Duration of a watch cycle",
+                                            registry=self.registry)
 
     def cycle(self, findings: Sequence[Finding], seconds: float, open_exposures: int) -> None:
         for f in findings:
@@ -57,7 +64,7 @@ def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                body, kind, code = generate_latest(metrics.registry), CONTENT_TYPE_LATEST, 200
+                body, kind, code = prom.generate_latest(metrics.registry), prom.CONTENT_TYPE_LATEST, 200
             elif self.path == "/healthz":
                 ok = metrics.healthy()
                 body, kind, code = json.dumps({"ok": ok}).encode(), "application/json", 200 if ok else 503

@@ -30,12 +30,12 @@ from piiguard.scanner import scan
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
 
+log = logging.getLogger(__name__)
+
 DEFAULT_INTERVAL = 5.0
 DEFAULT_INSIDE_EVERY = 60.0
 DEFAULT_RESCAN_EVERY = 6 * 3600.0  # classification changes slowly; a sampled scan keeps PII context fresh
 MAX_BACKOFF = 300.0
-
-log = logging.getLogger("piiguard.watch")
 
 
 def alerts_for(changes: list[Transition]) -> list[Alert]:
@@ -119,6 +119,13 @@ class Watcher:
         if self.containor is not None:
             self.containor.consider(self.stores, findings, exposed)
         self.metrics.cycle(findings, time.monotonic() - started, self.catalog.open_exposures())
+        # ids, counts and store names only: a log line never carries a finding's evidence or a value
+        log.info("cycle: %d check(s) on %d store(s), %d alert(s) queued, %d store(s) exposed", len(findings),
+                 len(self.stores), len(queued), sum(1 for v in exposed.values() if v is not None),
+                 extra={"inside": inside, "seconds": round(time.monotonic() - started, 3), "alerts": len(queued)})
+        for alert in queued:
+            log.warning("alert: %s %s on %s (%s)", alert.check, alert.event, alert.store, alert.severity.value,
+                        extra={"check": alert.check, "store": alert.store, "event": alert.event})
         return queued
 
     def deliver(self, *, overdue_too: bool = False) -> int:
