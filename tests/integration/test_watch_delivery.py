@@ -142,7 +142,7 @@ def test_failed_deliveries_are_counted_logged_without_values_and_retried(
     open_up(cache)
     sink = Syslog("127.0.0.1", port, transport="tcp", timeout=2)
     try:
-        with Catalog(tmp_path / "c.db") as cat, caplog.at_level(logging.WARNING, logger="piiguard.watch"):
+        with Catalog(tmp_path / "c.db") as cat, caplog.at_level(logging.WARNING, logger="piiguard.watch.service"):
             watcher = Watcher([store(cache)], cat, [sink], timeout=2)
             assert watcher.cycle(inside=False)
             assert watcher.deliver() == 0 and watcher.failed_deliveries == 1
@@ -151,7 +151,7 @@ def test_failed_deliveries_are_counted_logged_without_values_and_retried(
     finally:
         close_down(cache)
     assert f'piiguard_alert_delivery_failures_total{{sink="{sink.id}"}} 1.0' in metrics
-    (record,) = [r for r in caplog.records if r.name == "piiguard.watch"]
+    (record,) = [r for r in caplog.records if r.name == "piiguard.watch.service"]
     line = record.getMessage()
     assert sink.id in line and "failed" in line and "INFO was answered" not in line and "default" not in line
 
