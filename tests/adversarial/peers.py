@@ -40,9 +40,10 @@ def garbage(conn: socket.socket, stop: threading.Event) -> None:
 
 
 def endless(conn: socket.socket, stop: threading.Event) -> None:
-    """Streams bytes without end (no line ends, no lengths that ever complete)."""
+    """Streams bytes without end: no line end, and a length prefix (MySQL's 16 MiB maximum) that a
+    length-framed protocol reads to the end and then finds more of the same."""
     _drain(conn)
-    chunk = b"+" + b"a" * 65535
+    chunk = b"\xff\xff\xff\x00" + b"a" * 65532
     conn.settimeout(0.5)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -55,12 +56,15 @@ def close(conn: socket.socket, stop: threading.Event) -> None:
 
 
 def drip(conn: socket.socket, stop: threading.Event) -> None:
-    """One byte a second, forever: every read returns within any timeout, the message never ends."""
+    """One byte a second, forever: every read returns within any timeout, the message never ends. It
+    opens with a little-endian length of 16, a plausible frame header for MySQL and MongoDB."""
     _drain(conn)
-    first = True
-    while not stop.wait(0 if first else 1.0):
-        conn.sendall(b"+" if first else b"a")
-        first = False
+    for byte in b"\x10\x00\x00\x00":
+        conn.sendall(bytes([byte]))
+        if stop.wait(1.0):
+            return
+    while not stop.wait(1.0):
+        conn.sendall(b"a")
 
 
 BEHAVIOURS: dict[str, Behaviour] = {"silent": silent, "garbage": garbage, "endless": endless, "close": close,
@@ -123,17 +127,18 @@ def _refuse_http(conn: socket.socket, stop: threading.Event) -> None:
                  % (len(body), body))
 
 
+SECRET_ENV = "PIIGUARD_HOSTILE_SECRET"  # a password reference, so clients go as far as authenticating
 SCHEMES: dict[str, str] = {
-    "postgresql": "postgresql://probe@127.0.0.1:{port}/app",
-    "mysql": "mysql://probe@127.0.0.1:{port}/app",
-    "mariadb": "mariadb://probe@127.0.0.1:{port}/app",
-    "redis": "redis://127.0.0.1:{port}/0",
-    "clickhouse-http": "clickhouse://probe@127.0.0.1:{port}/?tcp_port={port}",
-    "clickhouse-native": "clickhouse://probe@127.0.0.1:{http}/?tcp_port={port}",
-    "opensearch": "opensearch://probe@127.0.0.1:{port}/?tls=false",
-    "elasticsearch-tls": "elasticsearch://probe@127.0.0.1:{port}/",
-    "mongodb": "mongodb://probe@127.0.0.1:{port}/app",
-    "s3": "s3://probe@127.0.0.1:{port}/bucket?tls=false",
+    "postgresql": "postgresql://probe@127.0.0.1:{port}/app?password_env={env}",
+    "mysql": "mysql://probe@127.0.0.1:{port}/app?password_env={env}",
+    "mariadb": "mariadb://probe@127.0.0.1:{port}/app?password_env={env}",
+    "redis": "redis://127.0.0.1:{port}/0?password_env={env}",
+    "clickhouse-http": "clickhouse://probe@127.0.0.1:{port}/?tcp_port={port}&password_env={env}",
+    "clickhouse-native": "clickhouse://probe@127.0.0.1:{http}/?tcp_port={port}&password_env={env}",
+    "opensearch": "opensearch://probe@127.0.0.1:{port}/?tls=false&password_env={env}",
+    "elasticsearch-tls": "elasticsearch://probe@127.0.0.1:{port}/?password_env={env}",
+    "mongodb": "mongodb://probe@127.0.0.1:{port}/app?password_env={env}",
+    "s3": "s3://probe@127.0.0.1:{port}/bucket?tls=false&password_env={env}",
 }
 COMMANDS = ("scan", "check", "copy", "scope", "evidence")
 
@@ -183,7 +188,10 @@ def run_command(command: str, store: object, timeout: float, folder: str) -> obj
 def store_for(scheme: str, port: int, http: int) -> object:
     from piiguard.config import store_from_url
 
-    return store_from_url(SCHEMES[scheme].format(port=port, http=http), name=f"hostile-{scheme}")
+    import os
+
+    os.environ.setdefault(SECRET_ENV, "not-a-real-secret")
+    return store_from_url(SCHEMES[scheme].format(port=port, http=http, env=SECRET_ENV), name=f"hostile-{scheme}")
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
+from piiguard.engines.deadline import deadline
 from piiguard.errors import StoreUnreachable
 from piiguard.model import Severity, Status, Store, Vantage
 from piiguard.registry import Registry
@@ -78,11 +79,15 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
 
     def talk(self, exchange: Callable[[socket.socket], R]) -> R:
         """Run a raw, unauthenticated exchange on a fresh TCP connection, every step bounded by the
-        timeout; a silent or closed port becomes :class:`StoreUnreachable`."""
+        timeout and the whole exchange by it too (a peer dripping bytes cannot stretch it); a silent or
+        closed port becomes :class:`StoreUnreachable`."""
         try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+            with deadline(self.store, self.timeout, "exchange"), \
+                    socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
                 sock.settimeout(self.timeout)
                 return exchange(sock)
+        except StoreUnreachable:
+            raise
         except TimeoutError as exc:
             raise StoreUnreachable(self.store.name, f"no answer from {self.host}:{self.port} within "
                                    f"{self.timeout:g} s") from exc
@@ -126,9 +131,12 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request(method, path, headers={"User-Agent": "piiguard", **(headers or {})})
-            response = conn.getresponse()
-            return response.status, response.read(limit)
+            with deadline(self.store, self.timeout, "HTTP answer"):
+                conn.request(method, path, headers={"User-Agent": "piiguard", **(headers or {})})
+                response = conn.getresponse()
+                return response.status, response.read(limit)
+        except StoreUnreachable:
+            raise
         except TimeoutError as exc:
             raise StoreUnreachable(self.store.name, f"no HTTP answer from {self.host}:{self.port} within "
                                    f"{self.timeout:g} s") from exc

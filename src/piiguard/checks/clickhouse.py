@@ -18,8 +18,11 @@ import xml.etree.ElementTree as ET
 from functools import cached_property
 from pathlib import Path
 
-from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
+
+from piiguard.engines import clickhouse
+from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here
+
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
@@ -59,16 +62,17 @@ class ClickHouseTarget(Target):
 
     def native_open(self) -> bool:
         """True when the native port runs SELECT 1 for user default with no password."""
-        client = Client(host=self.host, port=self.tcp_port, user="default", password="",
-                        connect_timeout=self.timeout, send_receive_timeout=self.timeout)
+        client = clickhouse.native(self.store, self.timeout, port=self.tcp_port)
         try:
-            return bool(client.execute("SELECT 1") == [(1,)])
+            return bool(clickhouse.native_call(self.store, self.timeout, client, "SELECT 1") == [(1,)])
         except ch_errors.ServerException:
             return False  # authentication refused
+        except StoreUnreachable:
+            raise
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             raise StoreUnreachable(self.store.name, f"no native answer from {self.host}:{self.tcp_port} "
                                    f"({type(exc).__name__})") from exc
-        except ch_errors.Error as exc:
+        except (ch_errors.Error, ValueError, IndexError, UnicodeError, MemoryError) as exc:  # garbage, parsed
             raise ProtocolError(self.store.name, f"port {self.tcp_port} did not answer as ClickHouse does") from exc
         finally:
             client.disconnect()
@@ -234,22 +238,3 @@ class QueryLogOff(ClickHouseCheck):
 
 
 targets.add("clickhouse", ClickHouseTarget)
-
-
-def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
-         collection: str | None = None) -> str:
-    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials;
-    returns the whole body. ClickHouse's error text can quote data: only its code is kept."""
-    request = urllib.request.Request(
-        f"http://{store.host or 'localhost'}:{store.port or 8123}/?query={urllib.parse.quote(query)}", data=body or b"",
-        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": resolve_password(store) or ""},
-        method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return str(response.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        code = exc.read(200).decode("utf-8", "replace").split(",", 1)[0]  # "Code: 60"
-        raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
-    except OSError as exc:
-        raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc).__name__})") from exc
-

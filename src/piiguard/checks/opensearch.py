@@ -22,7 +22,8 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as oe
 
 from piiguard.checks.base import Check, Outcome, Target, basic_auth, checks, failed, passed, targets
-from piiguard.connectors.opensearch import client, errors
+from piiguard.connectors.opensearch import errors
+from piiguard.engines.opensearch import client
 from piiguard.model import Severity, Vantage
 
 DEFAULT_CREDENTIALS = (("admin", "admin"), ("elastic", "changeme"), ("elastic", "elastic"), ("kibana", "changeme"))

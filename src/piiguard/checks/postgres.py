@@ -20,6 +20,7 @@ import psycopg
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
+from piiguard.engines import postgres
 from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreUnreachable
 from piiguard.model import Severity, Vantage
 
@@ -80,9 +81,8 @@ class PostgresTarget(Target):
     def login(self, user: str, password: str) -> bool:
         """True when ``user`` can log in with ``password`` (the session closes immediately)."""
         try:
-            psycopg.connect(host=self.host, port=self.port, user=user, password=password,
-                            dbname=self.store.database or "postgres", connect_timeout=max(1, int(self.timeout)),
-                            passfile=NO_PASSFILE, application_name="piiguard-probe").close()
+            postgres.open_session(self.store, self.timeout, use_tls_settings=False, user=user, password=password,
+                                  passfile=NO_PASSFILE, application_name="piiguard-probe").close()
         except psycopg.OperationalError as exc:
             text = str(exc)
             if "authentication failed" in text or "no password supplied" in text or "pg_hba.conf" in text \
@@ -96,16 +96,14 @@ class PostgresTarget(Target):
     def session(self) -> psycopg.Connection[Any]:
         s = self.store
         try:
-            return psycopg.connect(
-                host=self.host, port=self.port, dbname=s.database or "postgres", user=s.user,
-                password=resolve_password(s), connect_timeout=max(1, int(self.timeout)), autocommit=True,
-                application_name="piiguard", options="-c default_transaction_read_only=on",
-            )
+            return postgres.open_session(
+                s, self.timeout, host=self.host, port=self.port, user=s.user, password=resolve_password(s),
+                autocommit=True, application_name="piiguard", options="-c default_transaction_read_only=on")
         except psycopg.OperationalError as exc:
             if "authentication failed" in str(exc) or "no password supplied" in str(exc):
                 raise AuthenticationFailed(s.name, "inside checks could not log in",
                                            hint="configure the store's user and password_env") from exc
-            raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc
+            raise postgres.translate(s, exc) from exc
 
     def rows(self, query: str, *, hint: str | None = None) -> list[tuple[Any, ...]]:
         try:

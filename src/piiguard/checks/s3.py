@@ -20,7 +20,7 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError, ClientError
 
 from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
-from piiguard.connectors.s3 import client
+from piiguard.engines.s3 import client
 from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
 from piiguard.model import Severity, Vantage
 

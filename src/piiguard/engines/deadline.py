@@ -111,24 +111,37 @@ def expired(store: Store, seconds: float, what: str = "an answer") -> StoreUnrea
                             hint="the peer is silent, slow or not this engine; check the address and port")
 
 
-def bounded(store: Store, seconds: float, step: Callable[[], R], what: str = "an answer") -> R:
+def bounded(store: Store, seconds: float, step: Callable[[], R], what: str = "an answer",
+            late: Callable[[R], object] | None = None) -> R:
     """Run ``step`` in a helper thread and wait at most ``seconds`` (plus slack) for it — for drivers
     whose sockets :func:`deadline` cannot reach. A step that overruns is abandoned (its own timeouts
-    end it later) and reported as :class:`StoreUnreachable`."""
+    end it later; ``late`` then receives what it returned, e.g. to close a connection nobody will
+    use) and reported as :class:`StoreUnreachable`."""
     box: dict[str, Any] = {}
     done = threading.Event()
+    lock = threading.Lock()
 
     def run() -> None:
         try:
-            box["value"] = step()
+            value = step()
         except BaseException as exc:  # handed to the caller's thread, raised there
             box["error"] = exc
+        else:
+            with lock:
+                box["value"] = value
+                abandoned = box.get("abandoned", False)
+            if abandoned and late is not None:
+                with contextlib.suppress(Exception):
+                    late(value)
         finally:
             done.set()
 
     threading.Thread(target=run, name=f"piiguard-step-{store.name}", daemon=True).start()
     if not done.wait(seconds + SLACK):
-        raise expired(store, seconds, what)
+        with lock:
+            box["abandoned"] = "value" not in box
+        if box["abandoned"]:
+            raise expired(store, seconds, what)
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]

@@ -68,7 +68,8 @@ def classify_address(store: Store, address: str) -> str:
 
 class Collector(ABC):
     @abstractmethod
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence: ...
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path, *,
+                timeout: float = 30.0) -> Evidence: ...
 
 
 collectors: Registry[type[Collector]] = Registry("evidence collector", Collector)
@@ -87,7 +88,8 @@ PG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \w+)?) \[(\
 
 @collectors.register("postgres")
 class PostgresLog(Collector):
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path, *,
+                timeout: float = 30.0) -> Evidence:
         path = store.options.get("log_file")
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the server log was not read")
@@ -141,7 +143,8 @@ class MariaDBAudit(Collector):
     """MariaDB's server_audit plugin log (the store's ``log_file`` option): CONNECT lines give each
     connection's address, TABLE events (``READ``) and queries give what it read."""
 
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path, *,
+                timeout: float = 30.0) -> Evidence:
         path = store.options.get("log_file")
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the audit log was not read")
@@ -176,10 +179,11 @@ class MariaDBAudit(Collector):
 
 @collectors.register("redis")
 class RedisTrail(Collector):
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path, *,
+                timeout: float = 30.0) -> Evidence:
         from piiguard.checks.redis import RedisTarget
 
-        target = RedisTarget(store, timeout=5)
+        target = RedisTarget(store, timeout=timeout)
         try:
             session = target.session
             log = session.acl_log()
@@ -201,14 +205,15 @@ class RedisTrail(Collector):
 
 @collectors.register("clickhouse")
 class ClickHouseQueryLog(Collector):
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
-        from piiguard.checks.clickhouse import post
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path, *,
+                timeout: float = 30.0) -> Evidence:
+        from piiguard.engines.clickhouse import post
 
         until = (end or datetime.now(start.tzinfo)).strftime("%Y-%m-%d %H:%M:%S")
         query = ("SELECT toString(address), user, query FROM system.query_log WHERE type = 1 AND "
                  f"event_time BETWEEN toDateTime('{start.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC') AND "
                  f"toDateTime('{until}', 'UTC') FORMAT TSV")
-        body = post(store, query, timeout=30)
+        body = post(store, query, timeout=timeout)
         ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), body.encode())
         for line in body.splitlines():
@@ -229,14 +234,16 @@ class OpenSearchAudit(Collector):
     indices or REST path it touched. With the plugin's default configuration, successful reads are
     not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so."""
 
-    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+    def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path, *,
+                timeout: float = 30.0) -> Evidence:
         import json
 
         from opensearchpy import exceptions as oe
 
-        from piiguard.connectors.opensearch import client, errors
+        from piiguard.connectors.opensearch import errors
+        from piiguard.engines.opensearch import client
 
-        es = client(store, 30)
+        es = client(store, timeout)
         window = {"gte": start.isoformat()} | ({"lte": end.isoformat()} if end is not None else {})
         body = {"size": 10_000, "sort": [{"@timestamp": "asc"}], "query": {"range": {"@timestamp": window}}}
         try:
@@ -268,8 +275,10 @@ class OpenSearchAudit(Collector):
         return ev
 
 
-def collect(store: Store, start: datetime, end: datetime | None, folder: Path) -> Evidence:
+def collect(store: Store, start: datetime, end: datetime | None, folder: Path, *,
+            timeout: float = 30.0) -> Evidence:
+    """The store's access evidence for the window; every network step bounded by ``timeout``."""
     if store.engine not in collectors:
         return Evidence(store.name, None, None, False,
                         f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
-    return collectors.get(store.engine)().collect(store, start, end, folder)
+    return collectors.get(store.engine)().collect(store, start, end, folder, timeout=timeout)
