@@ -140,6 +140,7 @@ def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = 
     if names or not stores:
         stores += resolve_stores(names, config)
     policy = config.policy if config is not None else Policy()
+    stores = [policy.stamp(s) for s in stores]  # stores given as objects get policy's require_tls too
 
     def one(store: Store) -> list[Finding]:
         ids = policy.applicable(store, [i for i in check_ids(store.engine) if not only or i in only])

@@ -8,6 +8,8 @@ port), ``ca_certs`` and ``verify``; policy's ``require_tls`` is enforced before 
 
 from __future__ import annotations
 
+import http.client
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,6 +20,10 @@ from piiguard.engines import tls
 from piiguard.engines.deadline import deadline
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Store
+
+
+# clickhouse-driver logs a traceback for every failed connection; piiguard reports the failure itself
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.CRITICAL)
 
 
 def base_url(store: Store) -> str:
@@ -49,7 +55,10 @@ def post(store: Store, query: str, body: bytes | None = None, *, timeout: float 
         raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
     except StoreUnreachable:
         raise
-    except (OSError, ValueError) as exc:  # http.client's errors (a garbage status line) are OSError or ValueError
+    except (http.client.HTTPException, ValueError, UnicodeError) as exc:  # garbage where HTTP was expected
+        raise StoreUnreachable(store.name, f"{store.address} did not answer as ClickHouse's HTTP interface does "
+                                           f"({type(exc).__name__})", hint="check the address and port") from exc
+    except OSError as exc:
         raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc).__name__})") from exc
 
 

@@ -71,12 +71,12 @@ def translate(store: Store, exc: psycopg.OperationalError) -> StoreUnreachable |
     if "password authentication failed" in text or "no password supplied" in text:
         return AuthenticationFailed(store.name, "authentication failed",
                                     hint=f"check the user and the password in ${store.password_env or 'PGPASSWORD'}")
-    if "does not exist" in text:
-        return StoreUnreachable(store.name, "database or role does not exist",
-                                hint="check database and user in the store's address")
     if "certificate verify failed" in text or "root certificate file" in text or "does not match host name" in text:
         return StoreUnreachable(store.name, f"the server's TLS certificate was not verified ({_tls_reason(text)})",
                                 hint="check sslrootcert (the CA that signed the server's certificate) and the host name")
+    if "does not exist" in text:
+        return StoreUnreachable(store.name, "database or role does not exist",
+                                hint="check database and user in the store's address")
     if "server does not support SSL" in text:
         return StoreUnreachable(store.name, "the server does not offer TLS and sslmode requires it",
                                 hint="turn ssl on in postgresql.conf, or lower sslmode")
