@@ -41,12 +41,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from piiguard.errors import ConfigError
-from piiguard.model import Store
 from piiguard.engines.tls import BOOL_KEYS as TLS_BOOL_KEYS
 from piiguard.engines.tls import CHOICES as TLS_CHOICES
 from piiguard.engines.tls import OPTION_KEYS as TLS_OPTION_KEYS
 from piiguard.engines.tls import REQUIRE_LEVELS
+from piiguard.errors import ConfigError
+from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
 
 # Engines and the libpq/MySQL-style environment variable a URL store reads its password from.
@@ -290,7 +290,8 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
     if require_tls and require_tls not in REQUIRE_LEVELS:
         problems.add(f"{path}.require_tls", f"expected one of {', '.join(REQUIRE_LEVELS)}")
         require_tls = ""
-    exposure = {"allowed_networks": tuple(networks), "probe_from": tuple(probe_from), "require_tls": require_tls}
+    exposure: dict[str, Any] = {"allowed_networks": tuple(networks), "probe_from": tuple(probe_from),
+                                "require_tls": require_tls}
     engine_name = raw.get("engine") or URL_SCHEMES.get(urlsplit(str(raw.get("url", ""))).scheme.lower(), "")
     for key in option_map:
         if key not in OPTION_KEYS.get(str(engine_name), set()):

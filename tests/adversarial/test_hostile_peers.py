@@ -17,11 +17,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from peers import BEHAVIOURS, COMMANDS, SCHEMES, hostile, run_command  # noqa: E402
+from peers import BEHAVIOURS, COMMANDS, SCHEMES, hostile, run_command
 
-from piiguard import plugins  # noqa: E402
-from piiguard.errors import PiiguardError  # noqa: E402
-from piiguard.model import Finding, ScanResult, Status  # noqa: E402
+from piiguard import plugins
+from piiguard.errors import PiiguardError
+from piiguard.model import Finding, ScanResult, Status
 
 TIMEOUT = 1.0
 BOUND = 2 * TIMEOUT + 3

@@ -7,16 +7,19 @@ store before a byte is sent, fails ``tls.required`` naming the store, and refuse
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 from servers import PASSWORD, Server, pg_ctl, start_postgres, stop_postgres
 
+from piiguard.catalog import Catalog
 from piiguard.checker import run_checks
 from piiguard.config import parse_config
 from piiguard.engines import postgres
@@ -136,10 +139,8 @@ def test_require_tls_refuses_a_plain_text_store_before_connecting() -> None:
     listener.settimeout(0.5)
 
     def accept() -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             accepted.append(listener.accept()[0])
-        except TimeoutError:
-            pass
 
     thread = threading.Thread(target=accept)
     thread.start()
@@ -180,7 +181,5 @@ def test_a_copy_into_a_plain_text_target_that_policy_requires_tls_for_is_refused
         conn.execute("INSERT INTO tls_src SELECT i, 'user' || i || '@example.com' FROM generate_series(1, 50) i")
     plan = plan_copy(cfg.store("scratch"), "tls_src", cfg.store("vault"), "tls_copy", config=cfg)  # type: ignore[attr-defined]
     assert any(f.check == "tls.required" for f in plan.blocking)
-    from piiguard.catalog import Catalog
-
-    with Catalog(tmp_path / "c.db") as cat, pytest.raises(CopyRefused, match="vault fails tls.required"):
-        run_copy(plan, b"k" * 32, cat, owner="o", purpose="p", expires=__import__("datetime").date(2030, 1, 1))
+    with Catalog(tmp_path / "c.db") as cat, pytest.raises(CopyRefused, match=r"vault fails tls\.required"):
+        run_copy(plan, b"k" * 32, cat, owner="o", purpose="p", expires=date(2030, 1, 1))

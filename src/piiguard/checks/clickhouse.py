@@ -20,14 +20,12 @@ from pathlib import Path
 
 from clickhouse_driver import errors as ch_errors
 
-from piiguard.engines import clickhouse
-from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here
-
-
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
-from piiguard.errors import AuthenticationFailed, CollectionError, StoreError, StoreUnreachable
-from piiguard.model import Severity, Store, Vantage
+from piiguard.engines import clickhouse
+from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
+from piiguard.model import Severity, Vantage
 
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
 

@@ -26,8 +26,8 @@ from pymongo import errors as me
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.connectors.mongodb import errors
-from piiguard.engines.mongodb import client
 from piiguard.engines import mongodb
+from piiguard.engines.mongodb import client
 from piiguard.errors import StoreError
 from piiguard.model import Severity, Vantage
 

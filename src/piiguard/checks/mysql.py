@@ -12,9 +12,8 @@ which it sends only to the configured server).
 from __future__ import annotations
 
 import socket
-import ssl
 import struct
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 import pymysql

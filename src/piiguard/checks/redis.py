@@ -18,7 +18,7 @@ import redis
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.engines import redis as engine
-from piiguard.errors import AuthenticationFailed, StoreUnreachable
+from piiguard.errors import AuthenticationFailed
 from piiguard.model import Severity, Vantage
 
 DEFAULT_PASSWORDS = ("foobared", "redis", "password", "123456", "admin")  # foobared: redis.conf's example

@@ -35,6 +35,9 @@ KEY_ENV = typer.Option(None, "--key-env", help="variable holding the key (the ex
 KEY_FILE = typer.Option(None, "--key-file", help="file holding that key")
 
 
+TIMEOUT = typer.Option(30.0, "--timeout", help="seconds to wait for a store to answer (each network step)")
+
+
 def _stores(config: Config | None) -> dict[str, Store]:
     return {s.name: s for s in (config.stores if config else ())}
 
@@ -71,13 +74,14 @@ def open_incident(store: str, since: str = typer.Option(..., "--since", help="st
 
 @incident_app.command("scope")
 def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where the subject list goes (0600)"),
-          key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
+          key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG,
+          timeout: float = TIMEOUT) -> None:
     """Exactly who was exposed and which of their data: the list to a file, keyed hashes to the catalog."""
     key = key_from(key_env, str(key_file) if key_file else None)
     cfg = read_config(config)
     with Catalog(catalog) as cat:
         incident = incidents.get(cat, incident_id)
-        found = find_scope(cat, incident, _stores(cfg), key)
+        found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout)
         write_subjects(found, out)
         cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
         counts: dict[str, int] = {}
@@ -94,7 +98,7 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
 def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
              lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include (the "
                                           "exposure began between watch's last passing and first failing probe)"),
-             config: Path = CONFIG, catalog: Path = CATALOG) -> None:
+             config: Path = CONFIG, catalog: Path = CATALOG, timeout: float = TIMEOUT) -> None:
     """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact."""
     cfg = read_config(config)
     stores = _stores(cfg)
@@ -107,7 +111,7 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
         for name in incident["stores"]:
             if name not in stores:
                 raise UsageError(f"store {name!r} is not in the configuration")
-            found = evidence_.collect(stores[name], start, end, folder)
+            found = evidence_.collect(stores[name], start, end, folder, timeout=timeout)
             cat.event(incident_id, "evidence", found.summary())
             Console().print(f"{name}: {found.note}")
             for address, kind in sorted(found.addresses.items()):

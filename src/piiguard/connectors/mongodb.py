@@ -21,7 +21,6 @@ from typing import Any
 import pymongo
 from pymongo import errors as me
 
-from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
 from piiguard.engines.mongodb import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable

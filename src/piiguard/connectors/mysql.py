@@ -20,9 +20,9 @@ import pyarrow as pa
 import pymysql
 import pymysql.cursors
 
-from piiguard.engines import mysql
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors, record_batch
-from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable
+from piiguard.engines import mysql
+from piiguard.errors import CollectionError, PermissionDenied
 from piiguard.model import CollectionInfo, Estimate
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")

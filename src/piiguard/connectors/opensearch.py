@@ -25,7 +25,6 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as oe
 from opensearchpy.helpers import scan as scroll
 
-from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
 from piiguard.engines.opensearch import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from piiguard.engines.postgres import connect
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
+from piiguard.engines.postgres import connect
 from piiguard.errors import CollectionError, PermissionDenied, UsageError
-from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.model import CollectionInfo, Estimate
 
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")

@@ -20,13 +20,13 @@ import pyarrow as pa
 from pyarrow import fs
 
 from piiguard.config import option_flag
+from piiguard.connectors.base import connectors
+from piiguard.connectors.files import SUFFIXES, Files
 from piiguard.engines import tls
 from piiguard.engines.deadline import bounded
 from piiguard.engines.s3 import client, endpoint, secret  # noqa: F401 — re-exported: checks and writers use them
-from piiguard.connectors.base import connectors
-from piiguard.connectors.files import SUFFIXES, Files
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
-from piiguard.model import CollectionInfo, Store
+from piiguard.model import CollectionInfo
 
 
 @connectors.register("s3")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from opensearchpy import exceptions as oe
 
 from piiguard.connectors.opensearch import errors
-from piiguard.engines.opensearch import client
 from piiguard.contain.base import Containment, Holdings, Plan, containments
+from piiguard.engines.opensearch import client
 from piiguard.model import Finding, Store
 
 BLOCK = "index.blocks.read"

@@ -21,7 +21,6 @@ from piiguard.engines.deadline import deadline
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Store
 
-
 # clickhouse-driver logs a traceback for every failed connection; piiguard reports the failure itself
 logging.getLogger("clickhouse_driver.connection").setLevel(logging.CRITICAL)
 

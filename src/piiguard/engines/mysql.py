@@ -58,7 +58,7 @@ def open_session(store: Store, timeout: float, *, user: str, password: str, quer
                                password=password, connect_timeout=timeout, read_timeout=timeout,
                                write_timeout=timeout, **kw)
     if query_timeout is not None:
-        conn._read_timeout = query_timeout  # noqa: SLF001 — PyMySQL re-reads it before every read
+        conn._read_timeout = query_timeout  # type: ignore[attr-defined]  # re-read before every read
     return conn
 
 

@@ -31,7 +31,8 @@ def tls_params(store: Store) -> dict[str, str]:
     return params
 
 
-def open_session(store: Store, timeout: float, *, use_tls_settings: bool = True, **params: Any) -> psycopg.Connection[Any]:
+def open_session(store: Store, timeout: float, *, use_tls_settings: bool = True,
+                 **params: Any) -> psycopg.Connection[Any]:
     """A psycopg connection to the store's host and port, bounded by ``timeout`` overall. Driver
     errors are raised as they are (callers judge them); only the deadline becomes StoreUnreachable.
     ``use_tls_settings=False`` is for outside probes, which see what any client sees."""
@@ -73,7 +74,8 @@ def translate(store: Store, exc: psycopg.OperationalError) -> StoreUnreachable |
                                     hint=f"check the user and the password in ${store.password_env or 'PGPASSWORD'}")
     if "certificate verify failed" in text or "root certificate file" in text or "does not match host name" in text:
         return StoreUnreachable(store.name, f"the server's TLS certificate was not verified ({_tls_reason(text)})",
-                                hint="check sslrootcert (the CA that signed the server's certificate) and the host name")
+                                hint="check sslrootcert (the CA that signed the server's certificate) and the "
+                                     "host name")
     if "does not exist" in text:
         return StoreUnreachable(store.name, "database or role does not exist",
                                 hint="check database and user in the store's address")

@@ -35,8 +35,9 @@ def client(store: Store, timeout: float, *, decode_responses: bool = True, ping:
     """A client with the store's credentials and database; ``ping`` proves it answers (within the
     deadline) before it is returned. Errors name what to check."""
     tls.enforce(store)
+    db = int(store.database) if store.database and store.database.isdigit() else 0
     c = redis.Redis(host=host or store.host or "localhost", port=port or store.port or 6379, username=store.user,
-                    password=resolve_password(store), db=int(store.database) if (store.database or "").isdigit() else 0,
+                    password=resolve_password(store), db=db,
                     socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=decode_responses,
                     retry=Retry(NoBackoff(), 0), **tls_params(store))  # a probe does not retry
     if ping:

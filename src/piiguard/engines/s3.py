@@ -53,7 +53,8 @@ def client(store: Store, timeout: float, *, access_key: str | None = None, secre
         "s3", endpoint_url=endpoint(store), region_name=store.options.get("region", "us-east-1"),
         aws_access_key_id=access_key or store.user, aws_secret_access_key=secret_key or secret(store),
         verify=verify(store),
-        config=BotoConfig(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1},
+        config=BotoConfig(connect_timeout=timeout, read_timeout=timeout,
+                          retries={"total_max_attempts": 1, "mode": "standard"},  # one attempt, no retry
                           s3={"addressing_style": "path"}),
     )
 

@@ -34,8 +34,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from piiguard.checks.clickhouse import post
-from piiguard.connectors.postgres import connect
+from piiguard.engines.clickhouse import post
+from piiguard.engines.postgres import connect
 from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry
@@ -239,7 +239,7 @@ class OpenSearchWriter(Writer):
     already holds the name is deleted just before the alias is added (the one non-atomic moment)."""
 
     def _client(self) -> Any:
-        from piiguard.connectors.opensearch import client
+        from piiguard.engines.opensearch import client
 
         return client(self.store, self.timeout)
 

@@ -33,7 +33,8 @@ from psycopg import sql
 
 from piiguard.catalog import Catalog
 from piiguard.config import options_from, resolve_password
-from piiguard.connectors.postgres import any_of, connect
+from piiguard.connectors.postgres import any_of
+from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.response.scope import subject_hash

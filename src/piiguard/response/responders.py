@@ -33,7 +33,7 @@ from typing import Any, ClassVar, TypeVar
 import psycopg
 from psycopg import sql
 
-from piiguard.config import options_from, resolve_password
+from piiguard.config import options_from
 from piiguard.connectors.postgres import any_of
 from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
