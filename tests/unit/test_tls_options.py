@@ -75,7 +75,7 @@ def test_policy_require_tls_by_tag_name_and_everywhere() -> None:
 @pytest.mark.parametrize("policy", [{"require_tls": "always"}, {"require_tls": [{"level": "verified", "tag": {}}]},
                                     {"require_tls": [{"tags": {"env": "prod"}}]}, {"require_tls": 3}])
 def test_bad_require_tls_policy_is_a_configuration_error(policy: object) -> None:
-    with pytest.raises(ConfigError, match="policy.require_tls"):
+    with pytest.raises(ConfigError, match=r"policy\.require_tls"):
         parse_config({"stores": [], "policy": policy})
 
 

@@ -120,14 +120,17 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
         return self.talk(handshake)
 
     def http(self, method: str, path: str, headers: dict[str, str] | None = None,
-             limit: int = 1 << 20) -> tuple[int, bytes]:
+             limit: int = 1 << 20, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
         """One unauthenticated-unless-``headers``-say-so HTTP request in whatever the port speaks
-        (HTTPS when it completes a TLS handshake); status and at most ``limit`` bytes of body."""
+        (HTTPS when it completes a TLS handshake; the certificate is checked only with a ``context``
+        that says so — inside requests carrying credentials pass the store's); status and at most
+        ``limit`` bytes of body."""
         import http.client
 
         conn: http.client.HTTPConnection
         if self.speaks_tls:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=_UNVERIFIED)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                               context=context or _UNVERIFIED)
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:

@@ -11,6 +11,7 @@ any server configured by files), the files under ``options.config_dir`` (``confi
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +23,7 @@ from clickhouse_driver import errors as ch_errors
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
-from piiguard.engines import clickhouse
+from piiguard.engines import clickhouse, tls
 from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -42,17 +43,20 @@ class ClickHouseTarget(Target):
 
     @property
     def speaks_tls(self) -> bool:
-        """ClickHouse serves HTTPS on a port of its own (https_port); the store's port is plain HTTP."""
-        return False
+        """ClickHouse serves HTTPS on a port of its own (https_port): the store's port speaks TLS when
+        its ``secure`` option says so."""
+        return tls.flag(self.store, "secure", False)
 
     @property
     def tcp_port(self) -> int:
         return int(self.store.options.get("tcp_port", 9000))
 
-    def http_query(self, query: str, user: str = "default", password: str = "") -> tuple[int, str]:
+    def http_query(self, query: str, user: str = "default", password: str = "",
+                   context: ssl.SSLContext | None = None) -> tuple[int, str]:
         """(status, first line of the body) of a GET query; credentials in headers, never in the URL."""
         status, raw = self.http("GET", f"/?query={urllib.parse.quote(query)}",
-                                {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}, limit=4096)
+                                {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}, limit=4096,
+                                context=context)
         body = raw.decode("utf-8", "replace").split("\n", 1)[0]
         if status >= 400 and not body.startswith("Code:"):  # ClickHouse's errors all start so
             raise ProtocolError(self.store.name, f"HTTP {status} from something that is not ClickHouse")
@@ -76,7 +80,9 @@ class ClickHouseTarget(Target):
             client.disconnect()
 
     def query(self, sql: str) -> str:
-        status, body = self.http_query(sql, self.store.user or "default", resolve_password(self.store) or "")
+        tls.enforce(self.store)  # the store's password goes with it: never with less TLS than required
+        status, body = self.http_query(sql, self.store.user or "default", resolve_password(self.store) or "",
+                                       context=tls.context(self.store) if self.speaks_tls else None)
         if status in (401, 403) or (status == 500 and "password" in body.lower()):
             raise AuthenticationFailed(self.store.name, "inside checks could not log in",
                                        hint="configure the store's user and password_env")

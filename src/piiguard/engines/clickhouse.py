@@ -38,13 +38,15 @@ def _opener(store: Store) -> urllib.request.OpenerDirector:
 
 
 def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
-         collection: str | None = None) -> str:
-    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials;
-    returns the whole body. ClickHouse's error text can quote data: only its code is kept."""
+         collection: str | None = None, password: str | None = None) -> str:
+    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials (or
+    its user with ``password``); returns the whole body. ClickHouse's error text can quote data: only
+    its code is kept."""
     tls.enforce(store)
+    key = (resolve_password(store) or "") if password is None else password
     request = urllib.request.Request(
         f"{base_url(store)}/?query={urllib.parse.quote(query)}", data=body or b"",
-        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": resolve_password(store) or ""},
+        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": key},
         method="POST")
     try:
         with deadline(store, timeout, "ClickHouse answer"), _opener(store).open(request, timeout=timeout) as response:
