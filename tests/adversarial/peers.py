@@ -8,10 +8,15 @@ until it is stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 Behaviour = Callable[[socket.socket, threading.Event], None]
 
@@ -69,6 +74,40 @@ def drip(conn: socket.socket, stop: threading.Event) -> None:
 
 BEHAVIOURS: dict[str, Behaviour] = {"silent": silent, "garbage": garbage, "endless": endless, "close": close,
                                     "drip": drip}
+
+SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"  # PostgreSQL's: answered "S", then TLS as everyone else
+
+
+@functools.cache
+def _server_tls() -> ssl.SSLContext:
+    folder = Path(tempfile.mkdtemp(prefix="piiguard-hostile-tls-"))
+    key, cert = folder / "k.pem", folder / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-subj", "/CN=hostile", "-days", "1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def over_tls(behaviour: Behaviour) -> Behaviour:
+    """``behaviour`` after a completed TLS handshake (a self-signed certificate: the stores under
+    test are told not to verify it, so the client goes on to read)."""
+
+    def run(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(5)
+        if conn.recv(8, socket.MSG_PEEK) == SSL_REQUEST:
+            conn.recv(8)
+            conn.sendall(b"S")
+        with _server_tls().wrap_socket(conn, server_side=True) as wrapped:
+            wrapped.settimeout(None)
+            behaviour(wrapped, stop)
+
+    run.__name__ = f"tls-{behaviour.__name__}"
+    return run
+
+
+TLS_BEHAVIOURS: dict[str, Behaviour] = {f"tls-{n}": over_tls(b) for n, b in BEHAVIOURS.items()
+                                        if n in ("silent", "endless", "drip")}
 
 
 @contextlib.contextmanager
@@ -140,6 +179,17 @@ SCHEMES: dict[str, str] = {
     "mongodb": "mongodb://probe@127.0.0.1:{port}/app?password_env={env}",
     "s3": "s3://probe@127.0.0.1:{port}/bucket?tls=false&password_env={env}",
 }
+# The same engines over TLS that is not verified, so a client gets past the handshake to the reads.
+TLS_SCHEMES: dict[str, str] = {
+    "postgresql+tls": "postgresql://probe@127.0.0.1:{port}/app?sslmode=require&password_env={env}",
+    "redis+tls": "rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none&password_env={env}",
+    "clickhouse+tls": "clickhouse://probe@127.0.0.1:{port}/?tcp_port={port}&secure=true&verify=false"
+                      "&password_env={env}",
+    "opensearch+tls": "opensearch://probe@127.0.0.1:{port}/?verify_certs=false&password_env={env}",
+    "mongodb+tls": "mongodb://probe@127.0.0.1:{port}/app?tls=true&tlsAllowInvalidCertificates=true"
+                   "&password_env={env}",
+    "s3+tls": "s3://probe@127.0.0.1:{port}/bucket?verify=false&password_env={env}",
+}
 COMMANDS = ("scan", "check", "copy", "scope", "evidence")
 
 
@@ -191,11 +241,12 @@ def store_for(scheme: str, port: int, http: int) -> object:
     from piiguard.config import store_from_url
 
     os.environ.setdefault(SECRET_ENV, "not-a-real-secret")
-    return store_from_url(SCHEMES[scheme].format(port=port, http=http, env=SECRET_ENV), name=f"hostile-{scheme}")
+    url = {**SCHEMES, **TLS_SCHEMES}[scheme]
+    return store_from_url(url.format(port=port, http=http, env=SECRET_ENV), name=f"hostile-{scheme}")
 
 
 @contextlib.contextmanager
 def hostile(behaviour: str, scheme: str) -> Iterator[object]:
     """The store for ``scheme`` pointing at a peer that behaves as ``behaviour``."""
-    with peer(BEHAVIOURS[behaviour]) as port, peer(_refuse_http) as http:
+    with peer({**BEHAVIOURS, **TLS_BEHAVIOURS}[behaviour]) as port, peer(_refuse_http) as http:
         yield store_for(scheme, port, http)

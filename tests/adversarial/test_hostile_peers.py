@@ -3,7 +3,8 @@
 never a driver's exception, a hang or a pass.
 
 The peers (tests/adversarial/peers.py) are sockets on 127.0.0.1: silent after accepting, garbage,
-an endless stream, an immediate hang-up, one byte a second. Each case prints its elapsed time
+an endless stream, an immediate hang-up, one byte a second — in plain text, and after a completed
+TLS handshake for the engines' TLS variants. Each case prints its elapsed time
 (``pytest -s`` shows them; bench/hostile_peers.py prints the table of worst times).
 """
 
@@ -17,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from peers import BEHAVIOURS, COMMANDS, SCHEMES, hostile, run_command
+from peers import BEHAVIOURS, COMMANDS, SCHEMES, TLS_BEHAVIOURS, TLS_SCHEMES, hostile, run_command
 
 from piiguard import plugins
 from piiguard.errors import PiiguardError
@@ -37,6 +38,20 @@ def _loaded() -> None:
 @pytest.mark.parametrize("scheme", list(SCHEMES))
 def test_command_against_hostile_peer_ends_in_time_with_a_clear_answer(
         scheme: str, command: str, behaviour: str, tmp_path: Path) -> None:
+    _case(scheme, command, behaviour, tmp_path)
+
+
+@pytest.mark.parametrize("behaviour", list(TLS_BEHAVIOURS))
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("scheme", list(TLS_SCHEMES))
+def test_command_against_hostile_peer_behind_tls_ends_in_time(
+        scheme: str, command: str, behaviour: str, tmp_path: Path) -> None:
+    """The peer completes a TLS handshake, then misbehaves: the deadline must reach a socket that the
+    driver has wrapped in TLS (ssl detaches the object the deadline saw connect)."""
+    _case(scheme, command, behaviour, tmp_path)
+
+
+def _case(scheme: str, command: str, behaviour: str, tmp_path: Path) -> None:
     with hostile(behaviour, scheme) as store:
         start = time.monotonic()
         try:

@@ -15,6 +15,7 @@ sockets in C (libpq) or in threads of their own (pymongo) are bounded by their o
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import sys
 import threading
@@ -37,37 +38,54 @@ class Watch:
         self.seconds = seconds
         self.ends = time.monotonic() + seconds
         self.expired = False
-        self.sockets: list[socket.socket] = []
+        self.sockets: list[tuple[socket.socket, int, tuple[Any, ...]]] = []
         self.lock = threading.Lock()
 
-    def add(self, sock: socket.socket) -> None:
+    def add(self, sock: socket.socket, address: Any) -> None:
+        entry = (sock, sock.fileno(), tuple(address[:2]) if isinstance(address, tuple) else ())
         with self.lock:
             if self.expired:  # connected after the end: cut it at once
-                _shut(sock)
+                _shut(*entry)
             else:
-                self.sockets.append(sock)
+                self.sockets.append(entry)
 
     def expire(self) -> None:
         with self.lock:
             self.expired = True
-            for sock in self.sockets:
-                _shut(sock)
+            for entry in self.sockets:
+                _shut(*entry)
 
     def remaining(self) -> float:
         return max(0.0, self.ends - time.monotonic())
 
 
-def _shut(sock: socket.socket) -> None:
+def _shut(sock: socket.socket, fd: int, address: tuple[Any, ...]) -> None:
     # shutdown, never close: closing from another thread could free the descriptor number while the
     # driver still uses it, and the next open file would receive its writes.
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        if sock.fileno() != -1:
+            sock.shutdown(socket.SHUT_RDWR)
+            return
+        # Wrapped in TLS: ssl took the descriptor over and detached this object. Shut the connection
+        # down through a duplicate of the descriptor, only if it is still a socket connected to the
+        # same peer (the number may have been closed and reused meanwhile).
+        if fd < 0 or not address:
+            return
+        copy = os.dup(fd)
+        try:
+            dup = socket.socket(fileno=copy)
+        except OSError:  # not a socket any more
+            os.close(copy)
+            return
+        with dup:
+            if dup.type == socket.SOCK_STREAM and tuple(dup.getpeername()[:2]) == address:
+                dup.shutdown(socket.SHUT_RDWR)
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event == "socket.connect":
         for watch in getattr(_local, "watches", ()):
-            watch.add(args[0])
+            watch.add(args[0], args[1])
 
 
 _installed = threading.Lock()
