@@ -24,7 +24,7 @@ from piiguard import plugins
 from piiguard.errors import PiiguardError
 from piiguard.model import Finding, ScanResult, Status
 
-TIMEOUT = 1.0
+TIMEOUT = 1.5  # above the drip interval (1 s): only an overall deadline stops a drip, not a read timeout
 BOUND = 2 * TIMEOUT + 3
 
 
