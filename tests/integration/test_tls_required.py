@@ -183,3 +183,33 @@ def test_a_copy_into_a_plain_text_target_that_policy_requires_tls_for_is_refused
     assert any(f.check == "tls.required" for f in plan.blocking)
     with Catalog(tmp_path / "c.db") as cat, pytest.raises(CopyRefused, match=r"vault fails tls\.required"):
         run_copy(plan, b"k" * 32, cat, owner="o", purpose="p", expires=date(2030, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def tls_mariadb() -> Iterator[Server]:
+    """A MariaDB that requires TLS, with a self-signed certificate for localhost (its own CA)."""
+    from servers import start_mariadb, stop_mariadb
+
+    server = start_mariadb(hardened=True)
+    try:
+        yield server
+    finally:
+        stop_mariadb(server)
+
+
+def mysql_store(server: Server, **options: str) -> Store:
+    return Store("ledger", "mysql", host="localhost", port=server.port, user="root", database="app",
+                 password_env=PW_ENV, options=options)
+
+
+def test_mysql_ssl_ca_verifies_the_server_and_a_wrong_ca_fails(tls_mariadb: Server, tmp_path: Path) -> None:
+    from piiguard.engines import mysql
+
+    with mysql.connect(mysql_store(tls_mariadb, ssl_ca=str(tls_mariadb.data / "c.pem")), 5) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert cur.fetchone()[1]  # type: ignore[index]  # a cipher: the session is encrypted
+    _, wrong = make_ca(tmp_path, "someone-else-ca")
+    with pytest.raises(StoreUnreachable, match="TLS certificate was not verified") as raised:
+        mysql.connect(mysql_store(tls_mariadb, ssl_ca=str(wrong)), 5)
+    assert raised.value.store == "ledger" and PASSWORD not in str(raised.value)

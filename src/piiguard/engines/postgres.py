@@ -44,8 +44,12 @@ def open_session(store: Store, timeout: float, *, use_tls_settings: bool = True,
     params.setdefault("dbname", store.database or "postgres")
     # libpq's connect_timeout is whole seconds, at least 2 (1 is raised to 2); the deadline is exact
     params["connect_timeout"] = max(2, math.ceil(timeout))
+    # libpq has no read timeout: statements are bounded by the server's statement_timeout, and a peer
+    # that vanishes mid-statement by TCP keepalives (about 4 × timeout)
     params.setdefault("keepalives", 1)
     params.setdefault("keepalives_idle", max(1, math.ceil(timeout)))
+    params.setdefault("keepalives_interval", max(1, math.ceil(timeout)))
+    params.setdefault("keepalives_count", 3)
 
     def attempt() -> psycopg.Connection[Any]:
         return psycopg.connect(**params)
