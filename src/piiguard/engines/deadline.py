@@ -7,7 +7,9 @@ active, every socket the current thread connects is noted (through the interpret
 ``socket.connect`` audit event, so pure-Python drivers — PyMySQL, redis-py, clickhouse-driver,
 urllib3 under opensearch-py and botocore — need no cooperation); when the time is up those sockets are
 shut down, the blocked read returns, and the driver's error becomes
-:class:`~piiguard.errors.StoreUnreachable` naming the store and the limit. Drivers that keep their
+:class:`~piiguard.errors.StoreUnreachable` naming the store and the limit. A socket the driver has
+since wrapped in TLS is reached through its descriptor, and only while that descriptor is still a
+connection to the same peer (a closed and reused number is left alone). Drivers that keep their
 sockets in C (libpq) or in threads of their own (pymongo) are bounded by their own total timeouts;
 :func:`bounded` runs anything else in a helper thread and stops waiting for it.
 """
@@ -19,7 +21,6 @@ import os
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -36,7 +37,6 @@ class Watch:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.ends = time.monotonic() + seconds
         self.expired = False
         self.sockets: list[tuple[socket.socket, int, tuple[Any, ...]]] = []
         self.lock = threading.Lock()
@@ -54,9 +54,6 @@ class Watch:
             self.expired = True
             for entry in self.sockets:
                 _shut(*entry)
-
-    def remaining(self) -> float:
-        return max(0.0, self.ends - time.monotonic())
 
 
 def _shut(sock: socket.socket, fd: int, address: tuple[Any, ...]) -> None:
@@ -101,7 +98,7 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def deadline(store: Store, seconds: float, what: str = "an answer") -> Iterator[Watch]:
+def deadline(store: Store, seconds: float, what: str = "answer") -> Iterator[Watch]:
     """Bound everything inside the block to ``seconds`` (plus a little slack). On expiry, whatever the
     driver raised becomes :class:`StoreUnreachable` naming the store and the limit."""
     _install()
@@ -124,12 +121,12 @@ def deadline(store: Store, seconds: float, what: str = "an answer") -> Iterator[
         raise expired(store, seconds, what)
 
 
-def expired(store: Store, seconds: float, what: str = "an answer") -> StoreUnreachable:
+def expired(store: Store, seconds: float, what: str = "answer") -> StoreUnreachable:
     return StoreUnreachable(store.name, f"no complete {what} from {store.address} within {seconds:g} s",
                             hint="the peer is silent, slow or not this engine; check the address and port")
 
 
-def bounded(store: Store, seconds: float, step: Callable[[], R], what: str = "an answer",
+def bounded(store: Store, seconds: float, step: Callable[[], R], what: str = "answer",
             late: Callable[[R], object] | None = None) -> R:
     """Run ``step`` in a helper thread and wait at most ``seconds`` (plus slack) for it — for drivers
     whose sockets :func:`deadline` cannot reach. A step that overruns is abandoned (its own timeouts

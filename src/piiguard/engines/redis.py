@@ -58,4 +58,7 @@ def client(store: Store, timeout: float, *, decode_responses: bool = True, ping:
             c.close()
             raise StoreUnreachable(store.name, f"{store.address} did not answer as Redis does "
                                                f"({type(exc).__name__})") from exc
+        except StoreUnreachable:  # the deadline cut it
+            c.close()
+            raise
     return c
