@@ -82,3 +82,9 @@ def test_bad_require_tls_policy_is_a_configuration_error(policy: object) -> None
 def test_bad_store_require_tls_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match=r"stores\[0\]\.require_tls"):
         parse_config({"stores": [{"name": "a", "engine": "postgres", "require_tls": "yes"}]})
+
+
+def test_an_unreadable_ca_file_is_a_configuration_error_naming_the_store() -> None:
+    s = store_from_url("mariadb://u@h/db?ssl_ca=/nonexistent/ca.pem", name="ledger")
+    with pytest.raises(ConfigError, match=r"stores\.ledger: the CA file /nonexistent/ca\.pem cannot be read"):
+        tls.context(s)

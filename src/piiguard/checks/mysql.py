@@ -58,10 +58,12 @@ class MySQLTarget(Target):
     def connect(self, user: str, password: str, **kw: Any) -> pymysql.connections.Connection[Any]:
         """TLS exactly when the server offers it, with one shared context: PyMySQL would otherwise build
         a fresh one (reading the CA bundle, ~20 ms) for every connection — the cost of a watch cycle."""
-        tls: dict[str, Any] = {"ssl": unverified_context()} if self.greeting[1] & CLIENT_SSL \
-            else {"ssl_disabled": True}
         return mysql.open_session(self.store, self.timeout, user=user, password=password,
-                                  use_tls_settings=False, **tls, **kw)
+                                  use_tls_settings=False, **self.offered_tls(), **kw)
+
+    def offered_tls(self) -> dict[str, Any]:
+        """PyMySQL's TLS arguments for a probe: TLS (unverified) exactly when the greeting offers it."""
+        return {"ssl": unverified_context()} if self.greeting[1] & CLIENT_SSL else {"ssl_disabled": True}
 
     def login(self, user: str, password: str) -> bool:
         """True when ``user``/``password`` logs in (over TLS when offered); the session closes at once."""
@@ -81,9 +83,9 @@ class MySQLTarget(Target):
         s = self.store
         try:
             return mysql.open_session(s, self.timeout, user=s.user or "root", password=resolve_password(s) or "",
-                                      query_timeout=self.timeout * 6, **({} if mysql.tls_params(s) else (
-                                          {"ssl": unverified_context()} if self.greeting[1] & CLIENT_SSL
-                                          else {"ssl_disabled": True})))
+                                      query_timeout=self.timeout * 6,
+                                      # the store's own TLS settings when it has some (verified, enforced)
+                                      **({} if mysql.tls_params(s) else self.offered_tls()))
         except pymysql.err.OperationalError as exc:
             if exc.args and exc.args[0] == ER_ACCESS_DENIED:
                 raise AuthenticationFailed(s.name, "inside checks could not log in",
