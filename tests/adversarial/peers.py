@@ -72,8 +72,16 @@ def drip(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(b"a")
 
 
+def slow_refusal(conn: socket.socket, stop: threading.Event) -> None:
+    """Answers every request after a second, with an HTTP 500 and nothing else: quick enough for any
+    read timeout, slow enough that a tool retrying it per check adds up."""
+    _drain(conn)
+    if not stop.wait(1.0):
+        conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
 BEHAVIOURS: dict[str, Behaviour] = {"silent": silent, "garbage": garbage, "endless": endless, "close": close,
-                                    "drip": drip}
+                                    "drip": drip, "slow-refusal": slow_refusal}
 
 SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"  # PostgreSQL's: answered "S", then TLS as everyone else
 
