@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from piiguard.checks.base import Check, Outcome, Target, checks, failed, passed, targets
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.engines.s3 import client
 from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
 from piiguard.model import Severity, Vantage
@@ -61,7 +61,14 @@ class S3Target(Target):
         return str(contents[0]["Key"]) if contents else None
 
     def unsigned(self, path: str, headers: dict[str, str] | None = None) -> int:
-        return self.http("GET", path, headers, limit=0)[0]
+        """The status of an unsigned GET when it grants (200, 206) or refuses (401, 403, 404 — some
+        services hide what an anonymous caller may not see); anything else (a 500, a redirect to
+        another region) decides nothing: the store is unreachable for the checks, never a pass."""
+        status = self.http("GET", path, headers, limit=0)[0]
+        if status not in (200, 206, 401, 403, 404):
+            raise ProtocolError(self.store.name, f"an unsigned GET was answered HTTP {status}: neither granted "
+                                                 "nor refused", hint="check the endpoint, its region and port")
+        return status
 
     def close(self) -> None:
         self.__dict__.pop("session", None)  # boto3 clients hold no connection worth closing here
