@@ -84,6 +84,7 @@ OPTION_KEYS = {
 for _engine, _keys in TLS_OPTION_KEYS.items():  # each engine's TLS settings (piiguard.engines.tls)
     OPTION_KEYS.setdefault(_engine, set()).update(_keys)
 BOOL_OPTIONS = {"tls"} | TLS_BOOL_KEYS
+TLS_STORE_KEYS = set().union(*TLS_OPTION_KEYS.values())  # accepted as store keys too (folded into options)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
 
 STORE_KEYS = {
@@ -263,7 +264,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
     if not isinstance(raw, Mapping):
         problems.add(path, "expected a mapping with name and engine (or url)")
         return None
-    _unknown_keys(raw, STORE_KEYS, path, problems)
+    _unknown_keys(raw, STORE_KEYS | TLS_STORE_KEYS, path, problems)
     name = _opt_str(raw, "name", path, problems)
     if not name:
         problems.add(f"{path}.name", "required")
@@ -275,10 +276,12 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         tags = {}
     tag_map = {str(k): str(v) for k, v in tags.items()}
     options = raw.get("options") or {}
+    if isinstance(options, Mapping):  # TLS settings may also sit beside the other keys: sslmode: verify-full
+        options = {**{k: v for k, v in raw.items() if k in TLS_STORE_KEYS}, **options}
     if not isinstance(options, Mapping) or not all(isinstance(v, str | int) for v in options.values()):
         problems.add(f"{path}.options", "expected a mapping of option names to strings (see the engine's docs)")
         options = {}
-    option_map = {str(k): str(v) for k, v in options.items()}
+    option_map = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
     networks = _str_list(raw, "allowed_networks", path, problems)
     for i, net in enumerate(networks):
         try:

@@ -88,3 +88,14 @@ def test_an_unreadable_ca_file_is_a_configuration_error_naming_the_store() -> No
     s = store_from_url("mariadb://u@h/db?ssl_ca=/nonexistent/ca.pem", name="ledger")
     with pytest.raises(ConfigError, match=r"stores\.ledger: the CA file /nonexistent/ca\.pem cannot be read"):
         tls.context(s)
+
+
+def test_tls_settings_as_store_keys_beside_the_others() -> None:
+    cfg = parse_config({"stores": [
+        {"name": "prod", "engine": "postgres", "host": "db", "sslmode": "verify-full", "sslrootcert": "/ca.pem"},
+        {"name": "olap", "engine": "clickhouse", "host": "ch", "secure": True, "ca_certs": "/ca.pem"}]})
+    prod, olap = cfg.stores
+    assert dict(prod.options) == {"sslmode": "verify-full", "sslrootcert": "/ca.pem"}
+    assert tls.level(prod) is tls.level(olap) is tls.TlsLevel.VERIFIED
+    with pytest.raises(ConfigError, match=r"stores\[0\]\.options\.sslmode: unknown option for engine mysql"):
+        parse_config({"stores": [{"name": "m", "engine": "mysql", "sslmode": "verify-full"}]})
