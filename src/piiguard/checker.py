@@ -10,6 +10,7 @@ names the PII types and the number of people; a store never scanned says so.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
             if unreachable is not None:
                 outcome = Outcome(Status.ERROR, _reason(unreachable))
             else:
+                started = time.monotonic()
                 try:
                     outcome = cls().run(target)
                 except Unsupported as exc:  # the variant lacks the API: decided, not an error
@@ -78,6 +80,13 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
                     outcome = Outcome(Status.ERROR, exc.message + (f" — {exc.hint}" if exc.hint else ""))
                 except Exception as exc:  # a crashing check is an error finding, reported and counted
                     outcome = Outcome(Status.ERROR, f"the check failed ({type(exc).__name__})")
+                if unreachable is None and outcome.status is Status.ERROR and time.monotonic() - started >= timeout / 2:
+                    # A check that waited long and still could not decide: a slow answer that is not the
+                    # engine's (a real store refuses in milliseconds) would cost every remaining check the
+                    # same wait.
+                    unreachable = StoreUnreachable(store.name, f"no usable answer within {timeout:g} s; the "
+                                                   "remaining checks were not run",
+                                                   hint="the peer is slow or not this engine")
             out.append(Finding(check_id, store.name, outcome.status, cls.severity, cls.vantage, cls.title(),
                                outcome.evidence))
     finally:
@@ -130,6 +139,7 @@ def run_checks(targets_: Sequence[str | Store] = (), *, config: Config | None = 
     if names or not stores:
         stores += resolve_stores(names, config)
     policy = config.policy if config is not None else Policy()
+    stores = [policy.stamp(s) for s in stores]  # stores given as objects get policy's require_tls too
 
     def one(store: Store) -> list[Finding]:
         ids = policy.applicable(store, [i for i in check_ids(store.engine) if not only or i in only])

@@ -40,6 +40,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from piiguard.engines.tls import BOOL_KEYS as TLS_BOOL_KEYS
+from piiguard.engines.tls import CHOICES as TLS_CHOICES
+from piiguard.engines.tls import OPTION_KEYS as TLS_OPTION_KEYS
+from piiguard.engines.tls import REQUIRE_LEVELS
 from piiguard.errors import ConfigError
 from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
@@ -62,6 +66,7 @@ URL_SCHEMES = {
     "sqlite": "sqlite",
     "file": "files",
     "redis": "redis",
+    "rediss": "redis",  # Redis over TLS: sets the tls option
     "clickhouse": "clickhouse",
     "opensearch": "opensearch",
     "elasticsearch": "opensearch",
@@ -85,12 +90,15 @@ OPTION_KEYS = {
     "mongodb": {"tls", "cafile", "auth_mechanism"},
     "s3": {"tls", "cafile", "region"},
 }
-BOOL_OPTIONS = {"tls"}
+for _engine, _keys in TLS_OPTION_KEYS.items():  # each engine's TLS settings (piiguard.engines.tls)
+    OPTION_KEYS.setdefault(_engine, set()).update(_keys)
+BOOL_OPTIONS = {"tls"} | TLS_BOOL_KEYS
+TLS_STORE_KEYS = set().union(*TLS_OPTION_KEYS.values())  # accepted as store keys too (folded into options)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]*$")
 
 STORE_KEYS = {
     "name", "engine", "url", "host", "port", "database", "user", "path",
-    "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from",
+    "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from", "require_tls",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
 TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "respond"}
@@ -192,6 +200,8 @@ def _parse_url(url: str, name: str | None, where: str, problems: _Problems) -> S
         return None
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     options = {k: v for k, v in query.items() if k not in {"password_env", "password_file"}}
+    if parts.scheme.lower() == "rediss":
+        options.setdefault("tls", "true")
     for key in options:
         if key not in OPTION_KEYS.get(engine, set()):
             allowed = OPTION_KEYS.get(engine, set()) | {"password_env", "password_file"}
@@ -232,6 +242,10 @@ def _check_option_values(options: Mapping[str, str], where: str, problems: _Prob
     for key in BOOL_OPTIONS & set(options):
         if options[key].lower() not in ("true", "false"):
             problems.add(f"{where}.{key}" if where.endswith("options") else where, f"{key}: expected true or false")
+    for key, choices in TLS_CHOICES.items():
+        if key in options and options[key] not in choices:
+            problems.add(f"{where}.{key}" if where.endswith("options") else where,
+                         f"{key}: expected one of {', '.join(choices)}")
 
 
 Opts = TypeVar("Opts")
@@ -261,7 +275,7 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
     if not isinstance(raw, Mapping):
         problems.add(path, "expected a mapping with name and engine (or url)")
         return None
-    _unknown_keys(raw, STORE_KEYS, path, problems)
+    _unknown_keys(raw, STORE_KEYS | TLS_STORE_KEYS, path, problems)
     name = _opt_str(raw, "name", path, problems)
     if not name:
         problems.add(f"{path}.name", "required")
@@ -273,10 +287,12 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         tags = {}
     tag_map = {str(k): str(v) for k, v in tags.items()}
     options = raw.get("options") or {}
+    if isinstance(options, Mapping):  # TLS settings may also sit beside the other keys: sslmode: verify-full
+        options = {**{k: v for k, v in raw.items() if k in TLS_STORE_KEYS}, **options}
     if not isinstance(options, Mapping) or not all(isinstance(v, str | int) for v in options.values()):
         problems.add(f"{path}.options", "expected a mapping of option names to strings (see the engine's docs)")
         options = {}
-    option_map = {str(k): str(v) for k, v in options.items()}
+    option_map = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
     networks = _str_list(raw, "allowed_networks", path, problems)
     for i, net in enumerate(networks):
         try:
@@ -284,7 +300,12 @@ def _parse_store(raw: Any, path: str, problems: _Problems, engines: set[str] | N
         except ValueError:
             problems.add(f"{path}.allowed_networks[{i}]", "not a network (e.g. 10.0.0.0/8)")
     probe_from = _str_list(raw, "probe_from", path, problems)
-    exposure = {"allowed_networks": tuple(networks), "probe_from": tuple(probe_from)}
+    require_tls = _opt_str(raw, "require_tls", path, problems) or ""
+    if require_tls and require_tls not in REQUIRE_LEVELS:
+        problems.add(f"{path}.require_tls", f"expected one of {', '.join(REQUIRE_LEVELS)}")
+        require_tls = ""
+    exposure: dict[str, Any] = {"allowed_networks": tuple(networks), "probe_from": tuple(probe_from),
+                                "require_tls": require_tls}
     engine_name = raw.get("engine") or URL_SCHEMES.get(urlsplit(str(raw.get("url", ""))).scheme.lower(), "")
     for key in option_map:
         if key not in OPTION_KEYS.get(str(engine_name), set()):
@@ -474,6 +495,7 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
     check_respond(respond, schema, names, problems.add)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
+    stores = [policy.stamp(s) for s in stores]  # policy's require_tls rules, matched by tag, onto each store
     return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond)
 
 

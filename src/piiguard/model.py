@@ -34,6 +34,7 @@ class Store:
     options: Mapping[str, str] = field(default_factory=_frozen)  # engine-specific, e.g. clickhouse tcp_port
     allowed_networks: tuple[str, ...] = ()  # who may reach the store; anyone else reaching it is exposure
     probe_from: tuple[str, ...] = ()  # network namespaces on this host to probe from, outside those networks
+    require_tls: str = ""  # "", "encrypted" or "verified": a connection with less is refused (engines.tls)
 
     @property
     def address(self) -> str:

@@ -36,6 +36,7 @@ BUILTIN = (
     "piiguard.checks.postgres",
     "piiguard.checks.redis",
     "piiguard.checks.s3",
+    "piiguard.checks.tls",
     "piiguard.watch.sinks",
     "piiguard.contain.clickhouse",
     "piiguard.contain.mongodb",

@@ -16,6 +16,9 @@ In ``piiguard.yaml``::
 
       containment: approve                # never (default) | approve | auto
       containment_rate: 5                 # at most this many stores closed per minute
+      require_tls:                        # refuse to connect without this TLS (or: require_tls: verified)
+        - tags: {env: prod}               # stores with these tags (and/or store: name or glob)
+          level: verified                 # verified (chain and host name checked) | encrypted
 
 A waived failure is still reported (status ``fail``, marked waived, with the reason) but does not
 count for ``--fail-on``; once the waiver has expired it counts again and says when it expired.
@@ -58,7 +61,21 @@ class Waiver:
 
 
 CONTAINMENT_MODES = ("never", "approve", "auto")
-POLICY_KEYS = ("skip", "severity", "waivers", "containment", "containment_rate")
+POLICY_KEYS = ("skip", "severity", "waivers", "containment", "containment_rate", "require_tls")
+TLS_LEVELS = ("encrypted", "verified")
+
+
+@dataclass(frozen=True)
+class TlsRule:
+    """Stores (by tags and/or name glob) whose connections must use at least ``level`` TLS."""
+
+    level: str
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    store: str = "*"
+
+    def applies(self, store: Store) -> bool:
+        return all(store.tags.get(k) == v for k, v in self.tags.items()) and \
+            fnmatch.fnmatchcase(store.name, self.store)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,13 @@ class Policy:
     waivers: tuple[Waiver, ...] = ()
     containment: str = "never"  # never | approve | auto: what watch does when a store is exposed
     containment_rate: int = 5  # at most this many stores closed per minute
+    require_tls: tuple[TlsRule, ...] = ()
+
+    def stamp(self, store: Store) -> Store:
+        """The store with the strictest TLS its own setting and the matching rules require."""
+        levels = [store.require_tls, *(r.level for r in self.require_tls if r.applies(store))]
+        need = max((lv for lv in levels if lv), key=TLS_LEVELS.index, default="")
+        return store if need == store.require_tls else replace(store, require_tls=need)
 
     def applicable(self, store: Store, check_ids: Sequence[str]) -> list[str]:
         return [c for c in check_ids if not any(rule.applies(store, c) for rule in self.skip)]
@@ -106,7 +130,34 @@ def parse_policy(raw: Any, problem: Problem, check_ids: set[str] | None = None) 
         rate = 5
     return Policy(_skip(raw.get("skip") or [], problem, check_ids),
                   _severity(raw.get("severity") or {}, problem, check_ids),
-                  _waivers(raw.get("waivers") or [], problem), mode, rate)
+                  _waivers(raw.get("waivers") or [], problem), mode, rate,
+                  _require_tls(raw.get("require_tls"), problem))
+
+
+def _require_tls(raw: Any, problem: Problem) -> tuple[TlsRule, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):  # one level for every store
+        raw = [{"level": raw}]
+    if not isinstance(raw, list):
+        problem("policy.require_tls", "expected a level (verified, encrypted) or a list of {tags, store, level}")
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        path = f"policy.require_tls[{i}]"
+        if not isinstance(item, Mapping) or item.get("level") not in TLS_LEVELS:
+            problem(path, f"expected {{tags: {{…}}, store: glob, level: {' | '.join(TLS_LEVELS)}}}")
+            continue
+        unknown = set(item) - {"tags", "store", "level"}
+        if unknown:
+            problem(f"{path}.{sorted(unknown)[0]}", "unknown key (tags, store, level)")
+        tags = item.get("tags") or {}
+        if not isinstance(tags, Mapping):
+            problem(f"{path}.tags", "expected a mapping")
+            continue
+        out.append(TlsRule(str(item["level"]), MappingProxyType({str(k): str(v) for k, v in tags.items()}),
+                           str(item.get("store", "*"))))
+    return tuple(out)
 
 
 def _check_patterns(patterns: list[Any], path: str, problem: Problem, check_ids: set[str] | None) -> None:

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,37 @@ def test_hostile_peer_gives_error_findings_in_bounded_time(peer: int, engine: st
     assert findings and {f.status for f in findings} == {Status.ERROR}
     assert all(f.evidence for f in findings)
     assert elapsed < TIMEOUT * 10  # no hang: one timeout for the first probe, the rest report it at once
+
+
+def silent_after_accept(conn: socket.socket) -> None:
+    time.sleep(30)  # longer than any bound below: only piiguard's own limits end the command
+
+
+CLI_CASES = [
+    ("scan", "mysql://probe@127.0.0.1:{port}/app"),  # the hostile tester's example: 63 s at --timeout 2
+    ("scan", "postgresql://probe@127.0.0.1:{port}/app"),
+    ("scan", "mongodb://probe@127.0.0.1:{port}/app"),
+    ("check", "mysql://probe@127.0.0.1:{port}/app"),
+    ("check", "redis://127.0.0.1:{port}/0"),
+]
+
+
+@pytest.mark.parametrize("peer", [silent_after_accept], ids=["silent"], indirect=True)
+@pytest.mark.parametrize(("command", "url"), CLI_CASES, ids=[f"{c}-{u.split(':')[0]}" for c, u in CLI_CASES])
+def test_cli_timeout_bounds_the_command_against_a_silent_port(peer: int, command: str, url: str,
+                                                              tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from piiguard import plugins
+    from piiguard.cli import app
+
+    plugins.load()  # imports are not the command's time
+    start = time.monotonic()
+    result = CliRunner().invoke(app, [command, url.format(port=peer), "--timeout", "2", "--catalog",
+                                      str(tmp_path / "c.db")])
+    elapsed = time.monotonic() - start
+    print(f"\npiiguard {command} {url.split(':')[0]} --timeout 2 against a silent port: {elapsed:.2f} s")
+    assert elapsed <= 2 * 2 + 3
+    print(f"exit {result.exit_code}, {type(result.exception).__name__}")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1  # the store failed: said, not hidden

@@ -54,8 +54,8 @@ def test_clickhouse_url_options_and_unknown_options() -> None:
     s = store_from_url("clickhouse://default@olap:8123/db?tcp_port=9440&config_dir=/etc/clickhouse-server")
     assert (s.engine, s.port, dict(s.options)) == ("clickhouse", 8123, {"tcp_port": "9440",
                                                                        "config_dir": "/etc/clickhouse-server"})
-    with pytest.raises(ConfigError, match="unknown URL parameter 'sslmode'"):
-        store_from_url("postgresql://u@h/db?sslmode=disable")
+    with pytest.raises(ConfigError, match="unknown URL parameter 'ssl_mode'"):  # sslmode is known: engines.tls
+        store_from_url("postgresql://u@h/db?ssl_mode=disable")
     with pytest.raises(ConfigError, match=r"stores\[0\]\.options\.bogus: unknown option for engine redis"):
         parse_config({"stores": [{"name": "r", "engine": "redis", "options": {"bogus": "1"}}]})
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
+from piiguard.engines.deadline import deadline
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Severity, Status, Store, Vantage
 from piiguard.registry import Registry
@@ -90,11 +91,15 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
 
     def talk(self, exchange: Callable[[socket.socket], R]) -> R:
         """Run a raw, unauthenticated exchange on a fresh TCP connection, every step bounded by the
-        timeout; a silent or closed port becomes :class:`StoreUnreachable`."""
+        timeout and the whole exchange by it too (a peer dripping bytes cannot stretch it); a silent or
+        closed port becomes :class:`StoreUnreachable`."""
         try:
-            with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+            with deadline(self.store, self.timeout, "exchange"), \
+                    socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
                 sock.settimeout(self.timeout)
                 return exchange(sock)
+        except StoreUnreachable:
+            raise
         except TimeoutError as exc:
             raise StoreUnreachable(self.store.name, f"no answer from {self.host}:{self.port} within "
                                    f"{self.timeout:g} s") from exc
@@ -127,20 +132,26 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
         return self.talk(handshake)
 
     def http(self, method: str, path: str, headers: dict[str, str] | None = None,
-             limit: int = 1 << 20) -> tuple[int, bytes]:
+             limit: int = 1 << 20, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
         """One unauthenticated-unless-``headers``-say-so HTTP request in whatever the port speaks
-        (HTTPS when it completes a TLS handshake); status and at most ``limit`` bytes of body."""
+        (HTTPS when it completes a TLS handshake; the certificate is checked only with a ``context``
+        that says so — inside requests carrying credentials pass the store's); status and at most
+        ``limit`` bytes of body."""
         import http.client
 
         conn: http.client.HTTPConnection
         if self.speaks_tls:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=_UNVERIFIED)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                               context=context or _UNVERIFIED)
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request(method, path, headers={"User-Agent": "piiguard", **(headers or {})})
-            response = conn.getresponse()
-            return response.status, response.read(limit)
+            with deadline(self.store, self.timeout, "HTTP answer"):
+                conn.request(method, path, headers={"User-Agent": "piiguard", **(headers or {})})
+                response = conn.getresponse()
+                return response.status, response.read(limit)
+        except StoreUnreachable:
+            raise
         except TimeoutError as exc:
             raise StoreUnreachable(self.store.name, f"no HTTP answer from {self.host}:{self.port} within "
                                    f"{self.timeout:g} s") from exc

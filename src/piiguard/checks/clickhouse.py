@@ -11,6 +11,7 @@ any server configured by files), the files under ``options.config_dir`` (``confi
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,15 +22,15 @@ from typing import TYPE_CHECKING
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
-from piiguard.errors import AuthenticationFailed, CollectionError, StoreError, StoreUnreachable
-from piiguard.model import Severity, Store, Vantage
+from piiguard.engines import clickhouse, tls
+from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
+from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
-    import clickhouse_driver
     from clickhouse_driver import errors as ch_errors
 else:  # imported on first use: starting the CLI must not load every engine's driver
-    clickhouse_driver = driver("clickhouse_driver")
     ch_errors = driver("clickhouse_driver.errors")
 
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
@@ -47,17 +48,20 @@ class ClickHouseTarget(Target):
 
     @property
     def speaks_tls(self) -> bool:
-        """ClickHouse serves HTTPS on a port of its own (https_port); the store's port is plain HTTP."""
-        return False
+        """ClickHouse serves HTTPS on a port of its own (https_port): the store's port speaks TLS when
+        its ``secure`` option says so."""
+        return tls.flag(self.store, "secure", False)
 
     @property
     def tcp_port(self) -> int:
         return int(self.store.options.get("tcp_port", 9000))
 
-    def http_query(self, query: str, user: str = "default", password: str = "") -> tuple[int, str]:
+    def http_query(self, query: str, user: str = "default", password: str = "",
+                   context: ssl.SSLContext | None = None) -> tuple[int, str]:
         """(status, first line of the body) of a GET query; credentials in headers, never in the URL."""
         status, raw = self.http("GET", f"/?query={urllib.parse.quote(query)}",
-                                {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}, limit=4096)
+                                {"X-ClickHouse-User": user, "X-ClickHouse-Key": password}, limit=4096,
+                                context=context)
         body = raw.decode("utf-8", "replace").split("\n", 1)[0]
         if status >= 400 and not body.startswith("Code:"):  # ClickHouse's errors all start so
             raise ProtocolError(self.store.name, f"HTTP {status} from something that is not ClickHouse")
@@ -65,22 +69,25 @@ class ClickHouseTarget(Target):
 
     def native_open(self) -> bool:
         """True when the native port runs SELECT 1 for user default with no password."""
-        client = clickhouse_driver.Client(host=self.host, port=self.tcp_port, user="default", password="",
-                        connect_timeout=self.timeout, send_receive_timeout=self.timeout)
+        client = clickhouse.native(self.store, self.timeout, port=self.tcp_port)
         try:
-            return bool(client.execute("SELECT 1") == [(1,)])
+            return bool(clickhouse.native_call(self.store, self.timeout, client, "SELECT 1") == [(1,)])
         except ch_errors.ServerException:
             return False  # authentication refused
+        except StoreUnreachable:
+            raise
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             raise StoreUnreachable(self.store.name, f"no native answer from {self.host}:{self.tcp_port} "
                                    f"({type(exc).__name__})") from exc
-        except ch_errors.Error as exc:
+        except (ch_errors.Error, ValueError, IndexError, UnicodeError, MemoryError) as exc:  # garbage, parsed
             raise ProtocolError(self.store.name, f"port {self.tcp_port} did not answer as ClickHouse does") from exc
         finally:
             client.disconnect()
 
     def query(self, sql: str) -> str:
-        status, body = self.http_query(sql, self.store.user or "default", resolve_password(self.store) or "")
+        tls.enforce(self.store)  # the store's password goes with it: never with less TLS than required
+        status, body = self.http_query(sql, self.store.user or "default", resolve_password(self.store) or "",
+                                       context=tls.context(self.store) if self.speaks_tls else None)
         if status in (401, 403) or (status == 500 and "password" in body.lower()):
             raise AuthenticationFailed(self.store.name, "inside checks could not log in",
                                        hint="configure the store's user and password_env")
@@ -258,22 +265,3 @@ class QueryLogOff(ClickHouseCheck):
 
 
 targets.add("clickhouse", ClickHouseTarget)
-
-
-def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
-         collection: str | None = None) -> str:
-    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials;
-    returns the whole body. ClickHouse's error text can quote data: only its code is kept."""
-    request = urllib.request.Request(
-        f"http://{store.host or 'localhost'}:{store.port or 8123}/?query={urllib.parse.quote(query)}", data=body or b"",
-        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": resolve_password(store) or ""},
-        method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return str(response.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        code = exc.read(200).decode("utf-8", "replace").split(",", 1)[0]  # "Code: 60"
-        raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
-    except OSError as exc:
-        raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc).__name__})") from exc
-

@@ -21,7 +21,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, not_applicable, passed, targets
-from piiguard.connectors.mongodb import client, errors
+from piiguard.connectors.mongodb import errors
+from piiguard.engines import mongodb
+from piiguard.engines.mongodb import client
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
 
@@ -62,11 +64,7 @@ class MongoTarget(Target):
             return False  # a TLS listener drops plain text
 
     def anonymous(self) -> pymongo.MongoClient[dict[str, Any]]:
-        ms = int(self.timeout * 1000)
-        tls: dict[str, Any] = {} if self.plain_hello else {"tls": True, "tlsInsecure": True}
-        return pymongo.MongoClient(self.host, self.port, directConnection=True, serverSelectionTimeoutMS=ms,
-                                   connectTimeoutMS=ms, socketTimeoutMS=ms, retryReads=False, appname="piiguard",
-                                   **tls)
+        return mongodb.anonymous(self.host, self.port, self.timeout, tls_insecure=not self.plain_hello)
 
     @cached_property
     def anonymous_databases(self) -> int | None:

@@ -12,13 +12,14 @@ which it sends only to the configured server).
 from __future__ import annotations
 
 import socket
-import ssl
 import struct
-from functools import cache, cached_property
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
+from piiguard.engines import mysql
+from piiguard.engines.mysql import DRIVER_ERRORS, unverified_context
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
@@ -53,14 +54,6 @@ def no_password(account: dict[str, Any]) -> bool:
     return bool(account["no_password"]) and not account["locked"] and account["plugin"] in PASSWORD_PLUGINS
 
 
-@cache
-def _tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class MySQLTarget(Target):
     """A MariaDB/MySQL server: its greeting, test logins, and an inside session."""
 
@@ -86,9 +79,12 @@ class MySQLTarget(Target):
     def connect(self, user: str, password: str, **kw: Any) -> pymysql.connections.Connection[Any]:
         """TLS exactly when the server offers it, with one shared context: PyMySQL would otherwise build
         a fresh one (reading the CA bundle, ~20 ms) for every connection — the cost of a watch cycle."""
-        tls: dict[str, Any] = {"ssl": _tls_context()} if self.greeting[1] & CLIENT_SSL else {"ssl_disabled": True}
-        return pymysql.connect(host=self.host, port=self.port, user=user, password=password,
-                               connect_timeout=self.timeout, **tls, **kw)
+        return mysql.open_session(self.store, self.timeout, user=user, password=password,
+                                  use_tls_settings=False, **self.offered_tls(), **kw)
+
+    def offered_tls(self) -> dict[str, Any]:
+        """PyMySQL's TLS arguments for a probe: TLS (unverified) exactly when the greeting offers it."""
+        return {"ssl": unverified_context()} if self.greeting[1] & CLIENT_SSL else {"ssl_disabled": True}
 
     def login(self, user: str, password: str) -> bool:
         """True when ``user``/``password`` logs in (over TLS when offered); the session closes at once."""
@@ -99,18 +95,25 @@ class MySQLTarget(Target):
                 return False
             raise StoreUnreachable(self.store.name, f"login attempt failed (error {exc.args[0] if exc.args else '?'})"
                                    ) from exc
+        except DRIVER_ERRORS as exc:
+            raise mysql.unreachable(self.store, exc) from exc
         return True
 
     @cached_property
     def session(self) -> pymysql.connections.Connection[Any]:
         s = self.store
         try:
-            return self.connect(s.user or "root", resolve_password(s) or "", read_timeout=self.timeout * 6)
+            return mysql.open_session(s, self.timeout, user=s.user or "root", password=resolve_password(s) or "",
+                                      query_timeout=self.timeout * 6,
+                                      # the store's own TLS settings when it has some (verified, enforced)
+                                      **({} if mysql.tls_params(s) else self.offered_tls()))
         except pymysql.err.OperationalError as exc:
             if exc.args and exc.args[0] == ER_ACCESS_DENIED:
                 raise AuthenticationFailed(s.name, "inside checks could not log in",
                                            hint="configure the store's user and password_env") from exc
             raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc
+        except DRIVER_ERRORS as exc:
+            raise mysql.unreachable(s, exc) from exc
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         with self.session.cursor() as cur:

@@ -18,8 +18,9 @@ import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from piiguard.checks.base import Check, Outcome, Target, basic_auth, checks, failed, passed, targets
-from piiguard.connectors.opensearch import client, errors
+from piiguard.checks.base import Check, Outcome, ProtocolError, Target, basic_auth, checks, failed, passed, targets
+from piiguard.connectors.opensearch import errors
+from piiguard.engines.opensearch import client
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
 
@@ -39,7 +40,19 @@ class OpenSearchTarget(Target):
     default_port = 9200
 
     def anonymous(self, path: str) -> int:
-        return self.http("GET", path, limit=0)[0]
+        return self.verdict(self.http("GET", path, limit=0)[0])
+
+    def login(self, user: str, password: str) -> bool:
+        """True when ``GET /`` with these credentials is answered 200 (refused: 401 or 403)."""
+        return self.verdict(self.http("GET", "/", basic_auth(user, password), limit=0)[0]) == 200
+
+    def verdict(self, status: int) -> int:
+        """The status when it grants (200) or refuses (401, 403); anything else decides nothing — a
+        500 is not a refusal — and makes the store unreachable for the checks, never a pass."""
+        if status not in (200, 401, 403):
+            raise ProtocolError(self.store.name, f"HTTP {status}: neither granted nor refused, not as "
+                                                 "OpenSearch/Elasticsearch answers", hint="check the address and port")
+        return status
 
     @cached_property
     def session(self) -> OpenSearch:
@@ -134,8 +147,7 @@ class DefaultCredentials(OpenSearchCheck):
     def run(self, target: OpenSearchTarget) -> Outcome:
         if target.anonymous("/") == 200:
             return passed("no password is asked for (see opensearch.anonymous-access)")
-        accepted = [user for user, pw in DEFAULT_CREDENTIALS
-                    if target.http("GET", "/", basic_auth(user, pw), limit=0)[0] == 200]
+        accepted = [user for user, pw in DEFAULT_CREDENTIALS if target.login(user, pw)]
         if accepted:
             return failed(f"a default password was accepted for {', '.join(accepted)}")
         return passed(f"{len(DEFAULT_CREDENTIALS)} default logins refused")

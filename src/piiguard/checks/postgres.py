@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
+from piiguard.engines import postgres
 from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreUnreachable
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
@@ -191,11 +192,9 @@ class PostgresTarget(Target):
     def session(self) -> psycopg.Connection[Any]:
         s = self.store
         try:
-            return psycopg.connect(
-                host=self.host, port=self.port, dbname=s.database or "postgres", user=s.user,
-                password=resolve_password(s), connect_timeout=max(1, int(self.timeout)), autocommit=True,
-                application_name="piiguard", options="-c default_transaction_read_only=on",
-            )
+            return postgres.open_session(
+                s, self.timeout, host=self.host, port=self.port, user=s.user, password=resolve_password(s),
+                autocommit=True, application_name="piiguard", options="-c default_transaction_read_only=on")
         except psycopg.OperationalError as exc:
             # libpq keeps no SQLSTATE for a failed connection: ask the server again, on the wire
             try:
@@ -205,7 +204,7 @@ class PostgresTarget(Target):
             if state in REFUSED:
                 raise AuthenticationFailed(s.name, "inside checks could not log in",
                                            hint="configure the store's user and password_env") from exc
-            raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc
+            raise postgres.translate(s, exc) from exc
 
     def rows(self, query: str, *, hint: str | None = None) -> list[tuple[Any, ...]]:
         try:

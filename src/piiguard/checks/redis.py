@@ -16,8 +16,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, Unsupported, checks, failed, passed, targets
-from piiguard.config import resolve_password
-from piiguard.errors import AuthenticationFailed, StoreUnreachable
+from piiguard.engines import redis as engine
+from piiguard.errors import AuthenticationFailed
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
 
@@ -76,19 +76,11 @@ class RedisTarget(Target):
     @cached_property
     def session(self) -> redis.Redis:
         s = self.store
-        client = redis.Redis(host=self.host, port=self.port, username=s.user, password=resolve_password(s),
-                             socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                             decode_responses=True,
-                             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))  # a probe does not retry
         try:
-            client.ping()
-        except redis.AuthenticationError as exc:
+            client = engine.client(s, self.timeout, host=self.host, port=self.port)
+        except AuthenticationFailed as exc:
             raise AuthenticationFailed(s.name, "inside checks could not log in",
                                        hint="configure the store's user and password_env (an ACL admin)") from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnreachable(s.name, f"cannot talk to {self.host}:{self.port} ({type(exc).__name__})") from exc
-        except redis.RedisError as exc:
-            raise ProtocolError(s.name, f"unexpected answer ({type(exc).__name__})") from exc
         return client
 
     def config(self, name: str) -> str:

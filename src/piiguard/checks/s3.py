@@ -17,8 +17,19 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from piiguard.checks.base import Check, Outcome, Target, Unsupported, checks, failed, not_applicable, passed, targets
-from piiguard.connectors.s3 import client
+from piiguard.checks.base import (
+    Check,
+    Outcome,
+    ProtocolError,
+    Target,
+    Unsupported,
+    checks,
+    failed,
+    not_applicable,
+    passed,
+    targets,
+)
+from piiguard.engines.s3 import client
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
@@ -67,7 +78,14 @@ class S3Target(Target):
         return str(contents[0]["Key"]) if contents else None
 
     def unsigned(self, path: str, headers: dict[str, str] | None = None) -> int:
-        return self.http("GET", path, headers, limit=0)[0]
+        """The status of an unsigned GET when it grants (200, 206) or refuses (401, 403, 404 — some
+        services hide what an anonymous caller may not see); anything else (a 500, a redirect to
+        another region) decides nothing: the store is unreachable for the checks, never a pass."""
+        status = self.http("GET", path, headers, limit=0)[0]
+        if status not in (200, 206, 401, 403, 404):
+            raise ProtocolError(self.store.name, f"an unsigned GET was answered HTTP {status}: neither granted "
+                                                 "nor refused", hint="check the endpoint, its region and port")
+        return status
 
     def close(self) -> None:
         self.__dict__.pop("session", None)  # boto3 clients hold no connection worth closing here

@@ -99,7 +99,8 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
          lineage_to: str = typer.Option(None, "--lineage", help="file:PATH or http(s) URL for OpenLineage"),
          sample: int = typer.Option(2000, "--sample", help="rows sampled to classify the source"),
          config: Path = typer.Option(None, "--config", "-c"),
-         catalog: Path = typer.Option(None, "--catalog")) -> None:
+         catalog: Path = typer.Option(None, "--catalog"),
+         timeout: float = typer.Option(10.0, "--timeout", help="seconds to wait for a store to answer")) -> None:
     """Copy a collection into another store: masked by default, only into a target that passes its
     checks, registered with an owner and an expiry."""
     cfg = read_config(config)
@@ -115,7 +116,8 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
             _lineage()  # a missing OpenLineage is said before the copy, not after it
     with open_catalog(catalog, cfg) as cat:
         plan = plan_copy(src_store, src_collection, dst_store, dst_collection, config=cfg,
-                         accepted_risk=accept_risk, sample_size=sample, catalog=cat, replace=replace)
+                         accepted_risk=accept_risk, sample_size=sample, catalog=cat, replace=replace,
+                         timeout=timeout)
     _show(plan, console)
     if plan_only:
         return
@@ -123,7 +125,8 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
                                            TimeElapsedColumn(), console=Console(stderr=True)) as bar, _terminable():
         task = bar.add_task("rows", total=plan.rows_estimate or None)
         result = run_copy(plan, key, cat, owner=owner, purpose=purpose, expires=until,
-                          progress=lambda n: bar.advance(task, n))
+                          # writes keep a 30 s floor: the statement budget (30 x) must fit a bulk COPY
+                          progress=lambda n: bar.advance(task, n), timeout=max(timeout, 30.0))
         record = next(c for c in cat.copies() if c["id"] == result.copy_id)
     if lineage_to:
         _lineage().emit(record, lineage_to)

@@ -49,6 +49,9 @@ def _head(head: Head | None) -> None:
         Console().print(f"timeline head {head}", highlight=False, soft_wrap=True)
 
 
+TIMEOUT = typer.Option(30.0, "--timeout", help="seconds to wait for a store to answer (each network step)")
+
+
 def _stores(config: Config | None) -> dict[str, Store]:
     return {s.name: s for s in (config.stores if config else ())}
 
@@ -89,7 +92,7 @@ def open_incident(store: str, since: str = typer.Option(..., "--since", help="st
 @incident_app.command("scope")
 def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where the subject list goes (0600)"),
           key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG,
-          force: bool = FORCE) -> None:
+          force: bool = FORCE, timeout: float = TIMEOUT) -> None:
     """Exactly who was exposed and which of their data: the list to a file (0600; an existing file only
     with --force), keyed hashes to the catalog."""
     key = key_from(key_env, str(key_file) if key_file else None)
@@ -98,7 +101,7 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
         incident = incidents.get(cat, incident_id)
         if not force:  # refused before the (long) read, not after it
             safefile.refuse_existing(out)
-        found = find_scope(cat, incident, _stores(cfg), key)
+        found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout)
         write_subjects(found, out, force=force)
         cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
         counts: dict[str, int] = {}
@@ -116,7 +119,8 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
 def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
              lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include (the "
                                           "exposure began between watch's last passing and first failing probe)"),
-             config: Path = CONFIG, catalog: Path = CATALOG, force: bool = FORCE) -> None:
+             config: Path = CONFIG, catalog: Path = CATALOG, force: bool = FORCE,
+             timeout: float = TIMEOUT) -> None:
     """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact
     (an artefact collected before is replaced only with --force)."""
     cfg = read_config(config)
@@ -130,7 +134,7 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
         for name in incident["stores"]:
             if name not in stores:
                 raise UsageError(f"store {name!r} is not in the configuration")
-            found = evidence_.collect(stores[name], start, end, folder, force)
+            found = evidence_.collect(stores[name], start, end, folder, force, timeout=timeout)
             head = cat.event(incident_id, "evidence", found.summary())
             Console().print(Text(f"{name}: {found.note}"))
             for address, kind in sorted(found.addresses.items()):

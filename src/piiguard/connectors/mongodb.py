@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
+from piiguard.engines.mongodb import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import driver
@@ -34,21 +34,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
 SYSTEM_DATABASES = {"admin", "local", "config"}
 SAMPLE_RANGES = 5
 NOT_IMPLEMENTED = 238
-
-
-def client(store: Store, timeout: float, *, credentials: bool = True) -> pymongo.MongoClient[dict[str, Any]]:
-    """A direct connection; ``credentials=False`` connects as an anonymous client would."""
-    ms = int(timeout * 1000)
-    kwargs: dict[str, Any] = {"serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "socketTimeoutMS": ms,
-                              "directConnection": True, "retryReads": False, "retryWrites": False,
-                              "tls": option_flag(store, "tls", False), "appname": "piiguard"}
-    if store.options.get("cafile"):
-        kwargs["tlsCAFile"] = store.options["cafile"]
-    if credentials and store.user:
-        kwargs.update(username=store.user, password=resolve_password(store) or "")
-        if store.options.get("auth_mechanism"):
-            kwargs["authMechanism"] = store.options["auth_mechanism"]
-    return pymongo.MongoClient(store.host or "localhost", store.port or 27017, **kwargs)
 
 
 @contextmanager

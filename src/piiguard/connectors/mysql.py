@@ -16,9 +16,9 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from piiguard.config import resolve_password
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors, record_batch
-from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable
+from piiguard.engines import mysql
+from piiguard.errors import CollectionError, PermissionDenied
 from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
 
@@ -53,23 +53,8 @@ class MySQL(Connector):
     conn: pymysql.connections.Connection[Any]
 
     def open(self) -> None:
-        s = self.store
-        try:
-            self.conn = pymysql.connect(
-                host=s.host or "localhost", port=s.port or 3306, user=s.user or "root",
-                password=resolve_password(s) or "", database=s.database, charset="utf8mb4",
-                connect_timeout=self.timeout, read_timeout=self.timeout * 30, autocommit=True,
-            )
-        except pymysql.err.OperationalError as exc:
-            code = exc.args[0] if exc.args else None
-            if code == ER_ACCESS_DENIED:
-                raise AuthenticationFailed(
-                    s.name, "access denied", hint=f"check the user and ${s.password_env or 'MYSQL_PWD'}"
-                ) from exc
-            if code == ER_BAD_DB:
-                raise StoreUnreachable(s.name, "unknown database", hint="check the database name") from exc
-            raise StoreUnreachable(s.name, f"cannot connect to {s.address}",
-                                   hint="is the server up and reachable from here?") from exc
+        self.conn = mysql.connect(self.store, self.timeout, query_timeout=self.timeout * 30,
+                                  database=self.store.database, charset="utf8mb4", autocommit=True)
         with self.conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION READ ONLY")
 

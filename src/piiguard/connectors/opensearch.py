@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from piiguard.config import option_flag, resolve_password
 from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
+from piiguard.engines.opensearch import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import driver
@@ -38,18 +38,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     oe = driver("opensearchpy.exceptions")
 
 CARDINALITY_PRECISION = 40_000  # the aggregation's maximum: exact below it, within a few % above
-
-
-def client(store: Store, timeout: float) -> OpenSearch:
-    """A client with the store's credentials, no retries, every request bounded by ``timeout``."""
-    password = resolve_password(store)
-    tls = option_flag(store, "tls", True)
-    return opensearchpy.OpenSearch(
-        hosts=[{"host": store.host or "localhost", "port": store.port or 9200}],
-        use_ssl=tls, verify_certs=tls, ca_certs=store.options.get("cafile"), ssl_show_warn=False,
-        http_auth=(store.user, password or "") if store.user else None,
-        timeout=timeout, max_retries=0, retry_on_timeout=False,
-    )
 
 
 @contextmanager
@@ -68,6 +56,9 @@ def errors(store: Store, collection: str | None = None) -> Iterator[None]:
         if collection is not None:
             raise CollectionError(store.name, message, collection=collection) from exc
         raise StoreUnreachable(store.name, message) from exc
+    except (oe.OpenSearchException, ValueError, UnicodeError) as exc:  # an answer that is not OpenSearch's JSON
+        raise StoreUnreachable(store.name, f"{store.address} did not answer as OpenSearch does ({type(exc).__name__})",
+                               hint="check host, port and the tls option") from exc
 
 
 @connectors.register("opensearch")

@@ -15,10 +15,10 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from piiguard.config import resolve_password
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
-from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreUnreachable, UsageError
-from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.engines.postgres import connect
+from piiguard.errors import CollectionError, PermissionDenied, UsageError
+from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
@@ -52,30 +52,6 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory
  WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
 """
-
-
-def connect(store: Store, timeout: float, *, read_only: bool = False, autocommit: bool = True,
-            application: str = "piiguard") -> psycopg.Connection[Any]:
-    """A session with the store's credentials; ``read_only`` for scans. Errors name what to check."""
-    options = f"-c statement_timeout={int(timeout * 30_000)}"
-    if read_only:
-        options = f"-c default_transaction_read_only=on {options}"
-    try:
-        return psycopg.connect(
-            host=store.host or "localhost", port=store.port or 5432, dbname=store.database or "postgres",
-            user=store.user, password=resolve_password(store), connect_timeout=max(1, int(timeout)),
-            application_name=application, autocommit=autocommit, options=options)
-    except psycopg.OperationalError as exc:
-        text = str(exc)
-        if "password authentication failed" in text or "no password supplied" in text:
-            raise AuthenticationFailed(store.name, "authentication failed",
-                                       hint=f"check the user and the password in "
-                                            f"${store.password_env or 'PGPASSWORD'}") from exc
-        if "does not exist" in text:
-            raise StoreUnreachable(store.name, "database or role does not exist",
-                                   hint="check database and user in the store's address") from exc
-        raise StoreUnreachable(store.name, f"cannot connect to {store.address}",
-                               hint="is the server up and reachable from here?") from exc
 
 
 def any_of(conn: psycopg.Connection[Any], table: sql.Composable, column: str) -> sql.Composed:

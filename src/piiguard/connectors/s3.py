@@ -16,11 +16,14 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from piiguard.config import option_flag, resolve_password
+from piiguard.config import option_flag
 from piiguard.connectors.base import connectors
 from piiguard.connectors.files import SUFFIXES, Files
+from piiguard.engines import tls
+from piiguard.engines.deadline import bounded
+from piiguard.engines.s3 import client, endpoint, secret  # noqa: F401 — re-exported: checks and writers use them
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
-from piiguard.model import CollectionInfo, Store
+from piiguard.model import CollectionInfo
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
@@ -29,25 +32,6 @@ if TYPE_CHECKING:
 else:  # imported on first use: starting the CLI must not load every engine's driver
     pa = driver("pyarrow")
     fs = driver("pyarrow.fs")
-
-
-def endpoint(store: Store) -> str:
-    scheme = "https" if option_flag(store, "tls", True) else "http"
-    return f"{scheme}://{store.host or 'localhost'}:{store.port or 443}"
-
-
-def client(store: Store, timeout: float, *, access_key: str | None = None, secret_key: str | None = None) -> Any:
-    """A boto3 S3 client with the store's credentials (or the given pair), path-style, no retries."""
-    import boto3
-    from botocore.config import Config as BotoConfig
-
-    return boto3.client(
-        "s3", endpoint_url=endpoint(store), region_name=store.options.get("region", "us-east-1"),
-        aws_access_key_id=access_key or store.user, aws_secret_access_key=secret_key or resolve_password(store),
-        verify=store.options.get("cafile", True),
-        config=BotoConfig(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1},
-                          s3={"addressing_style": "path"}),
-    )
 
 
 @connectors.register("s3")
@@ -59,17 +43,24 @@ class S3(Files):
     def open(self) -> None:
         s = self.store
         self._reset()
+        tls.enforce(s)
         self.fs = fs.S3FileSystem(
-            access_key=s.user, secret_key=resolve_password(s), region=s.options.get("region", "us-east-1"),
+            access_key=s.user, secret_key=secret(s), region=s.options.get("region", "us-east-1"),
             endpoint_override=f"{s.host or 'localhost'}:{s.port or 443}",
             scheme="https" if option_flag(s, "tls", True) else "http",
             connect_timeout=self.timeout, request_timeout=self.timeout,
-            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1))
-        try:
-            self.buckets = [s.database] if s.database else [
+            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1), tls_ca_file_path=tls.ca_file(s))
+
+        def listing() -> list[str]:
+            buckets = [s.database] if s.database else [
                 i.path for i in self.fs.get_file_info(fs.FileSelector("", recursive=False))]
-            for bucket in self.buckets:
+            for bucket in buckets:
                 self.fs.get_file_info(bucket)
+            return buckets
+
+        try:
+            # Arrow's S3 client lives in C++, out of reach of socket deadlines: bound the step from outside
+            self.buckets = bounded(s, self.timeout, listing, "S3 listing")
         except OSError as exc:
             text = str(exc)
             if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:

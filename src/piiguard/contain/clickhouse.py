@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from piiguard.checks.clickhouse import ClickHouseTarget
 from piiguard.config import resolve_password
 from piiguard.contain.base import Containment, Holdings, Plan, containments
-from piiguard.errors import StoreError
+from piiguard.engines import clickhouse
+from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Finding, Store
 
 OVERRIDE = "zz-piiguard-containment.xml"
@@ -65,17 +63,15 @@ class ClickHouseContainment(Containment):
     def _reload(self, store: Store, plan: Plan) -> None:
         """POST (GET queries are read-only) as the store's user; while the generated password is in
         force and the store's user is default, with that password."""
-        target = ClickHouseTarget(store, timeout=5)
         secret = Path(plan.data["secret_file"])
         passwords = [resolve_password(store) or ""] + ([secret.read_text()] if secret.exists() else [])
         for password in passwords:
-            request = urllib.request.Request(f"http://{target.host}:{target.http_port}/", data=b"SYSTEM RELOAD CONFIG",
-                                             headers={"X-ClickHouse-User": store.user or "default",
-                                                      "X-ClickHouse-Key": password})
             try:
-                urllib.request.urlopen(request, timeout=10).read()
+                clickhouse.post(store, "SYSTEM RELOAD CONFIG", timeout=10, password=password)
                 return
-            except urllib.error.HTTPError:
+            except StoreUnreachable:
+                raise
+            except StoreError:  # refused with this password: try the next
                 continue
         raise StoreError(store.name, "SYSTEM RELOAD CONFIG was refused", hint="reload the server's configuration")
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from piiguard.connectors.opensearch import client, errors
+from piiguard.connectors.opensearch import errors
 from piiguard.contain.base import Containment, Holdings, Plan, containments
+from piiguard.engines.opensearch import client
 from piiguard.model import Finding, Store
 from piiguard.registry import driver
 

@@ -201,6 +201,8 @@ def plan_copy(source: Store, source_collection: str, target: Store, target_colle
     if target.engine not in writers:
         raise UsageError(f"piiguard cannot write copies to {target.engine} stores yet",
                          hint=f"targets: {', '.join(writers.names())}")
+    if config is not None:  # policy's require_tls, also for stores given as URLs or objects
+        source, target = config.policy.stamp(source), config.policy.stamp(target)
     writer = writers.get(target.engine)(target, target_collection, timeout=timeout)
     writer.validate()  # a hostile name is refused before the source is even read
     classifier = Classifier(plugins.detectors_for(config.detectors if config else ()))

@@ -38,8 +38,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from piiguard.checks.clickhouse import post
-from piiguard.connectors.postgres import connect
+from piiguard.engines.clickhouse import post
+from piiguard.engines.postgres import connect
 from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry, driver
@@ -485,7 +485,7 @@ class OpenSearchWriter(Writer):
     foreign index of that name is deleted just before the alias is added (the one non-atomic moment)."""
 
     def _client(self) -> Any:
-        from piiguard.connectors.opensearch import client
+        from piiguard.engines.opensearch import client
 
         return client(self.store, self.timeout)
 

@@ -72,7 +72,7 @@ def classify_address(store: Store, address: str) -> str:
 class Collector(ABC):
     @abstractmethod
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
-                force: bool = False) -> Evidence: ...
+                force: bool = False, *, timeout: float = 30.0) -> Evidence: ...
 
 
 collectors: Registry[type[Collector]] = Registry("evidence collector", Collector)
@@ -96,7 +96,7 @@ class PostgresLog(Collector):
     ``log_timezone``, ``log_format``) or else from the server itself (``pg_settings``, read-only)."""
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
-                force: bool = False) -> Evidence:
+                force: bool = False, *, timeout: float = 30.0) -> Evidence:
         from piiguard.response.pglog import csv_rows, received_host, records, sniff
 
         path = store.options.get("log_file")
@@ -171,7 +171,7 @@ class MariaDBAudit(Collector):
     connection's address, TABLE events (``READ``) and queries give what it read."""
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
-                force: bool = False) -> Evidence:
+                force: bool = False, *, timeout: float = 30.0) -> Evidence:
         path = store.options.get("log_file")
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the audit log was not read")
@@ -207,10 +207,10 @@ class MariaDBAudit(Collector):
 @collectors.register("redis")
 class RedisTrail(Collector):
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
-                force: bool = False) -> Evidence:
+                force: bool = False, *, timeout: float = 30.0) -> Evidence:
         from piiguard.checks.redis import RedisTarget
 
-        target = RedisTarget(store, timeout=5)
+        target = RedisTarget(store, timeout=timeout)
         try:
             session = target.session
             log = session.acl_log()
@@ -233,14 +233,14 @@ class RedisTrail(Collector):
 @collectors.register("clickhouse")
 class ClickHouseQueryLog(Collector):
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
-                force: bool = False) -> Evidence:
-        from piiguard.checks.clickhouse import post
+                force: bool = False, *, timeout: float = 30.0) -> Evidence:
+        from piiguard.engines.clickhouse import post
 
         until = (end or datetime.now(start.tzinfo)).strftime("%Y-%m-%d %H:%M:%S")
         query = ("SELECT toString(address), user, query FROM system.query_log WHERE type = 1 AND "
                  f"event_time BETWEEN toDateTime('{start.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC') AND "
                  f"toDateTime('{until}', 'UTC') FORMAT TSV")
-        body = post(store, query, timeout=30)
+        body = post(store, query, timeout=timeout)
         ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), body.encode(), force)
         for line in body.splitlines():
@@ -262,14 +262,15 @@ class OpenSearchAudit(Collector):
     not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so."""
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
-                force: bool = False) -> Evidence:
+                force: bool = False, *, timeout: float = 30.0) -> Evidence:
         import json
 
         from opensearchpy import exceptions as oe
 
-        from piiguard.connectors.opensearch import client, errors
+        from piiguard.connectors.opensearch import errors
+        from piiguard.engines.opensearch import client
 
-        es = client(store, 30)
+        es = client(store, timeout)
         window = {"gte": start.isoformat()} | ({"lte": end.isoformat()} if end is not None else {})
         body = {"size": 10_000, "sort": [{"@timestamp": "asc"}], "query": {"range": {"@timestamp": window}}}
         try:
@@ -301,8 +302,10 @@ class OpenSearchAudit(Collector):
         return ev
 
 
-def collect(store: Store, start: datetime, end: datetime | None, folder: Path, force: bool = False) -> Evidence:
+def collect(store: Store, start: datetime, end: datetime | None, folder: Path, force: bool = False, *,
+            timeout: float = 30.0) -> Evidence:
+    """The store's access evidence for the window; every network step bounded by ``timeout``."""
     if store.engine not in collectors:
         return Evidence(store.name, None, None, False,
                         f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
-    return collectors.get(store.engine)().collect(store, start, end, folder, force)
+    return collectors.get(store.engine)().collect(store, start, end, folder, force, timeout=timeout)

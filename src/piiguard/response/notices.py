@@ -32,7 +32,8 @@ import yaml
 from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.config import options_from, resolve_password
-from piiguard.connectors.postgres import any_of, connect
+from piiguard.connectors.postgres import any_of
+from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver

@@ -30,8 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from piiguard.config import options_from, resolve_password
-from piiguard.connectors.postgres import any_of, connect
+from piiguard.config import options_from
+from piiguard.connectors.postgres import any_of
+from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry, driver
@@ -244,11 +245,10 @@ class RedisSessions(Responder):
     Options = RedisSessionsOptions
 
     def _client(self) -> Any:
-        import redis
+        from piiguard.engines import redis
 
-        s = self.store()
-        return redis.Redis(host=s.host or "localhost", port=s.port or 6379, username=s.user,
-                           password=resolve_password(s), db=int(s.database or 0), socket_timeout=self.timeout)
+        # not decoded: session keys are whatever bytes the application chose; no retry, TLS as configured
+        return redis.client(self.store(), self.timeout, decode_responses=False)
 
     def _keys(self, client: Any, batch: Sequence[str]) -> list[str]:
         keys = [self.options.key.format(subject=s) for s in batch] if self.options.key else []

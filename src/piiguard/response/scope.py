@@ -72,14 +72,16 @@ def _copy_of(copies: list[dict[str, Any]], store: str, collection: str) -> dict[
     return None
 
 
-def _read(store: Store, collection: str, columns: list[str]) -> Any:
-    connector = connectors.get(store.engine)(store, timeout=30)
+def _read(store: Store, collection: str, columns: list[str], timeout: float) -> Any:
+    connector = connectors.get(store.engine)(store, timeout=timeout)
     with connector:
         info = find_collection(connector, collection)
         yield from connector.read(info, columns, BATCH_ROWS)
 
 
-def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes) -> Scope:
+def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes, *,
+               timeout: float = 30.0) -> Scope:
+    """Who was in the incident's stores and which of their data; every network step bounded by ``timeout``."""
     scope = Scope()
     copies = catalog.copies(status="active")
     for name in incident["stores"]:
@@ -99,10 +101,10 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                 continue  # no field says who a row is about: nothing to scope by
             mapping = None
             if copy is not None and copy["transforms"][subject]["masker"] != "keep":
-                mapping = _unmask(copy, subject, stores, key)
+                mapping = _unmask(copy, subject, stores, key, timeout)
             names = list(labels)
             shared: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
-            for batch in _read(store, collection, names):
+            for batch in _read(store, collection, names, timeout):
                 ids = batch.column(subject).to_pylist()
                 present = [pc.invert(pc.or_kleene(pc.is_null(batch.column(f)), pc.equal(batch.column(f), "")))
                            .to_pylist() for f in names]
@@ -130,7 +132,8 @@ def _labels(copy: dict[str, Any]) -> dict[str, str]:
             for f, t in copy["transforms"].items() if t["pii_type"] and t["masker"] != "drop"}
 
 
-def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key: bytes) -> dict[str, str]:
+def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key: bytes,
+            timeout: float) -> dict[str, str]:
     """pseudonym → real identifier, by pseudonymising the copy's source again with the copy's key."""
     if key_id(key) != copy["key_id"]:
         raise UsageError(f"the key given is not the key of copy {copy['id']} (key id {copy['key_id']})",
@@ -144,7 +147,7 @@ def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key
     masker = BatchMasker([FieldRule(subject, None, "pseudonym", transform["options"], "")], key, None, threads=2)
     mapping: dict[str, str] = {}
     try:
-        for batch in _read(source, copy["source_collection"], [subject]):
+        for batch in _read(source, copy["source_collection"], [subject], timeout):
             masked, _ = masker(pa.RecordBatch.from_arrays([batch.column(0)], names=[subject]))
             for real, pseudonym in zip(batch.column(0).to_pylist(), masked.column(0).to_pylist(), strict=True):
                 if real is not None:

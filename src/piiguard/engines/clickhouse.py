@@ -1,0 +1,80 @@
+"""ClickHouse connections: the HTTP interface (urllib) and the native protocol (clickhouse-driver).
+
+Every request is bounded by ``timeout`` per read and as a whole
+(:func:`piiguard.engines.deadline.deadline`: a peer streaming or dripping a body is cut). Long
+statements (``post``) take their own ``timeout``. TLS follows ``secure`` (HTTPS, and the native TLS
+port), ``ca_certs`` and ``verify``; policy's ``require_tls`` is enforced before connecting.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from piiguard.config import resolve_password
+from piiguard.engines import tls
+from piiguard.engines.deadline import deadline
+from piiguard.errors import StoreError, StoreUnreachable
+from piiguard.model import Store
+
+# clickhouse-driver logs a traceback for every failed connection; piiguard reports the failure itself
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.CRITICAL)
+
+
+def base_url(store: Store) -> str:
+    scheme = "https" if tls.flag(store, "secure", False) else "http"
+    return f"{scheme}://{store.host or 'localhost'}:{store.port or 8123}"
+
+
+def _opener(store: Store) -> urllib.request.OpenerDirector:
+    handlers: list[Any] = []
+    if tls.flag(store, "secure", False):
+        handlers.append(urllib.request.HTTPSHandler(context=tls.context(store)))
+    return urllib.request.build_opener(*handlers)
+
+
+def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
+         collection: str | None = None, password: str | None = None) -> str:
+    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials (or
+    its user with ``password``); returns the whole body. ClickHouse's error text can quote data: only
+    its code is kept."""
+    tls.enforce(store)
+    key = (resolve_password(store) or "") if password is None else password
+    request = urllib.request.Request(
+        f"{base_url(store)}/?query={urllib.parse.quote(query)}", data=body or b"",
+        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": key},
+        method="POST")
+    try:
+        with deadline(store, timeout, "ClickHouse answer"), _opener(store).open(request, timeout=timeout) as response:
+            return str(response.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        code = exc.read(200).decode("utf-8", "replace").split(",", 1)[0]  # "Code: 60"
+        raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
+    except StoreUnreachable:
+        raise
+    except (http.client.HTTPException, ValueError, UnicodeError) as exc:  # garbage where HTTP was expected
+        raise StoreUnreachable(store.name, f"{store.address} did not answer as ClickHouse's HTTP interface does "
+                                           f"({type(exc).__name__})", hint="check the address and port") from exc
+    except OSError as exc:
+        raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc).__name__})") from exc
+
+
+def native(store: Store, timeout: float, *, port: int, user: str = "default", password: str = "") -> Any:
+    """A clickhouse-driver client for the native port, every step bounded by ``timeout``; queries
+    through it should run inside :func:`native_call` so the whole exchange is bounded too."""
+    from clickhouse_driver import Client
+
+    kw: dict[str, Any] = {}
+    if tls.flag(store, "secure", False):
+        kw = {"secure": True, "verify": tls.level(store) is tls.TlsLevel.VERIFIED, "ca_certs": tls.ca_file(store)}
+    return Client(host=store.host or "localhost", port=port, user=user, password=password,
+                  connect_timeout=timeout, send_receive_timeout=timeout, sync_request_timeout=timeout, **kw)
+
+
+def native_call(store: Store, timeout: float, client: Any, query: str) -> Any:
+    with deadline(store, timeout, "native ClickHouse answer"):
+        return client.execute(query)
