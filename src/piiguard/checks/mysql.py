@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
 from piiguard.config import resolve_password
 from piiguard.engines import mysql
-from piiguard.engines.mysql import DRIVER_ERRORS, unverified_context
+from piiguard.engines.mysql import driver_errors, unverified_context
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
@@ -95,7 +95,7 @@ class MySQLTarget(Target):
                 return False
             raise StoreUnreachable(self.store.name, f"login attempt failed (error {exc.args[0] if exc.args else '?'})"
                                    ) from exc
-        except DRIVER_ERRORS as exc:
+        except driver_errors() as exc:
             raise mysql.unreachable(self.store, exc) from exc
         return True
 
@@ -112,7 +112,7 @@ class MySQLTarget(Target):
                 raise AuthenticationFailed(s.name, "inside checks could not log in",
                                            hint="configure the store's user and password_env") from exc
             raise StoreUnreachable(s.name, f"inside checks could not connect to {self.host}:{self.port}") from exc
-        except DRIVER_ERRORS as exc:
+        except driver_errors() as exc:
             raise mysql.unreachable(s, exc) from exc
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:

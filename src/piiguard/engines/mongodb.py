@@ -10,13 +10,18 @@ before connecting.
 
 from __future__ import annotations
 
-from typing import Any
-
-import pymongo
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.engines import tls
 from piiguard.model import Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pymongo
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pymongo = driver("pymongo")
+
 
 
 def limits(timeout: float) -> dict[str, Any]:

@@ -13,19 +13,27 @@ from __future__ import annotations
 import ssl
 import struct
 from functools import cache
-from typing import Any
-
-import pymysql
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.engines import tls
 from piiguard.engines.deadline import deadline
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import pymysql
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pymysql = driver("pymysql")
+
 
 ER_ACCESS_DENIED, ER_BAD_DB = 1045, 1049
 # what PyMySQL raises on a peer that is not MySQL: its own errors, and parse failures on garbage
-DRIVER_ERRORS = (pymysql.err.Error, ssl.SSLError, OSError, ValueError, IndexError, UnicodeError, struct.error)
+@cache
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """What a PyMySQL exchange raises on a hostile or broken peer (a function: the driver loads on use)."""
+    return (pymysql.err.Error, ssl.SSLError, OSError, ValueError, IndexError, UnicodeError, struct.error)
 
 
 @cache
@@ -76,7 +84,7 @@ def connect(store: Store, timeout: float, *, query_timeout: float | None = None,
         if code == ER_BAD_DB:
             raise StoreUnreachable(store.name, "unknown database", hint="check the database name") from exc
         raise unreachable(store, exc) from exc
-    except DRIVER_ERRORS as exc:
+    except driver_errors() as exc:
         raise unreachable(store, exc) from exc
 
 

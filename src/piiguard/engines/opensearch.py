@@ -8,18 +8,24 @@ body is cut. TLS follows ``tls`` (default on), ``verify_certs`` (default on with
 
 from __future__ import annotations
 
-from typing import Any
-
-from opensearchpy import OpenSearch, Urllib3HttpConnection
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.engines import tls
 from piiguard.engines.deadline import deadline
 from piiguard.model import Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import opensearchpy
+    from opensearchpy import OpenSearch, Urllib3HttpConnection
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    opensearchpy = driver("opensearchpy")
+
 
 
 def _bounded(store: Store, timeout: float) -> type[Urllib3HttpConnection]:
-    class Bounded(Urllib3HttpConnection):
+    class Bounded(opensearchpy.Urllib3HttpConnection):
         def perform_request(self, *args: Any, **kwargs: Any) -> Any:
             with deadline(store, timeout, "OpenSearch answer"):
                 return super().perform_request(*args, **kwargs)
@@ -33,7 +39,7 @@ def client(store: Store, timeout: float) -> OpenSearch:
     password = resolve_password(store)
     on = tls.flag(store, "tls", True)
     verify = tls.level(store) is tls.TlsLevel.VERIFIED
-    return OpenSearch(
+    return opensearchpy.OpenSearch(
         hosts=[{"host": store.host or "localhost", "port": store.port or 9200}],
         use_ssl=on, verify_certs=verify, ca_certs=tls.ca_file(store),
         ssl_show_warn=False, http_auth=(store.user, password or "") if store.user else None,

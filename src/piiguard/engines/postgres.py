@@ -10,15 +10,20 @@ store's ``sslmode`` and ``sslrootcert``; policy's ``require_tls`` is enforced be
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.engines import tls
 from piiguard.engines.deadline import bounded
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import psycopg
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    psycopg = driver("psycopg")
+
 
 STATEMENT_BUDGET = 30  # × timeout: how long one statement may run on the server
 

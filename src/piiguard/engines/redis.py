@@ -9,17 +9,22 @@ follows ``rediss://`` (the ``tls`` option), ``ssl_ca_certs`` and ``ssl_cert_reqs
 
 from __future__ import annotations
 
-from typing import Any
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from piiguard.config import resolve_password
 from piiguard.engines import tls
 from piiguard.engines.deadline import deadline
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Store
+from piiguard.registry import driver
+
+if TYPE_CHECKING:
+    import redis
+    import redis.backoff
+    import redis.retry
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    redis = driver("redis")
+
 
 
 def tls_params(store: Store) -> dict[str, Any]:
@@ -39,7 +44,7 @@ def client(store: Store, timeout: float, *, decode_responses: bool = True, ping:
     c = redis.Redis(host=host or store.host or "localhost", port=port or store.port or 6379, username=store.user,
                     password=resolve_password(store), db=db,
                     socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=decode_responses,
-                    retry=Retry(NoBackoff(), 0), **tls_params(store))  # a probe does not retry
+                    retry=_no_retry(), **tls_params(store))  # a probe does not retry
     if ping:
         try:
             with deadline(store, timeout, "Redis answer"):
@@ -62,3 +67,7 @@ def client(store: Store, timeout: float, *, decode_responses: bool = True, ping:
             c.close()
             raise
     return c
+
+
+def _no_retry() -> Any:
+    return driver("redis.retry").Retry(driver("redis.backoff").NoBackoff(), 0)
