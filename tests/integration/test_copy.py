@@ -354,6 +354,7 @@ def table_digest(server: Server, table: str) -> str:
 def cli(tmp_path: Path, postgres: Server, warehouse: Server) -> Any:
     """``piiguard …`` with prod, wh (PostgreSQL) and lake (a folder) configured, and one catalog."""
     (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "key").chmod(0o600)  # a key file others can read is refused
     cfg = tmp_path / "piiguard.yaml"
     cfg.write_text(json.dumps({
         "stores": [{"name": "prod", "url": f"postgresql://postgres@127.0.0.1:{postgres.port}/prod_copy",
