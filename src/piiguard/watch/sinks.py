@@ -1,7 +1,10 @@
 """Alert sinks, registered like every other plugin. A sink sends one alert or raises; retries,
 backoff and the record of what was delivered belong to the service, so a sink stays small.
 
-Alerts carry names, severities, PII *types* and a subject count — never a data value. A sink's
+Alerts carry names, severities, PII *types* and a subject count — never a data value. Names come
+from stores and URLs, so each sink makes them safe where it writes them: no control character ever
+reaches an e-mail header, a syslog line or a terminal (a store URL holding ``%0ABcc:`` must not
+add a recipient), and Slack text is escaped as Slack requires (``<!channel>`` must not ping). A sink's
 ``id`` is what deliveries are recorded under; it must not contain a secret (a webhook URL can:
 Slack's carry their token in the path), so the webhook's id is a hash of its URL.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import select
 import smtplib
 import socket
@@ -73,7 +77,7 @@ class Webhook(AlertSink):
         return f"webhook:{hashlib.sha256(self.url.encode()).hexdigest()[:12]}"
 
     def send(self, alert: dict[str, Any]) -> None:
-        body = {"text": slack_text(alert)} if self.slack else alert
+        body = {"text": slack_escape(slack_text(alert))} if self.slack else alert
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
                                                   "Idempotency-Key": str(alert["dedupe_key"])})
@@ -82,11 +86,32 @@ class Webhook(AlertSink):
                 raise OSError(f"HTTP {response.status}")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: object) -> str:
+    """Text on one line, safe for a terminal and a header: each control character (CR, LF, ESC …)
+    written as a ``\\xNN`` escape. Names a store chose (users, tables) are passed through
+    ``piiguard.connectors.labels.label`` before they reach an alert; store and check names come
+    from the configuration and piiguard."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+ident = printable
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three escapes (https://api.slack.com/reference/surfaces/formatting#escaping): with
+    them ``<!channel>`` or ``<http://x|y>`` in a name is shown as typed, never acted on."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_text(alert: dict[str, Any]) -> str:
     what = "opened" if alert["event"] == "opened" else "resolved"
-    data = f" — holds {', '.join(alert['pii_types'])}" if alert.get("pii_types") else ""
+    data = f" — holds {', '.join(ident(t) for t in alert['pii_types'])}" if alert.get("pii_types") else ""
     people = f" of ~{alert['subjects_estimate']:,} people" if alert.get("subjects_estimate") else ""
-    return f"[{alert['severity']}] {alert['store']}: {alert['check']} {what}{data}{people}. {alert['evidence']}"
+    return (f"[{ident(alert['severity'])}] {ident(alert['store'])}: {ident(alert['check'])} {what}{data}{people}. "
+            f"{printable(alert['evidence'])}")
 
 
 @sinks.register("smtp")
@@ -117,8 +142,9 @@ class Email(AlertSink):
     def send(self, alert: dict[str, Any]) -> None:
         message = EmailMessage()
         message["From"], message["To"] = self.sender, ", ".join(self.recipients)
-        message["Subject"] = f"[piiguard] {alert['severity']}: {alert['store']} {alert['check']} {alert['event']}"
-        message["Message-ID"] = f"<{alert['dedupe_key'].replace(':', '.')}@piiguard>"
+        subject = f"[piiguard] {alert['severity']}: {alert['store']} {alert['check']} {alert['event']}"
+        message["Subject"] = header_safe(subject)
+        message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9._-]', '-', str(alert['dedupe_key']))}@piiguard>"
         message.set_content(slack_text(alert) + "\n\n" + json.dumps(alert, indent=2))
         context = ssl.create_default_context(cafile=self.cafile)
         smtp = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context) if self.smtps
@@ -137,6 +163,12 @@ class Email(AlertSink):
             if refused:
                 raise DeliveryFailed(f"smtp {self.host}:{self.port}: {len(refused)} of {len(self.recipients)} "
                                      "recipient(s) refused", hint="check the alert's recipients")
+
+
+def header_safe(text: str) -> str:
+    """One header value without CR or LF, so no header of its own (``Bcc:``) can start in it,
+    whatever a store's name holds."""
+    return printable(text)
 
 
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
@@ -230,10 +262,11 @@ def _sd(value: object) -> str:
 
 def format_5424(alert: dict[str, Any]) -> bytes:
     pri = LOCAL0 * 8 + SYSLOG_SEVERITY.get(str(alert["severity"]), 5)
-    params = " ".join(f'{k}="{_sd(alert[k])}"' for k in ("event", "store", "check", "severity", "dedupe_key"))
+    params = " ".join(f'{k}="{_sd(ident(alert[k]))}"' for k in ("event", "store", "check", "severity", "dedupe_key"))
     data = f"[piiguard@32473 {params}]"
     host = socket.gethostname() or "-"
-    return f"<{pri}>1 {alert['at']} {host} piiguard {os.getpid()} {alert['event']} {data} {slack_text(alert)}".encode()
+    head = f"<{pri}>1 {alert['at']} {host} piiguard {os.getpid()} {ident(alert['event'])}"
+    return f"{head} {data} {slack_text(alert)}".encode()
 
 
 def from_config(alerts: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) -> list[AlertSink]:
