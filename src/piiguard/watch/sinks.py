@@ -65,7 +65,10 @@ class JsonLines(AlertSink):
 
 @sinks.register("webhook")
 class Webhook(AlertSink):
-    """JSON POST of the alert; with ``slack=True`` a Slack-compatible ``{"text": …}`` payload."""
+    """JSON POST of the alert; with ``slack=True`` a Slack-compatible ``{"text": …}`` payload.
+
+    Delivered means a 2xx answer to that POST. Redirects are not followed: urllib would follow a 302
+    with a GET without the body (and a redirect can lead anywhere), so any 3xx is a failed delivery."""
 
     def __init__(self, url: str, *, slack: bool = False, timeout: float = 5.0) -> None:
         if not url.startswith(("http://", "https://")):
@@ -81,7 +84,7 @@ class Webhook(AlertSink):
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
                                                   "Idempotency-Key": str(alert["dedupe_key"])})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
             if not 200 <= response.status < 300:
                 raise OSError(f"HTTP {response.status}")
 
@@ -104,6 +107,14 @@ def slack_escape(text: str) -> str:
     """Slack's three escapes (https://api.slack.com/reference/surfaces/formatting#escaping): with
     them ``<!channel>`` or ``<http://x|y>`` in a name is shown as typed, never acted on."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx then reaches the default error handler: HTTPError, a failed delivery
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def slack_text(alert: dict[str, Any]) -> str:
@@ -179,11 +190,17 @@ LOCAL0 = 16
 class Syslog(AlertSink):
     """RFC 5424 messages over UDP or TCP (RFC 6587 octet counting), facility local0.
 
-    Over TCP a message counts as delivered only once the receiver's TCP stack has acknowledged every
-    octet of it on a connection that was still open: a peer that accepted and closed (or reset) the
-    connection is a failed delivery, not a silent loss. One fresh connection is tried again before the
-    send fails (receivers drop idle or broken connections; the alert's ``dedupe_key`` lets one that
-    did get the first copy drop the second). UDP has no acknowledgement: a send is all it can prove.
+    Over TCP one message is sent per connection, then piiguard closes its sending side (FIN). It
+    counts as delivered only when, before the timeout, (1) the receiver's TCP stack acknowledged
+    every octet and the FIN (Linux ``TCP_INFO``: nothing unacknowledged) and (2) the receiver closed
+    its side in order (EOF, no reset). A TCP acknowledgement alone proves only that a kernel buffered
+    the bytes: a receiver that reads closes on our FIN (rsyslog, syslog-ng, a `while recv` loop do),
+    while one that closes without reading resets the connection (the kernel does, for unread data),
+    and a listener that never accepts never closes — both are failed deliveries. A receiver that
+    reads but keeps the connection open after our FIN is counted as failed too: piiguard cannot tell
+    it from one that never read. One fresh connection is tried again before the send fails (the
+    alert's ``dedupe_key`` lets a receiver that did get the first copy drop the second). UDP has no
+    acknowledgement: a send is all it can prove.
     """
 
     def __init__(self, host: str, port: int, *, transport: str = "udp", timeout: float = 5.0) -> None:
@@ -229,25 +246,35 @@ def _peer_closed(sock: socket.socket) -> bool:
         return True
 
 
-def _await_acknowledgement(sock: socket.socket, deadline: float) -> None:
-    """Return once the peer acknowledged everything sent (Linux: ``TCP_INFO``'s unacked count is 0);
-    raise when it reset the connection or did not acknowledge before ``deadline``. Without
-    ``TCP_INFO`` the receiver closing its side after our FIN, with no pending error, is the proof."""
+def _unacknowledged(sock: socket.socket) -> int | None:
+    """Octets (segments) the peer has not acknowledged (Linux ``tcpi_unacked``); None elsewhere."""
     tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return None
+    info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
+    return int(struct.unpack_from("I", info, 24)[0]) if len(info) >= 28 else None
+
+
+def _await_acknowledgement(sock: socket.socket, deadline: float) -> None:
+    """Return once the peer has closed its side in order after reading (EOF, every octet
+    acknowledged, no pending error); raise when it reset the connection or did not before ``deadline``."""
     eof = False
     while True:
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             raise ConnectionResetError(error, "the syslog receiver reset the connection")
-        if tcp_info is not None:
-            info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
-            if len(info) >= 28 and struct.unpack_from("I", info, 24)[0] == 0:  # tcpi_unacked
+        if eof:
+            unacked = _unacknowledged(sock)
+            if unacked == 0:
                 return
-        elif eof:
-            return
+            if unacked is None:  # no TCP_INFO: a reset for unread data follows an early EOF at once
+                time.sleep(0.05)
+                if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    return
+                continue
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("the syslog receiver did not acknowledge the message")
+            raise TimeoutError("the syslog receiver did not read the message and close the connection in time")
         if eof:  # an EOF stays readable: wait for the acknowledgement (or the reset) without spinning
             time.sleep(min(left, 0.01))
             continue
