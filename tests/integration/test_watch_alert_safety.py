@@ -150,3 +150,16 @@ def test_slack_gets_escaped_text(tmp_path: Path) -> None:
         server.shutdown()
     text = json.loads(bodies[0])["text"]
     assert "<!channel>" not in text and "&lt;!channel&gt; &amp; co" in text
+
+
+def test_watch_once_exits_1_when_checks_could_not_be_decided(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()  # nothing listens there: every check errors
+    done = subprocess.run([sys.executable, "-m", "piiguard", "watch", f"redis://127.0.0.1:{port}/0", "--once",
+                           "--catalog", str(tmp_path / "c.db")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not be decided" in done.stderr and "internal error" not in done.stderr

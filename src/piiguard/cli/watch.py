@@ -17,7 +17,7 @@ from piiguard import plugins
 from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.config import check_alert_flags
 from piiguard.contain.service import Containor
-from piiguard.errors import DeliveryFailed, UsageError
+from piiguard.errors import DeliveryFailed, PiiguardError, UsageError
 from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
@@ -25,6 +25,10 @@ from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAU
 from piiguard.watch.sinks import AlertSink, JsonLines, from_config
 
 log = logging.getLogger(__name__)
+
+
+class Undecided(PiiguardError):
+    """``watch --once`` ran, but some checks could not be decided (exit 1, as for ``check``)."""
 
 
 def watch(
@@ -87,6 +91,9 @@ def watch(
             if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean
                 raise DeliveryFailed(f"{watcher.failed_deliveries} alert delivery(ies) failed; they stay queued",
                                      hint="check the sinks (see the log lines above); the next watch retries them")
+            if watcher.undecided:  # like check: a store that could not be asked is no all-clear
+                raise Undecided(f"{watcher.undecided} check(s) could not be decided",
+                                hint="is the store reachable with these credentials? `piiguard check` shows why")
             return
 
         def stop(_sig: int, _frame: FrameType | None) -> None:

@@ -104,6 +104,7 @@ class Watcher:
         self.containor = containor
         self.stop = threading.Event()
         self.failed_deliveries = 0  # sends that failed since this watcher started (each is retried)
+        self.undecided = 0  # checks the last cycle could not decide (an unreachable store): not clean
         self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
 
     def outside_ids(self) -> list[str]:
@@ -117,6 +118,7 @@ class Watcher:
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
+        self.undecided = sum(1 for f in findings if f.status is Status.ERROR)
         exposed = exposure_state(self.stores, with_last_verdicts(findings, self._doors))
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
         follow_exposures(self.catalog)  # an exposure of a store holding PII opens an incident
