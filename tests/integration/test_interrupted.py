@@ -66,6 +66,7 @@ def status(catalog: Path, table: str) -> list[str]:
 
 def test_a_killed_copy_shows_interrupted(big: str, tmp_path: Path) -> None:
     (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "key").chmod(0o600)  # a key file others can read is refused
     proc = subprocess.Popen(piiguard(tmp_path, big, "copy", "prod.people", "lake.people.parquet", "--key-file",
                                      str(tmp_path / "key"), "--owner", "bi", "--purpose", "test"),
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -183,6 +184,7 @@ def test_a_store_that_stays_down_mid_scan_is_named_as_the_problem(restartable: t
 
 def test_a_terminated_copy_removes_its_staging_and_says_failed(big: str, tmp_path: Path) -> None:
     (tmp_path / "key").write_text("k" * 40)
+    (tmp_path / "key").chmod(0o600)  # a key file others can read is refused
     proc = subprocess.Popen(piiguard(tmp_path, big, "copy", "prod.people", "lake.people.parquet", "--key-file",
                                      str(tmp_path / "key"), "--owner", "bi", "--purpose", "test"),
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -213,6 +215,7 @@ def test_what_a_copy_killed_mid_write_into_clickhouse_left_is_removed_by_expire(
 
     try:
         (tmp_path / "key").write_text("k" * 40)
+        (tmp_path / "key").chmod(0o600)  # a key file others can read is refused
         cfg = tmp_path / "piiguard.yaml"
         cfg.write_text(json.dumps({"stores": [
             {"name": "prod", "url": big, "password_env": PW},
