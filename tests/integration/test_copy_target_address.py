@@ -137,3 +137,30 @@ def test_a_postgres_copy_is_never_expired_through_a_store_that_only_shares_its_n
         assert conn.execute("SELECT to_regclass('export')").fetchone() == (None,)
     with pg_connect(warehouse, "addr_other") as conn:
         assert conn.execute("SELECT to_regclass('export')").fetchone() != (None,)
+
+
+def test_a_copy_of_another_source_with_the_same_name_is_not_replaced_as_ours(tmp_path: Path) -> None:
+    """Two SQLite files both called src.db (URL stores are named by their file): the second copy into
+    the first's target is a copy of *another* source, so it is refused without --replace."""
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        source_db(tmp_path / sub)
+    (tmp_path / "copy.key").write_bytes(b"k" * 32)
+    (tmp_path / "copy.key").chmod(0o600)
+    out = tmp_path / "out"
+
+    def copy(sub: str) -> subprocess.CompletedProcess[str]:
+        return cli("copy", f"sqlite://{tmp_path / sub}/src.db#users", f"file://{out}#users.parquet", "--key-file",
+                   "copy.key", "--owner", "bi", "--purpose", "t", "--expires", "2030-01-01", "--catalog", "cp.db",
+                   cwd=tmp_path)
+
+    assert copy("a").returncode == 0
+    again = copy("a")  # the same source: its own copy is replaced
+    assert again.returncode == 0, again.stderr
+    before = (out / "users.parquet").stat()
+    other = copy("b")
+    assert other.returncode == 2 and "not a piiguard copy of this source" in other.stderr, other.stdout + other.stderr
+    assert (out / "users.parquet").stat().st_ino == before.st_ino  # b wrote nothing
+    with Catalog(tmp_path / "cp.db") as cat:
+        assert [c["status"] for c in cat.copies()] == ["replaced", "active"]
+        assert cat.copies()[1]["source_url"] == f"sqlite://{os.path.realpath(tmp_path / 'a' / 'src.db')}"

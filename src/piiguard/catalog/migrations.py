@@ -211,5 +211,6 @@ MIGRATIONS: tuple[str, ...] = (
     -- password): expiry and copy.expired find the target by it, not by a store name that may have
     -- moved; '' for copies registered before it was recorded
     ALTER TABLE copies ADD COLUMN target_url TEXT NOT NULL DEFAULT '';
+    ALTER TABLE copies ADD COLUMN source_url TEXT NOT NULL DEFAULT '';  -- the same for the source
     """,
 )

@@ -61,6 +61,13 @@ def same_place(copy: dict[str, Any], store: Store) -> bool:
     return bool(copy["target_store"] == store.name)
 
 
+def same_source(copy: dict[str, Any], source: Store) -> bool:
+    """Whether ``copy`` was made from ``source``: by the recorded source URL (by name before it was recorded)."""
+    if copy.get("source_url"):
+        return _place(str(copy["source_url"])) == _place(target_url(source))
+    return bool(copy["source_store"] == source.name)
+
+
 class TargetMismatch(PiiguardError):
     """A configured store has the copy's target name but is somewhere else."""
 
@@ -137,7 +144,7 @@ def ownership(catalog: Catalog | None, writer: Writer, source: Store, source_col
     if catalog is None:
         return Ownership(TargetState.FOREIGN, now)
     ours = tuple(int(c["id"]) for c in catalog.copies(status=RunStatus.ACTIVE)
-                 if same_place(c, writer.store) and c["source_store"] == source.name
+                 if same_place(c, writer.store) and same_source(c, source)
                  and c["source_collection"] == source_collection and any(o["id"] == now for o in c["objects"]))
     return Ownership(TargetState.OURS if ours else TargetState.FOREIGN, now, ours)
 

@@ -321,7 +321,7 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     copy_id = catalog.add_copy({
         "source_store": plan.source.name, "source_collection": plan.source_collection,
         "target_store": plan.target.name, "target_engine": plan.target.engine,
-        "target_url": target_url(plan.target),
+        "target_url": target_url(plan.target), "source_url": target_url(plan.source),
         "target_collection": plan.target_collection,
         "transforms": {r.field: {"masker": r.masker, "options": dict(r.options), "pii_type": r.pii_type,
                                  "reason": r.reason} for r in plan.rules},
