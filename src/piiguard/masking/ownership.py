@@ -28,7 +28,7 @@ from typing import Any
 from piiguard.catalog import Catalog
 from piiguard.catalog.owners import RunStatus
 from piiguard.config import store_from_url
-from piiguard.errors import PiiguardError, StoreError, UsageError
+from piiguard.errors import ConfigError, PiiguardError, StoreError, UsageError
 from piiguard.masking.targets import CopyObject, Writer, writers
 from piiguard.model import Store
 
@@ -187,6 +187,9 @@ def plan_expiry(catalog: Catalog, today: str, stores: Sequence[Store]) -> list[E
             store = resolve_target(c, stores)
         except TargetMismatch as exc:
             out.append(Expiry(c, Action.MISMATCH, error=exc.message))
+            continue
+        except ConfigError as exc:  # a recorded URL that no longer parses (an edited catalog)
+            out.append(Expiry(c, Action.ERROR, error=f"its recorded target cannot be used ({exc.message})"))
             continue
         objects = [CopyObject.from_json(o) for o in c["objects"]]
         if store is None:
