@@ -27,11 +27,12 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -429,16 +430,89 @@ def _parse_alerts(raw: Any, problems: _Problems) -> tuple[Mapping[str, Any], ...
             continue
         kind = kinds[0]
         _unknown_keys(item, ALERT_KEYS[kind], path, problems)
-        if kind == "smtp" and not (isinstance(item.get("to"), list) and item["to"]):
-            problems.add(f"{path}.to", "required: a list of recipients")
-        if kind == "smtp" and item.get("user") and not (item.get("starttls") or item.get("smtps")):
-            problems.add(f"{path}.user", "a login needs TLS: set starttls: true (or smtps: true)")
-        if kind == "syslog" and not str(item.get("syslog", "")).startswith(("udp://", "tcp://")):
-            problems.add(f"{path}.syslog", "expected udp://host:port or tcp://host:port")
-        if "webhook" in item and not str(item["webhook"]).startswith(("http://", "https://")):
-            problems.add(f"{path}.webhook", "expected an http(s) URL (or webhook_env: VAR for a secret URL)")
+        _check_sink(kind, item, functools.partial(key_path, path), problems)
         out.append(MappingProxyType({"kind": kind, **item}))
     return tuple(out)
+
+
+def check_alert_flags(items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """``watch``'s sink flags, each ``(flag, {kind, …})``, validated by the same code as ``alerts:``
+    in piiguard.yaml; a problem names the flag. Raises :class:`ConfigError` (exit 2)."""
+    problems = _Problems()
+    for flag, item in items:
+        _check_sink(str(item["kind"]), item, functools.partial(_flag, flag), problems)
+    if problems.items:
+        raise ConfigError(problems.items, hint="see `piiguard watch --help`")
+
+
+def _flag(flag: str, _key: str) -> str:
+    return flag
+
+
+def _port_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"expected a port number, got {type(value).__name__}"
+    return None if 1 <= value <= 65535 else "expected a port number from 1 to 65535"
+
+
+def _header_safe(value: Any) -> bool:
+    """A value that goes into an e-mail header or a network address: a string without control characters."""
+    return isinstance(value, str) and bool(value) and not any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    if not _header_safe(url):
+        return "must not hold control characters"
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        return None  # the caller's message says which form is expected
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError:
+        return "the port is not a number from 0 to 65535"
+    return None if parts.port != 0 else "the port must not be 0"
+
+
+def _check_sink(kind: str, item: Mapping[str, Any], at: Callable[[str], str], problems: _Problems) -> None:
+    """Every setting a sink is built from, so that a sink that passes here is built without an error."""
+    if kind == "smtp":
+        if not _header_safe(item.get("smtp")) or any(c in str(item.get("smtp")) for c in " /@"):
+            problems.add(at("smtp"), "expected the SMTP server's host name or address")
+        if "port" in item and (why := _port_problem(item["port"])):
+            problems.add(at("port"), why)
+        to = item.get("to")
+        if not (isinstance(to, list) and to):
+            problems.add(at("to"), "required: a list of recipients")
+        elif not all(_header_safe(t) and "@" in t and "," not in t for t in to):
+            problems.add(at("to"), "each recipient is one e-mail address (no commas or control characters)")
+        if "from" in item and not (_header_safe(item["from"]) and "," not in item["from"]):
+            problems.add(at("from"), "expected one e-mail address (no commas or control characters)")
+        for key in ("starttls", "smtps"):
+            if key in item and not isinstance(item[key], bool) and item[key] is not None:
+                problems.add(at(key), "expected true or false")
+        for key in ("user", "password_env", "cafile"):
+            if item.get(key) is not None and not _header_safe(item[key]):
+                problems.add(at(key), "expected a string without control characters")
+        if item.get("user") and not (item.get("starttls") or item.get("smtps")):
+            problems.add(at("user"), "a login needs TLS: set starttls: true (or smtps: true)")
+    elif kind == "syslog":
+        url = item.get("syslog")
+        parts = urlsplit(str(url))
+        if not isinstance(url, str) or parts.scheme not in ("udp", "tcp") or not parts.hostname:
+            problems.add(at("syslog"), "expected udp://host:port or tcp://host:port")
+        elif why := _url_problem(url, ("udp", "tcp")):
+            problems.add(at("syslog"), why)
+    elif kind == "webhook":
+        if "webhook" in item:
+            url = item["webhook"]
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
+                problems.add(at("webhook"), "expected an http(s) URL (or webhook_env: VAR for a secret URL)")
+            elif why := _url_problem(url, ("http", "https")):
+                problems.add(at("webhook"), why)
+        if "webhook_env" in item and not _header_safe(item["webhook_env"]):
+            problems.add(at("webhook_env"), "expected the name of an environment variable")
+        if item.get("slack") is not None and not isinstance(item["slack"], bool):
+            problems.add(at("slack"), "expected true or false")
 
 
 def _list(data: Mapping[str, Any], key: str, problems: _Problems) -> list[Any]:

@@ -11,6 +11,9 @@ is logged by its class name only, never its text or traceback: a driver's error 
 data (see :mod:`piiguard.errors`).
 
 piiguard's messages name stores, collections, fields, check ids and counts, never a data value.
+A library's message is not piiguard's to vouch for (clickhouse-driver logs "Failed to connect …"
+with the driver's exception): a record from any other logger is shown by its logger, level and
+exception class only — its text withheld — and known drivers' loggers are set to ERROR.
 """
 
 from __future__ import annotations
@@ -46,11 +49,11 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         if (error := _safe_exception(record)) is not None:
             out["error"] = error
-        for key, value in vars(record).items():
+        for key, value in vars(record).items() if _ours(record) else ():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value if isinstance(value, str | int | float | bool) or value is None else str(value)
         return json.dumps(out, ensure_ascii=False)
@@ -68,8 +71,24 @@ class TextFormatter(logging.Formatter):
         return line if error is None else f"{line} ({error})"
 
 
+# drivers that log connection failures (with tracebacks) at WARNING; piiguard reports them itself
+DRIVER_LOGGERS = ("clickhouse_driver", "clickhouse_connect", "pymongo", "opensearchpy", "opensearch",
+                  "elastic_transport", "urllib3", "botocore", "boto3", "s3transfer", "redis", "psycopg",
+                  "pymysql", "kafka", "aiosmtpd", "mail.log")
+
+
+def _ours(record: logging.LogRecord) -> bool:
+    return record.name == LOGGER or record.name.startswith(LOGGER + ".")
+
+
+def _message(record: logging.LogRecord) -> str:
+    if _ours(record):
+        return record.getMessage()
+    return "a library's message, withheld (its text can quote data values)"
+
+
 def _with_message(record: logging.LogRecord) -> logging.LogRecord:
-    record.message = record.getMessage()
+    record.message = _message(record)
     return record
 
 
@@ -90,4 +109,6 @@ def configure(verbose: int = 0, quiet: int = 0, fmt: LogFormat = LogFormat.text,
     handler._piiguard = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # third-party loggers: never below WARNING (see the module docstring)
+    for name in DRIVER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger(LOGGER).setLevel(level_for(verbose, quiet))

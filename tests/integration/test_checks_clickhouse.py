@@ -107,3 +107,26 @@ def test_config_checks_without_config_dir_say_what_they_need(hardened: Server, m
     findings = {f.check: f for f in check_store(store, timeout=3)}
     assert findings["clickhouse.networks-open"].status is Status.ERROR
     assert "options.config_dir" in findings["clickhouse.networks-open"].evidence
+
+
+def test_a_users_d_override_is_merged_as_the_server_merges_it(hardened: Server,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A users.d file that only narrows default's networks: the real server still asks default for
+    its password (the files are merged), and piiguard reads the merged user the same way."""
+    restore(hardened)
+    override = hardened.data / "conf" / "users.d" / "narrow.xml"
+    override.parent.mkdir(exist_ok=True)
+    override.write_text('<clickhouse><users><default><networks replace="replace"><ip>127.0.0.1</ip>'
+                        "</networks></default></users></clickhouse>")
+    try:
+        reload(hardened)
+        anonymous = urllib.request.Request(f"http://127.0.0.1:{hardened.port}/?query=SELECT%201",
+                                           headers={"X-ClickHouse-User": "default"})
+        with pytest.raises(urllib.error.HTTPError):  # the server kept default's password
+            urllib.request.urlopen(anonymous, timeout=10).read()
+        got = statuses(hardened, monkeypatch)
+        assert got["clickhouse.users-without-password"] is Status.PASS
+        assert got["clickhouse.networks-open"] is Status.PASS
+    finally:
+        override.unlink()
+        reload(hardened)

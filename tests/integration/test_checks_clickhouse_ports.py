@@ -5,9 +5,13 @@ from the port that answers; the unreachable one is evidence, not an error for th
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from servers import PASSWORD, Server, clickhouse_users, free_port, start_clickhouse, stop_clickhouse
@@ -67,3 +71,30 @@ def test_both_ports_unreachable_is_an_error() -> None:
     status, _ = door(Store("olap", "clickhouse", host="127.0.0.1", port=free_port(),
                            options={"tcp_port": str(free_port())}))
     assert status is Status.ERROR
+
+
+def test_the_drivers_failed_connection_is_not_printed(insecure: Server, tmp_path: Path) -> None:
+    """Named by its HTTP port, the native port is tried at 9000 where nothing listens: clickhouse-driver
+    logs that at WARNING with the exception; the CLI prints neither its text nor a traceback."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run([sys.executable, "-m", "piiguard", "check", f"clickhouse://127.0.0.1:{insecure.port}",
+                           "--catalog", str(tmp_path / "c.db")], capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in done.stderr and "Failed to connect" not in done.stderr, done.stderr
+    assert "ConnectionRefusedError" not in done.stderr.replace("(ConnectionRefusedError)", ""), done.stderr
+
+
+def test_a_library_log_record_is_shown_without_its_text() -> None:
+    import io
+    import logging
+
+    from piiguard.log import configure
+
+    stream = io.StringIO()
+    configure(stream=stream)
+    try:
+        raise ConnectionRefusedError("value alice@example.org")
+    except ConnectionRefusedError:
+        logging.getLogger("somelib").warning("row alice@example.org failed", exc_info=True)
+    configure()
+    assert "alice@example.org" not in stream.getvalue() and "Traceback" not in stream.getvalue()
+    assert "somelib" in stream.getvalue() and "ConnectionRefusedError" in stream.getvalue()

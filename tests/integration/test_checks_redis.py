@@ -105,3 +105,41 @@ def test_insecure_variant_fails_its_check(hardened: Server, monkeypatch: pytest.
 ], ids=["ssh-keys", "cron", "replica", "ordinary"])
 def test_compromise_indicators(directory: str, dbfilename: str, replication: dict[str, object], signs: int) -> None:
     assert len(indicators(directory, dbfilename, replication)) == signs
+
+
+@pytest.mark.parametrize("user", ["ops.lead@example.com", "+14155550134"], ids=["email", "phone"])
+def test_acl_user_names_in_evidence_are_labelled(hardened: Server, monkeypatch: pytest.MonkeyPatch,
+                                                 user: str) -> None:
+    """A user named by a person's address is data: evidence names its type, never the name itself."""
+    restore(hardened)
+    r = admin(hardened)
+    r.execute_command("ACL", "SETUSER", user, "reset", "on", ">password123", "~*", "+@all")
+    try:
+        monkeypatch.setenv(PW_ENV, PASSWORD)
+        store = Store("cache", "redis", host="127.0.0.1", port=hardened.port, user=REDIS_ADMIN, password_env=PW_ENV)
+        found = {f.check: f for f in check_store(store, timeout=3)}
+    finally:
+        r.execute_command("ACL", "DELUSER", user)
+    for check in ("redis.acl-weak-password", "redis.dangerous-commands"):
+        f = found[check]
+        assert f.status is Status.FAIL, (check, f.evidence)
+        assert user not in f.evidence and "\n" not in f.evidence and "\x1b" not in f.evidence, f.evidence
+    assert "<email>" in found["redis.acl-weak-password"].evidence or user != "ops.lead@example.com"
+
+
+def test_a_user_named_like_a_slack_command_reaches_slack_escaped(hardened: Server,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from piiguard.watch.sinks import slack_escape, slack_text
+
+    restore(hardened)
+    r = admin(hardened)
+    r.execute_command("ACL", "SETUSER", "<!channel>", "reset", "on", ">password123", "~*", "+@all")
+    try:
+        monkeypatch.setenv(PW_ENV, PASSWORD)
+        store = Store("cache", "redis", host="127.0.0.1", port=hardened.port, user=REDIS_ADMIN, password_env=PW_ENV)
+        (f,) = [f for f in check_store(store, timeout=3) if f.check == "redis.acl-weak-password"]
+    finally:
+        r.execute_command("ACL", "DELUSER", "<!channel>")
+    text = slack_escape(slack_text({"event": "opened", "store": "cache", "check": f.check, "severity": "high",
+                                    "evidence": f.evidence, "pii_types": [], "subjects_estimate": None}))
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text

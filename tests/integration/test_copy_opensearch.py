@@ -98,13 +98,13 @@ def test_two_copies_behind_one_alias_expiring_the_first_keeps_the_second(
         assert [c["status"] for c in cat.copies()] == ["replaced", "active"]
         cat.db.execute("UPDATE copies SET expires = '2020-01-01', status = 'active' WHERE id = ?", (first,))
         cat.db.commit()
-        (step,) = plan_expiry(cat, "2026-12-31", lambda name: node.store() if name == "search" else None)
+        (step,) = plan_expiry(cat, "2026-12-31", [node.store()])
         assert step.action is Action.NOT_OURS and step.remove == ()
         assert count(node, "people_masked") == 300
         cat.db.execute("UPDATE copies SET expires = '2020-01-01', status = 'removed' WHERE id = ?", (first,))
         cat.db.execute("UPDATE copies SET expires = '2020-01-01' WHERE id = ?", (second,))
         cat.db.commit()
-        (step,) = plan_expiry(cat, "2026-12-31", lambda name: node.store() if name == "search" else None)
+        (step,) = plan_expiry(cat, "2026-12-31", [node.store()])
         done = apply_expiry(cat, dataclasses.replace(step))
     assert {o.name for o in done.removed} == {f"people_masked-piiguard-{second}"}  # the alias went with it
     status, _ = node.request("HEAD", "/people_masked")

@@ -334,6 +334,14 @@ class Catalog:
                             "WHERE dedupe_key = ? AND sink = ?", (_now(), dedupe_key, sink))
 
     @_observation(None)
+    def dropped_delivery(self, dedupe_key: str, sink: str, error: str) -> None:
+        """Give up on one alert for one sink (it failed too often): never pending again, even for
+        ``watch --once`` (``next_try`` 'never' sorts after every date and after '9999')."""
+        with self.db:
+            self.db.execute("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_try = 'never' "
+                            "WHERE dedupe_key = ? AND sink = ?", (f"dropped: {error}", dedupe_key, sink))
+
+    @_observation(None)
     def failed_delivery(self, dedupe_key: str, sink: str, error: str, next_try: str) -> None:
         with self.db:
             self.db.execute("UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_try = ? "
@@ -404,14 +412,16 @@ class Catalog:
 
     COPY_KEYS = ("id", "source_store", "source_collection", "target_store", "target_engine", "target_collection",
                  "transforms", "key_id", "owner", "purpose", "created", "expires", "status", "rows", "subjects",
-                 "accepted_risk", "note", "objects")
+                 "accepted_risk", "note", "objects", "target_url", "source_url")
 
     @_action
     def add_copy(self, record: dict[str, Any]) -> int:
         """Register a copy before its first write (status ``writing``), so a crash leaves a trace."""
         keys = [k for k in self.COPY_KEYS if k not in ("id", "created", "status", "rows", "subjects", "note",
                                                        "objects")]
-        values = [json.dumps(record[k]) if k == "transforms" else record[k] for k in keys]
+        urls = ("target_url", "source_url")  # '' when a caller does not know them
+        values = [json.dumps(record[k]) if k == "transforms" else record.get(k, "") if k in urls else record[k]
+                  for k in keys]
         owner = current()
         with self.db:
             cur = self.db.execute(f"INSERT INTO copies ({', '.join(keys)}, created, status, owner_host, owner_pid, "

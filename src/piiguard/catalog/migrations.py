@@ -206,4 +206,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE copies ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';
     UPDATE copies SET status = 'interrupted' WHERE status = 'writing';
     """,
+    """
+    -- where a copy's target is (scheme://[user@]host:port/database or scheme:///real/path, never a
+    -- password): expiry and copy.expired find the target by it, not by a store name that may have
+    -- moved; '' for copies registered before it was recorded
+    ALTER TABLE copies ADD COLUMN target_url TEXT NOT NULL DEFAULT '';
+    ALTER TABLE copies ADD COLUMN source_url TEXT NOT NULL DEFAULT '';  -- the same for the source
+    """,
 )

@@ -10,7 +10,9 @@ any server configured by files), the files under ``options.config_dir`` (``confi
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -120,34 +122,117 @@ class ClickHouseTarget(Target):
 
     @cached_property
     def users(self) -> dict[str, ET.Element]:
-        users: dict[str, ET.Element] = {}
-        for root in self.xml("users.xml", "users.d"):
-            for section in root.findall("users"):
-                for user in section:
-                    users[user.tag] = user  # later files override earlier ones
-        return users
+        """Users as the server sees them: ``users.d/`` files *merged* into ``users.xml`` the way
+        ClickHouse merges configuration (an element with ``replace`` replaces, one with ``remove``
+        goes, anything else merges into the element of the same name; see
+        https://clickhouse.com/docs/en/operations/configuration-files)."""
+        roots = self.xml("users.xml", "users.d")
+        merged = copy.deepcopy(roots[0])
+        for over in roots[1:]:
+            merge(merged, over)
+        return {user.tag: user for section in merged.findall("users") for user in section}
 
     @cached_property
     def server_config(self) -> list[ET.Element]:
         return self.xml("config.xml", "config.d")
 
 
+def _flag(element: ET.Element, name: str) -> bool:
+    return element.get(name, "").strip().lower() in (name, "1", "true")
+
+
+def merge(base: ET.Element, over: ET.Element) -> None:
+    """Merge ``over`` into ``base`` as ClickHouse merges a config.d/users.d file into the main one:
+    each child of ``over`` merges into ``base``'s next child of the same name (its text replaced,
+    its children merged in turn), or is appended; ``replace="replace"`` puts it in place of that
+    child, ``remove="remove"`` deletes that child."""
+    used: dict[str, int] = {}
+    for child in over:
+        if not isinstance(child.tag, str):
+            continue  # comments and processing instructions
+        same = [c for c in base if c.tag == child.tag]
+        index = used.get(child.tag, 0)
+        used[child.tag] = index + 1
+        target = same[index] if index < len(same) else None
+        if _flag(child, "remove"):
+            if target is not None:
+                base.remove(target)
+            continue
+        if target is None or _flag(child, "replace"):
+            fresh = copy.deepcopy(child)
+            if target is None:
+                base.append(fresh)
+            else:
+                base[list(base).index(target)] = fresh
+            continue
+        if len(child) == 0:
+            target.text = child.text
+        else:
+            merge(target, child)
+
+
+_PASSWORDS = ("password", "password_sha256_hex", "password_double_sha1_hex", "password_bcrypt_hash")
+# authentication by something other than a password: present is enough (``<kerberos/>`` is valid)
+_EXTERNAL = ("ldap", "kerberos", "ssl_certificates", "ssh_keys", "http_authentication", "jwt")
+
+
 def _has_password(user: ET.Element) -> bool:
-    return any((user.findtext(tag) or "").strip() for tag in
-               ("password", "password_sha256_hex", "password_double_sha1_hex", "ldap", "kerberos"))
+    if any((user.findtext(tag) or "").strip() for tag in _PASSWORDS):
+        return True
+    return any(user.find(tag) is not None for tag in _EXTERNAL)
+
+
+_IPV4_ALL = ipaddress.IPv4Network("0.0.0.0/0")
+_IPV6_ALL = ipaddress.IPv6Network("::/0")
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_PROBES = ("attacker.example.net", "x", "203.0.113.9", "a.b.c.d.e")  # names nobody allowed on purpose
+
+
+def _v4(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress.IPv4Network | None:
+    """An IPv4-mapped IPv6 network (``::ffff:0.0.0.0/96``) as the IPv4 network it is."""
+    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED):
+        mapped = net.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network(f"{mapped}/{net.prefixlen - 96}")
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+
+
+def _permissive(pattern: str) -> bool:
+    """A host_regexp that matches names nobody listed on purpose (``.*``, ``.+``, ``^.*$``)."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return False
+    return all(compiled.search(name) for name in _PROBES)
 
 
 def _open_network(user: ET.Element) -> bool:
-    for ip in user.findall("networks/ip"):
+    """Whether the user may log in from every address: no ``<networks>``, networks whose union is
+    all of IPv4 (IPv4-mapped IPv6 counted as IPv4) or all of IPv6, or a host pattern any name matches."""
+    networks = user.find("networks")
+    if networks is None:
+        return True  # no networks element: any address may log in
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for ip in networks.findall("ip"):
         text = (ip.text or "").strip()
         if text in OPEN_NETWORKS:
             return True
         try:
-            if ipaddress.ip_network(text, strict=False).prefixlen == 0:
-                return True
+            net = ipaddress.ip_network(text, strict=False)
         except ValueError:
             continue
-    return user.find("networks") is None  # no networks element: any address may log in
+        if (four := _v4(net)) is not None:
+            v4.append(four)
+        elif isinstance(net, ipaddress.IPv6Network):
+            v6.append(net)
+    if list(ipaddress.collapse_addresses(v4)) == [_IPV4_ALL] or list(ipaddress.collapse_addresses(v6)) == [_IPV6_ALL]:
+        return True
+    if any((h.text or "").strip() in ("", "*", "%", "0.0.0.0", "::") for h in networks.findall("host")):
+        return True
+    return any(_permissive((h.text or "").strip()) for h in networks.findall("host_regexp"))
 
 
 class ClickHouseCheck(Check[ClickHouseTarget]):

@@ -25,7 +25,8 @@ class CopyExpired(Check[Target]):
     Risk: a copy of customer data kept past the date its owner agreed to is data nobody answers for —
     the kind that ends up in the store "that is easier to query" and leaks. Decided from the copy
     registry in piiguard's catalog and an existence probe of the copy's collection on its target
-    store (the store's configured credentials); a store that is no copy's target has no finding.
+    store (the store's configured credentials); a store that is no copy's target has no finding. A
+    copy's target is the store at the address the registry recorded for it, whatever its name.
     Fix: ``piiguard copies expire --apply`` removes expired copies piiguard made (nothing else), or
     agree a new expiry with the copy's owner and register it.
     """
@@ -47,12 +48,13 @@ class CopyExpired(Check[Target]):
                  today: str | None = None, timeout: float = 5.0) -> list[Finding]:
         """One finding per checked store that is the target of a registered copy: fail while an
         expired active copy still exists there, error when existence cannot be probed, else pass."""
+        from piiguard.masking.ownership import same_place
         from piiguard.masking.targets import writers
 
         day = today or datetime.now(UTC).date().isoformat()
         out = []
         for store in stores:
-            mine = [c for c in copies if c["target_store"] == store.name]
+            mine = [c for c in copies if same_place(c, store)]  # by where it is, not by a name
             if not mine or store.engine not in writers:
                 continue
             due = [c for c in mine if c["status"] == "active" and c["expires"] and str(c["expires"]) < day]

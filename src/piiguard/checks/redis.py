@@ -205,7 +205,7 @@ class AclWeakPassword(RedisCheck):
             if "on" in flags and any(str(d) in WEAK_DIGESTS for d in info.get("passwords", [])):
                 weak.append(user)
         if weak:
-            return failed(f"a common password is set for user(s): {', '.join(weak)}")
+            return failed(f"a common password is set for user(s): {', '.join(_names(weak))}")
         return passed(f"{len(target.users)} user(s), none with one of {len(WEAK_PASSWORDS)} common passwords")
 
 
@@ -260,7 +260,7 @@ class DangerousCommands(RedisCheck):
         admin = target.store.user or "default"
         enabled = [u for u in target.users if u != admin
                    and any(r.startswith(f"user {u} ") and " on " in f" {r} " for r in target.acl)]
-        risky = [f"{u}: {cmd[0]}" for u in enabled for cmd in DANGEROUS if target.allowed(u, *cmd)]
+        risky = [f"{_name(u)}: {cmd[0]}" for u in enabled for cmd in DANGEROUS if target.allowed(u, *cmd)]
         if risky:
             return failed(f"allowed: {', '.join(risky)}")
         return passed(f"{len(enabled)} application user(s), none may run {', '.join(c[0] for c in DANGEROUS)}")
@@ -285,6 +285,18 @@ class CompromiseIndicators(RedisCheck):
         if signs:
             return failed("; ".join(signs))
         return passed("dir, dbfilename and replication look ordinary")
+
+
+def _name(user: str) -> str:
+    """An ACL user name as evidence may show it: the server's users are named by whoever made them
+    (``ops.lead@example.com``), so a name goes through :func:`piiguard.connectors.labels.label`."""
+    from piiguard.connectors.labels import label  # the classifier loads on first use, not with the checks
+
+    return label(user)
+
+
+def _names(users: list[str]) -> list[str]:
+    return [_name(u) for u in users]
 
 
 def indicators(directory: str, dbfilename: str, replication: dict[str, Any]) -> list[str]:

@@ -194,7 +194,7 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
     console = Console(highlight=False)
     plugins.load()
     with open_catalog(catalog, cfg) as cat:
-        steps = plan_expiry(cat, datetime.now(UTC).date().isoformat(), lambda n: cfg.store(n) if cfg else None)
+        steps = plan_expiry(cat, datetime.now(UTC).date().isoformat(), cfg.stores if cfg else ())
         if not steps:
             console.print("no expired copy")
             return
@@ -204,8 +204,12 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
             if step.action is Action.ERROR:
                 failed = True
                 console.print(Text(f"copy {c['id']}: {step.error}"))
+            elif step.action is Action.MISMATCH:
+                failed = True
+                console.print(Text(step.error))
             elif step.action is Action.NO_STORE:
-                console.print(Text(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration: skipped"))
+                console.print(Text(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration "
+                                   "(and the copy was registered without its address): skipped"))
             elif step.action is Action.NO_RECORD:
                 console.print(Text(f"copy {c['id']}: {where} was registered without a record of what it created: "
                               "not removed (remove it by hand if it is the copy)"))

@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -16,8 +15,9 @@ from rich.text import Text
 
 from piiguard import plugins
 from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
+from piiguard.config import check_alert_flags
 from piiguard.contain.service import Containor
-from piiguard.errors import DeliveryFailed, UsageError
+from piiguard.errors import DeliveryFailed, PiiguardError, UsageError
 from piiguard.policy import Policy
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
@@ -25,6 +25,10 @@ from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAU
 from piiguard.watch.sinks import AlertSink, JsonLines, from_config
 
 log = logging.getLogger(__name__)
+
+
+class Undecided(PiiguardError):
+    """``watch --once`` ran, but some checks could not be decided (exit 1, as for ``check``)."""
 
 
 def watch(
@@ -55,20 +59,20 @@ def watch(
     cfg = read_config(config)
     plugins.load()
     stores = resolve_stores(targets or [], cfg)
-    flags: list[dict[str, Any]] = [{"kind": "webhook", "webhook": url, "slack": slack} for url in webhook or []]
-    if smtp:  # the flags become the same mappings as alerts: in piiguard.yaml, built by the same code
+    flags: list[tuple[str, dict[str, Any]]] = [("--webhook", {"kind": "webhook", "webhook": url, "slack": slack})
+                                               for url in webhook or []]
+    if smtp:  # the flags become the same mappings as alerts: in piiguard.yaml, checked and built by the same code
         host, _, port = smtp.rpartition(":")
-        if not host or not port.isdigit() or not smtp_to:
+        if not host or not smtp_to:
             raise UsageError("--smtp takes host:port and needs at least one --smtp-to")
-        flags.append({"kind": "smtp", "smtp": host, "port": int(port), "to": smtp_to, "from": smtp_from,
-                      "starttls": smtp_starttls, "smtps": smtp_smtps, "user": smtp_user,
-                      "password_env": smtp_password_env})
+        flags.append(("--smtp", {"kind": "smtp", "smtp": host, "port": int(port) if port.isdigit() else port,
+                                 "to": smtp_to, "from": smtp_from, "starttls": smtp_starttls, "smtps": smtp_smtps,
+                                 "user": smtp_user, "password_env": smtp_password_env}))
     if syslog:
-        parts = urlsplit(syslog)
-        if parts.scheme not in ("udp", "tcp") or not parts.hostname or not parts.port:
-            raise UsageError("--syslog takes udp://host:port or tcp://host:port")
-        flags.append({"kind": "syslog", "syslog": syslog})
-    sinks: list[AlertSink] = from_config([*(cfg.alerts if cfg else ()), *flags], timeout=timeout)
+        flags.append(("--syslog", {"kind": "syslog", "syslog": syslog}))
+    check_alert_flags(flags)
+    sinks: list[AlertSink] = from_config([*(cfg.alerts if cfg else ()), *(f for _, f in flags)],
+                                              timeout=timeout)
     if stdout or not sinks:
         sinks.append(JsonLines())
     with open_catalog(catalog, cfg) as cat:
@@ -87,6 +91,9 @@ def watch(
             if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean
                 raise DeliveryFailed(f"{watcher.failed_deliveries} alert delivery(ies) failed; they stay queued",
                                      hint="check the sinks (see the log lines above); the next watch retries them")
+            if watcher.undecided:  # like check: a store that could not be asked is no all-clear
+                raise Undecided(f"{watcher.undecided} check(s) could not be decided",
+                                hint="is the store reachable with these credentials? `piiguard check` shows why")
             return
 
         def stop(_sig: int, _frame: FrameType | None) -> None:

@@ -9,21 +9,85 @@ and made again under the copy's name — is refused unless ``--replace`` is give
 object, and never one another live copy recorded too: two copies into one target, the first one
 expiring, leaves the second's data where it is. It also removes the staging a copy killed mid-write
 left behind (recorded before its first row), under the same rule.
+
+A copy's target is found by *where* it is — the URL the registry recorded when the copy was made
+(engine, host, port, database or real path; never a password) — not by the store's name: a store
+named like the copy's target but somewhere else is refused loudly, and a copy whose target is no
+configured store is expired through its recorded URL (credentials by the engine's default reference).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from piiguard.catalog import Catalog
 from piiguard.catalog.owners import RunStatus
-from piiguard.errors import StoreError, UsageError
+from piiguard.config import store_from_url
+from piiguard.errors import ConfigError, PiiguardError, StoreError, UsageError
 from piiguard.masking.targets import CopyObject, Writer, writers
 from piiguard.model import Store
+
+# the URL scheme written for each engine (one of config.URL_SCHEMES)
+_SCHEME = {"postgres": "postgresql", "files": "file"}
+
+
+def target_url(store: Store) -> str:
+    """Where ``store`` is, as a URL without credentials: ``postgresql://user@host:port/db``, ``file:///real/path``."""
+    scheme = _SCHEME.get(store.engine, store.engine)
+    if store.path is not None:
+        return f"{scheme}://{os.path.realpath(store.path)}"
+    user = f"{store.user}@" if store.user else ""
+    return f"{scheme}://{user}{(store.host or 'localhost').lower()}:{store.port or ''}/{store.database or ''}"
+
+
+def _place(url: str) -> str:
+    """The part of a target URL that says where (the user name is who, not where)."""
+    scheme, _, rest = url.partition("://")
+    if rest.startswith("/"):
+        return url
+    return f"{scheme}://{rest.rpartition('@')[2] if '@' in rest.split('/', 1)[0] else rest}"
+
+
+def same_place(copy: dict[str, Any], store: Store) -> bool:
+    """Whether ``store`` is where ``copy`` was written (by the recorded URL; by name for copies
+    registered before URLs were recorded)."""
+    if copy.get("target_url"):
+        return copy["target_engine"] == store.engine and _place(str(copy["target_url"])) == _place(target_url(store))
+    return bool(copy["target_store"] == store.name)
+
+
+def same_source(copy: dict[str, Any], source: Store) -> bool:
+    """Whether ``copy`` was made from ``source``: by the recorded source URL (by name before it was recorded)."""
+    if copy.get("source_url"):
+        return _place(str(copy["source_url"])) == _place(target_url(source))
+    return bool(copy["source_store"] == source.name)
+
+
+class TargetMismatch(PiiguardError):
+    """A configured store has the copy's target name but is somewhere else."""
+
+
+def resolve_target(copy: dict[str, Any], stores: Sequence[Store]) -> Store | None:
+    """The store ``copy`` was written to: a configured store at its recorded URL (its credentials),
+    else the recorded URL itself. A configured store with the target's name but another address
+    raises :class:`TargetMismatch`; ``None`` only for a copy registered without a URL whose store
+    is not configured."""
+    here = [s for s in stores if same_place(copy, s)]
+    if here:
+        return next((s for s in here if s.name == copy["target_store"]), here[0])
+    if not copy.get("target_url"):
+        return None
+    named = next((s for s in stores if s.name == copy["target_store"]), None)
+    if named is not None:
+        raise TargetMismatch(f"copy {copy['id']}: the configured store {named.name!r} is at {target_url(named)}, "
+                             f"but the copy was written to {copy['target_url']}: nothing removed",
+                             hint="configure the copy's target under its address, or rename the other store")
+    return store_from_url(str(copy["target_url"]), name=str(copy["target_store"]), where=f"copy {copy['id']}")
 
 
 class TargetState(Enum):
@@ -55,21 +119,21 @@ class Ownership:
                                       "would be refused / replaced with --replace")
 
 
-def live_objects(catalog: Catalog, store: str, *, but: int | None = None) -> dict[str, list[int]]:
+def live_objects(catalog: Catalog, store: Store, *, but: int | None = None) -> dict[str, list[int]]:
     """Identity → the live (``active`` or ``writing``) copies into ``store`` that recorded it."""
     out: dict[str, list[int]] = {}
     for c in catalog.copies():
-        if c["target_store"] != store or c["id"] == but or c["status"] not in (RunStatus.ACTIVE, RunStatus.WRITING):
+        if not same_place(c, store) or c["id"] == but or c["status"] not in (RunStatus.ACTIVE, RunStatus.WRITING):
             continue
         for o in c["objects"]:
             out.setdefault(str(o["id"]), []).append(int(c["id"]))
     return out
 
 
-def live_made(catalog: Catalog, store: str) -> frozenset[tuple[str, str]]:
+def live_made(catalog: Catalog, store: Store) -> frozenset[tuple[str, str]]:
     """(name, identity) of every object the live copies into ``store`` recorded."""
     return frozenset((str(o["name"]), str(o["id"])) for c in catalog.copies(status=RunStatus.ACTIVE)
-                     if c["target_store"] == store for o in c["objects"])
+                     if same_place(c, store) for o in c["objects"])
 
 
 def ownership(catalog: Catalog | None, writer: Writer, source: Store, source_collection: str) -> Ownership:
@@ -80,7 +144,7 @@ def ownership(catalog: Catalog | None, writer: Writer, source: Store, source_col
     if catalog is None:
         return Ownership(TargetState.FOREIGN, now)
     ours = tuple(int(c["id"]) for c in catalog.copies(status=RunStatus.ACTIVE)
-                 if c["target_store"] == writer.store.name and c["source_store"] == source.name
+                 if same_place(c, writer.store) and same_source(c, source)
                  and c["source_collection"] == source_collection and any(o["id"] == now for o in c["objects"]))
     return Ownership(TargetState.OURS if ours else TargetState.FOREIGN, now, ours)
 
@@ -95,7 +159,8 @@ class Action(Enum):
     GONE = "gone"              # nothing it made is left
     NOT_OURS = "not-ours"      # its name now holds something else (or another live copy's object): kept
     NO_RECORD = "no-record"    # registered before objects were recorded: nothing is provably its
-    NO_STORE = "no-store"      # the target store is not in the configuration
+    NO_STORE = "no-store"      # registered without its target's URL, and no configured store has its name
+    MISMATCH = "mismatch"      # a configured store has the target's name but another address: refused
     ERROR = "error"            # the target store could not be asked (the copy stays registered)
 
 
@@ -110,14 +175,22 @@ class Expiry:
     error: str = ""
 
 
-def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | None]) -> list[Expiry]:
+def plan_expiry(catalog: Catalog, today: str, stores: Sequence[Store]) -> list[Expiry]:
     """What expiring each active copy past its date would do, and removing what interrupted copies
-    (killed mid-write) left behind; changes nothing."""
+    (killed mid-write) left behind; changes nothing. Each copy's target is found by
+    :func:`resolve_target` among the configured ``stores``."""
     out = []
     leftovers = [c for status in (RunStatus.INTERRUPTED, RunStatus.FAILED) for c in catalog.copies(status=status)
                  if c["objects"]]  # a failed copy records objects only when its clean-up failed too
     for c in [*catalog.copies(status=RunStatus.ACTIVE, expired_before=today), *leftovers]:
-        store = store_of(c["target_store"])
+        try:
+            store = resolve_target(c, stores)
+        except TargetMismatch as exc:
+            out.append(Expiry(c, Action.MISMATCH, error=exc.message))
+            continue
+        except ConfigError as exc:  # a recorded URL that no longer parses (an edited catalog)
+            out.append(Expiry(c, Action.ERROR, error=f"its recorded target cannot be used ({exc.message})"))
+            continue
         objects = [CopyObject.from_json(o) for o in c["objects"]]
         if store is None:
             out.append(Expiry(c, Action.NO_STORE))
@@ -126,7 +199,7 @@ def plan_expiry(catalog: Catalog, today: str, store_of: Callable[[str], Store | 
             out.append(Expiry(c, Action.NO_RECORD))
             continue
         writer = writers.get(store.engine)(store, c["target_collection"])
-        shared = live_objects(catalog, store.name, but=int(c["id"]))
+        shared = live_objects(catalog, store, but=int(c["id"]))
         try:
             now = {o: writer.identity_of(o) for o in objects}
         except StoreError as exc:

@@ -44,6 +44,7 @@ from piiguard.masking.ownership import (
     live_objects,
     ownership,
     refuse_foreign,
+    target_url,
 )
 from piiguard.masking.targets import Writer, writers
 from piiguard.model import CollectionInfo, Finding, Severity, Status, Store
@@ -315,11 +316,12 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     if held.state is TargetState.FOREIGN and not plan.replace:
         raise refuse_foreign(plan.target, plan.target_collection)
     writer.expected, writer.owned = held.identity, held.state is TargetState.OURS
-    writer.ours = live_made(catalog, plan.target.name)
+    writer.ours = live_made(catalog, plan.target)
     started = time.monotonic()
     copy_id = catalog.add_copy({
         "source_store": plan.source.name, "source_collection": plan.source_collection,
         "target_store": plan.target.name, "target_engine": plan.target.engine,
+        "target_url": target_url(plan.target), "source_url": target_url(plan.source),
         "target_collection": plan.target_collection,
         "transforms": {r.field: {"masker": r.masker, "options": dict(r.options), "pii_type": r.pii_type,
                                  "reason": r.reason} for r in plan.rules},
@@ -361,7 +363,7 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
         masker.close()
     count = int(np.unique(np.concatenate(subjects)).size) if subjects else None
     # the copies whose object this one replaced end with it (their expiry must not touch the new one)
-    replaced = live_objects(catalog, plan.target.name, but=copy_id).get(held.identity or "", [])
+    replaced = live_objects(catalog, plan.target, but=copy_id).get(held.identity or "", [])
     catalog.finish_copy(copy_id, "active", rows=rows, subjects=count,
                         objects=[o.to_json() for o in writer.created], replaced=replaced)
     return CopyResult(copy_id, rows, count, time.monotonic() - started)

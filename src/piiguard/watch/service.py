@@ -6,7 +6,10 @@ Restart-safe by construction: what changed is computed against the catalog, and 
 the same transaction that records the change, so a SIGKILL at any point loses no transition; the
 outbox remembers what each sink has received, so nothing is sent twice (a crash between sending and
 recording can repeat one send: receivers get the same ``dedupe_key``). A failing sink only delays
-itself: delivery runs apart from the probes.
+itself: delivery runs apart from the probes. A failing *alert* only delays itself too: each has its
+own backoff, the others are sent in their order meanwhile, and one that failed ``MAX_ATTEMPTS``
+times is dropped with a log line (a receiver that rejects it for good would otherwise hold it
+forever).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ DEFAULT_INTERVAL = 5.0
 DEFAULT_INSIDE_EVERY = 60.0
 DEFAULT_RESCAN_EVERY = 6 * 3600.0  # classification changes slowly; a sampled scan keeps PII context fresh
 MAX_BACKOFF = 300.0
+MAX_ATTEMPTS = 12  # about 25 minutes of backoff in a long-running watch, or twelve --once runs
 
 
 def alerts_for(changes: list[Transition]) -> list[Alert]:
@@ -100,6 +104,7 @@ class Watcher:
         self.containor = containor
         self.stop = threading.Event()
         self.failed_deliveries = 0  # sends that failed since this watcher started (each is retried)
+        self.undecided = 0  # checks the last cycle could not decide (an unreachable store): not clean
         self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
 
     def outside_ids(self) -> list[str]:
@@ -113,6 +118,7 @@ class Watcher:
         run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
                          record=False)
         findings = list(run.findings)
+        self.undecided = sum(1 for f in findings if f.status is Status.ERROR)
         exposed = exposure_state(self.stores, with_last_verdicts(findings, self._doors))
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
         follow_exposures(self.catalog)  # an exposure of a store holding PII opens an incident
@@ -136,20 +142,26 @@ class Watcher:
         type only."""
         sent = 0
         for sink_id, sink in self.sinks.items():
+            # oldest first, each alert on its own backoff: one that fails does not hold back the rest
             for key, payload, attempts in self.catalog.pending(sink_id, "9999" if overdue_too else None):
                 try:
                     sink.send(payload)
                 except Exception as exc:  # any sink failure is recorded and retried, never fatal
+                    self.failed_deliveries += 1
+                    self.metrics.delivery_failures.labels(sink_id).inc()
+                    if attempts + 1 >= MAX_ATTEMPTS:
+                        self.catalog.dropped_delivery(key, sink_id, type(exc).__name__)
+                        log.error("alert delivery to %s dropped after %d failed attempts (%s); it stays in the "
+                                  "catalog", sink_id, attempts + 1, type(exc).__name__)
+                        continue
                     delay = min(MAX_BACKOFF, 2.0 ** attempts)
                     due = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
                     self.catalog.failed_delivery(key, sink_id, type(exc).__name__, due)
-                    self.failed_deliveries += 1
-                    self.metrics.delivery_failures.labels(sink_id).inc()
                     # the sink id is free of secrets by contract; the exception's text is not logged:
                     # a server's reply can echo the alert, and an address can carry a token
                     log.warning("alert delivery to %s failed (%s, attempt %d); next try in %.0f s",
                                 sink_id, type(exc).__name__, attempts + 1, delay)
-                    break  # keep this sink's order; try again later
+                    continue  # the next alert is tried now; this one after its backoff
                 self.catalog.delivered(key, sink_id)
                 sent += 1
                 seen = datetime.fromisoformat(str(payload["at"]))

@@ -1,7 +1,10 @@
 """Alert sinks, registered like every other plugin. A sink sends one alert or raises; retries,
 backoff and the record of what was delivered belong to the service, so a sink stays small.
 
-Alerts carry names, severities, PII *types* and a subject count — never a data value. A sink's
+Alerts carry names, severities, PII *types* and a subject count — never a data value. Names come
+from stores and URLs, so each sink makes them safe where it writes them: no control character ever
+reaches an e-mail header, a syslog line or a terminal (a store URL holding ``%0ABcc:`` must not
+add a recipient), and Slack text is escaped as Slack requires (``<!channel>`` must not ping). A sink's
 ``id`` is what deliveries are recorded under; it must not contain a secret (a webhook URL can:
 Slack's carry their token in the path), so the webhook's id is a hash of its URL.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import select
 import smtplib
 import socket
@@ -61,7 +65,10 @@ class JsonLines(AlertSink):
 
 @sinks.register("webhook")
 class Webhook(AlertSink):
-    """JSON POST of the alert; with ``slack=True`` a Slack-compatible ``{"text": …}`` payload."""
+    """JSON POST of the alert; with ``slack=True`` a Slack-compatible ``{"text": …}`` payload.
+
+    Delivered means a 2xx answer to that POST. Redirects are not followed: urllib would follow a 302
+    with a GET without the body (and a redirect can lead anywhere), so any 3xx is a failed delivery."""
 
     def __init__(self, url: str, *, slack: bool = False, timeout: float = 5.0) -> None:
         if not url.startswith(("http://", "https://")):
@@ -73,20 +80,49 @@ class Webhook(AlertSink):
         return f"webhook:{hashlib.sha256(self.url.encode()).hexdigest()[:12]}"
 
     def send(self, alert: dict[str, Any]) -> None:
-        body = {"text": slack_text(alert)} if self.slack else alert
+        body = {"text": slack_escape(slack_text(alert))} if self.slack else alert
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json",
                                                   "Idempotency-Key": str(alert["dedupe_key"])})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
             if not 200 <= response.status < 300:
                 raise OSError(f"HTTP {response.status}")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: object) -> str:
+    """Text on one line, safe for a terminal and a header: each control character (CR, LF, ESC …)
+    written as a ``\\xNN`` escape. Names a store chose (users, tables) are passed through
+    ``piiguard.connectors.labels.label`` before they reach an alert; store and check names come
+    from the configuration and piiguard."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+ident = printable
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three escapes (https://api.slack.com/reference/surfaces/formatting#escaping): with
+    them ``<!channel>`` or ``<http://x|y>`` in a name is shown as typed, never acted on."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx then reaches the default error handler: HTTPError, a failed delivery
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 def slack_text(alert: dict[str, Any]) -> str:
     what = "opened" if alert["event"] == "opened" else "resolved"
-    data = f" — holds {', '.join(alert['pii_types'])}" if alert.get("pii_types") else ""
+    data = f" — holds {', '.join(ident(t) for t in alert['pii_types'])}" if alert.get("pii_types") else ""
     people = f" of ~{alert['subjects_estimate']:,} people" if alert.get("subjects_estimate") else ""
-    return f"[{alert['severity']}] {alert['store']}: {alert['check']} {what}{data}{people}. {alert['evidence']}"
+    return (f"[{ident(alert['severity'])}] {ident(alert['store'])}: {ident(alert['check'])} {what}{data}{people}. "
+            f"{printable(alert['evidence'])}")
 
 
 @sinks.register("smtp")
@@ -117,8 +153,9 @@ class Email(AlertSink):
     def send(self, alert: dict[str, Any]) -> None:
         message = EmailMessage()
         message["From"], message["To"] = self.sender, ", ".join(self.recipients)
-        message["Subject"] = f"[piiguard] {alert['severity']}: {alert['store']} {alert['check']} {alert['event']}"
-        message["Message-ID"] = f"<{alert['dedupe_key'].replace(':', '.')}@piiguard>"
+        subject = f"[piiguard] {alert['severity']}: {alert['store']} {alert['check']} {alert['event']}"
+        message["Subject"] = header_safe(subject)
+        message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9._-]', '-', str(alert['dedupe_key']))}@piiguard>"
         message.set_content(slack_text(alert) + "\n\n" + json.dumps(alert, indent=2))
         context = ssl.create_default_context(cafile=self.cafile)
         smtp = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context) if self.smtps
@@ -139,6 +176,12 @@ class Email(AlertSink):
                                      "recipient(s) refused", hint="check the alert's recipients")
 
 
+def header_safe(text: str) -> str:
+    """One header value without CR or LF, so no header of its own (``Bcc:``) can start in it,
+    whatever a store's name holds."""
+    return printable(text)
+
+
 SYSLOG_SEVERITY = {"critical": 2, "high": 3, "medium": 4, "low": 5, "info": 6}
 LOCAL0 = 16
 
@@ -147,11 +190,17 @@ LOCAL0 = 16
 class Syslog(AlertSink):
     """RFC 5424 messages over UDP or TCP (RFC 6587 octet counting), facility local0.
 
-    Over TCP a message counts as delivered only once the receiver's TCP stack has acknowledged every
-    octet of it on a connection that was still open: a peer that accepted and closed (or reset) the
-    connection is a failed delivery, not a silent loss. One fresh connection is tried again before the
-    send fails (receivers drop idle or broken connections; the alert's ``dedupe_key`` lets one that
-    did get the first copy drop the second). UDP has no acknowledgement: a send is all it can prove.
+    Over TCP one message is sent per connection, then piiguard closes its sending side (FIN). It
+    counts as delivered only when, before the timeout, (1) the receiver's TCP stack acknowledged
+    every octet and the FIN (Linux ``TCP_INFO``: nothing unacknowledged) and (2) the receiver closed
+    its side in order (EOF, no reset). A TCP acknowledgement alone proves only that a kernel buffered
+    the bytes: a receiver that reads closes on our FIN (rsyslog, syslog-ng, a `while recv` loop do),
+    while one that closes without reading resets the connection (the kernel does, for unread data),
+    and a listener that never accepts never closes — both are failed deliveries. A receiver that
+    reads but keeps the connection open after our FIN is counted as failed too: piiguard cannot tell
+    it from one that never read. One fresh connection is tried again before the send fails (the
+    alert's ``dedupe_key`` lets a receiver that did get the first copy drop the second). UDP has no
+    acknowledgement: a send is all it can prove.
     """
 
     def __init__(self, host: str, port: int, *, transport: str = "udp", timeout: float = 5.0) -> None:
@@ -197,25 +246,35 @@ def _peer_closed(sock: socket.socket) -> bool:
         return True
 
 
-def _await_acknowledgement(sock: socket.socket, deadline: float) -> None:
-    """Return once the peer acknowledged everything sent (Linux: ``TCP_INFO``'s unacked count is 0);
-    raise when it reset the connection or did not acknowledge before ``deadline``. Without
-    ``TCP_INFO`` the receiver closing its side after our FIN, with no pending error, is the proof."""
+def _unacknowledged(sock: socket.socket) -> int | None:
+    """Octets (segments) the peer has not acknowledged (Linux ``tcpi_unacked``); None elsewhere."""
     tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return None
+    info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
+    return int(struct.unpack_from("I", info, 24)[0]) if len(info) >= 28 else None
+
+
+def _await_acknowledgement(sock: socket.socket, deadline: float) -> None:
+    """Return once the peer has closed its side in order after reading (EOF, every octet
+    acknowledged, no pending error); raise when it reset the connection or did not before ``deadline``."""
     eof = False
     while True:
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             raise ConnectionResetError(error, "the syslog receiver reset the connection")
-        if tcp_info is not None:
-            info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 104)
-            if len(info) >= 28 and struct.unpack_from("I", info, 24)[0] == 0:  # tcpi_unacked
+        if eof:
+            unacked = _unacknowledged(sock)
+            if unacked == 0:
                 return
-        elif eof:
-            return
+            if unacked is None:  # no TCP_INFO: a reset for unread data follows an early EOF at once
+                time.sleep(0.05)
+                if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    return
+                continue
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("the syslog receiver did not acknowledge the message")
+            raise TimeoutError("the syslog receiver did not read the message and close the connection in time")
         if eof:  # an EOF stays readable: wait for the acknowledgement (or the reset) without spinning
             time.sleep(min(left, 0.01))
             continue
@@ -230,10 +289,11 @@ def _sd(value: object) -> str:
 
 def format_5424(alert: dict[str, Any]) -> bytes:
     pri = LOCAL0 * 8 + SYSLOG_SEVERITY.get(str(alert["severity"]), 5)
-    params = " ".join(f'{k}="{_sd(alert[k])}"' for k in ("event", "store", "check", "severity", "dedupe_key"))
+    params = " ".join(f'{k}="{_sd(ident(alert[k]))}"' for k in ("event", "store", "check", "severity", "dedupe_key"))
     data = f"[piiguard@32473 {params}]"
     host = socket.gethostname() or "-"
-    return f"<{pri}>1 {alert['at']} {host} piiguard {os.getpid()} {alert['event']} {data} {slack_text(alert)}".encode()
+    head = f"<{pri}>1 {alert['at']} {host} piiguard {os.getpid()} {ident(alert['event'])}"
+    return f"{head} {data} {slack_text(alert)}".encode()
 
 
 def from_config(alerts: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) -> list[AlertSink]:
