@@ -288,6 +288,14 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
                             continue
                         detail = exc.detail + ("; failed again after reconnecting" if attempt == 2 else "")
                         problems.append(Problem(ProblemKind.COLLECTION, store.name, detail, shown, exc.hint))
+                    except Exception as exc:  # one collection's crash must not lose the others
+                        if os.environ.get("PIIGUARD_DEBUG"):
+                            raise  # the CLI prints the traceback
+                        # The type only: a reader's message can quote the value it choked on.
+                        problems.append(Problem(ProblemKind.COLLECTION, store.name,
+                                                f"could not be read: internal error ({type(exc).__name__})", shown,
+                                                "the other collections were read; PIIGUARD_DEBUG=1 shows the "
+                                                "traceback (check it for data values before sharing it)"))
                     finally:
                         progress.collection_finished()
                     break

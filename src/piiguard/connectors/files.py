@@ -99,28 +99,55 @@ def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
 
 def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array, tally: Tally, notes: dict[str, str],
             depth: int = 0) -> None:
-    """Flatten structs and lists into string leaves keyed by field path (names labelled)."""
+    """Flatten structs, lists, maps and unions into string leaves keyed by field path (names labelled).
+
+    Every Arrow type is either read or noted by name: a map's keys and values are ``field[].key`` and
+    ``field[].value`` (its keys are data, as a list's items are), a union's members are read one by one,
+    a dictionary is decoded, and a type Arrow cannot write as text is noted, never a crash."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    nested = pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+    t = arr.type
+    if isinstance(t, pa.ExtensionType):
+        _leaves(columns, name, arr.storage, tally, notes, depth)
+        return
+    if pa.types.is_dictionary(t):
+        _leaves(columns, name, arr.dictionary_decode(), tally, notes, depth)
+        return
+    nested = pa.types.is_nested(t)
     if nested and depth >= MAX_DEPTH:
         tally.add(DEEP, len(arr) - arr.null_count)
         return
-    if pa.types.is_struct(arr.type):
-        for i in range(arr.type.num_fields):
-            _leaves(columns, f"{name}.{label(arr.type.field(i).name)}", arr.field(i), tally, notes, depth + 1)
-    elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        _leaves(columns, f"{name}[]", pc.list_flatten(arr), tally, notes, depth + 1)
-    elif pa.types.is_null(arr.type):
+    if pa.types.is_map(t):
+        _leaves(columns, f"{name}[].key", arr.keys, tally, notes, depth + 1)
+        _leaves(columns, f"{name}[].value", arr.items, tally, notes, depth + 1)
+    elif pa.types.is_struct(t) or pa.types.is_union(t):
+        for i in range(t.num_fields):
+            _leaves(columns, f"{name}.{label(t.field(i).name)}", arr.field(i), tally, notes, depth + 1)
+    elif nested:  # list, large_list, fixed_size_list, list_view …
+        try:
+            items = pc.list_flatten(arr)
+        except pa.ArrowException:
+            items = arr.flatten() if hasattr(arr, "flatten") else None
+        if items is None:
+            notes[name] = f"values of type {t} not classified"
+            return
+        _leaves(columns, f"{name}[]", items, tally, notes, depth + 1)
+    elif pa.types.is_null(t):
         _put(columns, name, pa.nulls(len(arr), pa.string()))
-    elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) \
+            or pa.types.is_binary_view(t):
         # A typed binary column (Parquet BYTE_ARRAY without UTF8) holds blobs by design, as an SQL BLOB does.
-        text, bad = _decoded(arr)
+        text, bad = _decoded(arr if pa.types.is_binary(t) or pa.types.is_large_binary(t) else arr.cast(pa.binary()))
         if bad:
             notes[name] = f"{bad} binary value(s) not classified"
         _put(columns, name, text)
     else:
-        text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+        try:
+            text = arr if pa.types.is_string(t) else pc.cast(arr, pa.string())
+        except pa.ArrowException:
+            notes[name] = f"values of type {t} not classified"
+            _put(columns, name, pa.nulls(len(arr), pa.string()))
+            return
         text, bad = _decoded(text)
         if bad:
             tally.add(BAD_UTF8, bad)
