@@ -89,7 +89,12 @@ BAD_UTF8_LINES = "line(s) not valid UTF-8"
 BAD_JSON = "line(s) that are not valid JSON"
 NOT_OBJECT = "line(s) that are not JSON objects"
 DEEP_LINES = f"line(s) nested deeper than {MAX_DEPTH} levels"
+UNCLOSED = "line(s) after a quote that is never closed (read as one value)"
 _NOT_FOLLOWED = "a symbolic link: not followed"
+
+
+def _holds_newline(row: pa.RecordBatch) -> bool:
+    return any(isinstance(v, str) and "\n" in v for col in row.columns for v in col.to_pylist())
 
 
 def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
@@ -405,7 +410,8 @@ class Files(Connector):
             tally.add(RAGGED)
             return "skip"
 
-        stream = io.BufferedReader(LineFilter(self._source(collection), tally), 1 << 20)
+        lines = LineFilter(self._source(collection), tally, text=True)
+        stream = io.BufferedReader(lines, 1 << 20)
         reader = pacsv.open_csv(
             stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids),
             parse_options=pacsv.ParseOptions(delimiter="\t" if collection.name.lower().endswith(".tsv") else ",",
@@ -413,10 +419,17 @@ class Files(Connector):
             convert_options=pacsv.ConvertOptions(column_types={i: pa.string() for i in ids}, check_utf8=False,
                                                  strings_can_be_null=True))
         first = header
+        last: pa.RecordBatch | None = None
         for record in reader:
             if first:  # the header is the first *parsed* row (skip_rows counts lines, and a name may hold one)
                 record, first = record.slice(1), False
+            if record.num_rows:
+                last = record
             yield record.rename_columns(names)
+        if lines.quotes % 2 and last is not None and _holds_newline(last.slice(last.num_rows - 1)):
+            # An odd number of quotes and a last value holding line ends: a quote was never closed, and
+            # Arrow read every line after it into that one value.
+            tally.add(UNCLOSED, max(1, lines.lines_after_quote))
 
     def _json_blocks(self, collection: CollectionInfo, block_bytes: int, tally: Tally
                      ) -> Iterator[pa.RecordBatch | Batch]:
