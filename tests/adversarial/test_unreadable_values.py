@@ -24,7 +24,9 @@ from .test_readers import CONTROL, control_read, problems, run
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Any code point, lone surrogates (U+D800–DFFF) included: JSON's \uXXXX escape can write each of them.
-texts = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=12)
+texts = st.one_of(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=12),
+                  st.tuples(st.text(max_size=4), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+                            st.text(max_size=4)).map("".join))
 
 
 @SETTINGS

@@ -31,6 +31,7 @@ from piiguard import plugins
 from piiguard.classify.detectors import Detector, name_tokens
 from piiguard.classify.engine import Classifier
 from piiguard.registry import driver
+from piiguard.report.terminal import escaped
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +44,7 @@ MAX_LABEL_CHARS = 200
 LABEL_TYPES = frozenset({"api-key", "birth-date", "credit-card", "email", "geo-coordinates", "iban",
                          "ip-address", "mac-address", "national-id", "oauth-token", "password-hash",
                          "person-name", "personal-media-url", "phone", "street-address", "us-ssn"})
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_SURROGATES = re.compile("([\ud800-\udfff]+)")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?%?")
 
 
@@ -86,7 +87,16 @@ class Labeler:
         return out
 
     def _label(self, name: str) -> str:
-        name = escaped(name)  # first: a surrogate (a file name that is not UTF-8) cannot even be classified
+        # PII is looked for in the raw text and escapes are written after it: the letters of an escape
+        # (``\u200b``) must never become part of a match. Format characters (zero-width, bidi marks)
+        # are dropped first, so that they cannot hide a value; a surrogate (a file name that is not
+        # UTF-8) is never part of one and cannot be classified: the text around it is labelled alone.
+        text = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")
+        parts = _SURROGATES.split(text)
+        out = "".join(escaped(p) if i % 2 else escaped(self._replaced(p)) for i, p in enumerate(parts))
+        return out if len(out) <= MAX_LABEL_CHARS else out[:MAX_LABEL_CHARS] + "…"
+
+    def _replaced(self, name: str) -> str:
         if not name:
             return name
         if "/" in name:  # a URL is one value (a photo URL) though it has segments
@@ -104,8 +114,7 @@ class Labeler:
                     continue
             kind = self.pii_type(segment.strip()) if segment.strip() else None
             segments.append(f"<{kind}>" if kind else segment)
-        text = self._embedded_replaced("/".join(segments))
-        return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS] + "…"
+        return self._embedded_replaced("/".join(segments))
 
     def _embedded_replaced(self, text: str) -> str:
         for kind, regex in self._embedded:
@@ -118,20 +127,6 @@ class Labeler:
 
             text = regex.sub(sub, text)
         return text
-
-
-def escaped(text: str) -> str:
-    """Control, format, surrogate and unassigned characters as ``\\xNN``/``\\uNNNN`` escapes."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if unicodedata.category(ch) in _UNPRINTABLE:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 @cache
