@@ -47,8 +47,8 @@ def test_ragged_csv_and_invalid_utf8(tmp_path: Path) -> None:
     assert email.pii_type == "email"
     # Nothing left out silently: each is a problem on the collection, with counts, never the value.
     messages = sorted(p.message for p in result.problems)
-    assert messages == ["1 row(s) with the wrong number of fields skipped; 101 row(s) read",
-                        "1 value(s) not valid UTF-8 skipped; 101 row(s) read"]
+    assert messages == ["1 byte sequence(s) not valid UTF-8 skipped; 101 row(s) read",
+                        "1 row(s) with the wrong number of fields skipped; 101 row(s) read"]
     assert all(p.collection == "x.csv" and p.kind is ProblemKind.COLLECTION for p in result.problems)
     assert "broken" not in repr(result) and "caf" not in repr(result)
 
