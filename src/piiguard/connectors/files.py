@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePath
@@ -223,6 +224,26 @@ def _split_deep(block: bytes) -> tuple[bytes, bytes]:
     deep = {i for i in np.flatnonzero(per_line >= MAX_DEPTH).tolist() if i < len(lines)}
     keep = b"\n".join(line for i, line in enumerate(lines) if i not in deep)
     return keep, b"\n".join(lines[i] for i in sorted(deep))
+
+
+_KEY = re.compile(rb'"((?:[^"\\]|\\.){0,200})"\s*:')
+KEYS_PROBE = 32 << 10
+MANY_KEYS = 1000
+
+
+def _many_keys(block: bytes) -> bool:
+    """Whether the block's documents are keyed by values (a key per customer id): Arrow's reader makes
+    a struct field of every distinct key (20,000 keys: two minutes and gigabytes for one block), where
+    the line reader folds them into one ``<id>`` segment. Three windows of the block are looked at."""
+    if len(block) <= 3 * KEYS_PROBE:
+        windows = [block]
+    else:
+        mid = len(block) // 2
+        windows = [block[:KEYS_PROBE], block[mid:mid + KEYS_PROBE], block[-KEYS_PROBE:]]
+    keys: set[bytes] = set()
+    for w in windows:
+        keys.update(_KEY.findall(w))
+    return len(keys) > MANY_KEYS
 
 
 def _json_lines(block: bytes, tally: Tally) -> Batch:
@@ -440,6 +461,9 @@ class Files(Connector):
             if careful:
                 yield _json_lines(careful, tally)
             if not block.strip():
+                continue
+            if _many_keys(block):
+                yield _json_lines(block, tally)  # keys that are ids: Arrow would build a struct field per key
                 continue
             try:
                 table = pajson.read_json(pa.BufferReader(block),

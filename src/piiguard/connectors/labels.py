@@ -44,6 +44,9 @@ MAX_LABEL_CHARS = 200
 LABEL_TYPES = frozenset({"api-key", "birth-date", "credit-card", "email", "geo-coordinates", "iban",
                          "ip-address", "mac-address", "national-id", "oauth-token", "password-hash",
                          "person-name", "personal-media-url", "phone", "street-address", "us-ssn"})
+# An identifier used as a name: six or more digits (a customer number, a phone number written bare),
+# or a UUID. Shorter numbers (``1``, ``2024``) stay: they are as often a column or a year as an id.
+_ID = re.compile(r"\+?\d{6,}|(?i:[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12})")
 _SURROGATES = re.compile("([\ud800-\udfff]+)")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?%?")
 
@@ -113,6 +116,8 @@ class Labeler:
                     segments.append(f"<{kind}>.{suffix}")
                     continue
             kind = self.pii_type(segment.strip()) if segment.strip() else None
+            if kind is None and _ID.fullmatch(segment.strip()):
+                kind = "id"  # a key per customer (``{"7000000": {...}}``): one wildcard segment, like ``[]``
             segments.append(f"<{kind}>" if kind else segment)
         return self._embedded_replaced("/".join(segments))
 
