@@ -90,6 +90,7 @@ BAD_UTF8_LINES = "line(s) not valid UTF-8"
 BAD_JSON = "line(s) that are not valid JSON"
 NOT_OBJECT = "line(s) that are not JSON objects"
 DEEP_LINES = f"line(s) nested deeper than {MAX_DEPTH} levels"
+CHANGED = "the file changed while it was read (its size or modification time); scan it again when it is still"
 UNCLOSED = "line(s) after a quote that is never closed (read as one value)"
 _NOT_FOLLOWED = "a symbolic link: not followed"
 
@@ -510,16 +511,28 @@ class Files(Connector):
             self._troubled.add(collection.name)
         return _merged(taken) if taken else Batch({}, 0)
 
+    def _version(self, collection: CollectionInfo) -> tuple[int, int] | None:
+        """Size and modification time, to tell whether the file changed while it was read."""
+        try:
+            st = os.lstat(self._path(collection))
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         self._refuse(collection)
         if self._size(collection) == 0:
             return
+        before = self._version(collection)
         pending: list[Batch] = []
         for batch in self._items(collection, READ_BYTES):
             pending.append(batch)
             if sum(a.nbytes for b in pending for a in b.columns.values()) >= BATCH_BYTES:
                 yield _merged(pending)
                 pending = []
+        if self._version(collection) != before:  # truncated, appended to or rewritten under the reader
+            self._troubled.add(collection.name)
+            pending.append(Batch({}, 0, stopped=CHANGED))
         if pending:
             yield _merged(pending)
 
