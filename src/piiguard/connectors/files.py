@@ -29,6 +29,7 @@ for big files).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -72,7 +73,11 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pajson = driver("pyarrow.json")
     pq = driver("pyarrow.parquet")
 
-SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+            ".parquet": "parquet"}
+# A CSV or JSON file may be compressed (``x.csv.gz``): Arrow decompresses it as a stream.
+COMPRESSION = {".gz": "gzip", ".zst": "zstd"}
+MAX_JSON_ARRAY_BYTES = 256 << 20  # a .json file holding one array is parsed whole, up to this size
 # Arrow's streaming readers keep a few dozen blocks read ahead, so the block is small (memory stays about
 # 30 × READ_BYTES whatever the file's size); blocks are then joined into batches of BATCH_BYTES, because
 # fewer, larger batches keep the classifier's per-batch overheads low. A block must hold the longest
@@ -97,6 +102,20 @@ _NOT_FOLLOWED = "a symbolic link: not followed"
 
 def _holds_newline(row: pa.RecordBatch) -> bool:
     return any(isinstance(v, str) and "\n" in v for col in row.columns for v in col.to_pylist())
+
+
+def _kind(name: str) -> tuple[str | None, str | None]:
+    """A file's type and compression from its name (``x.csv.gz`` → ``("csv", "gzip")``); ``None``
+    when it is not a type piiguard reads (a compressed Parquet file is not one: Parquet compresses
+    inside)."""
+    path = PurePath(name)
+    compression = COMPRESSION.get(path.suffix.lower())
+    if compression is not None:
+        path = path.with_suffix("")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind == "parquet" and compression is not None:
+        return None, None
+    return kind, compression
 
 
 def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
@@ -324,6 +343,7 @@ class Files(Connector):
         if self.root.is_file():
             return [self._info(self.root.name)]
         found: list[str] = []
+        unknown = 0
 
         def unlisted(exc: OSError) -> None:
             where = Path(exc.filename or self.root)
@@ -342,11 +362,17 @@ class Files(Connector):
                 if stat.S_ISLNK(mode):
                     self._refused[name] = _NOT_FOLLOWED
                     found.append(name)
-                elif entry in files and path.suffix.lower() in SUFFIXES:
+                elif entry in files and _kind(entry)[0] is not None:
                     if not stat.S_ISREG(mode):
                         self._refused[name] = "not a regular file"
                     found.append(name)
+                elif entry in files:
+                    unknown += 1
             dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+        if unknown:  # one problem for them all: their names are not listed (a name can be a value)
+            name = unique_name(".", dict.fromkeys(found))
+            self._refused[name] = f"{unknown:,} file(s) of unknown type not read"
+            found.append(name)
         return [CollectionInfo(n, None, Estimate.APPROXIMATE) if n in self._refused else self._info(n)
                 for n in sorted(found)]
 
@@ -354,16 +380,21 @@ class Files(Connector):
         why = getattr(self, "_refused", {}).get(collection.name)
         if why is not None:
             hint = ("scan the link's target as a store of its own if it belongs in the scan"
-                    if why == _NOT_FOLLOWED else "check the folder's permissions and file types")
+                    if why == _NOT_FOLLOWED else
+                    f"piiguard reads {', '.join(SUFFIXES)} (also compressed as .gz or .zst)"
+                    if why.endswith("of unknown type not read") else "check the folder's permissions and file types")
             raise CollectionError(self.store.name, why, collection=label(collection.name), hint=hint)
 
     def _info(self, name: str) -> CollectionInfo:
         """A collection with its row count (Parquet metadata) or estimate (mean line length)."""
         info = CollectionInfo(name, None, Estimate.APPROXIMATE)
         try:
-            if SUFFIXES.get(PurePath(name).suffix.lower()) == "parquet":
+            kind, compression = _kind(name)
+            if kind == "parquet":
                 return CollectionInfo(name, pq.ParquetFile(self._source(info, seekable=True)).metadata.num_rows,
                                       Estimate.EXACT)
+            if compression is not None:
+                return info  # the compressed size says little about the rows
             return CollectionInfo(name, _estimate_lines(self._head(info), self._size(info), name),
                                   Estimate.APPROXIMATE)
         except (pa.ArrowException, OSError, CollectionError):
@@ -373,9 +404,8 @@ class Files(Connector):
         """A CSV file's column names, and whether its first row holds them (see the module docstring)."""
         if collection.name in self._layouts:
             return self._layouts[collection.name]
-        head = self._head(collection)
-        whole = len(head) >= self._size(collection)
-        delimiter = "\t" if PurePath(collection.name).suffix.lower() == ".tsv" else ","
+        head, whole = self._text_head(collection)
+        delimiter = "\t" if _tsv(collection.name) else ","
         try:
             rows = [r for r in csv.reader(io.StringIO(head.decode("utf-8-sig", "replace"), newline=""),
                                           delimiter=delimiter) if r]
@@ -396,18 +426,37 @@ class Files(Connector):
         self._layouts[collection.name] = layout
         return layout
 
+    def _stream(self, collection: CollectionInfo) -> Any:
+        """The file's bytes, decompressed when its name says it is compressed."""
+        compression = _kind(collection.name)[1]
+        source = self._source(collection)
+        if compression is None:
+            return source
+        return pa.CompressedInputStream(pa.PythonFile(source, mode="r"), compression)
+
+    def _text_head(self, collection: CollectionInfo) -> tuple[bytes, bool]:
+        """The first 64 KiB of the (decompressed) text, and whether that is all of it."""
+        if _kind(collection.name)[1] is None:
+            head = self._head(collection)
+            return head, len(head) >= self._size(collection)
+        with contextlib.closing(self._stream(collection)) as stream:
+            head = bytes(stream.read(1 << 16))
+            return head, not stream.read(1)
+
     def _records(self, collection: CollectionInfo, block_bytes: int, tally: Tally) -> Iterator[pa.RecordBatch | Batch]:
         """The file's rows: Arrow record batches, or batches the careful reader already made."""
         self._refuse(collection)
-        suffix = PurePath(collection.name).suffix.lower()
-        kind = SUFFIXES.get(suffix)
+        kind = _kind(collection.name)[0]
         started = False
         try:
             if kind == "parquet":
                 source: Any = pq.ParquetFile(self._source(collection, seekable=True)).iter_batches(
                     batch_size=max(1, block_bytes // 512))
-            elif kind == "jsonl":
-                source = self._json_blocks(collection, block_bytes, tally)
+            elif kind == "jsonl" or (kind == "json" and not self._text_head(collection)[0].lstrip()
+                                     .startswith(b"[")):
+                source = self._json_blocks(collection, block_bytes, tally)  # a .json of one object per line
+            elif kind == "json":
+                source = self._json_array(collection, tally)
             elif kind == "csv":
                 source = self._csv(collection, block_bytes, tally)
             else:
@@ -416,7 +465,7 @@ class Files(Connector):
             for item in source:
                 started = True
                 yield item
-        except (pa.ArrowException, OSError, csv.Error) as exc:
+        except (pa.ArrowException, OSError, csv.Error, EOFError) as exc:
             self._troubled.add(collection.name)
             if not started:
                 raise CollectionError(self.store.name, f"cannot read the file ({type(exc).__name__})",
@@ -432,11 +481,11 @@ class Files(Connector):
             tally.add(RAGGED)
             return "skip"
 
-        lines = LineFilter(self._source(collection), tally, text=True)
+        lines = LineFilter(self._stream(collection), tally, text=True)
         stream = io.BufferedReader(lines, 1 << 20)
         reader = pacsv.open_csv(
             stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids),
-            parse_options=pacsv.ParseOptions(delimiter="\t" if collection.name.lower().endswith(".tsv") else ",",
+            parse_options=pacsv.ParseOptions(delimiter="\t" if _tsv(collection.name) else ",",
                                              invalid_row_handler=skip, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={i: pa.string() for i in ids}, check_utf8=False,
                                                  strings_can_be_null=True))
@@ -457,7 +506,7 @@ class Files(Connector):
                      ) -> Iterator[pa.RecordBatch | Batch]:
         """Arrow reads each block of whole lines; a block it refuses (a bad line, a type that changes
         within it) or that may nest too deep is read line by line, the bad lines counted."""
-        for block in line_blocks(LineFilter(self._source(collection), tally), block_bytes):
+        for block in line_blocks(LineFilter(self._stream(collection), tally), block_bytes):
             block, careful = _split_deep(block)
             if careful:
                 yield _json_lines(careful, tally)
@@ -473,6 +522,28 @@ class Files(Connector):
                 yield _json_lines(block, tally)
             else:
                 yield from table.to_batches()
+
+    def _json_array(self, collection: CollectionInfo, tally: Tally) -> Iterator[Batch]:
+        """A .json file holding one array of objects: parsed whole (it has no lines to stream by)."""
+        with contextlib.closing(self._stream(collection)) as stream:
+            data = bytes(stream.read(MAX_JSON_ARRAY_BYTES + 1))
+        if len(data) > MAX_JSON_ARRAY_BYTES:
+            raise CollectionError(self.store.name, f"a JSON array larger than {MAX_JSON_ARRAY_BYTES >> 20} MiB",
+                                  collection=label(collection.name), hint="export it as JSON Lines (.jsonl)")
+        try:
+            items = json.loads(data)
+        except RecursionError:
+            tally.add(DEEP_LINES)
+            return
+        except ValueError:  # not valid JSON (UnicodeDecodeError is one)
+            tally.add("file(s) that are not valid JSON")
+            return
+        docs = [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
+        if len(docs) < (len(items) if isinstance(items, list) else 1):
+            tally.add("array item(s) that are not JSON objects", (len(items) if isinstance(items, list) else 1)
+                      - len(docs))
+        for start in range(0, len(docs), 10_000):
+            yield documents_batch(docs[start:start + 10_000])
 
     def _items(self, collection: CollectionInfo, block_bytes: int) -> Iterator[Batch]:
         """Batches of the file's rows, each carrying what was skipped while reading it."""
@@ -538,8 +609,9 @@ class Files(Connector):
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = self._path(collection)
-        kind = SUFFIXES.get(path.suffix.lower())
-        if kind is None or "." in field or "[" in field or collection.name in self._troubled \
+        kind, compression = _kind(path.name)
+        if kind not in ("csv", "jsonl", "parquet") or compression is not None \
+                or "." in field or "[" in field or collection.name in self._troubled \
                 or collection.name in self._refused or path.is_symlink():
             return None  # a file with skipped parts is counted from what was read
         source = {"csv": "read_csv(?, all_varchar=true)", "jsonl": "read_json_auto(?)",
@@ -560,6 +632,11 @@ class Files(Connector):
         except duckdb.Error:
             return None
         return (int(row[0]), Estimate.EXACT if exact else Estimate.APPROXIMATE) if row else None
+
+
+def _tsv(name: str) -> bool:
+    path = PurePath(name)
+    return (path.with_suffix("") if path.suffix.lower() in COMPRESSION else path).suffix.lower() == ".tsv"
 
 
 def _estimate_lines(head: bytes, size: int, name: str) -> int | None:
