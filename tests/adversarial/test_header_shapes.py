@@ -35,6 +35,10 @@ def test_first_row_of_the_columns_class(first: list[str], rows: list[list[str]],
     ("123e4567-e89b-12d3-a456-426614174000", "<id>"),
     ("00493012340000", "<id>"),
     ("2024", "2024"),
+    ("käthe@müller.de", "<email>"),  # internationalised (RFC 6531)
+    ("kunde0@müller.de", "<email>"),
+    ("profil_käthe@müller.de_export", "<email>_export"),
+    ("Straße", "Straße"),
 ])
 def test_names_around_separators_and_ids(name: str, shown: str) -> None:
     assert label(name) == shown

@@ -47,6 +47,8 @@ LABEL_TYPES = frozenset({"api-key", "birth-date", "credit-card", "email", "geo-c
 # An identifier used as a name: six or more digits (a customer number, a phone number written bare),
 # or a UUID. Shorter numbers (``1``, ``2024``) stay: they are as often a column or a year as an id.
 _ID = re.compile(r"\+?\d{6,}|(?i:[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12})")
+_IDN_EMAIL = re.compile(r"(?<![^\W_]|[@+])[^\W_][\w.%+'-]{0,63}@[^\W_][\w-]*(?:\.[^\W_][\w-]*)*\.[^\W\d_]{2,24}"
+                        r"(?![^\W_]|@)")
 _SURROGATES = re.compile("([\ud800-\udfff]+)")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?%?")
 
@@ -68,6 +70,10 @@ class Labeler:
                 self._embedded.append((d.name, re.compile(rf"(?<![^\W_]|[@+])(?:{d.pattern})(?![^\W_]|@)", flags)))
             except re.error:
                 continue
+        if any(d.name == "email" for d in self.detectors):
+            # Internationalised addresses (käthe@müller.de, RFC 6531): the detector's pattern is ASCII
+            # only, Python's \w is Unicode. Names only; values are the classifier's.
+            self._embedded.append(("email", _IDN_EMAIL))
         self._validators = {d.name: d.validate for d in self.detectors}
         self._cache: dict[str, str] = {}
         self._lock = threading.Lock()
