@@ -42,6 +42,7 @@ from piiguard.model import (
 DEFAULT_SAMPLE = 1000
 BATCH_ROWS = 50_000
 SUBJECT_TYPES = (CUSTOMER_ID, "email")
+MAX_FIELDS = 10_000  # distinct field paths classified per collection; more are counted as a problem
 
 
 class Progress(Protocol):
@@ -104,6 +105,7 @@ def _classify_collection(
     rows = 0
     skipped: dict[str, int] = {}
     stopped: list[str] = []
+    beyond: set[str] = set()  # field paths past MAX_FIELDS
 
     def feed(batch: Batch) -> None:
         nonlocal rows
@@ -113,10 +115,14 @@ def _classify_collection(
         if batch.stopped is not None and batch.stopped not in stopped:
             stopped.append(batch.stopped)
         for name in batch.columns:
-            if name not in states:
-                states[name] = classifier.new_state(name)
+            if name not in states and name not in beyond:
+                if len(states) < MAX_FIELDS:
+                    states[name] = classifier.new_state(name)
+                else:
+                    beyond.add(name)  # their names only, to count them; never their values
         # Fields are independent; Arrow and Hyperscan release the GIL, so they run side by side.
-        list(pool.map(lambda item: classifier.observe(states[item[0]], item[1]), batch.columns.items()))
+        list(pool.map(lambda item: classifier.observe(states[item[0]], item[1]),
+                      [(n, a) for n, a in batch.columns.items() if n in states]))
         for name, note in batch.notes.items():
             for st in states.values() if name == "*" else [states[name]] if name in states else []:
                 if note not in st.notes:
@@ -139,6 +145,10 @@ def _classify_collection(
     problems += [Problem(ProblemKind.COLLECTION, store, f"reading stopped: {why}; {rows:,} row(s) read before it",
                          shown, "the rows before it were classified; repair or re-export the data")
                  for why in stopped]
+    if beyond:
+        problems.append(Problem(ProblemKind.COLLECTION, store, f"{len(beyond):,} field path(s) beyond the first "
+                                f"{MAX_FIELDS:,} not classified", shown,
+                                "documents keyed by values make a field per key; scan a collection of fewer shapes"))
     result = CollectionResult(shown, info.rows_estimate, info.rows_estimate_kind, rows, tuple(fields))
     return result, states, problems
 
@@ -288,6 +298,14 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
                             continue
                         detail = exc.detail + ("; failed again after reconnecting" if attempt == 2 else "")
                         problems.append(Problem(ProblemKind.COLLECTION, store.name, detail, shown, exc.hint))
+                    except Exception as exc:  # one collection's crash must not lose the others
+                        if os.environ.get("PIIGUARD_DEBUG"):
+                            raise  # the CLI prints the traceback
+                        # The type only: a reader's message can quote the value it choked on.
+                        problems.append(Problem(ProblemKind.COLLECTION, store.name,
+                                                f"could not be read: internal error ({type(exc).__name__})", shown,
+                                                "the other collections were read; PIIGUARD_DEBUG=1 shows the "
+                                                "traceback (check it for data values before sharing it)"))
                     finally:
                         progress.collection_finished()
                     break

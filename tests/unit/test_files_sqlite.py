@@ -29,7 +29,9 @@ def test_folder_of_csv_jsonl_parquet(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a data file")
     (tmp_path / "empty.csv").write_bytes(b"")
     result = scan([f"file://{tmp_path}"], mode=ScanMode.FULL)
-    assert not result.problems and any(c.name == "empty.csv" and c.rows_read == 0 for c in result.stores[0].collections)
+    # notes.txt is not read, and said so (never by its name): the one problem
+    assert [(p.collection, p.message) for p in result.problems] == [(".", "1 file(s) of unknown type not read")]
+    assert any(c.name == "empty.csv" and c.rows_read == 0 for c in result.stores[0].collections)
     got = fields(result)
     assert got[("a.csv", "email")].pii_type == "email" and got[("a.csv", "n")].pii_type is None
     assert got[("b.jsonl", "user.contact")].pii_type == "email"
@@ -47,8 +49,8 @@ def test_ragged_csv_and_invalid_utf8(tmp_path: Path) -> None:
     assert email.pii_type == "email"
     # Nothing left out silently: each is a problem on the collection, with counts, never the value.
     messages = sorted(p.message for p in result.problems)
-    assert messages == ["1 row(s) with the wrong number of fields skipped; 101 row(s) read",
-                        "1 value(s) not valid UTF-8 skipped; 101 row(s) read"]
+    assert messages == ["1 byte sequence(s) not valid UTF-8 skipped; 101 row(s) read",
+                        "1 row(s) with the wrong number of fields skipped; 101 row(s) read"]
     assert all(p.collection == "x.csv" and p.kind is ProblemKind.COLLECTION for p in result.problems)
     assert "broken" not in repr(result) and "caf" not in repr(result)
 

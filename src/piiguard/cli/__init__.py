@@ -194,24 +194,28 @@ def main() -> None:
 def _stderr(text: str, red: str = "") -> None:
     from rich.console import Console  # here: Rich is not needed to print help or the version
 
+    from piiguard.report.terminal import escaped
+
     err = Console(stderr=True)
     if red and text.startswith(red):
         err.print(f"[red]{red}[/red]", end="", highlight=False)
         text = text[len(red):]
-    err.print(text, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    err.print(escaped(text), highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _print_error(exc: PiiguardError) -> None:
     from rich.console import Console
 
+    from piiguard.report.terminal import escaped
+
     err = Console(stderr=True)
     if isinstance(exc, ConfigError):
         err.print("[red]error:[/red] the configuration is not valid:", highlight=False)
         for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False, markup=False, emoji=False, soft_wrap=True)
+            err.print(f"  {escaped(str(problem))}", highlight=False, markup=False, emoji=False, soft_wrap=True)
     else:
         err.print("[red]error:[/red] ", end="", highlight=False)
-        err.print(exc.message, highlight=False, markup=False, emoji=False, soft_wrap=True)
+        err.print(escaped(exc.message), highlight=False, markup=False, emoji=False, soft_wrap=True)
     if exc.hint:
         err.print("[dim]hint:[/dim] ", end="", highlight=False)
-        err.print(exc.hint, highlight=False, markup=False, emoji=False, soft_wrap=True)
+        err.print(escaped(exc.hint), highlight=False, markup=False, emoji=False, soft_wrap=True)

@@ -16,6 +16,7 @@ from piiguard.config import Config
 from piiguard.contain.service import Containor
 from piiguard.errors import UsageError
 from piiguard.model import Store
+from piiguard.report.terminal import safe
 from piiguard.scanner import resolve_stores
 
 contain_app = typer.Typer(help="Containment steps: list and undo.", no_args_is_help=True)
@@ -44,8 +45,8 @@ def list_containments(catalog: Path = typer.Option(None, "--catalog", help="cata
         rows = cat.containments()
     table = Table("id", "store", "status", "steps", "undo", "updated", "note")
     for c in rows:
-        table.add_row(str(c["id"]), Text(c["store"]), c["status"], Text("\n".join(c["plan"]["steps"])),
-                      Text("\n".join(c["plan"]["undo"])), c["updated"], Text(c["note"] or ""))
+        table.add_row(str(c["id"]), safe(c["store"]), c["status"], Text("\n").join(map(safe, c["plan"]["steps"])),
+                      Text("\n").join(map(safe, c["plan"]["undo"])), c["updated"], safe(c["note"]))
     Console().print(table)
 
 

@@ -17,16 +17,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog.owners import RunStatus
 from piiguard.cli.common import open_catalog, read_config
 from piiguard.config import Config
+from piiguard.connectors.base import unique_name
+from piiguard.connectors.labels import label
 from piiguard.errors import PluginError, UsageError
 from piiguard.masking.ownership import Action, TargetState, apply_expiry, forget, plan_expiry
 from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
 from piiguard.model import Store
+from piiguard.report.terminal import safe
 from piiguard.scanner import resolve_stores
 
 copies_app = typer.Typer(help="Registered copies: list them, remove expired ones.", invoke_without_command=True)
@@ -50,27 +52,32 @@ def split_target(spec: str, config: Config | None) -> tuple[Store, str]:
 
 
 def _show(plan: CopyPlan, console: Console) -> None:
-    console.print(Text(f"copy {plan.source.name}.{plan.source_collection} → {plan.target.name}."
-                       f"{plan.target_collection} (about {plan.rows_estimate or 0:,} rows)"))
+    """The plan as a person reads it. Field and collection names are labels (a column named after a
+    customer's e-mail is ``<email>``) and every line is terminal-safe."""
+    console.print(safe(f"copy {plan.source.name}.{label(plan.source_collection)} → {plan.target.name}."
+                       f"{label(plan.target_collection)} (about {plan.rows_estimate or 0:,} rows)"))
     table = Table("field", "holds", "transform", "why")
+    shown: dict[str, None] = {}
     for r in plan.rules:
         options = ", ".join(f"{k}={v}" for k, v in r.options.items())
-        table.add_row(Text(r.field), r.pii_type or "-", Text(r.masker + (f" ({options})" if options else "")),
-                      Text(r.reason))
+        name = unique_name(label(r.field), shown)
+        shown[name] = None
+        table.add_row(safe(name), r.pii_type or "-", safe(r.masker + (f" ({options})" if options else "")),
+                      safe(r.reason))
     console.print(table)
     if plan.subject_field:
-        console.print(Text(f"people counted by: {plan.subject_field}"))
+        console.print(safe(f"people counted by: {label(plan.subject_field)}"))
     failing = [f for f in plan.target_findings if f.status.value == "fail"]
-    console.print(Text(f"target checks: {len(plan.target_findings)} run, {len(failing)} failing"
-                       + "".join(f"\n  {f.check} ({f.severity.value}{', waived' if f.waiver else ''}): {f.evidence}"
-                                 for f in failing)))
+    console.print(safe(f"target checks: {len(plan.target_findings)} run, {len(failing)} failing"))
+    for f in failing:
+        console.print(safe(f"  {f.check} ({f.severity.value}{', waived' if f.waiver else ''}): {f.evidence}"))
     if plan.blocking:
         verdict = "accepted risk: " + plan.accepted_risk if plan.accepted_risk else "REFUSED (blocking checks fail)"
-        console.print(Text(verdict, style="bold"))
+        console.print(safe(verdict, style="bold"))
     if plan.target_owner is not None:
         line = plan.target_owner.verdict(plan.replace)
         foreign = plan.target_owner.state is TargetState.FOREIGN
-        console.print(Text(line, style="bold" if foreign else ""))
+        console.print(safe(line, style="bold" if foreign else ""))
 
 
 def _lineage() -> ModuleType:
@@ -175,10 +182,10 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
     table = Table("id", "source", "target", "rows", "people", "owner", "purpose", "expires", "status", "key id")
     for c in rows:
         status = c["status"] + (" (expired)" if c["status"] == "active" and c["expires"] < today else "")
-        table.add_row(str(c["id"]), Text(f"{c['source_store']}.{c['source_collection']}"),
-                      Text(f"{c['target_store']}.{c['target_collection']}"), str(c["rows"] or 0),
-                      str(c["subjects"] or "-"), Text(c["owner"]), Text(c["purpose"]), c["expires"], status,
-                      Text(c["key_id"]))
+        table.add_row(str(c["id"]), safe(f"{c['source_store']}.{label(c['source_collection'])}"),
+                      safe(f"{c['target_store']}.{label(c['target_collection'])}"), str(c["rows"] or 0),
+                      str(c["subjects"] or "-"), safe(c["owner"]), safe(c["purpose"]), c["expires"], status,
+                      safe(c["key_id"]))
     Console().print(table)
 
 
@@ -203,34 +210,34 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
             c, where = step.copy, f"{step.copy['target_store']}.{step.copy['target_collection']}"
             if step.action is Action.ERROR:
                 failed = True
-                console.print(Text(f"copy {c['id']}: {step.error}"))
+                console.print(safe(f"copy {c['id']}: {step.error}"))
             elif step.action is Action.MISMATCH:
                 failed = True
-                console.print(Text(step.error))
+                console.print(safe(step.error))
             elif step.action is Action.NO_STORE:
-                console.print(Text(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration "
+                console.print(safe(f"copy {c['id']}: store {c['target_store']!r} is not in the configuration "
                                    "(and the copy was registered without its address): skipped"))
             elif step.action is Action.NO_RECORD:
-                console.print(Text(f"copy {c['id']}: {where} was registered without a record of what it created: "
+                console.print(safe(f"copy {c['id']}: {where} was registered without a record of what it created: "
                               "not removed (remove it by hand if it is the copy)"))
             elif step.action is Action.GONE:
                 forget(cat, step, "gone before expiry ran")
-                console.print(Text(f"copy {c['id']}: already gone"))
+                console.print(safe(f"copy {c['id']}: already gone"))
             elif step.action is Action.NOT_OURS:
                 if apply:
                     forget(cat, step, "replaced before expiry: nothing removed")
-                console.print(Text(f"copy {c['id']}: {where} now holds something this copy did not make: kept"))
+                console.print(safe(f"copy {c['id']}: {where} now holds something this copy did not make: kept"))
             elif not apply:
                 why = f"left by the {c['status']} copy" if c["status"] in (RunStatus.INTERRUPTED, RunStatus.FAILED) \
                     else f"expired {c['expires']}"
-                console.print(Text(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} ({why})"))
+                console.print(safe(f"would remove copy {c['id']}: {', '.join(o.name for o in step.remove)} ({why})"))
             else:
                 done = apply_expiry(cat, step)
                 if done.action is Action.ERROR:
                     failed = True
-                    console.print(Text(f"copy {c['id']}: {done.error}"))
+                    console.print(safe(f"copy {c['id']}: {done.error}"))
                     continue
-                console.print(Text(f"removed copy {c['id']}: {', '.join(o.name for o in done.removed) or 'nothing'}"
+                console.print(safe(f"removed copy {c['id']}: {', '.join(o.name for o in done.removed) or 'nothing'}"
                               + (f"; kept {', '.join(o.name for o in done.keep)}" if done.keep else "")))
     if not apply:
         console.print("nothing changed; run again with --apply")

@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from piiguard import plugins, safefile
 from piiguard.catalog import Catalog
@@ -31,6 +30,7 @@ from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import key_from
 from piiguard.model import Store
+from piiguard.report.terminal import safe
 from piiguard.response import evidence as evidence_
 from piiguard.response import incidents, notices, responders
 from piiguard.response.scope import find_scope, read_subjects, subject_hash, write_subjects
@@ -74,7 +74,7 @@ def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG) -> None:
         rows = cat.incidents()
     table = Table("id", "title", "window", "aware", "holds", "people", "status")
     for i in rows:
-        table.add_row(str(i["id"]), Text(i["title"]), f"{i['window_start']} → {i['window_end'] or 'open'}",
+        table.add_row(str(i["id"]), safe(i["title"]), f"{i['window_start']} → {i['window_end'] or 'open'}",
                       i["aware_at"], ", ".join(i["pii_types"]), str(i["subjects_estimate"] or "-"), i["status"])
     Console().print(table)
 
@@ -136,12 +136,12 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
                 raise UsageError(f"store {name!r} is not in the configuration")
             found = evidence_.collect(stores[name], start, end, folder, force, timeout=timeout)
             head = cat.event(incident_id, "evidence", found.summary())
-            Console().print(Text(f"{name}: {found.note}"))
+            Console().print(safe(f"{name}: {found.note}"))
             for address, kind in sorted(found.addresses.items()):
                 reads = found.reads.get(address, [])
-                Console().print(Text(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else "")))
+                Console().print(safe(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else "")))
             if found.sha256:
-                Console().print(f"  {found.artefact}  sha256 {found.sha256}")
+                Console().print(safe(f"  {found.artefact}  sha256 {found.sha256}"))
             _head(head)
 
 
@@ -171,7 +171,7 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
             key = key_from(key_env, str(key_file) if key_file else None)
             subjects = sorted(read_subjects(subjects_file, cat, incident_id, key))
         for name, responder in chosen:
-            console.print(Text(f"{name}: {responder.plan(subjects)}"))
+            console.print(safe(f"{name}: {responder.plan(subjects)}"))
         if not apply:
             console.print("nothing changed; run again with --apply")
             return

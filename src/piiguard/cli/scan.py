@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.model import ScanMode
 from piiguard.report import render_json, render_table
+from piiguard.report.terminal import escaped
 from piiguard.scanner import DEFAULT_SAMPLE
 from piiguard.scanner import scan as run_scan
 
@@ -39,7 +40,7 @@ class Bars:
         self.progress.stop()
 
     def collection_started(self, store: str, collection: str, total: int | None) -> None:
-        self.task = self.progress.add_task(f"{store} · {collection}", total=total)
+        self.task = self.progress.add_task(escaped(f"{store} · {collection}"), total=total)
 
     def advanced(self, rows: int) -> None:
         if self.task is not None:

@@ -19,6 +19,7 @@ from piiguard.config import check_alert_flags
 from piiguard.contain.service import Containor
 from piiguard.errors import DeliveryFailed, PiiguardError, UsageError
 from piiguard.policy import Policy
+from piiguard.report.terminal import safe
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAULT_RESCAN_EVERY, Watcher
@@ -115,7 +116,7 @@ def exposures(
         rows = cat.exposures(store)
     table = Table("store", "opened", "closed", "by check", "PII held", "people")
     for e in rows:
-        table.add_row(Text(e.store), e.opened_at, Text(e.closed_at) if e.closed_at else Text("open", "red"),
-                      Text(e.checks), ", ".join(e.pii_types) or "-",
+        table.add_row(safe(e.store), e.opened_at, safe(e.closed_at) if e.closed_at else Text("open", "red"),
+                      safe(e.checks), safe(", ".join(e.pii_types) or "-"),
                       f"{e.subjects_estimate:,}" if e.subjects_estimate is not None else "-")
     Console().print(table)

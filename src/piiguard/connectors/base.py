@@ -38,6 +38,27 @@ MAX_VALUE_CHARS = 4096
 JSON_PROBE = 20  # non-null values looked at to decide whether a text column holds JSON documents
 MAX_DEPTH = 64  # levels of nesting walked in a document; deeper parts are counted, not read
 DEEP = f"value(s) nested deeper than {MAX_DEPTH} levels"
+UNENCODABLE = "value(s) not encodable as UTF-8 (lone surrogates)"
+
+
+def text_array(values: Sequence[str | None], skipped: dict[str, int]) -> pa.Array:
+    """Strings as an Arrow array. A string Arrow cannot encode (a lone surrogate from a JSON
+    ``\\ud800`` escape, a driver's ``surrogateescape``) is left out and counted in ``skipped``: one such
+    value must never stop the scan."""
+    try:
+        return pa.array(values, pa.string())
+    except UnicodeEncodeError:
+        pass
+    fixed: list[str | None] = []
+    for v in values:
+        if v is not None:
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                v = None
+                skipped[UNENCODABLE] = skipped.get(UNENCODABLE, 0) + 1
+        fixed.append(v)
+    return pa.array(fixed, pa.string())
 
 
 @dataclass
@@ -193,11 +214,11 @@ def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: in
                 except ValueError:
                     doc = v  # one malformed document among JSON ones: classify it as text
                 flatten(doc, name, paths, left_out)
-            out.update({p: pa.array(vs, pa.string()) for p, vs in paths.items()})
+            out.update({p: text_array(vs, left_out) for p, vs in paths.items()})
             continue
         if isinstance(first, str) or first is None:
             try:
-                out[name] = pa.array(values, pa.string())
+                out[name] = text_array(values, left_out)
                 continue
             except (pa.ArrowException, TypeError):
                 pass  # mixed types: take the general path below
@@ -214,7 +235,7 @@ def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: in
                     skipped += 1
         if skipped:
             notes[name] = f"{skipped} binary value(s) not classified"
-        out[name] = pa.array(texts, pa.string())
+        out[name] = text_array(texts, left_out)
     return Batch(out, rows, notes, left_out)
 
 
@@ -234,7 +255,7 @@ def documents_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
     skipped: dict[str, int] = {}
     for doc in docs:
         flatten(doc, "", paths, skipped)
-    return Batch({p: pa.array(vs, pa.string()) for p, vs in paths.items()}, len(docs), skipped=skipped)
+    return Batch({p: text_array(vs, skipped) for p, vs in paths.items()}, len(docs), skipped=skipped)
 
 
 def record_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:

@@ -29,10 +29,12 @@ for big files).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePath
@@ -71,7 +73,11 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pajson = driver("pyarrow.json")
     pq = driver("pyarrow.parquet")
 
-SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+            ".parquet": "parquet"}
+# A CSV or JSON file may be compressed (``x.csv.gz``): Arrow decompresses it as a stream.
+COMPRESSION = {".gz": "gzip", ".zst": "zstd"}
+MAX_JSON_ARRAY_BYTES = 256 << 20  # a .json file holding one array is parsed whole, up to this size
 # Arrow's streaming readers keep a few dozen blocks read ahead, so the block is small (memory stays about
 # 30 × READ_BYTES whatever the file's size); blocks are then joined into batches of BATCH_BYTES, because
 # fewer, larger batches keep the classifier's per-batch overheads low. A block must hold the longest
@@ -89,7 +95,27 @@ BAD_UTF8_LINES = "line(s) not valid UTF-8"
 BAD_JSON = "line(s) that are not valid JSON"
 NOT_OBJECT = "line(s) that are not JSON objects"
 DEEP_LINES = f"line(s) nested deeper than {MAX_DEPTH} levels"
+CHANGED = "the file changed while it was read (its size or modification time); scan it again when it is still"
+UNCLOSED = "line(s) after a quote that is never closed (read as one value)"
 _NOT_FOLLOWED = "a symbolic link: not followed"
+
+
+def _holds_newline(row: pa.RecordBatch) -> bool:
+    return any(isinstance(v, str) and "\n" in v for col in row.columns for v in col.to_pylist())
+
+
+def _kind(name: str) -> tuple[str | None, str | None]:
+    """A file's type and compression from its name (``x.csv.gz`` → ``("csv", "gzip")``); ``None``
+    when it is not a type piiguard reads (a compressed Parquet file is not one: Parquet compresses
+    inside)."""
+    path = PurePath(name)
+    compression = COMPRESSION.get(path.suffix.lower())
+    if compression is not None:
+        path = path.with_suffix("")
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind == "parquet" and compression is not None:
+        return None, None
+    return kind, compression
 
 
 def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
@@ -99,28 +125,55 @@ def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
 
 def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array, tally: Tally, notes: dict[str, str],
             depth: int = 0) -> None:
-    """Flatten structs and lists into string leaves keyed by field path (names labelled)."""
+    """Flatten structs, lists, maps and unions into string leaves keyed by field path (names labelled).
+
+    Every Arrow type is either read or noted by name: a map's keys and values are ``field[].key`` and
+    ``field[].value`` (its keys are data, as a list's items are), a union's members are read one by one,
+    a dictionary is decoded, and a type Arrow cannot write as text is noted, never a crash."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    nested = pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+    t = arr.type
+    if isinstance(t, pa.ExtensionType):
+        _leaves(columns, name, arr.storage, tally, notes, depth)
+        return
+    if pa.types.is_dictionary(t):
+        _leaves(columns, name, arr.dictionary_decode(), tally, notes, depth)
+        return
+    nested = pa.types.is_nested(t)
     if nested and depth >= MAX_DEPTH:
         tally.add(DEEP, len(arr) - arr.null_count)
         return
-    if pa.types.is_struct(arr.type):
-        for i in range(arr.type.num_fields):
-            _leaves(columns, f"{name}.{label(arr.type.field(i).name)}", arr.field(i), tally, notes, depth + 1)
-    elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        _leaves(columns, f"{name}[]", pc.list_flatten(arr), tally, notes, depth + 1)
-    elif pa.types.is_null(arr.type):
+    if pa.types.is_map(t):
+        _leaves(columns, f"{name}[].key", arr.keys, tally, notes, depth + 1)
+        _leaves(columns, f"{name}[].value", arr.items, tally, notes, depth + 1)
+    elif pa.types.is_struct(t) or pa.types.is_union(t):
+        for i in range(t.num_fields):
+            _leaves(columns, f"{name}.{label(t.field(i).name)}", arr.field(i), tally, notes, depth + 1)
+    elif nested:  # list, large_list, fixed_size_list, list_view …
+        try:
+            items = pc.list_flatten(arr)
+        except pa.ArrowException:
+            items = arr.flatten() if hasattr(arr, "flatten") else None
+        if items is None:
+            notes[name] = f"values of type {t} not classified"
+            return
+        _leaves(columns, f"{name}[]", items, tally, notes, depth + 1)
+    elif pa.types.is_null(t):
         _put(columns, name, pa.nulls(len(arr), pa.string()))
-    elif pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) \
+            or pa.types.is_binary_view(t):
         # A typed binary column (Parquet BYTE_ARRAY without UTF8) holds blobs by design, as an SQL BLOB does.
-        text, bad = _decoded(arr)
+        text, bad = _decoded(arr if pa.types.is_binary(t) or pa.types.is_large_binary(t) else arr.cast(pa.binary()))
         if bad:
             notes[name] = f"{bad} binary value(s) not classified"
         _put(columns, name, text)
     else:
-        text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+        try:
+            text = arr if pa.types.is_string(t) else pc.cast(arr, pa.string())
+        except pa.ArrowException:
+            notes[name] = f"values of type {t} not classified"
+            _put(columns, name, pa.nulls(len(arr), pa.string()))
+            return
         text, bad = _decoded(text)
         if bad:
             tally.add(BAD_UTF8, bad)
@@ -191,6 +244,26 @@ def _split_deep(block: bytes) -> tuple[bytes, bytes]:
     deep = {i for i in np.flatnonzero(per_line >= MAX_DEPTH).tolist() if i < len(lines)}
     keep = b"\n".join(line for i, line in enumerate(lines) if i not in deep)
     return keep, b"\n".join(lines[i] for i in sorted(deep))
+
+
+_KEY = re.compile(rb'"((?:[^"\\]|\\.){0,200})"\s*:')
+KEYS_PROBE = 32 << 10
+MANY_KEYS = 1000
+
+
+def _many_keys(block: bytes) -> bool:
+    """Whether the block's documents are keyed by values (a key per customer id): Arrow's reader makes
+    a struct field of every distinct key (20,000 keys: two minutes and gigabytes for one block), where
+    the line reader folds them into one ``<id>`` segment. Three windows of the block are looked at."""
+    if len(block) <= 3 * KEYS_PROBE:
+        windows = [block]
+    else:
+        mid = len(block) // 2
+        windows = [block[:KEYS_PROBE], block[mid:mid + KEYS_PROBE], block[-KEYS_PROBE:]]
+    keys: set[bytes] = set()
+    for w in windows:
+        keys.update(_KEY.findall(w))
+    return len(keys) > MANY_KEYS
 
 
 def _json_lines(block: bytes, tally: Tally) -> Batch:
@@ -270,6 +343,7 @@ class Files(Connector):
         if self.root.is_file():
             return [self._info(self.root.name)]
         found: list[str] = []
+        unknown = 0
 
         def unlisted(exc: OSError) -> None:
             where = Path(exc.filename or self.root)
@@ -288,11 +362,17 @@ class Files(Connector):
                 if stat.S_ISLNK(mode):
                     self._refused[name] = _NOT_FOLLOWED
                     found.append(name)
-                elif entry in files and path.suffix.lower() in SUFFIXES:
+                elif entry in files and _kind(entry)[0] is not None:
                     if not stat.S_ISREG(mode):
                         self._refused[name] = "not a regular file"
                     found.append(name)
+                elif entry in files:
+                    unknown += 1
             dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+        if unknown:  # one problem for them all: their names are not listed (a name can be a value)
+            name = unique_name(".", dict.fromkeys(found))
+            self._refused[name] = f"{unknown:,} file(s) of unknown type not read"
+            found.append(name)
         return [CollectionInfo(n, None, Estimate.APPROXIMATE) if n in self._refused else self._info(n)
                 for n in sorted(found)]
 
@@ -300,16 +380,21 @@ class Files(Connector):
         why = getattr(self, "_refused", {}).get(collection.name)
         if why is not None:
             hint = ("scan the link's target as a store of its own if it belongs in the scan"
-                    if why == _NOT_FOLLOWED else "check the folder's permissions and file types")
+                    if why == _NOT_FOLLOWED else
+                    f"piiguard reads {', '.join(SUFFIXES)} (also compressed as .gz or .zst)"
+                    if why.endswith("of unknown type not read") else "check the folder's permissions and file types")
             raise CollectionError(self.store.name, why, collection=label(collection.name), hint=hint)
 
     def _info(self, name: str) -> CollectionInfo:
         """A collection with its row count (Parquet metadata) or estimate (mean line length)."""
         info = CollectionInfo(name, None, Estimate.APPROXIMATE)
         try:
-            if SUFFIXES.get(PurePath(name).suffix.lower()) == "parquet":
+            kind, compression = _kind(name)
+            if kind == "parquet":
                 return CollectionInfo(name, pq.ParquetFile(self._source(info, seekable=True)).metadata.num_rows,
                                       Estimate.EXACT)
+            if compression is not None:
+                return info  # the compressed size says little about the rows
             return CollectionInfo(name, _estimate_lines(self._head(info), self._size(info), name),
                                   Estimate.APPROXIMATE)
         except (pa.ArrowException, OSError, CollectionError):
@@ -319,9 +404,8 @@ class Files(Connector):
         """A CSV file's column names, and whether its first row holds them (see the module docstring)."""
         if collection.name in self._layouts:
             return self._layouts[collection.name]
-        head = self._head(collection)
-        whole = len(head) >= self._size(collection)
-        delimiter = "\t" if PurePath(collection.name).suffix.lower() == ".tsv" else ","
+        head, whole = self._text_head(collection)
+        delimiter = "\t" if _tsv(collection.name) else ","
         try:
             rows = [r for r in csv.reader(io.StringIO(head.decode("utf-8-sig", "replace"), newline=""),
                                           delimiter=delimiter) if r]
@@ -342,18 +426,37 @@ class Files(Connector):
         self._layouts[collection.name] = layout
         return layout
 
+    def _stream(self, collection: CollectionInfo) -> Any:
+        """The file's bytes, decompressed when its name says it is compressed."""
+        compression = _kind(collection.name)[1]
+        source = self._source(collection)
+        if compression is None:
+            return source
+        return pa.CompressedInputStream(pa.PythonFile(source, mode="r"), compression)
+
+    def _text_head(self, collection: CollectionInfo) -> tuple[bytes, bool]:
+        """The first 64 KiB of the (decompressed) text, and whether that is all of it."""
+        if _kind(collection.name)[1] is None:
+            head = self._head(collection)
+            return head, len(head) >= self._size(collection)
+        with contextlib.closing(self._stream(collection)) as stream:
+            head = bytes(stream.read(1 << 16))
+            return head, not stream.read(1)
+
     def _records(self, collection: CollectionInfo, block_bytes: int, tally: Tally) -> Iterator[pa.RecordBatch | Batch]:
         """The file's rows: Arrow record batches, or batches the careful reader already made."""
         self._refuse(collection)
-        suffix = PurePath(collection.name).suffix.lower()
-        kind = SUFFIXES.get(suffix)
+        kind = _kind(collection.name)[0]
         started = False
         try:
             if kind == "parquet":
                 source: Any = pq.ParquetFile(self._source(collection, seekable=True)).iter_batches(
                     batch_size=max(1, block_bytes // 512))
-            elif kind == "jsonl":
-                source = self._json_blocks(collection, block_bytes, tally)
+            elif kind == "jsonl" or (kind == "json" and not self._text_head(collection)[0].lstrip()
+                                     .startswith(b"[")):
+                source = self._json_blocks(collection, block_bytes, tally)  # a .json of one object per line
+            elif kind == "json":
+                source = self._json_array(collection, tally)
             elif kind == "csv":
                 source = self._csv(collection, block_bytes, tally)
             else:
@@ -362,7 +465,7 @@ class Files(Connector):
             for item in source:
                 started = True
                 yield item
-        except (pa.ArrowException, OSError, csv.Error) as exc:
+        except (pa.ArrowException, OSError, csv.Error, EOFError) as exc:
             self._troubled.add(collection.name)
             if not started:
                 raise CollectionError(self.store.name, f"cannot read the file ({type(exc).__name__})",
@@ -378,28 +481,39 @@ class Files(Connector):
             tally.add(RAGGED)
             return "skip"
 
-        stream = io.BufferedReader(LineFilter(self._source(collection), tally), 1 << 20)
+        lines = LineFilter(self._stream(collection), tally, text=True)
+        stream = io.BufferedReader(lines, 1 << 20)
         reader = pacsv.open_csv(
             stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids),
-            parse_options=pacsv.ParseOptions(delimiter="\t" if collection.name.lower().endswith(".tsv") else ",",
+            parse_options=pacsv.ParseOptions(delimiter="\t" if _tsv(collection.name) else ",",
                                              invalid_row_handler=skip, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={i: pa.string() for i in ids}, check_utf8=False,
                                                  strings_can_be_null=True))
         first = header
+        last: pa.RecordBatch | None = None
         for record in reader:
             if first:  # the header is the first *parsed* row (skip_rows counts lines, and a name may hold one)
                 record, first = record.slice(1), False
+            if record.num_rows:
+                last = record
             yield record.rename_columns(names)
+        if lines.quotes % 2 and last is not None and _holds_newline(last.slice(last.num_rows - 1)):
+            # An odd number of quotes and a last value holding line ends: a quote was never closed, and
+            # Arrow read every line after it into that one value.
+            tally.add(UNCLOSED, max(1, lines.lines_after_quote))
 
     def _json_blocks(self, collection: CollectionInfo, block_bytes: int, tally: Tally
                      ) -> Iterator[pa.RecordBatch | Batch]:
         """Arrow reads each block of whole lines; a block it refuses (a bad line, a type that changes
         within it) or that may nest too deep is read line by line, the bad lines counted."""
-        for block in line_blocks(LineFilter(self._source(collection), tally), block_bytes):
+        for block in line_blocks(LineFilter(self._stream(collection), tally), block_bytes):
             block, careful = _split_deep(block)
             if careful:
                 yield _json_lines(careful, tally)
             if not block.strip():
+                continue
+            if _many_keys(block):
+                yield _json_lines(block, tally)  # keys that are ids: Arrow would build a struct field per key
                 continue
             try:
                 table = pajson.read_json(pa.BufferReader(block),
@@ -408,6 +522,28 @@ class Files(Connector):
                 yield _json_lines(block, tally)
             else:
                 yield from table.to_batches()
+
+    def _json_array(self, collection: CollectionInfo, tally: Tally) -> Iterator[Batch]:
+        """A .json file holding one array of objects: parsed whole (it has no lines to stream by)."""
+        with contextlib.closing(self._stream(collection)) as stream:
+            data = bytes(stream.read(MAX_JSON_ARRAY_BYTES + 1))
+        if len(data) > MAX_JSON_ARRAY_BYTES:
+            raise CollectionError(self.store.name, f"a JSON array larger than {MAX_JSON_ARRAY_BYTES >> 20} MiB",
+                                  collection=label(collection.name), hint="export it as JSON Lines (.jsonl)")
+        try:
+            items = json.loads(data)
+        except RecursionError:
+            tally.add(DEEP_LINES)
+            return
+        except ValueError:  # not valid JSON (UnicodeDecodeError is one)
+            tally.add("file(s) that are not valid JSON")
+            return
+        docs = [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
+        if len(docs) < (len(items) if isinstance(items, list) else 1):
+            tally.add("array item(s) that are not JSON objects", (len(items) if isinstance(items, list) else 1)
+                      - len(docs))
+        for start in range(0, len(docs), 10_000):
+            yield documents_batch(docs[start:start + 10_000])
 
     def _items(self, collection: CollectionInfo, block_bytes: int) -> Iterator[Batch]:
         """Batches of the file's rows, each carrying what was skipped while reading it."""
@@ -446,23 +582,36 @@ class Files(Connector):
             self._troubled.add(collection.name)
         return _merged(taken) if taken else Batch({}, 0)
 
+    def _version(self, collection: CollectionInfo) -> tuple[int, int] | None:
+        """Size and modification time, to tell whether the file changed while it was read."""
+        try:
+            st = os.lstat(self._path(collection))
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         self._refuse(collection)
         if self._size(collection) == 0:
             return
+        before = self._version(collection)
         pending: list[Batch] = []
         for batch in self._items(collection, READ_BYTES):
             pending.append(batch)
             if sum(a.nbytes for b in pending for a in b.columns.values()) >= BATCH_BYTES:
                 yield _merged(pending)
                 pending = []
+        if self._version(collection) != before:  # truncated, appended to or rewritten under the reader
+            self._troubled.add(collection.name)
+            pending.append(Batch({}, 0, stopped=CHANGED))
         if pending:
             yield _merged(pending)
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = self._path(collection)
-        kind = SUFFIXES.get(path.suffix.lower())
-        if kind is None or "." in field or "[" in field or collection.name in self._troubled \
+        kind, compression = _kind(path.name)
+        if kind not in ("csv", "jsonl", "parquet") or compression is not None \
+                or "." in field or "[" in field or collection.name in self._troubled \
                 or collection.name in self._refused or path.is_symlink():
             return None  # a file with skipped parts is counted from what was read
         source = {"csv": "read_csv(?, all_varchar=true)", "jsonl": "read_json_auto(?)",
@@ -483,6 +632,11 @@ class Files(Connector):
         except duckdb.Error:
             return None
         return (int(row[0]), Estimate.EXACT if exact else Estimate.APPROXIMATE) if row else None
+
+
+def _tsv(name: str) -> bool:
+    path = PurePath(name)
+    return (path.with_suffix("") if path.suffix.lower() in COMPRESSION else path).suffix.lower() == ".tsv"
 
 
 def _estimate_lines(head: bytes, size: int, name: str) -> int | None:

@@ -31,6 +31,7 @@ from piiguard import plugins
 from piiguard.classify.detectors import Detector, name_tokens
 from piiguard.classify.engine import Classifier
 from piiguard.registry import driver
+from piiguard.report.terminal import escaped
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +44,12 @@ MAX_LABEL_CHARS = 200
 LABEL_TYPES = frozenset({"api-key", "birth-date", "credit-card", "email", "geo-coordinates", "iban",
                          "ip-address", "mac-address", "national-id", "oauth-token", "password-hash",
                          "person-name", "personal-media-url", "phone", "street-address", "us-ssn"})
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# An identifier used as a name: six or more digits (a customer number, a phone number written bare),
+# or a UUID. Shorter numbers (``1``, ``2024``) stay: they are as often a column or a year as an id.
+_ID = re.compile(r"\+?\d{6,}|(?i:[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12})")
+_IDN_EMAIL = re.compile(r"(?<![^\W_]|[@+])[^\W_][\w.%+'-]{0,63}@[^\W_][\w-]*(?:\.[^\W_][\w-]*)*\.[^\W\d_]{2,24}"
+                        r"(?![^\W_]|@)")
+_SURROGATES = re.compile("([\ud800-\udfff]+)")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?%?")
 
 
@@ -60,9 +66,14 @@ class Labeler:
                 continue
             try:  # the patterns are RE2; the few RE2-only constructs Python lacks just skip that type
                 flags = re.IGNORECASE if d.ignore_case else 0
-                self._embedded.append((d.name, re.compile(rf"(?<![\w@+])(?:{d.pattern})(?![\w@])", flags)))
+                # "_" is a separator in file names (kunde@example.de_export.csv), not part of a value
+                self._embedded.append((d.name, re.compile(rf"(?<![^\W_]|[@+])(?:{d.pattern})(?![^\W_]|@)", flags)))
             except re.error:
                 continue
+        if any(d.name == "email" for d in self.detectors):
+            # Internationalised addresses (käthe@müller.de, RFC 6531): the detector's pattern is ASCII
+            # only, Python's \w is Unicode. Names only; values are the classifier's.
+            self._embedded.append(("email", _IDN_EMAIL))
         self._validators = {d.name: d.validate for d in self.detectors}
         self._cache: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -86,7 +97,16 @@ class Labeler:
         return out
 
     def _label(self, name: str) -> str:
-        name = escaped(name)  # first: a surrogate (a file name that is not UTF-8) cannot even be classified
+        # PII is looked for in the raw text and escapes are written after it: the letters of an escape
+        # (``\u200b``) must never become part of a match. Format characters (zero-width, bidi marks)
+        # are dropped first, so that they cannot hide a value; a surrogate (a file name that is not
+        # UTF-8) is never part of one and cannot be classified: the text around it is labelled alone.
+        text = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")
+        parts = _SURROGATES.split(text)
+        out = "".join(escaped(p) if i % 2 else escaped(self._replaced(p)) for i, p in enumerate(parts))
+        return out if len(out) <= MAX_LABEL_CHARS else out[:MAX_LABEL_CHARS] + "…"
+
+    def _replaced(self, name: str) -> str:
         if not name:
             return name
         if "/" in name:  # a URL is one value (a photo URL) though it has segments
@@ -103,9 +123,10 @@ class Labeler:
                     segments.append(f"<{kind}>.{suffix}")
                     continue
             kind = self.pii_type(segment.strip()) if segment.strip() else None
+            if kind is None and _ID.fullmatch(segment.strip()):
+                kind = "id"  # a key per customer (``{"7000000": {...}}``): one wildcard segment, like ``[]``
             segments.append(f"<{kind}>" if kind else segment)
-        text = self._embedded_replaced("/".join(segments))
-        return text if len(text) <= MAX_LABEL_CHARS else text[:MAX_LABEL_CHARS] + "…"
+        return self._embedded_replaced("/".join(segments))
 
     def _embedded_replaced(self, text: str) -> str:
         for kind, regex in self._embedded:
@@ -118,20 +139,6 @@ class Labeler:
 
             text = regex.sub(sub, text)
         return text
-
-
-def escaped(text: str) -> str:
-    """Control, format, surrogate and unassigned characters as ``\\xNN``/``\\uNNNN`` escapes."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if unicodedata.category(ch) in _UNPRINTABLE:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 @cache
@@ -193,6 +200,57 @@ def _same_shape(header: Sequence[str | None], rows: Sequence[Sequence[str | None
     return compared > 0 and digits > 0
 
 
+# Words that name a column in the languages exports come in: a row of them over names is a header.
+_HEADER_TEXT = """
+vorname nachname familienname name namen anrede titel strasse straße hausnummer stadt ort plz postleitzahl land
+telefon handy mobil geburtsdatum geburtstag firma kunde kundennummer benutzer benutzername konto status typ
+prénom prenom nom ville rue pays téléphone telephone nombre apellido apellidos ciudad calle país pais teléfono
+nome cognome città citta via voornaam achternaam naam plaats straat imię imie nazwisko miasto ulica förnamn
+efternamn stad fornavn etternavn etunimi sukunimi kaupunki
+名前 氏名 姓 名 名字 苗字 住所 電話 電話番号 メール 年齢 性別 会社 部署 国 市 都道府県 ふりがな フリガナ 生年月日 顧客
+姓名 名称 地址 电话 邮箱 城市 国家 性别 年龄 公司 用户 用户名 이름 성 주소 전화 이메일 도시
+"""
+HEADER_WORDS = frozenset(_HEADER_TEXT.split())
+_HANDLE = re.compile(r"@[^\W][\w.]{0,40}")
+
+
+def _shape_class(text: str) -> str | None:
+    """A coarse class of a cell: an @handle, CJK text, or capitalised word(s); None for anything else."""
+    t = text.strip()
+    if _HANDLE.fullmatch(t):
+        return "handle"
+    if t and all(unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL")) for ch in t):
+        return "cjk"
+    words = re.split(r"[ '’-]", t)
+    if t and all(w[:1].isupper() and w.isalpha() for w in words if w) and any(words):
+        return "word"
+    return None
+
+
+def _same_class(header: Sequence[str | None], rows: Sequence[Sequence[str | None]], classifier: Classifier) -> bool:
+    """The first row's cells are of their columns' usual class and none is a word that names a field:
+    one @handle over handles or CJK over CJK is enough (no header is written so); capitalised words
+    must all be, over columns of PII (names, cities): ``Status`` over ``Active`` stays a header."""
+    cells = [(i, c.strip()) for i, c in enumerate(header) if c is not None and c.strip()]
+    if any(c.casefold() in HEADER_WORDS or any(d.context_hit(name_tokens(c)) for d in classifier.detectors)
+           for _, c in cells):
+        return False
+    strong = words = compared = 0
+    for i, cell in cells:
+        values = [v for r in rows if i < len(r) and (v := r[i]) is not None and v.strip()]
+        kind = _shape_class(cell)
+        if kind is None or len(values) < 2 or sum(_shape_class(v) == kind for v in values) < 0.8 * len(values):
+            continue
+        compared += 1
+        if kind != "word":
+            strong += 1
+            continue
+        state = classifier.new_state("")
+        classifier.observe(state, pa.array(values, pa.string()))
+        words += classifier.decide(state, "", "").pii_type is not None
+    return strong > 0 or (words > 0 and words == compared == len(cells))
+
+
 def header_is_data(header: Sequence[str | None], rows: Sequence[Sequence[str | None]]) -> bool:
     """Whether a file's first row is a record rather than column names.
 
@@ -213,6 +271,8 @@ def header_is_data(header: Sequence[str | None], rows: Sequence[Sequence[str | N
     if _same_shape(header, rows):
         return True
     classifier = labeler.everything
+    if _same_class(header, rows, classifier):
+        return True
     for i, cell in enumerate(header):
         values = [r[i] for r in rows if i < len(r) and r[i] is not None]
         if cell is None or not cell.strip() or len(values) < 2:

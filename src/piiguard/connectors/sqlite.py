@@ -24,10 +24,23 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pa = driver("pyarrow")
 
 SAMPLE_RANGES = 5
+MAX_JSON_CHARS = 64 << 10  # a longer JSON document is cut to MAX_VALUE_CHARS and read as text, counted
+BATCH_CHARS = 1 << 30  # rows per batch of a table with JSON columns: at most this many characters of them
+LONG_JSON = f"JSON document(s) longer than {MAX_JSON_CHARS >> 10} KiB (read cut, as text)"
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _sum(terms: list[str]) -> str:
+    """``a + b + …`` as a balanced tree: a chain of 1,000 columns exceeds SQLite's expression depth."""
+    if not terms:
+        return "0"
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({_sum(terms[:half])} + {_sum(terms[half:])})"
 
 
 @connectors.register("sqlite")
@@ -75,13 +88,27 @@ class SQLite(Connector):
         return out
 
     def _select(self, collection: CollectionInfo) -> tuple[list[str], frozenset[str], str]:
+        """Column names, the JSON ones, and the SELECT: text cut to MAX_VALUE_CHARS in SQL (a huge
+        value is never read whole), except a JSON document up to :data:`MAX_JSON_CHARS`, read whole
+        so that every key in it is found; its last column counts the longer documents, which are cut."""
         cols = self._rows(collection, f"PRAGMA table_info({_q(collection.name)})")
         names = [c[1] for c in cols]
         json_fields = frozenset(c[1] for c in cols if (c[2] or "").upper() == "JSON")
-        # substr() keeps a huge value from being read whole; blobs stay blobs (classified only if UTF-8).
-        exprs = [f"CASE WHEN typeof({_q(n)}) = 'text' THEN substr({_q(n)}, 1, {MAX_VALUE_CHARS}) "
+        doc = "typeof({0}) = 'text' AND substr({0}, 1, 1) IN ('{{', '[')"
+        # blobs stay blobs (classified only if UTF-8).
+        exprs = [f"CASE WHEN {doc.format(_q(n))} AND length({_q(n)}) <= {MAX_JSON_CHARS} THEN {_q(n)} "
+                 f"WHEN typeof({_q(n)}) = 'text' THEN substr({_q(n)}, 1, {MAX_VALUE_CHARS}) "
                  f"ELSE {_q(n)} END" for n in names]
-        return names, json_fields, f"SELECT {', '.join(exprs)} FROM {_q(collection.name)}"
+        long = _sum([f"({doc.format(_q(n))} AND length({_q(n)}) > {MAX_JSON_CHARS})" for n in names])
+        return names, json_fields, f"SELECT {', '.join(exprs)}, {long} FROM {_q(collection.name)}"
+
+    def _batch(self, names: list[str], rows: list[Any], json_fields: frozenset[str]) -> Batch:
+        """Rows of the SELECT above as a batch, the documents cut for length counted."""
+        batch = batch_from_rows(names, [r[:-1] for r in rows], json_fields)
+        cut = sum(int(r[-1] or 0) for r in rows)
+        if cut:
+            batch.skipped[LONG_JSON] = batch.skipped.get(LONG_JSON, 0) + cut
+        return batch
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
         names, json_fields, select = self._select(collection)
@@ -93,14 +120,16 @@ class SQLite(Connector):
                 rows += self._rows(collection, f"{select} WHERE rowid >= ? ORDER BY rowid LIMIT {per}", (start,))
         if len(rows) < n // 2:
             rows = self._rows(collection, f"{select} LIMIT {int(n)}")
-        return batch_from_rows(names, rows, json_fields)
+        return self._batch(names, rows, json_fields)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         names, json_fields, select = self._select(collection)
+        # Whole JSON documents may be MAX_JSON_CHARS each: fewer rows per batch keeps memory bounded.
+        batch_rows = max(1, min(batch_rows, BATCH_CHARS // (MAX_JSON_CHARS * max(1, len(names)))))
         try:
             cur = self.conn.execute(select)
             while rows := cur.fetchmany(batch_rows):
-                yield batch_from_rows(names, rows, json_fields)
+                yield self._batch(names, rows, json_fields)
         except sqlite3.Error as exc:
             raise CollectionError(self.store.name, f"read failed ({type(exc).__name__})",
                                   collection=collection.name) from exc

@@ -15,6 +15,8 @@ from typing import Any
 MAX_LINE_BYTES = 1 << 20  # a longer line is skipped and counted (values are cut to 4096 chars anyway)
 CHUNK_BYTES = 1 << 20  # at most MAX_LINE_BYTES: then only the line a chunk starts in can be too long
 LONG_LINES = f"line(s) longer than {MAX_LINE_BYTES >> 20} MiB"
+BAD_BYTES = "byte sequence(s) not valid UTF-8"
+_FFFD = "\ufffd".encode()
 
 
 class Tally:
@@ -35,11 +37,19 @@ class Tally:
 
 
 class LineFilter(io.RawIOBase):
-    """A readable stream of ``source``'s bytes without the lines longer than ``limit`` bytes."""
+    """A readable stream of ``source``'s bytes without the lines longer than ``limit`` bytes.
 
-    def __init__(self, source: Any, tally: Tally, limit: int = MAX_LINE_BYTES) -> None:
+    With ``text=True`` (CSV) it also writes each byte sequence that is not UTF-8 as U+FFFD, counted:
+    Arrow's CSV reader decodes a ragged row to hand it to the invalid-row handler, and a bad byte
+    there fails the whole file (with a traceback on stderr). It counts quote characters too, and
+    the lines after the last one, so that a quote left open at the end of the file can be reported
+    (Arrow reads everything after it as one value, silently)."""
+
+    def __init__(self, source: Any, tally: Tally, limit: int = MAX_LINE_BYTES, *, text: bool = False) -> None:
         super().__init__()
-        self.source, self.tally, self.limit = source, tally, limit
+        self.source, self.tally, self.limit, self.text = source, tally, limit, text
+        self.quotes = 0  # '"' bytes passed on (text only)
+        self.lines_after_quote = 0  # line ends passed on since the last '"' (text only)
         self.pending = b""  # the start of a line whose end is not read yet
         self.dropping = False  # inside a line already known to be too long
         self.out = memoryview(b"")
@@ -50,11 +60,27 @@ class LineFilter(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         while not self.out and not self.eof:
-            self.out = memoryview(self._fill())
+            self.out = memoryview(self._checked(self._fill()) if self.text else self._fill())
         n = min(len(buffer), len(self.out))
         buffer[:n] = self.out[:n]
         self.out = self.out[n:]
         return n
+
+    def _checked(self, data: bytes) -> bytes:
+        """``data`` (whole lines: a sequence never straddles a line end) as valid UTF-8, bad bytes counted."""
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            fixed = data.decode("utf-8", "replace").encode()
+            self.tally.add(BAD_BYTES, fixed.count(_FFFD) - data.count(_FFFD))
+            data = fixed
+        last = data.rfind(b'"')
+        if last >= 0:
+            self.quotes += data.count(b'"')
+            self.lines_after_quote = data.count(b"\n", last)
+        else:
+            self.lines_after_quote += data.count(b"\n")
+        return data
 
     def _fill(self) -> bytes:
         chunk = bytes(self.source.read(CHUNK_BYTES))

@@ -2,7 +2,8 @@
 names, types, counts and confidences exist in the model to begin with.
 
 Names (stores, collections, fields, problems) are printed literally: they go to Rich as ``Text``, never
-as markup, so a column named ``[/]`` or ``:smile:`` is shown as written and cannot break the table."""
+as markup, so a column named ``[/]`` or ``:smile:`` is shown as written and cannot break the table, and
+through :func:`~piiguard.report.terminal.escaped`, so no control or bidi character reaches the terminal."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from piiguard.model import ScanResult
+from piiguard.report.terminal import escaped, safe
 
 
 def to_dict(result: ScanResult) -> dict[str, Any]:
@@ -61,7 +63,8 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
     for s in result.stores:
         people = (f"{s.subjects.estimate:,} people ({s.subjects.kind.value}, from "
                   f"{s.subjects.collection}.{s.subjects.field})") if s.subjects else "no customer key found"
-        console.print(Text.assemble("\n", (s.store, "bold"), f" ({s.engine}, {s.address}) — {people}"))
+        console.print(Text.assemble("\n", (escaped(s.store), "bold"),
+                                    escaped(f" ({s.engine}, {s.address}) — {people}")))
         table = Table(show_header=True, header_style="bold")
         for col in ("collection", "field", "PII type", "confidence", "matched"):
             table.add_column(col, overflow="fold")
@@ -71,7 +74,7 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
                 if f.pii_type is None and not all_fields:
                     continue
                 shown += 1
-                table.add_row(Text(c.name), Text(f.field), Text(f.pii_type or "-"), f"{f.confidence:.2f}",
+                table.add_row(safe(c.name), safe(f.field), safe(f.pii_type or "-"), f"{f.confidence:.2f}",
                               f"{f.matched}/{f.sampled}")
         if shown:
             console.print(table)
@@ -80,4 +83,4 @@ def render_table(result: ScanResult, console: Console, *, all_fields: bool = Fal
         for p in s.problems:
             where = f"{p.collection}: " if p.collection else ""
             hint = f" — {p.hint}" if p.hint else ""
-            console.print(Text.assemble("  ", ("problem", "red"), f" {where}{p.message}{hint}"))
+            console.print(Text.assemble("  ", ("problem", "red"), escaped(f" {where}{p.message}{hint}")))

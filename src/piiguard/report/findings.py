@@ -12,6 +12,7 @@ from rich.text import Text
 from piiguard import __name__ as PACKAGE
 from piiguard.checks.base import checks
 from piiguard.model import Finding, Severity, Status
+from piiguard.report.terminal import safe
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
@@ -70,8 +71,8 @@ def render_table(findings: tuple[Finding, ...], console: Console, *, show_passed
             continue
         # Text, not markup: store names, evidence and waiver reasons are printed as written.
         status = Text.assemble((f.status.value, STYLE[f.status]), " (waived)" if f.waiver else "")
-        table.add_row(Text(f.store), Text(f.check), status, f.severity.value,
-                      Text(f.evidence + (f" — {f.waiver}" if f.waiver else "")), Text(f.data_context))
+        table.add_row(safe(f.store), safe(f.check), status, f.severity.value,
+                      safe(f.evidence + (f" — {f.waiver}" if f.waiver else "")), safe(f.data_context))
     console.print(table)
     counts = {s: sum(1 for f in findings if f.status is s) for s in Status}
     console.print(f"{counts[Status.FAIL]} failed, {counts[Status.ERROR]} could not be decided, "
