@@ -6,7 +6,6 @@ it is still reported; a listing or scroll that never ends is cut.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import sqlite3
 import sys
@@ -161,6 +160,7 @@ def test_any_200_body_from_opensearch_is_a_store_problem(body: bytes, tmp_path: 
     assert isinstance(result, ScanResult)
     healthy, hostile = result.stores
     assert healthy.collections and not healthy.problems
+    assert hostile.problems or hostile.collections  # decided either way, never the whole scan's error
 
 
 def test_opensearch_refusal_never_echoes_the_body(tmp_path: Path) -> None:
@@ -195,5 +195,3 @@ def test_opensearch_full_scroll_that_never_ends_stops_past_the_reported_count(tm
     healthy, hostile = result.stores
     assert healthy.collections
     assert any("scroll" in p.message for p in hostile.problems), (hostile, result.problems)
-    with contextlib.suppress(Exception):
-        pass
