@@ -78,7 +78,8 @@ class OpenSearchConnector(Connector):
     def open(self) -> None:
         self.es = client(self.store, self.timeout)
         with errors(self.store):
-            self.es.info()
+            if not isinstance(info := self.es.info(), dict) or not isinstance(info.get("version"), dict):
+                raise ValueError("not OpenSearch's root answer")  # `[]` or `""` is no cluster
 
     def close(self) -> None:
         if getattr(self, "es", None) is not None:
@@ -87,6 +88,8 @@ class OpenSearchConnector(Connector):
     def collections(self) -> list[CollectionInfo]:
         with errors(self.store):  # the answer is parsed inside: `[1,2,3]` is not OpenSearch's
             rows = self.es.cat.indices(format="json", h="index,docs.count", expand_wildcards="open")
+            if not isinstance(rows, list):  # an empty or other body must not pass for an empty cluster
+                raise ValueError("not a list of indices")
             return [CollectionInfo(str(r["index"]), int(r.get("docs.count") or 0), Estimate.EXACT)
                     for r in sorted(rows, key=lambda r: r["index"]) if not str(r["index"]).startswith(".")]
 
