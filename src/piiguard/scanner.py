@@ -315,6 +315,11 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
                                 None if exc.collection is None else label(exc.collection), exc.hint))
     except PiiguardError as exc:
         problems.append(Problem(ProblemKind.STORE, store.name, exc.message, None, exc.hint))
+    except Exception as exc:  # last line of defence: a driver's surprise is this store's problem
+        # only the class is kept: a driver's text can quote the data it choked on
+        problems.append(Problem(ProblemKind.STORE, store.name,
+                                f"the {store.engine} driver failed on this store's answer ({type(exc).__name__})",
+                                None, "check the address and port: the peer may not be this engine"))
     finally:
         if connector is not None:
             with contextlib.suppress(Exception):  # a session lost mid-scan may fail to close as well

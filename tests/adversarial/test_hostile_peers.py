@@ -77,3 +77,46 @@ def _case(scheme: str, command: str, behaviour: str, tmp_path: Path) -> None:
     else:
         assert isinstance(result, PiiguardError), f"{command} returned {result!r} from a hostile peer"
         assert "not-a-real-secret" not in str(result)
+
+
+WRITE_SCHEMES = ("postgresql", "clickhouse-http", "opensearch")
+
+
+@pytest.mark.parametrize("behaviour", ["silent", "drip"])
+@pytest.mark.parametrize("scheme", WRITE_SCHEMES)
+def test_copy_write_side_against_hostile_target_is_bounded_by_timeout(
+        scheme: str, behaviour: str, tmp_path: Path) -> None:
+    """The whole ``copy`` command (plan and write) into a target that never answers: --timeout bounds
+    connecting and every exchange before the bulk write; only one batch's bulk write may take longer."""
+    import json
+    import os
+    import sqlite3
+    import subprocess
+
+    from peers import SECRET_ENV, peer
+
+    with sqlite3.connect(tmp_path / "src.db") as db:
+        db.execute("CREATE TABLE customers (plan text, sku text)")
+        db.executemany("INSERT INTO customers VALUES (?, ?)", [("gold", "a1"), ("silver", "b2")])
+    (tmp_path / "k.key").write_text("k" * 40)
+    (tmp_path / "k.key").chmod(0o600)
+    cfg = tmp_path / "piiguard.yaml"
+    cfg.write_text(json.dumps({"stores": [{"name": "src", "url": f"sqlite:///{tmp_path / 'src.db'}"}],
+                               "masking": {"src.customers": {"plan": "keep", "sku": "keep"}}}))
+    with peer({**BEHAVIOURS, **TLS_BEHAVIOURS}[behaviour]) as port, peer(BEHAVIOURS[behaviour]) as http:
+        url = SCHEMES[scheme].format(port=port, http=http, env=SECRET_ENV)
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "piiguard", "copy", "src.customers", f"{url}#customers",
+             "--key-file", str(tmp_path / "k.key"), "--owner", "a", "--purpose", "b", "--expires", "2027-01-01",
+             "--accept-risk", "hostile-peer test", "--timeout", str(TIMEOUT), "-c", str(cfg),
+             "--catalog", str(tmp_path / "c.db")],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, SECRET_ENV: "not-a-real-secret", "COLUMNS": "250"})
+        elapsed = time.monotonic() - start
+    print(f"\ncopy -> {scheme} {behaviour}: {elapsed:.2f} s, exit {done.returncode}: {done.stderr[-900:]}")
+    # a subprocess: the interpreter's start and imports (about 1.5 s) come before piiguard's clocks; the
+    # plan and the write each meet the peer once (each cut at --timeout + slack). Before: 37-40 s.
+    assert elapsed <= BOUND + 4, f"copy into a {behaviour} {scheme} target took {elapsed:.1f} s"
+    assert done.returncode != 0 and "internal error" not in done.stderr + done.stdout
+    assert "not-a-real-secret" not in done.stderr + done.stdout

@@ -132,8 +132,10 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
                                            TimeElapsedColumn(), console=Console(stderr=True)) as bar, _terminable():
         task = bar.add_task("rows", total=plan.rows_estimate or None)
         result = run_copy(plan, key, cat, owner=owner, purpose=purpose, expires=until,
-                          # writes keep a 30 s floor: the statement budget (30 x) must fit a bulk COPY
-                          progress=lambda n: bar.advance(task, n), timeout=max(timeout, 30.0))
+                          # --timeout bounds connecting and every exchange; one batch's bulk write alone
+                          # keeps a 30 s floor (the statement budget, 30 x, must fit a bulk COPY)
+                          progress=lambda n: bar.advance(task, n), timeout=timeout,
+                          write_timeout=max(timeout, 30.0))
         record = next(c for c in cat.copies() if c["id"] == result.copy_id)
     if lineage_to:
         _lineage().emit(record, lineage_to)

@@ -17,6 +17,7 @@ comes from ``OPENSEARCH_PASSWORD`` unless the store names another reference.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     opensearch_helpers = driver("opensearchpy.helpers")
     oe = driver("opensearchpy.exceptions")
 
+SCROLL_MARGIN = 1_000  # documents past the reported count a full scan still reads (indexed meanwhile)
+SCROLL_BUDGET = 360  # × timeout: the longest a full scan's scroll may take (an hour at 10 s)
 CARDINALITY_PRECISION = 40_000  # the aggregation's maximum: exact below it, within a few % above
 
 
@@ -52,11 +55,14 @@ def errors(store: Store, collection: str | None = None) -> Iterator[None]:
         raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc.info).__name__})",
                                hint="check host, port and the tls option") from exc
     except oe.TransportError as exc:
-        message = f"the cluster answered {exc.status_code} ({exc.error})"
+        # the error type only when it is a name (OpenSearch's JSON error); a non-JSON body is never echoed
+        kind = exc.error if isinstance(exc.error, str) and exc.error.replace("_", "").isalnum() else ""
+        message = f"the cluster answered {exc.status_code}" + (f" ({kind})" if kind else "")
         if collection is not None:
             raise CollectionError(store.name, message, collection=collection) from exc
         raise StoreUnreachable(store.name, message) from exc
-    except (oe.OpenSearchException, ValueError, UnicodeError) as exc:  # an answer that is not OpenSearch's JSON
+    except (oe.OpenSearchException, ValueError, UnicodeError, TypeError, KeyError, AttributeError,
+            IndexError) as exc:  # an answer that is not OpenSearch's JSON
         raise StoreUnreachable(store.name, f"{store.address} did not answer as OpenSearch does ({type(exc).__name__})",
                                hint="check host, port and the tls option") from exc
 
@@ -72,30 +78,49 @@ class OpenSearchConnector(Connector):
     def open(self) -> None:
         self.es = client(self.store, self.timeout)
         with errors(self.store):
-            self.es.info()
+            if not isinstance(info := self.es.info(), dict) or not isinstance(info.get("version"), dict):
+                raise ValueError("not OpenSearch's root answer")  # `[]` or `""` is no cluster
 
     def close(self) -> None:
         if getattr(self, "es", None) is not None:
             self.es.close()
 
     def collections(self) -> list[CollectionInfo]:
-        with errors(self.store):
+        with errors(self.store):  # the answer is parsed inside: `[1,2,3]` is not OpenSearch's
             rows = self.es.cat.indices(format="json", h="index,docs.count", expand_wildcards="open")
-        return [CollectionInfo(r["index"], int(r.get("docs.count") or 0), Estimate.EXACT)
-                for r in sorted(rows, key=lambda r: r["index"]) if not r["index"].startswith(".")]
+            if not isinstance(rows, list):  # an empty or other body must not pass for an empty cluster
+                raise ValueError("not a list of indices")
+            return [CollectionInfo(str(r["index"]), int(r.get("docs.count") or 0), Estimate.EXACT)
+                    for r in sorted(rows, key=lambda r: r["index"]) if not str(r["index"]).startswith(".")]
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
         query = {"size": n, "query": {"function_score": {
             "query": {"match_all": {}}, "random_score": {"seed": random.randrange(1 << 30), "field": "_seq_no"}}}}
         with errors(self.store, collection.name):
             hits = self.es.search(index=collection.name, body=query)["hits"]["hits"]
-        return documents_batch([h.get("_source") or {} for h in hits])
+            return documents_batch([h.get("_source") or {} for h in hits])
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         hits = opensearch_helpers.scan(self.es, index=collection.name, query={"query": {"match_all": {}}},
                       size=min(batch_rows, 10_000), scroll="2m", preserve_order=False)
+        # a scroll that never ends (a peer handing out pages forever) stops at the reported count plus
+        # a margin (documents indexed meanwhile), and after SCROLL_BUDGET x timeout in all
+        reported = collection.rows_estimate or 0
+        limit = reported + max(SCROLL_MARGIN, reported // 10)
+        until = time.monotonic() + self.timeout * SCROLL_BUDGET
+
+        def bounded_hits() -> Iterator[dict[str, Any]]:
+            for n, hit in enumerate(hits):
+                if n >= limit:
+                    raise CollectionError(self.store.name, f"the scroll went past the {reported:,} documents "
+                                          "the index reports: stopped", collection=collection.name)
+                if time.monotonic() > until:
+                    raise CollectionError(self.store.name, f"the scroll took longer than "
+                                          f"{self.timeout * SCROLL_BUDGET:.0f} s: stopped", collection=collection.name)
+                yield hit.get("_source") or {}
+
         with errors(self.store, collection.name):
-            yield from document_batches((hit.get("_source") or {} for hit in hits), batch_rows)
+            yield from document_batches(bounded_hits(), batch_rows)
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")

@@ -13,6 +13,7 @@ key (``AWS_SECRET_ACCESS_KEY`` by default). Options: ``tls`` (default true), ``c
 
 from __future__ import annotations
 
+import functools
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,11 @@ from piiguard.connectors.files import SUFFIXES, Files
 from piiguard.engines import tls
 from piiguard.engines.deadline import bounded
 from piiguard.engines.s3 import client, endpoint, secret  # noqa: F401 — re-exported: checks and writers use them
-from piiguard.errors import AuthenticationFailed, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
 from piiguard.model import CollectionInfo
 from piiguard.registry import driver
+
+MAX_OBJECTS = 100_000  # objects listed per bucket at most: a listing past it is a problem, not a scan
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,7 +64,7 @@ class S3(Files):
         try:
             # Arrow's S3 client lives in C++, out of reach of socket deadlines: bound the step from outside
             self.buckets = bounded(s, self.timeout, listing, "S3 listing")
-        except OSError as exc:
+        except (OSError, ValueError, RuntimeError) as exc:  # Arrow raises OSError, or others on a non-S3 answer
             text = str(exc)
             if "AccessDenied" in text or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
                 raise AuthenticationFailed(s.name, "the endpoint refused the credentials",
@@ -70,9 +73,23 @@ class S3(Files):
             raise StoreUnreachable(s.name, f"cannot list {endpoint(s)}", hint="check host, port and tls") from exc
 
     def collections(self) -> list[CollectionInfo]:
+        s = self.store
+
+        def listing(bucket: str) -> list[Any]:
+            return list(self.fs.get_file_info(fs.FileSelector(bucket, recursive=True)))
+
         out = []
         for bucket in self.buckets:
-            infos = self.fs.get_file_info(fs.FileSelector(bucket, recursive=True))
+            try:
+                # Arrow pages through the listing in C++: a peer whose listing never ends (IsTruncated
+                # forever) is cut from outside, like the first listing
+                infos = bounded(s, self.timeout, functools.partial(listing, bucket), f"S3 listing of {bucket}")
+            except OSError as exc:
+                raise StoreUnreachable(s.name, f"cannot list {bucket} at {endpoint(s)} ({type(exc).__name__})",
+                                       hint="check host, port and tls: the answer was not an S3 listing") from exc
+            if len(infos) > MAX_OBJECTS:
+                raise StoreError(s.name, f"the bucket lists more than {MAX_OBJECTS:,} objects: not scanned",
+                                 collection=bucket, hint="name a smaller bucket in the store's address")
             out += [self._info(i.path) for i in sorted(infos, key=lambda i: i.path)
                     if i.type == fs.FileType.File and PurePath(i.path).suffix.lower() in SUFFIXES]
         return out

@@ -300,9 +300,10 @@ class BatchMasker:
 
 def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpose: str, expires: date,
              progress: Callable[[int], None] | None = None, batch_rows: int = BATCH_ROWS,
-             timeout: float = 30.0) -> CopyResult:
+             timeout: float = 30.0, write_timeout: float | None = None) -> CopyResult:
     """Write the masked copy and register it. Refuses a plan whose target failed a blocking check
-    unless the risk was accepted (the reason is recorded with the copy)."""
+    unless the risk was accepted (the reason is recorded with the copy). ``timeout`` bounds connecting
+    and every exchange; ``write_timeout`` (default: at least 30 s) one batch's bulk write."""
     if plan.refused:
         names = ", ".join(f"{f.check} ({f.severity.value})" for f in plan.blocking)
         raise CopyRefused(f"the target {plan.target.name} fails {names}",
@@ -310,7 +311,8 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     kept = [r for r in plan.rules if r.copied]
     if not kept:
         raise UsageError("no field would be copied: every one is denied", hint="allow fields in masking: (keep)")
-    writer = writers.get(plan.target.engine)(plan.target, plan.target_collection, timeout=timeout)
+    writer = writers.get(plan.target.engine)(plan.target, plan.target_collection, timeout=timeout,
+                                             write_timeout=write_timeout)
     writer.validate()
     held = ownership(catalog, writer, plan.source, plan.source_collection)  # now, not when it was planned
     if held.state is TargetState.FOREIGN and not plan.replace:

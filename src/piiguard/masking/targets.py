@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from piiguard.engines.clickhouse import post
-from piiguard.engines.postgres import connect
+from piiguard.engines.postgres import STATEMENT_BUDGET, connect
 from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import Registry, driver
@@ -93,8 +93,12 @@ class Writer(ABC):
     owned: bool = False
     ours: frozenset[tuple[str, str]] = frozenset()  # (name, identity) of what live copies made in this store
 
-    def __init__(self, store: Store, collection: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, store: Store, collection: str, *, timeout: float = 30.0,
+                 write_timeout: float | None = None) -> None:
+        # ``timeout`` bounds connecting and every exchange (the caller's --timeout); ``write_timeout``
+        # only the bulk write of one batch, which may legitimately take longer (WRITE_FLOOR at least)
         self.store, self.collection, self.timeout = store, collection, timeout
+        self.write_timeout = write_timeout if write_timeout is not None else max(timeout, WRITE_FLOOR)
         self.created: list[CopyObject] = []
 
     def validate(self) -> None:  # noqa: B027 — only writers whose names can be hostile check them
@@ -142,6 +146,7 @@ class Writer(ABC):
 
 
 writers: Registry[type[Writer]] = Registry("copy target", Writer)
+WRITE_FLOOR = 30.0  # seconds one batch's bulk write may take, whatever --timeout says
 
 
 def _split(collection: str, default_schema: str) -> tuple[str, str]:
@@ -163,6 +168,14 @@ class PostgresWriter(Writer):
     def _connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
         return connect(self.store, self.timeout, autocommit=autocommit, application="piiguard-copy")
 
+    def _writing(self) -> psycopg.Connection[Any]:
+        """The session the COPY runs in: connected within ``timeout``; its one long statement gets the
+        write budget (the COPY lasts as long as the whole copy)."""
+        conn = self._connect()
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(
+            sql.Literal(int(self.write_timeout * STATEMENT_BUDGET * 1000))))
+        return conn
+
     def _names(self) -> tuple[sql.Composed, sql.Composed, sql.Identifier]:
         schema, table = _split(self.collection, "public")
         stage = f"{table[:40]}__piiguard_{self.tag}"
@@ -176,7 +189,7 @@ class PostgresWriter(Writer):
 
     def begin(self, columns: Sequence[str], tag: str) -> None:
         self.tag = tag
-        self.conn = self._connect()
+        self.conn = self._writing()
         _, stage, _ = self._names()
         cols = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)
         try:
@@ -296,7 +309,8 @@ class ClickHouseWriter(Writer):
 
     def write(self, batch: pa.RecordBatch) -> None:
         body = "\n".join(json.dumps(row, ensure_ascii=False) for row in batch.to_pylist())
-        self._query(f"INSERT INTO {self.stage} FORMAT JSONEachRow", body.encode())
+        post(self.store, f"INSERT INTO {self.stage} FORMAT JSONEachRow", body.encode(), timeout=self.write_timeout,
+             collection=self.collection)
 
     def commit(self) -> None:
         # ClickHouse has no transactions: the look and the rename are two statements (a writer racing
@@ -493,6 +507,9 @@ class OpenSearchWriter(Writer):
         from piiguard.connectors.opensearch import errors
 
         self.es, self.index = self._client(), f"{self.collection}-piiguard-{tag}"
+        from piiguard.engines.opensearch import client
+
+        self.bulk_es = client(self.store, self.write_timeout)  # the bulk write alone gets the longer bound
         with errors(self.store, self.collection):  # fails if the name is taken
             self.es.indices.create(index=self.index, body={"settings": {"index": {"number_of_replicas": 0}}})
         self.made_stage = True  # only now is the index this copy's to delete
@@ -508,7 +525,7 @@ class OpenSearchWriter(Writer):
         actions = ({"_index": self.index, "_source": {k: v for k, v in row.items() if v is not None}}
                    for row in batch.to_pylist())
         with errors(self.store, self.collection):
-            bulk(self.es, actions, chunk_size=5000, max_retries=0, raise_on_error=True)
+            bulk(self.bulk_es, actions, chunk_size=5000, max_retries=0, raise_on_error=True)
 
     def commit(self) -> None:
         from piiguard.connectors.opensearch import errors
