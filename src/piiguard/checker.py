@@ -20,6 +20,8 @@ from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.checks.base import Outcome, Unsupported, checks, targets
 from piiguard.config import Config
+from piiguard.engines import tls
+from piiguard.engines.tls import TlsRefused
 from piiguard.errors import PluginError, StoreError, StoreUnreachable
 from piiguard.model import Finding, Severity, Status, Store, Vantage
 from piiguard.policy import Policy
@@ -59,11 +61,20 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
                         f"no checks for engine {store.engine}", f"piiguard has no checks for {store.engine} yet")]
     target = targets.get(store.engine)(store, timeout=timeout)
     unreachable: StoreUnreachable | None = None
+    # A store whose required TLS its settings do not give is not connected to by any check, outside
+    # probes included (they would talk, and guess passwords, in clear text); tls.required says why.
+    refused: TlsRefused | None = None
+    try:
+        tls.enforce(store)
+    except TlsRefused as exc:
+        refused = exc
     out = []
     try:
         for check_id in ids:
             cls = checks.get(check_id)
-            if unreachable is not None:
+            if refused is not None and check_id != "tls.required":
+                outcome = Outcome(Status.ERROR, _reason(refused))
+            elif unreachable is not None:
                 outcome = Outcome(Status.ERROR, _reason(unreachable))
             else:
                 started = time.monotonic()

@@ -213,3 +213,30 @@ def test_mysql_ssl_ca_verifies_the_server_and_a_wrong_ca_fails(tls_mariadb: Serv
     with pytest.raises(StoreUnreachable, match="TLS certificate was not verified") as raised:
         mysql.connect(mysql_store(tls_mariadb, ssl_ca=str(wrong)), 5)
     assert raised.value.store == "ledger" and PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize("how", ["store", "policy"])
+def test_no_check_connects_to_a_store_whose_required_tls_is_not_configured(cache: Server, how: str,
+                                                                            tmp_path: Path) -> None:
+    """Outside probes included: a plain-text Redis under require_tls: verified gets no connection at
+    all (they would send INFO and guess passwords in clear text); tls.required fails and says why."""
+    from servers import REDIS_ADMIN, redis_admin
+
+    url = f"redis://{REDIS_ADMIN}@127.0.0.1:{cache.port}/0"
+    if how == "store":
+        stores: list[object] = [Store("r-pol", "redis", host="127.0.0.1", port=cache.port, database="0",
+                                      user=REDIS_ADMIN, require_tls="verified")]
+        config = None
+    else:
+        config = parse_config({"stores": [{"name": "r-pol", "url": url, "tags": {"env": "prod"}}],
+                               "policy": {"require_tls": [{"tags": {"env": "prod"}, "level": "verified"}]}})
+        stores = ["r-pol"]
+    admin = redis_admin(cache)
+    before = int(admin.info("stats")["total_connections_received"])
+    findings = run_checks(stores, config=config, timeout=2).findings  # type: ignore[arg-type]
+    after = int(admin.info("stats")["total_connections_received"])
+    assert after == before, f"{after - before} plain-text connection(s) to a store that requires verified TLS"
+    by_id = {f.check: f for f in findings}
+    assert by_id["tls.required"].status is Status.FAIL
+    others = [f for f in findings if f.check != "tls.required"]
+    assert others and all(f.status is Status.ERROR and "requires verified TLS" in f.evidence for f in others)
