@@ -721,8 +721,12 @@ def load_config(path: str | os.PathLike[str], *, engines: set[str] | None = None
     return parse_config(data, source=str(p), engines=engines, check_ids=check_ids, schema=schema)
 
 
-def missing_secrets(stores: Sequence[Store]) -> list[str]:
-    """``stores[i].password_env: PG_PASSWORD is not set`` for each store whose named variable is unset.
+def missing_secrets(stores: Sequence[Store], alerts: Sequence[Mapping[str, Any]] = (),
+                    respond: Mapping[str, Any] | None = None) -> list[str]:
+    """``stores[i].password_env: PG_PASSWORD is not set`` for each secret reference whose variable is
+    unset: the stores' ``password_env`` (and ``password_file`` that does not exist), and every
+    ``*_env`` key in ``alerts:`` (``webhook_env``, SMTP ``password_env``) and ``respond:`` (a
+    responder's ``client_secret_env``, the notices' SMTP password).
 
     A variable named in the configuration must be set where piiguard runs (the libpq-style default a
     URL implies, e.g. PGPASSWORD, may stay unset: a store may need no password)."""
@@ -732,6 +736,27 @@ def missing_secrets(stores: Sequence[Store]) -> list[str]:
             out.append(f"stores[{i}].password_env: {store.password_env} is not set")
         if store.password_file and not Path(store.password_file).is_file():
             out.append(f"stores[{i}].password_file: {store.password_file} does not exist")
+    out += _unset_env_refs(list(alerts), "alerts")
+    out += _unset_env_refs(respond or {}, "respond")
+    return out
+
+
+def _unset_env_refs(node: Any, path: str, depth: int = 0) -> list[str]:
+    """Every ``*_env: NAME`` below ``node`` whose variable is unset (the loader already bounds depth)."""
+    out: list[str] = []
+    if depth > 64:
+        return out
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
+                if value and value not in os.environ:
+                    out.append(f"{here}: {value} is not set")
+            else:
+                out += _unset_env_refs(value, here, depth + 1)
+    elif isinstance(node, list | tuple):
+        for i, item in enumerate(node):
+            out += _unset_env_refs(item, f"{path}[{i}]", depth + 1)
     return out
 
 

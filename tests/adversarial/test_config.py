@@ -400,3 +400,22 @@ def test_the_readme_configuration_reference_is_valid() -> None:
     section = readme.split("## Configuration reference", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert problems_of(yaml.safe_load(example)) == []
+
+
+@pytest.mark.parametrize(("section", "where"), [
+    ("alerts:\n  - {webhook_env: HD_UNSET_HOOK}\n", "alerts[0].webhook_env: HD_UNSET_HOOK is not set"),
+    ("alerts:\n  - {smtp: 127.0.0.1, to: [a@example.org], starttls: true, user: u, password_env: HD_UNSET_SMTP}\n",
+     "alerts[0].password_env: HD_UNSET_SMTP is not set"),
+    ("respond:\n  responders:\n    - {kind: oauth-grants, store: prod, table: public.g, subject_column: u, "
+     "token_column: t, revocation_endpoint: 'https://auth.example.org/revoke', client_id: c, "
+     "client_secret_env: HD_UNSET_CLIENT}\n",
+     "respond.responders[0].client_secret_env: HD_UNSET_CLIENT is not set"),
+], ids=["webhook", "smtp", "responder"])
+def test_validate_reports_every_unset_secret_reference(tmp_path: Path, section: str, where: str) -> None:
+    """Not only stores' password_env: a kill-switch or alert secret missing is found before an incident."""
+    file = tmp_path / "piiguard.yaml"
+    file.write_text("stores:\n  - {name: prod, url: 'postgresql://u@127.0.0.1:5432/app'}\n" + section)
+    result = _cli("validate", str(file))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert where in result.stderr
+    assert _cli("validate", "--skip-env", str(file)).returncode == 0

@@ -19,11 +19,12 @@ def validate(file: Path = typer.Argument(..., help="the configuration file, e.g.
 
     Checks every section against the registered plugins: store engines and options, policy check
     ids, alert sinks, masking rules (maskers and their options), responders and their options,
-    notices, custom detectors (their patterns must compile). A ``password_env`` that is not set in
-    this environment is reported too, unless ``--skip-env``. No store is contacted."""
+    notices, custom detectors (their patterns must compile). Every secret reference
+    (``password_env``, ``webhook_env``, ``client_secret_env``, …) that is not set in this environment
+    is reported too, unless ``--skip-env``. No store is contacted."""
     config = read_config(file, everything=False)
     assert config is not None
-    problems = [] if skip_env else missing_secrets(config.stores)
+    problems = [] if skip_env else missing_secrets(config.stores, config.alerts, config.respond)
     if problems:
         raise ConfigError(problems, hint="set them, or run `piiguard validate --skip-env` where they are not needed")
     if config.detectors:  # compiling patterns loads Hyperscan: only when the file declares some
