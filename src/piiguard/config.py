@@ -566,7 +566,7 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
     if not isinstance(respond, Mapping):
         problems.add("respond", "expected a mapping (responders, notices, contact)")
         respond = {}
-    check_respond(respond, schema, names, problems.add)
+    check_respond(respond, schema, names, problems.add, {s.name: s.engine for s in stores})
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     stores = [policy.stamp(s) for s in stores]  # policy's require_tls rules, matched by tag, onto each store

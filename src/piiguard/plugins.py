@@ -94,6 +94,7 @@ def schema() -> PluginSchema:
         check_ids=frozenset(checks.names()),
         maskers=MappingProxyType({n: maskers.get(n).Options for n in maskers.names()}),
         responders=MappingProxyType({n: responders.get(n).Options for n in responders.names()}),
+        responder_engines=MappingProxyType({n: responders.get(n).engines for n in responders.names()}),
         notices=_notice_options,
     )
 

@@ -145,6 +145,7 @@ class PluginSchema:
     maskers: Mapping[str, type] | None = None  # masker name → its Options dataclass
     responders: Mapping[str, type] | None = None  # responder kind → its Options dataclass
     notices: Callable[[], type] | None = None  # returns respond.notices' Options dataclass (imported when needed)
+    responder_engines: Mapping[str, tuple[str, ...]] | None = None  # responder kind → engines its store may be
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -195,8 +196,13 @@ def check_masking(raw: Mapping[Any, Any], schema: PluginSchema, problem: Problem
             _options(schema.maskers[masker], spec, path, problem)
 
 
-def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str] | None, problem: Problem) -> None:
-    """``respond:`` responders (kind + options), notices (options) and contact (name, email)."""
+NOTICE_ENGINES = ("postgres",)  # where notices read subjects' addresses (piiguard.response.notices)
+
+
+def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str] | None, problem: Problem,
+                  store_engines: Mapping[str, str] | None = None) -> None:
+    """``respond:`` responders (kind + options), notices (options) and contact (name, email); a
+    responder's or the notices' store must be an engine it speaks."""
     unknown_keys(raw, RESPOND_KEYS, "respond", problem)
     responders = raw.get("responders")
     if responders is not None and not isinstance(responders, list):
@@ -221,12 +227,17 @@ def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str]
                 continue
             if _options(schema.responders[kind], spec, where, problem):
                 _store_ref(spec.get("store"), f"{where}.store", stores, problem)
+                speaks = (schema.responder_engines or {}).get(kind)
+                _store_engine(spec.get("store"), f"{where}.store", speaks, store_engines, f"responder {kind!r}",
+                              problem)
     notices = raw.get("notices")
     if notices is not None:
         if not isinstance(notices, Mapping):
             problem("respond.notices", "expected a mapping (store, table, subject_column, email_column, …)")
         elif schema.notices is not None and _options(schema.notices(), notices, "respond.notices", problem):
             _store_ref(notices.get("store"), "respond.notices.store", stores, problem)
+            _store_engine(notices.get("store"), "respond.notices.store", NOTICE_ENGINES, store_engines, "notices",
+                          problem)
     contact = raw.get("contact")
     if contact is not None:
         if not isinstance(contact, Mapping):
@@ -236,6 +247,13 @@ def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str]
             for key in CONTACT_KEYS:
                 if key in contact and not isinstance(contact[key], str):
                     problem(f"respond.contact.{key}", "expected a string")
+
+
+def _store_engine(name: Any, path: str, speaks: tuple[str, ...] | None, store_engines: Mapping[str, str] | None,
+                  who: str, problem: Problem) -> None:
+    engine = (store_engines or {}).get(name) if isinstance(name, str) else None
+    if speaks and engine is not None and engine not in speaks:
+        problem(path, f"{who} works on {', '.join(speaks)} stores; {name!r} is {engine}")
 
 
 def _store_ref(name: Any, path: str, stores: set[str] | None, problem: Problem) -> None:

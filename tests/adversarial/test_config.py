@@ -419,3 +419,29 @@ def test_validate_reports_every_unset_secret_reference(tmp_path: Path, section: 
     assert result.returncode == 2, result.stdout + result.stderr
     assert where in result.stderr
     assert _cli("validate", "--skip-env", str(file)).returncode == 0
+
+
+@pytest.mark.parametrize(("respond", "where"), [
+    ("responders: [{kind: sql-sessions, store: lite, table: s, subject_column: u}]",
+     "respond.responders[0].store: responder 'sql-sessions' works on postgres stores; 'lite' is sqlite"),
+    ("responders: [{kind: sql-tokens, store: cache, table: t, subject_column: u}]",
+     "respond.responders[0].store: responder 'sql-tokens' works on postgres stores; 'cache' is redis"),
+    ("responders: [{kind: redis-sessions, store: lite, key: 'session:{subject}'}]",
+     "respond.responders[0].store: responder 'redis-sessions' works on redis stores; 'lite' is sqlite"),
+    ("notices: {store: cache, table: c, subject_column: id, email_column: e, smtp: 127.0.0.1, sender: a@example.org}",
+     "respond.notices.store: notices works on postgres stores; 'cache' is redis"),
+], ids=["sql-on-sqlite", "sql-on-redis", "redis-on-sqlite", "notices-on-redis"])
+def test_a_responder_on_a_store_it_cannot_speak_to_is_a_config_error(tmp_path: Path, respond: str,
+                                                                    where: str) -> None:
+    file = tmp_path / "piiguard.yaml"
+    file.write_text(f"stores:\n  - {{name: lite, url: 'sqlite:///{tmp_path}/a.db'}}\n"
+                    "  - {name: cache, url: 'redis://127.0.0.1:6390/0'}\n"
+                    f"  - {{name: prod, url: 'postgresql://u@127.0.0.1:5432/app'}}\nrespond:\n  {respond}\n")
+    result = _cli("validate", "--skip-env", str(file))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert where in result.stderr
+    ok = file.read_text().replace("store: lite", "store: prod").replace("store: cache", "store: prod")
+    if "redis-sessions" in respond:
+        ok = file.read_text().replace("store: lite", "store: cache")
+    file.write_text(ok)
+    assert _cli("validate", "--skip-env", str(file)).returncode == 0, _cli("validate", "--skip-env", str(file)).stderr

@@ -68,11 +68,16 @@ def _show(plan: CopyPlan, console: Console) -> None:
     if plan.subject_field:
         console.print(safe(f"people counted by: {label(plan.subject_field)}"))
     failing = [f for f in plan.target_findings if f.status.value == "fail"]
-    console.print(safe(f"target checks: {len(plan.target_findings)} run, {len(failing)} failing"))
-    for f in failing:
-        console.print(safe(f"  {f.check} ({f.severity.value}{', waived' if f.waiver else ''}): {f.evidence}"))
+    undecided = [f for f in plan.target_findings if f.status.value == "error"]
+    console.print(safe(f"target checks: {len(plan.target_findings)} run, {len(failing)} failing, "
+                       f"{len(undecided)} could not be decided"))
+    for f in failing + undecided:
+        state = "" if f.status.value == "fail" else "could not be decided, "
+        console.print(safe(f"  {f.check} ({state}{f.severity.value}{', waived' if f.waiver else ''}): "
+                           f"{f.evidence}"))
     if plan.blocking:
-        verdict = "accepted risk: " + plan.accepted_risk if plan.accepted_risk else "REFUSED (blocking checks fail)"
+        verdict = ("accepted risk: " + plan.accepted_risk if plan.accepted_risk
+                   else "REFUSED (blocking checks fail or could not be decided)")
         console.print(safe(verdict, style="bold"))
     if plan.target_owner is not None:
         line = plan.target_owner.verdict(plan.replace)

@@ -64,7 +64,7 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
 
 MIN_KEY_BYTES = 16
 BATCH_ROWS = 100_000
-BLOCKING = Severity.HIGH  # a failing target check at or above this refuses the copy
+BLOCKING = Severity.HIGH  # a target check at or above this that fails or errors refuses the copy
 KEY_ID_LABEL = b"piiguard copy key id"
 
 
@@ -217,7 +217,10 @@ def plan_copy(source: Store, source_collection: str, target: Store, target_colle
     rules = mask_rules(columns, types, overrides, f"masking.{key}")
     subject = next((r.field for t in (CUSTOMER_ID, "email") for r in rules if r.pii_type == t and r.copied), None)
     checks = run_checks([target], config=config, timeout=min(timeout, 5.0), record=False).findings
-    blocking = tuple(f for f in checks if f.status is Status.FAIL and not f.waiver and f.severity >= BLOCKING)
+    # A blocking check the target could not be held to (it errored) refuses the copy as a failure does:
+    # a target that cannot be verified is not a target that passed.
+    blocking = tuple(f for f in checks if f.status in (Status.FAIL, Status.ERROR) and not f.waiver
+                     and f.severity >= BLOCKING)
     try:
         owner = ownership(catalog, writer, source, info.name) if catalog is not None else None
     except StoreError as exc:  # an unreachable target is already a failing check; the plan still prints
@@ -306,7 +309,7 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     and every exchange; ``write_timeout`` (default: at least 30 s) one batch's bulk write."""
     if plan.refused:
         names = ", ".join(f"{f.check} ({f.severity.value})" for f in plan.blocking)
-        raise CopyRefused(f"the target {plan.target.name} fails {names}",
+        raise CopyRefused(f"the target {plan.target.name} fails or could not be held to {names}",
                           hint="fix the target, or pass --accept-risk \"reason\" (recorded with the copy)")
     kept = [r for r in plan.rules if r.copied]
     if not kept:

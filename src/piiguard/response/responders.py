@@ -52,6 +52,9 @@ class Responder(ABC):
     """One kind of door. ``Options`` is a frozen dataclass; YAML keys are checked against it."""
 
     Options: ClassVar[type[Any]]
+    # the engines its ``store`` may be (``validate`` refuses another: a kill switch pointed at a store
+    # it cannot speak to would be found in the middle of an incident)
+    engines: ClassVar[tuple[str, ...]] = ("postgres",)
 
     def __init__(self, options: Any, stores: Mapping[str, Store], timeout: float = 30.0) -> None:
         self.options, self.stores, self.timeout = options, stores, timeout
@@ -243,6 +246,7 @@ class RedisSessions(Responder):
     is ``FLUSHDB`` on a session database, a decision for a person, not a tool."""
 
     Options = RedisSessionsOptions
+    engines = ("redis",)
 
     def _client(self) -> Any:
         from piiguard.engines import redis
