@@ -117,6 +117,7 @@ def test_copy_write_side_against_hostile_target_is_bounded_by_timeout(
     print(f"\ncopy -> {scheme} {behaviour}: {elapsed:.2f} s, exit {done.returncode}: {done.stderr[-900:]}")
     # a subprocess: the interpreter's start and imports (about 1.5 s) come before piiguard's clocks; the
     # plan and the write each meet the peer once (each cut at --timeout + slack). Before: 37-40 s.
-    assert elapsed <= BOUND + 4, f"copy into a {behaviour} {scheme} target took {elapsed:.1f} s"
+    # a whole subprocess: interpreter start and imports (1.5 s quiet, up to ~8 s on a loaded 2-core CI) come on top
+    assert elapsed <= BOUND + 10, f"copy into a {behaviour} {scheme} target took {elapsed:.1f} s"
     assert done.returncode != 0 and "internal error" not in done.stderr + done.stdout
     assert "not-a-real-secret" not in done.stderr + done.stdout
