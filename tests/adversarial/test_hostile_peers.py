@@ -115,9 +115,9 @@ def test_copy_write_side_against_hostile_target_is_bounded_by_timeout(
             env={**os.environ, SECRET_ENV: "not-a-real-secret", "COLUMNS": "250"})
         elapsed = time.monotonic() - start
     print(f"\ncopy -> {scheme} {behaviour}: {elapsed:.2f} s, exit {done.returncode}: {done.stderr[-900:]}")
-    # a subprocess: the interpreter's start and imports (about 1.5 s) come before piiguard's clocks; the
-    # plan and the write each meet the peer once (each cut at --timeout + slack). Before: 37-40 s.
-    # a whole subprocess: interpreter start and imports (1.5 s quiet, up to ~8 s on a loaded 2-core CI) come on top
+    # a subprocess: the interpreter's start and imports (about 1.5 s quiet, up to ~8 s on a loaded 2-core
+    # machine) come before piiguard's clocks; the plan and the write each meet the peer once (each cut at
+    # --timeout + slack). Before: 37-40 s.
     assert elapsed <= BOUND + 10, f"copy into a {behaviour} {scheme} target took {elapsed:.1f} s"
     assert done.returncode != 0 and "internal error" not in done.stderr + done.stdout
     assert "not-a-real-secret" not in done.stderr + done.stdout
