@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -120,16 +120,19 @@ class Connector(ABC):
         """Distinct non-null values of one field, if the engine can count them cheaply."""
         return None
 
-    # A copy's source: every row, whole values (not cut to MAX_VALUE_CHARS), as text with NULLs kept.
+    # The one whole-collection reader: scope, copy and anything else that reads every record use it.
+    # Whole values (not cut to MAX_VALUE_CHARS), as text, NULLs kept.
     def columns(self, collection: CollectionInfo) -> list[str]:
-        """The collection's top-level columns, in order."""
-        raise UsageError(f"engine {self.store.engine} cannot be a copy source yet",
-                         hint="copy sources: postgres, mysql, sqlite")
+        """The collection's fields a copy takes, in order: top-level columns, or for documents the
+        field paths a sample finds (as :func:`flatten` names them)."""
+        raise UsageError(f"engine {self.store.engine} cannot read a whole collection yet")
 
     def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Every row of these columns as string arrays, streamed with bounded memory."""
-        raise UsageError(f"engine {self.store.engine} cannot be a copy source yet",
-                         hint="copy sources: postgres, mysql, sqlite")
+        """Every record's values at these field paths, streamed with bounded memory, one
+        ``pa.RecordBatch`` of at most ``batch_rows`` records at a time, columns named and ordered as
+        asked. A path without ``[]`` is a ``string`` column; a path through arrays is a
+        ``list<string>`` column (see :func:`extract` for how its items line up)."""
+        raise UsageError(f"engine {self.store.engine} cannot read a whole collection yet")
 
 
 connectors: Registry[type[Connector]] = Registry("connector", Connector)
@@ -298,3 +301,106 @@ def batch_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],
                     json_fields: frozenset[str] = frozenset()) -> Batch:
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     return build_batch(names, cols, len(rows), json_fields)
+
+
+def _whole(value: Any) -> str | None:
+    """One scalar as whole text (a reader's output; binary as UTF-8 or None)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return stringify_whole(value)
+
+
+def _array_prefix(path: str) -> str:
+    return path[:path.index("[]") + 2]
+
+
+def extract(doc: Any, wanted: Collection[str]) -> dict[str, Any]:
+    """One document's values at the field paths ``wanted``, the paths named as :func:`flatten` names
+    them (keys through :func:`label`, list items as ``[]``).
+
+    - A path without ``[]``: the first scalar found there, as text, or None.
+    - A path through one array (``members[].email``): a list with one item per element of that array,
+      None where an element lacks the field — so ``members[].email`` and ``members[].phone`` line up
+      item by item, and a reader can tell which member held which.
+    - A path through nested arrays (``a[].b[].c``): every scalar found there, in document order.
+
+    A path absent from the document is None (not an empty list). Walks at most :data:`MAX_DEPTH`
+    levels, like :func:`flatten`.
+    """
+    want = set(wanted)
+    first: dict[str, str] = {}
+    slots: dict[str, dict[int, str | None]] = {}
+    many: dict[str, list[str | None]] = {}
+    lengths: dict[str, int] = {}
+
+    def walk(value: Any, prefix: str, slot: int | None, depth: int) -> None:
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = label(str(key))
+                walk(item, f"{prefix}.{name}" if prefix else name, slot, depth + 1)
+        elif isinstance(value, list):
+            path = f"{prefix}[]"
+            if slot is None:
+                lengths[path] = max(lengths.get(path, 0), len(value))
+                for i, item in enumerate(value):
+                    walk(item, path, i, depth + 1)
+            else:
+                for item in value:
+                    walk(item, path, slot, depth + 1)
+        elif value is not None and prefix in want:
+            text = _whole(value)
+            arrays = prefix.count("[]")
+            if arrays == 0:
+                if text is not None:
+                    first.setdefault(prefix, text)
+            elif arrays == 1 and slot is not None:
+                slots.setdefault(prefix, {}).setdefault(slot, text)
+            else:
+                many.setdefault(prefix, []).append(text)
+
+    walk(doc, "", None, 0)
+    out: dict[str, Any] = {}
+    for path in wanted:
+        arrays = path.count("[]")
+        if arrays == 0:
+            out[path] = first.get(path)
+        elif arrays == 1:
+            length = lengths.get(_array_prefix(path))
+            found = slots.get(path, {})
+            out[path] = None if length is None else [found.get(i) for i in range(length)]
+        else:
+            out[path] = many.get(path)
+    return out
+
+
+def documents_record_batch(docs: Sequence[Any], columns: Sequence[str]) -> pa.RecordBatch:
+    """Documents → a reader's record batch: each path in ``columns`` as :func:`extract` reads it,
+    ``string`` for plain paths, ``list<string>`` for paths through arrays."""
+    values: dict[str, list[Any]] = {c: [] for c in columns}
+    for doc in docs:
+        for path, value in extract(doc, columns).items():
+            values[path].append(value)
+    arrays = [pa.array(values[c], pa.list_(pa.string()) if "[]" in c else pa.string()) for c in columns]
+    return pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
+def document_record_batches(docs: Iterable[Any], columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """A stream of documents as reader batches of ``batch_rows`` (the last one shorter)."""
+    chunk: list[Any] = []
+    for doc in docs:
+        chunk.append(doc)
+        if len(chunk) >= batch_rows:
+            yield documents_record_batch(chunk, columns)
+            chunk = []
+    if chunk:
+        yield documents_record_batch(chunk, columns)
+
