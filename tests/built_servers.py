@@ -324,13 +324,15 @@ class Ferret:
                                    authMechanism="PLAIN", directConnection=True, **extra)
 
 
-def start_ferretdb(postgres_port: int, *, open_backend: bool, tls: bool = False, database: str = "ferretdb") -> Ferret:
+def start_ferretdb(postgres_port: int, *, open_backend: bool, tls: bool = False, database: str = "ferretdb",
+                   port: int | None = None) -> Ferret:
     """FerretDB on a PostgreSQL database. ``open_backend``: the backend URL carries the credentials, so
     a client that sends none is served as that user (the insecure setup); otherwise clients must log in
-    with PostgreSQL credentials (PLAIN over TLS). ``tls``: the TLS listener only, no plain port."""
+    with PostgreSQL credentials (PLAIN over TLS). ``tls``: the TLS listener only, no plain port. ``port``:
+    a given one (a restart on the same address), else a free one."""
     binary = _go_build(*FERRETDB)
     root = Path(tempfile.mkdtemp(prefix="piiguard-ferret-", dir="/tmp"))
-    port = free_port()
+    port = port or free_port()
     creds = f"postgres:{PASSWORD}@" if open_backend else ""
     cmd = [str(binary), "--handler=postgresql", f"--postgresql-url=postgres://{creds}127.0.0.1:{postgres_port}/{database}",
            "--debug-addr=-", "--telemetry=disable", f"--state-dir={root}", "--log-level=WARN"]
