@@ -16,7 +16,7 @@ from built_servers import Ferret, start_ferretdb, stop_ferretdb
 from conftest import my_connect, pg_connect
 from leak import Leaks
 from oauth_server import OAuthServer, start_oauth_server
-from servers import PASSWORD, Server
+from servers import Server
 
 from piiguard import plugins
 from piiguard.catalog import Catalog

@@ -128,7 +128,7 @@ class Router:
         for row, token, provider in grants:
             target = self.route(provider)
             if target is None:
-                unmapped[shown("" if provider is None else str(provider), names) or "<none>"] += 1
+                unmapped["<none>" if provider in (None, "") else shown(str(provider), names)] += 1
             else:
                 routed.append((row, token, target))
         return routed, dict(unmapped)
