@@ -110,13 +110,13 @@ def test_grants_go_to_their_providers_servers_and_the_report_counts_confirmation
         conn.execute("DROP DATABASE IF EXISTS respond_grants")
         conn.execute("CREATE DATABASE respond_grants")
     with pg_connect(postgres, "respond_grants") as conn:
-        conn.execute("CREATE TABLE grants (user_id text, provider text, refresh_token text, "
+        conn.execute('CREATE TABLE "link%grants" (user_id text, provider text, refresh_token text, '
                      "relink_required boolean DEFAULT false)")
         for i, cid in enumerate(IDS):
-            conn.execute("INSERT INTO grants VALUES (%s, %s, %s, false)", (cid, provider(i), token(i)))
+            conn.execute('INSERT INTO "link%%grants" VALUES (%s, %s, %s, false)', (cid, provider(i), token(i)))
     store = Store("prod", "postgres", host="127.0.0.1", port=postgres.port, user="postgres",
                   database="respond_grants", password_env="PGPASSWORD")
-    grants = build({"kind": "oauth-grants", "store": "prod", "table": "public.grants", "subject_column": "user_id",
+    grants = build({"kind": "oauth-grants", "store": "prod", "table": "public.link%grants", "subject_column": "user_id",
                     "token_column": "refresh_token", "provider_column": "provider",
                     "providers": providers(issued)}, store)
     plan = grants.plan(SUBJECTS)
@@ -126,7 +126,7 @@ def test_grants_go_to_their_providers_servers_and_the_report_counts_confirmation
     outcome = grants.apply(SUBJECTS, lambda n: None)
     assert_routed(issued, outcome)
     with pg_connect(postgres, "respond_grants") as conn:
-        marked = {r[0] for r in conn.execute("SELECT refresh_token FROM grants WHERE relink_required")}
+        marked = {r[0] for r in conn.execute('SELECT refresh_token FROM "link%grants" WHERE relink_required')}
     assert marked == tokens_of(SUBJECTS, ("alexa", "google"))  # acme's and the others' untouched
 
     requests = issued["alexa"].requests + issued["google"].requests
@@ -158,13 +158,15 @@ def maria(mariadb: Server, my_password: str) -> Iterator[Store]:
         cur.execute("DROP DATABASE IF EXISTS respond_t")
         cur.execute("CREATE DATABASE respond_t")
         cur.execute("USE respond_t")
-        cur.execute("CREATE TABLE sessions (id INT AUTO_INCREMENT PRIMARY KEY, user_id VARCHAR(20), sid VARCHAR(40))")
+        cur.execute("CREATE TABLE `web%sessions` (id INT AUTO_INCREMENT PRIMARY KEY, user_id VARCHAR(20), "
+                    "sid VARCHAR(40))")  # a % in a name: the drivers read statements as templates
         cur.execute("CREATE TABLE tokens (user_id VARCHAR(20), token VARCHAR(60), revoked_at DATETIME NULL)")
         cur.execute("CREATE TABLE users (id VARCHAR(20) PRIMARY KEY, must_reset_password BOOLEAN DEFAULT FALSE)")
         cur.execute("CREATE TABLE grants (user_id VARCHAR(20), provider VARCHAR(20), refresh_token VARCHAR(60), "
                     "relink_required BOOLEAN NULL)")
         for i, cid in enumerate(IDS):
-            cur.execute("INSERT INTO sessions (user_id, sid) VALUES (%s, %s), (%s, %s)", (cid, f"s{i}a", cid, f"s{i}b"))
+            cur.execute("INSERT INTO `web%%sessions` (user_id, sid) VALUES (%s, %s), (%s, %s)",
+                        (cid, f"s{i}a", cid, f"s{i}b"))
             cur.execute("INSERT INTO tokens VALUES (%s, %s, NULL)", (cid, f"at-{i}"))
             cur.execute("INSERT INTO users (id) VALUES (%s)", (cid,))
             cur.execute("INSERT INTO grants VALUES (%s, %s, %s, NULL)", (cid, provider(i), token(i)))
@@ -183,15 +185,15 @@ def my_rows(server: Server, query: str) -> set[Any]:
 def test_mariadb_responders_touch_exactly_the_subjects_and_run_once(mariadb: Server, maria: Store,
                                                                     issued: dict[str, OAuthServer]) -> None:
     chosen = [build(spec, maria) for spec in (
-        {"kind": "sql-sessions", "store": "maria", "table": "sessions", "subject_column": "user_id"},
+        {"kind": "sql-sessions", "store": "maria", "table": "web%sessions", "subject_column": "user_id"},
         {"kind": "sql-tokens", "store": "maria", "table": "respond_t.tokens", "subject_column": "user_id"},
         {"kind": "password-reset", "store": "maria", "table": "users", "subject_column": "id"},
         {"kind": "oauth-grants", "store": "maria", "table": "grants", "subject_column": "user_id",
          "token_column": "refresh_token", "provider_column": "provider", "providers": providers(issued)})]
-    assert f"delete sessions: {2 * N} row(s) in maria.sessions ({N} subjects)" in chosen[0].plan(SUBJECTS)
+    assert f"delete sessions: {2 * N} row(s) in maria.web%sessions ({N} subjects)" in chosen[0].plan(SUBJECTS)
     outcomes = [r.apply(SUBJECTS, lambda n: None) for r in chosen]
     assert [o.changed for o in outcomes[:3]] == [2 * len(SUBJECTS), len(SUBJECTS), len(SUBJECTS)]
-    assert my_rows(mariadb, "SELECT DISTINCT user_id FROM sessions") == set(OTHERS)
+    assert my_rows(mariadb, "SELECT DISTINCT user_id FROM `web%sessions`") == set(OTHERS)
     assert my_rows(mariadb, "SELECT user_id FROM tokens WHERE revoked_at IS NOT NULL") == set(SUBJECTS)
     assert my_rows(mariadb, "SELECT id FROM users WHERE must_reset_password") == set(SUBJECTS)
     assert my_rows(mariadb, "SELECT refresh_token FROM grants WHERE relink_required") == \
@@ -199,6 +201,9 @@ def test_mariadb_responders_touch_exactly_the_subjects_and_run_once(mariadb: Ser
     assert_routed(issued, outcomes[3])
     assert [r.apply(SUBJECTS, lambda n: None).changed for r in chosen] == [0, 0, 0, 0]  # idempotent
     assert "0 row(s)" in chosen[1].plan(SUBJECTS)
+    # --everyone: the rest, once (the session table's % name on the parameterless path too)
+    assert f"{2 * len(OTHERS)} row(s) in maria.web%sessions (everyone)" in chosen[0].plan(None)
+    assert [chosen[i].apply(None, lambda n: None).changed for i in (0, 2, 0, 2)] == [2 * len(OTHERS), len(OTHERS), 0, 0]
 
 
 def test_single_endpoint_form_still_works_and_an_active_token_is_not_confirmed(

@@ -114,7 +114,8 @@ Match = Callable[[Sequence[Any]], tuple[str, list[Any]]]  # a batch of values â†
 
 class Dialect(ABC):
     """What differs between SQL engines for a responder. Statements are text with ``%s`` parameters
-    (both drivers' style); identifiers are quoted here, values are always parameters."""
+    (both drivers' style); identifiers are quoted here (a ``%`` in a name doubled, as the drivers read
+    every statement as a template), values are always parameters."""
 
     @abstractmethod
     def connect(self, store: Store, timeout: float) -> Any:
@@ -156,7 +157,7 @@ class Postgres(Dialect):
         return (psycopg.Error,)
 
     def quote(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
+        return '"' + name.replace('"', '""').replace("%", "%%") + '"'
 
     def table(self, name: str) -> str:
         schema, dot, table = name.rpartition(".")
@@ -165,17 +166,20 @@ class Postgres(Dialect):
     def match(self, conn: Any, table: str, name: str, column: str) -> Match:
         from piiguard.connectors.postgres import any_of
 
-        condition = any_of(conn, sql.SQL(table), column).as_string(conn)  # = ANY(%s::its_type[])
+        schema, dot, bare = name.rpartition(".")
+        typed = any_of(conn, sql.Identifier(schema if dot else "public", bare), column).as_string(conn)
+        ident = sql.Identifier(column).as_string(conn)
+        condition = self.quote(column) + typed[len(ident):]  # "column" = ANY(%s::its_type[]), % doubled
         return lambda values: (condition, [list(values)])
 
     def row_key(self, conn: Any, table: str, name: str, fallback: str) -> tuple[str, Match]:
         return "ctid::text", lambda ids: ("ctid = ANY(%s::tid[])", [list(ids)])
 
     def execute(self, conn: Any, query: str, params: Sequence[Any]) -> int:
-        return max(int(conn.execute(query, list(params) or None).rowcount), 0)
+        return max(int(conn.execute(query, list(params)).rowcount), 0)
 
     def rows(self, conn: Any, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return list(conn.execute(query, list(params) or None))
+        return list(conn.execute(query, list(params)))
 
 
 class MySQL(Dialect):
@@ -194,7 +198,7 @@ class MySQL(Dialect):
         return driver_errors()
 
     def quote(self, name: str) -> str:
-        return "`" + name.replace("`", "``") + "`"
+        return "`" + name.replace("`", "``").replace("%", "%%") + "`"
 
     def table(self, name: str) -> str:
         schema, dot, table = name.rpartition(".")
@@ -220,12 +224,12 @@ class MySQL(Dialect):
 
     def execute(self, conn: Any, query: str, params: Sequence[Any]) -> int:
         with conn.cursor() as cur:
-            cur.execute(query, list(params) or None)
+            cur.execute(query, list(params))
             return max(int(cur.rowcount), 0)
 
     def rows(self, conn: Any, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
-            cur.execute(query, list(params) or None)
+            cur.execute(query, list(params))
             return list(cur.fetchall())
 
 
