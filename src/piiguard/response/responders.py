@@ -20,7 +20,8 @@ incident's subjects, or everyone (``--everyone``: a reset for all users).
 
 The SQL responders speak PostgreSQL and MariaDB/MySQL through one dialect each
 (:mod:`piiguard.response.dialects`: connecting, quoting, matching a batch of subjects, naming a
-row); the store they name needs UPDATE/DELETE on the table. Connections come from the engine's client module (:mod:`piiguard.engines`).
+row); the store they name needs UPDATE/DELETE on the table. Connections come from the engine's
+client module (:mod:`piiguard.engines`).
 """
 
 from __future__ import annotations
