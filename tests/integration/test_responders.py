@@ -6,6 +6,9 @@ an unmapped provider left alone; the SQL responders on MariaDB and the document 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,6 +235,51 @@ def test_a_refused_revocation_is_an_error_without_the_token(mariadb: Server, mar
     with pytest.raises(StoreError, match=f"{N} of {N} revocations were not accepted") as caught:
         grants.apply(SUBJECTS, lambda n: None)
     assert "rt-" not in str(caught.value) and ALEXA_SECRET not in str(caught.value)
+    assert my_rows(mariadb, "SELECT user_id FROM grants WHERE relink_required") == set()
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    """An HTTP server that starts a 200 answer and then drips its headers a byte at a time, for ever:
+    every read is quick, the answer never ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/revoke"
+    stop.set()
+    listener.close()
+
+
+def test_a_server_dripping_its_answer_is_cut_at_the_timeout(mariadb: Server, maria: Store, dripping: str,
+                                                             issued: dict[str, OAuthServer]) -> None:
+    cls = responders.responders.get("oauth-grants")
+    options = cls.parse({"store": "maria", "table": "grants", "subject_column": "user_id",
+                         "token_column": "refresh_token", "revocation_endpoint": dripping,
+                         "client_id": "piiguard", "parallel": 4}, "respond.responders[0]")
+    grants = cls(options, {"maria": maria}, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="4 of 4 revocations were not accepted"):
+        grants.apply(SUBJECTS[:4], lambda n: None)
+    assert time.monotonic() - started < 6  # 4 calls in parallel, each cut at 1 s (+ slack), not after minutes
     assert my_rows(mariadb, "SELECT user_id FROM grants WHERE relink_required") == set()
 
 

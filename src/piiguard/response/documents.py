@@ -291,7 +291,7 @@ class DocumentGrants(DocumentResponder):
                 def mark(ids: list[Any]) -> None:
                     collection.update_many({"_id": {"$in": ids}}, {"$set": {o.relink_field: True}})
 
-                tally = oauth.run(found, oauth.Router(o), o.parallel, self.timeout, mark, progress)
+                tally = oauth.run(found, oauth.Router(o), o.parallel, self.timeout, store, mark, progress)
         except pymongo.errors.PyMongoError as exc:
             raise self._failed(store, exc) from exc
         return finished(store, o.collection, tally)

@@ -19,6 +19,7 @@ plain identifiers are shown as ``<provider #n>``).
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -26,11 +27,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
+
+from piiguard.engines.deadline import deadline
+from piiguard.errors import StoreUnreachable
+from piiguard.model import Store
 
 # a provider name is a value read from the store: shown only when it looks like a name, never as data
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
@@ -140,7 +145,14 @@ class Router:
         return "; ".join(f"{name} → {p.revocation_endpoint}" for name, p in sorted(self.providers.items()))
 
 
-def _post(url: str, provider: Provider, token: str, timeout: float) -> tuple[int, bytes]:
+def _post(url: str, provider: Provider, token: str, timeout: float, store: Store,
+          body_wanted: bool = True) -> tuple[int, bytes]:
+    """One form POST; the whole exchange bounded by ``timeout`` (a server dripping its answer is cut)."""
+    with deadline(store, timeout, "answer from the authorization server"):
+        return _exchange(url, provider, token, timeout, body_wanted)
+
+
+def _exchange(url: str, provider: Provider, token: str, timeout: float, body_wanted: bool) -> tuple[int, bytes]:
     secret = os.environ.get(provider.client_secret_env, "") if provider.client_secret_env else ""
     body = urllib.parse.urlencode({"token": token, "token_type_hint": provider.token_type_hint}).encode()
     auth = base64.b64encode(f"{urllib.parse.quote(provider.client_id)}:{urllib.parse.quote(secret)}".encode())
@@ -148,23 +160,24 @@ def _post(url: str, provider: Provider, token: str, timeout: float) -> tuple[int
         "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
         "Authorization": f"Basic {auth.decode()}"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s) only: checked at parse
-        return int(response.status), response.read(MAX_ANSWER + 1)
+        return int(response.status), response.read(MAX_ANSWER + 1) if body_wanted else b""
 
 
-def revoke(provider: Provider, token: str, timeout: float) -> Revoked:
+def revoke(provider: Provider, token: str, timeout: float, store: Store) -> Revoked:
     """Revoke one token (RFC 7009), then confirm it where the provider offers introspection (RFC 7662)."""
     try:
-        status, _ = _post(provider.revocation_endpoint, provider, token, timeout)
-    except (urllib.error.URLError, OSError, ValueError):  # HTTPError is a URLError: a 4xx/5xx refuses
+        status, _ = _post(provider.revocation_endpoint, provider, token, timeout, store, body_wanted=False)
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, StoreUnreachable):
+        # HTTPError is a URLError: a 4xx/5xx refuses; StoreUnreachable: the deadline cut it
         return Revoked.REFUSED
     if status != 200:  # RFC 7009 §2.2: 200 also for an already-invalid token
         return Revoked.REFUSED
     if not provider.introspection_endpoint:
         return Revoked.NO_INTROSPECTION
     try:
-        status, answer = _post(provider.introspection_endpoint, provider, token, timeout)
+        status, answer = _post(provider.introspection_endpoint, provider, token, timeout, store)
         parsed = json.loads(answer) if status == 200 and len(answer) <= MAX_ANSWER else None
-    except (urllib.error.URLError, OSError, ValueError):  # ValueError: not JSON
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, StoreUnreachable):
         return Revoked.NOT_CONFIRMED
     # RFC 7662 §2.2: "active" is REQUIRED and boolean; only an explicit false confirms
     if isinstance(parsed, dict) and parsed.get("active") is False:
@@ -198,8 +211,8 @@ def check_routing(options: Any) -> None:
              options.introspection_endpoint, options.token_type_hint)  # the same URL checks
 
 
-def run(grants: list[tuple[Any, str, Any]], router: Router, parallel: int, timeout: float,
-        mark: Any, progress: Any, batch: int = 500) -> Tally:
+def run(grants: list[tuple[Any, str, Any]], router: Router, parallel: int, timeout: float, store: Store,
+        mark: Callable[[list[Any]], None], progress: Callable[[int], None], batch: int = 500) -> Tally:
     """Revoke each routed grant at its provider, ``parallel`` at a time; ``mark(row ids)`` is called for
     each batch's accepted ones (so a stopped run keeps what it did). Unmapped grants are only counted."""
     from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +222,7 @@ def run(grants: list[tuple[Any, str, Any]], router: Router, parallel: int, timeo
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         for i in range(0, len(routed), batch):
             chunk = routed[i:i + batch]
-            outcomes = list(pool.map(lambda g: revoke(g[2], g[1], timeout), chunk))
+            outcomes = list(pool.map(lambda g: revoke(g[2], g[1], timeout, store), chunk))
             counts.update(outcomes)
             done = [g[0] for g, r in zip(chunk, outcomes, strict=True) if r is not Revoked.REFUSED]
             if done:

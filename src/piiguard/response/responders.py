@@ -426,7 +426,7 @@ class OAuthGrants(Responder):
                     condition, params = match(rows)
                     d.execute(conn, f"UPDATE {table} SET {d.quote(o.relink_column)} = TRUE WHERE {condition}", params)
 
-                tally = oauth.run(found, oauth.Router(o), o.parallel, self.timeout, mark, progress)
+                tally = oauth.run(found, oauth.Router(o), o.parallel, self.timeout, store, mark, progress)
         except d.errors() as exc:
             raise StoreError(store.name, f"marking grants failed ({type(exc).__name__})", collection=o.table) from exc
         return finished(store, o.table, tally)
