@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
+from piiguard.registry import driver
 from piiguard.response import grants as oauth
 from piiguard.response.grants import Provider
 from piiguard.response.responders import (
@@ -32,6 +33,10 @@ from piiguard.response.responders import (
 
 if TYPE_CHECKING:
     import pymongo
+    import pymongo.errors as me
+else:  # imported on first use: starting the CLI must not load every engine's driver
+    pymongo = driver("pymongo")
+    me = driver("pymongo.errors")
 
 _OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
@@ -90,21 +95,17 @@ class DocumentResponder(Responder):
                           collection=self.options.collection)
 
     def plan(self, subjects: Sequence[str] | None) -> str:
-        import pymongo.errors
-
         store = self.store()
         try:
             with self._client(store) as client:
                 collection = self._collection(client, store)
                 n = sum(collection.count_documents(where) for where, _ in self._filters(subjects))
-        except pymongo.errors.PyMongoError as exc:
+        except me.PyMongoError as exc:
             raise self._failed(store, exc) from exc
         who = "everyone" if subjects is None else f"{len(subjects):,} subjects"
         return f"{self.verb} {n:,} document(s) in {store.name}.{self.options.collection} ({who})"
 
     def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
-        import pymongo.errors
-
         store = self.store()
         changed = 0
         try:
@@ -114,7 +115,7 @@ class DocumentResponder(Responder):
                     n = self.change(collection, where)
                     changed += n
                     progress(size or n)
-        except pymongo.errors.PyMongoError as exc:
+        except me.PyMongoError as exc:
             raise self._failed(store, exc) from exc
         return Outcome(changed)
 
@@ -267,20 +268,16 @@ class DocumentGrants(DocumentResponder):
         return out
 
     def plan(self, subjects: Sequence[str] | None) -> str:
-        import pymongo.errors
-
         store = self.store()
         router = oauth.Router(self.options)
         try:
             with self._client(store) as client:
                 routed, unmapped = router.split(self._grants(self._collection(client, store), subjects))
-        except pymongo.errors.PyMongoError as exc:
+        except me.PyMongoError as exc:
             raise self._failed(store, exc) from exc
         return plan_text(routed, unmapped, router)
 
     def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
-        import pymongo.errors
-
         o = self.options
         store = self.store()
         try:
@@ -292,6 +289,6 @@ class DocumentGrants(DocumentResponder):
                     collection.update_many({"_id": {"$in": ids}}, {"$set": {o.relink_field: True}})
 
                 tally = oauth.run(found, oauth.Router(o), o.parallel, self.timeout, store, mark, progress)
-        except pymongo.errors.PyMongoError as exc:
+        except me.PyMongoError as exc:
             raise self._failed(store, exc) from exc
         return finished(store, o.collection, tally)
