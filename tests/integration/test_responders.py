@@ -117,6 +117,7 @@ def test_grants_go_to_their_providers_servers_and_the_report_counts_confirmation
                      "relink_required boolean DEFAULT false)")
         for i, cid in enumerate(IDS):
             conn.execute('INSERT INTO "link%%grants" VALUES (%s, %s, %s, false)', (cid, provider(i), token(i)))
+        conn.execute("""INSERT INTO "link%grants" VALUES ('cust-000', 'alexa', NULL, NULL)""")  # no token: skipped
     store = Store("prod", "postgres", host="127.0.0.1", port=postgres.port, user="postgres",
                   database="respond_grants", password_env="PGPASSWORD")
     grants = build({"kind": "oauth-grants", "store": "prod", "table": "public.link%grants", "subject_column": "user_id",
@@ -132,6 +133,9 @@ def test_grants_go_to_their_providers_servers_and_the_report_counts_confirmation
         marked = {r[0] for r in conn.execute('SELECT refresh_token FROM "link%grants" WHERE relink_required')}
     assert marked == tokens_of(SUBJECTS, ("alexa", "google"))  # acme's and the others' untouched
 
+    everyone = grants.plan(None)  # the rest; acme's grants, never marked, are all still reported
+    assert f"revoke {len(tokens_of(OTHERS, ('alexa', 'google')))} integration grant(s)" in everyone
+    assert f"{len(tokens_of(IDS, ('acme',)))} acme" in everyone
     requests = issued["alexa"].requests + issued["google"].requests
     again = grants.apply(SUBJECTS, lambda n: None)
     assert again.changed == 0 and issued["alexa"].requests + issued["google"].requests == requests

@@ -390,14 +390,14 @@ class OAuthGrants(Responder):
         select = (f"SELECT {key}, {d.quote(o.token_column)}, {provider} FROM {table} "
                   f"WHERE {{}} AND {d.quote(o.relink_column)} IS NOT TRUE")
         if subjects is None:
-            return [(r[0], str(r[1]), r[2]) for r in d.rows(conn, select.format("TRUE"), [])]
-        match = d.match(conn, table, o.table, o.subject_column)
-        out = []
-        for batch in batches(list(subjects)):
-            condition, params = match(batch)
-            out += [(r[0], str(r[1]), r[2]) for r in d.rows(conn, select.format(condition), params)
-                    if r[1] is not None]
-        return out
+            rows = d.rows(conn, select.format("TRUE"), [])
+        else:
+            match = d.match(conn, table, o.table, o.subject_column)
+            rows = []
+            for batch in batches(list(subjects)):
+                condition, params = match(batch)
+                rows += d.rows(conn, select.format(condition), params)
+        return [(r[0], str(r[1]), r[2]) for r in rows if r[1] is not None and str(r[1])]  # no token: nothing to revoke
 
     def plan(self, subjects: Sequence[str] | None) -> str:
         store = self.store()
