@@ -139,8 +139,8 @@ def option_problems(cls: type, raw: Mapping[Any, Any], where: str) -> list[str]:
         elif (sub := nested(hints.get(name, Any))) is not None:
             for key, value in raw[name].items():
                 here = key_path(key_path(where, name), key)
-                if not isinstance(key, str) or not key:
-                    out.append(f"{here}: expected a name")
+                if isinstance(key, bool) or not isinstance(key, str | int) or key == "":
+                    out.append(f"{here}: expected a name (or a number)")
                 elif not isinstance(value, Mapping):
                     out.append(f"{here}: expected a mapping of options")
                 else:
@@ -155,7 +155,8 @@ def build_options(cls: type, raw: Mapping[Any, Any]) -> Any:
     for k, v in raw.items():
         sub = nested(hints.get(k))
         if sub is not None:
-            v = types.MappingProxyType({name: build_options(sub, entry) for name, entry in v.items()})
+            # keys as text: a provider column may hold numbers, which YAML reads as int keys
+            v = types.MappingProxyType({str(name): build_options(sub, entry) for name, entry in v.items()})
         elif typing.get_origin(hints.get(k)) is tuple and isinstance(v, list):
             v = tuple(v)
         values[k] = v

@@ -18,7 +18,7 @@ from piiguard import plugins
 from piiguard.cli import app
 from piiguard.config import missing_secrets, parse_config
 from piiguard.errors import ConfigError
-from piiguard.response.grants import Provider, Router, describe
+from piiguard.response.grants import Provider, Router, describe, shown
 from piiguard.response.responders import GrantsOptions, responders
 
 SCHEMA = plugins.schema()
@@ -155,3 +155,29 @@ def test_unmapped_provider_names_are_shown_only_when_they_look_like_names() -> N
     assert [r[0] for r in routed] == [1]
     assert unmapped == {"acme": 2, "<provider #1>": 1, "<none>": 1}
     assert "2 acme" in describe({"confirmed": 1, "unmapped": unmapped})
+
+
+def test_numeric_provider_values_are_matched_as_text() -> None:
+    """``providers: {1: …}`` in YAML is an int key; a provider column of numbers reads 1: both are "1"."""
+    [(_, grants)] = responders_build({**GRANTS, "providers": {1: dict(PROVIDER), "google": dict(PROVIDER)}})
+    routed, unmapped = Router(grants.options).split([(1, "t1", 1), (2, "t2", "google"), (3, "t3", 2)])
+    assert [r[0] for r in routed] == [1, 2] and unmapped == {"2": 1}
+    assert problems({**GRANTS, "providers": {True: dict(PROVIDER)}}) == \
+        ["respond.responders[0].providers[True]: expected a name (or a number)"]
+
+
+def responders_build(spec: dict[str, Any]) -> list[tuple[str, Any]]:
+    from piiguard.response.responders import build
+
+    return build({"responders": [spec]}, {})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_a_provider_value_is_shown_only_when_it_is_a_plain_name(value: str) -> None:
+    names: dict[str, str] = {}
+    out = shown(value, names)
+    assert out == value or out == "<provider #1>"
+    if out == value:
+        assert value[:1].isalnum() and value.isascii() and all(c.isalnum() or c in "_.:-" for c in value)
+        assert "@" not in value and " " not in value and len(value) <= 64
