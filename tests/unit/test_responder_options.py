@@ -137,6 +137,13 @@ def test_every_option_is_documented_by_its_responder(kind: str) -> None:
     assert set(cls.engines) <= {"postgres", "mysql", "mongodb", "redis"}
 
 
+@pytest.mark.parametrize("kind", responders.names())
+def test_show_responder_prints_every_kind(kind: str) -> None:
+    result = CliRunner().invoke(app, ["show", "responder", kind], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "Options:" in result.output and "`store` (required)" in result.output, \
+        result.output
+
+
 def test_show_responder_prints_options_and_defaults() -> None:
     result = CliRunner().invoke(app, ["show", "responder", "oauth-grants"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
