@@ -6,8 +6,8 @@ maps to its own authorization server (``providers:``), with its client credentia
 single-endpoint form (``revocation_endpoint`` and ``client_id`` beside the other options) sends every
 grant to one server, as before providers existed.
 
-A 200 from a revocation endpoint proves nothing was revoked (RFC 7009 §2.2 answers 200 for a token it
-does not know too). Where the provider has an introspection endpoint, the token is posted there after
+A 200 from a revocation endpoint does not prove anything was revoked (RFC 7009 §2.2 answers 200 for a
+token the server does not know, too). Where the provider has an introspection endpoint, the token is posted there after
 its revocation and ``"active": false`` confirms it; otherwise the revocation is counted as not
 confirmed, and the result and the incident report say so, with the reason.
 
