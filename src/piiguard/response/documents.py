@@ -10,6 +10,7 @@ condition, so a second run changes nothing.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,19 +56,15 @@ def spellings(subjects: Sequence[str]) -> list[Any]:
     return out
 
 
-class DocumentResponder(Responder):
-    """One filter per batch of subjects: ``{subject_field: {$in: batch}, <not done yet>}``."""
+class Documents(Responder):
+    """What every document responder shares: the collection, the filters per batch, the client."""
 
     engines = ("mongodb",)
     verb: ClassVar[str]
 
     def pending(self) -> dict[str, Any]:
-        """The condition of a document still to change."""
+        """The condition of a document still to change (what makes a second run change nothing)."""
         return {}
-
-    def change(self, collection: pymongo.collection.Collection[Any], where: dict[str, Any]) -> int:
-        """Change the documents matching ``where``; how many changed."""
-        raise NotImplementedError
 
     def _collection(self, client: pymongo.MongoClient[Any], store: Store) -> pymongo.collection.Collection[Any]:
         database, dot, name = self.options.collection.partition(".")
@@ -93,6 +90,14 @@ class DocumentResponder(Responder):
         # the server's message can quote a document: keep only the class
         return StoreError(store.name, f"{self.verb} failed ({type(exc).__name__})",
                           collection=self.options.collection)
+
+
+class DocumentResponder(Documents):
+    """One ``change`` per batch of subjects: ``{subject_field: {$in: batch}, <not done yet>}``."""
+
+    @abstractmethod
+    def change(self, collection: pymongo.collection.Collection[Any], where: dict[str, Any]) -> int:
+        """Change the documents matching ``where``; how many changed."""
 
     def plan(self, subjects: Sequence[str] | None) -> str:
         store = self.store()
@@ -233,7 +238,7 @@ def _get(document: Mapping[str, Any], path: str) -> Any:
 
 
 @responders.register("mongodb-grants")
-class DocumentGrants(DocumentResponder):
+class DocumentGrants(Documents):
     __doc__ = """Revoke integration grants held in documents at each provider's authorization server (RFC 7009),
     confirm by introspection (RFC 7662) where offered, then mark each document relink-required. A grant
     is marked only after its server accepted the revocation, so a failed call is retried next run.
