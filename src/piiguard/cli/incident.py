@@ -179,6 +179,8 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
             with _bar(name) as bar:
                 task = bar.add_task(name, total=len(subjects) if subjects is not None else None)
                 outcome = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
+            if isinstance(outcome, int):  # a third-party responder written before Outcome returns a count
+                outcome = responders.Outcome(outcome)
             head = cat.event(incident_id, "responded", {"responder": name, **outcome.facts(),
                                                         "scope": "everyone" if subjects is None else len(subjects)})
             console.print(safe(f"{name}: {outcome.summary()}"))
