@@ -1,6 +1,9 @@
 """A real RFC 7009 token revocation endpoint (Authlib's RevocationEndpoint in Flask), standing in for a
 voice assistant's authorization server in the incident tests. It holds the integration grants'
-refresh tokens, authenticates the client with HTTP Basic, and marks tokens revoked."""
+refresh tokens, authenticates the client with HTTP Basic, and marks tokens revoked. With
+``introspection=True`` it also serves a real RFC 7662 introspection endpoint (Authlib's
+IntrospectionEndpoint: ``active: false`` for a revoked or unknown token). ``honours=False`` makes a
+server that answers 200 to a revocation but keeps the token active (what introspection exists to catch)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -54,6 +58,12 @@ class Token:
     def check_client(self, client: Client) -> bool:
         return client.get_client_id() == self.client_id
 
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+    def is_expired(self) -> bool:
+        return False
+
 
 @dataclass
 class OAuthServer:
@@ -61,7 +71,9 @@ class OAuthServer:
     secret: str
     tokens: dict[str, Token] = field(default_factory=dict)
     url: str = ""
+    introspection_url: str = ""
     requests: int = 0
+    introspections: int = 0
 
     def issue(self, value: str) -> None:
         self.tokens[value] = Token(value, self.client_id)
@@ -70,7 +82,8 @@ class OAuthServer:
         return {t.value for t in self.tokens.values() if t.revoked}
 
 
-def start_oauth_server(client_id: str, secret: str) -> tuple[OAuthServer, Any]:
+def start_oauth_server(client_id: str, secret: str, *, introspection: bool = False,
+                       honours: bool = True) -> tuple[OAuthServer, Any]:
     state = OAuthServer(client_id, secret)
     app = Flask("piiguard-test-oauth")
     clients = {client_id: Client(client_id, secret)}
@@ -82,17 +95,39 @@ def start_oauth_server(client_id: str, secret: str) -> tuple[OAuthServer, Any]:
             return state.tokens.get(token_string)
 
         def revoke_token(self, token: Token, request: Any) -> None:
-            token.revoked = True
+            token.revoked = honours
+
+    class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+        CLIENT_AUTH_METHODS = ["client_secret_basic"]  # noqa: RUF012 — Authlib's class attribute
+
+        def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+            return state.tokens.get(token_string)
+
+        def check_permission(self, token: Token, client: Client, request: Any) -> bool:
+            return token.check_client(client)
+
+        def introspect_token(self, token: Token) -> dict[str, Any]:
+            return {"active": True, "client_id": token.client_id, "token_type": "refresh_token"}
 
     server = AuthorizationServer(app, query_client=clients.get, save_token=lambda token, request: None)
     server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
 
     @app.route("/oauth/revoke", methods=["POST"])
     def revoke() -> Any:
         state.requests += 1
         return server.create_endpoint_response("revocation")
 
+    @app.route("/oauth/introspect", methods=["POST"])
+    def introspect() -> Any:
+        if not introspection:
+            return "not here", 404
+        state.introspections += 1
+        return server.create_endpoint_response("introspection")
+
     http = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     state.url = f"http://127.0.0.1:{http.server_port}/oauth/revoke"
+    if introspection:
+        state.introspection_url = f"http://127.0.0.1:{http.server_port}/oauth/introspect"
     return state, http

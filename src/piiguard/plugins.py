@@ -49,11 +49,13 @@ BUILTIN = (
     "piiguard.masking.targets",
     "piiguard.response.evidence",
     "piiguard.response.responders",
+    "piiguard.response.documents",
 )
 GROUP = "piiguard.plugins"
 # What validating piiguard.yaml needs: the modules that register engines, checks, maskers, responders.
 SCHEMA_MODULES = (*(m for m in BUILTIN if m.startswith(("piiguard.connectors.", "piiguard.checks."))),
-                  "piiguard.masking.maskers", "piiguard.response.responders")
+                  "piiguard.masking.maskers", "piiguard.response.responders",
+                  "piiguard.response.documents")
 
 
 @cache

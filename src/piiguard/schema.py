@@ -110,8 +110,19 @@ def type_ok(value: Any, tp: Any) -> bool:
     return True  # a type this checker does not know: the dataclass itself decides
 
 
+def nested(tp: Any) -> type | None:
+    """The dataclass ``D`` of an option typed ``Mapping[str, D]`` (a table of sub-options, e.g. one
+    entry per OAuth provider), else None."""
+    if typing.get_origin(tp) in (dict, Mapping):
+        args = typing.get_args(tp)
+        if len(args) == 2 and dataclasses.is_dataclass(args[1]) and isinstance(args[1], type):
+            return args[1]
+    return None
+
+
 def option_problems(cls: type, raw: Mapping[Any, Any], where: str) -> list[str]:
-    """Every problem of ``raw`` as options for the dataclass ``cls``, each as ``path: problem``."""
+    """Every problem of ``raw`` as options for the dataclass ``cls``, each as ``path: problem``; an
+    option typed ``Mapping[str, D]`` has each of its entries checked as ``D``'s options, at its path."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _hints(cls)
     out = []
@@ -125,14 +136,30 @@ def option_problems(cls: type, raw: Mapping[Any, Any], where: str) -> list[str]:
                 out.append(f"{key_path(where, name)}: required")
         elif not type_ok(raw[name], hints.get(name, Any)):
             out.append(f"{key_path(where, name)}: expected {_describe(hints.get(name, Any))}")
+        elif (sub := nested(hints.get(name, Any))) is not None:
+            for key, value in raw[name].items():
+                here = key_path(key_path(where, name), key)
+                if isinstance(key, bool) or not isinstance(key, str | int) or key == "":
+                    out.append(f"{here}: expected a name (or a number)")
+                elif not isinstance(value, Mapping):
+                    out.append(f"{here}: expected a mapping of options")
+                else:
+                    out += option_problems(sub, value, here)
     return out
 
 
 def build_options(cls: type, raw: Mapping[Any, Any]) -> Any:
     """The dataclass from options that passed :func:`option_problems` (YAML lists become tuples)."""
     hints = _hints(cls)
-    values = {k: tuple(v) if typing.get_origin(hints.get(k)) is tuple and isinstance(v, list) else v
-              for k, v in raw.items()}
+    values = {}
+    for k, v in raw.items():
+        sub = nested(hints.get(k))
+        if sub is not None:
+            # keys as text: a provider column may hold numbers, which YAML reads as int keys
+            v = types.MappingProxyType({str(name): build_options(sub, entry) for name, entry in v.items()})
+        elif typing.get_origin(hints.get(k)) is tuple and isinstance(v, list):
+            v = tuple(v)
+        values[k] = v
     return cls(**values)
 
 

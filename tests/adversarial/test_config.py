@@ -48,6 +48,11 @@ VALID: dict[str, Any] = {
             {"kind": "oauth-grants", "store": "prod", "table": "grants", "subject_column": "user_id",
              "token_column": "refresh_token", "revocation_endpoint": "https://auth.internal/revoke",
              "client_id": "piiguard", "parallel": 4},
+            {"kind": "oauth-grants", "store": "prod", "table": "grants", "subject_column": "user_id",
+             "token_column": "refresh_token", "provider_column": "provider",
+             "providers": {"alexa": {"revocation_endpoint": "https://alexa.internal/revoke", "client_id": "piiguard",
+                                     "introspection_endpoint": "https://alexa.internal/introspect"},
+                           "google": {"revocation_endpoint": "https://google.internal/revoke", "client_id": "pg"}}},
         ],
         "notices": {"store": "prod", "table": "users", "subject_column": "id", "email_column": "email"},
         "contact": {"name": "DPO", "email": "dpo@example.com"},
@@ -167,7 +172,8 @@ def _rename(path: tuple[Any, ...]) -> tuple[dict[str, Any], str]:
 
 TYPO_PATHS = [p for p in ALL_PATHS if isinstance(p[-1], str) and len(p[-1]) >= 4
               and p[:1] != ("masking",)  # masking's own keys are column names, free-form
-              and not (len(p) >= 2 and p[-2] in ("tags", "severity"))  # free-form tags and check ids (values)
+              # free-form tags, check ids and provider values (what the store's provider column holds)
+              and not (len(p) >= 2 and p[-2] in ("tags", "severity", "providers"))
               ] + [("masking", "prod.customers", "phone", "keep")]
 
 
@@ -423,9 +429,9 @@ def test_validate_reports_every_unset_secret_reference(tmp_path: Path, section: 
 
 @pytest.mark.parametrize(("respond", "where"), [
     ("responders: [{kind: sql-sessions, store: lite, table: s, subject_column: u}]",
-     "respond.responders[0].store: responder 'sql-sessions' works on postgres stores; 'lite' is sqlite"),
+     "respond.responders[0].store: responder 'sql-sessions' works on postgres, mysql stores; 'lite' is sqlite"),
     ("responders: [{kind: sql-tokens, store: cache, table: t, subject_column: u}]",
-     "respond.responders[0].store: responder 'sql-tokens' works on postgres stores; 'cache' is redis"),
+     "respond.responders[0].store: responder 'sql-tokens' works on postgres, mysql stores; 'cache' is redis"),
     ("responders: [{kind: redis-sessions, store: lite, key: 'session:{subject}'}]",
      "respond.responders[0].store: responder 'redis-sessions' works on redis stores; 'lite' is sqlite"),
     ("notices: {store: cache, table: c, subject_column: id, email_column: e, smtp: 127.0.0.1, sender: a@example.org}",

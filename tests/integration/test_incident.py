@@ -131,7 +131,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
     monkeypatch.setenv("PIIGUARD_COPY_KEY", COPY_KEY)
     monkeypatch.setenv("ALEXA_SECRET", CLIENT_SECRET)
     ns, host_ip, out_ip = outside
-    oauth, oauth_http = start_oauth_server("piiguard-responder", CLIENT_SECRET)
+    oauth, oauth_http = start_oauth_server("piiguard-responder", CLIENT_SECRET, introspection=True)
     analytics = start_postgres(hardened=True)
     redis = redis_admin(cache)
     ids: list[str] = []
@@ -198,9 +198,10 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
                     {"kind": "sql-tokens", "store": "prod", "table": "public.access_tokens",
                      "subject_column": "user_id"},
                     {"kind": "oauth-grants", "store": "prod", "table": "public.integration_grants",
-                     "subject_column": "user_id", "token_column": "refresh_token",
-                     "revocation_endpoint": oauth.url, "client_id": "piiguard-responder",
-                     "client_secret_env": "ALEXA_SECRET"},
+                     "subject_column": "user_id", "token_column": "refresh_token", "provider_column": "provider",
+                     "providers": {"alexa": {"revocation_endpoint": oauth.url, "client_id": "piiguard-responder",
+                                             "client_secret_env": "ALEXA_SECRET",
+                                             "introspection_endpoint": oauth.introspection_url}}},
                     {"kind": "password-reset", "store": "prod", "table": "public.customers",
                      "subject_column": "id"}],
                 "notices": {"store": "prod", "table": "public.customers", "subject_column": "id",
@@ -238,8 +239,9 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         planned = piiguard("incident", "respond", incident_id, "--subjects", str(subjects),
                            "--key-env", "PIIGUARD_COPY_KEY")
         assert "nothing changed" in planned.stdout and f"delete sessions: {2 * KEPT:,} row(s)" in planned.stdout
-        piiguard("incident", "respond", incident_id, "--subjects", str(subjects), "--key-env", "PIIGUARD_COPY_KEY",
-                 "--apply")
+        applied = piiguard("incident", "respond", incident_id, "--subjects", str(subjects), "--key-env",
+                           "PIIGUARD_COPY_KEY", "--apply")
+        assert f"oauth-grants: {KEPT:,} changed; {KEPT:,} confirmed by introspection, 0 not confirmed" in applied.stdout
         with pg_connect(postgres, "camprod") as conn:
             assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (2 * (PEOPLE - KEPT),)
             assert conn.execute("SELECT count(*) FROM sessions WHERE user_id = ANY(%s)", [in_copy]).fetchone() == (0,)
@@ -272,6 +274,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         assert written == {"gdpr-art33.md", "gdpr-art34.md", "california.md"}
         text = (catalog_path.parent / "incidents" / incident_id / "reports" / "gdpr-art33.md").read_text()
         assert f"{KEPT:,}" in text and "72 hours" in text and out_ip in text
+        assert f"{KEPT:,} confirmed revoked by the provider's introspection endpoint (RFC 7662); 0 not confirmed" in text
         piiguard("incident", "export", incident_id, str(tmp_path / "bundle"), configured=False)
         assert (tmp_path / "bundle" / "SHA256SUMS").read_text().count("\n") >= 5
         exported = piiguard("incident", "verify", incident_id, "--head", head.strip(), configured=False).stdout

@@ -52,3 +52,17 @@ def test_every_connector_is_documented() -> None:
     for name in connectors:
         cls = connectors.get(name)
         assert inspect.getdoc(cls) and inspect.getdoc(inspect.getmodule(cls)) and cls.privileges, name
+
+
+def test_every_responder_is_documented_and_tested_on_its_engines() -> None:
+    from pathlib import Path
+
+    from piiguard.response.responders import responders
+
+    plugins.load()
+    tests = "".join(p.read_text() for p in Path(__file__).parent.parent.rglob("test_*.py"))
+    for kind in responders:
+        cls = responders.get(kind)
+        assert "Options:" in (inspect.getdoc(cls) or ""), f"{kind}: its options are documented in its docstring"
+        assert cls.engines, kind
+        assert f'"kind": "{kind}"' in tests or f"kind: {kind}" in tests, f"{kind} is configured by no test"

@@ -178,10 +178,12 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
         for name, responder in chosen:
             with _bar(name) as bar:
                 task = bar.add_task(name, total=len(subjects) if subjects is not None else None)
-                changed = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
-            head = cat.event(incident_id, "responded", {"responder": name, "changed": changed,
+                outcome = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
+            if isinstance(outcome, int):  # a third-party responder written before Outcome returns a count
+                outcome = responders.Outcome(outcome)
+            head = cat.event(incident_id, "responded", {"responder": name, **outcome.facts(),
                                                         "scope": "everyone" if subjects is None else len(subjects)})
-            console.print(f"{name}: {changed:,} changed")
+            console.print(safe(f"{name}: {outcome.summary()}"))
             _head(head)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -64,13 +65,29 @@ def list_responders() -> None:
     from piiguard.response.responders import responders
 
     plugins.load()
-    table = Table("kind", "options", "what it does")
+    table = Table("kind", "engines", "options", "what it does")
     for name in responders:
         cls = responders.get(name)
-        options = ", ".join(f"{f.name}*" if f.default is dataclasses.MISSING else f"{f.name}={f.default!r}"
+        options = ", ".join(f"{f.name}*" if _required(f) else f"{f.name}={_default(f)}"
                             for f in dataclasses.fields(cls.Options))
-        table.add_row(name, options, " ".join((inspect.getdoc(cls) or "").split()))
+        summary = (inspect.getdoc(cls) or "").split("\n\n")[0]
+        table.add_row(name, ", ".join(cls.engines), options, " ".join(summary.split()))
     Console().print(table)
+    Console().print("piiguard show responder KIND: every option, what it means and its default")
+
+
+def _required(f: Any) -> bool:
+    import dataclasses
+
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _default(f: Any) -> str:
+    import dataclasses
+
+    if f.default_factory is not dataclasses.MISSING:
+        return repr(f.default_factory())
+    return repr(f.default)
 
 
 @list_app.command("checks")
@@ -117,3 +134,21 @@ def show_connector(name: str) -> None:
     out.print(f"[bold]{name}[/bold]\n")
     out.print(inspect.getdoc(inspect.getmodule(cls)) or "", markup=False)
     out.print(f"\nleast privileges: {cls.privileges}")
+
+
+@show_app.command("responder")
+def show_responder(kind: str) -> None:
+    """A responder's documentation: what it changes, the engines it works on, every option and its default."""
+    import dataclasses
+
+    from piiguard.response.responders import responders
+
+    plugins.load()
+    cls = responders.get(kind)
+    out = Console()
+    out.print(f"[bold]{kind}[/bold] — works on {', '.join(cls.engines)} stores\n")
+    out.print(inspect.getdoc(cls) or "", markup=False)
+    table = Table("option", "required", "default")
+    for f in dataclasses.fields(cls.Options):
+        table.add_row(f.name, "yes" if _required(f) else "", "" if _required(f) else _default(f))
+    out.print(table)

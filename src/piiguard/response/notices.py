@@ -70,7 +70,12 @@ DONE = {
     "sql-tokens": "We revoked every access token issued to your account.",
     "oauth-grants": "We disconnected your voice-assistant and automation integrations.",
     "password-reset": "We will ask you to choose a new password when you next log in.",
+    "mongodb-sessions": "We logged you out of every device.",
+    "mongodb-tokens": "We revoked every access token issued to your account.",
+    "mongodb-grants": "We disconnected your voice-assistant and automation integrations.",
+    "mongodb-password-reset": "We will ask you to choose a new password when you next log in.",
 }
+GRANT_FACTS = ("confirmed", "no_introspection", "not_confirmed")
 
 
 QUALIFIER = {"pseudonym": "replaced by a pseudonym", "fake-name": "replaced by a made-up name",
@@ -111,6 +116,36 @@ def measures(catalog: Catalog, incident_id: int) -> list[str]:
         if line not in out:
             out.append(line)
     return out or ["We closed access to the exposed data."]
+
+
+def revocations(catalog: Catalog, incident_id: int) -> list[str]:
+    """How far the integration grants' revocations were confirmed (RFC 7662 introspection), summed over
+    every grants responder run on the timeline — for the regulator drafts, not for people's notices."""
+    totals = dict.fromkeys(GRANT_FACTS, 0)
+    unmapped: dict[str, int] = {}
+    seen = False
+    for e in catalog.timeline(incident_id):
+        payload = json.loads(e["payload"])
+        if e["kind"] != "responded" or "confirmed" not in payload:
+            continue
+        seen = True
+        for k in GRANT_FACTS:
+            totals[k] += int(payload.get(k, 0))
+        for name, n in (payload.get("unmapped") or {}).items():
+            unmapped[str(name)] = max(unmapped.get(str(name), 0), int(n))  # still there on each run: not summed
+    if not seen:
+        return []
+    revoked = sum(totals.values())
+    unconfirmed = totals["no_introspection"] + totals["not_confirmed"]
+    out = [f"Integration grants revoked at the providers' authorization servers: {revoked:,}; "
+           f"{totals['confirmed']:,} confirmed revoked by the provider's introspection endpoint (RFC 7662); "
+           f"{unconfirmed:,} not confirmed ({totals['no_introspection']:,} at providers without an "
+           f"introspection endpoint, {totals['not_confirmed']:,} where introspection failed or reported the "
+           "token still active)."]
+    if unmapped:
+        out.append("Integration grants not revoked, no authorization server configured for their provider: "
+                   + ", ".join(f"{n:,} ({name})" for name, n in sorted(unmapped.items())) + ".")
+    return out
 
 
 def advice(categories: Sequence[str], done: Sequence[str]) -> list[str]:
@@ -325,6 +360,7 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
         "nature": f"{', '.join(incident['stores'])} could be reached without authentication from "
                   f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
         "consequences": _consequences(sorted(kinds)), "notices_sent": len(catalog.done("notices", incident_id)),
+        "revocations": revocations(catalog, incident_id),
     }
     out = {}
     env = _environment()

@@ -1,5 +1,6 @@
 """The kill switch: responders that shut every door the exposed data opens, mapped to the company's
-own schema in ``piiguard.yaml`` (``respond: responders:``). Registered like every other plugin.
+own schema in ``piiguard.yaml`` (``respond: responders:``). Registered like every other plugin;
+``piiguard list responders`` lists them and ``piiguard show responder KIND`` prints one's options.
 
 Each responder plans (counts what it would change, reading only), then applies in batches, and is
 idempotent: a run stopped halfway and started again changes only what is left. Scope is the
@@ -11,41 +12,51 @@ incident's subjects, or everyone (``--everyone``: a reset for all users).
 - ``sql-tokens``: set a revocation time on access and refresh tokens not yet revoked. Logging out
   does not end tokens already issued; this does.
 - ``oauth-grants``: revoke third-party integration grants (voice assistants, automation services) at
-  the authorization server's RFC 7009 endpoint, then mark them relink-required.
+  each provider's RFC 7009 endpoint, confirm by RFC 7662 introspection where offered, then mark them
+  relink-required (:mod:`piiguard.response.grants`).
 - ``password-reset``: set a forced-reset flag.
+- ``mongodb-sessions``, ``mongodb-tokens``, ``mongodb-password-reset``, ``mongodb-grants``: the same
+  on MongoDB documents (:mod:`piiguard.response.documents`).
 
-SQL responders speak PostgreSQL; the store they name needs UPDATE/DELETE on the table.
+The SQL responders speak PostgreSQL and MariaDB/MySQL through one dialect each
+(:mod:`piiguard.response.dialects`: connecting, quoting, matching a batch of subjects, naming a
+row); the store they name needs UPDATE/DELETE on the table. Connections come from the engine's
+client module (:mod:`piiguard.engines`).
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 from piiguard.config import options_from
-from piiguard.connectors.postgres import any_of
-from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
-from piiguard.registry import Registry, driver
-
-if TYPE_CHECKING:
-    import psycopg
-    from psycopg import sql
-else:  # imported on first use: starting the CLI must not load every engine's driver
-    psycopg = driver("psycopg")
-    sql = driver("psycopg.sql")
+from piiguard.registry import Registry
+from piiguard.response import grants as oauth
+from piiguard.response.dialects import DIALECTS, Dialect
+from piiguard.response.grants import Provider
 
 BATCH = 10_000
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one responder's apply changed; for grants, how many revocations were confirmed."""
+
+    changed: int
+    grants: oauth.Tally | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """For the timeline's ``responded`` entry."""
+        return {"changed": self.changed, **(self.grants.facts() if self.grants else {})}
+
+    def summary(self) -> str:
+        text = f"{self.changed:,} changed"
+        return f"{text}; {oauth.describe(self.grants.facts())}" if self.grants else text
 
 
 class Responder(ABC):
@@ -54,7 +65,7 @@ class Responder(ABC):
     Options: ClassVar[type[Any]]
     # the engines its ``store`` may be (``validate`` refuses another: a kill switch pointed at a store
     # it cannot speak to would be found in the middle of an incident)
-    engines: ClassVar[tuple[str, ...]] = ("postgres",)
+    engines: ClassVar[tuple[str, ...]] = ("postgres", "mysql")
 
     def __init__(self, options: Any, stores: Mapping[str, Store], timeout: float = 30.0) -> None:
         self.options, self.stores, self.timeout = options, stores, timeout
@@ -67,15 +78,19 @@ class Responder(ABC):
         name = self.options.store
         if name not in self.stores:
             raise UsageError(f"responder store {name!r} is not in the configuration")
-        return self.stores[name]
+        store = self.stores[name]
+        if store.engine not in self.engines:
+            raise UsageError(f"responder store {name!r} is {store.engine}; this responder works on "
+                             f"{', '.join(self.engines)} stores")
+        return store
 
     @abstractmethod
     def plan(self, subjects: Sequence[str] | None) -> str:
         """What apply would change, with a count (reads only)."""
 
     @abstractmethod
-    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> int:
-        """Change it, in batches; returns how many rows, keys or grants changed."""
+    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
+        """Change it, in batches; the outcome counts the rows, keys or grants changed."""
 
 
 responders: Registry[type[Responder]] = Registry("responder", Responder)
@@ -84,76 +99,70 @@ responders: Registry[type[Responder]] = Registry("responder", Responder)
 T = TypeVar("T")
 
 
-def _batches(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
+def batches(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
 
-def _connect(store: Store, timeout: float) -> psycopg.Connection[Any]:
-    return connect(store, timeout, application="piiguard-respond")
-
-
-def _table(name: str) -> sql.Composed:
-    schema, dot, table = name.rpartition(".")
-    return sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
-
 
 class SQLResponder(Responder):
-    """A statement per batch of subjects: ``WHERE subject_column = ANY(batch) AND <not done yet>``."""
+    """A statement per batch of subjects: ``WHERE subject_column IN batch AND <not done yet>``, in the
+    store's dialect."""
 
     verb: ClassVar[str]
-    match: sql.Composable  # the subject condition, typed like the column (set per session)
-
-    def __init__(self, options: Any, stores: Mapping[str, Store], timeout: float = 30.0) -> None:
-        super().__init__(options, stores, timeout)
-        self.match = sql.SQL("FALSE")  # here, not in the class body: psycopg loads when a responder is built
 
     @abstractmethod
-    def statement(self, everyone: bool) -> sql.Composed: ...
+    def change(self, d: Dialect, table: str, where: str) -> str:
+        """The statement that changes the rows matching ``where``."""
 
-    @abstractmethod
-    def count(self, everyone: bool) -> sql.Composed: ...
+    def pending(self, d: Dialect) -> str:
+        """The condition of a row still to change (what makes a second run change nothing)."""
+        return "TRUE"
 
-    def _run(self, subjects: Sequence[str] | None, progress: Progress | None) -> int:
-        store = self.store()
-        changed = 0
-        try:
-            with _connect(store, self.timeout) as conn:
-                self.match = any_of(conn, _table(self.options.table), self.options.subject_column)
-                query = self.statement(subjects is None)
-                if subjects is None:
-                    changed = conn.execute(query).rowcount
-                    if progress:
-                        progress(changed)
-                    return changed
-                for batch in _batches(list(subjects)):
-                    rows = conn.execute(query, [list(batch)])
-                    changed += max(rows.rowcount, 0)
-                    if progress:
-                        progress(len(batch))
-        except psycopg.Error as exc:  # the driver's text can quote values: keep only the class
-            raise StoreError(store.name, f"{self.verb} failed ({type(exc).__name__})",
-                             collection=self.options.table) from exc
-        return changed
+    def _each(self, d: Dialect, conn: Any, subjects: Sequence[str] | None) -> Iterator[tuple[str, list[Any], int]]:
+        """``(where, parameters, subjects in it)`` per batch."""
+        if subjects is None:
+            yield self.pending(d), [], 0
+            return
+        table = d.table(self.options.table)
+        match = d.match(conn, table, self.options.table, self.options.subject_column)
+        for batch in batches(list(subjects)):
+            condition, params = match(batch)
+            yield f"{condition} AND {self.pending(d)}", params, len(batch)
+
+    def _failed(self, store: Store, exc: BaseException) -> StoreError:
+        # the driver's text can quote values: keep only the class
+        return StoreError(store.name, f"{self.verb} failed ({type(exc).__name__})", collection=self.options.table)
 
     def plan(self, subjects: Sequence[str] | None) -> str:
         store = self.store()
-        with _connect(store, self.timeout) as conn:
-            self.match = any_of(conn, _table(self.options.table), self.options.subject_column)
-            query = self.count(subjects is None)
-            if subjects is None:
-                row = conn.execute(query).fetchone()
-                n = int(row[0]) if row else 0
-            else:
-                n = sum(int((conn.execute(query, [list(b)]).fetchone() or (0,))[0]) for b in _batches(list(subjects)))
+        d = DIALECTS[store.engine]
+        table = d.table(self.options.table)
+        n = 0
+        try:
+            with d.connect(store, self.timeout) as conn:
+                for where, params, _ in self._each(d, conn, subjects):
+                    rows = d.rows(conn, f"SELECT count(*) FROM {table} WHERE {where}", params)
+                    n += int(rows[0][0]) if rows else 0
+        except d.errors() as exc:
+            raise self._failed(store, exc) from exc
         who = "everyone" if subjects is None else f"{len(subjects):,} subjects"
         return f"{self.verb} {n:,} row(s) in {store.name}.{self.options.table} ({who})"
 
-    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> int:
-        return self._run(subjects, progress)
-
-    def where(self, everyone: bool) -> sql.Composable:
-        return sql.SQL("TRUE") if everyone else self.match
+    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
+        store = self.store()
+        d = DIALECTS[store.engine]
+        table = d.table(self.options.table)
+        changed = 0
+        try:
+            with d.connect(store, self.timeout) as conn:
+                for where, params, size in self._each(d, conn, subjects):
+                    n = d.execute(conn, self.change(d, table, where), params)
+                    changed += n
+                    progress(size or n)
+        except d.errors() as exc:
+            raise self._failed(store, exc) from exc
+        return Outcome(changed)
 
 
 @dataclass(frozen=True)
@@ -165,16 +174,21 @@ class SessionsOptions:
 
 @responders.register("sql-sessions")
 class SQLSessions(SQLResponder):
-    """Delete the subjects' sessions from a SQL table: every device must log in again."""
+    """Delete the subjects' sessions from a SQL table (PostgreSQL, MariaDB/MySQL): every device must log
+    in again. Run again, it deletes nothing more.
+
+    Options:
+      `store` (required): the store holding the table; it needs DELETE (and SELECT) on it.
+      `table` (required): `schema.table` (PostgreSQL: `public` if no schema; MariaDB: the store's database).
+      `subject_column` (required): the column holding the subject id of the incident's subject file,
+        compared in the column's own type.
+    """
 
     Options = SessionsOptions
     verb = "delete sessions:"
 
-    def statement(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("DELETE FROM {} WHERE {}").format(_table(self.options.table), self.where(everyone))
-
-    def count(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_table(self.options.table), self.where(everyone))
+    def change(self, d: Dialect, table: str, where: str) -> str:
+        return f"DELETE FROM {table} WHERE {where}"
 
 
 @dataclass(frozen=True)
@@ -187,20 +201,26 @@ class TokensOptions:
 
 @responders.register("sql-tokens")
 class SQLTokens(SQLResponder):
-    """Revoke the subjects' access and refresh tokens: set the revocation time where it is empty."""
+    """Revoke the subjects' access and refresh tokens (PostgreSQL, MariaDB/MySQL): set the revocation
+    time where it is empty. Logging out does not end tokens already issued; this does, provided the
+    application refuses a token whose revocation time is set.
+
+    Options:
+      `store` (required): the store holding the table; it needs UPDATE (and SELECT) on it.
+      `table` (required): `schema.table` of the tokens.
+      `subject_column` (required): the column holding the subject id.
+      `revoked_column` (default `revoked_at`): a timestamp column, NULL while the token is valid; set
+        to the server's now(). Rows already revoked are left as they are.
+    """
 
     Options = TokensOptions
     verb = "revoke tokens:"
 
-    def _pending(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("{} AND {} IS NULL").format(self.where(everyone), sql.Identifier(self.options.revoked_column))
+    def pending(self, d: Dialect) -> str:
+        return f"{d.quote(self.options.revoked_column)} IS NULL"
 
-    def statement(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("UPDATE {} SET {} = now() WHERE {}").format(
-            _table(self.options.table), sql.Identifier(self.options.revoked_column), self._pending(everyone))
-
-    def count(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_table(self.options.table), self._pending(everyone))
+    def change(self, d: Dialect, table: str, where: str) -> str:
+        return f"UPDATE {table} SET {d.quote(self.options.revoked_column)} = now() WHERE {where}"
 
 
 @dataclass(frozen=True)
@@ -213,20 +233,25 @@ class ResetOptions:
 
 @responders.register("password-reset")
 class PasswordReset(SQLResponder):
-    """Force a password reset at the next login: set the flag where it is not set."""
+    """Force a password reset at the next login (PostgreSQL, MariaDB/MySQL): set the flag where it is
+    not set.
+
+    Options:
+      `store` (required): the store holding the users; it needs UPDATE (and SELECT) on the table.
+      `table` (required): `schema.table` of the users (or their credentials).
+      `subject_column` (required): the column holding the subject id (often the primary key).
+      `flag_column` (default `must_reset_password`): a boolean column (MariaDB: BOOLEAN/TINYINT) the
+        application reads at login; set to true. NULL counts as not set.
+    """
 
     Options = ResetOptions
     verb = "force password reset:"
 
-    def _pending(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("{} AND {} IS NOT TRUE").format(self.where(everyone), sql.Identifier(self.options.flag_column))
+    def pending(self, d: Dialect) -> str:
+        return f"{d.quote(self.options.flag_column)} IS NOT TRUE"
 
-    def statement(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("UPDATE {} SET {} = true WHERE {}").format(
-            _table(self.options.table), sql.Identifier(self.options.flag_column), self._pending(everyone))
-
-    def count(self, everyone: bool) -> sql.Composed:
-        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_table(self.options.table), self._pending(everyone))
+    def change(self, d: Dialect, table: str, where: str) -> str:
+        return f"UPDATE {table} SET {d.quote(self.options.flag_column)} = TRUE WHERE {where}"
 
 
 @dataclass(frozen=True)
@@ -243,7 +268,15 @@ class RedisSessionsOptions:
 @responders.register("redis-sessions")
 class RedisSessions(Responder):
     """Delete the subjects' session keys in Redis (UNLINK, pipelined). Everyone: not supported — that
-    is ``FLUSHDB`` on a session database, a decision for a person, not a tool."""
+    is ``FLUSHDB`` on a session database, a decision for a person, not a tool.
+
+    Options:
+      `store` (required): a redis store; its user needs UNLINK, EXISTS and SMEMBERS.
+      `key` (default empty): a key pattern with `{subject}`, e.g. `session:{subject}`: one key per user.
+      `set` (default empty): a key pattern with `{subject}` naming a set whose members are that user's
+        session keys, e.g. `user-sessions:{subject}`; the members and the set are deleted.
+      Give `key`, `set` or both.
+    """
 
     Options = RedisSessionsOptions
     engines = ("redis",)
@@ -270,7 +303,7 @@ class RedisSessions(Responder):
             raise UsageError("redis-sessions revokes the incident's subjects only, not everyone")
         with self._client() as client:
             n = 0
-            for batch in _batches(list(subjects)):
+            for batch in batches(list(subjects)):
                 keys = self._keys(client, batch)
                 pipe = client.pipeline(transaction=False)
                 for k in keys:
@@ -278,17 +311,34 @@ class RedisSessions(Responder):
                 n += sum(pipe.execute())
         return f"delete {n:,} session key(s) in {self.options.store} ({len(subjects):,} subjects)"
 
-    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> int:
+    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
         if subjects is None:
             raise UsageError("redis-sessions revokes the incident's subjects only, not everyone")
         deleted = 0
         with self._client() as client:
-            for batch in _batches(list(subjects)):
+            for batch in batches(list(subjects)):
                 keys = self._keys(client, batch)
-                for chunk in _batches(keys, 1000):
+                for chunk in batches(keys, 1000):
                     deleted += int(client.unlink(*chunk)) if chunk else 0
                 progress(len(batch))
-        return deleted
+        return Outcome(deleted)
+
+
+GRANT_OPTIONS_DOC = """\
+      `revocation_endpoint`, `client_id`, `client_secret_env`, `introspection_endpoint`,
+      `token_type_hint`: the single-endpoint form — one authorization server for every grant (the
+        same meanings as under `providers`). Give these or `providers`, not both.
+      `providers` (default none): provider value → its authorization server, e.g.
+        `{alexa: {revocation_endpoint: …, client_id: …}, google: {…}}`. Each entry takes
+        `revocation_endpoint` (required; RFC 7009), `client_id` (required), `client_secret_env`
+        (default empty: the environment variable holding the client secret — a reference, never the
+        secret; HTTP Basic client authentication), `introspection_endpoint` (default empty; RFC 7662:
+        after a revocation the token is introspected there and `active: false` confirms it; without
+        one the revocation is reported as not confirmed) and `token_type_hint` (default
+        `refresh_token`). A grant whose provider has no entry is counted by provider name in the plan
+        and the result, and left unmarked.
+      `parallel` (default 8, 1–64): calls in flight at once; each is bounded by the responder timeout.
+"""
 
 
 @dataclass(frozen=True)
@@ -297,66 +347,109 @@ class GrantsOptions:
     table: str
     subject_column: str
     token_column: str
-    revocation_endpoint: str
-    client_id: str
+    revocation_endpoint: str = ""
+    client_id: str = ""
     client_secret_env: str = ""
-    relink_column: str = "relink_required"
+    introspection_endpoint: str = ""
     token_type_hint: str = "refresh_token"
+    provider_column: str = ""
+    providers: Mapping[str, Provider] = field(default_factory=dict)
+    relink_column: str = "relink_required"
     parallel: int = 8
+
+    def __post_init__(self) -> None:
+        oauth.check_routing(self)
 
 
 @responders.register("oauth-grants")
 class OAuthGrants(Responder):
-    """Revoke third-party integration grants at the authorization server (RFC 7009), then mark each
-    relink-required so the user is asked to link the integration again. A grant is marked only after
-    the server accepted its revocation (200), so a failed call is retried on the next run."""
+    __doc__ = """Revoke third-party integration grants (voice assistants, automation services) at each provider's
+    authorization server (RFC 7009), confirm by introspection (RFC 7662) where the provider offers it,
+    then mark each relink-required so the user is asked to link the integration again (PostgreSQL,
+    MariaDB/MySQL). A grant is marked only after its server accepted the revocation (200), so a failed
+    call is retried on the next run; the result counts confirmed and not-confirmed revocations.
+
+    Options:
+      `store` (required): the store holding the grants; it needs SELECT and UPDATE on the table.
+      `table` (required): `schema.table` of the grants.
+      `subject_column` (required): the column holding the subject id.
+      `token_column` (required): the column holding the token to revoke (usually the refresh token).
+      `relink_column` (default `relink_required`): a boolean column set to true once the grant is
+        revoked; grants already marked are skipped (NULL counts as not marked).
+      `provider_column` (default empty): the column naming each grant's provider (`alexa`, `google`,
+        `ifttt`…), the key into `providers`. Required with `providers`.
+""" + GRANT_OPTIONS_DOC
 
     Options = GrantsOptions
 
-    def _grants(self, conn: psycopg.Connection[Any], subjects: Sequence[str] | None) -> list[tuple[Any, str]]:
+    def _grants(self, d: Dialect, conn: Any, subjects: Sequence[str] | None,
+                key: str) -> list[tuple[Any, str, Any]]:
         o = self.options
-        where = sql.SQL("TRUE") if subjects is None else any_of(conn, _table(o.table), o.subject_column)
-        query = sql.SQL("SELECT ctid::text, {} FROM {} WHERE {} AND {} IS NOT TRUE").format(
-            sql.Identifier(o.token_column), _table(o.table), where, sql.Identifier(o.relink_column))
-        return [(r[0], str(r[1])) for r in conn.execute(query, [list(subjects)] if subjects is not None else None)]
+        table = d.table(o.table)
+        provider = d.quote(o.provider_column) if o.provider_column else "NULL"
+        select = (f"SELECT {key}, {d.quote(o.token_column)}, {provider} FROM {table} "
+                  f"WHERE {{}} AND {d.quote(o.relink_column)} IS NOT TRUE")
+        if subjects is None:
+            rows = d.rows(conn, select.format("TRUE"), [])
+        else:
+            match = d.match(conn, table, o.table, o.subject_column)
+            rows = []
+            for batch in batches(list(subjects)):
+                condition, params = match(batch)
+                rows += d.rows(conn, select.format(condition), params)
+        return [(r[0], str(r[1]), r[2]) for r in rows if r[1] is not None and str(r[1])]  # no token: nothing to revoke
 
     def plan(self, subjects: Sequence[str] | None) -> str:
-        with _connect(self.store(), self.timeout) as conn:
-            n = len(self._grants(conn, subjects))
-        return f"revoke {n:,} integration grant(s) at {self.options.revocation_endpoint} and mark them relink-required"
-
-    def _revoke(self, token: str) -> bool:
-        o = self.options
-        secret = os.environ.get(o.client_secret_env, "") if o.client_secret_env else ""
-        body = urllib.parse.urlencode({"token": token, "token_type_hint": o.token_type_hint}).encode()
-        auth = base64.b64encode(f"{urllib.parse.quote(o.client_id)}:{urllib.parse.quote(secret)}".encode()).decode()
-        request = urllib.request.Request(o.revocation_endpoint, data=body, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {auth}"})
+        store = self.store()
+        d = DIALECTS[store.engine]
+        router = oauth.Router(self.options)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return bool(response.status == 200)  # RFC 7009 §2.2: 200 also for an already-invalid token
-        except (urllib.error.URLError, OSError):
-            return False
+            with d.connect(store, self.timeout) as conn:
+                key, _ = d.row_key(conn, d.table(self.options.table), self.options.table, self.options.token_column)
+                routed, unmapped = router.split(self._grants(d, conn, subjects, key))
+        except d.errors() as exc:
+            raise StoreError(store.name, f"reading grants failed ({type(exc).__name__})",
+                             collection=self.options.table) from exc
+        return plan_text(routed, unmapped, router)
 
-    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> int:
+    def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
         o = self.options
         store = self.store()
-        with _connect(store, self.timeout) as conn:
-            grants = self._grants(conn, subjects)
-            revoked = 0
-            with ThreadPoolExecutor(max(1, o.parallel)) as pool:
-                for batch in _batches(grants, 500):
-                    ok = list(pool.map(lambda g: self._revoke(g[1]), batch))
-                    done = [g[0] for g, accepted in zip(batch, ok, strict=True) if accepted]
-                    if done:
-                        conn.execute(sql.SQL("UPDATE {} SET {} = true WHERE ctid = ANY(%s::tid[])").format(
-                            _table(o.table), sql.Identifier(o.relink_column)), [done])
-                    revoked += len(done)
-                    progress(len(batch))
-        if revoked < len(grants):
-            raise StoreError(store.name, f"{len(grants) - revoked} of {len(grants)} revocations were not accepted "
-                             f"by {o.revocation_endpoint}", hint="run again: accepted ones are not repeated")
-        return revoked
+        d = DIALECTS[store.engine]
+        table = d.table(o.table)
+        try:
+            with d.connect(store, self.timeout) as conn:
+                key, match = d.row_key(conn, table, o.table, o.token_column)
+                found = self._grants(d, conn, subjects, key)
+
+                def mark(rows: list[Any]) -> None:
+                    condition, params = match(rows)
+                    d.execute(conn, f"UPDATE {table} SET {d.quote(o.relink_column)} = TRUE WHERE {condition}", params)
+
+                tally = oauth.run(found, oauth.Router(o), o.parallel, self.timeout, store, mark, progress)
+        except d.errors() as exc:
+            raise StoreError(store.name, f"marking grants failed ({type(exc).__name__})", collection=o.table) from exc
+        return finished(store, o.table, tally)
+
+
+def plan_text(routed: Sequence[tuple[Any, str, Provider]], unmapped: Mapping[str, int], router: oauth.Router) -> str:
+    """``revoke 5 integration grant(s) at …, 2 with introspection …; not revoked: 1 acme (no provider mapping)``."""
+    checked = sum(1 for g in routed if g[2].introspection_endpoint)
+    text = (f"revoke {len(routed):,} integration grant(s) at {router.where()} and mark them relink-required "
+            f"({checked:,} to confirm by introspection)")
+    if unmapped:
+        text += "; not revoked, no provider mapping: " + ", ".join(f"{n:,} {p}" for p, n in sorted(unmapped.items()))
+    return text
+
+
+def finished(store: Store, collection: str, tally: oauth.Tally) -> Outcome:
+    """The outcome, or an error when a server refused some revocations (the accepted ones stay marked)."""
+    refused = tally.revoked.get(oauth.Revoked.REFUSED, 0)
+    if refused:
+        raise StoreError(store.name, f"{refused:,} of {refused + tally.accepted:,} revocations were not accepted "
+                         f"by the authorization server(s); {oauth.describe(tally.facts())}",
+                         collection=collection, hint="run again: accepted ones are not repeated")
+    return Outcome(tally.accepted, tally)
 
 
 def build(config: Mapping[str, Any], stores: Mapping[str, Store]) -> list[tuple[str, Responder]]:
