@@ -65,6 +65,7 @@ from piiguard.watch.sinks import JsonLines
 PEOPLE, EXPORTED = 120, 70
 PW = "PIIGUARD_STORY_PW"
 SECRETS = {"alexa": "alexa-client-secret", "google": "google-client-secret"}
+KEY = ("--key-env", "PIIGUARD_STORY_KEY")  # keys the catalog's hashes of the people in scope
 FIRSTS = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "James", "Mia", "Lucas"]
 
 
@@ -358,6 +359,7 @@ def test_the_story_on_each_engine(engine: str, production: Production, postgres:
                                   smtp_server: tuple[Mailbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   leaks: Leaks) -> None:
     monkeypatch.setenv(PW, PASSWORD)
+    monkeypatch.setenv("PIIGUARD_STORY_KEY", "story-incident-key-0123456789")
     for name, secret in SECRETS.items():
         monkeypatch.setenv(f"{name.upper()}_SECRET", secret)
     leaks.seed((m.email for m in MEMBERS), "email")
@@ -382,7 +384,9 @@ def test_the_story_on_each_engine(engine: str, production: Production, postgres:
             assert done.returncode == 0, f"piiguard {' '.join(args)}:\n{done.stdout}{done.stderr}"
             return done
 
-        piiguard("validate")
+        valid = subprocess.run([sys.executable, "-m", "piiguard", "validate", str(config)], capture_output=True,
+                               text=True, timeout=120)
+        assert valid.returncode == 0, valid.stdout + valid.stderr
         piiguard("scan", "exposed")
 
         # security off while watch runs: an exposure and an incident; back on: the window closes
@@ -402,14 +406,14 @@ def test_the_story_on_each_engine(engine: str, production: Production, postgres:
         # scope: exactly the exported members, each with the categories the export held
         subjects = tmp_path / "private" / "subjects.csv"
         leaks.holds_people(subjects)
-        piiguard("incident", "scope", incident_id, "--out", str(subjects))
+        piiguard("incident", "scope", incident_id, "--out", str(subjects), *KEY)
         with subjects.open() as f:
             rows = {r["subject"]: set(r["exposed"].split(";")) for r in csv.DictReader(f)}
         assert sorted(rows) == sorted(m.id for m in exported)
         assert all({"email", "customer-identifier"} <= kinds for kinds in rows.values()), rows
 
         # the kill switch: exactly those members, each grant at its own provider
-        piiguard("incident", "respond", incident_id, "--subjects", str(subjects), "--apply")
+        piiguard("incident", "respond", incident_id, "--subjects", str(subjects), "--apply", *KEY)
         ids = sorted(rows)
         with pg_connect(postgres, "storyprod") as conn:
             gone = {m.id for m in MEMBERS} - {r[0] for r in conn.execute("SELECT DISTINCT member_id FROM sessions")}
@@ -423,7 +427,7 @@ def test_the_story_on_each_engine(engine: str, production: Production, postgres:
         assert sum(production.redis.exists(f"session:{m.id}") for m in MEMBERS) == PEOPLE - EXPORTED
 
         # notices: one per member in the export
-        piiguard("incident", "notify", incident_id, "--subjects", str(subjects))
+        piiguard("incident", "notify", incident_id, "--subjects", str(subjects), *KEY)
         assert sorted(m.email for m in exported) == sorted(
             str(msg).split("To: ", 1)[1].split("\n", 1)[0].strip() for msg in box.messages)
         # the regulator's draft: the exact count, and which revocations introspection confirmed
