@@ -262,6 +262,32 @@ class Catalog:
         row = self.db.execute("SELECT estimate FROM subjects WHERE store = ? AND scan_id = ?", (store, last)).fetchone()
         return types, (int(row[0]) if row else None)
 
+    def store_scan(self, store: str, before: str | None = None) -> dict[str, Any] | None:
+        """The store's latest scan (the latest started at or before ``before``, an ISO time): its id,
+        times, status, PII types and subject estimate with its kind and field; None if none."""
+        row = self.db.execute(
+            "SELECT s.id, s.started, s.finished, s.status, s.mode FROM scans s WHERE s.id = (SELECT max(c.scan_id) "
+            "FROM classifications c JOIN scans t ON t.id = c.scan_id WHERE c.store = ? AND (? IS NULL OR "
+            "t.started <= ?))", (store, before, before)).fetchone()
+        if row is None:
+            return None
+        scan_id = int(row[0])
+        types = [str(r[0]) for r in self.db.execute(
+            "SELECT DISTINCT pii_type FROM classifications WHERE store = ? AND scan_id = ? AND pii_type IS NOT NULL "
+            "ORDER BY 1", (store, scan_id))]
+        subjects = self.db.execute("SELECT estimate, kind, collection, field FROM subjects WHERE store = ? AND "
+                                   "scan_id = ?", (store, scan_id)).fetchone()
+        return {"scan_id": scan_id, "started": row[1], "finished": row[2], "status": row[3], "mode": row[4],
+                "pii_types": types, "subjects_estimate": int(subjects[0]) if subjects else None,
+                "estimate_kind": str(subjects[1]) if subjects else None,
+                "subjects_field": f"{subjects[2]}.{subjects[3]}" if subjects else None}
+
+    def known_stores(self) -> list[dict[str, Any]]:
+        """Every store a scan recorded: name, engine, address (no credentials), first and last seen."""
+        keys = ("name", "engine", "address", "first_seen", "last_seen")
+        rows = self.db.execute(f"SELECT {', '.join(keys)} FROM stores ORDER BY name").fetchall()
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     @_observation([])
     def record_findings(self, findings: list[Finding]) -> list[Transition]:
         """Upsert findings: ``last_seen`` moves on; a changed status restarts ``first_seen`` and is logged
@@ -558,6 +584,10 @@ class Catalog:
             self.db.executemany("INSERT INTO scope VALUES (?, ?, ?)", (
                 (incident_id, s, encoded.get(tuple(f)) or encoded.setdefault(tuple(f), json.dumps(f)))
                 for s, f in subjects.items()))
+
+    def scope_size(self, incident_id: int) -> int:
+        """How many people the incident's scope holds (0 before a scope, or for an empty one)."""
+        return int(self.db.execute("SELECT count(*) FROM scope WHERE incident_id = ?", (incident_id,)).fetchone()[0])
 
     def scope_subjects(self, incident_id: int) -> set[str]:
         return {str(r[0]) for r in self.db.execute("SELECT subject FROM scope WHERE incident_id = ?", (incident_id,))}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import typer
 
 from piiguard import plugins
 from piiguard.config import Config, load_config
@@ -15,6 +18,19 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "piiguard.yaml"
 CATALOG_HELP = "catalog file (default: $PIIGUARD_CATALOG, the config's catalog:, or the user data dir)"
 log = logging.getLogger(__name__)
+
+
+class Format(StrEnum):
+    """``--format`` of the commands that list or show what the catalog holds (``table`` is another
+    name for ``text``, as ``scan`` and ``check`` call it)."""
+
+    text = "text"
+    table = "table"
+    json = "json"
+
+
+FORMAT = typer.Option(Format.text, "--format", "-f", help="text for people, json for machines (one document on "
+                      "stdout; keys in docs/json.md)")
 
 
 def read_config(path: Path | None, *, everything: bool = True) -> Config | None:

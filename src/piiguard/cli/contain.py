@@ -11,11 +11,13 @@ from rich.text import Text
 
 from piiguard import plugins
 from piiguard.catalog import Catalog
-from piiguard.cli.common import open_catalog, read_config
+from piiguard.cli.common import FORMAT, Format, open_catalog, read_config
 from piiguard.config import Config
 from piiguard.contain.service import Containor
 from piiguard.errors import UsageError
 from piiguard.model import Store
+from piiguard.report import records
+from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 from piiguard.scanner import resolve_stores
 
@@ -39,14 +41,17 @@ def _store(catalog: Catalog, containment_id: int, target: str | None, cfg: Confi
 
 @contain_app.command("list")
 def list_containments(catalog: Path = typer.Option(None, "--catalog", help="catalog file"),
-                      config: Path = typer.Option(None, "--config", "-c")) -> None:
+                      config: Path = typer.Option(None, "--config", "-c"), fmt: Format = FORMAT) -> None:
     """Every planned, applied, verified, failed or undone containment, with its steps."""
     with open_catalog(catalog, read_config(config)) as cat:
-        rows = cat.containments()
+        rows = [records.containment(c) for c in cat.containments()]
+    if fmt is Format.json:
+        emit("containments", {"containments": rows})
+        return
     table = Table("id", "store", "status", "steps", "undo", "updated", "note")
     for c in rows:
-        table.add_row(str(c["id"]), safe(c["store"]), c["status"], Text("\n").join(map(safe, c["plan"]["steps"])),
-                      Text("\n").join(map(safe, c["plan"]["undo"])), c["updated"], safe(c["note"]))
+        table.add_row(str(c["id"]), safe(c["store"]), safe(c["status"]), Text("\n").join(map(safe, c["steps"])),
+                      Text("\n").join(map(safe, c["undo"])), safe(c["updated"]), safe(c["note"]))
     Console().print(table)
 
 

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from piiguard import plugins
 from piiguard.catalog.owners import RunStatus
-from piiguard.cli.common import open_catalog, read_config
+from piiguard.cli.common import FORMAT, Format, open_catalog, read_config
 from piiguard.config import Config
 from piiguard.connectors.base import unique_name
 from piiguard.connectors.labels import label
@@ -28,6 +28,8 @@ from piiguard.errors import PluginError, UsageError
 from piiguard.masking.ownership import Action, TargetState, apply_expiry, forget, plan_expiry
 from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
 from piiguard.model import Store
+from piiguard.report import records
+from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 from piiguard.scanner import resolve_stores
 
@@ -177,7 +179,7 @@ def _expiry(text: str | None) -> date:
 
 @copies_app.callback()
 def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
-           config: Path = typer.Option(None, "--config", "-c")) -> None:
+           config: Path = typer.Option(None, "--config", "-c"), fmt: Format = FORMAT) -> None:
     """Every registered copy: where from, where to, how masked (key id only), owner, expiry, and its
     status: writing, active, failed, interrupted (its process was killed mid-write), replaced (by a
     later copy into the same target), removed."""
@@ -186,6 +188,9 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
     with open_catalog(catalog, read_config(config)) as cat:
         rows = cat.copies()
     today = datetime.now(UTC).date().isoformat()
+    if fmt is Format.json:
+        emit("copies", {"copies": [records.copy(c, today) for c in rows]})
+        return
     table = Table("id", "source", "target", "rows", "people", "owner", "purpose", "expires", "status", "key id")
     for c in rows:
         status = c["status"] + (" (expired)" if c["status"] == "active" and c["expires"] < today else "")

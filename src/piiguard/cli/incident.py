@@ -25,11 +25,13 @@ from rich.table import Table
 from piiguard import plugins, safefile
 from piiguard.catalog import Catalog
 from piiguard.catalog.timeline import Head
-from piiguard.cli.common import open_catalog, read_config
+from piiguard.cli.common import FORMAT, Format, open_catalog, read_config
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import key_from
 from piiguard.model import Store
+from piiguard.report import records
+from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 from piiguard.response import evidence as evidence_
 from piiguard.response import incidents, notices, responders
@@ -68,15 +70,59 @@ def _bar(label: str) -> Progress:
 
 
 @incident_app.command("list")
-def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG) -> None:
-    """Every incident: stores, window, what they held, status."""
+def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format = FORMAT) -> None:
+    """Every incident: stores, window, what they held, how many people (exact once scoped), status."""
     with open_catalog(catalog, read_config(config)) as cat:
-        rows = cat.incidents()
+        rows = [records.incident(i, cat.scope_size(int(i["id"])) if _scoped(cat, i) else None)
+                for i in cat.incidents()]
+    if fmt is Format.json:
+        emit("incidents", {"incidents": rows})
+        return
     table = Table("id", "title", "window", "aware", "holds", "people", "status")
     for i in rows:
-        table.add_row(str(i["id"]), safe(i["title"]), f"{i['window_start']} → {i['window_end'] or 'open'}",
-                      i["aware_at"], ", ".join(i["pii_types"]), str(i["subjects_estimate"] or "-"), i["status"])
+        people = f"{i['people_in_scope']:,} (scope)" if i["people_in_scope"] is not None else \
+            f"~{i['subjects_estimate']:,} (estimate)" if i["subjects_estimate"] is not None else "-"
+        table.add_row(str(i["id"]), safe(i["title"]), safe(f"{i['window_start']} → {i['window_end'] or 'open'}"),
+                      safe(i["aware_at"]), safe(", ".join(i["pii_types"])), people, safe(i["status"]))
     Console().print(table)
+
+
+def _scoped(cat: Catalog, incident: dict[str, Any]) -> bool:
+    return any(e["kind"] == "scoped" for e in cat.timeline(int(incident["id"])))
+
+
+@incident_app.command("show")
+def show(incident_id: int, catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format = FORMAT) -> None:
+    """One incident whole: window, stores, PII types, where its numbers come from, the scope's counts,
+    the steps done and the timeline's head."""
+    with open_catalog(catalog, read_config(config)) as cat:
+        row = incidents.get(cat, incident_id)
+        whole = records.incident_whole(cat, row, incidents.basis(cat, row))
+    if fmt is Format.json:
+        emit("incident", {"incident": whole})
+        return
+    out = Console(highlight=False)
+    out.print(safe(f"incident {whole['id']}: {whole['title']} ({whole['status']})"), style="bold")
+    for label, value in (("stores", ", ".join(whole["stores"])),
+                         ("window", f"{whole['window_start']} → {whole['window_end'] or 'open'}"),
+                         ("aware", whole["aware_at"]), ("holds", ", ".join(whole["pii_types"]) or "-"),
+                         ("numbers", whole["numbers"]["text"])):
+        out.print(safe(f"  {label}: {value}"))
+    if whole["scope"] is not None:
+        by_type = ", ".join(f"{t} {n:,}" for t, n in sorted(whole["scope"]["by_type"].items()))
+        out.print(safe(f"  scope: {whole['scope']['people']:,} people; {by_type or 'no PII types'}"))
+    for step in whole["steps"]:
+        out.print(safe(f"  step {step['seq']} {step['at']} {step['kind']}: {_step_text(step['details'])}"))
+    timeline = whole["timeline"]
+    out.print(safe(f"  timeline: {timeline['entries']} entries"))
+    if timeline["head"]:
+        out.print(f"timeline head {timeline['head']}", soft_wrap=True)
+
+
+def _step_text(details: dict[str, Any]) -> str:
+    """A timeline payload in one line: its scalar facts, lists by their length."""
+    return ", ".join(f"{k} {len(v)}" if isinstance(v, dict | list) else f"{k} {v}"
+                     for k, v in details.items() if v is not None)
 
 
 @incident_app.command("open")
@@ -92,9 +138,9 @@ def open_incident(store: str, since: str = typer.Option(..., "--since", help="st
 @incident_app.command("scope")
 def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where the subject list goes (0600)"),
           key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG,
-          force: bool = FORCE, timeout: float = TIMEOUT) -> None:
+          force: bool = FORCE, timeout: float = TIMEOUT, fmt: Format = FORMAT) -> None:
     """Exactly who was exposed and which of their data: the list to a file (0600; an existing file only
-    with --force), keyed hashes to the catalog."""
+    with --force), keyed hashes to the catalog; the counts by type on stdout."""
     key = key_from(key_env, str(key_file) if key_file else None)
     cfg = read_config(config)
     with open_catalog(catalog, cfg) as cat:
@@ -110,8 +156,14 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
                 counts[t] = counts.get(t, 0) + 1
         head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
                                                  "read": found.sources, "derived_copies": found.derived})
-        Console().print(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
-                        + (f"; copies made from it: {found.derived}" if found.derived else ""))
+        if fmt is Format.json:
+            emit("scope", {"incident": incident_id, "people": len(found.people),
+                           "by_type": dict(sorted(counts.items())), "read": list(found.sources),
+                           "derived_copies": list(found.derived),
+                           "subjects_file": str(out), "timeline_head": str(head) if head else None})
+            return
+        Console().print(safe(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
+                             + (f"; copies made from it: {found.derived}" if found.derived else "")))
         _head(head)
 
 
@@ -120,7 +172,7 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
              lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include (the "
                                           "exposure began between watch's last passing and first failing probe)"),
              config: Path = CONFIG, catalog: Path = CATALOG, force: bool = FORCE,
-             timeout: float = TIMEOUT) -> None:
+             timeout: float = TIMEOUT, fmt: Format = FORMAT) -> None:
     """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact
     (an artefact collected before is replaced only with --force)."""
     cfg = read_config(config)
@@ -134,8 +186,18 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
         for name in incident["stores"]:
             if name not in stores:
                 raise UsageError(f"store {name!r} is not in the configuration")
+        collected: list[dict[str, Any]] = []
+        head: Head | None = None
+        for name in incident["stores"]:
             found = evidence_.collect(stores[name], start, end, folder, force, timeout=timeout)
             head = cat.event(incident_id, "evidence", found.summary())
+            if fmt is Format.json:
+                collected.append({"store": name, "trail": found.trail, "note": found.note,
+                                  "artefact": str(folder / found.artefact) if found.artefact else None,
+                                  "sha256": found.sha256,
+                                  "addresses": [{"address": a, "class": k, "read": list(found.reads.get(a, []))}
+                                                for a, k in sorted(found.addresses.items())]})
+                continue
             Console().print(safe(f"{name}: {found.note}"))
             for address, kind in sorted(found.addresses.items()):
                 reads = found.reads.get(address, [])
@@ -143,6 +205,10 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
             if found.sha256:
                 Console().print(safe(f"  {found.artefact}  sha256 {found.sha256}"))
             _head(head)
+        if fmt is Format.json:
+            emit("evidence", {"incident": incident_id, "from": start.isoformat(),
+                              "to": end.isoformat() if end else None, "lookback_minutes": lookback, "stores": collected,
+                              "timeline_head": str(head) if head else None})
 
 
 def _responders(cfg: Config | None) -> list[tuple[str, responders.Responder]]:
@@ -216,9 +282,10 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
 
 @incident_app.command("report")
 def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Path = CONFIG,
-           catalog: Path = CATALOG, force: bool = FORCE) -> None:
+           catalog: Path = CATALOG, force: bool = FORCE, fmt: Format = FORMAT) -> None:
     """Regulator drafts (GDPR Art. 33 and 34, California) from the incident's facts (drafts written
-    before are replaced only with --force)."""
+    before are replaced only with --force). Each says whether its numbers are the scope's (exact) or
+    a scan's estimate, and which scan."""
     cfg = read_config(config)
     with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
@@ -232,10 +299,21 @@ def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Pa
         if not force:  # all drafts or none: refused before the first is written
             for name in drafts:
                 safefile.refuse_existing(folder / f"{name}.md")
+        numbers = incidents.basis(cat, incident)
         for name, text in drafts.items():
             safefile.write(folder / f"{name}.md", text, force=force)
-            Console().print(f"{folder / f'{name}.md'}")
-        _head(cat.event(incident_id, "reported", {"drafts": sorted(f"{name}.md" for name in drafts)}))
+        head = cat.event(incident_id, "reported", {"drafts": sorted(f"{name}.md" for name in drafts),
+                                                   "basis": numbers.kind})
+        if fmt is Format.json:
+            emit("report", {"incident": incident_id, "numbers": numbers.to_dict(),
+                            "drafts": [{"name": name, "path": str(folder / f"{name}.md")} for name in drafts],
+                            "timeline_head": str(head) if head else None})
+            return
+        console = Console(highlight=False)
+        console.print(safe(f"numbers: {numbers.text()}"), soft_wrap=True)
+        for name in drafts:
+            console.print(safe(str(folder / f"{name}.md")), soft_wrap=True)
+        _head(head)
 
 
 @incident_app.command("verify")

@@ -14,11 +14,13 @@ from rich.table import Table
 from rich.text import Text
 
 from piiguard import plugins
-from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
+from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
 from piiguard.config import check_alert_flags
 from piiguard.contain.service import Containor
 from piiguard.errors import DeliveryFailed, PiiguardError, UsageError
 from piiguard.policy import Policy
+from piiguard.report import records
+from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
@@ -110,10 +112,14 @@ def exposures(
     store: str = typer.Argument(None, help="only this store"),
     catalog: Path = typer.Option(None, "--catalog", help="catalog file"),
     config: Path = typer.Option(None, "--config", "-c", help="configuration file (its catalog: is used)"),
+    fmt: Format = FORMAT,
 ) -> None:
     """Exposure windows recorded by watch: when each store opened and closed, and what it held."""
     with open_catalog(catalog, read_config(config)) as cat:
         rows = cat.exposures(store)
+    if fmt is Format.json:
+        emit("exposures", {"exposures": [records.exposure(e) for e in rows]})
+        return
     table = Table("store", "opened", "closed", "by check", "PII held", "people")
     for e in rows:
         table.add_row(safe(e.store), e.opened_at, safe(e.closed_at) if e.closed_at else Text("open", "red"),

@@ -27,6 +27,7 @@ from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.catalog import timeline as tl
 from piiguard.errors import UsageError
+from piiguard.report.document import iso
 
 
 def follow_exposures(catalog: Catalog) -> list[int]:
@@ -55,6 +56,62 @@ def get(catalog: Catalog, incident_id: int) -> dict[str, Any]:
     if incident is None:
         raise UsageError(f"no incident {incident_id}", hint="see `piiguard incident list`")
     return incident
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Where an incident's numbers come from, for every report and ``incident show``.
+
+    Before a scope the number of people is the estimate the incident was opened with, taken from the
+    latest scan of each exposed store that started before the incident was known (``scans``: id, times,
+    how the scan counted — ``exact``, ``approximate`` or ``sample`` — and from which field). Once
+    ``incident scope`` ran (the timeline's last ``scoped`` entry), the numbers are the scope's own:
+    exact, each person counted once, and ``scoped_at`` says when.
+    """
+
+    exact: bool
+    people: int | None
+    scoped_at: str | None = None
+    scans: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return "scope" if self.exact else "estimate" if self.people is not None else "unknown"
+
+    def text(self) -> str:
+        if self.exact:
+            return (f"exact: {self.people:,} people counted one by one by `piiguard incident scope` at "
+                    f"{self.scoped_at}")
+        if not self.scans:
+            return ("estimate" if self.people is not None else "unknown") + ": no scan of the exposed store is "\
+                "recorded; run `piiguard incident scope` for the exact number"
+        sources = "; ".join(
+            f"scan {s['scan_id']} of {s['store']} (started {s['started']}"
+            + (f", finished {s['finished']}" if s["finished"] else f", {s['status']}")
+            + (f"; {s['estimate_kind']} count of distinct {s['subjects_field']} at scan time" if s["estimate_kind"] else
+               "; it found no customer key") + ")" for s in self.scans)
+        return f"estimate from {sources}; run `piiguard incident scope` for the exact number"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"basis": self.kind, "exact": self.exact, "people": self.people, "scoped_at": iso(self.scoped_at),
+                "scans": [{**s, "started": iso(s["started"]), "finished": iso(s["finished"])} for s in self.scans],
+                "text": self.text()}
+
+
+def basis(catalog: Catalog, incident: dict[str, Any]) -> Basis:
+    """The incident's numbers and where they come from (see :class:`Basis`)."""
+    incident_id = int(incident["id"])
+    scoped = [e for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+    if scoped:
+        return Basis(True, catalog.scope_size(incident_id), scoped_at=str(scoped[-1]["at"]))
+    scans = []
+    for store in incident["stores"]:
+        found = catalog.store_scan(store, before=str(incident["aware_at"]))
+        if found is not None:
+            scans.append({"store": store, **{k: found[k] for k in ("scan_id", "started", "finished", "status",
+                                                                   "estimate_kind", "subjects_field",
+                                                                   "subjects_estimate")}})
+    return Basis(False, incident["subjects_estimate"], scans=tuple(scans))
 
 
 @dataclass(frozen=True)

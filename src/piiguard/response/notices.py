@@ -37,6 +37,7 @@ from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
+from piiguard.response.incidents import basis
 from piiguard.response.scope import subject_hash
 
 if TYPE_CHECKING:
@@ -343,20 +344,26 @@ class _Sender:
 
 def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str], evidence: Sequence[str],
            now: datetime) -> dict[str, str]:
-    """Every jurisdiction's draft, rendered from the incident's facts (names → markdown text)."""
+    """Every jurisdiction's draft, rendered from the incident's facts (names → markdown text).
+
+    Each draft says where its numbers come from (:func:`~piiguard.response.incidents.basis`): before a
+    scope, the estimate and the scan it came from; once the scope exists, the scope's exact counts."""
     incident_id = int(incident["id"])
-    scope = catalog.scope(incident_id)
-    people = len(scope) if scope else incident["subjects_estimate"]
-    categories = sorted({t for types in scope.values() for t in types} if scope else incident["pii_types"])
+    numbers = basis(catalog, incident)
+    scope = catalog.scope(incident_id) if numbers.exact else {}
+    people = numbers.people
+    categories = sorted({t for types in scope.values() for t in types} if numbers.exact else incident["pii_types"])
     kinds = {c.split(" (")[0] for c in categories}
     aware = datetime.fromisoformat(incident["aware_at"])
     did = measures(catalog, incident_id)
     facts = {
         "incident_id": incident_id, "aware_at": incident["aware_at"], "contact": contact, "measures": did,
         "categories": [describe(c) for c in categories], "evidence": list(evidence),
-        "people_text": f"{people:,}" + ("" if scope else " (estimate from the last scan; run incident scope)")
-        if people is not None else "unknown (run incident scope)",
-        "records_text": f"{people:,} records (one per person in the exposed collection)" if scope else "unknown",
+        "people_text": f"{people:,}" + ("" if numbers.exact else " (an estimate: see Numbers below)")
+        if people is not None else "unknown (see Numbers below)",
+        "records_text": f"{people:,} records (one per person in the exposed collection)" if numbers.exact
+        else "unknown",
+        "basis": numbers.kind, "basis_text": numbers.text(),
         "nature": f"{', '.join(incident['stores'])} could be reached without authentication from "
                   f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
         "consequences": _consequences(sorted(kinds)), "notices_sent": len(catalog.done("notices", incident_id)),

@@ -1,0 +1,54 @@
+"""``piiguard stores``: the stores piiguard knows and what it last saw of each.
+
+Configured stores come first, in the configuration's order; stores that only a scan by URL recorded
+in the catalog follow (``configured: false``). Credentials are shown as their reference — the
+variable or file named in the configuration, and whether it is there — and are never read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
+from piiguard.report import records
+from piiguard.report.document import emit
+from piiguard.report.terminal import safe
+
+
+def stores(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
+           config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml "
+                                       "if present)"),
+           fmt: Format = FORMAT) -> None:
+    """The configured stores: engine, address, where their credentials are (never the values), and
+    what the catalog holds of their last scan and last check."""
+    cfg = read_config(config)
+    configured = {s.name: s for s in (cfg.stores if cfg else ())}
+    with open_catalog(catalog, cfg) as cat:
+        known = {k["name"]: k for k in cat.known_stores()}
+        rows = [records.store(cat, name, configured=configured.get(name), known=known.get(name))
+                for name in [*configured, *(n for n in known if n not in configured)]]
+    if fmt is Format.json:
+        emit("stores", {"stores": rows})
+        return
+    table = Table("store", "engine", "address", "credentials", "last scan", "last check")
+    for s in rows:
+        cred = s["credentials"]
+        cred_text = "-" if cred is None else f"{cred['kind']} {cred['reference']}" + (
+            "" if cred["present"] else " (not set)")
+        scan = s["last_scan"]
+        scan_text = "never" if scan is None else (
+            f"{scan['scan_id']} {scan['started']} {scan['status']}: {', '.join(scan['pii_types']) or 'no PII'}"
+            + (f"; ~{scan['subjects_estimate']:,} people ({scan['estimate_kind']})"
+               if scan["subjects_estimate"] is not None else ""))
+        check = s["last_check"]
+        check_text = "never" if check is None else (
+            f"{check['last_seen']}: " + ", ".join(f"{n} {k}" for k, n in sorted(check["by_status"].items()))
+            + (f" ({', '.join(check['failing'])})" if check["failing"] else ""))
+        name = s["name"] + ("" if s["configured"] else " (not configured)")
+        table.add_row(safe(name), safe(s["engine"] or "-"), safe(s["address"] or "-"), safe(cred_text),
+                      safe(scan_text), safe(check_text))
+    Console().print(table)
