@@ -269,8 +269,9 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
 
         # 8. regulator drafts, the bundle, and a timeline that detects one changed byte
         report = piiguard("incident", "report", incident_id)
-        paths, head = report.stdout.split("timeline head ")  # the drafts, then the head the step left
-        written = {Path(p).name for p in paths.split()}
+        paths, head = report.stdout.split("timeline head ")  # the numbers' basis, the drafts, the head it left
+        assert paths.startswith("numbers: exact:")  # the scope exists: the drafts say so
+        written = {Path(p).name for p in paths.split() if p.endswith(".md")}
         assert written == {"gdpr-art33.md", "gdpr-art34.md", "california.md"}
         text = (catalog_path.parent / "incidents" / incident_id / "reports" / "gdpr-art33.md").read_text()
         assert f"{KEPT:,}" in text and "72 hours" in text and out_ip in text
