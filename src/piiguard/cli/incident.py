@@ -73,7 +73,7 @@ def _bar(label: str) -> Progress:
 def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format = FORMAT) -> None:
     """Every incident: stores, window, what they held, how many people (exact once scoped), status."""
     with open_catalog(catalog, read_config(config)) as cat:
-        rows = [records.incident(i, cat.scope_size(int(i["id"])) if _scoped(cat, i) else None)
+        rows = [records.incident(i, cat.scope_size(int(i["id"])) if incidents.scoped_at(cat, int(i["id"])) else None)
                 for i in cat.incidents()]
     if fmt is Format.json:
         emit("incidents", {"incidents": rows})
@@ -85,10 +85,6 @@ def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format =
         table.add_row(str(i["id"]), safe(i["title"]), safe(f"{i['window_start']} → {i['window_end'] or 'open'}"),
                       safe(i["aware_at"]), safe(", ".join(i["pii_types"])), people, safe(i["status"]))
     Console().print(table)
-
-
-def _scoped(cat: Catalog, incident: dict[str, Any]) -> bool:
-    return any(e["kind"] == "scoped" for e in cat.timeline(int(incident["id"])))
 
 
 @incident_app.command("show")

@@ -98,12 +98,18 @@ class Basis:
                 "text": self.text()}
 
 
+def scoped_at(catalog: Catalog, incident_id: int) -> str | None:
+    """When the incident's last scope was taken (its timeline's last ``scoped`` entry); None before."""
+    scoped = [e for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+    return str(scoped[-1]["at"]) if scoped else None
+
+
 def basis(catalog: Catalog, incident: dict[str, Any]) -> Basis:
     """The incident's numbers and where they come from (see :class:`Basis`)."""
     incident_id = int(incident["id"])
-    scoped = [e for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
-    if scoped:
-        return Basis(True, catalog.scope_size(incident_id), scoped_at=str(scoped[-1]["at"]))
+    at = scoped_at(catalog, incident_id)
+    if at is not None:
+        return Basis(True, catalog.scope_size(incident_id), scoped_at=at)
     scans = []
     for store in incident["stores"]:
         found = catalog.store_scan(store, before=str(incident["aware_at"]))
