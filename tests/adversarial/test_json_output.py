@@ -14,6 +14,7 @@ import jsondoc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from leak import Leaks
 from typer.testing import CliRunner
 
 from piiguard.catalog import Catalog
@@ -100,3 +101,19 @@ def test_a_title_that_is_itself_json_stays_a_string(catalog: Path, make: Callabl
     doc = jsondoc.check(run("incident", "list", "--catalog", str(catalog)), "incidents")
     assert [i["title"] for i in doc["incidents"]] == [title]
     assert doc["incidents"][0]["window_start"] == "2026-11-03T08:00:00"  # given without a zone: stays so
+
+
+def test_copy_names_that_are_customers_values_are_labels(catalog: Path, leaks: Leaks) -> None:
+    value = "henrietta.vasquez-json@example.com"
+    leaks.seed([value], "email")  # the JSON must not hold it; the catalog does, as this test wrote it there
+    leaks.source(catalog)
+    with Catalog(catalog) as cat:
+        cat.add_copy({"source_store": "prod", "source_collection": f"exports/{value}.csv", "target_store": "bi",
+                      "target_engine": "files", "target_collection": value,
+                      "transforms": {value: {"masker": "pseudonym", "pii_type": "email"}}, "key_id": "k1",
+                      "owner": "bi", "purpose": "churn", "expires": "2030-01-01", "accepted_risk": ""})
+    out = run("copies", "--catalog", str(catalog))
+    leaks.emitted("copies --format json", out)  # CliRunner's output bypasses pytest's capture: searched here
+    (copied,) = jsondoc.check(out, "copies")["copies"]
+    assert copied["source"]["collection"] == "exports/<email>.csv" and copied["target"]["collection"] == "<email>"
+    assert copied["fields"] == [{"field": "<email>", "masker": "pseudonym", "pii_type": "email"}]

@@ -123,7 +123,8 @@ def seeded(leaks: Leaks, story: Story) -> Iterator[Leaks]:
 
 
 def piiguard(story: Story, *args: str, fmt: str = "json") -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "piiguard", *args, "-c", str(story.config), "--catalog",
+    """A run with -v: in JSON mode its log lines must all go to stderr, the document alone to stdout."""
+    done = subprocess.run([sys.executable, "-m", "piiguard", *args, "-v", "-c", str(story.config), "--catalog",
                            str(story.catalog), "--format", fmt], capture_output=True, text=True, timeout=300,
                           env=env())
     assert done.returncode == 0, done.stdout + done.stderr
@@ -143,7 +144,9 @@ LISTS = [
 @pytest.mark.parametrize(("argv", "kind"), LISTS, ids=[k for _, k in LISTS])
 def test_every_list_is_one_documented_document(story: Story, seeded: Leaks, argv: list[str], kind: str) -> None:
     args = [str(story.incident) if a == "INCIDENT" else a for a in argv]
-    doc = jsondoc.check(piiguard(story, *args).stdout, kind)
+    done = piiguard(story, *args)
+    assert "configuration" in done.stderr  # -v logged, and not on stdout
+    doc = jsondoc.check(done.stdout, kind)
     text = piiguard(story, *args, fmt="text").stdout  # the default still works, and is not JSON
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)

@@ -253,14 +253,8 @@ class Catalog:
 
     def data_context(self, store: str) -> tuple[tuple[str, ...], int | None] | None:
         """PII types and subject estimate from the store's latest scan; None if it was never scanned."""
-        last = self.db.execute("SELECT max(scan_id) FROM classifications WHERE store = ?", (store,)).fetchone()[0]
-        if last is None:
-            return None
-        types = tuple(r[0] for r in self.db.execute(
-            "SELECT DISTINCT pii_type FROM classifications WHERE store = ? AND scan_id = ? AND pii_type IS NOT NULL "
-            "ORDER BY 1", (store, last)))
-        row = self.db.execute("SELECT estimate FROM subjects WHERE store = ? AND scan_id = ?", (store, last)).fetchone()
-        return types, (int(row[0]) if row else None)
+        scan = self.store_scan(store)
+        return None if scan is None else (tuple(scan["pii_types"]), scan["subjects_estimate"])
 
     def store_scan(self, store: str, before: str | None = None) -> dict[str, Any] | None:
         """The store's latest scan (the latest started at or before ``before``, an ISO time): its id,
