@@ -256,16 +256,21 @@ class Catalog:
         scan = self.store_scan(store)
         return None if scan is None else (tuple(scan["pii_types"]), scan["subjects_estimate"])
 
-    def store_scan(self, store: str, before: str | None = None) -> dict[str, Any] | None:
-        """The store's latest scan (the latest started at or before ``before``, an ISO time): its id,
-        times, status, PII types and subject estimate with its kind and field; None if none."""
-        row = self.db.execute(
-            "SELECT s.id, s.started, s.finished, s.status, s.mode FROM scans s WHERE s.id = (SELECT max(c.scan_id) "
-            "FROM classifications c JOIN scans t ON t.id = c.scan_id WHERE c.store = ? AND (? IS NULL OR "
-            "t.started <= ?))", (store, before, before)).fetchone()
+    def latest_scan_id(self, store: str, before: str | None = None) -> int | None:
+        """The store's latest scan (the latest started at or before ``before``, an ISO time); None if none."""
+        row = self.db.execute("SELECT max(c.scan_id) FROM classifications c JOIN scans t ON t.id = c.scan_id "
+                              "WHERE c.store = ? AND (? IS NULL OR t.started <= ?)", (store, before, before)).fetchone()
+        return int(row[0]) if row[0] is not None else None
+
+    def store_scan(self, store: str, scan_id: int | None = None) -> dict[str, Any] | None:
+        """A scan of the store (by default its latest): its id, times, status, PII types and subject
+        estimate with its kind and field; None if the store has no such scan."""
+        scan_id = self.latest_scan_id(store) if scan_id is None else scan_id
+        row = self.db.execute("SELECT id, started, finished, status, mode FROM scans WHERE id = ? AND EXISTS "
+                              "(SELECT 1 FROM classifications WHERE scan_id = ? AND store = ?)",
+                              (scan_id, scan_id, store)).fetchone()
         if row is None:
             return None
-        scan_id = int(row[0])
         types = [str(r[0]) for r in self.db.execute(
             "SELECT DISTINCT pii_type FROM classifications WHERE store = ? AND scan_id = ? AND pii_type IS NOT NULL "
             "ORDER BY 1", (store, scan_id))]
@@ -490,8 +495,11 @@ class Catalog:
                 " exposure_id) VALUES (?, 'open', ?, ?, ?, ?, ?, ?)",
                 (title, json.dumps(stores), window_start, now, json.dumps(pii_types), subjects, exposure_id))
             incident_id = int(cur.lastrowid or 0)
+            # which scan each store's PII types and estimate are from: the reports name it until a scope exists
+            scans = {s: self.latest_scan_id(s) for s in stores}
             self._append(incident_id, "opened", {"title": title, "stores": stores, "window_start": window_start,
                                                  "pii_types": pii_types, "subjects_estimate": subjects,
+                                                 "estimate_scans": scans,
                                                  "timeline_key": tl.key_id(self.timeline_key())}, now)
         return incident_id
 

@@ -62,9 +62,11 @@ def get(catalog: Catalog, incident_id: int) -> dict[str, Any]:
 class Basis:
     """Where an incident's numbers come from, for every report and ``incident show``.
 
-    Before a scope the number of people is the estimate the incident was opened with, taken from the
-    latest scan of each exposed store that started before the incident was known (``scans``: id, times,
-    how the scan counted — ``exact``, ``approximate`` or ``sample`` — and from which field). Once
+    Before a scope the number of people is the estimate the incident was opened with, and ``scans``
+    names the scan of each exposed store it came from — the one its opening entry recorded (for an
+    incident opened before piiguard recorded it: the store's latest scan that started before the
+    incident was known) — with its times, how it counted (``exact``, ``approximate`` or ``sample``)
+    and in which field. Once
     ``incident scope`` ran (the timeline's last ``scoped`` entry), the numbers are the scope's own:
     exact, each person counted once, and ``scoped_at`` says when.
     """
@@ -82,15 +84,17 @@ class Basis:
         if self.exact:
             return (f"exact: {self.people:,} people counted one by one by `piiguard incident scope` at "
                     f"{self.scoped_at}")
+        then = "; run `piiguard incident scope` for the exact number"
+        lead = "estimate" if self.people is not None else "unknown"
         if not self.scans:
-            return ("estimate" if self.people is not None else "unknown") + ": no scan of the exposed store is "\
-                "recorded; run `piiguard incident scope` for the exact number"
+            return f"{lead}: no scan of the exposed store is recorded{then}"
         sources = "; ".join(
             f"scan {s['scan_id']} of {s['store']} (started {s['started']}"
             + (f", finished {s['finished']}" if s["finished"] else f", {s['status']}")
             + (f"; {s['estimate_kind']} count of distinct {s['subjects_field']} at scan time" if s["estimate_kind"] else
                "; it found no customer key") + ")" for s in self.scans)
-        return f"estimate from {sources}; run `piiguard incident scope` for the exact number"
+        return f"estimate from {sources}{then}" if self.people is not None else \
+            f"unknown: no estimate from {sources}{then}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"basis": self.kind, "exact": self.exact, "people": self.people, "scoped_at": iso(self.scoped_at),
@@ -100,19 +104,28 @@ class Basis:
 
 def scoped_at(catalog: Catalog, incident_id: int) -> str | None:
     """When the incident's last scope was taken (its timeline's last ``scoped`` entry); None before."""
-    scoped = [e for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+    return _scoped_at(catalog.timeline(incident_id))
+
+
+def _scoped_at(entries: list[dict[str, Any]]) -> str | None:
+    scoped = [e for e in entries if e["kind"] == "scoped"]
     return str(scoped[-1]["at"]) if scoped else None
 
 
 def basis(catalog: Catalog, incident: dict[str, Any]) -> Basis:
     """The incident's numbers and where they come from (see :class:`Basis`)."""
     incident_id = int(incident["id"])
-    at = scoped_at(catalog, incident_id)
+    entries = catalog.timeline(incident_id)
+    at = _scoped_at(entries)
     if at is not None:
         return Basis(True, catalog.scope_size(incident_id), scoped_at=at)
+    opened = json.loads(entries[0]["payload"]) if entries and entries[0]["kind"] == "opened" else {}
+    recorded = opened.get("estimate_scans")  # None: opened by a piiguard that did not record them
     scans = []
     for store in incident["stores"]:
-        found = catalog.store_scan(store, before=str(incident["aware_at"]))
+        scan_id = recorded.get(store) if isinstance(recorded, dict) else \
+            catalog.latest_scan_id(store, before=str(incident["aware_at"]))
+        found = catalog.store_scan(store, scan_id) if scan_id is not None else None
         if found is not None:
             scans.append({"store": store, **{k: found[k] for k in ("scan_id", "started", "finished", "status",
                                                                    "estimate_kind", "subjects_field",
