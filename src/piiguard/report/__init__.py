@@ -7,7 +7,6 @@ through :func:`~piiguard.report.terminal.escaped`, so no control or bidi charact
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
@@ -15,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from piiguard.model import ScanResult
+from piiguard.report.document import dumps
 from piiguard.report.terminal import escaped, safe
 
 
@@ -56,7 +56,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
 
 
 def render_json(result: ScanResult) -> str:
-    return json.dumps(to_dict(result), indent=2)
+    return dumps(to_dict(result))
 
 
 def render_table(result: ScanResult, console: Console, *, all_fields: bool = False) -> None:

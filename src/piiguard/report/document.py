@@ -10,6 +10,8 @@ backslashes and control characters, and ``ensure_ascii`` writes every other non-
 ``\\uXXXX`` escape, so the document is plain ASCII — a bidi override or a lone surrogate can neither
 reach a terminal nor stop the output from being encoded — and parses back to exactly the same text.
 Progress bars and logs go to stderr (:mod:`piiguard.log`), so stdout holds the document alone.
+``scan``, ``check`` and SARIF are serialised by the same :func:`dumps`; their shapes predate
+``kind`` and ``version`` and are kept as they are.
 """
 
 from __future__ import annotations

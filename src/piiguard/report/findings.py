@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +11,7 @@ from rich.text import Text
 from piiguard import __name__ as PACKAGE
 from piiguard.checks.base import checks
 from piiguard.model import Finding, Severity, Status
+from piiguard.report.document import dumps
 from piiguard.report.terminal import safe
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -29,7 +29,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 
 
 def render_json(findings: tuple[Finding, ...]) -> str:
-    return json.dumps({"findings": [finding_dict(f) for f in findings]}, indent=2)
+    return dumps({"findings": [finding_dict(f) for f in findings]})
 
 
 def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
@@ -61,7 +61,7 @@ def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
         results.append(result)
     doc = {"$schema": SARIF_SCHEMA, "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": PACKAGE, "version": version, "rules": rules}}, "results": results}]}
-    return json.dumps(doc, indent=2)
+    return dumps(doc)
 
 
 def render_table(findings: tuple[Finding, ...], console: Console, *, show_passed: bool = False) -> None:
