@@ -34,6 +34,9 @@ def stores(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
     if fmt is Format.json:
         emit("stores", {"stores": rows})
         return
+    if not rows:
+        Console().print("no stores: none in the configuration, none recorded by a scan")
+        return
     table = Table("store", "engine", "address", "credentials", "last scan", "last check")
     for s in rows:
         cred = s["credentials"]
