@@ -235,6 +235,11 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         evidence = piiguard("incident", "evidence", incident_id)
         assert f"{out_ip}: unknown, read customers_copy" in evidence.stdout
         assert "sha256" in evidence.stdout
+        said = " ".join(evidence.stdout.split())  # the terminal wraps long notes
+        assert "entries attributed to piiguard itself (user postgres from 127.0.0.1) were left out" in said
+        everything = " ".join(piiguard("incident", "evidence", incident_id, "--include-own", "--force").stdout.split())
+        assert "attributed to piiguard itself (user postgres from 127.0.0.1) are included" in everything
+        assert f"{out_ip}: unknown, read customers_copy" in everything
 
         # 6. the kill switch: planned, then applied, for the affected people only
         planned = piiguard("incident", "respond", incident_id, "--subjects", str(subjects),
@@ -276,6 +281,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         text = (catalog_path.parent / "incidents" / incident_id / "reports" / "gdpr-art33.md").read_text()
         assert f"{KEPT:,}" in text and "72 hours" in text and out_ip in text
         assert f"{KEPT:,} confirmed revoked by the provider's introspection endpoint (RFC 7662); 0 not confirmed" in text
+        assert "were attributed to piiguard itself" in text and "--include-own" in text
         piiguard("incident", "export", incident_id, str(tmp_path / "bundle"), configured=False)
         assert (tmp_path / "bundle" / "SHA256SUMS").read_text().count("\n") >= 5
         exported = piiguard("incident", "verify", incident_id, "--head", head.strip(), configured=False).stdout
