@@ -331,7 +331,7 @@ class OpenSearchAudit(Collector):
                 path = str(e.get("audit_rest_request_path") or "")
                 if not touched and "/_search" in path:
                     touched = [path.split("/_search")[0].strip("/") or "*"]
-                ev.read(address, [t for t in touched if not t.startswith(".")])
+                ev.read(address, touched)  # system indices too: an outsider reading .opendistro_security matters
         ev.note = f"{len(events)} audit events in the window" + (
             "" if granted else "; successful requests are not audited here (AUTHENTICATED and GRANTED_PRIVILEGES "
                                "are off): what was read cannot be known")
