@@ -79,7 +79,7 @@ class MongoConnector(Connector):
             databases = [self.store.database] if self.store.database else self.mongo.list_database_names()
             for database in sorted(databases):
                 if system_kind("mongodb", f"{database}.") is SystemKind.CATALOG:
-                    continue  # admin, local, config: not listed at all (listing them needs more privileges)
+                    continue  # admin, local, config: the server's own, never listed
                 for name in sorted(self.mongo[database].list_collection_names()):
                     if system_kind("mongodb", f"{database}.{name}") is SystemKind.CATALOG:
                         continue

@@ -91,7 +91,10 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
             raise UsageError(f"store {name!r} is not in the configuration", hint="add it to piiguard.yaml")
         held = _holdings(catalog, name, include_system)
         if not held:
-            raise UsageError(f"the catalog holds no scan of {name} with PII", hint=f"run `piiguard scan {name}`")
+            only_system = not include_system and catalog.system_pii(name)
+            raise UsageError(f"the catalog holds no scan of {name} with PII" + (" outside its system collections"
+                             if only_system else ""), hint="--include-system reads them" if only_system
+                             else f"run `piiguard scan {name}`")
         for collection, fields in held.items():
             copy = _copy_of(copies, name, collection)
             labels = _labels(copy) if copy is not None else {
