@@ -151,18 +151,19 @@ def test_identity_is_the_configured_user_and_the_route_source_address() -> None:
     assert identity(Store("s", "mysql", host="no-such-host.invalid", port=3306, user="u")).addresses == frozenset()
 
 
-def _scanned(path: Path) -> None:
+def _scanned(path: Path, *, customers: bool = True) -> None:
     """A catalog holding one OpenSearch scan: customers (email, nickname) and the audit index (ip-address,
     username, and email — a type the customers hold too)."""
     from piiguard.catalog import Catalog
     from piiguard.model import Classification, CollectionResult, Estimate, ScanMode, StoreResult, Subjects
 
-    def fields(collection: str, *types: str) -> tuple[Classification, ...]:
+    def fields(collection: str, *types: str | None) -> tuple[Classification, ...]:
         return tuple(Classification("search", collection, f"f{i}", t, 0.9, 10, 10) for i, t in enumerate(types))
 
     audit = "security-auditlog-2026.12.02"
     result = StoreResult("search", "opensearch", "127.0.0.1:9200", (
-        CollectionResult("customers", 60, Estimate.EXACT, 60, fields("customers", "email", "nickname")),
+        CollectionResult("customers", 60, Estimate.EXACT, 60,
+                         fields("customers", "email", "nickname") if customers else fields("customers", None)),
         CollectionResult(audit, 900, Estimate.EXACT, 900, fields(audit, "ip-address", "username", "email"))),
         Subjects(60, "customers", "f0", Estimate.EXACT))
     with Catalog(path) as cat:
@@ -212,3 +213,15 @@ def test_incident_open_and_report_leave_system_collections_out_unless_asked(tmp_
     text = (tmp_path / "all" / "reports" / "gdpr-art33.md").read_text()
     assert "System collections, counted (--include-system): security-auditlog-2026.12.02" in text
     assert "IP address" in next(line for line in text.splitlines() if line.startswith("- Categories"))
+
+
+def test_a_scope_where_only_system_collections_hold_pii_says_so(tmp_path: Path) -> None:
+    from piiguard.catalog import Catalog
+    from piiguard.errors import UsageError
+    from piiguard.response.scope import find_scope
+
+    _scanned(tmp_path / "c.db", customers=False)
+    store = Store("search", "opensearch", host="127.0.0.1", port=9)  # never reached: nothing is read
+    with Catalog(tmp_path / "c.db") as cat, pytest.raises(UsageError) as raised:
+        find_scope(cat, {"stores": ["search"]}, {"search": store}, b"k" * 32)
+    assert "outside its system collections" in str(raised.value) and raised.value.hint == "--include-system reads them"
