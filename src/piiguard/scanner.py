@@ -38,6 +38,7 @@ from piiguard.model import (
     StoreResult,
     Subjects,
 )
+from piiguard.system import system_collection
 
 DEFAULT_SAMPLE = 1000
 BATCH_ROWS = 50_000
@@ -193,10 +194,13 @@ def prefetched(batches: Iterator[B]) -> Iterator[B]:
 def _subjects(connector: Connector, infos: dict[str, CollectionInfo], results: list[CollectionResult],
               states: dict[str, dict[str, FieldState]]) -> Subjects | None:
     """Distinct people ≈ distinct values of the best identifying field (a customer key, else e-mail);
-    the largest count over the store's collections (a lower bound of their union)."""
+    the largest count over the store's collections (a lower bound of their union). System collections
+    (an audit index) are recorded but are not the customers: never counted here."""
     best: Subjects | None = None
     for kind in SUBJECT_TYPES:
         for c in results:
+            if system_collection(connector.store.engine, c.name):
+                continue
             for f in c.fields:
                 if f.pii_type != kind:
                     continue

@@ -24,6 +24,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -234,6 +235,11 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         evidence = piiguard("incident", "evidence", incident_id)
         assert f"{out_ip}: unknown, read customers_copy" in evidence.stdout
         assert "sha256" in evidence.stdout
+        said = " ".join(evidence.stdout.split())  # the terminal wraps long notes
+        assert "entries attributed to piiguard itself (user postgres from 127.0.0.1) were left out" in said
+        everything = " ".join(piiguard("incident", "evidence", incident_id, "--include-own", "--force").stdout.split())
+        assert "attributed to piiguard itself (user postgres from 127.0.0.1) are included" in everything
+        assert f"{out_ip}: unknown, read customers_copy" in everything
 
         # 6. the kill switch: planned, then applied, for the affected people only
         planned = piiguard("incident", "respond", incident_id, "--subjects", str(subjects),
@@ -276,6 +282,7 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         text = (catalog_path.parent / "incidents" / incident_id / "reports" / "gdpr-art33.md").read_text()
         assert f"{KEPT:,}" in text and "72 hours" in text and out_ip in text
         assert f"{KEPT:,} confirmed revoked by the provider's introspection endpoint (RFC 7662); 0 not confirmed" in text
+        assert "were attributed to piiguard itself" in text and "--include-own" in text
         piiguard("incident", "export", incident_id, str(tmp_path / "bundle"), configured=False)
         assert (tmp_path / "bundle" / "SHA256SUMS").read_text().count("\n") >= 5
         exported = piiguard("incident", "verify", incident_id, "--head", head.strip(), configured=False).stdout
@@ -298,30 +305,67 @@ def test_the_whole_story(postgres: Server, cache: Server, outside: tuple[str, st
         stop_postgres(analytics)
 
 
-def test_mariadb_audit_log_names_who_read_what(tmp_path: Path) -> None:
-    """The server_audit plugin of a real MariaDB as evidence: a reader outside the allowed networks and
-    the table it read."""
+def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      leaks: Leaks) -> None:
+    """The server_audit plugin of a real MariaDB as evidence, after piiguard's own check and scan (as the
+    store's user) and an outsider's reads (another user, from the same host): the outsider's reads are
+    listed, system tables included; piiguard's own are left out and counted, and --include-own lists them."""
     from datetime import UTC, datetime, timedelta
 
+    import pymysql
     from conftest import my_connect
     from servers import mariadb_options, restart_mariadb, start_mariadb, stop_mariadb
 
+    from piiguard.checker import check_store
     from piiguard.response.evidence import collect
 
+    emails = [f"member{i}@example.org" for i in range(40)]
+    leaks.seed(emails, "email")
+    monkeypatch.setenv(PW, PASSWORD)
     server = start_mariadb()
     try:
         restart_mariadb(server, [*mariadb_options(server, hardened=False), "--plugin-load-add=server_audit",
                                  "--server-audit-logging=ON"])
-        started = datetime.now(UTC) - timedelta(seconds=1)
         with my_connect(server) as conn, conn.cursor() as cur:
-            cur.execute("CREATE TABLE members (email TEXT)")
-            cur.execute("SELECT * FROM members")
-        store = Store("shop", "mysql", host="127.0.0.1", port=server.port,
+            cur.execute("CREATE TABLE members (id INT PRIMARY KEY, email TEXT)")
+            cur.executemany("INSERT INTO members VALUES (%s, %s)", list(enumerate(emails)))
+            for user, grant in (("piiguard", "*.*"), ("outsider", "app.*")):
+                cur.execute(f"CREATE USER {user}@'127.0.0.1' IDENTIFIED BY %s", (PASSWORD,))
+                cur.execute(f"GRANT SELECT ON {grant} TO {user}@'127.0.0.1'")
+        time.sleep(1.1)  # the log has whole seconds: the window starts after the setup's (its INSERT holds values)
+        started = datetime.now(UTC).replace(microsecond=0)
+        store = Store("shop", "mysql", host="127.0.0.1", port=server.port, user="piiguard", password_env=PW,
                       options={"log_file": str(server.data / "data" / "server_audit.log")},
-                      allowed_networks=("10.0.0.0/8",))
-        found = collect(store, started, datetime.now(UTC) + timedelta(seconds=1), tmp_path)
-        assert found.trail and found.addresses.get("127.0.0.1") == "unknown"
-        assert "app.members" in found.reads["127.0.0.1"] or "members" in found.reads["127.0.0.1"]
-        assert found.sha256 and (tmp_path / str(found.artefact)).read_text().count("\n") >= 2
+                      allowed_networks=("10.0.0.0/8",))  # so this host's reads count as unknown
+        check_store(store, timeout=5)  # piiguard's own reads: mysql.*, information_schema, app.members
+        assert scan([store]).stores[0].problems == ()
+        outsider = pymysql.connect(host="127.0.0.1", port=server.port, user="outsider", password=PASSWORD,
+                                   database="app", autocommit=True)
+        with outsider, outsider.cursor() as cur:
+            cur.execute("SELECT email FROM members")
+            cur.execute("SELECT count(*) FROM information_schema.TABLES")  # a system table, read by an outsider
+        audit_log, deadline = server.data / "data" / "server_audit.log", time.monotonic() + 10
+        while not any(",outsider,127.0.0.1," in line and ",DISCONNECT," in line
+                      for line in audit_log.read_text().splitlines()) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the plugin writes a statement's event after the client has its answer
+        end = datetime.now(UTC) + timedelta(seconds=1)
+        log = audit_log.read_text()
+        own_lines = sum(1 for line in log.splitlines() if ",piiguard,127.0.0.1," in line)
+        assert own_lines > 0 and ",outsider,127.0.0.1," in log
+
+        found = collect(store, started, end, tmp_path)
+        reads = found.reads["127.0.0.1"]
+        assert found.trail and found.addresses == {"127.0.0.1": "unknown"}
+        assert "app.members" in reads or "members" in reads
+        assert "information_schema.TABLES" in reads  # never dropped because of what was read
+        assert not any(r.startswith("mysql.") for r in reads)  # those were piiguard's check reading
+        assert found.own == own_lines
+        assert f"{own_lines} entries attributed to piiguard itself (user piiguard from 127.0.0.1)" in found.note
+        assert "--include-own" in found.note and found.summary()["own_entries"] == own_lines
+
+        everything = collect(store, started, end, tmp_path, force=True, include_own=True)
+        assert any(r.startswith("mysql.") for r in everything.reads["127.0.0.1"])
+        assert everything.own == own_lines and "are included" in everything.note
+        assert found.sha256 == everything.sha256  # the artefact keeps every entry either way
     finally:
         stop_mariadb(server)

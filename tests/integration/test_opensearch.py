@@ -243,13 +243,16 @@ def test_audit_indices_as_incident_evidence(nodes: dict[str, OpenSearch], tmp_pa
         while True:  # the audit sink writes asynchronously
             node.json("GET", "/evidence_probe/_search")
             node.request("POST", "/security-auditlog-*/_refresh")
-            found = collect(store, start, None, tmp_path)
+            # the reader here is admin from 127.0.0.1: piiguard's own identity, listed only with include_own
+            found = collect(store, start, None, tmp_path, force=True, include_own=True)
             if "evidence_probe" in found.reads.get("127.0.0.1", []) or time.monotonic() > deadline:
                 break
             time.sleep(1)
         assert found.trail and found.addresses.get("127.0.0.1") == "unknown"
         assert "evidence_probe" in found.reads["127.0.0.1"]
         assert found.sha256 and "someone@example.com" not in found.note
+        own = collect(store, start, None, tmp_path, force=True)
+        assert "evidence_probe" not in own.reads.get("127.0.0.1", []) and own.own > 0
     finally:
         node.json("PUT", "/_plugins/_security/api/audit/config", original)
         node.request("DELETE", "/evidence_probe")

@@ -61,3 +61,48 @@ def test_csvlog_and_jsonlog_give_address_and_reads(tmp_path: Path, text: str) ->
     assert ev.addresses == {"198.51.100.7": "unknown"}
     assert ev.reads == {"198.51.100.7": ["public.customers"]}
     assert "the store's options" in ev.note
+
+
+@pytest.mark.parametrize(("fmt", "text", "user", "application"), [
+    (LogFormat("stderr", "%m [%p] %q%u@%d/%a "), "2026-11-03 08:00:01.100 UTC [7] bob@shop/psql LOG:  hello\n",
+     "bob", "psql"),
+    (LogFormat("stderr", "%m [%p] %q%u@%d/%a "), "2026-11-03 08:00:01.100 UTC [7] bob@shop/ LOG:  hello\n", "bob", ""),
+    (LogFormat("stderr", "%m [%p] "), "2026-11-03 08:00:01.100 UTC [7] LOG:  hello\n", None, None),
+    (LogFormat("csvlog"), CSV, "bob", "psql"),
+    (LogFormat("jsonlog"), JSON, "bob", None),  # this record carries no application_name
+], ids=["prefix-u-a", "prefix-empty-a", "prefix-without", "csvlog", "jsonlog"])
+def test_records_name_the_user_and_application(fmt: LogFormat, text: str, user: str | None,
+                                               application: str | None) -> None:
+    (record,) = records(text, fmt)
+    assert (record.user, record.application) == (user, application)
+
+
+SESSIONS = (  # log_connections on, the default prefix: who a session is comes from its authorized line
+    "2026-11-03 08:00:01.100 UTC [70] LOG:  connection received: host=127.0.0.1 port=5000\n"
+    "2026-11-03 08:00:01.100 UTC [70] LOG:  connection authorized: user=scan database=shop application_name=piiguard\n"
+    "2026-11-03 08:00:01.100 UTC [70] LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,pg_catalog.pg_class,\"SELECT 1\",<none>\n"
+    "2026-11-03 08:00:01.100 UTC [71] LOG:  connection received: host=127.0.0.1 port=5001\n"
+    "2026-11-03 08:00:01.100 UTC [71] LOG:  connection authorized: user=scan database=shop application_name=psql\n"
+    "2026-11-03 08:00:01.100 UTC [71] LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.members,\"SELECT 1\",<none>\n"
+    "2026-11-03 08:00:01.100 UTC [70] LOG:  connection received: host=10.9.9.9 port=5002\n"
+    "2026-11-03 08:00:01.100 UTC [70] LOG:  connection authorized: user=scan database=shop application_name=piiguard\n"
+    "2026-11-03 08:00:01.100 UTC [70] LOG:  AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.cards,\"SELECT 1\",<none>\n"
+)
+
+
+def test_only_piiguards_user_address_and_application_are_left_out(tmp_path: Path) -> None:
+    """pid 70 first is piiguard (user scan from 127.0.0.1, application piiguard); pid 71 is piiguard's user
+    on piiguard's host with psql; pid 70 reused from 10.9.9.9 with piiguard's user and name is not piiguard."""
+    from piiguard.response.own import Identity
+
+    log = tmp_path / "pg.log"
+    log.write_text(SESSIONS)
+    store = Store("a", "postgres", options={"log_file": str(log), "log_format": "stderr", "log_line_prefix": "%m [%p] ",
+                                            "log_timezone": "UTC"}, allowed_networks=("192.0.2.0/24",))
+    window = datetime(2026, 11, 3, 7, 59, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC)
+    who = Identity("scan", frozenset({"127.0.0.1"}))
+    ev = PostgresLog(who).collect(store, *window, tmp_path / "evidence")
+    assert ev.reads == {"127.0.0.1": ["public.members"], "10.9.9.9": ["public.cards"]}
+    assert ev.own == 2  # pid 70's authorized and AUDIT lines
+    everything = PostgresLog(who, include_own=True).collect(store, *window, tmp_path / "evidence", force=True)
+    assert everything.reads["127.0.0.1"] == ["pg_catalog.pg_class", "public.members"] and everything.own == 2

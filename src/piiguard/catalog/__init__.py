@@ -32,6 +32,7 @@ from piiguard.catalog.opening import APPLICATION_ID, State, default_path, inspec
 from piiguard.catalog.owners import Owner, RunStatus, current
 from piiguard.errors import CatalogError, PiiguardError
 from piiguard.model import Alert, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
+from piiguard.system import system_collection
 
 __all__ = ["APPLICATION_ID", "Catalog", "default_path", "resolve"]
 
@@ -243,18 +244,43 @@ class Catalog:
             self.db.execute("UPDATE scans SET finished = ?, status = 'finished' WHERE id = ?",
                             (result.finished.isoformat(timespec="seconds"), result.scan_id))
 
-    def pii_fields(self, store: str) -> list[tuple[str, str, str, float]]:
-        """(collection, field, pii_type, confidence) from the store's latest scan."""
+    def _engine(self, store: str) -> str:
+        row = self.db.execute("SELECT engine FROM stores WHERE name = ?", (store,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def pii_fields(self, store: str, *, include_system: bool = False) -> list[tuple[str, str, str, float]]:
+        """(collection, field, pii_type, confidence) from the store's latest scan; system collections
+        (:mod:`piiguard.system`) only with ``include_system``."""
         rows = self.db.execute(
             "SELECT collection, field, pii_type, confidence FROM classifications WHERE store = ? AND "
             "pii_type IS NOT NULL AND scan_id = (SELECT max(scan_id) FROM classifications WHERE store = ?) "
             "ORDER BY collection, field", (store, store)).fetchall()
-        return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows]
+        engine = self._engine(store)
+        return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows
+                if include_system or not system_collection(engine, str(a))]
 
-    def data_context(self, store: str) -> tuple[tuple[str, ...], int | None] | None:
-        """PII types and subject estimate from the store's latest scan; None if it was never scanned."""
-        scan = self.store_scan(store)
-        return None if scan is None else (tuple(scan["pii_types"]), scan["subjects_estimate"])
+    def system_pii(self, store: str) -> dict[str, list[str]]:
+        """System collections the store's latest scan found PII in → their PII types: what an
+        incident leaves out by default, for a report to list separately."""
+        out: dict[str, list[str]] = {}
+        engine = self._engine(store)
+        for collection, _field, pii_type, _confidence in self.pii_fields(store, include_system=True):
+            if system_collection(engine, collection) and pii_type not in out.setdefault(collection, []):
+                out[collection].append(pii_type)
+        return {c: sorted(t) for c, t in out.items()}
+
+    def data_context(self, store: str, *, include_system: bool = False) -> tuple[tuple[str, ...], int | None] | None:
+        """PII types and subject estimate from the store's latest scan; None if it was never scanned.
+        What only system collections hold is left out unless ``include_system``."""
+        last = self.db.execute("SELECT max(scan_id) FROM classifications WHERE store = ?", (store,)).fetchone()[0]
+        if last is None:
+            return None
+        engine = self._engine(store)
+        types = tuple(sorted({str(t) for c, t in self.db.execute(
+            "SELECT DISTINCT collection, pii_type FROM classifications WHERE store = ? AND scan_id = ? AND "
+            "pii_type IS NOT NULL", (store, last)) if include_system or not system_collection(engine, str(c))}))
+        row = self.db.execute("SELECT estimate FROM subjects WHERE store = ? AND scan_id = ?", (store, last)).fetchone()
+        return types, (int(row[0]) if row else None)
 
     def latest_scan_id(self, store: str, before: str | None = None) -> int | None:
         """The store's latest scan (the latest started at or before ``before``, an ISO time); None if none."""

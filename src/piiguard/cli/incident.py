@@ -44,6 +44,8 @@ CONFIG = typer.Option(None, "--config", "-c")
 KEY_ENV = typer.Option(None, "--key-env", help="variable holding the key (the exposed copy's key, if it is a copy)")
 KEY_FILE = typer.Option(None, "--key-file", help="file holding that key")
 FORCE = typer.Option(False, "--force", help="replace files already there (atomically; never through a link)")
+INCLUDE_SYSTEM = typer.Option(False, "--include-system", help="count system collections too (an audit index, "
+                              "mysql.*, admin/local/config …): left out by default, they are not the customers' data")
 
 
 def _head(head: Head | None) -> None:
@@ -123,10 +125,10 @@ def _step_text(details: dict[str, Any]) -> str:
 
 @incident_app.command("open")
 def open_incident(store: str, since: str = typer.Option(..., "--since", help="start of the exposure (ISO)"),
-                  catalog: Path = CATALOG, config: Path = CONFIG) -> None:
+                  catalog: Path = CATALOG, config: Path = CONFIG, include_system: bool = INCLUDE_SYSTEM) -> None:
     """Open an incident by hand (watch opens one by itself when it sees an exposure)."""
     with open_catalog(catalog, read_config(config)) as cat:
-        incident_id = incidents.open_by_hand(cat, store, since)
+        incident_id = incidents.open_by_hand(cat, store, since, include_system=include_system)
         Console().print(f"incident {incident_id} opened")
         _head(cat.timeline_head(incident_id))
 
@@ -134,16 +136,18 @@ def open_incident(store: str, since: str = typer.Option(..., "--since", help="st
 @incident_app.command("scope")
 def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where the subject list goes (0600)"),
           key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG,
-          force: bool = FORCE, timeout: float = TIMEOUT, fmt: Format = FORMAT) -> None:
+          force: bool = FORCE, timeout: float = TIMEOUT, fmt: Format = FORMAT,
+          include_system: bool = INCLUDE_SYSTEM) -> None:
     """Exactly who was exposed and which of their data: the list to a file (0600; an existing file only
-    with --force), keyed hashes to the catalog; the counts by type on stdout."""
+    with --force), keyed hashes to the catalog; the counts by type on stdout. System collections are not
+    read unless --include-system."""
     key = key_from(key_env, str(key_file) if key_file else None)
     cfg = read_config(config)
     with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
         if not force:  # refused before the (long) read, not after it
             safefile.refuse_existing(out)
-        found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout)
+        found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout, include_system=include_system)
         write_subjects(found, out, force=force)
         cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
         counts: dict[str, int] = {}
@@ -156,10 +160,13 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
             emit("scope", {"incident": incident_id, "people": len(found.people),
                            "by_type": dict(sorted(counts.items())), "read": list(found.sources),
                            "derived_copies": list(found.derived),
+                           "not_counted": {} if include_system else {s: cat.system_pii(s) for s in incident["stores"]},
                            "subjects_file": str(out), "timeline_head": str(head) if head else None})
             return
         Console().print(safe(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
                              + (f"; copies made from it: {found.derived}" if found.derived else "")))
+        if not include_system:
+            _not_counted(cat, incident)
         _head(head)
 
 
@@ -168,9 +175,13 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
              lookback: int = typer.Option(10, "--lookback", help="minutes before the window to include (the "
                                           "exposure began between watch's last passing and first failing probe)"),
              config: Path = CONFIG, catalog: Path = CATALOG, force: bool = FORCE,
-             timeout: float = TIMEOUT, fmt: Format = FORMAT) -> None:
+             timeout: float = TIMEOUT, fmt: Format = FORMAT,
+             include_own: bool = typer.Option(False, "--include-own", help="list piiguard's own entries too (its "
+                                              "user from its address; left out and counted by default)")) -> None:
     """Who reached the exposed stores in the window, from where, and what they read; a hash per artefact
-    (an artefact collected before is replaced only with --force)."""
+    (an artefact collected before is replaced only with --force). Entries of piiguard's own user from
+    piiguard's own address are left out and counted (anyone using its credentials from its host would be
+    too): --include-own lists them."""
     cfg = read_config(config)
     stores = _stores(cfg)
     with open_catalog(catalog, cfg) as cat:
@@ -185,7 +196,8 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
         collected: list[dict[str, Any]] = []
         head: Head | None = None
         for name in incident["stores"]:
-            found = evidence_.collect(stores[name], start, end, folder, force, timeout=timeout)
+            found = evidence_.collect(stores[name], start, end, folder, force, timeout=timeout,
+                                      include_own=include_own)
             head = cat.event(incident_id, "evidence", found.summary())
             if fmt is Format.json:
                 collected.append({"store": name, "trail": found.trail, "note": found.note,
@@ -278,10 +290,12 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
 
 @incident_app.command("report")
 def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Path = CONFIG,
-           catalog: Path = CATALOG, force: bool = FORCE, fmt: Format = FORMAT) -> None:
+           catalog: Path = CATALOG, force: bool = FORCE, fmt: Format = FORMAT,
+           include_system: bool = INCLUDE_SYSTEM) -> None:
     """Regulator drafts (GDPR Art. 33 and 34, California) from the incident's facts (drafts written
     before are replaced only with --force). Each says whether its numbers are the scope's (exact) or
-    a scan's estimate, and which scan."""
+    a scan's estimate, and which scan. System collections the scan found PII in are listed on a line of
+    their own, not counted (--include-system counts them)."""
     cfg = read_config(config)
     with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
@@ -290,8 +304,13 @@ def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Pa
         hashes += [f"{f['store']}: {f['note']}" for f in found]
         hashes += [f"{f['store']}: unknown address {address} read {', '.join(reads) or 'nothing recorded'}"
                    for f in found for address, reads in f["unknown_reads"].items()]
+        hashes += [f"{f['store']}: {f['own_entries']} entries were attributed to piiguard itself "
+                   f"({f.get('own_identity') or 'its user from its address'}) and left out; they are in the "
+                   "artefact, and `incident evidence --include-own` lists them"
+                   for f in found if f.get("own_entries") and not f.get("own_included")]
         folder = safefile.private_dir(_folder(cat, incident_id, out) / "reports")
-        drafts = notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC))
+        drafts = notices.drafts(cat, incident, _contact(cfg), hashes, datetime.now(UTC),
+                                include_system=include_system)
         if not force:  # all drafts or none: refused before the first is written
             for name in drafts:
                 safefile.refuse_existing(folder / f"{name}.md")
@@ -310,6 +329,16 @@ def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Pa
         for name in drafts:
             console.print(safe(str(folder / f"{name}.md")), soft_wrap=True)
         _head(head)
+
+
+def _not_counted(cat: Catalog, incident: dict[str, Any]) -> None:
+    """System collections the scan found PII in, named so an operator sees what was left out."""
+    for store in incident["stores"]:
+        held = cat.system_pii(store)
+        if held:
+            listed = "; ".join(f"{c} ({', '.join(t)})" for c, t in sorted(held.items()))
+            Console().print(safe(f"{store}: system collections, not counted: {listed} (--include-system counts "
+                                 "them)"))
 
 
 @incident_app.command("verify")

@@ -23,6 +23,7 @@ from piiguard.engines.mongodb import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import driver
+from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
     import pymongo
@@ -31,7 +32,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pymongo = driver("pymongo")
     me = driver("pymongo.errors")
 
-SYSTEM_DATABASES = {"admin", "local", "config"}
 SAMPLE_RANGES = 5
 NOT_IMPLEMENTED = 238
 
@@ -76,11 +76,12 @@ class MongoConnector(Connector):
     def collections(self) -> list[CollectionInfo]:
         out = []
         with errors(self.store):
-            databases = [self.store.database] if self.store.database else [
-                d for d in self.mongo.list_database_names() if d not in SYSTEM_DATABASES]
+            databases = [self.store.database] if self.store.database else self.mongo.list_database_names()
             for database in sorted(databases):
+                if system_kind("mongodb", f"{database}.") is SystemKind.CATALOG:
+                    continue  # admin, local, config: the server's own, never listed
                 for name in sorted(self.mongo[database].list_collection_names()):
-                    if name.startswith("system."):
+                    if system_kind("mongodb", f"{database}.{name}") is SystemKind.CATALOG:
                         continue
                     count = self.mongo[database][name].estimated_document_count()
                     out.append(CollectionInfo(f"{database}.{name}", int(count), Estimate.APPROXIMATE))

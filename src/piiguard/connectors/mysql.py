@@ -21,6 +21,7 @@ from piiguard.engines import mysql
 from piiguard.errors import CollectionError, PermissionDenied
 from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
+from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +31,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pa = driver("pyarrow")
     pymysql = driver("pymysql")
 
-SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 SAMPLE_RANGES = 5
 ER_ACCESS_DENIED, ER_BAD_DB, ER_TABLEACCESS_DENIED = 1045, 1049, 1142
@@ -76,10 +76,10 @@ class MySQL(Connector):
                                   collection=collection.name if collection else None) from exc
 
     def collections(self) -> list[CollectionInfo]:
-        where = "TABLE_SCHEMA = %s" if self.store.database else "TABLE_SCHEMA NOT IN %s"
-        arg = self.store.database if self.store.database else SYSTEM_SCHEMAS
-        tables = self._rows(None, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
-                                  f"WHERE TABLE_TYPE = 'BASE TABLE' AND {where} ORDER BY 1, 2", (arg,))
+        where, args = ("AND TABLE_SCHEMA = %s", (self.store.database,)) if self.store.database else ("", ())
+        tables = [t for t in self._rows(None, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema."
+                                              f"TABLES WHERE TABLE_TYPE = 'BASE TABLE' {where} ORDER BY 1, 2", args)
+                  if system_kind("mysql", f"{t[0]}.{t[1]}") is not SystemKind.CATALOG]
         keys = self._rows(None, "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM "
                                 "information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' "
                                 "ORDER BY ORDINAL_POSITION")

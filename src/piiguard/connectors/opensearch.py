@@ -27,6 +27,7 @@ from piiguard.engines.opensearch import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import driver
+from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
     import opensearchpy
@@ -91,7 +92,8 @@ class OpenSearchConnector(Connector):
             if not isinstance(rows, list):  # an empty or other body must not pass for an empty cluster
                 raise ValueError("not a list of indices")
             return [CollectionInfo(str(r["index"]), int(r.get("docs.count") or 0), Estimate.EXACT)
-                    for r in sorted(rows, key=lambda r: r["index"]) if not str(r["index"]).startswith(".")]
+                    for r in sorted(rows, key=lambda r: r["index"])
+                    if system_kind("opensearch", str(r["index"])) is not SystemKind.CATALOG]
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
         query = {"size": n, "query": {"function_score": {

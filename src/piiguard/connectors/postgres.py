@@ -20,6 +20,7 @@ from piiguard.engines.postgres import connect
 from piiguard.errors import CollectionError, PermissionDenied, UsageError
 from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
+from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,7 +34,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     sql = driver("psycopg.sql")
 
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
-SKIP_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 _COLLECTIONS = """
 SELECT n.nspname, c.relname, c.reltuples::bigint, c.relkind,
@@ -41,8 +41,7 @@ SELECT n.nspname, c.relname, c.reltuples::bigint, c.relkind,
           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
          WHERE i.indrelid = c.oid AND i.indisprimary)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg_temp%%'
-   AND NOT c.relispartition
+ WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
  ORDER BY 1, 2
 """
 
@@ -100,11 +99,12 @@ class Postgres(Connector):
             self.conn.close()
 
     def collections(self) -> list[CollectionInfo]:
-        rows = self.conn.execute(_COLLECTIONS, [list(SKIP_SCHEMAS)]).fetchall()
+        rows = self.conn.execute(_COLLECTIONS).fetchall()
         return [
             CollectionInfo(f"{schema}.{table}", None if est < 0 else est,
                            Estimate.APPROXIMATE, tuple(pk or ()))
             for schema, table, est, _kind, pk in rows
+            if system_kind("postgres", f"{schema}.{table}") is not SystemKind.CATALOG
         ]
 
     def _ident(self, collection: CollectionInfo) -> sql.Composed:

@@ -17,6 +17,7 @@ from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_fr
 from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
+from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -78,9 +79,11 @@ class SQLite(Connector):
     def collections(self) -> list[CollectionInfo]:
         out = []
         tables = self.conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).fetchall()
         for name, ddl in tables:
+            if system_kind("sqlite", name) is SystemKind.CATALOG:
+                continue
             rowid = "WITHOUT ROWID" not in (ddl or "").upper()
             est = self.conn.execute(f"SELECT max(rowid) FROM {_q(name)}").fetchone()[0] if rowid else None
             pk = tuple(r[1] for r in self.conn.execute(f"PRAGMA table_info({_q(name)})") if r[5])

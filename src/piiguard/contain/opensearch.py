@@ -21,6 +21,7 @@ from piiguard.contain.base import Containment, Holdings, Plan, containments
 from piiguard.engines.opensearch import client
 from piiguard.model import Finding, Store
 from piiguard.registry import driver
+from piiguard.system import system_collection
 
 if TYPE_CHECKING:
     from opensearchpy import exceptions as oe
@@ -29,8 +30,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
 
 BLOCK = "index.blocks.read"
 SHOWN = 10
-# System indices, and the security plugin's audit log: the response needs that trail readable.
-SKIPPED = (".", "security-auditlog-")  # index names listed in a plan's steps; the rest are counted
 
 
 @containments.register("opensearch")
@@ -47,7 +46,8 @@ class OpenSearchContainment(Containment):
         es = client(store, 10)
         with errors(store):
             rows = es.cat.indices(format="json", h="index", expand_wildcards="open")
-            live = sorted(r["index"] for r in rows if not r["index"].startswith(SKIPPED))
+            # system indices, and the security plugin's audit log: the response needs that trail readable
+            live = sorted(r["index"] for r in rows if not system_collection(store.engine, r["index"]))
             if holdings is None:
                 indices, why = live, "never scanned: every index is blocked"
             else:

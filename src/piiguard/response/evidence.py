@@ -18,6 +18,10 @@ kept no trail, the result says so instead of guessing.
 - **redis**: the ``ACL LOG`` (refused attempts) and the current client list. Redis keeps no record
   of successful reads: the result says so.
 - Other engines: no collector yet; the result says no evidence was collected.
+
+piiguard's own entries (its user *and* its address, :mod:`piiguard.response.own`) are left out of
+what the result lists, counted, and said in the note; ``include_own`` (``--include-own``) keeps them.
+The artefact always holds every entry of the window.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 from piiguard import safefile
 from piiguard.model import Store
 from piiguard.registry import Registry
+from piiguard.response.own import LOCAL_SOCKET, Identity, identity
 from piiguard.response.pglog import LogFormat
 
 
@@ -48,6 +53,9 @@ class Evidence:
     note: str
     addresses: dict[str, str] = field(default_factory=dict)  # address -> allowed | unknown
     reads: dict[str, list[str]] = field(default_factory=dict)  # unknown address -> collections read
+    own: int = 0  # entries attributed to piiguard itself (left out unless include_own)
+    own_identity: str = ""  # who piiguard is in this trail: user and addresses
+    own_included: bool = False
 
     def read(self, address: str, names: Iterable[str]) -> None:
         """Record the collections an unknown address read, each once, in the order first seen."""
@@ -56,7 +64,8 @@ class Evidence:
 
     def summary(self) -> dict[str, Any]:
         return {"store": self.store, "artefact": self.artefact, "sha256": self.sha256, "trail": self.trail,
-                "note": self.note, "addresses": self.addresses, "unknown_reads": self.reads}
+                "note": self.note, "addresses": self.addresses, "unknown_reads": self.reads,
+                "own_entries": self.own, "own_identity": self.own_identity, "own_included": self.own_included}
 
 
 def classify_address(store: Store, address: str) -> str:
@@ -70,6 +79,17 @@ def classify_address(store: Store, address: str) -> str:
 
 
 class Collector(ABC):
+    def __init__(self, who: Identity | None = None, include_own: bool = False) -> None:
+        self.who = who or Identity(None, frozenset())
+        self.include_own = include_own
+
+    def own(self, ev: Evidence, user: str | None, address: str | None, application: str | None = None) -> bool:
+        """Whether a trail entry is piiguard's own and is left out (it is counted either way)."""
+        if not self.who.matches(user, address, application):
+            return False
+        ev.own += 1
+        return not self.include_own
+
     @abstractmethod
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
                 force: bool = False, *, timeout: float = 30.0) -> Evidence: ...
@@ -97,7 +117,7 @@ class PostgresLog(Collector):
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
                 force: bool = False, *, timeout: float = 30.0) -> Evidence:
-        from piiguard.response.pglog import csv_rows, received_host, records, sniff
+        from piiguard.response.pglog import authorized, csv_rows, received_host, records, sniff
 
         path = store.options.get("log_file")
         if not path:
@@ -108,6 +128,7 @@ class PostgresLog(Collector):
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
         fmt, source = log_format(store)
         hosts: dict[str, str] = {}
+        sessions: dict[str, tuple[str, str | None]] = {}  # pid -> (user, application) it authenticated as
         window: list[str] = []
         audit = False
         ev = Evidence(store.name, None, None, True, "")
@@ -117,13 +138,24 @@ class PostgresLog(Collector):
             window.append(record.raw)
             received = received_host(record.message)
             host = record.host or received
+            if received:  # a new session on this pid (pids are reused): what is known of the old one goes
+                sessions.pop(record.pid, None)
             if host:
                 hosts[record.pid] = host
-                ev.addresses.setdefault(host, classify_address(store, host))
+            session = authorized(record.message) or sessions.get(record.pid)
+            if session is not None:
+                sessions[record.pid] = session
+            who = host or hosts.get(record.pid, LOCAL_SOCKET)
+            user = record.user or (session[0] if session else None)
+            application = record.application if record.application is not None else (
+                session[1] if session else None)
+            if received or self.own(ev, user, who, application):
+                continue  # the session's user is not known yet, or it is piiguard's own
+            if host or record.pid in hosts:
+                ev.addresses.setdefault(who, classify_address(store, who))
             if record.message.startswith("AUDIT: "):
                 audit = True
                 row = next(csv_rows(record.message[len("AUDIT: "):]), [])
-                who = host or hosts.get(record.pid, "local socket")
                 if len(row) > 7 and row[3] == "READ" and ev.addresses.get(who) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
                     ev.read(who, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
@@ -191,7 +223,9 @@ class MariaDBAudit(Collector):
             if at < start or (end is not None and at > end):
                 continue
             window.append(",".join(row))
-            host, operation, database, target = row[3], row[6], row[7], row[8]
+            user, host, operation, database, target = row[2], row[3], row[6], row[7], row[8]
+            if self.own(ev, user, host):
+                continue
             ev.addresses.setdefault(host, classify_address(store, host))
             if ev.addresses[host] != "unknown":
                 continue
@@ -225,7 +259,7 @@ class RedisTrail(Collector):
         ev.sha256 = _save(folder, str(ev.artefact), raw, force)
         for c in clients:
             address = str(c.get("addr", "")).rsplit(":", 1)[0]
-            if address:
+            if address and not self.own(ev, str(c.get("user") or "default"), address):
                 ev.addresses[address] = classify_address(store, address)
         return ev
 
@@ -244,8 +278,10 @@ class ClickHouseQueryLog(Collector):
         ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), body.encode(), force)
         for line in body.splitlines():
-            address, _user, sql = [*line.split("\t", 2), "", ""][:3]
+            address, user, sql = [*line.split("\t", 2), "", ""][:3]
             address = address.removeprefix("::ffff:")
+            if self.own(ev, user, address):
+                continue
             ev.addresses[address] = classify_address(store, address)
             if ev.addresses[address] == "unknown":
                 tables = [t.strip("`") for t in re.findall(r"\bFROM\s+([\w.`]+)", sql, flags=re.IGNORECASE)]
@@ -285,7 +321,7 @@ class OpenSearchAudit(Collector):
         granted = 0
         for e in events:
             address = str(e.get("audit_request_remote_address") or "")
-            if not address:
+            if not address or self.own(ev, str(e.get("audit_request_effective_user") or ""), address):
                 continue
             ev.addresses.setdefault(address, classify_address(store, address))
             if e.get("audit_category") in ("GRANTED_PRIVILEGES", "AUTHENTICATED"):
@@ -295,7 +331,7 @@ class OpenSearchAudit(Collector):
                 path = str(e.get("audit_rest_request_path") or "")
                 if not touched and "/_search" in path:
                     touched = [path.split("/_search")[0].strip("/") or "*"]
-                ev.read(address, [t for t in touched if not t.startswith(".")])
+                ev.read(address, touched)  # system indices too: an outsider reading .opendistro_security matters
         ev.note = f"{len(events)} audit events in the window" + (
             "" if granted else "; successful requests are not audited here (AUTHENTICATED and GRANTED_PRIVILEGES "
                                "are off): what was read cannot be known")
@@ -303,9 +339,18 @@ class OpenSearchAudit(Collector):
 
 
 def collect(store: Store, start: datetime, end: datetime | None, folder: Path, force: bool = False, *,
-            timeout: float = 30.0) -> Evidence:
-    """The store's access evidence for the window; every network step bounded by ``timeout``."""
+            timeout: float = 30.0, include_own: bool = False) -> Evidence:
+    """The store's access evidence for the window; every network step bounded by ``timeout``.
+    piiguard's own entries are left out and counted unless ``include_own``."""
     if store.engine not in collectors:
         return Evidence(store.name, None, None, False,
                         f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
-    return collectors.get(store.engine)().collect(store, start, end, folder, force, timeout=timeout)
+    collector = collectors.get(store.engine)(identity(store), include_own)
+    ev = collector.collect(store, start, end, folder, force, timeout=timeout)
+    ev.own_identity, ev.own_included = collector.who.describe(), include_own
+    if ev.own:
+        ev.note += (f"; {ev.own} entries attributed to piiguard itself ({ev.own_identity}) "
+                    + ("are included (--include-own)" if include_own else
+                       "were left out: anyone using piiguard's credentials from its host would be too; "
+                       "--include-own lists them"))
+    return ev

@@ -40,13 +40,14 @@ def follow_exposures(catalog: Catalog) -> list[int]:
     return opened
 
 
-def open_by_hand(catalog: Catalog, store: str, since: str) -> int:
-    """``piiguard incident open STORE --since …``: what the catalog knows of the store fills it in."""
+def open_by_hand(catalog: Catalog, store: str, since: str, *, include_system: bool = False) -> int:
+    """``piiguard incident open STORE --since …``: what the catalog knows of the store fills it in
+    (what only its system collections hold, :mod:`piiguard.system`, only with ``include_system``)."""
     try:
         datetime.fromisoformat(since)
     except ValueError as exc:
         raise UsageError(f"--since {since!r}: expected an ISO date or time (2026-11-03T08:00)") from exc
-    context = catalog.data_context(store)
+    context = catalog.data_context(store, include_system=include_system)
     types, subjects = context if context is not None else ((), None)
     return catalog.open_incident(f"{store} exposed (reported)", [store], since, list(types), subjects)
 

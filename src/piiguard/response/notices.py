@@ -343,16 +343,22 @@ class _Sender:
 
 
 def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str], evidence: Sequence[str],
-           now: datetime) -> dict[str, str]:
+           now: datetime, *, include_system: bool = False) -> dict[str, str]:
     """Every jurisdiction's draft, rendered from the incident's facts (names → markdown text).
 
     Each draft says where its numbers come from (:func:`~piiguard.response.incidents.basis`): before a
-    scope, the estimate and the scan it came from; once the scope exists, the scope's exact counts."""
+    scope, the estimate and the scan it came from; once the scope exists, the scope's exact counts.
+    System collections the scan found PII in (an audit index, :mod:`piiguard.system`) are listed on a
+    line of their own and not counted; with ``include_system`` their types join the categories."""
     incident_id = int(incident["id"])
     numbers = basis(catalog, incident)
     scope = catalog.scope(incident_id) if numbers.exact else {}
     people = numbers.people
     categories = sorted({t for types in scope.values() for t in types} if numbers.exact else incident["pii_types"])
+    system = {f"{store}.{collection}" if len(incident["stores"]) > 1 else collection: types
+              for store in incident["stores"] for collection, types in catalog.system_pii(store).items()}
+    if include_system:
+        categories = sorted(set(categories) | {t for types in system.values() for t in types})
     kinds = {c.split(" (")[0] for c in categories}
     aware = datetime.fromisoformat(incident["aware_at"])
     did = measures(catalog, incident_id)
@@ -368,6 +374,9 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
                   f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
         "consequences": _consequences(sorted(kinds)), "notices_sent": len(catalog.done("notices", incident_id)),
         "revocations": revocations(catalog, incident_id),
+        "system": [f"{name} ({', '.join(types)})" for name, types in sorted(system.items())],
+        "system_heading": "System collections, counted (--include-system)" if include_system else
+                          "System collections, not counted (written by the engine, not customer data)",
     }
     out = {}
     env = _environment()

@@ -29,7 +29,7 @@ STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 ZONE = r"[A-Za-z0-9+\-:/_]+"
 # log_line_prefix escapes → (pattern, group name or None). %q ends the part non-session processes print.
 ESCAPES = {
-    "a": (r".*?", None), "u": (r".*?", None), "d": (r".*?", None), "b": (r".*?", None), "i": (r".*?", None),
+    "a": (r".*?", "app"), "u": (r".*?", "user"), "d": (r".*?", None), "b": (r".*?", None), "i": (r".*?", None),
     "r": (r"\S*?", "remote"), "h": (r"\S*?", "host"), "p": (r"\d+", "pid"), "P": (r"\d*", None),
     "t": (rf"{STAMP} {ZONE}", "time"), "m": (rf"{STAMP}\.\d+ {ZONE}", "time"), "n": (r"\d+(?:\.\d+)?", "epoch"),
     "e": (r"[0-9A-Z]{5}", None), "c": (r"[0-9a-f]+\.[0-9a-f]+", None), "l": (r"\d+", None),
@@ -37,7 +37,9 @@ ESCAPES = {
 }
 SEVERITY = r"(?P<severity>[A-Z][A-Z0-9]*):\s+(?P<message>.*)$"
 RECEIVED = re.compile(r"connection received: host=(\S+)")
-CSV_TIME, CSV_PID, CSV_FROM, CSV_MESSAGE = 0, 3, 4, 13
+# PostgreSQL 12+: "connection authorized: user=U database=D application_name=A" (then SSL details)
+AUTHORIZED = re.compile(r"connection authorized: user=(\S+)(?: database=\S+)?(?: application_name=(\S*))?")
+CSV_TIME, CSV_USER, CSV_PID, CSV_FROM, CSV_MESSAGE, CSV_APPLICATION = 0, 1, 3, 4, 13, 22
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Record:
     host: str | None  # the client's address, when the record itself says it
     message: str
     raw: str  # the record as written (one line, or one CSV record)
+    user: str | None = None  # the session's user, when the format or the prefix (%u) carries it
+    application: str | None = None  # its application_name (%a), when carried ("" when it set none)
 
 
 def prefix_pattern(prefix: str) -> re.Pattern[str]:
@@ -160,7 +164,9 @@ def _stderr_records(text: str, prefix: str, tz: tzinfo) -> Iterator[Record]:
         if at is None:
             continue  # a record without a time cannot be placed in a window
         host = groups.get("host") or _host_of(groups.get("remote") or "")
-        yield Record(at, groups.get("pid") or "", host or None, groups["message"], line)
+        yield Record(at, groups.get("pid") or "", host or None, groups["message"], line,
+                     (groups.get("user") or "").strip() or None,
+                     groups["app"].strip() if groups.get("app") is not None else None)
 
 
 def _host_of(remote: str) -> str:
@@ -191,7 +197,8 @@ def _csv_records(text: str, tz: tzinfo) -> Iterator[Record]:
         host = source.rsplit(":", 1)[0] if ":" in source and not source.startswith("[local]") else None
         out = io.StringIO()
         csv.writer(out, lineterminator="").writerow(row)
-        yield Record(at, row[CSV_PID], host or None, row[CSV_MESSAGE], out.getvalue())
+        yield Record(at, row[CSV_PID], host or None, row[CSV_MESSAGE], out.getvalue(), row[CSV_USER] or None,
+                     row[CSV_APPLICATION] if len(row) > CSV_APPLICATION else None)
 
 
 def _json_records(text: str, tz: tzinfo) -> Iterator[Record]:
@@ -205,11 +212,18 @@ def _json_records(text: str, tz: tzinfo) -> Iterator[Record]:
         at = parse_time(str(entry.get("timestamp", "")), tz)
         if at is None:
             continue
-        host = entry.get("remote_host")
+        host, user, application = entry.get("remote_host"), entry.get("user"), entry.get("application_name")
         yield Record(at, str(entry.get("pid", "")), str(host) if host and host != "[local]" else None,
-                     str(entry.get("message", "")), line)
+                     str(entry.get("message", "")), line, str(user) if user else None,
+                     None if application is None else str(application))
 
 
 def received_host(message: str) -> str | None:
     m = RECEIVED.match(message)
     return m.group(1) if m else None
+
+
+def authorized(message: str) -> tuple[str, str | None] | None:
+    """The user and application name of a ``connection authorized`` message (English ``lc_messages``)."""
+    m = AUTHORIZED.match(message)
+    return (m.group(1), m.group(2)) if m else None

@@ -57,9 +57,9 @@ def subject_hash(key: bytes, subject: str) -> str:
     return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
 
 
-def _holdings(catalog: Catalog, store: str) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for collection, name, pii_type, _confidence in catalog.pii_fields(store):
+def _holdings(catalog: Catalog, store: str, include_system: bool) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}  # system collections (an audit index) only when asked: piiguard.system
+    for collection, name, pii_type, _confidence in catalog.pii_fields(store, include_system=include_system):
         out.setdefault(collection, {})[name] = pii_type
     return out
 
@@ -80,17 +80,21 @@ def _read(store: Store, collection: str, columns: list[str], timeout: float) -> 
 
 
 def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes, *,
-               timeout: float = 30.0) -> Scope:
-    """Who was in the incident's stores and which of their data; every network step bounded by ``timeout``."""
+               timeout: float = 30.0, include_system: bool = False) -> Scope:
+    """Who was in the incident's stores and which of their data; every network step bounded by ``timeout``.
+    System collections (:mod:`piiguard.system`) are read only with ``include_system``."""
     scope = Scope()
     copies = catalog.copies(status="active")
     for name in incident["stores"]:
         store = stores.get(name)
         if store is None:
             raise UsageError(f"store {name!r} is not in the configuration", hint="add it to piiguard.yaml")
-        held = _holdings(catalog, name)
+        held = _holdings(catalog, name, include_system)
         if not held:
-            raise UsageError(f"the catalog holds no scan of {name} with PII", hint=f"run `piiguard scan {name}`")
+            only_system = not include_system and catalog.system_pii(name)
+            raise UsageError(f"the catalog holds no scan of {name} with PII" + (" outside its system collections"
+                             if only_system else ""), hint="--include-system reads them" if only_system
+                             else f"run `piiguard scan {name}`")
         for collection, fields in held.items():
             copy = _copy_of(copies, name, collection)
             labels = _labels(copy) if copy is not None else {
