@@ -125,14 +125,24 @@ class Connector(ABC):
     def columns(self, collection: CollectionInfo) -> list[str]:
         """The collection's fields a copy takes, in order: top-level columns, or for documents the
         field paths a sample finds (as :func:`flatten` names them)."""
-        raise UsageError(f"engine {self.store.engine} cannot read a whole collection yet")
+        raise self._cannot_read()
 
     def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Every record's values at these field paths, streamed with bounded memory, one
         ``pa.RecordBatch`` of at most ``batch_rows`` records at a time, columns named and ordered as
         asked. A path without ``[]`` is a ``string`` column; a path through arrays is a
         ``list<string>`` column (see :func:`extract` for how its items line up)."""
-        raise UsageError(f"engine {self.store.engine} cannot read a whole collection yet")
+        raise self._cannot_read()
+
+    @classmethod
+    def reads_whole(cls) -> bool:
+        """Whether this connector has the whole-collection reader (it can be scoped and copied from)."""
+        return cls.read is not Connector.read
+
+    def _cannot_read(self) -> UsageError:
+        able = ", ".join(n for n in connectors if connectors.get(n).reads_whole())
+        return UsageError(f"engine {self.store.engine} cannot read a whole collection yet (no scope, no copy "
+                          "from it)", hint=f"engines read whole: {able}")
 
 
 connectors: Registry[type[Connector]] = Registry("connector", Connector)
