@@ -31,8 +31,10 @@ from piiguard.registry import Registry, driver
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.compute as pc
 else:  # imported on first use: starting the CLI must not load every engine's driver
     pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
 
 MAX_VALUE_CHARS = 4096
 JSON_PROBE = 20  # non-null values looked at to decide whether a text column holds JSON documents
@@ -83,6 +85,9 @@ class Connector(ABC):
 
     #: Least privileges it needs, printed by ``piiguard show connector``.
     privileges: str = ""
+    #: Whether :meth:`read` takes the scan's nested field paths (``profile.email``, ``devices[].serial``)
+    #: and not only top-level columns: then scope reads a collection's nested PII fields too.
+    reads_paths: bool = False
 
     def __init__(self, store: Store, *, timeout: float = 10.0) -> None:
         self.store = store
@@ -414,3 +419,17 @@ def document_record_batches(docs: Iterable[Any], columns: Sequence[str], batch_r
     if chunk:
         yield documents_record_batch(chunk, columns)
 
+
+
+def has_value(values: pa.Array) -> list[bool]:
+    """Whether each record holds a value in this reader column: a text that is not null or empty, or
+    for a ``list<string>`` column at least one such item."""
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        items = values.flatten()
+        found = [False] * len(values)
+        parents = pc.list_parent_indices(values).to_pylist()
+        for parent, there in zip(parents, has_value(items), strict=True):
+            if there:
+                found[parent] = True
+        return found
+    return [bool(v) for v in pc.invert(pc.or_kleene(pc.is_null(values), pc.equal(values, ""))).to_pylist()]

@@ -289,6 +289,7 @@ class Files(Connector):
     """CSV, JSON Lines and Parquet files: one file, or every such file under a folder."""
 
     privileges = "read permission on the files"
+    reads_paths = True
 
     def open(self) -> None:
         self.root = Path(self.store.path or "")
