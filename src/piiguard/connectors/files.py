@@ -426,7 +426,9 @@ class Files(Connector):
         source = self._source(collection)
         if compression is None:
             return source
-        return pa.CompressedInputStream(pa.PythonFile(source, mode="r"), compression)
+        # an S3 object is already an Arrow stream; a local file is a Python one
+        native = source if isinstance(source, pa.NativeFile) else pa.PythonFile(source, mode="r")
+        return pa.CompressedInputStream(native, compression)
 
     def _text_head(self, collection: CollectionInfo) -> tuple[bytes, bool]:
         """The first 64 KiB of the (decompressed) text, and whether that is all of it."""

@@ -95,7 +95,10 @@ class S3(Files):
         return out
 
     def _source(self, collection: CollectionInfo, *, seekable: bool = False) -> Any:
-        return (self.fs.open_input_file if seekable else self.fs.open_input_stream)(collection.name)
+        if seekable:
+            return self.fs.open_input_file(collection.name)
+        # the raw bytes: the files readers decompress (Arrow would also guess from the suffix: twice)
+        return self.fs.open_input_stream(collection.name, compression=None)
 
     def _size(self, collection: CollectionInfo) -> int:
         return int(self.fs.get_file_info(collection.name).size or 0)
