@@ -23,9 +23,9 @@ them as a problem on the collection (exit 1) with rows read and skipped, classif
 goes on with the other collections. Never a value in the message.
 
 Sampling reads the first rows of the file (exports are rarely sorted by anything PII-related; this
-is the cheap read). Scope and copy read every record whole with :meth:`Files.read` (see
-:mod:`piiguard.connectors.records`), at the field paths the scan names, and fail rather than skip. Distinct counts for the subject estimate come from DuckDB (``approx_count_distinct``
-for big files).
+is the cheap read). Distinct counts for the subject estimate come from DuckDB (``approx_count_distinct``
+for big files). Scope and copy read every record whole with :meth:`Files.read` (see
+:mod:`piiguard.connectors.records`), at the field paths the scan names, and fail rather than skip.
 """
 
 from __future__ import annotations
