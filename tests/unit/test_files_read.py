@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from piiguard import plugins
-from piiguard.connectors.base import MAX_VALUE_CHARS, extract
+from piiguard.connectors.base import MAX_VALUE_CHARS, extract, flatten
 from piiguard.connectors.files import Files
+from piiguard.connectors.records import Paths
 from piiguard.errors import CollectionError
 from piiguard.masking.pipeline import find_collection
 from piiguard.model import Store
@@ -108,6 +109,23 @@ def test_parquet_plain_columns_are_text(tmp_path: Path) -> None:
     assert got == {"id": ["1", "2"], "ok": ["true", None], "email": ["a@x.io", None], "raw": ["abc", None]}
 
 
+def test_a_parquet_copy_is_read_by_its_column_names(tmp_path: Path) -> None:
+    """A copy written to a file names its columns by the source's paths; scope reads them by those names."""
+    pq.write_table(pa.table({"member_id": ["p1"], "profile.email": ["u1@pseudonym.invalid"],
+                             "devices[].serial": ['["s1",null]']}), tmp_path / "copy.parquet")
+    _, got, _ = read_all(tmp_path, "copy.parquet", ["member_id", "profile.email", "devices[].serial"])
+    assert got == {"member_id": ["p1"], "profile.email": ["u1@pseudonym.invalid"], "devices[].serial": ['["s1",null]']}
+
+
+def test_parquet_paths_arrow_follows_match_the_documents_reading(tmp_path: Path) -> None:
+    rows = [{"id": "c1", "p": {"e": "a", "q": None}, "d": [{"s": "1"}, None, {"s": None}], "t": ["x", None]},
+            {"id": None, "p": None, "d": None, "t": []}, {"id": "c3", "p": {"e": None, "q": "z"}, "d": [], "t": None}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "n.parquet")
+    cols = ["id", "p.e", "p.q", "d[].s", "t[]", "p.missing", "gone"]
+    _, got, _ = read_all(tmp_path, "n.parquet", cols, batch_rows=2)
+    assert got == {c: [extract(r, [c])[c] for r in rows] for c in cols}
+
+
 def test_parquet_maps_read_as_the_scan_names_them(tmp_path: Path) -> None:
     table = pa.table({"id": ["c1"], "attrs": pa.array([[("email", "a@x.io")]], pa.map_(pa.string(), pa.string()))})
     pq.write_table(table, tmp_path / "m.parquet")
@@ -145,3 +163,20 @@ def test_every_line_reads_as_extract_reads_it(tmp_path: Path, docs: list[dict[st
     cols, got, _ = read_all(tmp_path, "d.jsonl")
     for i, doc in enumerate(docs):
         assert {c: got[c][i] for c in cols} == extract(doc, cols)
+
+
+@settings(max_examples=200, deadline=None)
+@given(docs=st.lists(st.dictionaries(st.text(max_size=4), json_values, max_size=4), min_size=1, max_size=4),
+       keep=st.lists(st.booleans(), max_size=12), extra=st.lists(st.sampled_from(["a", "a[]", "a[].b", "x.y[][]"]),
+                                                                 max_size=2))
+def test_the_readers_pruned_walk_reads_what_extract_reads(docs: list[dict[str, Any]], keep: list[bool],
+                                                          extra: list[str]) -> None:
+    """Paths walks only toward the wanted paths and labels each key once: the same values as extract."""
+    found: dict[str, list[str | None]] = {}
+    for doc in docs:
+        flatten(doc, "", found)
+    wanted = [p for p, k in zip(found, keep + [True] * len(found), strict=False) if k] + extra
+    wanted = list(dict.fromkeys(wanted))
+    paths = Paths(wanted)
+    for doc in docs:
+        assert paths.extract(doc) == extract(doc, wanted)

@@ -49,13 +49,13 @@ from piiguard.connectors.base import (
     Connector,
     connectors,
     documents_batch,
-    documents_record_batch,
     unique_name,
 )
 from piiguard.connectors.labels import header_is_data, label
 from piiguard.connectors.records import (
     DEEP_LINES,
     DOC_ROWS,
+    Paths,
     document,
     document_paths,
     line_documents,
@@ -657,9 +657,10 @@ class Files(Connector):
             elif kind == "parquet":
                 yield from parquet_batches(self._source(collection, seekable=True), columns, batch_rows)
             else:
+                paths = Paths(columns)
                 for docs in self._documents(collection, tally):
                     for start in range(0, len(docs), batch_rows):
-                        yield documents_record_batch(docs[start:start + batch_rows], columns)
+                        yield paths.batch(docs[start:start + batch_rows])
         except (pa.ArrowException, OSError, csv.Error, EOFError) as exc:
             raise CollectionError(self.store.name, f"cannot read the file whole ({type(exc).__name__})",
                                   collection=label(collection.name),
