@@ -1,7 +1,8 @@
 """The whole-collection reader of files and S3 (versitygw), as scope and copy use it.
 
 A raw export of a subset of the members (a CSV of some, JSON Lines of others with nested profiles and
-device arrays; the subsets overlap, and some members appear in two JSON lines) sits in a local folder
+device arrays, a Parquet file with a struct and a list of structs; the subsets overlap, and some
+members appear in two JSON lines) sits in a local folder
 and in a bucket. ``piiguard incident scope`` on each must name exactly the members the test wrote and,
 for each, exactly the categories their records held — both worked out here from what was written,
 not from piiguard. Then ``piiguard copy`` takes the JSON Lines export into PostgreSQL: masked, each
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from built_servers import S3Server, start_versitygw, stop_versitygw
 from conftest import pg_connect
@@ -43,7 +46,8 @@ PW = "PIIGUARD_READ_PW"
 KEY = "read-files-copy-key-0123456789"
 BUCKET = "exports"
 # what each field holds, by construction (the scan is asserted to agree before any scope is trusted)
-TYPES = {"id": "customer-identifier", "member_id": "customer-identifier", "email": "email", "phone": "phone", "profile.email": "email",
+TYPES = {"id": "customer-identifier", "member_id": "customer-identifier", "customer_id": "customer-identifier",
+         "contact.email": "email", "email": "email", "phone": "phone", "profile.email": "email",
          "profile.phone": "phone", "devices[].serial": "device-serial", "devices[].mac": "mac-address"}
 MASKED = {"member_id": "pseudonym", "profile.email": "pseudonym", "profile.phone": "keep-prefix",
           "devices[].serial": "pseudonym", "devices[].mac": "mac-vendor"}
@@ -99,9 +103,19 @@ def export(compress_csv: bool) -> Export:
         held(m["id"], *fields)
         jsonl.setdefault(m["id"], set()).update(fields)
         lines.append(json.dumps(doc))
+    rows = []
+    for i in range(260, 340):  # members 260–339 in Parquet: a struct and a list of structs
+        m = member(i)
+        rows.append({"customer_id": m["id"], "contact": {"email": m["email"] if i % 4 else None},
+                     "devices": [{"serial": m["serial"]}] if i % 5 else []})
+        held(m["id"], "customer_id", *(["contact.email"] if i % 4 else []),
+             *(["devices[].serial"] if i % 5 else []))
+    parquet = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
     text = out.getvalue().encode()
     return Export({"members.csv.gz" if compress_csv else "members.csv": gzip.compress(text) if compress_csv else text,
-                   "profiles.jsonl": ("\n".join(lines) + "\n").encode()}, people, jsonl, serials)
+                   "profiles.jsonl": ("\n".join(lines) + "\n").encode(), "devices.parquet": parquet.getvalue()},
+                  people, jsonl, serials)
 
 
 def seed(leaks: Leaks) -> None:
@@ -170,7 +184,8 @@ def test_scope_of_a_raw_export_is_exactly_the_subset(kind: str, request: pytest.
         found = {(c.name.rsplit("/", 1)[-1], f.field): f.pii_type for c in result.collections for f in c.pii_fields}
         prefix = "members.csv.gz" if kind == "s3" else "members.csv"
         assert found == {**{(prefix, f): TYPES[f] for f in ("id", "email", "phone")},
-                         **{("profiles.jsonl", f): t for f, t in TYPES.items() if f not in ("id", "email", "phone")}}
+                         **{("profiles.jsonl", f): TYPES[f] for f in MASKED},
+                         **{("devices.parquet", f): TYPES[f] for f in ("customer_id", "contact.email", "devices[].serial")}}
         incident_id = open_by_hand(cat, "raw", "2026-11-30T00:00:00+00:00")
         direct = find_scope(cat, cat.incident(incident_id) or {}, stores, KEY.encode(), timeout=10)
     expected = {pid: sorted(types) for pid, types in data.people.items()}
@@ -187,7 +202,7 @@ def test_scope_of_a_raw_export_is_exactly_the_subset(kind: str, request: pytest.
     with subjects.open() as f:
         rows = {r["subject"]: sorted(r["exposed"].split(";")) for r in csv.DictReader(f)}
     assert rows == expected
-    assert len(rows) == 280 and oct(subjects.stat().st_mode & 0o777) == "0o600"
+    assert len(rows) == 340 and oct(subjects.stat().st_mode & 0o777) == "0o600"
 
 
 def test_a_broken_record_fails_the_read_without_its_value(tmp_path: Path, leaks: Leaks) -> None:
