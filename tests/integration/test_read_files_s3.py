@@ -281,3 +281,36 @@ def test_copy_from_a_bucket_masks_each_item_and_scope_traces_it_back(s3: S3Serve
             pid: sorted(f"{TYPES[f]} ({MASKED[f]})" for f in fields) for pid, fields in data.jsonl.items()}
     finally:
         del os.environ[PW], os.environ["PIIGUARD_READ_KEY"]
+
+
+def test_a_folder_copied_into_parquet_is_masked_per_item_and_traced_back(tmp_path: Path, leaks: Leaks) -> None:
+    """A files source and a files target (Parquet): the list column arrives as JSON text arrays of
+    pseudonyms, and scope reads the copy by its column names (``devices[].serial``) to trace them back."""
+    from datetime import date
+
+    from piiguard.masking.pipeline import plan_copy, run_copy
+
+    seed(leaks)
+    data = export(compress_csv=False)
+    raw = Store("raw", "files", path=str(tmp_path / "exports"))
+    store_config("files", tmp_path, None, data, leaks)
+    (tmp_path / "copies").mkdir()
+    target = Store("lake", "files", path=str(tmp_path / "copies"))
+    leaks.holds_people(tmp_path / "copies" / "profiles.parquet")  # masked, but people's data: 0600
+    with Catalog(tmp_path / "c.db") as cat:
+        plan = plan_copy(raw, "profiles.jsonl", target, "profiles.parquet", accepted_risk="test", catalog=cat)
+        run_copy(plan, KEY.encode(), cat, owner="lake", purpose="test", expires=date(2030, 1, 1))
+        table = pq.read_table(tmp_path / "copies" / "profiles.parquet")
+        assert table.schema.field("devices[].serial").type == pa.string()
+        got = [(pid, json.loads(s) if s else []) for pid, s in zip(table.column("member_id").to_pylist(),
+                                                                     table.column("devices[].serial").to_pylist(),
+                                                                     strict=True)]
+        want = [(pseudonym(pid), [None if x is None else pseudonym(x) for x in line])
+                for pid, lines in data.serials.items() for line in lines]
+        assert sorted(got, key=str) == sorted(want, key=str)
+        stores = {"raw": raw, "lake": target}
+        scan([target], catalog=cat)
+        incident_id = open_by_hand(cat, "lake", "2026-11-30T00:00:00+00:00")
+        scope = find_scope(cat, cat.incident(incident_id) or {}, stores, KEY.encode(), timeout=10)
+    assert {p: sorted(t) for p, t in scope.people.items()} == {
+        pid: sorted(f"{TYPES[f]} ({MASKED[f]})" for f in fields) for pid, fields in data.jsonl.items()}
