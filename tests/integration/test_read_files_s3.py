@@ -85,7 +85,7 @@ def export(compress_csv: bool) -> Export:
         phone = "" if i % 7 == 0 else m["phone"]
         w.writerow([m["id"], m["email"], phone])
         held(m["id"], "id", "email", *(["phone"] if phone else []))
-    lines = []
+    lines: list[str] = []
     for i in [*range(120, 280), *range(200, 220)]:  # members 120–279, and 200–219 in a second line
         m = member(i)
         doc: dict[str, Any] = {"member_id": m["id"]}
