@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from built_servers import OpenSearch, start_opensearch, stop_opensearch
 from conftest import pg_connect
+from leak import Leaks
 from servers import PASSWORD, Server
 
 from piiguard.catalog import Catalog
@@ -127,3 +128,30 @@ def test_replacing_another_sources_copy_behind_an_alias_leaves_no_orphan_index(
     assert list(node.json("GET", "/_alias/mixed")) == [f"mixed-piiguard-{second}"] and count(node, "mixed") == 120
     status, _ = node.request("HEAD", f"/mixed-piiguard-{first}")
     assert status == 404  # piiguard's own replaced index is not left behind with nothing recording it
+
+
+def test_a_list_column_is_a_native_array_of_masked_items(node: OpenSearch, tmp_path: Path, leaks: Leaks) -> None:
+    """A JSON Lines export whose devices hold serials: in OpenSearch each copied document holds the
+    serials as an array of pseudonyms (not JSON text), the device without one as null."""
+    import json
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    lines = [{"member_id": f"mem-{i:05d}", "profile": {"email": f"m{i}@example.org"},
+              "devices": [{"serial": f"SN-{i:08d}"}, {"mac": "3c:5a:b4:00:00:01"}]} for i in range(300)]
+    (folder / "members.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    leaks.source(folder / "members.jsonl")
+    leaks.seed((f"SN-{i:08d}" for i in range(300)), "serial")
+    leaks.seed((f"m{i}@example.org" for i in range(300)), "email")
+    raw = Store("raw", "files", path=str(folder))
+    with Catalog(tmp_path / "c.db") as cat:
+        p = plan_copy(raw, "members.jsonl", node.store(), "members-lists", catalog=cat,
+                      accepted_risk="a throwaway test node")
+        assert {r.field: r.masker for r in p.rules}["devices[].serial"] == "pseudonym"
+        copy(p, cat)
+    node.request("POST", "/members-lists/_refresh")
+    hits = node.json("GET", "/members-lists/_search?size=1000")["hits"]["hits"]
+    assert len(hits) == 300
+    serials = [h["_source"]["devices[].serial"] for h in hits]  # _source keeps the keys as written
+    assert all(isinstance(s, list) and len(s) == 2 and s[1] is None and not s[0].startswith("SN-") for s in serials)
+    assert len({s[0] for s in serials}) == 300  # one pseudonym per serial

@@ -33,10 +33,11 @@ def list_detectors() -> None:
 def list_connectors() -> None:
     """Every store engine piiguard reads."""
     plugins.load()
-    table = Table("engine", "summary", "least privileges")
+    table = Table("engine", "summary", "least privileges", "read whole (scope, copy source)")
     for name in connectors:
         cls = connectors.get(name)
-        table.add_row(name, (inspect.getdoc(cls) or "").splitlines()[0], cls.privileges)
+        table.add_row(name, (inspect.getdoc(cls) or "").splitlines()[0], cls.privileges,
+                      "yes" if cls.reads_whole() else "not yet")
     Console().print(table)
 
 
@@ -134,6 +135,7 @@ def show_connector(name: str) -> None:
     out.print(f"[bold]{name}[/bold]\n")
     out.print(inspect.getdoc(inspect.getmodule(cls)) or "", markup=False)
     out.print(f"\nleast privileges: {cls.privileges}")
+    out.print("read whole (incident scope, copy source): " + ("yes" if cls.reads_whole() else "not yet"))
 
 
 @show_app.command("responder")

@@ -31,8 +31,10 @@ from piiguard.registry import Registry, driver
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.compute as pc
 else:  # imported on first use: starting the CLI must not load every engine's driver
     pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
 
 MAX_VALUE_CHARS = 4096
 JSON_PROBE = 20  # non-null values looked at to decide whether a text column holds JSON documents
@@ -83,6 +85,9 @@ class Connector(ABC):
 
     #: Least privileges it needs, printed by ``piiguard show connector``.
     privileges: str = ""
+    #: Whether :meth:`read` takes the scan's nested field paths (``profile.email``, ``devices[].serial``)
+    #: and not only top-level columns: then scope reads a collection's nested PII fields too.
+    reads_paths: bool = False
 
     def __init__(self, store: Store, *, timeout: float = 10.0) -> None:
         self.store = store
@@ -125,14 +130,24 @@ class Connector(ABC):
     def columns(self, collection: CollectionInfo) -> list[str]:
         """The collection's fields a copy takes, in order: top-level columns, or for documents the
         field paths a sample finds (as :func:`flatten` names them)."""
-        raise UsageError(f"engine {self.store.engine} cannot read a whole collection yet")
+        raise self._cannot_read()
 
     def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Every record's values at these field paths, streamed with bounded memory, one
         ``pa.RecordBatch`` of at most ``batch_rows`` records at a time, columns named and ordered as
         asked. A path without ``[]`` is a ``string`` column; a path through arrays is a
         ``list<string>`` column (see :func:`extract` for how its items line up)."""
-        raise UsageError(f"engine {self.store.engine} cannot read a whole collection yet")
+        raise self._cannot_read()
+
+    @classmethod
+    def reads_whole(cls) -> bool:
+        """Whether this connector has the whole-collection reader (it can be scoped and copied from)."""
+        return cls.read is not Connector.read
+
+    def _cannot_read(self) -> UsageError:
+        able = ", ".join(n for n in connectors if connectors.get(n).reads_whole())
+        return UsageError(f"engine {self.store.engine} cannot read a whole collection yet (no scope, no copy "
+                          "from it)", hint=f"engines read whole: {able}")
 
 
 connectors: Registry[type[Connector]] = Registry("connector", Connector)
@@ -404,3 +419,17 @@ def document_record_batches(docs: Iterable[Any], columns: Sequence[str], batch_r
     if chunk:
         yield documents_record_batch(chunk, columns)
 
+
+
+def has_value(values: pa.Array) -> list[bool]:
+    """Whether each record holds a value in this reader column: a text that is not null or empty, or
+    for a ``list<string>`` column at least one such item."""
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        items = values.flatten()
+        found = [False] * len(values)
+        parents = pc.list_parent_indices(values).to_pylist()
+        for parent, there in zip(parents, has_value(items), strict=True):
+            if there:
+                found[parent] = True
+        return found
+    return [bool(v) for v in pc.invert(pc.or_kleene(pc.is_null(values), pc.equal(values, ""))).to_pylist()]

@@ -24,7 +24,8 @@ goes on with the other collections. Never a value in the message.
 
 Sampling reads the first rows of the file (exports are rarely sorted by anything PII-related; this
 is the cheap read). Distinct counts for the subject estimate come from DuckDB (``approx_count_distinct``
-for big files).
+for big files). Scope and copy read every record whole with :meth:`Files.read` (see
+:mod:`piiguard.connectors.records`), at the field paths the scan names, and fail rather than skip.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,17 @@ from piiguard.connectors.base import (
     unique_name,
 )
 from piiguard.connectors.labels import header_is_data, label
+from piiguard.connectors.records import (
+    DEEP_LINES,
+    DOC_ROWS,
+    Paths,
+    document,
+    document_paths,
+    line_documents,
+    parquet_batches,
+    schema_paths,
+    table_batches,
+)
 from piiguard.connectors.streams import LineFilter, Tally, line_blocks
 from piiguard.errors import CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate
@@ -91,10 +103,6 @@ HEADER_PROBE_ROWS = 50
 
 RAGGED = "row(s) with the wrong number of fields"
 BAD_UTF8 = "value(s) not valid UTF-8"
-BAD_UTF8_LINES = "line(s) not valid UTF-8"
-BAD_JSON = "line(s) that are not valid JSON"
-NOT_OBJECT = "line(s) that are not JSON objects"
-DEEP_LINES = f"line(s) nested deeper than {MAX_DEPTH} levels"
 CHANGED = "the file changed while it was read (its size or modification time); scan it again when it is still"
 UNCLOSED = "line(s) after a quote that is never closed (read as one value)"
 _NOT_FOLLOWED = "a symbolic link: not followed"
@@ -116,6 +124,11 @@ def _kind(name: str) -> tuple[str | None, str | None]:
     if kind == "parquet" and compression is not None:
         return None, None
     return kind, compression
+
+
+def known_file(name: str) -> bool:
+    """Whether piiguard reads a file of this name (its suffix, after a compression suffix)."""
+    return _kind(name)[0] is not None
 
 
 def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
@@ -268,27 +281,7 @@ def _many_keys(block: bytes) -> bool:
 
 def _json_lines(block: bytes, tally: Tally) -> Batch:
     """The careful way through a block Arrow refused (or that may nest too deep): line by line."""
-    docs: list[dict[str, Any]] = []
-    for line in block.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            tally.add(BAD_UTF8_LINES)
-            continue
-        try:
-            doc = json.loads(text)
-        except RecursionError:  # the json module recurses; Python's limit is about 1,000 levels
-            tally.add(DEEP_LINES)
-            continue
-        except ValueError:
-            tally.add(BAD_JSON)
-            continue
-        if not isinstance(doc, dict):
-            tally.add(NOT_OBJECT)
-            continue
-        docs.append(doc)
+    docs = [d for d in (document(line, tally) for line in block.split(b"\n")) if d is not None]
     return documents_batch(docs)
 
 
@@ -297,6 +290,7 @@ class Files(Connector):
     """CSV, JSON Lines and Parquet files: one file, or every such file under a folder."""
 
     privileges = "read permission on the files"
+    reads_paths = True
 
     def open(self) -> None:
         self.root = Path(self.store.path or "")
@@ -432,7 +426,9 @@ class Files(Connector):
         source = self._source(collection)
         if compression is None:
             return source
-        return pa.CompressedInputStream(pa.PythonFile(source, mode="r"), compression)
+        # an S3 object is already an Arrow stream; a local file is a Python one
+        native = source if isinstance(source, pa.NativeFile) else pa.PythonFile(source, mode="r")
+        return pa.CompressedInputStream(native, compression)
 
     def _text_head(self, collection: CollectionInfo) -> tuple[bytes, bool]:
         """The first 64 KiB of the (decompressed) text, and whether that is all of it."""
@@ -525,6 +521,11 @@ class Files(Connector):
 
     def _json_array(self, collection: CollectionInfo, tally: Tally) -> Iterator[Batch]:
         """A .json file holding one array of objects: parsed whole (it has no lines to stream by)."""
+        docs = self._array_documents(collection, tally)
+        for start in range(0, len(docs), 10_000):
+            yield documents_batch(docs[start:start + 10_000])
+
+    def _array_documents(self, collection: CollectionInfo, tally: Tally) -> list[dict[str, Any]]:
         with contextlib.closing(self._stream(collection)) as stream:
             data = bytes(stream.read(MAX_JSON_ARRAY_BYTES + 1))
         if len(data) > MAX_JSON_ARRAY_BYTES:
@@ -534,16 +535,15 @@ class Files(Connector):
             items = json.loads(data)
         except RecursionError:
             tally.add(DEEP_LINES)
-            return
+            return []
         except ValueError:  # not valid JSON (UnicodeDecodeError is one)
             tally.add("file(s) that are not valid JSON")
-            return
+            return []
         docs = [d for d in items if isinstance(d, dict)] if isinstance(items, list) else []
         if len(docs) < (len(items) if isinstance(items, list) else 1):
             tally.add("array item(s) that are not JSON objects", (len(items) if isinstance(items, list) else 1)
                       - len(docs))
-        for start in range(0, len(docs), 10_000):
-            yield documents_batch(docs[start:start + 10_000])
+        return docs
 
     def _items(self, collection: CollectionInfo, block_bytes: int) -> Iterator[Batch]:
         """Batches of the file's rows, each carrying what was skipped while reading it."""
@@ -606,6 +606,74 @@ class Files(Connector):
             pending.append(Batch({}, 0, stopped=CHANGED))
         if pending:
             yield _merged(pending)
+
+    # The whole-collection reader (scope, copy): every record, whole values, the scan's field paths.
+    def _array_file(self, collection: CollectionInfo) -> bool:
+        return _kind(collection.name)[0] == "json" and self._text_head(collection)[0].lstrip().startswith(b"[")
+
+    def _documents(self, collection: CollectionInfo, tally: Tally) -> Generator[list[dict[str, Any]], None, None]:
+        """A JSON Lines file (or a .json of one object per line), or a JSON array, as lists of documents."""
+        if self._array_file(collection):
+            docs = self._array_documents(collection, tally)
+            for start in range(0, len(docs), DOC_ROWS):
+                yield docs[start:start + DOC_ROWS]
+        else:
+            yield from line_documents(self._stream(collection), tally)
+
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        """CSV: the columns as the scan names them. Parquet: the schema's leaf paths. JSON: the paths
+        the first documents hold (as the scan names them: ``profile.email``, ``devices[].serial``)."""
+        self._refuse(collection)
+        kind = _kind(collection.name)[0]
+        try:
+            if kind == "csv":
+                return list(self._layout(collection)[0])
+            if kind == "parquet":
+                return schema_paths(pq.ParquetFile(self._source(collection, seekable=True)).schema_arrow)
+            if self._size(collection) == 0:
+                return []
+            return document_paths(self._documents(collection, Tally()))
+        except (pa.ArrowException, OSError, csv.Error, EOFError) as exc:
+            raise CollectionError(self.store.name, f"cannot read the file ({type(exc).__name__})",
+                                  collection=label(collection.name),
+                                  hint="check that the file is well-formed " + (kind or "")) from exc
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Every record at these field paths. Streams (bounded memory) except a JSON array, which is
+        parsed whole as the scan parses it. **Nothing is skipped silently**: when a record could not be
+        read whole (a ragged CSV row, a JSON line that does not parse or is longer than 16 MiB, bytes
+        that are not UTF-8) or the file changed under the reader, the read fails after the last batch
+        with the counts by reason, never a value: a scope or copy without those records would be wrong."""
+        self._refuse(collection)
+        if self._size(collection) == 0:
+            return
+        before = self._version(collection)
+        tally = Tally()
+        kind = _kind(collection.name)[0]
+        try:
+            if kind == "csv":
+                names, _ = self._layout(collection)
+                yield from table_batches(self._csv(collection, READ_BYTES, tally), names, columns, batch_rows)
+            elif kind == "parquet":
+                yield from parquet_batches(self._source(collection, seekable=True), columns, batch_rows)
+            else:
+                paths = Paths(columns)
+                for docs in self._documents(collection, tally):
+                    for start in range(0, len(docs), batch_rows):
+                        yield paths.batch(docs[start:start + batch_rows])
+        except (pa.ArrowException, OSError, csv.Error, EOFError) as exc:
+            raise CollectionError(self.store.name, f"cannot read the file whole ({type(exc).__name__})",
+                                  collection=label(collection.name),
+                                  hint="check that the file is well-formed " + (kind or "")) from exc
+        left = tally.take()
+        if self._version(collection) != before:
+            left[CHANGED] = 1
+        if left:
+            what = "; ".join(reason if reason == CHANGED else f"{n:,} {reason}" for reason, n in sorted(left.items()))
+            raise CollectionError(self.store.name, f"the file could not be read whole: {what}",
+                                  collection=label(collection.name),
+                                  hint="fix or remove those records (`piiguard scan` counts them too), then run "
+                                       "it again: a scope or copy without them would be incomplete")
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = self._path(collection)

@@ -1,9 +1,10 @@
 """S3-compatible object storage (AWS S3, MinIO, Ceph RGW, versitygw — the tests run versitygw).
 
 Objects are read with Arrow's own S3 filesystem and the ``files`` connector's readers, so a bucket
-is scanned exactly like a folder of exports: every object whose key ends in a known suffix (CSV,
-TSV, JSON Lines, Parquet) is a collection named ``bucket/key``. The store's ``database`` is the
-bucket; without one, every bucket the credentials can list is read.
+is scanned exactly like a folder of exports, and read whole (scope, copy) like one: every object
+whose key ends in a known suffix (CSV, TSV, JSON Lines, JSON, Parquet; CSV and JSON also compressed
+as ``.gz`` or ``.zst``) is a collection named ``bucket/key``. The store's ``database`` is the bucket;
+without one, every bucket the credentials can list is read.
 
 The store's ``user`` is the access key id (an identifier) and its password reference the secret
 key (``AWS_SECRET_ACCESS_KEY`` by default). Options: ``tls`` (default true), ``cafile``, ``region``
@@ -14,12 +15,11 @@ key (``AWS_SECRET_ACCESS_KEY`` by default). Options: ``tls`` (default true), ``c
 from __future__ import annotations
 
 import functools
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from piiguard.config import option_flag
 from piiguard.connectors.base import connectors
-from piiguard.connectors.files import SUFFIXES, Files
+from piiguard.connectors.files import Files, known_file
 from piiguard.engines import tls
 from piiguard.engines.deadline import bounded
 from piiguard.engines.s3 import client, endpoint, secret  # noqa: F401 — re-exported: checks and writers use them
@@ -91,11 +91,14 @@ class S3(Files):
                 raise StoreError(s.name, f"the bucket lists more than {MAX_OBJECTS:,} objects: not scanned",
                                  collection=bucket, hint="name a smaller bucket in the store's address")
             out += [self._info(i.path) for i in sorted(infos, key=lambda i: i.path)
-                    if i.type == fs.FileType.File and PurePath(i.path).suffix.lower() in SUFFIXES]
+                    if i.type == fs.FileType.File and known_file(i.path)]
         return out
 
     def _source(self, collection: CollectionInfo, *, seekable: bool = False) -> Any:
-        return (self.fs.open_input_file if seekable else self.fs.open_input_stream)(collection.name)
+        if seekable:
+            return self.fs.open_input_file(collection.name)
+        # the raw bytes: the files readers decompress (Arrow would also guess from the suffix: twice)
+        return self.fs.open_input_stream(collection.name, compression=None)
 
     def _size(self, collection: CollectionInfo) -> int:
         return int(self.fs.get_file_info(collection.name).size or 0)
@@ -104,6 +107,14 @@ class S3(Files):
         with self.fs.open_input_file(collection.name) as f:
             data: pa.Buffer = f.read_at(min(1 << 16, self._size(collection)), 0)
             return bytes(data)
+
+    def _version(self, collection: CollectionInfo) -> tuple[int, int] | None:
+        """Size and modification time of the object, to tell whether it was replaced while it was read."""
+        try:
+            info = self.fs.get_file_info(collection.name)
+        except OSError:
+            return None
+        return int(info.size or 0), int(info.mtime_ns or 0)
 
     def distinct(self, collection: CollectionInfo, field: str) -> None:
         return None  # DuckDB reads local files only here; the subject estimate uses the scanned values

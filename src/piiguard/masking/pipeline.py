@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 import os
 import threading
 import time
@@ -279,11 +280,19 @@ class BatchMasker:
         expression = self.sql[field]
         if expression == '"v"':
             return values  # keep
+        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            # a document path through arrays: each item masked as a value of the field would be, the
+            # lists' lengths and their nulls (of lists and of items) kept
+            items = self._column(field, values.flatten())
+            offsets = pc.subtract(values.offsets, values.offsets[0])
+            return type(values).from_arrays(offsets, items, mask=values.is_null())
         encoded = pc.dictionary_encode(values)
         return pc.take(self._run(expression, encoded.dictionary), encoded.indices)
 
     def _subjects(self, values: pa.Array) -> np.ndarray[Any, Any]:
         """DuckDB's 64-bit hash of each distinct subject value, kept in memory only to count people."""
+        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            values = values.flatten()  # several people in one record (members[].email)
         distinct = pc.unique(values.filter(pc.is_valid(values)))
         hashes: np.ndarray[Any, Any] = self._run('hash("v")', distinct).to_numpy()
         return hashes
@@ -349,7 +358,7 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
                         subjects.append(people)
                     if pending is not None:
                         pending.result()
-                    pending = output.submit(_write, writer, masked)
+                    pending = output.submit(_write, writer, masked if writer.native_lists else as_text(masked))
                     rows += masked.num_rows
                     if progress is not None:
                         progress(masked.num_rows)
@@ -374,6 +383,17 @@ def run_copy(plan: CopyPlan, key: bytes, catalog: Catalog, *, owner: str, purpos
     return CopyResult(copy_id, rows, count, time.monotonic() - started)
 
 
+def as_text(table: pa.Table) -> pa.Table:
+    """List columns (document paths through arrays) as JSON text arrays (``["a","b",null]``), for
+    targets whose columns are text; other columns as they are."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            text = [None if v is None else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+                    for v in column.to_pylist()]
+            table = table.set_column(i, table.field(i).name, pa.array(text, pa.string()))
+    return table
+
+
 def _write(writer: Writer, table: pa.Table) -> None:
     for batch in table.to_batches():
         writer.write(batch)
@@ -385,5 +405,5 @@ def _failure(exc: BaseException) -> str:
     return type(exc).__name__  # never the message: a driver's text can quote row data
 
 
-__all__ = ["BatchMasker", "CopyPlan", "CopyResult", "FieldRule", "find_collection", "key_from", "key_id", "mask_rules",
-           "plan_copy", "run_copy"]
+__all__ = ["BatchMasker", "CopyPlan", "CopyResult", "FieldRule", "as_text", "find_collection", "key_from", "key_id",
+           "mask_rules", "plan_copy", "run_copy"]

@@ -91,6 +91,9 @@ class Writer(ABC):
 
     expected: str | None = None
     owned: bool = False
+    #: Whether ``write`` takes ``list<string>`` columns (document paths through arrays) as the engine's
+    #: own arrays; otherwise the pipeline hands them over as JSON text arrays.
+    native_lists: bool = False
     ours: frozenset[tuple[str, str]] = frozenset()  # (name, identity) of what live copies made in this store
 
     def __init__(self, store: Store, collection: str, *, timeout: float = 30.0,
@@ -496,7 +499,10 @@ class OpenSearchWriter(Writer):
     """An index per copy (``NAME-piiguard-ID``) behind an alias ``NAME``: the alias moves to the new
     index in one ``_aliases`` call. The index behind it before is deleted only if it was a piiguard
     copy's; with ``--replace`` over a foreign alias it stays (only the alias moves), and a concrete
-    foreign index of that name is deleted just before the alias is added (the one non-atomic moment)."""
+    foreign index of that name is deleted just before the alias is added (the one non-atomic moment).
+    A document path through arrays is written as a JSON array of its (masked) items."""
+
+    native_lists = True
 
     def _client(self) -> Any:
         from piiguard.engines.opensearch import client

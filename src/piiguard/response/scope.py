@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.classify.engine import CUSTOMER_ID
-from piiguard.connectors.base import connectors
+from piiguard.connectors.base import connectors, has_value
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import BatchMasker, FieldRule, find_collection, key_id
 from piiguard.model import Store
@@ -97,10 +97,12 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                              else f"run `piiguard scan {name}`")
         for collection, fields in held.items():
             copy = _copy_of(copies, name, collection)
+            deep = connectors.get(store.engine).reads_paths  # nested paths (profile.email) only where read
             labels = _labels(copy) if copy is not None else {
-                f: t for f, t in fields.items() if "." not in f and "[" not in f}
+                f: t for f, t in fields.items() if deep or ("." not in f and "[" not in f)}
             kinds = {f: label.split(" (")[0] for f, label in labels.items()}
-            subject = next((f for t in (CUSTOMER_ID, "email") for f, k in kinds.items() if k == t), None)
+            subject = next((f for t in (CUSTOMER_ID, "email") for f, k in kinds.items() if k == t and "[]" not in f),
+                           None)
             if subject is None:
                 continue  # no field says who a row is about: nothing to scope by
             mapping = None
@@ -110,8 +112,7 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
             shared: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
             for batch in _read(store, collection, names, timeout):
                 ids = batch.column(subject).to_pylist()
-                present = [pc.invert(pc.or_kleene(pc.is_null(batch.column(f)), pc.equal(batch.column(f), "")))
-                           .to_pylist() for f in names]
+                present = [has_value(batch.column(f)) for f in names]
                 for i, value in enumerate(ids):
                     person = mapping.get(value) if mapping is not None and value else value
                     if not person:
