@@ -179,6 +179,11 @@ def kv() -> Iterator[tuple[Server, dict[str, list[Any]]]]:
         pipe.set(f"avatar:{i}", data["avatar_url"][i])
         pipe.sadd(f"devices:{cid}", data["device_serial"][i])
     pipe.set("feature:flags", "on")
+    for i in range(6):  # a pattern of mixed types, two of them too big for one command
+        pipe.hset(f"mixed:{i}", "a", f"value-{i}")
+    pipe.rpush("mixed:100", *[f"item-{j}" for j in range(2500)])
+    pipe.sadd("mixed:101", *[f"member-{j}" for j in range(2500)])
+    pipe.set("mixed:102", "plain")
     pipe.execute()
     r.close()
     yield server, data
@@ -212,7 +217,7 @@ def test_redis_scan_finds_fields_and_people_without_keys(kv: tuple[Server, dict[
     assert "keys" not in calls and "sort" not in calls and calls["scan"] >= 1
     assert result.problems == ()
     by_name = {c.name: c for c in result.collections}
-    assert set(by_name) == {"customer:*", "session:*", "avatar:*", "devices:*", "*:*"}  # feature:flags alone: *:*
+    assert set(by_name) == {"customer:*", "session:*", "avatar:*", "devices:*", "mixed:*", "*:*"}  # feature:flags alone: *:*
     assert by_name["customer:*"].rows_estimate == N
     customer = {f.field: f.pii_type for f in by_name["customer:*"].fields if f.pii_type}
     assert customer == {KEY_FIELD: "customer-identifier", "email": "email", "phone": "phone",
@@ -237,12 +242,19 @@ def test_redis_read_returns_exactly_the_keys(kv: tuple[Server, dict[str, list[An
         got = [r for b in c.read(customer, [KEY_FIELD, "email", "profile.mac"], 64) for r in b.to_pylist()]
         sessions = [r for b in c.read(infos["session:*"], [KEY_FIELD, "customer"], 1000) for r in b.to_pylist()]
         flags = [r for b in c.read(infos["*:*"], [KEY_FIELD, "value"], 10) for r in b.to_pylist()]
+        mixed = {r[KEY_FIELD]: r for b in c.read(infos["mixed:*"], [KEY_FIELD, "a", "members[]", "value"], 3)
+                 for r in b.to_pylist()}
     assert len(got) == N
     expected = {data["customer_id"][i]: (data["email"][i], data["device_mac"][i]) for i in range(N)}
     assert {r[KEY_FIELD]: (r["email"], r["profile.mac"]) for r in got} == expected
     assert sorted((r[KEY_FIELD], r["customer"]) for r in sessions) == \
         sorted((data["email"][i], data["customer_id"][i]) for i in range(N))
     assert flags == [{KEY_FIELD: "feature:flags", "value": "on"}]
+    assert len(mixed) == 9
+    assert [mixed[str(i)]["a"] for i in range(6)] == [f"value-{i}" for i in range(6)]
+    assert mixed["100"]["members[]"] == [f"item-{j}" for j in range(2500)]  # in order, page by page
+    assert sorted(mixed["101"]["members[]"]) == sorted(f"member-{j}" for j in range(2500))
+    assert mixed["102"]["value"] == "plain" and mixed["102"]["a"] is None
 
 
 def test_redis_scan_from_the_cli(kv: tuple[Server, dict[str, list[Any]]], monkeypatch: pytest.MonkeyPatch) -> None:

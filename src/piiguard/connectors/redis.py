@@ -106,6 +106,7 @@ class Redis(Connector):
         self._keys: dict[str, list[bytes]] = {}
         self._patterns = keypatterns.Patterns(())
         self._raw: dict[str, str] = {}  # a collection's name (labelled) → its pattern
+        self._kind: dict[str, str] = {}  # a pattern → the type most of its keys had
 
     def close(self) -> None:
         if getattr(self, "r", None) is not None:
@@ -185,21 +186,15 @@ class Redis(Connector):
                     return
 
     def _documents(self, collection: CollectionInfo, keys: Sequence[bytes], *, whole: bool) -> list[dict[str, Any]]:
-        """One document per key (``<key>`` first), from three pipelined rounds: types, sizes, values."""
+        """One document per key (``<key>`` first)."""
         pattern = self._pattern(collection)
         with self._errors(collection.name):
-            pipe = self.r.pipeline(transaction=False)
-            for k in keys:
-                pipe.type(k)
-            types = [t.decode() if isinstance(t, bytes) else str(t) for t in pipe.execute()]
-            sizes = self._sizes(keys, types)
-            pipe = self.r.pipeline(transaction=False)
-            big: list[int] = []
-            for i, (k, t) in enumerate(zip(keys, types, strict=True)):
-                self._fetch(pipe, k, t, sizes[i], whole, big, i)
-            values = pipe.execute(raise_on_error=False)
-            for i in big:  # a big hash, set or list read whole: page by page, never in one command
-                values[i] = self._paged(keys[i], types[i])
+            types, values = self._values(keys, whole, self._kind.get(pattern))
+        counts: dict[str, int] = {}
+        for t in types:
+            counts[t] = counts.get(t, 0) + 1
+        if counts:
+            self._kind[pattern] = max(counts.items(), key=lambda kv: kv[1])[0]
         docs = []
         for k, t, v in zip(keys, types, values, strict=True):
             if isinstance(v, Exception) or t == "none":  # expired or replaced since SCAN
@@ -211,6 +206,64 @@ class Redis(Connector):
             doc.update(self._fields(t, v))
             docs.append(doc)
         return docs
+
+    def _values(self, keys: Sequence[bytes], whole: bool, expected: str | None) -> tuple[list[str], list[Any]]:
+        """Each key's type and value. The keys of one pattern nearly always have one type: once it is
+        known, a string takes one pipelined round (``GET``) and a hash two (``HLEN``, then ``HGETALL`` or
+        pages); a key of another type (a ``WRONGTYPE`` answer) and any key of an unknown pattern take
+        three: ``TYPE``, its size, its value."""
+        types: list[str | None] = [None] * len(keys)
+        values: list[Any] = [None] * len(keys)
+        if expected == "string":
+            pipe = self.r.pipeline(transaction=False)
+            for k in keys:
+                pipe.get(k) if whole else pipe.getrange(k, 0, _CUT_BYTES - 1)
+            for i, v in enumerate(pipe.execute(raise_on_error=False)):
+                if not isinstance(v, Exception):
+                    types[i], values[i] = ("none", None) if v is None or (not whole and v == b"" and
+                                                                          not self.r.exists(keys[i])) else ("string", v)
+        elif expected == "hash":
+            pipe = self.r.pipeline(transaction=False)
+            for k in keys:
+                pipe.hlen(k)
+            small: list[int] = []
+            for i, n in enumerate(pipe.execute(raise_on_error=False)):
+                if isinstance(n, Exception):
+                    continue
+                if n == 0:
+                    types[i] = "none"  # gone since SCAN (a hash is never empty)
+                elif whole and n > PAGE:
+                    types[i], values[i] = "hash", self._paged(keys[i], "hash")
+                else:
+                    types[i] = "hash"
+                    small.append(i)
+            pipe = self.r.pipeline(transaction=False)
+            for i in small:
+                pipe.hgetall(keys[i]) if whole else pipe.hscan(keys[i], 0, count=SAMPLE_ITEMS)
+            for i, v in zip(small, pipe.execute(raise_on_error=False), strict=True):
+                values[i] = v
+        rest = [i for i, t in enumerate(types) if t is None]
+        if rest:
+            got_types, got = self._typed([keys[i] for i in rest], whole)
+            for i, t, v in zip(rest, got_types, got, strict=True):
+                types[i], values[i] = t, v
+        return [t or "none" for t in types], values
+
+    def _typed(self, keys: Sequence[bytes], whole: bool) -> tuple[list[str], list[Any]]:
+        """Three pipelined rounds: types, sizes, values."""
+        pipe = self.r.pipeline(transaction=False)
+        for k in keys:
+            pipe.type(k)
+        types = [t.decode() if isinstance(t, bytes) else str(t) for t in pipe.execute()]
+        sizes = self._sizes(keys, types)
+        pipe = self.r.pipeline(transaction=False)
+        big: list[int] = []
+        for i, (k, t) in enumerate(zip(keys, types, strict=True)):
+            self._fetch(pipe, k, t, sizes[i], whole, big, i)
+        values = pipe.execute(raise_on_error=False)
+        for i in big:  # a big hash, set or list read whole: page by page, never in one command
+            values[i] = self._paged(keys[i], types[i])
+        return types, values
 
     def _sizes(self, keys: Sequence[bytes], types: Sequence[str]) -> list[int]:
         pipe = self.r.pipeline(transaction=False)
