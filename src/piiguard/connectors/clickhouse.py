@@ -237,17 +237,19 @@ class ClickHouse(Connector):
 
     def open(self) -> None:
         self._columns: dict[str, list[tuple[str, str]]] = {}
-        self._query("SELECT 1")
+        self._query("SELECT 1", timeout=self.timeout)  # the first answer: one timeout, as every engine's
 
     def _settings(self, **more: str) -> dict[str, str]:
         # readonly last: after it no setting may change
         return {"max_execution_time": str(max(1, int(self.timeout * 3))), **more, "readonly": "1"}
 
-    def _query(self, query: str, collection: CollectionInfo | None = None, **settings: str) -> list[dict[str, Any]]:
+    def _query(self, query: str, collection: CollectionInfo | None = None, *, timeout: float | None = None,
+               settings: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """A read's rows; a sample or a count may take three timeouts (``max_execution_time`` too)."""
         where = collection.name if collection else None
         try:
-            body = clickhouse.post(self.store, f"{query} FORMAT JSONEachRow", timeout=self.timeout * 3,
-                                   collection=where, settings=self._settings(**settings))
+            body = clickhouse.post(self.store, f"{query} FORMAT JSONEachRow", timeout=timeout or self.timeout * 3,
+                                   collection=where, settings=self._settings(**(settings or {})))
         except StoreError as exc:
             raise self._refused(exc, where) from exc
         return [_row(line, self.store.name, where) for line in body.splitlines() if line]
@@ -328,9 +330,9 @@ class ClickHouse(Connector):
             else:  # every row read has this chance of being kept: no sort, and LIMIT ends the read
                 seed = random.randrange(1 << 30)
                 query = f"{select} WHERE rand({seed}) < {int(share * 4294967295)} LIMIT {int(n)}"
-        rows = self._query(query, collection, **bound)
+        rows = self._query(query, collection, settings=bound)
         if len(rows) < min(n, est or n) // 2:  # a small table, or sampling keys that hash unevenly
-            rows = self._query(f"{select} LIMIT {int(n)}", collection, **bound)
+            rows = self._query(f"{select} LIMIT {int(n)}", collection, settings=bound)
         return _batch(plan, rows, notes)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
