@@ -265,3 +265,27 @@ def test_redis_scan_from_the_cli(kv: tuple[Server, dict[str, list[Any]]], monkey
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout)
     assert {c["collection"] for c in out["stores"][0]["collections"]} >= {"customer:*", "session:*"}
+
+
+def test_clickhouse_error_after_the_first_rows_is_named_not_quoted(
+        olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ClickHouse sends its error text after the rows already streamed (HTTP 200 is gone by then): the
+    reader stops with its code, never its text, which can quote data."""
+    server, _, _, _ = olap
+    ch(server, "CREATE TABLE shop.fails (n UInt64, boom UInt8 ALIAS throwIf(n > 150000)) "
+               "ENGINE = MergeTree ORDER BY n")
+    ch(server, "INSERT INTO shop.fails SELECT number FROM system.numbers LIMIT 200000")
+    from piiguard.errors import CollectionError
+    try:
+        with ClickHouse(ch_store(server, monkeypatch, database="shop")) as c:
+            info = next(i for i in c.collections() if i.name == "shop.fails")
+            with pytest.raises(CollectionError) as read:
+                for _ in c.read(info, ["n", "boom"], 10_000):
+                    pass
+            with pytest.raises(CollectionError) as batches:
+                for _ in c.batches(info, 10_000):
+                    pass
+    finally:
+        ch(server, "DROP TABLE shop.fails")
+    for err in (read.value, batches.value):
+        assert "part way" in str(err) and "throwIf" not in str(err) and "displayText" not in str(err)
