@@ -5,9 +5,10 @@
 Real servers (throwaway ClickHouse 18.16 and Redis 7 from tests/servers.py). ClickHouse holds a
 customers table of --rows rows (UUID, e-mail, LowCardinality, Array, Nested, Nullable), made on the
 server; Redis holds --rows customer hashes (``customer:<id>``: e-mail, phone, a JSON profile).
-Printed for each: a sampled scan (the default), a full scan, ``read()`` of every field, and next to
-it the engine's own bulk export in the same run — ``FORMAT JSONEachRow`` over plain HTTP read to
-the end, and SCAN + pipelined HGETALL with plain redis-py — and the ratio. Prints; asserts nothing.
+Printed for each (records/s counts the collection's records, for a sampled scan too): a sampled
+scan (the default), a full scan, ``read()`` of every field, and next to it the engine's own bulk
+export in the same run — ``FORMAT JSONEachRow`` over plain HTTP read to the end, and SCAN +
+pipelined HGETALL with plain redis-py — and the ratio. Prints; asserts nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def timed(what: str, n: int, step: object) -> float:
     started = time.monotonic()
     step()  # type: ignore[operator]
     took = time.monotonic() - started
-    print(f"  {what:<44} {took:7.2f} s  {n / took:>10,.0f} /s   peak RSS so far {rss_mb():.0f} MB")
+    print(f"  {what:<48} {took:7.2f} s  {n / took:>10,.0f} records/s  peak RSS so far {rss_mb():.0f} MB")
     return took
 
 
@@ -81,7 +82,8 @@ def bench_clickhouse(rows: int) -> None:
         with ClickHouse(store) as c:
             info = c.collections()[0]
             cols = c.columns(info)
-            read = timed(f"read(), {len(cols)} fields", rows, lambda: sum(b.num_rows for b in c.read(info, cols, 10_000)))
+            read = timed(f"read(), {len(cols)} fields", rows,
+                         lambda: sum(b.num_rows for b in c.read(info, cols, 10_000)))
         exprs = ", ".join(["toString(n)", "toString(customer_id)", "toString(email)", "toString(gender)",
                            "arrayMap(x -> toString(x), phones)", "arrayMap(x -> toString(x), `devices.serial`)",
                            "arrayMap(x -> toString(x), `devices.mac`)", "toString(city)"])
@@ -113,7 +115,8 @@ def bench_redis(keys: int) -> None:
         with Redis(store) as c:
             info = c.collections()[0]
             cols = c.columns(info)
-            read = timed(f"read(), {len(cols)} fields", keys, lambda: sum(b.num_rows for b in c.read(info, cols, 10_000)))
+            read = timed(f"read(), {len(cols)} fields", keys,
+                         lambda: sum(b.num_rows for b in c.read(info, cols, 10_000)))
 
         def plain() -> None:
             cursor = 0
