@@ -289,3 +289,33 @@ def test_clickhouse_error_after_the_first_rows_is_named_not_quoted(
         ch(server, "DROP TABLE shop.fails")
     for err in (read.value, batches.value):
         assert "part way" in str(err) and "throwIf" not in str(err) and "displayText" not in str(err)
+
+
+SCOPE_KEY = b"test-scope-key-0123456789abcdef"
+
+
+def test_incident_scope_reads_clickhouse_and_redis(olap: tuple[Server, dict[str, list[Any]], bool, bool],
+                                                   kv: tuple[Server, dict[str, list[Any]]],
+                                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Scope goes through the same reader: exactly the people each store holds, with their categories."""
+    from piiguard.response.incidents import open_by_hand
+    from piiguard.response.scope import find_scope
+
+    (olap_server, olap_data, _, _), (kv_server, kv_data) = olap, kv
+    stores = {"olap": ch_store(olap_server, monkeypatch, database="shop"), "cache": redis_store(kv_server, monkeypatch)}
+    with Catalog(tmp_path / "c.db") as cat:
+        scan(list(stores.values()), catalog=cat)
+        for name, data in (("olap", olap_data), ("cache", kv_data)):
+            incident = cat.incident(open_by_hand(cat, name, "2026-11-30T08:00:00+00:00"))
+            assert incident is not None
+            scope = find_scope(cat, incident, {name: stores[name]}, SCOPE_KEY)
+            people = set(scope.people)
+            if name == "olap":  # shop.customers by customer_id; shop.logins has no key but the e-mail
+                assert people == set(data["customer_id"]) | set(data["email"])
+                cid = data["customer_id"][1]
+                # scope takes top-level fields only so far (phones[], devices[].mac are left to scope.py)
+                assert "email" in {t.split(" (")[0] for t in scope.people[cid]}
+            else:  # customer:* and devices:* by the id in the key, session:* by the customer field
+                assert set(data["customer_id"]) <= people
+                cid = data["customer_id"][1]
+                assert {"email", "phone"} <= {t.split(" (")[0] for t in scope.people[cid]}
