@@ -319,3 +319,17 @@ def test_incident_scope_reads_clickhouse_and_redis(olap: tuple[Server, dict[str,
                 assert set(data["customer_id"]) <= people
                 cid = data["customer_id"][1]
                 assert {"email", "phone"} <= {t.split(" (")[0] for t in scope.people[cid]}
+
+
+def test_redis_scan_over_tls(kv: tuple[Server, dict[str, list[Any]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from piiguard.config import store_from_url
+
+    server, data = kv
+    monkeypatch.setenv("REDISCLI_AUTH", PASSWORD)
+    store = store_from_url(f"rediss://{REDIS_ADMIN}@127.0.0.1:{server.tls_port}/3?ssl_cert_reqs=none")  # type: ignore[attr-defined]
+    result = scan([store], sample_size=50).stores[0]
+    assert result.problems == ()
+    assert {c.name for c in result.collections} >= {"customer:*", "session:*"}
+    with Redis(store) as c:
+        info = next(i for i in c.collections() if i.name == "customer:*")
+        assert sum(b.num_rows for b in c.read(info, [KEY_FIELD], 100)) == len(set(data["customer_id"]))
