@@ -162,6 +162,46 @@ def test_clickhouse_read_is_read_only(olap: tuple[Server, dict[str, list[Any]], 
         c._query("CREATE TABLE shop.nope (a UInt8) ENGINE = Memory")  # readonly=1 rides on every query
 
 
+READONLY_USERS = """<yandex>
+  <profiles><default><log_queries>1</log_queries></default><ro><readonly>1</readonly></ro></profiles>
+  <users>
+    <default><password_sha256_hex>{hashed}</password_sha256_hex><networks><ip>127.0.0.1</ip></networks>
+      <profile>default</profile><quota>default</quota></default>
+    <reader><password_sha256_hex>{hashed}</password_sha256_hex><networks><ip>127.0.0.1</ip></networks>
+      <profile>ro</profile><quota>default</quota></reader>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"""
+
+
+def test_clickhouse_scan_as_a_readonly_profile_user(olap: tuple[Server, dict[str, list[Any]], bool, bool],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The least-privilege user (``readonly = 1`` in its profile) may override no setting: the scan still
+    runs, with readonly alone."""
+    import hashlib
+
+    from servers import clickhouse_users
+
+    server, data, _, _ = olap
+    users = server.data / "conf" / "users.xml"
+    users.write_text(READONLY_USERS.format(hashed=hashlib.sha256(PASSWORD.encode()).hexdigest()))
+    ch(server, "SYSTEM RELOAD CONFIG")
+    try:
+        store = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="reader", password_env=CH_ENV,
+                      database="shop")
+        monkeypatch.setenv(CH_ENV, PASSWORD)
+        result = scan([store], sample_size=50).stores[0]
+        assert result.problems == ()
+        assert result.subjects is not None and result.subjects.estimate == len(set(data["customer_id"]))
+        with ClickHouse(store) as c:
+            info = next(i for i in c.collections() if i.name == "shop.customers")
+            assert sum(b.num_rows for b in c.read(info, ["email"], 100)) == N
+    finally:
+        users.write_text(clickhouse_users())
+        ch(server, "SYSTEM RELOAD CONFIG")
+
+
 # --- Redis ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

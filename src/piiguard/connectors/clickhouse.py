@@ -234,12 +234,24 @@ class ClickHouse(Connector):
     """ClickHouse 18.16+ over HTTP (or HTTPS with ``secure``), read-only."""
 
     privileges = "SELECT on the databases to scan and on system.tables, system.columns, system.parts"
+    _fixed: dict[str, str] | None
 
     def open(self) -> None:
         self._columns: dict[str, list[tuple[str, str]]] = {}
-        self._query("SELECT 1", timeout=self.timeout)  # the first answer: one timeout, as every engine's
+        # A user whose profile says readonly=1 may override no setting (ClickHouse error 164): then
+        # readonly alone, or (servers that refuse even that) nothing — the profile is read-only already,
+        # and the server's own limits bound each query.
+        for self._fixed in (None, {"readonly": "1"}, {}):
+            try:
+                self._query("SELECT 1", timeout=self.timeout)  # the first answer: one timeout, as every engine's
+                return
+            except StoreError as exc:
+                if "Code: 164" not in exc.detail or self._fixed == {}:
+                    raise
 
     def _settings(self, **more: str) -> dict[str, str]:
+        if self._fixed is not None:
+            return dict(self._fixed)
         # readonly last: after it no setting may change
         return {"max_execution_time": str(max(1, int(self.timeout * 3))), **more, "readonly": "1"}
 
@@ -349,7 +361,7 @@ class ClickHouse(Connector):
 
     def _lines(self, collection: CollectionInfo, select: str) -> Iterator[bytes]:
         settings = self._settings()
-        del settings["max_execution_time"]  # a whole table takes as long as it takes; each read is bounded
+        settings.pop("max_execution_time", None)  # a whole table takes as long as it takes; each read is bounded
         try:
             with clickhouse.stream(self.store, f"{select} FORMAT JSONEachRow", timeout=self.timeout,
                                    collection=collection.name, settings=settings) as body:
@@ -402,7 +414,7 @@ class ClickHouse(Connector):
         schema = pa.schema([pa.field(a, pa.list_(pa.string()) if "[]" in c else pa.string())
                             for a, c in zip(aliases, columns, strict=True)])
         settings = self._settings()
-        del settings["max_execution_time"]  # a whole table takes as long as it takes; each read is bounded
+        settings.pop("max_execution_time", None)  # a whole table takes as long as it takes; each read is bounded
         select = f"SELECT {exprs} FROM {self._table(collection)} FORMAT JSONEachRow"
         try:
             with clickhouse.stream(self.store, select, timeout=self.timeout, collection=collection.name,
