@@ -1,8 +1,9 @@
 """ClickHouse, over its HTTP interface (the store's port, 8123 by default), read-only.
 
 Least privileges: ``SELECT`` on the databases to scan and on ``system.tables``, ``system.columns``
-and ``system.parts`` (a user with ``readonly = 1`` in its profile and those grants is enough; every
-query also carries ``readonly=1``). A collection is ``database.table``; the store's ``database`` limits
+and ``system.parts``. Every query carries ``readonly=1`` and a ``max_execution_time``; a user whose
+profile already has ``readonly = 1`` (the least privilege) may override no setting, and then gets
+none but the profile's own. A collection is ``database.table``; the store's ``database`` limits
 the scan to one database, otherwise every database but ``system``, ``INFORMATION_SCHEMA`` and
 ``information_schema`` is read. Views are not read (a view runs its query); the tables a materialized
 view fills are.
