@@ -307,6 +307,25 @@ def test_redis_scan_from_the_cli(kv: tuple[Server, dict[str, list[Any]]], monkey
     assert {c["collection"] for c in out["stores"][0]["collections"]} >= {"customer:*", "session:*"}
 
 
+def test_clickhouse_binary_strings_do_not_stop_a_scan_or_a_read(
+        olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FixedString(16) of raw MD5 bytes (common in ClickHouse) is not UTF-8 in JSON output."""
+    server, data, _, _ = olap
+    ch(server, "CREATE TABLE shop.hashed (email String, digest FixedString(16)) ENGINE = MergeTree ORDER BY email")
+    ch(server, "INSERT INTO shop.hashed SELECT email, MD5(email) FROM shop.customers WHERE isNotNull(email)")
+    try:
+        result = scan([ch_store(server, monkeypatch, database="shop")], sample_size=50).stores[0]
+        assert result.problems == ()
+        hashed = next(c for c in result.collections if c.name == "shop.hashed")
+        assert {f.field: f.pii_type for f in hashed.fields if f.pii_type}["email"] == "email"
+        with ClickHouse(ch_store(server, monkeypatch, database="shop")) as c:
+            info = next(i for i in c.collections() if i.name == "shop.hashed")
+            got = [r for b in c.read(info, ["email", "digest"], 100) for r in b.to_pylist()]
+        assert sorted(r["email"] for r in got) == sorted(e for i, e in enumerate(data["email"]) if i % 10)
+    finally:
+        ch(server, "DROP TABLE shop.hashed")
+
+
 def test_clickhouse_error_after_the_first_rows_is_named_not_quoted(
         olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch) -> None:
     """ClickHouse sends its error text after the rows already streamed (HTTP 200 is gone by then): the

@@ -28,6 +28,8 @@ the table's size. Its field paths are the top-level columns, ``name[]`` for arra
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import random
 import re
@@ -420,8 +422,10 @@ class ClickHouse(Connector):
         try:
             with clickhouse.stream(self.store, select, timeout=self.timeout, collection=collection.name,
                                    settings=settings) as body:
+                # Arrow cannot parse a row longer than its block: 16 MiB holds any row but a huge value's
+                block_size = max(1 << 24, min(batch_rows * 256, 1 << 26))
                 reader = pajson.open_json(
-                    body, read_options=pajson.ReadOptions(block_size=max(1 << 16, min(batch_rows * 256, 1 << 26))),
+                    _Utf8(body), read_options=pajson.ReadOptions(block_size=block_size),
                     parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
                 while True:
                     try:
@@ -439,11 +443,36 @@ class ClickHouse(Connector):
             raise self._refused(exc, collection.name) from exc
 
 
+class _Utf8(io.RawIOBase):
+    """A byte stream with every sequence that is not UTF-8 written as U+FFFD: ClickHouse writes a
+    String's bytes as they are, and one binary value must not stop Arrow's reader (and the read)."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self.source = source
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.out = memoryview(b"")
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.out and not self.eof:
+            chunk = self.source.read(1 << 20)
+            self.eof = not chunk
+            self.out = memoryview(self.decoder.decode(chunk, final=self.eof).encode("utf-8"))
+        n = min(len(buffer), len(self.out))
+        buffer[:n] = self.out[:n]
+        self.out = self.out[n:]
+        return n
+
+
 def _rows(lines: Sequence[bytes], store: str, collection: str | None) -> list[dict[str, Any]]:
     """``JSONEachRow`` lines as dicts: parsed as one JSON array (one call, not one per row); a line
     that is not a JSON object is found, and named by its error code, line by line."""
-    try:
-        rows = json.loads(b"[" + b",".join(lines) + b"]")
+    try:  # a String holds bytes, and ClickHouse writes them as they are: not UTF-8 becomes U+FFFD
+        rows = json.loads((b"[" + b",".join(lines) + b"]").decode("utf-8", "replace"))
     except ValueError:
         return [_row(line, store, collection) for line in lines]
     if all(isinstance(r, dict) for r in rows):
@@ -453,7 +482,7 @@ def _rows(lines: Sequence[bytes], store: str, collection: str | None) -> list[di
 
 def _row(line: str | bytes, store: str, collection: str | None) -> dict[str, Any]:
     try:
-        row = json.loads(line)
+        row = json.loads(line.decode("utf-8", "replace") if isinstance(line, bytes) else line)
     except ValueError:  # the server's error text after the rows (it can quote data): only its code
         text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
         code = text.split(",", 1)[0] if text.startswith("Code:") else "an answer that is not JSON"
