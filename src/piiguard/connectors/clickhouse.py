@@ -23,7 +23,9 @@ The whole-collection reader (:meth:`ClickHouse.read`) streams ``JSONEachRow`` wi
 to text on the server, parsed by Arrow block by block: memory stays bounded by the block, whatever
 the table's size. Its field paths are the top-level columns, ``name[]`` for arrays of scalars and
 ``members[].email`` for ``Nested`` parts (list<string>, items lined up); other composite columns
-(``Map``, ``Tuple``, ``JSON``, arrays of arrays) are read whole as text.
+(``Map``, ``Tuple``, ``JSON``, arrays of arrays) are read whole as text. ClickHouse writes a
+``String``'s bytes as they are; a sequence that is not UTF-8 (a raw digest in a ``FixedString``) is
+read as U+FFFD, in scans and reads alike (18.16 has no ``isValidUTF8`` to make it NULL on the server).
 """
 
 from __future__ import annotations
