@@ -224,6 +224,7 @@ def kv() -> Iterator[tuple[Server, dict[str, list[Any]]]]:
     pipe.rpush("mixed:100", *[f"item-{j}" for j in range(2500)])
     pipe.sadd("mixed:101", *[f"member-{j}" for j in range(2500)])
     pipe.set("mixed:102", "plain")
+    pipe.hset("mixed:103", mapping={"a": "big", **{f"f{j}": f"v{j}" for j in range(2500)}})  # paged by HSCAN
     pipe.execute()
     r.close()
     yield server, data
@@ -284,13 +285,15 @@ def test_redis_read_returns_exactly_the_keys(kv: tuple[Server, dict[str, list[An
         flags = [r for b in c.read(infos["*:*"], [KEY_FIELD, "value"], 10) for r in b.to_pylist()]
         mixed = {r[KEY_FIELD]: r for b in c.read(infos["mixed:*"], [KEY_FIELD, "a", "members[]", "value"], 3)
                  for r in b.to_pylist()}
+        (big,) = c._documents(infos["mixed:*"], [b"mixed:103"], whole=True)  # the one big hash: every field
+        assert len(big) == 1 + 1 + 2500 and big["f2499"] == "v2499"
     assert len(got) == N
     expected = {data["customer_id"][i]: (data["email"][i], data["device_mac"][i]) for i in range(N)}
     assert {r[KEY_FIELD]: (r["email"], r["profile.mac"]) for r in got} == expected
     assert sorted((r[KEY_FIELD], r["customer"]) for r in sessions) == \
         sorted((data["email"][i], data["customer_id"][i]) for i in range(N))
     assert flags == [{KEY_FIELD: "feature:flags", "value": "on"}]
-    assert len(mixed) == 9
+    assert len(mixed) == 10 and mixed["103"]["a"] == "big"
     assert [mixed[str(i)]["a"] for i in range(6)] == [f"value-{i}" for i in range(6)]
     assert mixed["100"]["members[]"] == [f"item-{j}" for j in range(2500)]  # in order, page by page
     assert sorted(mixed["101"]["members[]"]) == sorted(f"member-{j}" for j in range(2500))

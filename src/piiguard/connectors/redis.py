@@ -29,7 +29,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from piiguard.connectors import keypatterns
 from piiguard.connectors.base import (
@@ -209,8 +209,8 @@ class Redis(Connector):
 
     def _values(self, keys: Sequence[bytes], whole: bool, expected: str | None) -> tuple[list[str], list[Any]]:
         """Each key's type and value. The keys of one pattern nearly always have one type: once it is
-        known, a string takes one pipelined round (``GET``) and a hash two (``HLEN``, then ``HGETALL`` or
-        pages); a key of another type (a ``WRONGTYPE`` answer) and any key of an unknown pattern take
+        known, a string or a hash takes one pipelined round (``GET``; ``HSCAN`` from cursor 0, paged on
+        for a big hash); a key of another type (a ``WRONGTYPE`` answer) and any key of an unknown pattern take
         three: ``TYPE``, its size, its value."""
         types: list[str | None] = [None] * len(keys)
         values: list[Any] = [None] * len(keys)
@@ -223,25 +223,24 @@ class Redis(Connector):
                     types[i], values[i] = ("none", None) if v is None or (not whole and v == b"" and
                                                                           not self.r.exists(keys[i])) else ("string", v)
         elif expected == "hash":
+            # HSCAN, not HLEN then HGETALL: a small (listpack) hash comes whole in one page, a big one
+            # is paged on from its cursor, and no command reads more than PAGE fields
             pipe = self.r.pipeline(transaction=False)
             for k in keys:
-                pipe.hlen(k)
-            small: list[int] = []
-            for i, n in enumerate(pipe.execute(raise_on_error=False)):
-                if isinstance(n, Exception):
+                pipe.hscan(k, 0, count=PAGE if whole else SAMPLE_ITEMS)
+            for i, v in enumerate(pipe.execute(raise_on_error=False)):
+                if isinstance(v, Exception):
                     continue
-                if n == 0:
+                cursor, fields = v
+                if not fields:
                     types[i] = "none"  # gone since SCAN (a hash is never empty)
-                elif whole and n > PAGE:
-                    types[i], values[i] = "hash", self._paged(keys[i], "hash")
-                else:
-                    types[i] = "hash"
-                    small.append(i)
-            pipe = self.r.pipeline(transaction=False)
-            for i in small:
-                pipe.hgetall(keys[i]) if whole else pipe.hscan(keys[i], 0, count=SAMPLE_ITEMS)
-            for i, v in zip(small, pipe.execute(raise_on_error=False), strict=True):
-                values[i] = v
+                    continue
+                if whole and cursor != 0:
+                    fields = dict(fields)
+                    while cursor != 0:
+                        cursor, more = self.r.hscan(keys[i], cursor, count=PAGE)
+                        fields.update(cast("dict[bytes, bytes]", more))
+                types[i], values[i] = "hash", fields
         rest = [i for i, t in enumerate(types) if t is None]
         if rest:
             got_types, got = self._typed([keys[i] for i in rest], whole)
