@@ -213,7 +213,9 @@ def start_redis() -> Server:
     (root / "pid").write_text(str(proc.pid))
     _wait(["redis-cli", "-p", str(port), "--user", REDIS_ADMIN, "--pass", PASSWORD, "--no-auth-warning", "PING"],
           15, "Redis")
-    return Server("redis", port, REDIS_ADMIN, "0", root)
+    server = Server("redis", port, REDIS_ADMIN, "0", root)
+    server.tls_port = tls_port  # type: ignore[attr-defined]
+    return server
 
 
 def redis_admin(server: Server) -> Any:

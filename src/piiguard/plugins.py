@@ -26,6 +26,8 @@ BUILTIN = (
     "piiguard.connectors.opensearch",
     "piiguard.connectors.mongodb",
     "piiguard.connectors.s3",
+    "piiguard.connectors.clickhouse",
+    "piiguard.connectors.redis",
     "piiguard.classify.builtin",
     "piiguard.checks.clickhouse",
     "piiguard.checks.copies",

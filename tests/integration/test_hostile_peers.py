@@ -95,6 +95,8 @@ CLI_CASES = [
     ("scan", "mysql://probe@127.0.0.1:{port}/app"),  # the hostile tester's example: 63 s at --timeout 2
     ("scan", "postgresql://probe@127.0.0.1:{port}/app"),
     ("scan", "mongodb://probe@127.0.0.1:{port}/app"),
+    ("scan", "clickhouse://probe@127.0.0.1:{port}"),
+    ("scan", "redis://127.0.0.1:{port}/0"),
     ("check", "mysql://probe@127.0.0.1:{port}/app"),
     ("check", "redis://127.0.0.1:{port}/0"),
 ]

@@ -48,7 +48,7 @@ def test_every_check_is_documented_and_tested() -> None:
 
 def test_every_connector_is_documented() -> None:
     plugins.load()
-    assert {"postgres", "mysql", "sqlite", "files"} <= set(connectors.names())
+    assert {"postgres", "mysql", "sqlite", "files", "clickhouse", "redis"} <= set(connectors.names())
     for name in connectors:
         cls = connectors.get(name)
         assert inspect.getdoc(cls) and inspect.getdoc(inspect.getmodule(cls)) and cls.privileges, name

@@ -25,7 +25,7 @@ class Format(StrEnum):
 
 def check(
     targets: list[str] = typer.Argument(
-        None, help="store names from the config, or URLs (as for scan, plus redis://host:port/db)"),
+        None, help="store names from the config, or URLs (as for scan)"),
     config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)"),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="output format"),
     fail_on: Severity = typer.Option(Severity.HIGH, "--fail-on", help="exit 3 when a failing check is this severe"),

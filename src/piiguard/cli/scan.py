@@ -55,7 +55,8 @@ class Bars:
 def scan(
     targets: list[str] = typer.Argument(
         None, help="store names from the config, or URLs: postgresql://user@host:5432/db, "
-        "mysql://user@host/db, sqlite:///path.db, file:///path (file or folder)"),
+        "mysql://user@host/db, sqlite:///path.db, file:///path (file or folder), clickhouse://user@host:8123, "
+        "redis://user@host:6379/0, opensearch://…, mongodb://…, s3://…"),
     config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)"),
     sample: int = typer.Option(DEFAULT_SAMPLE, "--sample", help="rows sampled per collection"),
     full: bool = typer.Option(False, "--full", help="read every row instead of a sample (streamed)"),

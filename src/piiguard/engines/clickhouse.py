@@ -2,18 +2,22 @@
 
 Every request is bounded by ``timeout`` per read and as a whole
 (:func:`piiguard.engines.deadline.deadline`: a peer streaming or dripping a body is cut). Long
-statements (``post``) take their own ``timeout``. TLS follows ``secure`` (HTTPS, and the native TLS
+statements (``post``) take their own ``timeout``. A streamed result (:func:`stream`, a whole-table
+read) is bounded as a whole until its first bytes arrive, then by ``timeout`` per read: its length
+is the table's. TLS follows ``secure`` (HTTPS, and the native TLS
 port), ``ca_certs`` and ``verify``; policy's ``require_tls`` is enforced before connecting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
 
 from piiguard.config import resolve_password
 from piiguard.engines import tls
@@ -37,20 +41,19 @@ def _opener(store: Store) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(*handlers)
 
 
-def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
-         collection: str | None = None, password: str | None = None) -> str:
-    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials (or
-    its user with ``password``); returns the whole body. ClickHouse's error text can quote data: only
-    its code is kept."""
-    tls.enforce(store)
+def _request(store: Store, query: str, body: bytes | None, settings: Mapping[str, str] | None,
+             password: str | None) -> urllib.request.Request:
     key = (resolve_password(store) or "") if password is None else password
-    request = urllib.request.Request(
-        f"{base_url(store)}/?query={urllib.parse.quote(query)}", data=body or b"",
-        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": key},
-        method="POST")
+    params = urllib.parse.urlencode({**(settings or {}), "query": query}, quote_via=urllib.parse.quote)
+    return urllib.request.Request(
+        f"{base_url(store)}/?{params}", data=body or b"",
+        headers={"X-ClickHouse-User": store.user or "default", "X-ClickHouse-Key": key}, method="POST")
+
+
+@contextlib.contextmanager
+def _errors(store: Store, collection: str | None) -> Iterator[None]:
     try:
-        with deadline(store, timeout, "ClickHouse answer"), _opener(store).open(request, timeout=timeout) as response:
-            return str(response.read().decode("utf-8", "replace"))
+        yield
     except urllib.error.HTTPError as exc:
         code = exc.read(200).decode("utf-8", "replace").split(",", 1)[0]  # "Code: 60"
         raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
@@ -61,6 +64,35 @@ def post(store: Store, query: str, body: bytes | None = None, *, timeout: float 
                                            f"({type(exc).__name__})", hint="check the address and port") from exc
     except OSError as exc:
         raise StoreUnreachable(store.name, f"cannot reach {store.address} ({type(exc).__name__})") from exc
+
+
+def post(store: Store, query: str, body: bytes | None = None, *, timeout: float = 30.0,
+         collection: str | None = None, password: str | None = None,
+         settings: Mapping[str, str] | None = None) -> str:
+    """A POSTed statement (writes, SYSTEM commands, long results) with the store's credentials (or
+    its user with ``password``) and query ``settings`` (``readonly``); returns the whole body.
+    ClickHouse's error text can quote data: only its code is kept."""
+    tls.enforce(store)
+    request = _request(store, query, body, settings, password)
+    with _errors(store, collection), deadline(store, timeout, "ClickHouse answer"), \
+            _opener(store).open(request, timeout=timeout) as response:
+        return str(response.read().decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def stream(store: Store, query: str, *, timeout: float, collection: str | None = None,
+           settings: Mapping[str, str] | None = None) -> Iterator[IO[bytes]]:
+    """A query's result as a readable byte stream, for results too large to hold (a whole table):
+    the answer's start is bounded as a whole by ``timeout``, each read after it by ``timeout``.
+    Errors raised while the caller reads are translated too (a dropped connection, a server error
+    sent after the first rows)."""
+    tls.enforce(store)
+    request = _request(store, query, None, settings, None)
+    with _errors(store, collection):
+        with deadline(store, timeout, "ClickHouse answer"):
+            response = _opener(store).open(request, timeout=timeout)
+        with response:
+            yield response
 
 
 def native(store: Store, timeout: float, *, port: int, user: str = "default", password: str = "") -> Any:
