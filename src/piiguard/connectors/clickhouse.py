@@ -53,6 +53,7 @@ from piiguard.engines import clickhouse
 from piiguard.errors import CollectionError, PermissionDenied, StoreError, UsageError
 from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
+from piiguard.system import system_collection
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,7 +62,6 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pa = driver("pyarrow")
     pajson = driver("pyarrow.json")
 
-SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")
 NOT_READ_ENGINES = ("View", "LiveView", "WindowView", "MaterializedView", "Dictionary")
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 ARRAY_ITEMS = 1000  # items of one array value sampled
@@ -278,10 +278,8 @@ class ClickHouse(Connector):
         return exc
 
     def collections(self) -> list[CollectionInfo]:
-        if self.store.database:
-            where = f"database = {_literal(self.store.database)}"
-        else:
-            where = f"database NOT IN ({', '.join(_literal(d) for d in SYSTEM_DATABASES)})"
+        # system databases are left out by piiguard.system's one rule, not a list of our own here
+        where = f"database = {_literal(self.store.database)}" if self.store.database else "1"
         engines = ", ".join(_literal(e) for e in NOT_READ_ENGINES)
         tables = self._query(f"SELECT database, name, engine, sorting_key FROM system.tables WHERE {where} "
                              f"AND engine NOT IN ({engines}) AND NOT is_temporary ORDER BY database, name")
@@ -290,6 +288,8 @@ class ClickHouse(Connector):
             "GROUP BY database, table")}
         out = []
         for t in tables:
+            if system_collection("clickhouse", f"{t['database']}.{t['name']}"):
+                continue
             rows = parts.get((t["database"], t["name"]))
             if rows is None and "MergeTree" in t["engine"]:
                 rows = 0  # a MergeTree table without active parts is empty
