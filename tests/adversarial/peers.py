@@ -60,28 +60,36 @@ def close(conn: socket.socket, stop: threading.Event) -> None:
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
 
 
-def drip(conn: socket.socket, stop: threading.Event) -> None:
-    """One byte a second, forever: every read returns within any timeout, the message never ends. It
-    opens with a little-endian length of 16, a plausible frame header for MySQL and MongoDB."""
+def drip(conn: socket.socket, stop: threading.Event, pace: float = 1.0) -> None:
+    """One byte a second (every ``pace`` seconds), forever: every read returns within any timeout
+    above the pace, the message never ends. It opens with a little-endian length of 16, a plausible
+    frame header for MySQL and MongoDB."""
     _drain(conn)
     for byte in b"\x10\x00\x00\x00":
         conn.sendall(bytes([byte]))
-        if stop.wait(1.0):
+        if stop.wait(pace):
             return
-    while not stop.wait(1.0):
+    while not stop.wait(pace):
         conn.sendall(b"a")
 
 
-def slow_refusal(conn: socket.socket, stop: threading.Event) -> None:
-    """Answers every request after a second, with an HTTP 500 and nothing else: quick enough for any
-    read timeout, slow enough that a tool retrying it per check adds up."""
+def slow_refusal(conn: socket.socket, stop: threading.Event, pace: float = 1.0) -> None:
+    """Answers every request after a second (``pace`` seconds), with an HTTP 500 and nothing else:
+    quick enough for any read timeout above the pace, slow enough that a tool retrying it per check
+    adds up."""
     _drain(conn)
-    if not stop.wait(1.0):
+    if not stop.wait(pace):
         conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
 
-BEHAVIOURS: dict[str, Behaviour] = {"silent": silent, "garbage": garbage, "endless": endless, "close": close,
-                                    "drip": drip, "slow-refusal": slow_refusal}
+def behaviours(pace: float = 1.0) -> dict[str, Behaviour]:
+    """Every plain behaviour by name, the timed ones (drip, slow-refusal) taking a step per ``pace``
+    seconds: keep the pace below the --timeout under test, so only an overall deadline stops them."""
+    return {"silent": silent, "garbage": garbage, "endless": endless, "close": close,
+            "drip": functools.partial(drip, pace=pace), "slow-refusal": functools.partial(slow_refusal, pace=pace)}
+
+
+BEHAVIOURS: dict[str, Behaviour] = behaviours()
 
 SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"  # PostgreSQL's: answered "S", then TLS as everyone else
 
@@ -110,12 +118,15 @@ def over_tls(behaviour: Behaviour) -> Behaviour:
             wrapped.settimeout(None)
             behaviour(wrapped, stop)
 
-    run.__name__ = f"tls-{behaviour.__name__}"
     return run
 
 
-TLS_BEHAVIOURS: dict[str, Behaviour] = {f"tls-{n}": over_tls(b) for n, b in BEHAVIOURS.items()
-                                        if n in ("silent", "endless", "drip")}
+def tls_behaviours(pace: float = 1.0) -> dict[str, Behaviour]:
+    """The behaviours the TLS variants meet (silent, endless, drip), each after a completed handshake."""
+    return {f"tls-{n}": over_tls(b) for n, b in behaviours(pace).items() if n in ("silent", "endless", "drip")}
+
+
+TLS_BEHAVIOURS: dict[str, Behaviour] = tls_behaviours()
 
 
 @contextlib.contextmanager
@@ -254,7 +265,8 @@ def store_for(scheme: str, port: int, http: int) -> object:
 
 
 @contextlib.contextmanager
-def hostile(behaviour: str, scheme: str) -> Iterator[object]:
-    """The store for ``scheme`` pointing at a peer that behaves as ``behaviour``."""
-    with peer({**BEHAVIOURS, **TLS_BEHAVIOURS}[behaviour]) as port, peer(_refuse_http) as http:
+def hostile(behaviour: str, scheme: str, pace: float = 1.0) -> Iterator[object]:
+    """The store for ``scheme`` pointing at a peer of its own that behaves as ``behaviour`` (the
+    timed behaviours at one step per ``pace`` seconds)."""
+    with peer({**behaviours(pace), **tls_behaviours(pace)}[behaviour]) as port, peer(_refuse_http) as http:
         yield store_for(scheme, port, http)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import pg_connect
 from servers import PASSWORD, Server, pg_ctl, start_postgres, stop_postgres
@@ -117,16 +118,27 @@ def test_a_killed_scan_shows_interrupted(big: str, tmp_path: Path) -> None:
     assert "interrupted" in listed.stdout and "running" not in listed.stdout
 
 
-@pytest.fixture
-def restartable(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Server, Store]]:
-    """A server of its own (restarting the shared one would cut the other tests' sessions)."""
-    monkeypatch.setenv(PW, PASSWORD)
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[Server]:
+    """A server of the module's own (restarting the shared one would cut the other tests' sessions),
+    started and filled once for the tests that restart or stop it."""
     server = start_postgres()
     with pg_connect(server) as conn:
         conn.execute(PEOPLE.format(n=200_000))
-    yield server, Store("prod", "postgres", host="127.0.0.1", port=server.port, database="postgres",
-                        user="postgres", password_env=PW)
+    yield server
     stop_postgres(server)
+
+
+@pytest.fixture
+def restartable(own_server: Server, monkeypatch: pytest.MonkeyPatch) -> tuple[Server, Store]:
+    """The module's own server, running at the start of each test whatever the last one did to it."""
+    monkeypatch.setenv(PW, PASSWORD)
+    try:
+        pg_connect(own_server).close()
+    except psycopg.OperationalError:  # a test that stopped it failed before starting it again
+        pg_ctl(own_server, "start")
+    return own_server, Store("prod", "postgres", host="127.0.0.1", port=own_server.port, database="postgres",
+                             user="postgres", password_env=PW)
 
 
 class AfterFirstBatch:

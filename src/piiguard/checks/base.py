@@ -21,9 +21,9 @@ import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar, Generic, TypeVar
 
+from piiguard.checks.cached import cached_property
 from piiguard.engines.deadline import deadline
 from piiguard.errors import StoreError, StoreUnreachable
 from piiguard.model import Severity, Status, Store, Vantage

@@ -18,11 +18,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
+from piiguard.checks.cached import cached_property
 from piiguard.config import resolve_password
 from piiguard.engines import clickhouse, tls
 from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here

@@ -17,10 +17,10 @@ import ipaddress
 import random
 import socket
 import struct
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, not_applicable, passed, targets
+from piiguard.checks.cached import cached_property
 from piiguard.connectors.mongodb import errors
 from piiguard.engines import mongodb
 from piiguard.engines.mongodb import client

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import socket
 import struct
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
+from piiguard.checks.cached import cached_property
 from piiguard.config import resolve_password
 from piiguard.engines import mysql
 from piiguard.engines.mysql import driver_errors, unverified_context

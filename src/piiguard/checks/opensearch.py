@@ -15,10 +15,10 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import json
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, basic_auth, checks, failed, passed, targets
+from piiguard.checks.cached import cached_property
 from piiguard.connectors.opensearch import errors
 from piiguard.engines.opensearch import client
 from piiguard.model import Severity, Vantage

@@ -17,10 +17,10 @@ import secrets
 import socket
 import ssl
 import struct
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, passed, targets
+from piiguard.checks.cached import cached_property
 from piiguard.config import resolve_password
 from piiguard.engines import postgres
 from piiguard.errors import AuthenticationFailed, PermissionDenied, StoreUnreachable

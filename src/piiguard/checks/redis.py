@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from piiguard.checks.base import Check, Outcome, ProtocolError, Target, Unsupported, checks, failed, passed, targets
+from piiguard.checks.cached import cached_property
 from piiguard.engines import redis as engine
 from piiguard.errors import AuthenticationFailed
 from piiguard.model import Severity, Vantage

@@ -13,7 +13,6 @@ says so instead of guessing.
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -29,6 +28,7 @@ from piiguard.checks.base import (
     passed,
     targets,
 )
+from piiguard.checks.cached import cached_property
 from piiguard.engines.s3 import client
 from piiguard.errors import AuthenticationFailed, StoreUnreachable
 from piiguard.model import Severity, Vantage
