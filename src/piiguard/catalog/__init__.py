@@ -19,7 +19,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -551,13 +551,39 @@ class Catalog:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     @_action
-    def set_scope(self, incident_id: int, subjects: dict[str, list[str]]) -> None:
+    def set_scope(self, incident_id: int,
+                  subjects: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Replace the scope: (keyed hash, exposed types) per person. The rows go through a temporary
+        table and into the scope's index in hash order, so 2.4M random hashes are appended, not
+        scattered over the index."""
         encoded: dict[tuple[str, ...], str] = {}  # people share a handful of category lists: encode each once
+        rows = subjects.items() if isinstance(subjects, Mapping) else subjects
         with self.db:
             self.db.execute("DELETE FROM scope WHERE incident_id = ?", (incident_id,))
-            self.db.executemany("INSERT INTO scope VALUES (?, ?, ?)", (
-                (incident_id, s, encoded.get(tuple(f)) or encoded.setdefault(tuple(f), json.dumps(f)))
-                for s, f in subjects.items()))
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS scope_load (subject TEXT NOT NULL, fields TEXT NOT NULL)")
+            self.db.execute("DELETE FROM scope_load")
+            self.db.executemany("INSERT INTO scope_load VALUES (?, ?)", (
+                (s, encoded.get(k := tuple(f)) or encoded.setdefault(k, json.dumps(list(f)))) for s, f in rows))
+            self.db.execute("INSERT INTO scope SELECT ?, subject, fields FROM scope_load ORDER BY subject",
+                            (incident_id,))
+            self.db.execute("DROP TABLE scope_load")
+
+    def hash_prefixes(self, table: str, incident_id: int, chars: int = 32, batch: int = 100_000) -> Iterator[str]:
+        """The first ``chars`` hex digits of each keyed hash in an incident's ``scope`` or ``notices``, in
+        order, joined into one string per ``batch`` people: the caller decodes each at once, so no
+        Python object per person outlives a batch."""
+        if table not in ("scope", "notices"):
+            raise ValueError(f"no keyed hashes in {table!r}")
+        cur = self.db.execute(f"SELECT substr(subject, 1, ?) FROM {table} WHERE incident_id = ? ORDER BY subject",
+                              (chars, incident_id))
+        while rows := cur.fetchmany(batch):
+            yield "".join(r[0] for r in rows)
+
+    def count(self, table: str, incident_id: int) -> int:
+        """People in an incident's ``scope``, or notified (``notices``)."""
+        if table not in ("scope", "notices"):
+            raise ValueError(f"no people counted in {table!r}")
+        return int(self.db.execute(f"SELECT count(*) FROM {table} WHERE incident_id = ?", (incident_id,)).fetchone()[0])
 
     def scope_subjects(self, incident_id: int) -> set[str]:
         return {str(r[0]) for r in self.db.execute("SELECT subject FROM scope WHERE incident_id = ?", (incident_id,))}
@@ -581,7 +607,7 @@ class Catalog:
         with self.db:
             if table == "notices":
                 self.db.executemany("INSERT OR IGNORE INTO notices VALUES (?, ?, 'sent', ?)",
-                                    ((incident_id, s, now) for s in subjects))
+                                    ((incident_id, s, now) for s in sorted(subjects)))  # in index order
             else:
                 self.db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
                                     ((incident_id, name, s, now) for s in subjects))

@@ -20,12 +20,12 @@ under the same key, and counts.
 from __future__ import annotations
 
 import csv
-import hashlib
 import hmac
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from piiguard import safefile
 from piiguard.catalog import Catalog
@@ -37,9 +37,11 @@ from piiguard.model import Store
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 else:  # imported on first use: starting the CLI must not load every engine's driver
+    np = driver("numpy")
     pa = driver("pyarrow")
     pc = driver("pyarrow.compute")
 
@@ -54,7 +56,7 @@ class Scope:
 
 
 def subject_hash(key: bytes, subject: str) -> str:
-    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, subject.encode(), "sha256").hex()
 
 
 def _holdings(catalog: Catalog, store: str) -> dict[str, dict[str, str]]:
@@ -157,33 +159,125 @@ def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key
     return mapping
 
 
+def keyed(scope: Scope, key: bytes) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """What the catalog keeps of a scope: each person's keyed hash and exposed types (sorted)."""
+    kinds: dict[frozenset[str], tuple[str, ...]] = {}  # people share a handful of sets: sort each once
+    for person, types in scope.people.items():
+        yield subject_hash(key, person), kinds.get(types) or kinds.setdefault(types, tuple(sorted(types)))
+
+
 def write_subjects(scope: Scope, path: Path, *, force: bool = False) -> None:
     """The operator's subject list: identifier and exposed categories, readable by the owner only
     (0600, never through a symlink; an existing file is replaced only with ``force``, atomically)."""
+    joined: dict[frozenset[str], str] = {}
     with safefile.create(path, force=force) as f:
         out = csv.writer(f)
         out.writerow(["subject", "exposed"])
-        for person, types in sorted(scope.people.items()):
-            out.writerow([person, ";".join(sorted(types))])
+        for person in sorted(scope.people):
+            types = scope.people[person]
+            out.writerow([person, joined.get(types) or joined.setdefault(types, ";".join(sorted(types)))])
+
+
+Subject: TypeAlias = tuple[str, str, tuple[str, ...]]  # identifier, keyed hash (hex), exposed types
+PREFIX = 16  # bytes of each keyed hash held in memory: 128 bits, 16 bytes a person
+
+
+class SubjectFile:
+    """The subject file ``incident scope`` wrote, read back a chunk at a time and checked against the
+    catalog's keyed hashes: a line whose hash is not in the scope, or a subject named twice, is refused
+    with its line number (the file was edited).
+
+    Memory stays small at any size: the scope's hashes are held as 16-byte prefixes in one sorted array
+    (38 MB at 2.4M people) with one flag per person for "named already", never as a set of strings, and
+    the file is never held whole. :meth:`check` reads it all before anything is done with it; each chunk
+    :meth:`chunks` hands on is checked again as it is read, so a file changed in between cannot add
+    anyone either.
+    """
+
+    def __init__(self, path: Path, catalog: Catalog, incident_id: int, key: bytes, chunk: int = 10_000) -> None:
+        self.path, self.incident_id, self.key, self.chunk = path, incident_id, key, chunk
+        self.scope = _prefixes(catalog.hash_prefixes("scope", incident_id, 2 * PREFIX))
+        if not len(self.scope):
+            raise UsageError(f"incident {incident_id} has no scope yet",
+                             hint=f"run `piiguard incident scope {incident_id}`")
+
+    def check(self) -> int:
+        """Read the whole file, refusing it at the first line that is not in the scope; the people in it."""
+        return sum(len(ids) for ids, _, _ in self._checked())
+
+    def ids(self) -> list[str]:
+        """Every identifier in the file, checked first, in order."""
+        out = [s for ids, _, _ in self._checked() for s in ids]
+        out.sort()  # the file is in order already: a linear pass
+        return out
+
+    def chunks(self) -> Iterator[list[Subject]]:
+        """The file's people, ``chunk`` at a time, each line checked as it is read."""
+        kinds: dict[str, tuple[str, ...]] = {}
+        for ids, digests, exposed in self._checked():
+            if len(kinds) > 4096:  # a handful in a real scope; never unbounded
+                kinds.clear()
+            yield [(s, d.hex(), kinds.get(e) or kinds.setdefault(e, tuple(t for t in e.split(";") if t)))
+                   for s, d, e in zip(ids, digests, exposed, strict=True)]
+
+    def _checked(self) -> Iterator[tuple[list[str], list[bytes], list[str]]]:
+        seen = np.zeros(len(self.scope), dtype=bool)
+        line = 2
+        for ids, exposed in self._read():
+            digests = [hmac.digest(self.key, s.encode(), "sha256") for s in ids]
+            found = np.frombuffer(b"".join(d[:PREFIX] for d in digests), dtype=self.scope.dtype)
+            at = np.searchsorted(self.scope, found).clip(0, len(self.scope) - 1)
+            bad = self.scope[at] != found
+            twice = seen[at] | _repeated(at)
+            if bad.any() or twice.any():
+                first = int(np.flatnonzero(bad | twice)[0])
+                what = "not a subject of" if bad[first] else "a subject named twice in"
+                raise UsageError(f"{self.path} line {line + first}: {what} incident {self.incident_id}'s scope",
+                                 hint="use the file `piiguard incident scope` wrote, and the same key")
+            seen[at] = True
+            line += len(ids)
+            yield ids, digests, exposed
+
+    def _read(self) -> Iterator[tuple[list[str], list[str]]]:
+        try:
+            f = self.path.open(newline="")
+        except OSError as exc:
+            raise UsageError(f"cannot read the subject file {self.path} ({exc.strerror})") from exc
+        with f:
+            rows = filter(None, csv.reader(f))  # blank lines are skipped, as csv.DictReader skips them
+            header = next(rows, [])
+            where = {name: n for n, name in enumerate(header)}  # a name given twice: the last, as DictReader
+            subject, exposed = where.get("subject", -1), where.get("exposed", -1)
+            try:
+                while chunk := list(itertools.islice(rows, self.chunk)):
+                    yield ([r[subject] if 0 <= subject < len(r) else "" for r in chunk],
+                           [r[exposed] if 0 <= exposed < len(r) else "" for r in chunk])
+            except (OSError, csv.Error) as exc:
+                raise UsageError(f"cannot read the subject file {self.path} ({type(exc).__name__})") from exc
+
+
+def _prefixes(batches: Iterable[str]) -> np.ndarray[Any, Any]:
+    """Hex prefixes, in order, as one sorted array of fixed-size byte strings."""
+    parts = [np.frombuffer(bytes.fromhex(b), dtype=f"S{PREFIX}") for b in batches]
+    out = np.concatenate(parts) if parts else np.empty(0, dtype=f"S{PREFIX}")
+    if len(out) > 1 and not bool((out[1:] >= out[:-1]).all()):
+        out = np.sort(out)
+    return out
+
+
+def _repeated(at: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """True at each position whose value came earlier in the same array."""
+    out = np.zeros(len(at), dtype=bool)
+    if len(at) > 1:
+        order = np.argsort(at, kind="stable")
+        ranked = at[order]
+        out[order[1:]] = ranked[1:] == ranked[:-1]
+    return out
 
 
 def read_subjects(path: Path, catalog: Catalog, incident_id: int, key: bytes) -> dict[str, list[str]]:
-    """The subject file back, each line checked against the catalog's keyed hashes: a file edited to
-    add people who were not in scope is refused."""
-    known = catalog.scope_subjects(incident_id)
-    if not known:
-        raise UsageError(f"incident {incident_id} has no scope yet",
-                         hint=f"run `piiguard incident scope {incident_id}`")
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise UsageError(f"cannot read the subject file {path} ({exc.strerror})") from exc
-    out = {}
-    for n, row in enumerate(rows, start=2):
-        subject = row.get("subject") or ""
-        if subject_hash(key, subject) not in known:
-            raise UsageError(f"{path} line {n}: not a subject of incident {incident_id}'s scope",
-                             hint="use the file `piiguard incident scope` wrote, and the same key")
-        out[subject] = [t for t in (row.get("exposed") or "").split(";") if t]
-    return out
+    """The subject file back whole (``SubjectFile`` reads it a chunk at a time), each line checked
+    against the catalog's keyed hashes: a file edited to add people who were not in scope is refused."""
+    subjects = SubjectFile(path, catalog, incident_id, key)
+    subjects.check()
+    return {s: list(kinds) for chunk in subjects.chunks() for s, _, kinds in chunk}
