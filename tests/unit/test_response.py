@@ -112,7 +112,8 @@ def test_the_subject_file_is_read_in_chunks_and_checked(tmp_path: Path) -> None:
     chunks = list(subjects.chunks())
     assert [len(c) for c in chunks] == [3, 3, 3, 1]
     first = chunks[0][1]
-    assert first == ("cust-0001", subject_hash(SUBJECT_KEY, "cust-0001"), ("email", "username"))
+    assert first == ("cust-0001", bytes.fromhex(subject_hash(SUBJECT_KEY, "cust-0001")), ("email", "username"))
+    assert list(SubjectFile(path, cat, incident_id, SUBJECT_KEY, chunk=3).chunks()) == chunks  # unchecked: as read
     assert subjects.ids() == [f"cust-{i:04d}" for i in range(10)]
     assert read_subjects(path, cat, incident_id, SUBJECT_KEY)["cust-0002"] == ["email"]
 
@@ -132,6 +133,18 @@ def test_an_edited_subject_file_is_refused(tmp_path: Path, edit: Any, line: int,
         subjects.check()
     assert "cust-" not in refused.value.message  # the line number, never the identifier
     with pytest.raises(UsageError, match=what):
+        list(subjects.chunks())
+
+
+def test_a_subject_file_changed_after_its_check_is_refused(tmp_path: Path) -> None:
+    cat, incident_id, path = scoped_file(tmp_path, 10)
+    subjects = SubjectFile(path, cat, incident_id, SUBJECT_KEY, chunk=3)
+    assert subjects.check() == 10
+    path.write_text(path.read_text().replace("cust-0004", "cust-0012"))  # in the scope? no matter: not checked
+    with pytest.raises(UsageError, match="line 6: changed since it was checked"):
+        list(subjects.chunks())
+    path.write_text(path.read_text().replace("cust-0012", "cust-0004") + "cust-0003,email\n")  # one more line
+    with pytest.raises(UsageError, match="line 12: changed since it was checked"):
         list(subjects.chunks())
 
 

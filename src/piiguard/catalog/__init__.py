@@ -568,22 +568,45 @@ class Catalog:
                             (incident_id,))
             self.db.execute("DROP TABLE scope_load")
 
-    def hash_prefixes(self, table: str, incident_id: int, chars: int = 32, batch: int = 100_000) -> Iterator[str]:
-        """The first ``chars`` hex digits of each keyed hash in an incident's ``scope`` or ``notices``, in
-        order, joined into one string per ``batch`` people: the caller decodes each at once, so no
-        Python object per person outlives a batch."""
-        if table not in ("scope", "notices"):
-            raise ValueError(f"no keyed hashes in {table!r}")
-        cur = self.db.execute(f"SELECT substr(subject, 1, ?) FROM {table} WHERE incident_id = ? ORDER BY subject",
-                              (chars, incident_id))
+    def scope_hashes(self, incident_id: int, batch: int = 100_000) -> Iterator[bytes]:
+        """The first 16 bytes of each keyed hash in an incident's scope, in order, concatenated, one
+        ``bytes`` per ``batch`` people: the caller decodes each at once, so no Python object per person
+        outlives a batch."""
+        cur = self.db.execute("SELECT substr(subject, 1, 32) FROM scope WHERE incident_id = ? ORDER BY subject",
+                              (incident_id,))
         while rows := cur.fetchmany(batch):
-            yield "".join(r[0] for r in rows)
+            yield bytes.fromhex("".join(r[0] for r in rows))
+
+    def notified(self, incident_id: int, batch: int = 100_000) -> Iterator[bytes]:
+        """The keyed hash of everyone notified, as 32-byte digests concatenated, a batch at a time (in no
+        particular order)."""
+        cur = self.db.execute("SELECT subject FROM notices WHERE incident_id = ?", (incident_id,))
+        while rows := cur.fetchmany(batch):
+            yield bytes.fromhex("".join(r[0] for r in rows))
+        for (blob,) in self.db.execute("SELECT subjects FROM notice_batches WHERE incident_id = ? ORDER BY seq",
+                                       (incident_id,)):
+            yield bytes(blob)
+
+    @_action
+    def mark_notified(self, incident_id: int, digests: bytes) -> None:
+        """Record notices at once (a spool file's): their keyed hashes, 32-byte digests concatenated."""
+        if not digests:
+            return
+        with self.db:
+            self.db.execute("INSERT INTO notice_batches SELECT ?, coalesce(max(seq), 0) + 1, ?, ? FROM notice_batches "
+                            "WHERE incident_id = ?", (incident_id, _now(), digests, incident_id))
 
     def count(self, table: str, incident_id: int) -> int:
         """People in an incident's ``scope``, or notified (``notices``)."""
-        if table not in ("scope", "notices"):
+        if table == "scope":
+            row = self.db.execute("SELECT count(*) FROM scope WHERE incident_id = ?", (incident_id,)).fetchone()
+            return int(row[0])
+        if table != "notices":
             raise ValueError(f"no people counted in {table!r}")
-        return int(self.db.execute(f"SELECT count(*) FROM {table} WHERE incident_id = ?", (incident_id,)).fetchone()[0])
+        one = self.db.execute("SELECT count(*) FROM notices WHERE incident_id = ?", (incident_id,)).fetchone()[0]
+        many = self.db.execute("SELECT coalesce(sum(length(subjects)), 0) / 32 FROM notice_batches "
+                               "WHERE incident_id = ?", (incident_id,)).fetchone()[0]
+        return int(one) + int(many)
 
     def scope_subjects(self, incident_id: int) -> set[str]:
         return {str(r[0]) for r in self.db.execute("SELECT subject FROM scope WHERE incident_id = ?", (incident_id,))}
@@ -595,10 +618,9 @@ class Catalog:
     def done(self, table: str, incident_id: int, name: str | None = None) -> set[str]:
         """Subjects already notified (``notices``) or already handled by a responder (``responses``)."""
         if table == "notices":
-            rows = self.db.execute("SELECT subject FROM notices WHERE incident_id = ?", (incident_id,))
-        else:
-            rows = self.db.execute("SELECT subject FROM responses WHERE incident_id = ? AND responder = ?",
-                                   (incident_id, name))
+            return {blob[i:i + 32].hex() for blob in self.notified(incident_id) for i in range(0, len(blob), 32)}
+        rows = self.db.execute("SELECT subject FROM responses WHERE incident_id = ? AND responder = ?",
+                               (incident_id, name))
         return {str(r[0]) for r in rows}
 
     @_action
@@ -607,7 +629,7 @@ class Catalog:
         with self.db:
             if table == "notices":
                 self.db.executemany("INSERT OR IGNORE INTO notices VALUES (?, ?, 'sent', ?)",
-                                    ((incident_id, s, now) for s in sorted(subjects)))  # in index order
+                                    ((incident_id, s, now) for s in subjects))
             else:
                 self.db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)",
                                     ((incident_id, name, s, now) for s in subjects))

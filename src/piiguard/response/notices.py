@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from importlib import resources
+from json.encoder import encode_basestring_ascii as quote  # what json.dumps does to a str
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,12 +32,12 @@ import yaml
 from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.config import options_from, resolve_password
-from piiguard.connectors.postgres import any_of
+from piiguard.connectors.postgres import JOIN, any_of
 from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
-from piiguard.response.scope import PREFIX, Subject, SubjectFile, _prefixes
+from piiguard.response.scope import PREFIX, Subject, SubjectFile, prefixes
 
 if TYPE_CHECKING:
     import jinja2
@@ -162,16 +163,19 @@ class _Contacts:
         relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
         self.conn = connect(store, 30, read_only=True)
         try:
-            self.query = sql.SQL("SELECT {}::text, {}, {} FROM {} WHERE {}").format(
+            self.query, self.joined = (sql.SQL("SELECT {}::text, {}::text, {}::text FROM {} WHERE {}").format(
                 sql.Identifier(options.subject_column), sql.Identifier(options.email_column), name, relation,
-                any_of(self.conn, relation, options.subject_column))
+                any_of(self.conn, relation, options.subject_column, joined=joined)) for joined in (False, True))
         except BaseException:
             self.conn.close()
             raise
 
     def __call__(self, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
+        joined = JOIN.join(subjects)
+        single = joined.count(JOIN) == len(subjects) - 1  # no identifier holds the separator
         try:
-            rows = self.conn.execute(self.query, [list(subjects)]).fetchall()
+            rows = self.conn.execute(self.joined if single else self.query, [joined if single else list(subjects)],
+                                     binary=True).fetchall()
         except psycopg.Error as exc:
             raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
                              collection=self.table) from exc
@@ -232,8 +236,8 @@ class _Letters:
         if ready is None:
             subject, body = self._render(kinds, name)
             return json.dumps({"to": to, "subject": subject, "body": body}) + "\n"
-        return "".join(('{"to": ', json.dumps(to), ', "subject": ', ready[1], ', "body": "',
-                        json.dumps(name)[1:-1].join(ready[3]), '"}\n'))
+        return "".join(('{"to": ', quote(to), ', "subject": ', ready[1], ', "body": "',
+                        quote(name)[1:-1].join(ready[3]), '"}\n'))
 
 
 def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key: bytes, options: NoticeOptions,
@@ -251,7 +255,7 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
     sent) but never sends one twice. A spool is recorded per file of 10,000.
     """
     incident_id = int(incident["id"])
-    done = _prefixes(catalog.hash_prefixes("notices", incident_id, 2 * PREFIX))
+    done = prefixes(catalog.notified(incident_id), 32)
     did = measures(catalog, incident_id)
     letters = _Letters(_environment().get_template("notice.txt.j2"),
                        {"company": options.company, "window_start": incident["window_start"],
@@ -263,7 +267,7 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
     except BaseException:
         lookup.close()
         raise
-    sent, pending, missing = 0, [], 0
+    sent, pending, missing = 0, bytearray(), 0
     interval = 1.0 / options.rate if options.rate > 0 else 0.0
     try:
         for chunk in subjects.chunks():  # bounded memory: a chunk of people and their addresses at a time
@@ -278,19 +282,19 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
                 address, name = found
                 if spool is not None:
                     sender.write(letters.line(kinds, address, name))
-                    pending.append(hashed)
-                    if len(pending) >= SPOOL_PER_FILE:
-                        catalog.mark_done("notices", incident_id, pending)
-                        pending = []
+                    pending += hashed
+                    if len(pending) >= 32 * SPOOL_PER_FILE:  # a spool file's worth, recorded in one row
+                        catalog.mark_notified(incident_id, bytes(pending))
+                        pending.clear()
                     sent += 1
                     continue
                 started = time.monotonic()
                 subject_line, body = letters.text(kinds, name)
-                catalog.mark_done("notices", incident_id, [hashed])
+                catalog.mark_done("notices", incident_id, [hashed.hex()])
                 try:
                     sender.send(address, subject_line, body)
                 except BaseException:
-                    catalog.unmark_notice(incident_id, hashed)
+                    catalog.unmark_notice(incident_id, hashed.hex())
                     raise
                 sent += 1
                 if progress is not None:
@@ -301,7 +305,7 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
             if progress is not None:
                 progress(len(chunk) - told)  # the rest of the chunk: spooled, notified before, no address
     finally:
-        catalog.mark_done("notices", incident_id, pending)
+        catalog.mark_notified(incident_id, bytes(pending))
         sender.close()
         lookup.close()
         catalog.event(incident_id, "notified", {"sent": sent, "without_address": missing,
@@ -310,10 +314,10 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
 
 
 def _not_in(done: np.ndarray[Any, Any], chunk: list[Subject]) -> list[Subject]:
-    """The chunk's people whose keyed hash is not among ``done`` (sorted 16-byte prefixes)."""
+    """The chunk's people whose keyed hash is not among ``done`` (sorted prefixes)."""
     if not len(done):
         return chunk
-    found = np.frombuffer(bytes.fromhex("".join(h[:2 * PREFIX] for _, h, _ in chunk)), dtype=done.dtype)
+    found = np.frombuffer(b"".join(h[:PREFIX] for _, h, _ in chunk), dtype=done.dtype)
     hit = done[np.searchsorted(done, found).clip(0, len(done) - 1)] == found
     return [p for p, h in zip(chunk, hit.tolist(), strict=True) if not h]
 

@@ -19,6 +19,7 @@ under the same key, and counts.
 
 from __future__ import annotations
 
+import array
 import csv
 import hmac
 import itertools
@@ -178,8 +179,8 @@ def write_subjects(scope: Scope, path: Path, *, force: bool = False) -> None:
             out.writerow([person, joined.get(types) or joined.setdefault(types, ";".join(sorted(types)))])
 
 
-Subject: TypeAlias = tuple[str, str, tuple[str, ...]]  # identifier, keyed hash (hex), exposed types
-PREFIX = 16  # bytes of each keyed hash held in memory: 128 bits, 16 bytes a person
+Subject: TypeAlias = tuple[str, bytes, tuple[str, ...]]  # identifier, keyed hash (HMAC digest), exposed types
+PREFIX = 16  # bytes of each keyed hash held for the scope: 128 bits, 16 bytes a person
 
 
 class SubjectFile:
@@ -188,22 +189,29 @@ class SubjectFile:
     with its line number (the file was edited).
 
     Memory stays small at any size: the scope's hashes are held as 16-byte prefixes in one sorted array
-    (38 MB at 2.4M people) with one flag per person for "named already", never as a set of strings, and
-    the file is never held whole. :meth:`check` reads it all before anything is done with it; each chunk
-    :meth:`chunks` hands on is checked again as it is read, so a file changed in between cannot add
-    anyone either.
+    with one flag per person for "named already", never as a set of strings, and the file is never held
+    whole. :meth:`check` reads it all before anything is done with it and keeps each line's keyed hash
+    (32 bytes) and a fingerprint of its identifier (8 bytes, Python's per-process keyed ``hash``), about
+    57 bytes a person in all; :meth:`chunks` then reads the file again and refuses a line that is not
+    the one checked. Without :meth:`check`, each chunk is checked as it is read.
     """
 
     def __init__(self, path: Path, catalog: Catalog, incident_id: int, key: bytes, chunk: int = 10_000) -> None:
         self.path, self.incident_id, self.key, self.chunk = path, incident_id, key, chunk
-        self.scope = _prefixes(catalog.hash_prefixes("scope", incident_id, 2 * PREFIX))
+        self.scope = prefixes(catalog.scope_hashes(incident_id), PREFIX)
         if not len(self.scope):
             raise UsageError(f"incident {incident_id} has no scope yet",
                              hint=f"run `piiguard incident scope {incident_id}`")
+        self._checked_lines: tuple[bytes, np.ndarray[Any, Any]] | None = None
 
     def check(self) -> int:
         """Read the whole file, refusing it at the first line that is not in the scope; the people in it."""
-        return sum(len(ids) for ids, _, _ in self._checked())
+        digests, prints = bytearray(), array.array("q")
+        for ids, found, _ in self._checked():
+            digests += b"".join(found)
+            prints.extend(map(hash, ids))
+        self._checked_lines = bytes(digests), np.frombuffer(prints, dtype=np.int64)
+        return len(prints)
 
     def ids(self) -> list[str]:
         """Every identifier in the file, checked first, in order."""
@@ -212,13 +220,28 @@ class SubjectFile:
         return out
 
     def chunks(self) -> Iterator[list[Subject]]:
-        """The file's people, ``chunk`` at a time, each line checked as it is read."""
+        """The file's people, ``chunk`` at a time: the lines :meth:`check` checked, or each checked now."""
         kinds: dict[str, tuple[str, ...]] = {}
-        for ids, digests, exposed in self._checked():
+        for ids, digests, exposed in self._known() if self._checked_lines is not None else self._checked():
             if len(kinds) > 4096:  # a handful in a real scope; never unbounded
                 kinds.clear()
-            yield [(s, d.hex(), kinds.get(e) or kinds.setdefault(e, tuple(t for t in e.split(";") if t)))
+            yield [(s, d, kinds.get(e) or kinds.setdefault(e, tuple(t for t in e.split(";") if t)))
                    for s, d, e in zip(ids, digests, exposed, strict=True)]
+
+    def _known(self) -> Iterator[tuple[list[str], list[bytes], list[str]]]:
+        assert self._checked_lines is not None
+        digests, prints = self._checked_lines
+        done = 0
+        for ids, exposed in self._read():
+            now = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+            had = prints[done:done + len(ids)]
+            same = np.zeros(len(ids), dtype=bool)  # a line past the checked ones is not the same
+            same[:len(had)] = now[:len(had)] == had
+            if not same.all():
+                raise UsageError(f"{self.path} line {2 + done + int(np.argmin(same))}: changed since it was checked",
+                                 hint="run the command again, and leave the file alone while it runs")
+            yield ids, [digests[i:i + 32] for i in range(32 * done, 32 * (done + len(ids)), 32)], exposed
+            done += len(ids)
 
     def _checked(self) -> Iterator[tuple[list[str], list[bytes], list[str]]]:
         seen = np.zeros(len(self.scope), dtype=bool)
@@ -256,13 +279,14 @@ class SubjectFile:
                 raise UsageError(f"cannot read the subject file {self.path} ({type(exc).__name__})") from exc
 
 
-def _prefixes(batches: Iterable[str]) -> np.ndarray[Any, Any]:
-    """Hex prefixes, in order, as one sorted array of fixed-size byte strings."""
-    parts = [np.frombuffer(bytes.fromhex(b), dtype=f"S{PREFIX}") for b in batches]
-    out = np.concatenate(parts) if parts else np.empty(0, dtype=f"S{PREFIX}")
-    if len(out) > 1 and not bool((out[1:] >= out[:-1]).all()):
-        out = np.sort(out)
-    return out
+def prefixes(blobs: Iterable[bytes], width: int) -> np.ndarray[Any, Any]:
+    """Keyed hashes (``width`` bytes each, concatenated) as one sorted array of their first 16 bytes."""
+    parts = [np.frombuffer(b, dtype=np.uint8).reshape(-1, width)[:, :PREFIX] for b in blobs]
+    out = np.ascontiguousarray(np.concatenate(parts) if parts else np.empty((0, PREFIX), dtype=np.uint8))
+    flat = out.view(f"S{PREFIX}").ravel()
+    if len(flat) > 1 and not bool((flat[1:] >= flat[:-1]).all()):
+        flat = np.sort(flat)
+    return flat
 
 
 def _repeated(at: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
