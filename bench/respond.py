@@ -113,11 +113,12 @@ def main() -> None:
                 begun = time.monotonic()
                 found = find_scope(cat, incident, {"prod": prod}, KEY)
                 read = time.monotonic()
-                write_subjects(found, path)
+                mac = write_subjects(found, path, key=KEY)
                 written = time.monotonic()
                 cat.set_scope(incident_id, keyed(found, KEY))
                 kept = time.monotonic()
                 people = len(found.people)
+                cat.event(incident_id, "scoped", {"people": people, "subject_file": mac})  # as incident scope
                 del found
             print(f"scope: {people:,} people in {p.seconds:.1f} s (reading the store {read - begun:.1f} s, "
                   f"the subject list {written - read:.1f} s, keyed hashes in the catalog {kept - written:.1f} s)")
@@ -158,14 +159,24 @@ def main() -> None:
                   f"(goals: notices ≤ 60 s, end to end ≤ 120 s)")
 
             if sizes:
-                print("\nnotices before (bench/notices_before.py) and now, the first N people, back to back:")
-                head = ("N", "before", "µs each", "peak RSS", "now", "µs each", "peak RSS")
-                print(" ".join(f"{h:>{w}}" for h, w in zip(head, (10, 9, 8, 9, 9, 8, 9), strict=True)))
+                print("\nbefore (bench/notices_before.py) and now, on the first N people, back to back: checking the "
+                      "subject file (as respond does), then notices (check and spool, as notify does)")
+                head = ("N", "step", "before", "µs each", "+RSS", "now", "µs each", "+RSS")
+                print(" ".join(f"{h:>{w}}" for h, w in zip(head, (10, 8, 9, 8, 8, 9, 8, 8), strict=True)))
             for size in sizes:
                 part = work / f"subjects-{size}.csv"
                 with path.open() as src, part.open("w") as dst:
                     for _, line in zip(range(size + 1), src, strict=False):
                         dst.write(line)
+                checks: list[str] = []
+                for before in (True, False):
+                    with step("check") as p:
+                        if before:
+                            sorted(notices_before.read_subjects(part, cat, incident_id, KEY))
+                        else:
+                            SubjectFile(part, cat, incident_id, KEY).ids()
+                    checks += [f"{p.seconds:8.1f}s", f"{p.seconds / size * 1e6:8.1f}", f"{mb(p.grew):>8}"]
+                print(f"{size:>10,} {'check':>8} " + " ".join(checks))
                 row: list[str] = []
                 for before in (True, False):
                     for table in ("notices", "notice_batches"):  # nobody notified yet
@@ -174,9 +185,11 @@ def main() -> None:
                     spool = work / f"spool-{size}-{'before' if before else 'now'}"
                     with step("compare") as p:
                         sent, _ = notify(cat, incident, part, options, prod, spool, before=before)
-                    row += [f"{p.seconds:8.1f}s", f"{p.seconds / sent * 1e6:8.1f}", f"{mb(p.grew):>9}"]
+                    row += [f"{p.seconds:8.1f}s", f"{p.seconds / sent * 1e6:8.1f}", f"{mb(p.grew):>8}"]
                     shutil.rmtree(spool)
-                print(f"{size:>10,} " + " ".join(row) + "   (peak RSS: above the RSS the phase began with)")
+                print(f"{size:>10,} {'notices':>8} " + " ".join(row))
+            if sizes:
+                print("(+RSS: the peak above the RSS the step began with)")
             print(load())
     finally:
         stop_postgres(pg)

@@ -148,6 +148,26 @@ def test_a_subject_file_changed_after_its_check_is_refused(tmp_path: Path) -> No
         list(subjects.chunks())
 
 
+def test_the_file_scope_wrote_is_known_by_its_mac(tmp_path: Path) -> None:
+    cat, incident_id, path = scoped_file(tmp_path, 10)
+    mac = write_subjects(Scope({f"cust-{i:04d}": frozenset({"email"}) for i in range(10)}), path, force=True,
+                         key=SUBJECT_KEY)
+    cat.event(incident_id, "scoped", {"people": 10, "subject_file": mac})
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).check() == 10
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).ids() == [f"cust-{i:04d}" for i in range(10)]
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *rows[:4]]) + "\n")  # a part of the list: checked line by line
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).check() == 4
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).ids() == [f"cust-{i:04d}" for i in range(4)]
+    path.write_text("\n".join([header, *rows, "cust-9999,email"]) + "\n")  # someone added: no MAC, no pass
+    for read in (SubjectFile.check, SubjectFile.ids):
+        with pytest.raises(UsageError, match="line 12: not a subject of"):
+            read(SubjectFile(path, cat, incident_id, SUBJECT_KEY))
+    wrong = SubjectFile(path, cat, incident_id, b"another-key-0123456789")
+    with pytest.raises(UsageError, match="line 2: not a subject of"):
+        wrong.check()
+
+
 def test_a_subject_file_without_a_scope_is_refused(tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "c.db")
     incident_id = cat.open_incident("test", ["s"], "2026-11-03T08:00:00+00:00", ["email"], 1)

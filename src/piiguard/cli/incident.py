@@ -102,14 +102,15 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
         if not force:  # refused before the (long) read, not after it
             safefile.refuse_existing(out)
         found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout)
-        write_subjects(found, out, force=force)
+        mac = write_subjects(found, out, force=force, key=key)
         cat.set_scope(incident_id, keyed(found, key))
         counts: dict[str, int] = {}
         for types in found.people.values():
             for t in types:
                 counts[t] = counts.get(t, 0) + 1
         head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
-                                                 "read": found.sources, "derived_copies": found.derived})
+                                                 "read": found.sources, "derived_copies": found.derived,
+                                                 "subject_file": mac})  # the list's keyed MAC, not its content
         Console().print(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
                         + (f"; copies made from it: {found.derived}" if found.derived else ""))
         _head(head)

@@ -22,11 +22,13 @@ from __future__ import annotations
 import array
 import csv
 import hmac
+import io
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from piiguard import safefile
 from piiguard.catalog import Catalog
@@ -167,16 +169,46 @@ def keyed(scope: Scope, key: bytes) -> Iterator[tuple[str, tuple[str, ...]]]:
         yield subject_hash(key, person), kinds.get(types) or kinds.setdefault(types, tuple(sorted(types)))
 
 
-def write_subjects(scope: Scope, path: Path, *, force: bool = False) -> None:
+def write_subjects(scope: Scope, path: Path, *, force: bool = False, key: bytes = b"") -> str:
     """The operator's subject list: identifier and exposed categories, readable by the owner only
-    (0600, never through a symlink; an existing file is replaced only with ``force``, atomically)."""
+    (0600, never through a symlink; an existing file is replaced only with ``force``, atomically).
+    Returns the file's keyed MAC (HMAC-SHA256 of its bytes under ``key``; "" without a key): the
+    timeline records it, so a file read back unchanged needs no check line by line."""
     joined: dict[frozenset[str], str] = {}
     with safefile.create(path, force=force) as f:
-        out = csv.writer(f)
+        signed = _Signed(f, key)
+        out = csv.writer(signed)
         out.writerow(["subject", "exposed"])
         for person in sorted(scope.people):
             types = scope.people[person]
             out.writerow([person, joined.get(types) or joined.setdefault(types, ";".join(sorted(types)))])
+    return signed.mac.hexdigest() if key else ""
+
+
+class _Signed:
+    """A text file that keeps the keyed MAC of the UTF-8 bytes written to it."""
+
+    def __init__(self, f: IO[str], key: bytes) -> None:
+        self.f, self.mac = f, hmac.new(key, digestmod="sha256")
+
+    def write(self, text: str) -> int:
+        self.mac.update(text.encode())
+        return self.f.write(text)
+
+
+class _Tee(io.RawIOBase):
+    """A binary file whose bytes, as they are read, go into a MAC too."""
+
+    def __init__(self, f: io.RawIOBase, mac: Any) -> None:
+        self.f, self.mac = f, mac
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.f.readinto(buffer) or 0
+        self.mac.update(memoryview(buffer)[:n])
+        return n
 
 
 Subject: TypeAlias = tuple[str, bytes, tuple[str, ...]]  # identifier, keyed hash (HMAC digest), exposed types
@@ -190,10 +222,13 @@ class SubjectFile:
 
     Memory stays small at any size: the scope's hashes are held as 16-byte prefixes in one sorted array
     with one flag per person for "named already", never as a set of strings, and the file is never held
-    whole. :meth:`check` reads it all before anything is done with it and keeps each line's keyed hash
+    whole. A file byte for byte the one ``incident scope`` wrote (its keyed MAC is the one the timeline
+    recorded) is known to hold exactly the scope, so :meth:`check` only computes that MAC and
+    :meth:`ids` computes it as it reads. Any other file (a part of the list, say) is checked line by
+    line: :meth:`check` reads it all before anything is done with it and keeps each line's keyed hash
     (32 bytes) and a fingerprint of its identifier (8 bytes, Python's per-process keyed ``hash``), about
-    57 bytes a person in all; :meth:`chunks` then reads the file again and refuses a line that is not
-    the one checked. Without :meth:`check`, each chunk is checked as it is read.
+    57 bytes a person in all, and :meth:`chunks` refuses a line that is not the one checked. In every
+    case :meth:`chunks` checks each line it hands on against the scope.
     """
 
     def __init__(self, path: Path, catalog: Catalog, incident_id: int, key: bytes, chunk: int = 10_000) -> None:
@@ -203,9 +238,27 @@ class SubjectFile:
             raise UsageError(f"incident {incident_id} has no scope yet",
                              hint=f"run `piiguard incident scope {incident_id}`")
         self._checked_lines: tuple[bytes, np.ndarray[Any, Any]] | None = None
+        scoped = [e["payload"] for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+        self.written: dict[str, Any] = json.loads(scoped[-1]) if scoped else {}
+
+    def _mac(self) -> Any:
+        return hmac.new(self.key, digestmod="sha256")
+
+    def _as_written(self, mac: Any) -> bool:
+        recorded = self.written.get("subject_file")
+        return isinstance(recorded, str) and bool(recorded) and hmac.compare_digest(mac.hexdigest(), recorded)
 
     def check(self) -> int:
         """Read the whole file, refusing it at the first line that is not in the scope; the people in it."""
+        mac = self._mac()
+        try:
+            with self.path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    mac.update(block)
+        except OSError as exc:
+            raise UsageError(f"cannot read the subject file {self.path} ({exc.strerror})") from exc
+        if self._as_written(mac):
+            return int(self.written.get("people", 0))
         digests, prints = bytearray(), array.array("q")
         for ids, found, _ in self._checked():
             digests += b"".join(found)
@@ -215,7 +268,10 @@ class SubjectFile:
 
     def ids(self) -> list[str]:
         """Every identifier in the file, checked first, in order."""
-        out = [s for ids, _, _ in self._checked() for s in ids]
+        mac = self._mac()
+        out = [s for ids, _ in self._read(mac) for s in ids]
+        if not self._as_written(mac):
+            out = [s for ids, _, _ in self._checked() for s in ids]
         out.sort()  # the file is in order already: a linear pass
         return out
 
@@ -261,12 +317,14 @@ class SubjectFile:
             line += len(ids)
             yield ids, digests, exposed
 
-    def _read(self) -> Iterator[tuple[list[str], list[str]]]:
+    def _read(self, mac: Any = None) -> Iterator[tuple[list[str], list[str]]]:
+        """The file's (identifiers, exposed) a chunk at a time; its bytes go into ``mac`` as they are read."""
         try:
-            f = self.path.open(newline="")
+            raw = self.path.open("rb", buffering=0)
         except OSError as exc:
             raise UsageError(f"cannot read the subject file {self.path} ({exc.strerror})") from exc
-        with f:
+        source: io.RawIOBase = raw if mac is None else _Tee(raw, mac)
+        with raw, io.TextIOWrapper(io.BufferedReader(source, 1 << 20), encoding="utf-8", newline="") as f:
             rows = filter(None, csv.reader(f))  # blank lines are skipped, as csv.DictReader skips them
             header = next(rows, [])
             where = {name: n for n, name in enumerate(header)}  # a name given twice: the last, as DictReader
