@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import array
 import csv
+import functools
 import hmac
 import io
 import itertools
@@ -233,13 +234,18 @@ class SubjectFile:
 
     def __init__(self, path: Path, catalog: Catalog, incident_id: int, key: bytes, chunk: int = 10_000) -> None:
         self.path, self.incident_id, self.key, self.chunk = path, incident_id, key, chunk
-        self.scope = prefixes(catalog.scope_hashes(incident_id), PREFIX)
-        if not len(self.scope):
+        self.catalog = catalog
+        if not catalog.count("scope", incident_id):
             raise UsageError(f"incident {incident_id} has no scope yet",
                              hint=f"run `piiguard incident scope {incident_id}`")
         self._checked_lines: tuple[bytes, np.ndarray[Any, Any]] | None = None
         scoped = [e["payload"] for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
         self.written: dict[str, Any] = json.loads(scoped[-1]) if scoped else {}
+
+    @functools.cached_property
+    def scope(self) -> np.ndarray[Any, Any]:
+        """The scope's keyed hashes (16-byte prefixes, sorted), read when a line is first checked."""
+        return prefixes(self.catalog.scope_hashes(self.incident_id), PREFIX)
 
     def _mac(self) -> Any:
         return hmac.new(self.key, digestmod="sha256")
