@@ -1,9 +1,12 @@
-"""Incident pieces that need no server: the timeline's hash chain, the log parser, configuration errors."""
+"""Incident pieces that need no server: the timeline's hash chain, the log parser, configuration errors,
+the subject file's checks and the notices' text."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +15,8 @@ from piiguard.errors import ConfigError, UsageError
 from piiguard.model import Store
 from piiguard.response import incidents, responders
 from piiguard.response.evidence import PostgresLog
-from piiguard.response.notices import NoticeOptions, describe
+from piiguard.response.notices import NoticeOptions, _environment, _Letters, advice, describe
+from piiguard.response.scope import Scope, SubjectFile, keyed, read_subjects, subject_hash, write_subjects
 
 
 def incident_with_events(tmp_path: Path) -> tuple[Catalog, int]:
@@ -87,3 +91,114 @@ def test_responder_configuration_is_checked() -> None:
 def test_categories_read_as_a_person_would() -> None:
     assert describe("email (pseudonym)") == "your e-mail address (replaced by a pseudonym)"
     assert describe("wifi-ssid") == "the name of your Wi-Fi network"
+
+
+SUBJECT_KEY = b"unit-subject-key-0123456789"
+
+
+def scoped_file(tmp_path: Path, people: int, chunk: int = 3) -> tuple[Catalog, int, Path]:
+    cat = Catalog(tmp_path / "c.db")
+    incident_id = cat.open_incident("test", ["s"], "2026-11-03T08:00:00+00:00", ["email"], people)
+    found = Scope({f"cust-{i:04d}": frozenset({"email", "username"} if i % 2 else {"email"}) for i in range(people)})
+    cat.set_scope(incident_id, keyed(found, SUBJECT_KEY))
+    write_subjects(found, tmp_path / "subjects.csv")
+    return cat, incident_id, tmp_path / "subjects.csv"
+
+
+def test_the_subject_file_is_read_in_chunks_and_checked(tmp_path: Path) -> None:
+    cat, incident_id, path = scoped_file(tmp_path, 10)
+    subjects = SubjectFile(path, cat, incident_id, SUBJECT_KEY, chunk=3)
+    assert subjects.check() == 10 and cat.count("scope", incident_id) == 10
+    chunks = list(subjects.chunks())
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    first = chunks[0][1]
+    assert first == ("cust-0001", bytes.fromhex(subject_hash(SUBJECT_KEY, "cust-0001")), ("email", "username"))
+    assert list(SubjectFile(path, cat, incident_id, SUBJECT_KEY, chunk=3).chunks()) == chunks  # unchecked: as read
+    assert subjects.ids() == [f"cust-{i:04d}" for i in range(10)]
+    assert read_subjects(path, cat, incident_id, SUBJECT_KEY)["cust-0002"] == ["email"]
+
+
+@pytest.mark.parametrize(("edit", "line", "what"), [
+    (lambda rows: [*rows, "cust-9999,email"], 12, "not a subject of"),  # someone added
+    (lambda rows: [*rows[:5], rows[2], *rows[5:]], 7, "named twice in"),  # a person twice, other chunk
+    (lambda rows: [rows[0], rows[0], *rows[1:]], 3, "named twice in"),  # twice in one chunk
+    (lambda rows: [rows[0].replace("cust-0000", "cust-0000 "), *rows[1:]], 2, "not a subject of"),
+], ids=["added", "twice-across-chunks", "twice-in-a-chunk", "changed"])
+def test_an_edited_subject_file_is_refused(tmp_path: Path, edit: Any, line: int, what: str) -> None:
+    cat, incident_id, path = scoped_file(tmp_path, 10)
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *edit(rows)]) + "\n")
+    subjects = SubjectFile(path, cat, incident_id, SUBJECT_KEY, chunk=3)
+    with pytest.raises(UsageError, match=f"line {line}: .*{what}") as refused:
+        subjects.check()
+    assert "cust-" not in refused.value.message  # the line number, never the identifier
+    with pytest.raises(UsageError, match=what):
+        list(subjects.chunks())
+
+
+def test_a_subject_file_changed_after_its_check_is_refused(tmp_path: Path) -> None:
+    cat, incident_id, path = scoped_file(tmp_path, 10)
+    subjects = SubjectFile(path, cat, incident_id, SUBJECT_KEY, chunk=3)
+    assert subjects.check() == 10
+    path.write_text(path.read_text().replace("cust-0004", "cust-0012"))  # in the scope? no matter: not checked
+    with pytest.raises(UsageError, match="line 6: changed since it was checked"):
+        list(subjects.chunks())
+    path.write_text(path.read_text().replace("cust-0012", "cust-0004") + "cust-0003,email\n")  # one more line
+    with pytest.raises(UsageError, match="line 12: changed since it was checked"):
+        list(subjects.chunks())
+
+
+def test_the_file_scope_wrote_is_known_by_its_mac(tmp_path: Path) -> None:
+    cat, incident_id, path = scoped_file(tmp_path, 10)
+    mac = write_subjects(Scope({f"cust-{i:04d}": frozenset({"email"}) for i in range(10)}), path, force=True,
+                         key=SUBJECT_KEY)
+    cat.event(incident_id, "scoped", {"people": 10, "subject_file": mac})
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).check() == 10
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).ids() == [f"cust-{i:04d}" for i in range(10)]
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *rows[:4]]) + "\n")  # a part of the list: checked line by line
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).check() == 4
+    assert SubjectFile(path, cat, incident_id, SUBJECT_KEY).ids() == [f"cust-{i:04d}" for i in range(4)]
+    path.write_text("\n".join([header, *rows, "cust-9999,email"]) + "\n")  # someone added: no MAC, no pass
+    for read in (SubjectFile.check, SubjectFile.ids):
+        with pytest.raises(UsageError, match="line 12: not a subject of"):
+            read(SubjectFile(path, cat, incident_id, SUBJECT_KEY))
+    wrong = SubjectFile(path, cat, incident_id, b"another-key-0123456789")
+    with pytest.raises(UsageError, match="line 2: not a subject of"):
+        wrong.check()
+
+
+def test_a_subject_file_without_a_scope_is_refused(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    incident_id = cat.open_incident("test", ["s"], "2026-11-03T08:00:00+00:00", ["email"], 1)
+    with pytest.raises(UsageError, match="no scope yet"):
+        SubjectFile(tmp_path / "none.csv", cat, incident_id, SUBJECT_KEY)
+
+
+NAMES = ["Olivia", "", "Zoë \"O'Brien\" <b>&amp; {{ name }}", "line\n\nSubject: x", "\x00piiguard-name\x00",
+         "emoji 🙂 \ud800 lone", "\\u00e9 \t tab"]
+
+
+@pytest.mark.parametrize("name", NAMES, ids=range(len(NAMES)))
+def test_a_notice_with_its_name_put_in_is_the_notice_rendered_whole(name: str) -> None:
+    did = ["We logged you out of every device."]
+    facts = {"company": "CamCo", "window_start": "2026-11-03T08:00:00+00:00", "window_end": None, "measures": did,
+             "contact": {"name": "Privacy team", "email": "privacy@example.net"}, "incident_id": 4}
+    template = _environment().get_template("notice.txt.j2")
+    letters = _Letters(template, facts, did)
+    kinds = ("email (pseudonym)", "wifi-ssid")
+    whole = template.render(**facts, name=name, categories=[describe(t) for t in kinds],
+                            advice=advice(["email", "wifi-ssid"], did))
+    subject, _, body = whole.partition("\n\n")
+    assert letters.text(kinds, name) == (subject.removeprefix("Subject: "), body)
+    line = json.dumps({"to": "a@example.net", "subject": subject.removeprefix("Subject: "), "body": body}) + "\n"
+    assert letters.line(kinds, "a@example.net", name) == line
+    assert not name or letters.known[kinds] is not None  # the shortcut was taken, not the fallback
+
+
+def test_a_template_that_changes_the_name_is_rendered_whole() -> None:
+    import jinja2
+    template = jinja2.Environment(autoescape=False).from_string("Subject: Hi\n\nDear {{ name | upper }},\n")
+    letters = _Letters(template, {}, [])
+    assert letters.text(("email",), "zoë") == ("Hi", "Dear ZOË,")
+    assert letters.known[("email",)] is None

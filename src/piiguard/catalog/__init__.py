@@ -19,7 +19,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -605,13 +605,62 @@ class Catalog:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     @_action
-    def set_scope(self, incident_id: int, subjects: dict[str, list[str]]) -> None:
+    def set_scope(self, incident_id: int,
+                  subjects: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]]) -> None:
+        """Replace the scope: (keyed hash, exposed types) per person. The rows go through a temporary
+        table and into the scope's index in hash order, so 2.4M random hashes are appended, not
+        scattered over the index."""
         encoded: dict[tuple[str, ...], str] = {}  # people share a handful of category lists: encode each once
+        rows = subjects.items() if isinstance(subjects, Mapping) else subjects
         with self.db:
             self.db.execute("DELETE FROM scope WHERE incident_id = ?", (incident_id,))
-            self.db.executemany("INSERT INTO scope VALUES (?, ?, ?)", (
-                (incident_id, s, encoded.get(tuple(f)) or encoded.setdefault(tuple(f), json.dumps(f)))
-                for s, f in subjects.items()))
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS scope_load (subject TEXT NOT NULL, fields TEXT NOT NULL)")
+            self.db.execute("DELETE FROM scope_load")
+            self.db.executemany("INSERT INTO scope_load VALUES (?, ?)", (
+                (s, encoded.get(k := tuple(f)) or encoded.setdefault(k, json.dumps(list(f)))) for s, f in rows))
+            self.db.execute("INSERT INTO scope SELECT ?, subject, fields FROM scope_load ORDER BY subject",
+                            (incident_id,))
+            self.db.execute("DROP TABLE scope_load")
+
+    def scope_hashes(self, incident_id: int, batch: int = 100_000) -> Iterator[bytes]:
+        """The first 16 bytes of each keyed hash in an incident's scope, in order, concatenated, one
+        ``bytes`` per ``batch`` people: the caller decodes each at once, so no Python object per person
+        outlives a batch."""
+        cur = self.db.execute("SELECT substr(subject, 1, 32) FROM scope WHERE incident_id = ? ORDER BY subject",
+                              (incident_id,))
+        while rows := cur.fetchmany(batch):
+            yield bytes.fromhex("".join(r[0] for r in rows))
+
+    def notified(self, incident_id: int, batch: int = 100_000) -> Iterator[bytes]:
+        """The keyed hash of everyone notified, as 32-byte digests concatenated, a batch at a time (in no
+        particular order)."""
+        cur = self.db.execute("SELECT subject FROM notices WHERE incident_id = ?", (incident_id,))
+        while rows := cur.fetchmany(batch):
+            yield bytes.fromhex("".join(r[0] for r in rows))
+        for (blob,) in self.db.execute("SELECT subjects FROM notice_batches WHERE incident_id = ? ORDER BY seq",
+                                       (incident_id,)):
+            yield bytes(blob)
+
+    @_action
+    def mark_notified(self, incident_id: int, digests: bytes) -> None:
+        """Record notices at once (a spool file's): their keyed hashes, 32-byte digests concatenated."""
+        if not digests:
+            return
+        with self.db:
+            self.db.execute("INSERT INTO notice_batches SELECT ?, coalesce(max(seq), 0) + 1, ?, ? FROM notice_batches "
+                            "WHERE incident_id = ?", (incident_id, _now(), digests, incident_id))
+
+    def count(self, table: str, incident_id: int) -> int:
+        """People in an incident's ``scope``, or notified (``notices``)."""
+        if table == "scope":
+            row = self.db.execute("SELECT count(*) FROM scope WHERE incident_id = ?", (incident_id,)).fetchone()
+            return int(row[0])
+        if table != "notices":
+            raise ValueError(f"no people counted in {table!r}")
+        one = self.db.execute("SELECT count(*) FROM notices WHERE incident_id = ?", (incident_id,)).fetchone()[0]
+        many = self.db.execute("SELECT coalesce(sum(length(subjects)), 0) / 32 FROM notice_batches "
+                               "WHERE incident_id = ?", (incident_id,)).fetchone()[0]
+        return int(one) + int(many)
 
     def scope_size(self, incident_id: int) -> int:
         """How many people the incident's scope holds (0 before a scope, or for an empty one)."""
@@ -627,10 +676,9 @@ class Catalog:
     def done(self, table: str, incident_id: int, name: str | None = None) -> set[str]:
         """Subjects already notified (``notices``) or already handled by a responder (``responses``)."""
         if table == "notices":
-            rows = self.db.execute("SELECT subject FROM notices WHERE incident_id = ?", (incident_id,))
-        else:
-            rows = self.db.execute("SELECT subject FROM responses WHERE incident_id = ? AND responder = ?",
-                                   (incident_id, name))
+            return {blob[i:i + 32].hex() for blob in self.notified(incident_id) for i in range(0, len(blob), 32)}
+        rows = self.db.execute("SELECT subject FROM responses WHERE incident_id = ? AND responder = ?",
+                               (incident_id, name))
         return {str(r[0]) for r in rows}
 
     @_action

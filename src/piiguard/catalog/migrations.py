@@ -213,4 +213,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE copies ADD COLUMN target_url TEXT NOT NULL DEFAULT '';
     ALTER TABLE copies ADD COLUMN source_url TEXT NOT NULL DEFAULT '';  -- the same for the source
     """,
+    """
+    -- notices recorded a spool file at a time: the file's keyed hashes in one row, appended, where
+    -- 10,000 keys put into the notices index touch most of its pages (at 2.4M people, 47 µs a notice)
+    CREATE TABLE notice_batches (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        subjects BLOB NOT NULL,        -- keyed hashes (32-byte HMAC digests) concatenated, never an identifier
+        PRIMARY KEY (incident_id, seq)
+    );
+    """,
 )

@@ -35,7 +35,7 @@ from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 from piiguard.response import evidence as evidence_
 from piiguard.response import incidents, notices, responders
-from piiguard.response.scope import find_scope, read_subjects, subject_hash, write_subjects
+from piiguard.response.scope import SubjectFile, find_scope, keyed, write_subjects
 
 incident_app = typer.Typer(help="Incidents: scope, evidence, kill switch, notices, reports, timeline.",
                            no_args_is_help=True)
@@ -148,14 +148,15 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
         if not force:  # refused before the (long) read, not after it
             safefile.refuse_existing(out)
         found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout, include_system=include_system)
-        write_subjects(found, out, force=force)
-        cat.set_scope(incident_id, {subject_hash(key, p): sorted(t) for p, t in found.people.items()})
+        mac = write_subjects(found, out, force=force, key=key)
+        cat.set_scope(incident_id, keyed(found, key))
         counts: dict[str, int] = {}
         for types in found.people.values():
             for t in types:
                 counts[t] = counts.get(t, 0) + 1
         head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
-                                                 "read": found.sources, "derived_copies": found.derived})
+                                                 "read": found.sources, "derived_copies": found.derived,
+                                                 "subject_file": mac})  # the list's keyed MAC, not its content
         if fmt is Format.json:
             emit("scope", {"incident": incident_id, "people": len(found.people),
                            "by_type": dict(sorted(counts.items())), "read": list(found.sources),
@@ -243,7 +244,7 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
             if subjects_file is None:
                 raise UsageError("give --subjects FILE (from incident scope) or --everyone")
             key = key_from(key_env, str(key_file) if key_file else None)
-            subjects = sorted(read_subjects(subjects_file, cat, incident_id, key))
+            subjects = SubjectFile(subjects_file, cat, incident_id, key).ids()
         for name, responder in chosen:
             console.print(safe(f"{name}: {responder.plan(subjects)}"))
         if not apply:
@@ -279,9 +280,10 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
     key = key_from(key_env, str(key_file) if key_file else None)
     with open_catalog(catalog, cfg) as cat:
         incident = incidents.get(cat, incident_id)
-        subjects = read_subjects(subjects_file, cat, incident_id, key)
+        subjects = SubjectFile(subjects_file, cat, incident_id, key)
+        people = subjects.check()  # the whole file, before anyone is notified
         with _bar("notices") as bar:
-            task = bar.add_task("notices", total=len(subjects))
+            task = bar.add_task("notices", total=people)
             sent, missing = notices.send(cat, incident, subjects, key, options, stores[options.store], _contact(cfg),
                                          spool=spool, progress=lambda n: bar.advance(task, n))
         Console().print(f"{sent:,} notice(s) {'spooled' if spool else 'sent'}; {missing:,} without an address")

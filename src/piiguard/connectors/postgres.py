@@ -53,14 +53,21 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory
 """
 
 
-def any_of(conn: psycopg.Connection[Any], table: sql.Composable, column: str) -> sql.Composed:
+def any_of(conn: psycopg.Connection[Any], table: sql.Composable, column: str, *, joined: bool = False) -> sql.Composed:
     """``column = ANY(%s::its_type[])``: the subjects' identifiers arrive as text, and comparing them in
-    the column's own type (not ``column::text``) keeps the column's index usable."""
+    the column's own type (not ``column::text``) keeps the column's index usable. ``joined``: the
+    parameter is one string, the identifiers joined by :data:`JOIN` (10,000 identifiers pass as one
+    value instead of an array psycopg builds element by element)."""
     row = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
                        "AND attname = %s AND NOT attisdropped", [table.as_string(conn), column]).fetchone()
     if row is None:
         raise UsageError(f"no column {column!r} in {table.as_string(conn)}")
+    if joined:
+        return sql.SQL("{} = ANY(string_to_array(%s, chr(1))::{}[])").format(sql.Identifier(column), sql.SQL(row[0]))
     return sql.SQL("{} = ANY(%s::{}[])").format(sql.Identifier(column), sql.SQL(row[0]))
+
+
+JOIN = "\x01"  # joins identifiers for any_of(joined=True); one that holds it is passed as an array instead
 
 
 class _CopyStream(io.RawIOBase):

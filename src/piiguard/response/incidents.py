@@ -197,7 +197,7 @@ def _row_disagrees(catalog: Catalog, incident: dict[str, Any], entries: list[dic
     if changed:
         return f"the incident's {', '.join(changed)} differ from what its timeline recorded: the row was edited"
     scoped = [json.loads(e["payload"]).get("people") for e in entries if e["kind"] == "scoped"]
-    people = len(catalog.scope_subjects(int(incident["id"])))
+    people = catalog.count("scope", int(incident["id"]))
     if (scoped[-1] if scoped else 0) != people:
         return (f"the scope holds {people} people, the timeline's last scope {scoped[-1] if scoped else 0}: the scope "
                 "was edited")

@@ -13,7 +13,6 @@ one's template, deadline and thresholds; the facts come from the incident, its s
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import smtplib
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from importlib import resources
+from json.encoder import encode_basestring_ascii as quote  # what json.dumps does to a str
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -32,25 +32,26 @@ import yaml
 from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.config import options_from, resolve_password
-from piiguard.connectors.postgres import any_of
+from piiguard.connectors.postgres import JOIN, any_of
 from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
 from piiguard.response.incidents import basis
-from piiguard.response.scope import subject_hash
+from piiguard.response.scope import PREFIX, Subject, SubjectFile, prefixes
 
 if TYPE_CHECKING:
     import jinja2
+    import numpy as np
     import psycopg
     from psycopg import sql
 else:  # imported on first use: starting the CLI must not load every engine's driver
     jinja2 = driver("jinja2")
+    np = driver("numpy")
     psycopg = driver("psycopg")
     sql = driver("psycopg.sql")
 
 SPOOL_PER_FILE = 10_000
-CHUNK = 10_000
 
 CATEGORY = {
     "email": "your e-mail address", "username": "your nickname", "person-name": "your name",
@@ -198,16 +199,19 @@ class _Contacts:
         relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
         self.conn = connect(store, 30, read_only=True)
         try:
-            self.query = sql.SQL("SELECT {}::text, {}, {} FROM {} WHERE {}").format(
+            self.query, self.joined = (sql.SQL("SELECT {}::text, {}::text, {}::text FROM {} WHERE {}").format(
                 sql.Identifier(options.subject_column), sql.Identifier(options.email_column), name, relation,
-                any_of(self.conn, relation, options.subject_column))
+                any_of(self.conn, relation, options.subject_column, joined=joined)) for joined in (False, True))
         except BaseException:
             self.conn.close()
             raise
 
     def __call__(self, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
+        joined = JOIN.join(subjects)
+        single = joined.count(JOIN) == len(subjects) - 1  # no identifier holds the separator
         try:
-            rows = self.conn.execute(self.query, [list(subjects)]).fetchall()
+            rows = self.conn.execute(self.joined if single else self.query, [joined if single else list(subjects)],
+                                     binary=True).fetchall()
         except psycopg.Error as exc:
             raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
                              collection=self.table) from exc
@@ -217,72 +221,141 @@ class _Contacts:
         self.conn.close()
 
 
-def send(catalog: Catalog, incident: dict[str, Any], subjects: Mapping[str, Sequence[str]], key: bytes,
-         options: NoticeOptions, store: Store, contact: Mapping[str, str], *, spool: Path | None = None,
+class _Letters:
+    """The notice for each combination of exposed categories, rendered by Jinja once; each person's
+    name is put in afterwards, as plain text, which is what the template does with it (no autoescape).
+
+    That shortcut is taken only where it is proven to give exactly what rendering would: the template
+    is rendered with a marker for the name and with two probe names, and the marker must lie in the
+    body (after the subject line) and each probe's rendering must equal the marker replaced by the
+    probe. Otherwise, or for a person without a name (the template's ``name or "customer"``), every
+    notice is rendered whole. A spool line's JSON is built from pieces escaped once: JSON escapes a
+    string one character at a time, so the pieces' escapes joined are the whole text's escape.
+    """
+
+    MARK = "\x00piiguard-name\x00"
+    PROBES = ("Zoë \"O'Brien\" <a&b> {{ x }}\n\nSubject: \\", "Li")
+    MOST = 4096  # combinations kept rendered (a handful in a real scope)
+
+    def __init__(self, template: jinja2.Template, facts: dict[str, Any], did: Sequence[str]) -> None:
+        self.template, self.facts, self.did = template, facts, did
+        self.known: dict[tuple[str, ...], tuple[str, str, list[str], list[str]] | None] = {}
+
+    def _render(self, kinds: Sequence[str], name: str) -> tuple[str, str]:
+        text = self.template.render(**self.facts, name=name, categories=[describe(t) for t in kinds],
+                                    advice=advice([t.split(" (")[0] for t in kinds], self.did))
+        subject_line, _, body = text.partition("\n\n")
+        return subject_line.removeprefix("Subject: "), body
+
+    def _prepared(self, kinds: tuple[str, ...]) -> tuple[str, str, list[str], list[str]] | None:
+        if kinds in self.known:
+            return self.known[kinds]
+        if len(self.known) >= self.MOST:
+            self.known.clear()
+        subject, body = self._render(kinds, self.MARK)
+        pieces = body.split(self.MARK)
+        ready: tuple[str, str, list[str], list[str]] | None = None
+        if self.MARK not in subject and len(pieces) > 1 and all(
+                self._render(kinds, p) == (subject, p.join(pieces)) for p in self.PROBES):
+            ready = (subject, json.dumps(subject), pieces, [json.dumps(p)[1:-1] for p in pieces])
+        self.known[kinds] = ready
+        return ready
+
+    def text(self, kinds: tuple[str, ...], name: str) -> tuple[str, str]:
+        """(subject, body) for one person."""
+        ready = self._prepared(kinds) if name else None
+        return (ready[0], name.join(ready[2])) if ready is not None else self._render(kinds, name)
+
+    def line(self, kinds: tuple[str, ...], to: str, name: str) -> str:
+        """The spool's JSON line for one person: ``{"to": …, "subject": …, "body": …}``."""
+        ready = self._prepared(kinds) if name else None
+        if ready is None:
+            subject, body = self._render(kinds, name)
+            return json.dumps({"to": to, "subject": subject, "body": body}) + "\n"
+        return "".join(('{"to": ', quote(to), ', "subject": ', ready[1], ', "body": "',
+                        quote(name)[1:-1].join(ready[3]), '"}\n'))
+
+
+def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key: bytes, options: NoticeOptions,
+         store: Store, contact: Mapping[str, str], *, spool: Path | None = None,
          progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Notify every subject not notified yet; returns (notified now, without an address).
+
+    The subject file is read a chunk at a time (check it whole with ``subjects.check()`` first); which
+    of a chunk's people were notified already is looked up in a sorted array of the catalog's keyed
+    hashes (16 bytes a person), and their addresses in one query. The cost per notice does not grow
+    with the number of people.
 
     Over SMTP each notice is recorded *before* it is handed to the server and the record is removed if
     the server refuses it, so a process killed mid-send may lose that one notice (it is reported as
     sent) but never sends one twice. A spool is recorded per file of 10,000.
     """
     incident_id = int(incident["id"])
-    done = catalog.done("notices", incident_id)
+    done = prefixes(catalog.notified(incident_id), 32)
     did = measures(catalog, incident_id)
-    template = _environment().get_template("notice.txt.j2")
+    letters = _Letters(_environment().get_template("notice.txt.j2"),
+                       {"company": options.company, "window_start": incident["window_start"],
+                        "window_end": incident["window_end"], "measures": did, "contact": contact,
+                        "incident_id": incident_id}, did)
     lookup = _Contacts(options, store)
     try:
         sender = _Sender(options, spool)
     except BaseException:
         lookup.close()
         raise
-    sent, pending, missing = 0, [], 0
+    sent, pending, missing = 0, bytearray(), 0
     interval = 1.0 / options.rate if options.rate > 0 else 0.0
-    everyone = list(subjects)
-    gc.freeze()  # millions of live subjects: the collector need not walk them after every chunk
     try:
-        for start in range(0, len(everyone), CHUNK):  # bounded memory: addresses are read a chunk at a time
-            hashes = {s: subject_hash(key, s) for s in everyone[start:start + CHUNK]}
-            todo = [s for s, h in hashes.items() if h not in done]
-            addresses = lookup(todo) if todo else {}
-            for subject in todo:
-                if subject not in addresses:
+        for chunk in subjects.chunks():  # bounded memory: a chunk of people and their addresses at a time
+            told = 0  # advanced one by one (over SMTP)
+            todo = _not_in(done, chunk)
+            addresses = lookup([s for s, _, _ in todo]) if todo else {}
+            for subject, hashed, kinds in todo:
+                found = addresses.get(subject)
+                if found is None:
                     missing += 1
                     continue
-                address, name = addresses[subject]
-                kinds = subjects[subject]
-                text = template.render(company=options.company, name=name, window_start=incident["window_start"],
-                                       window_end=incident["window_end"], categories=[describe(t) for t in kinds],
-                                       measures=did, advice=advice([t.split(" (")[0] for t in kinds], did),
-                                       contact=contact, incident_id=incident_id)
-                subject_line, _, body = text.partition("\n\n")
+                address, name = found
+                if spool is not None:
+                    sender.write(letters.line(kinds, address, name))
+                    pending += hashed
+                    if len(pending) >= 32 * SPOOL_PER_FILE:  # a spool file's worth, recorded in one row
+                        catalog.mark_notified(incident_id, bytes(pending))
+                        pending.clear()
+                    sent += 1
+                    continue
                 started = time.monotonic()
-                if spool is None:
-                    catalog.mark_done("notices", incident_id, [hashes[subject]])
-                    try:
-                        sender.send(address, subject_line.removeprefix("Subject: "), body)
-                    except BaseException:
-                        catalog.unmark_notice(incident_id, hashes[subject])
-                        raise
-                else:
-                    sender.send(address, subject_line.removeprefix("Subject: "), body)
-                    pending.append(hashes[subject])
-                    if len(pending) >= SPOOL_PER_FILE:
-                        catalog.mark_done("notices", incident_id, pending)
-                        pending = []
+                subject_line, body = letters.text(kinds, name)
+                catalog.mark_done("notices", incident_id, [hashed.hex()])
+                try:
+                    sender.send(address, subject_line, body)
+                except BaseException:
+                    catalog.unmark_notice(incident_id, hashed.hex())
+                    raise
                 sent += 1
                 if progress is not None:
                     progress(1)
-                if spool is None and interval:
+                    told += 1
+                if interval:
                     time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            if progress is not None:
+                progress(len(chunk) - told)  # the rest of the chunk: spooled, notified before, no address
     finally:
-        gc.unfreeze()
-        catalog.mark_done("notices", incident_id, pending)
+        catalog.mark_notified(incident_id, bytes(pending))
         sender.close()
         lookup.close()
         catalog.event(incident_id, "notified", {"sent": sent, "without_address": missing,
                                                 "spooled": spool is not None})
     return sent, missing
+
+
+def _not_in(done: np.ndarray[Any, Any], chunk: list[Subject]) -> list[Subject]:
+    """The chunk's people whose keyed hash is not among ``done`` (sorted prefixes)."""
+    if not len(done):
+        return chunk
+    found = np.frombuffer(b"".join(h[:PREFIX] for _, h, _ in chunk), dtype=done.dtype)
+    hit = done[np.searchsorted(done, found).clip(0, len(done) - 1)] == found
+    return [p for p, h in zip(chunk, hit.tolist(), strict=True) if not h]
 
 
 class _Sender:
@@ -321,18 +394,24 @@ class _Sender:
                 continue  # an earlier run's (or something planted): kept, never written to
             return self.files.enter_context(safefile.create(path))
 
+    def write(self, line: str) -> None:
+        """One message to the spool, already as its JSON line."""
+        assert self.spool is not None
+        if self.count % SPOOL_PER_FILE == 0:
+            self.file = self._next_file(self.spool)
+        assert self.file is not None
+        self.file.write(line)
+        self.count += 1
+
     def send(self, to: str, subject: str, body: str) -> None:
         if self.spool is not None:
-            if self.count % SPOOL_PER_FILE == 0:
-                self.file = self._next_file(self.spool)
-            assert self.file is not None
-            self.file.write(json.dumps({"to": to, "subject": subject, "body": body}) + "\n")
-        else:
-            assert self.smtp is not None
-            message = EmailMessage()
-            message["From"], message["To"], message["Subject"] = self.options.sender, to, subject
-            message.set_content(body)
-            self.smtp.send_message(message)
+            self.write(json.dumps({"to": to, "subject": subject, "body": body}) + "\n")
+            return
+        assert self.smtp is not None
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.options.sender, to, subject
+        message.set_content(body)
+        self.smtp.send_message(message)
         self.count += 1
 
     def close(self) -> None:
@@ -372,7 +451,7 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
         "basis": numbers.kind, "basis_text": numbers.text(),
         "nature": f"{', '.join(incident['stores'])} could be reached without authentication from "
                   f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
-        "consequences": _consequences(sorted(kinds)), "notices_sent": len(catalog.done("notices", incident_id)),
+        "consequences": _consequences(sorted(kinds)), "notices_sent": catalog.count("notices", incident_id),
         "revocations": revocations(catalog, incident_id),
         "system": [f"{name} ({', '.join(types)})" for name, types in sorted(system.items())],
         "system_heading": "System collections, counted (--include-system)" if include_system else

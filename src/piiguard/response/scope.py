@@ -19,13 +19,17 @@ under the same key, and counts.
 
 from __future__ import annotations
 
+import array
 import csv
-import hashlib
+import functools
 import hmac
-from collections.abc import Mapping
+import io
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 
 from piiguard import safefile
 from piiguard.catalog import Catalog
@@ -37,9 +41,11 @@ from piiguard.model import Store
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 else:  # imported on first use: starting the CLI must not load every engine's driver
+    np = driver("numpy")
     pa = driver("pyarrow")
     pc = driver("pyarrow.compute")
 
@@ -54,7 +60,7 @@ class Scope:
 
 
 def subject_hash(key: bytes, subject: str) -> str:
-    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, subject.encode(), "sha256").hex()
 
 
 def _holdings(catalog: Catalog, store: str, include_system: bool) -> dict[str, dict[str, str]]:
@@ -162,33 +168,209 @@ def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key
     return mapping
 
 
-def write_subjects(scope: Scope, path: Path, *, force: bool = False) -> None:
+def keyed(scope: Scope, key: bytes) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """What the catalog keeps of a scope: each person's keyed hash and exposed types (sorted)."""
+    kinds: dict[frozenset[str], tuple[str, ...]] = {}  # people share a handful of sets: sort each once
+    for person, types in scope.people.items():
+        yield subject_hash(key, person), kinds.get(types) or kinds.setdefault(types, tuple(sorted(types)))
+
+
+def write_subjects(scope: Scope, path: Path, *, force: bool = False, key: bytes = b"") -> str:
     """The operator's subject list: identifier and exposed categories, readable by the owner only
-    (0600, never through a symlink; an existing file is replaced only with ``force``, atomically)."""
+    (0600, never through a symlink; an existing file is replaced only with ``force``, atomically).
+    Returns the file's keyed MAC (HMAC-SHA256 of its bytes under ``key``; "" without a key): the
+    timeline records it, so a file read back unchanged needs no check line by line."""
+    joined: dict[frozenset[str], str] = {}
     with safefile.create(path, force=force) as f:
-        out = csv.writer(f)
+        signed = _Signed(f, key)
+        out = csv.writer(signed)
         out.writerow(["subject", "exposed"])
-        for person, types in sorted(scope.people.items()):
-            out.writerow([person, ";".join(sorted(types))])
+        for person in sorted(scope.people):
+            types = scope.people[person]
+            out.writerow([person, joined.get(types) or joined.setdefault(types, ";".join(sorted(types)))])
+    return signed.mac.hexdigest() if key else ""
+
+
+class _Signed:
+    """A text file that keeps the keyed MAC of the UTF-8 bytes written to it."""
+
+    def __init__(self, f: IO[str], key: bytes) -> None:
+        self.f, self.mac = f, hmac.new(key, digestmod="sha256")
+
+    def write(self, text: str) -> int:
+        self.mac.update(text.encode())
+        return self.f.write(text)
+
+
+class _Tee(io.RawIOBase):
+    """A binary file whose bytes, as they are read, go into a MAC too."""
+
+    def __init__(self, f: io.RawIOBase, mac: Any) -> None:
+        self.f, self.mac = f, mac
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.f.readinto(buffer) or 0
+        self.mac.update(memoryview(buffer)[:n])
+        return n
+
+
+Subject: TypeAlias = tuple[str, bytes, tuple[str, ...]]  # identifier, keyed hash (HMAC digest), exposed types
+PREFIX = 16  # bytes of each keyed hash held for the scope: 128 bits, 16 bytes a person
+
+
+class SubjectFile:
+    """The subject file ``incident scope`` wrote, read back a chunk at a time and checked against the
+    catalog's keyed hashes: a line whose hash is not in the scope, or a subject named twice, is refused
+    with its line number (the file was edited).
+
+    Memory stays small at any size: the scope's hashes are held as 16-byte prefixes in one sorted array
+    with one flag per person for "named already", never as a set of strings, and the file is never held
+    whole. A file byte for byte the one ``incident scope`` wrote (its keyed MAC is the one the timeline
+    recorded) is known to hold exactly the scope, so :meth:`check` only computes that MAC and
+    :meth:`ids` computes it as it reads. Any other file (a part of the list, say) is checked line by
+    line: :meth:`check` reads it all before anything is done with it and keeps each line's keyed hash
+    (32 bytes) and a fingerprint of its identifier (8 bytes, Python's per-process keyed ``hash``), about
+    57 bytes a person in all, and :meth:`chunks` refuses a line that is not the one checked. In every
+    case :meth:`chunks` checks each line it hands on against the scope.
+    """
+
+    def __init__(self, path: Path, catalog: Catalog, incident_id: int, key: bytes, chunk: int = 10_000) -> None:
+        self.path, self.incident_id, self.key, self.chunk = path, incident_id, key, chunk
+        self.catalog = catalog
+        if not catalog.count("scope", incident_id):
+            raise UsageError(f"incident {incident_id} has no scope yet",
+                             hint=f"run `piiguard incident scope {incident_id}`")
+        self._checked_lines: tuple[bytes, np.ndarray[Any, Any]] | None = None
+        scoped = [e["payload"] for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+        self.written: dict[str, Any] = json.loads(scoped[-1]) if scoped else {}
+
+    @functools.cached_property
+    def scope(self) -> np.ndarray[Any, Any]:
+        """The scope's keyed hashes (16-byte prefixes, sorted), read when a line is first checked."""
+        return prefixes(self.catalog.scope_hashes(self.incident_id), PREFIX)
+
+    def _mac(self) -> Any:
+        return hmac.new(self.key, digestmod="sha256")
+
+    def _as_written(self, mac: Any) -> bool:
+        recorded = self.written.get("subject_file")
+        return isinstance(recorded, str) and bool(recorded) and hmac.compare_digest(mac.hexdigest(), recorded)
+
+    def check(self) -> int:
+        """Read the whole file, refusing it at the first line that is not in the scope; the people in it."""
+        mac = self._mac()
+        try:
+            with self.path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    mac.update(block)
+        except OSError as exc:
+            raise UsageError(f"cannot read the subject file {self.path} ({exc.strerror})") from exc
+        if self._as_written(mac):
+            return int(self.written.get("people", 0))
+        digests, prints = bytearray(), array.array("q")
+        for ids, found, _ in self._checked():
+            digests += b"".join(found)
+            prints.extend(map(hash, ids))
+        self._checked_lines = bytes(digests), np.frombuffer(prints, dtype=np.int64)
+        return len(prints)
+
+    def ids(self) -> list[str]:
+        """Every identifier in the file, checked first, in order."""
+        mac = self._mac()
+        out = [s for ids, _ in self._read(mac) for s in ids]
+        if not self._as_written(mac):
+            out = [s for ids, _, _ in self._checked() for s in ids]
+        out.sort()  # the file is in order already: a linear pass
+        return out
+
+    def chunks(self) -> Iterator[list[Subject]]:
+        """The file's people, ``chunk`` at a time: the lines :meth:`check` checked, or each checked now."""
+        kinds: dict[str, tuple[str, ...]] = {}
+        for ids, digests, exposed in self._known() if self._checked_lines is not None else self._checked():
+            if len(kinds) > 4096:  # a handful in a real scope; never unbounded
+                kinds.clear()
+            yield [(s, d, kinds.get(e) or kinds.setdefault(e, tuple(t for t in e.split(";") if t)))
+                   for s, d, e in zip(ids, digests, exposed, strict=True)]
+
+    def _known(self) -> Iterator[tuple[list[str], list[bytes], list[str]]]:
+        assert self._checked_lines is not None
+        digests, prints = self._checked_lines
+        done = 0
+        for ids, exposed in self._read():
+            now = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+            had = prints[done:done + len(ids)]
+            same = np.zeros(len(ids), dtype=bool)  # a line past the checked ones is not the same
+            same[:len(had)] = now[:len(had)] == had
+            if not same.all():
+                raise UsageError(f"{self.path} line {2 + done + int(np.argmin(same))}: changed since it was checked",
+                                 hint="run the command again, and leave the file alone while it runs")
+            yield ids, [digests[i:i + 32] for i in range(32 * done, 32 * (done + len(ids)), 32)], exposed
+            done += len(ids)
+
+    def _checked(self) -> Iterator[tuple[list[str], list[bytes], list[str]]]:
+        seen = np.zeros(len(self.scope), dtype=bool)
+        line = 2
+        for ids, exposed in self._read():
+            digests = [hmac.digest(self.key, s.encode(), "sha256") for s in ids]
+            found = np.frombuffer(b"".join(d[:PREFIX] for d in digests), dtype=self.scope.dtype)
+            at = np.searchsorted(self.scope, found).clip(0, len(self.scope) - 1)
+            bad = self.scope[at] != found
+            twice = seen[at] | _repeated(at)
+            if bad.any() or twice.any():
+                first = int(np.flatnonzero(bad | twice)[0])
+                what = "not a subject of" if bad[first] else "a subject named twice in"
+                raise UsageError(f"{self.path} line {line + first}: {what} incident {self.incident_id}'s scope",
+                                 hint="use the file `piiguard incident scope` wrote, and the same key")
+            seen[at] = True
+            line += len(ids)
+            yield ids, digests, exposed
+
+    def _read(self, mac: Any = None) -> Iterator[tuple[list[str], list[str]]]:
+        """The file's (identifiers, exposed) a chunk at a time; its bytes go into ``mac`` as they are read."""
+        try:
+            raw = self.path.open("rb", buffering=0)
+        except OSError as exc:
+            raise UsageError(f"cannot read the subject file {self.path} ({exc.strerror})") from exc
+        source: io.RawIOBase = raw if mac is None else _Tee(raw, mac)
+        with raw, io.TextIOWrapper(io.BufferedReader(source, 1 << 20), encoding="utf-8", newline="") as f:
+            rows = filter(None, csv.reader(f))  # blank lines are skipped, as csv.DictReader skips them
+            header = next(rows, [])
+            where = {name: n for n, name in enumerate(header)}  # a name given twice: the last, as DictReader
+            subject, exposed = where.get("subject", -1), where.get("exposed", -1)
+            try:
+                while chunk := list(itertools.islice(rows, self.chunk)):
+                    yield ([r[subject] if 0 <= subject < len(r) else "" for r in chunk],
+                           [r[exposed] if 0 <= exposed < len(r) else "" for r in chunk])
+            except (OSError, csv.Error) as exc:
+                raise UsageError(f"cannot read the subject file {self.path} ({type(exc).__name__})") from exc
+
+
+def prefixes(blobs: Iterable[bytes], width: int) -> np.ndarray[Any, Any]:
+    """Keyed hashes (``width`` bytes each, concatenated) as one sorted array of their first 16 bytes."""
+    parts = [np.frombuffer(b, dtype=np.uint8).reshape(-1, width)[:, :PREFIX] for b in blobs]
+    out = np.ascontiguousarray(np.concatenate(parts) if parts else np.empty((0, PREFIX), dtype=np.uint8))
+    flat = out.view(f"S{PREFIX}").ravel()
+    if len(flat) > 1 and not bool((flat[1:] >= flat[:-1]).all()):
+        flat = np.sort(flat)
+    return flat
+
+
+def _repeated(at: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """True at each position whose value came earlier in the same array."""
+    out = np.zeros(len(at), dtype=bool)
+    if len(at) > 1:
+        order = np.argsort(at, kind="stable")
+        ranked = at[order]
+        out[order[1:]] = ranked[1:] == ranked[:-1]
+    return out
 
 
 def read_subjects(path: Path, catalog: Catalog, incident_id: int, key: bytes) -> dict[str, list[str]]:
-    """The subject file back, each line checked against the catalog's keyed hashes: a file edited to
-    add people who were not in scope is refused."""
-    known = catalog.scope_subjects(incident_id)
-    if not known:
-        raise UsageError(f"incident {incident_id} has no scope yet",
-                         hint=f"run `piiguard incident scope {incident_id}`")
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise UsageError(f"cannot read the subject file {path} ({exc.strerror})") from exc
-    out = {}
-    for n, row in enumerate(rows, start=2):
-        subject = row.get("subject") or ""
-        if subject_hash(key, subject) not in known:
-            raise UsageError(f"{path} line {n}: not a subject of incident {incident_id}'s scope",
-                             hint="use the file `piiguard incident scope` wrote, and the same key")
-        out[subject] = [t for t in (row.get("exposed") or "").split(";") if t]
-    return out
+    """The subject file back whole (``SubjectFile`` reads it a chunk at a time), each line checked
+    against the catalog's keyed hashes: a file edited to add people who were not in scope is refused."""
+    subjects = SubjectFile(path, catalog, incident_id, key)
+    subjects.check()
+    return {s: list(kinds) for chunk in subjects.chunks() for s, _, kinds in chunk}
