@@ -404,3 +404,23 @@ def document_record_batches(docs: Iterable[Any], columns: Sequence[str], batch_r
     if chunk:
         yield documents_record_batch(chunk, columns)
 
+
+
+_NOT_RAW = ("<", "\\", "…", "*", ",", "$")  # what label() writes in place of a raw key, and projection syntax
+
+
+def source_keys(paths: Iterable[str], *, top_level: bool = False) -> list[str] | None:
+    """The document keys a reader must fetch to :func:`extract` ``paths``, dotted and without ``[]``:
+    each path up to its first array, whole (a server's source filter drops the array elements that lack
+    a field, which would shift the items of ``members[].email`` against ``members[].phone``), or with
+    ``top_level`` only the first key. None when a name may stand for another raw key (``<email>``, an
+    escape, a cut name) or is projection syntax: the reader then fetches whole documents."""
+    out: dict[str, None] = {}
+    for path in paths:
+        head = path.split("[]", 1)[0]
+        if top_level:
+            head = head.split(".", 1)[0]
+        if not head or any(mark in head for mark in _NOT_RAW) or ".." in head or head.endswith("."):
+            return None
+        out[head] = None
+    return list(out)

@@ -14,26 +14,38 @@ for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The p
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
+from piiguard.connectors.base import (
+    Batch,
+    Connector,
+    connectors,
+    document_batches,
+    document_record_batches,
+    documents_batch,
+    source_keys,
+)
 from piiguard.engines.mongodb import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pymongo
     from pymongo import errors as me
 else:  # imported on first use: starting the CLI must not load every engine's driver
     pymongo = driver("pymongo")
     me = driver("pymongo.errors")
+    pa = driver("pyarrow")
 
 SYSTEM_DATABASES = {"admin", "local", "config"}
 SAMPLE_RANGES = 5
 NOT_IMPLEMENTED = 238
+PAGE = 10_000  # documents per cursor batch at most
+COLUMNS_SAMPLE = 1_000  # documents sampled for a collection's field paths
 
 
 @contextmanager
@@ -107,6 +119,20 @@ class MongoConnector(Connector):
         with errors(self.store, collection.name):
             yield from document_batches(self._collection(collection).find({}, batch_size=min(batch_rows, 10_000)),
                                         batch_rows)
+
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        """The field paths a sample of documents holds, ``_id`` first, then sorted."""
+        return sorted(self.sample(collection, COLUMNS_SAMPLE).columns, key=lambda p: (p != "_id", p))
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Every document, projected on the top-level keys ``columns`` need (whole documents when a
+        name is a label that stands for another key), in cursor batches of at most :data:`PAGE`; the
+        cursor is closed however the read ends."""
+        keys = source_keys(columns, top_level=True)
+        projection = None if keys is None else {"_id": int("_id" in keys), **{k: 1 for k in keys if k != "_id"}}
+        with errors(self.store, collection.name), self._collection(collection).find(
+                {}, projection, batch_size=min(batch_rows, PAGE)) as cursor:
+            yield from document_record_batches(cursor, columns, batch_rows)
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")
