@@ -174,10 +174,14 @@ def test_scope_names_each_member_with_their_own_categories(engine: str, search: 
     seed(leaks)
     store = search.store() if engine == "opensearch" else ferret.store()
     with Catalog(tmp_path / "c.db") as cat:
-        assert scan([store], catalog=cat).stores[0].problems == ()
+        result = scan([store], catalog=cat).stores[0]
         held = {f: t for c, f, t, _ in cat.pii_fields(store.name) if c.endswith("households")}
     # the scan names the paths as the test wrote them (else the comparison below means nothing)
     assert held == {f"members[].{p}": t for p, t in MEMBER_TYPES.items()} | HOUSEHOLD_TYPES
+    assert result.problems == ()
+    # the estimate before a scope counts members, not lists of members (MongoDB: one $unwind per array)
+    assert result.subjects is not None and result.subjects.field == "members[].customer_id"
+    assert result.subjects.estimate == EXPOSED
     got = scope_by_cli(tmp_path, store, leaks)
     want = expected(households())
     assert len(want) == EXPOSED and set(want) == {f"cust-{i:05d}" for i in range(EXPOSED)}

@@ -6,6 +6,11 @@ field paths like OpenSearch's. Sampling uses ``$sample``; where the server has n
 (FerretDB 1.x) it reads a few short runs from random offsets instead. Distinct counts are exact
 (``$group`` then ``$count``, on the server).
 
+Whole-collection reads (incident scope, copies from the collection) are one ``find`` projected on the
+top-level keys of the fields asked for, in cursor batches of at most 10,000, the cursor closed however
+the read ends; dotted paths and arrays are then read from each document by path (a field inside an
+array as a list, item by item). A copy's columns are the field paths of a sample of 1,000 documents.
+
 Options: ``tls`` (default false: MongoDB's own default), ``cafile``, ``auth_mechanism`` (e.g. ``PLAIN``
 for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The password comes from
 ``MONGODB_PASSWORD`` unless the store names another reference.
@@ -136,7 +141,11 @@ class MongoConnector(Connector):
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")
-        pipeline = [{"$match": {path: {"$ne": None}}}, {"$group": {"_id": f"${path}"}}, {"$count": "n"}]
+        # a field inside arrays counts its items, not its arrays: one $unwind per array on the way
+        arrays = [field[:i].replace("[]", "") for i in range(len(field)) if field.startswith("[]", i)]
+        unwind = [{"$unwind": f"${a}"} for a in arrays]
+        pipeline = [{"$match": {path: {"$ne": None}}}, *unwind, {"$group": {"_id": f"${path}"}},
+                    {"$match": {"_id": {"$ne": None}}}, {"$count": "n"}]
         with errors(self.store, collection.name):
             rows = list(self._collection(collection).aggregate(pipeline, allowDiskUse=True))
         return (int(rows[0]["n"]) if rows else 0), Estimate.EXACT

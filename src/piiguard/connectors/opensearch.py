@@ -10,6 +10,14 @@ Sampling asks for ``n`` documents in ``random_score`` order (a scoring pass, nev
 index); a full scan scrolls. Distinct counts for the subject estimate come from the ``cardinality``
 aggregation (HyperLogLog++, approximate) on the field or its ``.keyword`` sub-field.
 
+Whole-collection reads (incident scope, copies from the index) take the fields asked for by path, with
+``_source`` filtered to them, by point in time and ``search_after`` where the cluster has them
+(OpenSearch 2.4+, one slice per shard; Elasticsearch 7.12+), else by scroll; the point in time or
+scroll is released however the read ends. A read stops past the reported document count (plus a
+margin) and after 360 × the timeout. A copy's columns are the field paths of a sample of 1,000
+documents and those the mapping declares. Reading needs the ``indices:data/read/point_in_time/create``
+permission where a point in time is used (in OpenSearch's ``read`` action group).
+
 Options: ``tls`` (default true; ``false`` for plain HTTP), ``cafile`` (a private CA). The password
 comes from ``OPENSEARCH_PASSWORD`` unless the store names another reference.
 """
