@@ -27,6 +27,7 @@ from servers import PASSWORD, Server
 
 from piiguard.catalog import Catalog
 from piiguard.connectors.opensearch import OpenSearchConnector
+from piiguard.errors import CollectionError
 from piiguard.masking.pipeline import find_collection
 from piiguard.model import Store
 from piiguard.scanner import scan
@@ -200,23 +201,32 @@ def test_an_opensearch_read_releases_its_point_in_time(search: OpenSearch) -> No
         found = stats["indices"]["search"]
         return found["scroll_current"], found["point_in_time_current"]
 
-    with OpenSearchConnector(search.store(), timeout=10) as connector:
-        info = find_collection(connector, "households")
-        assert info.rows_estimate is not None
-        for version in (connector.version, {"distribution": "opensearch", "number": "1.3.0"}):
-            connector.version = version
-            batches = list(connector.read(info, ["plan", "members[].customer_id"], 4))
-            assert sum(b.num_rows for b in batches) == len(households()) and max(b.num_rows for b in batches) == 4
-            ids = [c for b in batches for cs in b.column(1).to_pylist() for c in cs if c]
-            assert sorted(ids) == sorted(m["customer_id"] for d in households() for m in d["members"]
-                                         if m.get("customer_id"))
-            reader = connector.read(info, ["plan"], 2)
-            next(reader)
-            assert contexts() != (0, 0)
-            reader.close()
-            assert contexts() == (0, 0)
-        assert connector.columns(info) == sorted(
-            {"plan", "router.model", "devices[].fw"} | {f"members[].{p}" for p in MEMBER_TYPES} | set(HOUSEHOLD_TYPES))
+    bulk(search, "grows", [{"n": n} for n in range(1_100)])
+    try:
+        with OpenSearchConnector(search.store(), timeout=10) as connector:
+            info = find_collection(connector, "households")
+            # a cluster handing out more documents than the index reports is stopped (past 0 + a 1,000 margin)
+            grows = replace(find_collection(connector, "grows"), rows_estimate=0)
+            for version in (connector.version, {"distribution": "opensearch", "number": "1.3.0"}):
+                connector.version = version
+                batches = list(connector.read(info, ["plan", "members[].customer_id"], 4))
+                assert sum(b.num_rows for b in batches) == len(households())
+                assert max(b.num_rows for b in batches) == 4
+                ids = [c for b in batches for cs in b.column(1).to_pylist() for c in cs if c]
+                assert sorted(ids) == sorted(m["customer_id"] for d in households() for m in d["members"]
+                                             if m.get("customer_id"))
+                reader = connector.read(info, ["plan"], 2)
+                next(reader)
+                assert contexts() != (0, 0)
+                reader.close()
+                assert contexts() == (0, 0)
+                with pytest.raises(CollectionError, match="went past the 0 documents"):
+                    list(connector.read(grows, ["n"], 500))
+                assert contexts() == (0, 0)
+            assert connector.columns(info) == sorted({"plan", "router.model", "devices[].fw"} | set(HOUSEHOLD_TYPES)
+                                                     | {f"members[].{p}" for p in MEMBER_TYPES})
+    finally:
+        search.request("DELETE", "/grows")
 
 
 @pytest.mark.parametrize("engine", ["opensearch", "mongodb"])

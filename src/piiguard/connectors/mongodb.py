@@ -137,7 +137,8 @@ class MongoConnector(Connector):
         projection = None if keys is None else {"_id": int("_id" in keys), **{k: 1 for k in keys if k != "_id"}}
         with errors(self.store, collection.name), self._collection(collection).find(
                 {}, projection, batch_size=min(batch_rows, PAGE)) as cursor:
-            yield from document_record_batches(cursor, columns, batch_rows)
+            # batches of a cursor batch at most: documents are held as dicts until converted
+            yield from document_record_batches(cursor, columns, min(batch_rows, PAGE))
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")

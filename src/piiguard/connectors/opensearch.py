@@ -163,8 +163,9 @@ class OpenSearchConnector(Connector):
         :meth:`batches`: the reported count plus a margin, and a time budget."""
         includes = source_keys(columns)
         source: Any = includes if includes is not None else True
-        yield from document_record_batches(self._documents(collection, source, min(batch_rows, PAGE)), columns,
-                                           batch_rows)
+        # batches of a page at most: documents are held as dicts until converted, whatever the caller asks
+        page = min(batch_rows, PAGE)
+        yield from document_record_batches(self._documents(collection, source, page), columns, page)
 
     def _documents(self, collection: CollectionInfo, source: Any, page: int) -> Iterator[dict[str, Any]]:
         reported = collection.rows_estimate or 0
