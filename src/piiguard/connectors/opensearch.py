@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -165,16 +165,18 @@ class OpenSearchConnector(Connector):
         source: Any = includes if includes is not None else True
         # batches of a page at most: documents are held as dicts until converted, whatever the caller asks
         page = min(batch_rows, PAGE)
-        yield from document_record_batches(self._documents(collection, source, page), columns, page)
+        with closing(self._documents(collection, source, page)) as docs:  # closed now, not when collected
+            yield from document_record_batches(docs, columns, page)
 
-    def _documents(self, collection: CollectionInfo, source: Any, page: int) -> Iterator[dict[str, Any]]:
+    def _documents(self, collection: CollectionInfo, source: Any, page: int) -> Generator[dict[str, Any]]:
         reported = collection.rows_estimate or 0
         limit = reported + max(SCROLL_MARGIN, reported // 10)
         budget = self.timeout * SCROLL_BUDGET
         until = time.monotonic() + budget
         n = 0
-        with errors(self.store, collection.name):
-            for hits in self._pages(collection.name, {"size": page, "_source": source}):
+        with errors(self.store, collection.name), closing(self._pages(collection.name, {
+                "size": page, "_source": source})) as pages:
+            for hits in pages:
                 n += len(hits)
                 if n > limit:
                     raise CollectionError(self.store.name, f"the read went past the {reported:,} documents the "
@@ -185,7 +187,7 @@ class OpenSearchConnector(Connector):
                 for hit in hits:
                     yield hit.get("_source") or {}
 
-    def _pages(self, index: str, body: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    def _pages(self, index: str, body: dict[str, Any]) -> Generator[list[dict[str, Any]]]:
         """Pages of hits: a point in time where the cluster has one, else a scroll."""
         version = self.version
         if version.get("distribution") == "opensearch" and _number(version) >= (2, 4):
