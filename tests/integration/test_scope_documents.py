@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,8 @@ def test_an_opensearch_read_releases_its_point_in_time(search: OpenSearch) -> No
 
     bulk(search, "grows", [{"n": n} for n in range(1_100)])
     try:
-        with OpenSearchConnector(search.store(), timeout=10) as connector:
+        connector = OpenSearchConnector(search.store(), timeout=10)
+        with connector:
             info = find_collection(connector, "households")
             # a cluster handing out more documents than the index reports is stopped (past 0 + a 1,000 margin)
             grows = replace(find_collection(connector, "grows"), rows_estimate=0)
@@ -216,6 +217,7 @@ def test_an_opensearch_read_releases_its_point_in_time(search: OpenSearch) -> No
                 assert sorted(ids) == sorted(m["customer_id"] for d in households() for m in d["members"]
                                              if m.get("customer_id"))
                 reader = connector.read(info, ["plan"], 2)
+                assert isinstance(reader, Generator)
                 next(reader)
                 assert contexts() != (0, 0)
                 reader.close()

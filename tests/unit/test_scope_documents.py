@@ -23,7 +23,7 @@ def scope_of(docs: list[dict[str, Any]], subject: str, mapping: dict[str, str] |
     return people
 
 
-DOCS = [
+DOCS: list[dict[str, Any]] = [
     {"owner": {"email": "o1@x.io", "phone": ""}, "note": "hi",
      "members": [{"email": "a@x.io", "phone": "+1 555 0100"}, {"email": "b@x.io"}, {"phone": "+1 555 0199"}],
      "wifi": [{"ssid": "HOME-1"}]},
