@@ -83,6 +83,8 @@ class Connector(ABC):
 
     #: Least privileges it needs, printed by ``piiguard show connector``.
     privileges: str = ""
+    #: Whether :meth:`read` takes any field path a scan names (documents), not only :meth:`columns`.
+    reads_paths: bool = False
 
     def __init__(self, store: Store, *, timeout: float = 10.0) -> None:
         self.store = store

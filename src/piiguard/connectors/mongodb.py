@@ -75,6 +75,7 @@ class MongoConnector(Connector):
     """A MongoDB-protocol server; one collection per ``database.collection``."""
 
     privileges = "the built-in read role on the databases to scan (and listDatabases, or set database)"
+    reads_paths = True
     mongo: pymongo.MongoClient[dict[str, Any]]
 
     def open(self) -> None:

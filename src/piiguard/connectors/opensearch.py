@@ -96,6 +96,7 @@ class OpenSearchConnector(Connector):
 
     privileges = ("cluster: monitor (cat indices); indices: read, view_index_metadata on the indices to scan"
                   " (OpenSearch security: the built-in readall role)")
+    reads_paths = True
     es: OpenSearch
 
     def open(self) -> None:

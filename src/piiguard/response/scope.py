@@ -88,8 +88,9 @@ def _read(store: Store, collection: str, columns: list[str], timeout: float) -> 
 
 
 def _readable(fields: Mapping[str, str], columns: list[str]) -> dict[str, str]:
-    """The scanned fields the whole-collection reader can read: its columns, and document paths. A
-    path into a column that is itself read whole (a JSON column of a SQL table) is not a column."""
+    """The scanned fields a table's reader can read: its columns. A path into a column that is read
+    whole (``profile.email`` in a JSON column) is not one; a path whose first name is no column is
+    left to the reader (a connector reading files of documents names their paths as columns)."""
     known = set(columns)
     return {f: t for f, t in fields.items() if f in known or re.split(r"\.|\[\]", f, maxsplit=1)[0] not in known}
 
@@ -142,7 +143,9 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
         for collection, fields in held.items():
             copy = _copy_of(copies, name, collection)
             with _opened(store, collection, timeout) as (connector, info):
-                labels = _labels(copy) if copy is not None else _readable(fields, connector.columns(info))
+                # a document reader reads any path; a table's reader its columns (found without a sample)
+                labels = (_labels(copy) if copy is not None else dict(fields) if connector.reads_paths
+                          else _readable(fields, connector.columns(info)))
                 kinds = {f: label.split(" (")[0] for f, label in labels.items()}
                 subject = _subject(kinds)
                 if subject is None:
