@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,11 +87,10 @@ def _read(store: Store, collection: str, columns: list[str], timeout: float) -> 
 
 
 def _readable(fields: Mapping[str, str], columns: list[str]) -> dict[str, str]:
-    """The scanned fields a table's reader can read: its columns. A path into a column that is read
-    whole (``profile.email`` in a JSON column) is not one; a path whose first name is no column is
-    left to the reader (a connector reading files of documents names their paths as columns)."""
+    """The scanned fields a table's reader can read: its columns (``profile.email`` in a JSON column
+    is not one; its reader reads ``profile`` whole)."""
     known = set(columns)
-    return {f: t for f, t in fields.items() if f in known or re.split(r"\.|\[\]", f, maxsplit=1)[0] not in known}
+    return {f: t for f, t in fields.items() if f in known}
 
 
 def _subject(kinds: Mapping[str, str]) -> str | None:
