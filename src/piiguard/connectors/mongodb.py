@@ -8,8 +8,9 @@ field paths like OpenSearch's. Sampling uses ``$sample``; where the server has n
 
 Whole-collection reads (incident scope, copies from the collection) are one ``find`` projected on the
 top-level keys of the fields asked for, in cursor batches of at most 10,000, the cursor closed however
-the read ends; dotted paths and arrays are then read from each document by path (a field inside an
-array as a list, item by item). A copy's columns are the field paths of a sample of 1,000 documents.
+the read ends; each round trip may take 30 x the timeout (a server may build a whole batch first), the
+read 360 x. Dotted paths and arrays are then read from each document by path (a field inside an array
+as a list, item by item). A copy's columns are the field paths of a sample of 1,000 documents.
 
 Options: ``tls`` (default false: MongoDB's own default), ``cafile``, ``auth_mechanism`` (e.g. ``PLAIN``
 for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The password comes from
@@ -19,6 +20,7 @@ for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The p
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,8 @@ SYSTEM_DATABASES = {"admin", "local", "config"}
 SAMPLE_RANGES = 5
 NOT_IMPLEMENTED = 238
 PAGE = 10_000  # documents per cursor batch at most
+READ_STEP = 30  # x timeout: the longest one round trip of a whole-collection read may take
+READ_BUDGET = 360  # x timeout: the longest a whole-collection read may take (an hour at 10 s)
 COLUMNS_SAMPLE = 1_000  # documents sampled for a collection's field paths
 
 
@@ -136,10 +140,19 @@ class MongoConnector(Connector):
         cursor is closed however the read ends."""
         keys = source_keys(columns, top_level=True)
         projection = None if keys is None else {"_id": int("_id" in keys), **{k: 1 for k in keys if k != "_id"}}
-        with errors(self.store, collection.name), self._collection(collection).find(
-                {}, projection, batch_size=min(batch_rows, PAGE)) as cursor:
+        budget = self.timeout * READ_BUDGET
+        until = time.monotonic() + budget
+        database, _, name = collection.name.partition(".")
+        # its own client: one round trip may take READ_STEP x the timeout (FerretDB builds a whole first
+        # batch: 22+ s for 100,000 documents here, past a 10 s operation timeout); the whole read READ_BUDGET x
+        with errors(self.store, collection.name), client(self.store, self.timeout * READ_STEP) as reader, \
+                reader[database][name].find({}, projection, batch_size=min(batch_rows, PAGE)) as cursor:
             # batches of a cursor batch at most: documents are held as dicts until converted
-            yield from document_record_batches(cursor, columns, min(batch_rows, PAGE))
+            for batch in document_record_batches(cursor, columns, min(batch_rows, PAGE)):
+                if time.monotonic() > until:
+                    raise CollectionError(self.store.name, f"the read took longer than {budget:.0f} s: stopped",
+                                          collection=collection.name)
+                yield batch
 
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")
