@@ -30,9 +30,11 @@ from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import Registry, driver
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 else:  # imported on first use: starting the CLI must not load every engine's driver
+    np = driver("numpy")
     pa = driver("pyarrow")
     pc = driver("pyarrow.compute")
 
@@ -85,8 +87,8 @@ class Connector(ABC):
 
     #: Least privileges it needs, printed by ``piiguard show connector``.
     privileges: str = ""
-    #: Whether :meth:`read` takes the scan's nested field paths (``profile.email``, ``devices[].serial``)
-    #: and not only top-level columns: then scope reads a collection's nested PII fields too.
+    #: Whether :meth:`read` takes any field path a scan names (``profile.email``, ``devices[].serial``:
+    #: documents, JSON lines, Parquet structs), not only top-level :meth:`columns`.
     reads_paths: bool = False
 
     def __init__(self, store: Store, *, timeout: float = 10.0) -> None:
@@ -425,11 +427,28 @@ def has_value(values: pa.Array) -> list[bool]:
     """Whether each record holds a value in this reader column: a text that is not null or empty, or
     for a ``list<string>`` column at least one such item."""
     if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
-        items = values.flatten()
-        found = [False] * len(values)
-        parents = pc.list_parent_indices(values).to_pylist()
-        for parent, there in zip(parents, has_value(items), strict=True):
-            if there:
-                found[parent] = True
-        return found
-    return [bool(v) for v in pc.invert(pc.or_kleene(pc.is_null(values), pc.equal(values, ""))).to_pylist()]
+        held = pc.fill_null(pc.not_equal(pc.list_flatten(values), ""), False).to_numpy(zero_copy_only=False)
+        found = np.zeros(len(values), dtype=bool)
+        found[pc.list_parent_indices(values).to_numpy()[held]] = True
+        return list(found.tolist())
+    return list(pc.invert(pc.or_kleene(pc.is_null(values), pc.equal(values, ""))).to_pylist())
+
+
+_NOT_RAW = ("<", "\\", "…", "*", ",", "$")  # what label() writes in place of a raw key, and projection syntax
+
+
+def source_keys(paths: Iterable[str], *, top_level: bool = False) -> list[str] | None:
+    """The document keys a reader must fetch to :func:`extract` ``paths``, dotted and without ``[]``:
+    each path up to its first array, whole (a server's source filter drops the array elements that lack
+    a field, which would shift the items of ``members[].email`` against ``members[].phone``), or with
+    ``top_level`` only the first key. None when a name may stand for another raw key (``<email>``, an
+    escape, a cut name) or is projection syntax: the reader then fetches whole documents."""
+    out: dict[str, None] = {}
+    for path in paths:
+        head = path.split("[]", 1)[0]
+        if top_level:
+            head = head.split(".", 1)[0]
+        if not head or any(mark in head for mark in _NOT_RAW) or ".." in head or head.endswith("."):
+            return None
+        out[head] = None
+    return list(out)

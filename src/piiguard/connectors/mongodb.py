@@ -6,6 +6,12 @@ field paths like OpenSearch's. Sampling uses ``$sample``; where the server has n
 (FerretDB 1.x) it reads a few short runs from random offsets instead. Distinct counts are exact
 (``$group`` then ``$count``, on the server).
 
+Whole-collection reads (incident scope, copies from the collection) are one ``find`` projected on the
+top-level keys of the fields asked for, in cursor batches of at most 10,000, the cursor closed however
+the read ends; each round trip may take 30 x the timeout (a server may build a whole batch first), the
+read 360 x. Dotted paths and arrays are then read from each document by path (a field inside an array
+as a list, item by item). A copy's columns are the field paths of a sample of 1,000 documents.
+
 Options: ``tls`` (default false: MongoDB's own default), ``cafile``, ``auth_mechanism`` (e.g. ``PLAIN``
 for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The password comes from
 ``MONGODB_PASSWORD`` unless the store names another reference.
@@ -14,11 +20,20 @@ for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The p
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
+from piiguard.connectors.base import (
+    Batch,
+    Connector,
+    connectors,
+    document_batches,
+    document_record_batches,
+    documents_batch,
+    source_keys,
+)
 from piiguard.engines.mongodb import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
@@ -26,14 +41,20 @@ from piiguard.registry import driver
 from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pymongo
     from pymongo import errors as me
 else:  # imported on first use: starting the CLI must not load every engine's driver
     pymongo = driver("pymongo")
     me = driver("pymongo.errors")
+    pa = driver("pyarrow")
 
 SAMPLE_RANGES = 5
 NOT_IMPLEMENTED = 238
+PAGE = 10_000  # documents per cursor batch at most
+READ_STEP = 30  # x timeout: the longest one round trip of a whole-collection read may take
+READ_BUDGET = 360  # x timeout: the longest a whole-collection read may take (an hour at 10 s)
+COLUMNS_SAMPLE = 1_000  # documents sampled for a collection's field paths
 
 
 @contextmanager
@@ -58,6 +79,7 @@ class MongoConnector(Connector):
     """A MongoDB-protocol server; one collection per ``database.collection``."""
 
     privileges = "the built-in read role on the databases to scan (and listDatabases, or set database)"
+    reads_paths = True
     mongo: pymongo.MongoClient[dict[str, Any]]
 
     def open(self) -> None:
@@ -109,9 +131,37 @@ class MongoConnector(Connector):
             yield from document_batches(self._collection(collection).find({}, batch_size=min(batch_rows, 10_000)),
                                         batch_rows)
 
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        """The field paths a sample of documents holds, ``_id`` first, then sorted."""
+        return sorted(self.sample(collection, COLUMNS_SAMPLE).columns, key=lambda p: (p != "_id", p))
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Every document, projected on the top-level keys ``columns`` need (whole documents when a
+        name is a label that stands for another key), in cursor batches of at most :data:`PAGE`; the
+        cursor is closed however the read ends."""
+        keys = source_keys(columns, top_level=True)
+        projection = None if keys is None else {"_id": int("_id" in keys), **{k: 1 for k in keys if k != "_id"}}
+        budget = self.timeout * READ_BUDGET
+        until = time.monotonic() + budget
+        database, _, name = collection.name.partition(".")
+        # its own client: one round trip may take READ_STEP x the timeout (FerretDB builds a whole first
+        # batch: 22+ s for 100,000 documents here, past a 10 s operation timeout); the whole read READ_BUDGET x
+        with errors(self.store, collection.name), client(self.store, self.timeout * READ_STEP) as reader, \
+                reader[database][name].find({}, projection, batch_size=min(batch_rows, PAGE)) as cursor:
+            # batches of a cursor batch at most: documents are held as dicts until converted
+            for batch in document_record_batches(cursor, columns, min(batch_rows, PAGE)):
+                if time.monotonic() > until:
+                    raise CollectionError(self.store.name, f"the read took longer than {budget:.0f} s: stopped",
+                                          collection=collection.name)
+                yield batch
+
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")
-        pipeline = [{"$match": {path: {"$ne": None}}}, {"$group": {"_id": f"${path}"}}, {"$count": "n"}]
+        # a field inside arrays counts its items, not its arrays: one $unwind per array on the way
+        arrays = [field[:i].replace("[]", "") for i in range(len(field)) if field.startswith("[]", i)]
+        unwind = [{"$unwind": f"${a}"} for a in arrays]
+        pipeline = [{"$match": {path: {"$ne": None}}}, *unwind, {"$group": {"_id": f"${path}"}},
+                    {"$match": {"_id": {"$ne": None}}}, {"$count": "n"}]
         with errors(self.store, collection.name):
             rows = list(self._collection(collection).aggregate(pipeline, allowDiskUse=True))
         return (int(rows[0]["n"]) if rows else 0), Estimate.EXACT

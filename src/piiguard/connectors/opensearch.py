@@ -10,6 +10,14 @@ Sampling asks for ``n`` documents in ``random_score`` order (a scoring pass, nev
 index); a full scan scrolls. Distinct counts for the subject estimate come from the ``cardinality``
 aggregation (HyperLogLog++, approximate) on the field or its ``.keyword`` sub-field.
 
+Whole-collection reads (incident scope, copies from the index) take the fields asked for by path, with
+``_source`` filtered to them, by point in time and ``search_after`` where the cluster has them
+(OpenSearch 2.4+, one slice per shard; Elasticsearch 7.12+), else by scroll; the point in time or
+scroll is released however the read ends. A read stops past the reported document count (plus a
+margin) and after 360 × the timeout. A copy's columns are the field paths of a sample of 1,000
+documents and those the mapping declares. Reading needs the ``indices:data/read/point_in_time/create``
+permission where a point in time is used (in OpenSearch's ``read`` action group).
+
 Options: ``tls`` (default true; ``false`` for plain HTTP), ``cafile`` (a private CA). The password
 comes from ``OPENSEARCH_PASSWORD`` unless the store names another reference.
 """
@@ -18,13 +26,23 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-from piiguard.connectors.base import Batch, Connector, connectors, document_batches, documents_batch
+from piiguard.connectors.base import (
+    Batch,
+    Connector,
+    connectors,
+    document_batches,
+    document_record_batches,
+    documents_batch,
+    source_keys,
+)
+from piiguard.connectors.labels import label
 from piiguard.engines.opensearch import client
-from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, CollectionError, StoreError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.registry import driver
 from piiguard.system import SystemKind, system_kind
@@ -32,16 +50,21 @@ from piiguard.system import SystemKind, system_kind
 if TYPE_CHECKING:
     import opensearchpy
     import opensearchpy.helpers as opensearch_helpers
+    import pyarrow as pa
     from opensearchpy import OpenSearch
     from opensearchpy import exceptions as oe
 else:  # imported on first use: starting the CLI must not load every engine's driver
     opensearchpy = driver("opensearchpy")
     opensearch_helpers = driver("opensearchpy.helpers")
     oe = driver("opensearchpy.exceptions")
+    pa = driver("pyarrow")
 
 SCROLL_MARGIN = 1_000  # documents past the reported count a full scan still reads (indexed meanwhile)
 SCROLL_BUDGET = 360  # × timeout: the longest a full scan's scroll may take (an hour at 10 s)
 CARDINALITY_PRECISION = 40_000  # the aggregation's maximum: exact below it, within a few % above
+KEEP_ALIVE = "2m"  # how long a point in time or scroll lives between two pages
+PAGE = 10_000  # documents per page at most (the index.max_result_window default)
+COLUMNS_SAMPLE = 1_000  # documents sampled for a collection's field paths
 
 
 @contextmanager
@@ -74,6 +97,7 @@ class OpenSearchConnector(Connector):
 
     privileges = ("cluster: monitor (cat indices); indices: read, view_index_metadata on the indices to scan"
                   " (OpenSearch security: the built-in readall role)")
+    reads_paths = True
     es: OpenSearch
 
     def open(self) -> None:
@@ -81,6 +105,7 @@ class OpenSearchConnector(Connector):
         with errors(self.store):
             if not isinstance(info := self.es.info(), dict) or not isinstance(info.get("version"), dict):
                 raise ValueError("not OpenSearch's root answer")  # `[]` or `""` is no cluster
+        self.version: dict[str, Any] = info["version"]
 
     def close(self) -> None:
         if getattr(self, "es", None) is not None:
@@ -124,6 +149,115 @@ class OpenSearchConnector(Connector):
         with errors(self.store, collection.name):
             yield from document_batches(bounded_hits(), batch_rows)
 
+    def columns(self, collection: CollectionInfo) -> list[str]:
+        """The field paths a sample of documents holds, and those the mapping declares that the sample
+        missed (named through the arrays the sample saw, and through ``nested`` fields), sorted."""
+        paths = set(self.sample(collection, COLUMNS_SAMPLE).columns)
+        arrays = {p[:i].replace("[]", "") for p in paths for i in range(len(p)) if p.startswith("[]", i)}
+        with errors(self.store, collection.name):
+            for index in self.es.indices.get_mapping(index=collection.name).values():
+                _mapped(index.get("mappings", {}).get("properties", {}), "", arrays, paths)
+        return sorted(paths)
+
+    def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Every document's ``_source`` (filtered to what ``columns`` need), by point in time and
+        ``search_after`` where the cluster has them (OpenSearch 2.4+, Elasticsearch 7.12+), else by
+        scroll; the point in time or scroll is released however the read ends. Bounded like
+        :meth:`batches`: the reported count plus a margin, and a time budget."""
+        includes = source_keys(columns)
+        source: Any = includes if includes is not None else True
+        # batches of a page at most: documents are held as dicts until converted, whatever the caller asks
+        page = min(batch_rows, PAGE)
+        with closing(self._documents(collection, source, page)) as docs:  # closed now, not when collected
+            yield from document_record_batches(docs, columns, page)
+
+    def _documents(self, collection: CollectionInfo, source: Any, page: int) -> Generator[dict[str, Any]]:
+        reported = collection.rows_estimate or 0
+        limit = reported + max(SCROLL_MARGIN, reported // 10)
+        budget = self.timeout * SCROLL_BUDGET
+        until = time.monotonic() + budget
+        n = 0
+        with errors(self.store, collection.name), closing(self._pages(collection.name, {
+                "size": page, "_source": source})) as pages:
+            for hits in pages:
+                n += len(hits)
+                if n > limit:
+                    raise CollectionError(self.store.name, f"the read went past the {reported:,} documents the "
+                                          "index reports: stopped", collection=collection.name)
+                if time.monotonic() > until:
+                    raise CollectionError(self.store.name, f"the read took longer than {budget:.0f} s: stopped",
+                                          collection=collection.name)
+                for hit in hits:
+                    yield hit.get("_source") or {}
+
+    def _pages(self, index: str, body: dict[str, Any]) -> Generator[list[dict[str, Any]]]:
+        """Pages of hits: a point in time where the cluster has one, else a scroll."""
+        version = self.version
+        if version.get("distribution") == "opensearch" and _number(version) >= (2, 4):
+            yield from self._opensearch_pit(index, body)
+        elif "distribution" not in version and _number(version) >= (7, 12):
+            yield from self._elastic_pit(index, body)
+        else:
+            yield from self._scroll(index, body)
+
+    def _opensearch_pit(self, index: str, body: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        # OpenSearch has no _shard_doc tie-breaker, and _doc is unique within a shard only: one slice per
+        # shard (a slice is exactly one shard when max equals the shard count) sorted by _doc is exact.
+        settings = self.es.indices.get_settings(index=index, name="index.number_of_shards")
+        shards = sum(int(s["settings"]["index"]["number_of_shards"]) for s in settings.values())
+        pit = self.es.transport.perform_request("POST", f"/{quote(index, safe='')}/_search/point_in_time",
+                                                params={"keep_alive": KEEP_ALIVE})["pit_id"]
+        try:
+            for part in range(shards):
+                query = {**body, "pit": {"id": pit, "keep_alive": KEEP_ALIVE}, "sort": [{"_doc": "asc"}],
+                         "track_total_hits": False}
+                if shards > 1:
+                    query["slice"] = {"id": part, "max": shards}
+                yield from self._after(query)
+        finally:
+            self._release("DELETE", "/_search/point_in_time", {"pit_id": [pit]})
+
+    def _elastic_pit(self, index: str, body: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        # _shard_doc, the tie-breaker that makes search_after exact across shards, came in 7.12
+        # (https://www.elastic.co/guide/en/elasticsearch/reference/7.12/paginate-search-results.html)
+        pit = {"id": self.es.transport.perform_request("POST", f"/{quote(index, safe='')}/_pit",
+                                                       params={"keep_alive": KEEP_ALIVE})["id"]}
+        try:
+            yield from self._after({**body, "pit": {**pit, "keep_alive": KEEP_ALIVE}, "sort": [{"_shard_doc": "asc"}],
+                                    "track_total_hits": False}, pit)
+        finally:
+            self._release("DELETE", "/_pit", {"id": pit["id"]})
+
+    def _after(self, query: dict[str, Any], pit: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+        while True:
+            answer = self.es.transport.perform_request("POST", "/_search", body=query)
+            hits: list[dict[str, Any]] = answer["hits"]["hits"]
+            if not hits:
+                return
+            yield hits
+            if pit is not None and answer.get("pit_id"):
+                pit["id"] = answer["pit_id"]  # Elasticsearch may hand on a new id: the one to use and release
+                query["pit"]["id"] = answer["pit_id"]
+            query["search_after"] = hits[-1]["sort"]
+
+    def _scroll(self, index: str, body: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        answer = self.es.search(index=index, body={**body, "sort": ["_doc"]}, params={"scroll": KEEP_ALIVE})
+        scroll = answer.get("_scroll_id")
+        try:
+            while hits := answer["hits"]["hits"]:
+                yield hits
+                answer = self.es.scroll(body={"scroll": KEEP_ALIVE, "scroll_id": scroll})
+                scroll = answer.get("_scroll_id") or scroll
+        finally:
+            if scroll:
+                self._release("DELETE", "/_search/scroll", {"scroll_id": [scroll]})
+
+    def _release(self, method: str, path: str, body: dict[str, Any]) -> None:
+        # one that could not be released is dropped by the server after KEEP_ALIVE; the read's own
+        # error, if any, is the one to raise
+        with suppress(oe.OpenSearchException, StoreError, ValueError):
+            self.es.transport.perform_request(method, path, body=body)
+
     def distinct(self, collection: CollectionInfo, field: str) -> tuple[int, Estimate] | None:
         path = field.replace("[]", "")
         with errors(self.store, collection.name):
@@ -146,3 +280,26 @@ class OpenSearchConnector(Connector):
         with errors(self.store, collection.name):
             value = self.es.search(index=collection.name, body=body)["aggregations"]["n"]["value"]
         return int(value), Estimate.APPROXIMATE
+
+
+def _number(version: dict[str, Any]) -> tuple[int, ...]:
+    """``"2.19.4"`` → (2, 19, 4); a version it cannot read is (0,) (the oldest: scroll)."""
+    try:
+        return tuple(int(p) for p in str(version.get("number", "")).split("-")[0].split(".")[:2])
+    except ValueError:
+        return (0,)
+
+
+def _mapped(properties: dict[str, Any], prefix: str, arrays: set[str], out: set[str]) -> None:
+    """The mapping's leaf fields as field paths, ``[]`` after ``nested`` fields and after the arrays a
+    sample saw (``arrays`` holds their paths without ``[]``)."""
+    for key, spec in properties.items():
+        path = f"{prefix}.{label(str(key))}" if prefix else label(str(key))
+        if spec.get("type") == "nested" or path.replace("[]", "") in arrays:
+            path += "[]"
+        children = spec.get("properties")
+        if isinstance(children, dict):
+            _mapped(children, path, arrays, out)
+        elif spec.get("type") not in (None, "object", "nested", "alias") and not any(
+                p == path or p.startswith(f"{path}[]") for p in out):
+            out.add(path)

@@ -27,6 +27,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeAlias
@@ -34,10 +35,10 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.classify.engine import CUSTOMER_ID
-from piiguard.connectors.base import connectors, has_value
+from piiguard.connectors.base import Connector, connectors, has_value
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import BatchMasker, FieldRule, find_collection, key_id
-from piiguard.model import Store
+from piiguard.model import CollectionInfo, Store
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
@@ -78,11 +79,45 @@ def _copy_of(copies: list[dict[str, Any]], store: str, collection: str) -> dict[
     return None
 
 
-def _read(store: Store, collection: str, columns: list[str], timeout: float) -> Any:
-    connector = connectors.get(store.engine)(store, timeout=timeout)
-    with connector:
-        info = find_collection(connector, collection)
+@contextmanager
+def _opened(store: Store, collection: str, timeout: float) -> Iterator[tuple[Connector, CollectionInfo]]:
+    with connectors.get(store.engine)(store, timeout=timeout) as connector:
+        yield connector, find_collection(connector, collection)
+
+
+def _read(store: Store, collection: str, columns: list[str], timeout: float) -> Iterator[pa.RecordBatch]:
+    with _opened(store, collection, timeout) as (connector, info):
         yield from connector.read(info, columns, BATCH_ROWS)
+
+
+def _readable(fields: Mapping[str, str], columns: list[str]) -> dict[str, str]:
+    """The scanned fields a table's reader can read: its columns (``profile.email`` in a JSON column
+    is not one; its reader reads ``profile`` whole)."""
+    known = set(columns)
+    return {f: t for f, t in fields.items() if f in known}
+
+
+def _subject(kinds: Mapping[str, str]) -> str | None:
+    """The field that says who a record is about: a customer key, else an e-mail; a plain field before
+    one inside an array (a document's owner before its list of members)."""
+    for kind in (CUSTOMER_ID, "email"):
+        found = sorted((f for f, k in kinds.items() if k == kind), key=lambda f: f.count("[]"))
+        if found:
+            return found[0]
+    return None
+
+
+def _is_list(column: pa.Array) -> bool:
+    return bool(pa.types.is_list(column.type) or pa.types.is_large_list(column.type))
+
+
+def _aligned(subject: str, names: list[str]) -> list[str]:
+    """The subject and the fields whose items line up with its items: those under the same (one) array
+    (``members[].phone`` beside ``members[].email``). Any other field is the whole record's."""
+    if subject.count("[]") != 1:
+        return [subject]
+    array = subject[:subject.index("[]")]
+    return [subject] + [f for f in names if f != subject and f.count("[]") == 1 and f[:f.index("[]")] == array]
 
 
 def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes, *,
@@ -103,37 +138,70 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                              else f"run `piiguard scan {name}`")
         for collection, fields in held.items():
             copy = _copy_of(copies, name, collection)
-            deep = connectors.get(store.engine).reads_paths  # nested paths (profile.email) only where read
-            labels = _labels(copy) if copy is not None else {
-                f: t for f, t in fields.items() if deep or ("." not in f and "[" not in f)}
-            kinds = {f: label.split(" (")[0] for f, label in labels.items()}
-            subject = next((f for t in (CUSTOMER_ID, "email") for f, k in kinds.items() if k == t and "[]" not in f),
-                           None)
-            if subject is None:
-                continue  # no field says who a row is about: nothing to scope by
-            mapping = None
-            if copy is not None and copy["transforms"][subject]["masker"] != "keep":
-                mapping = _unmask(copy, subject, stores, key, timeout)
-            names = list(labels)
-            shared: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
-            for batch in _read(store, collection, names, timeout):
-                ids = batch.column(subject).to_pylist()
-                present = [has_value(batch.column(f)) for f in names]
-                for i, value in enumerate(ids):
-                    person = mapping.get(value) if mapping is not None and value else value
-                    if not person:
-                        continue
-                    row = tuple(bool(col[i]) for col in present)
-                    types = shared.get(row)
-                    if types is None:
-                        types = shared[row] = frozenset(labels[f] for f, p in zip(names, row, strict=True) if p)
-                    before = scope.people.get(person)
-                    scope.people[person] = types if before is None else before | types
+            with _opened(store, collection, timeout) as (connector, info):
+                # a document reader reads any path; a table's reader its columns (found without a sample)
+                labels = (_labels(copy) if copy is not None else dict(fields) if connector.reads_paths
+                          else _readable(fields, connector.columns(info)))
+                kinds = {f: label.split(" (")[0] for f, label in labels.items()}
+                subject = _subject(kinds)
+                if subject is None:
+                    continue  # no field says who a record is about: nothing to scope by
+                mapping = None
+                if copy is not None and copy["transforms"][subject]["masker"] != "keep":
+                    mapping = _unmask(copy, subject, stores, key, timeout)
+                names = list(labels)
+                made: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
+                for batch in connector.read(info, names, BATCH_ROWS):
+                    _add(scope.people, batch, names, subject, labels, mapping, made)
             scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
                                                            f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in copies
                               if c["source_store"] == name and c["source_collection"] == collection]
     return scope
+
+
+def _add(people: dict[str, frozenset[str]], batch: pa.RecordBatch, names: list[str], subject: str,
+         labels: Mapping[str, str], mapping: Mapping[str, str] | None,
+         made: dict[tuple[bool, ...], frozenset[str]]) -> None:
+    """One batch's people and what their records held, added to ``people`` (a union per person).
+
+    A record names one person, or in a list (``members[].email``) one per item; each gets the record's
+    fields that hold a value, except that a field under the subject's array counts for a person only
+    where it holds a value at that person's item. ``made`` keeps each set of categories made so far
+    (few distinct ones occur), by which fields held a value.
+    """
+    ids = batch.column(subject)
+    if not _is_list(ids):
+        present = [has_value(batch.column(f)) for f in names]
+        for i, value in enumerate(ids.to_pylist()):
+            person = mapping.get(value) if mapping is not None and value else value
+            if not person:
+                continue
+            row = tuple(col[i] for col in present)
+            types = made.get(row)
+            if types is None:
+                types = made[row] = frozenset(labels[f] for f, p in zip(names, row, strict=True) if p)
+            before = people.get(person)
+            people[person] = types if before is None else before | types
+        return
+    aligned = set(_aligned(subject, names))
+    by_item = [f in aligned for f in names]  # lined up with the subject's items, or the whole record's
+    items: list[list[Any]] = [batch.column(f).to_pylist() if b else [] for f, b in zip(names, by_item, strict=True)]
+    held = [[] if b else has_value(batch.column(f)) for f, b in zip(names, by_item, strict=True)]
+    for i, values in enumerate(ids.to_pylist()):
+        if not values:
+            continue
+        record: list[Any] = [items[k][i] or () if b else held[k][i] for k, b in enumerate(by_item)]
+        for j, value in enumerate(values):
+            person = mapping.get(value) if mapping is not None and value else value
+            if not person:
+                continue
+            row = tuple(bool(j < len(v) and v[j]) if b else bool(v) for b, v in zip(by_item, record, strict=True))
+            types = made.get(row)
+            if types is None:
+                types = made[row] = frozenset(labels[f] for f, p in zip(names, row, strict=True) if p)
+            before = people.get(person)
+            people[person] = types if before is None else before | types
 
 
 def _labels(copy: dict[str, Any]) -> dict[str, str]:
@@ -159,8 +227,11 @@ def _unmask(copy: dict[str, Any], subject: str, stores: Mapping[str, Store], key
     mapping: dict[str, str] = {}
     try:
         for batch in _read(source, copy["source_collection"], [subject], timeout):
-            masked, _ = masker(pa.RecordBatch.from_arrays([batch.column(0)], names=[subject]))
-            for real, pseudonym in zip(batch.column(0).to_pylist(), masked.column(0).to_pylist(), strict=True):
+            values = batch.column(0)
+            if _is_list(values):
+                values = pc.list_flatten(values)  # a document's list of people: each item is one
+            masked, _ = masker(pa.RecordBatch.from_arrays([values], names=[subject]))
+            for real, pseudonym in zip(values.to_pylist(), masked.column(0).to_pylist(), strict=True):
                 if real is not None:
                     mapping[pseudonym] = real
     finally:
