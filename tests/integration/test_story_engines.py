@@ -22,11 +22,13 @@ import json
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,21 +214,26 @@ class FerretDB(Exposed):
             conn.execute("DROP DATABASE IF EXISTS ferret_story")
             conn.execute("CREATE DATABASE ferret_story")
         self.server = start_ferretdb(backend.port, open_backend=False, tls=True, database="ferret_story")
+        self.ca = Path(tempfile.mkdtemp(prefix="piiguard-story-ca-")) / "ca.pem"  # outlives a restart's folder
+        shutil.copy(self.server.cafile, self.ca)
 
     def load(self, rows: list[Member]) -> None:
         with self.server.admin() as client:
             client.scratch.members_export.insert_many([m.nested() for m in rows])
 
-    def store(self) -> Store:
-        return self.server.store("exposed")
+    def store(self) -> Store:  # the password by variable: a restarted server has a new folder
+        plain = self.server.store("exposed")
+        return replace(plain, password_file=None, password_env=PW, options={**plain.options, "cafile": str(self.ca)})
 
     def insecure(self, on: bool) -> None:  # restarted on the same port and data with credentials in the backend URL
         port = self.server.port
         stop_ferretdb(self.server)
         self.server = start_ferretdb(self.backend.port, open_backend=on, tls=True, database="ferret_story", port=port)
+        shutil.copy(self.server.cafile, self.ca)  # its new certificate, where the configuration points
 
     def stop(self) -> None:
         stop_ferretdb(self.server)
+        shutil.rmtree(self.ca.parent, ignore_errors=True)
 
 
 PUBLIC = {"Version": "2012-10-17", "Statement": [
