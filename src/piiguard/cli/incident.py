@@ -220,23 +220,36 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
                               "timeline_head": str(head) if head else None})
 
 
-def _responders(cfg: Config | None) -> list[tuple[str, responders.Responder]]:
+def _responders(cfg: Config | None, only: str = "", skip: str = "") -> list[tuple[str, responders.Responder]]:
+    """The configured responders, named as the plan shows them, less those ``--only``/``--skip`` leave out."""
     plugins.load()
-    chosen = responders.build(cfg.respond if cfg else {}, _stores(cfg))
-    if not chosen:
+    built = responders.build(cfg.respond if cfg else {}, _stores(cfg))
+    if not built:
         raise UsageError("no responders configured", hint="add respond: responders: to piiguard.yaml")
-    return chosen
+    return responders.select(built, only, skip)
 
 
 @incident_app.command("respond")
 def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjects", help="the scope's subject file"),
             everyone: bool = typer.Option(False, "--everyone", help="every user, not only the subjects"),
             apply: bool = typer.Option(False, "--apply", help="carry the plan out (otherwise only show it)"),
+            only: str = typer.Option("", "--only", help="run only these responders: KIND[,KIND] or the names "
+                                     "the plan shows (kind#N for a kind configured twice)"),
+            skip: str = typer.Option("", "--skip", help="run all but these responders (same names as --only)"),
             key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
-    """The kill switch: sessions, tokens, integration grants, password resets — planned, then applied."""
+    """The kill switch: sessions, tokens, integration grants, password resets — planned, then applied.
+    With --everyone, a responder that cannot act on everyone (redis-sessions) is skipped, saying so."""
     cfg = read_config(config)
-    chosen = _responders(cfg)
+    chosen = _responders(cfg, only, skip)
     console = Console()
+    if everyone:
+        for name, responder in chosen:
+            if not responder.everyone:
+                console.print(safe(f"{name}: skipped: it cannot act on everyone (--everyone); "
+                                   f"run it with --subjects, or leave it out with --skip {name}"))
+        chosen = [(name, r) for name, r in chosen if r.everyone]
+        if not chosen:
+            raise UsageError("none of the chosen responders can act on everyone", hint="give --subjects FILE")
     with open_catalog(catalog, cfg) as cat:
         incidents.get(cat, incident_id)
         subjects: list[str] | None = None
@@ -252,7 +265,7 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
             return
         for name, responder in chosen:
             with _bar(name) as bar:
-                task = bar.add_task(name, total=len(subjects) if subjects is not None else None)
+                task = bar.add_task(name, total=responder.total(subjects))
                 outcome = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
             if isinstance(outcome, int):  # a third-party responder written before Outcome returns a count
                 outcome = responders.Outcome(outcome)

@@ -1,6 +1,18 @@
 """SQL dialects for the responders: what differs between PostgreSQL and MariaDB/MySQL when a
 responder deletes or updates a batch of subjects' rows — connecting (through the engine's own client
-module), quoting, matching a batch of values in the column's own type, and naming a row."""
+module), quoting, matching a batch of values exactly, and naming a row.
+
+Matching is exact (:mod:`piiguard.response.exact`), in a form that keeps the column's index usable:
+
+- integer columns: only canonical integer text within the column's range is sent, as integers;
+- MariaDB/MySQL text (and other non-binary) columns: ``col IN (…)`` in the column's collation (the
+  index), ``AND CAST(CONVERT(col USING utf8mb4) AS BINARY) IN (…)``: byte for byte, so a ``_ci`` or PAD
+  SPACE collation cannot match ``'Ab3X'`` to ``'aB3x'`` or ``'q7 '`` to ``'q7'``; binary columns compare
+  bytes already;
+- PostgreSQL columns of other types: ``col = ANY(%s::its_type[])`` (the index) ``AND col::text COLLATE
+  "C" = ANY(%s::text[])``: the value's own text form, byte for byte (a nondeterministic collation, a
+  ``char(n)``'s padding or a type's lenient input cannot widen the match).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from piiguard.errors import UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
+from piiguard.response import exact
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,7 +56,7 @@ class Dialect(ABC):
 
     @abstractmethod
     def match(self, conn: Any, table: str, name: str, column: str) -> Match:
-        """``column`` is one of a batch of values (given as text), compared in the column's own type."""
+        """``column`` is exactly one of a batch of values (given as text): see the module's docstring."""
 
     @abstractmethod
     def row_key(self, conn: Any, table: str, name: str, fallback: str) -> tuple[str, Match]:
@@ -74,13 +87,20 @@ class Postgres(Dialect):
         return f"{self.quote(schema if dot else 'public')}.{self.quote(table)}"
 
     def match(self, conn: Any, table: str, name: str, column: str) -> Match:
-        from piiguard.connectors.postgres import any_of
-
         schema, dot, bare = name.rpartition(".")
-        typed = any_of(conn, sql.Identifier(schema if dot else "public", bare), column).as_string(conn)
-        ident = sql.Identifier(column).as_string(conn)
-        condition = self.quote(column) + typed[len(ident):]  # "column" = ANY(%s::its_type[]), % doubled
-        return lambda values: (condition, [list(values)])
+        relation = sql.Identifier(schema if dot else "public", bare).as_string(conn)
+        row = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                           "AND attname = %s AND NOT attisdropped", [relation, column]).fetchone()
+        if row is None:
+            raise UsageError(f"no column {column!r} in {name}")
+        typ, quoted = str(row[0]), self.quote(column)
+        if typ in exact.INTEGER_BITS:  # '0042'::int would be 42: only canonical integers are sent
+            bits = exact.INTEGER_BITS[typ]
+            return lambda values: (f"{quoted} = ANY(%s::{typ}[])", [exact.integers(values, bits)])
+        # the type's cast finds the candidates through the index (a varchar(n) cast truncates, a char(n)
+        # pads, a nondeterministic collation folds); the value's text, in bytes, decides
+        condition = f'{quoted} = ANY(%s::{typ.replace("%", "%%")}[]) AND ({quoted}::text COLLATE "C") = ANY(%s::text[])'
+        return lambda values: (condition, [[str(v) for v in values]] * 2)
 
     def row_key(self, conn: Any, table: str, name: str, fallback: str) -> tuple[str, Match]:
         return "ctid::text", lambda ids: ("ctid = ANY(%s::tid[])", [list(ids)])
@@ -116,16 +136,42 @@ class MySQL(Dialect):
 
     def _columns(self, conn: Any, name: str, extra: str = "") -> list[tuple[Any, ...]]:
         schema, dot, table = name.rpartition(".")
-        return self.rows(conn, "SELECT c.COLUMN_NAME, c.COLUMN_KEY FROM information_schema.COLUMNS c "
+        return self.rows(conn, "SELECT c.COLUMN_NAME, c.COLUMN_KEY, c.DATA_TYPE, c.COLUMN_TYPE "
+                         "FROM information_schema.COLUMNS c "
                          "WHERE c.TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND c.TABLE_NAME = %s" + extra,
                          [schema if dot else None, table])
 
+    _BINARY = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
+
     def match(self, conn: Any, table: str, name: str, column: str) -> Match:
-        if column not in {str(r[0]) for r in self._columns(conn, name)}:
+        found = {str(r[0]): (str(r[2]).lower(), str(r[3]).lower()) for r in self._columns(conn, name)}
+        if column not in found:
             raise UsageError(f"no column {column!r} in {name}")
+        data_type, column_type = found[column]
         quoted = self.quote(column)
-        return lambda values: (f"{quoted} IN ({', '.join(['%s'] * len(values))})" if values else "FALSE",
-                               list(values))
+
+        def listed(n: int) -> str:
+            return ", ".join(["%s"] * n)
+
+        if data_type in exact.INTEGER_BITS:  # 'alice@x' would be 0, '7abc' 7: only canonical integers are sent
+            bits, unsigned = exact.INTEGER_BITS[data_type], "unsigned" in column_type
+
+            def integers(values: Sequence[Any]) -> tuple[str, list[Any]]:
+                numbers = exact.integers(values, bits, unsigned)
+                return (f"{quoted} IN ({listed(len(numbers))})" if numbers else "FALSE"), list(numbers)
+            return integers
+        if data_type in self._BINARY:  # bytes already
+            return lambda values: (f"{quoted} IN ({listed(len(values))})" if values else "FALSE", list(values))
+        # the column's collation finds the candidates through the index; the bytes decide
+        exactly = f"CAST(CONVERT({quoted} USING utf8mb4) AS BINARY)"
+
+        def texts(values: Sequence[Any]) -> tuple[str, list[Any]]:
+            if not values:
+                return "FALSE", []
+            strings = [str(v) for v in values]
+            casts = ", ".join(["CAST(%s AS BINARY)"] * len(strings))
+            return f"{quoted} IN ({listed(len(strings))}) AND {exactly} IN ({casts})", strings * 2
+        return texts
 
     def row_key(self, conn: Any, table: str, name: str, fallback: str) -> tuple[str, Match]:
         keys = [str(r[0]) for r in self._columns(conn, name) if r[1] == "PRI"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from piiguard.errors import StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
+from piiguard.response import exact
 from piiguard.response import grants as oauth
 from piiguard.response.grants import Provider
 from piiguard.response.responders import (
@@ -39,20 +40,21 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pymongo = driver("pymongo")
     me = driver("pymongo.errors")
 
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
-_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}", re.ASCII)
 
 
 def spellings(subjects: Sequence[str]) -> list[Any]:
-    """Each subject as text, and as the integer or ObjectId it spells."""
+    """Each subject as text, and as the integer (canonical text of any int64: ``0042`` matches only the
+    string) or ObjectId (hex in either case) it spells (:mod:`piiguard.response.exact`)."""
     from bson import ObjectId
 
     out: list[Any] = list(subjects)
     for s in subjects:
-        if _INTEGER.fullmatch(s):
-            out.append(int(s))
+        number = exact.integer(s, 64)
+        if number is not None:
+            out.append(number)
         elif _OBJECT_ID.fullmatch(s):
-            out.append(ObjectId(s))
+            out.append(ObjectId(s.lower()))
     return out
 
 
@@ -241,7 +243,8 @@ def _get(document: Mapping[str, Any], path: str) -> Any:
 class DocumentGrants(Documents):
     __doc__ = """Revoke integration grants held in documents at each provider's authorization server (RFC 7009),
     confirm by introspection (RFC 7662) where offered, then mark each document relink-required. A grant
-    is marked only after its server accepted the revocation, so a failed call is retried next run.
+    is marked only once revoked (accepted, and `active: false` where introspection is offered), so a
+    refused call, a redirect (never followed) or a token still active is retried next run.
 
     Options:
       `store` (required): a mongodb store; its user needs find and update on the collection.
@@ -280,7 +283,13 @@ class DocumentGrants(Documents):
                 routed, unmapped = router.split(self._grants(self._collection(client, store), subjects))
         except me.PyMongoError as exc:
             raise self._failed(store, exc) from exc
+        self.planned = len(routed)
         return plan_text(routed, unmapped, router)
+
+    planned: int | None = None  # the grants the last plan found: apply's progress counts grants
+
+    def total(self, subjects: Sequence[str] | None) -> int | None:
+        return self.planned
 
     def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
         o = self.options

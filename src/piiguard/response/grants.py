@@ -69,7 +69,25 @@ class Revoked(Enum):
     REFUSED = "refused"  # the revocation endpoint did not accept it: not marked, retried next run
     CONFIRMED = "confirmed"  # accepted, and introspection answered active: false
     NO_INTROSPECTION = "no-introspection"  # accepted; the provider has no introspection endpoint
-    NOT_CONFIRMED = "not-confirmed"  # accepted; introspection failed or said the token is still active
+    NOT_CONFIRMED = "not-confirmed"  # accepted; introspection failed or said the token is still active:
+    # not marked, retried next run (a grant marked relink-required while its token works is a door left open)
+
+    @property
+    def marked(self) -> bool:
+        """Whether the grant is marked relink-required (and so not tried again)."""
+        return self in (Revoked.CONFIRMED, Revoked.NO_INTROSPECTION)
+
+
+NO_ANSWER = 0  # a refusal's status when the server gave none (unreachable, cut at the timeout, not HTTP)
+CREDENTIALS = -1  # a 400 whose answer says invalid_client (RFC 6749 §5.2): counted with the 401s
+
+
+@dataclass(frozen=True)
+class Result:
+    """One grant's outcome; for a refusal, the HTTP status (:data:`NO_ANSWER`, :data:`CREDENTIALS`)."""
+
+    revoked: Revoked
+    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -78,10 +96,15 @@ class Tally:
 
     revoked: Mapping[Revoked, int]
     unmapped: Mapping[str, int]  # provider name (or <provider #n>) → grants
+    refusals: Mapping[int, int] = MappingProxyType({})  # HTTP status of a refusal → grants
 
     @property
     def accepted(self) -> int:
         return sum(n for r, n in self.revoked.items() if r is not Revoked.REFUSED)
+
+    @property
+    def marked(self) -> int:
+        return sum(n for r, n in self.revoked.items() if r.marked)
 
     def facts(self) -> dict[str, Any]:
         """For the timeline's ``responded`` entry (the report sums them)."""
@@ -102,6 +125,27 @@ def describe(facts: Mapping[str, Any]) -> str:
         text += "; not revoked, no provider mapping: " + ", ".join(
             f"{n:,} {name}" for name, n in sorted(unmapped.items()))
     return text
+
+
+def refusal_text(refusals: Mapping[int, int]) -> tuple[str, bool]:
+    """Why revocations were refused, by status (never a server's text or a ``Location``), and whether
+    running again can help (not for a refused client or a redirect: the configuration must change)."""
+    parts, retry = [], False
+    for status, n in sorted(refusals.items()):
+        if status in (401, CREDENTIALS):
+            parts.append(f"{n:,} answered {'400 invalid_client' if status == CREDENTIALS else '401'}: the server "
+                         "refused the client's credentials (check client_id and client_secret_env); running "
+                         "again will not help")
+        elif 300 <= status < 400:
+            parts.append(f"{n:,} answered {status}, a redirect: not followed (the client secret is sent to the "
+                         "configured endpoint only); point the endpoint at where the server now answers")
+        elif status == NO_ANSWER:
+            parts.append(f"{n:,} got no answer (unreachable or cut at the timeout)")
+            retry = True
+        else:
+            parts.append(f"{n:,} answered {status}")
+            retry = True
+    return "; ".join(parts), retry
 
 
 def shown(name: str, names: dict[str, str]) -> str:
@@ -159,30 +203,53 @@ def _exchange(url: str, provider: Provider, token: str, timeout: float, body_wan
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
         "Authorization": f"Basic {auth.decode()}"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s) only: checked at parse
-        return int(response.status), response.read(MAX_ANSWER + 1) if body_wanted else b""
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:  # http(s) only: checked at parse
+            return int(response.status), response.read(MAX_ANSWER + 1) if body_wanted else b""
+    except urllib.error.HTTPError as exc:  # a 3xx (never followed), 4xx or 5xx: its status, and a bounded body
+        with exc:
+            return int(exc.code), exc.read(MAX_ANSWER + 1) if exc.code == 400 else b""
 
 
-def revoke(provider: Provider, token: str, timeout: float, store: Store) -> Revoked:
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are never followed: the request carries the client secret (HTTP Basic) and the token,
+    and a redirect would send both wherever the ``Location`` says. The 3xx comes back as it is."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)  # replaces the default redirect handler; the rest as urlopen
+
+
+def _invalid_client(answer: bytes) -> bool:
+    try:
+        parsed = json.loads(answer) if len(answer) <= MAX_ANSWER else None
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("error") == "invalid_client"
+
+
+def revoke(provider: Provider, token: str, timeout: float, store: Store) -> Result:
     """Revoke one token (RFC 7009), then confirm it where the provider offers introspection (RFC 7662)."""
     try:
-        status, _ = _post(provider.revocation_endpoint, provider, token, timeout, store, body_wanted=False)
+        status, answer = _post(provider.revocation_endpoint, provider, token, timeout, store, body_wanted=False)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, StoreUnreachable):
-        # HTTPError is a URLError: a 4xx/5xx refuses; StoreUnreachable: the deadline cut it
-        return Revoked.REFUSED
+        # StoreUnreachable: the deadline cut it
+        return Result(Revoked.REFUSED, NO_ANSWER)
     if status != 200:  # RFC 7009 §2.2: 200 also for an already-invalid token
-        return Revoked.REFUSED
+        return Result(Revoked.REFUSED, CREDENTIALS if status == 400 and _invalid_client(answer) else status)
     if not provider.introspection_endpoint:
-        return Revoked.NO_INTROSPECTION
+        return Result(Revoked.NO_INTROSPECTION)
     try:
         status, answer = _post(provider.introspection_endpoint, provider, token, timeout, store)
         parsed = json.loads(answer) if status == 200 and len(answer) <= MAX_ANSWER else None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, StoreUnreachable):
-        return Revoked.NOT_CONFIRMED
+        return Result(Revoked.NOT_CONFIRMED)
     # RFC 7662 §2.2: "active" is REQUIRED and boolean; only an explicit false confirms
     if isinstance(parsed, dict) and parsed.get("active") is False:
-        return Revoked.CONFIRMED
-    return Revoked.NOT_CONFIRMED
+        return Result(Revoked.CONFIRMED)
+    return Result(Revoked.NOT_CONFIRMED)
 
 
 def check_routing(options: Any) -> None:
@@ -214,18 +281,21 @@ def check_routing(options: Any) -> None:
 def run(grants: list[tuple[Any, str, Any]], router: Router, parallel: int, timeout: float, store: Store,
         mark: Callable[[list[Any]], None], progress: Callable[[int], None], batch: int = 500) -> Tally:
     """Revoke each routed grant at its provider, ``parallel`` at a time; ``mark(row ids)`` is called for
-    each batch's accepted ones (so a stopped run keeps what it did). Unmapped grants are only counted."""
+    each batch's revoked ones — confirmed, or accepted where the provider has no introspection — so a
+    stopped run keeps what it did. A refused grant, or one whose token introspection still calls active,
+    is left unmarked and tried again next run. Unmapped grants are only counted. ``progress`` counts grants."""
     from concurrent.futures import ThreadPoolExecutor
 
     routed, unmapped = router.split(grants)
-    counts = Counter[Revoked]()
+    counts, refusals = Counter[Revoked](), Counter[int]()
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         for i in range(0, len(routed), batch):
             chunk = routed[i:i + batch]
             outcomes = list(pool.map(lambda g: revoke(g[2], g[1], timeout, store), chunk))
-            counts.update(outcomes)
-            done = [g[0] for g, r in zip(chunk, outcomes, strict=True) if r is not Revoked.REFUSED]
+            counts.update(r.revoked for r in outcomes)
+            refusals.update(r.status for r in outcomes if r.revoked is Revoked.REFUSED)
+            done = [g[0] for g, r in zip(chunk, outcomes, strict=True) if r.revoked.marked]
             if done:
                 mark(done)
             progress(len(chunk))
-    return Tally(MappingProxyType(dict(counts)), MappingProxyType(unmapped))
+    return Tally(MappingProxyType(dict(counts)), MappingProxyType(unmapped), MappingProxyType(dict(refusals)))

@@ -84,9 +84,16 @@ class Responder(ABC):
                              f"{', '.join(self.engines)} stores")
         return store
 
+    # False: the responder refuses everyone (``--everyone`` skips it, saying so, before anything is applied)
+    everyone: ClassVar[bool] = True
+
     @abstractmethod
     def plan(self, subjects: Sequence[str] | None) -> str:
         """What apply would change, with a count (reads only)."""
+
+    def total(self, subjects: Sequence[str] | None) -> int | None:
+        """What apply's progress counts up to (after ``plan``): the subjects, by default."""
+        return None if subjects is None else len(subjects)
 
     @abstractmethod
     def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
@@ -280,6 +287,7 @@ class RedisSessions(Responder):
 
     Options = RedisSessionsOptions
     engines = ("redis",)
+    everyone = False
 
     def _client(self) -> Any:
         from piiguard.engines import redis
@@ -287,14 +295,15 @@ class RedisSessions(Responder):
         # not decoded: session keys are whatever bytes the application chose; no retry, TLS as configured
         return redis.client(self.store(), self.timeout, decode_responses=False)
 
-    def _keys(self, client: Any, batch: Sequence[str]) -> list[str]:
-        keys = [self.options.key.format(subject=s) for s in batch] if self.options.key else []
+    def _keys(self, client: Any, batch: Sequence[str]) -> list[str | bytes]:
+        keys: list[str | bytes] = [self.options.key.format(subject=s) for s in batch] if self.options.key else []
         if self.options.set:
             sets = [self.options.set.format(subject=s) for s in batch]
             pipe = client.pipeline(transaction=False)
             for name in sets:
                 pipe.smembers(name)
-            keys += [m.decode() if isinstance(m, bytes) else m for members in pipe.execute() for m in members]
+            # members as the bytes they are: a session key need not be UTF-8, and every one is deleted
+            keys += [m for members in pipe.execute() for m in members]
             keys += sets
         return keys
 
@@ -366,8 +375,10 @@ class OAuthGrants(Responder):
     __doc__ = """Revoke third-party integration grants (voice assistants, automation services) at each provider's
     authorization server (RFC 7009), confirm by introspection (RFC 7662) where the provider offers it,
     then mark each relink-required so the user is asked to link the integration again (PostgreSQL,
-    MariaDB/MySQL). A grant is marked only after its server accepted the revocation (200), so a failed
-    call is retried on the next run; the result counts confirmed and not-confirmed revocations.
+    MariaDB/MySQL). A grant is marked only once revoked: its server accepted the revocation (200) and,
+    where the provider offers introspection, introspection answered `active: false`. A refused call, a
+    redirect (never followed: the client secret goes to the configured endpoint only) or a token still
+    active is left unmarked and retried on the next run, and the run ends with an error counting them.
 
     Options:
       `store` (required): the store holding the grants; it needs SELECT and UPDATE on the table.
@@ -410,7 +421,13 @@ class OAuthGrants(Responder):
         except d.errors() as exc:
             raise StoreError(store.name, f"reading grants failed ({type(exc).__name__})",
                              collection=self.options.table) from exc
+        self.planned = len(routed)
         return plan_text(routed, unmapped, router)
+
+    planned: int | None = None  # the grants the last plan found: apply's progress counts grants
+
+    def total(self, subjects: Sequence[str] | None) -> int | None:
+        return self.planned
 
     def apply(self, subjects: Sequence[str] | None, progress: Progress) -> Outcome:
         o = self.options
@@ -443,24 +460,66 @@ def plan_text(routed: Sequence[tuple[Any, str, Provider]], unmapped: Mapping[str
 
 
 def finished(store: Store, collection: str, tally: oauth.Tally) -> Outcome:
-    """The outcome, or an error when a server refused some revocations (the accepted ones stay marked)."""
+    """The outcome, or an error when a server refused some revocations or introspection still calls some
+    tokens active (those are left unmarked, to be tried again; the revoked ones stay marked). Counts and
+    HTTP statuses only."""
     refused = tally.revoked.get(oauth.Revoked.REFUSED, 0)
-    if refused:
-        raise StoreError(store.name, f"{refused:,} of {refused + tally.accepted:,} revocations were not accepted "
-                         f"by the authorization server(s); {oauth.describe(tally.facts())}",
-                         collection=collection, hint="run again: accepted ones are not repeated")
-    return Outcome(tally.accepted, tally)
+    active = tally.revoked.get(oauth.Revoked.NOT_CONFIRMED, 0)
+    if refused or active:
+        total = refused + tally.accepted
+        problems, retry = [], bool(active)
+        if refused:
+            why, retry_refused = oauth.refusal_text(tally.refusals)
+            retry = retry or retry_refused
+            problems.append(f"{refused:,} of {total:,} revocations were not accepted by the authorization "
+                            f"server(s) ({why})")
+        if active:
+            problems.append(f"{active:,} of {total:,} grants are still active (or unconfirmed) by introspection "
+                            "after their revocation was accepted: left unmarked, tried again next run")
+        raise StoreError(store.name, "; ".join(problems) + f"; {oauth.describe(tally.facts())}",
+                         collection=collection,
+                         hint=("run again: revoked grants are not repeated" if retry else
+                               "running again will not help until the configuration is fixed"))
+    return Outcome(tally.marked, tally)
+
+
+def select(built: Sequence[tuple[str, Responder]], only: str = "", skip: str = "") -> list[tuple[str, Responder]]:
+    """The responders ``--only`` keeps and ``--skip`` leaves out, each a comma-separated list of kinds
+    or of the names :func:`build` gives (``kind``, or ``kind#N`` for a kind configured more than once,
+    ``N`` its index in ``respond.responders``). A name that matches nothing is an error, not a no-op."""
+    names = {n for n, _ in built} | {n.partition("#")[0] for n, _ in built}
+
+    def chosen(text: str, flag: str) -> set[str]:
+        wanted = {w.strip() for w in text.split(",") if w.strip()}
+        unknown = sorted(wanted - names)
+        if unknown:
+            raise UsageError(f"{flag}: no configured responder named {', '.join(unknown)}",
+                             hint=f"configured: {', '.join(n for n, _ in built)}")
+        return wanted
+
+    keep, drop = chosen(only, "--only"), chosen(skip, "--skip")
+
+    def hit(name: str, among: set[str]) -> bool:
+        return name in among or name.partition("#")[0] in among
+
+    out = [(n, r) for n, r in built if (not keep or hit(n, keep)) and not hit(n, drop)]
+    if not out:
+        raise UsageError("--only/--skip leave no responder to run")
+    return out
 
 
 def build(config: Mapping[str, Any], stores: Mapping[str, Store]) -> list[tuple[str, Responder]]:
-    """The configured responders, in order: ``respond: responders: [{kind: …, …}]``."""
+    """The configured responders, in order: ``respond: responders: [{kind: …, …}]``, each named by its
+    kind (``kind#N``, ``N`` its index, where a kind is configured more than once)."""
     out = []
-    for i, raw in enumerate(config.get("responders") or []):
+    raws = list(config.get("responders") or [])
+    kinds = [str(dict(raw).get("kind", "")) for raw in raws]
+    for i, raw in enumerate(raws):
         where = f"respond.responders[{i}]"
         spec = dict(raw)
         kind = str(spec.pop("kind", ""))
         if kind not in responders:
             raise ConfigError([f"{where}.kind: unknown responder {kind!r} (known: {', '.join(responders.names())})"])
         cls = responders.get(kind)
-        out.append((kind, cls(cls.parse(spec, where), stores)))
+        out.append((kind if kinds.count(kind) == 1 else f"{kind}#{i}", cls(cls.parse(spec, where), stores)))
     return out
