@@ -16,6 +16,7 @@ Matching is exact (:mod:`piiguard.response.exact`), in a form that keeps the col
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     psycopg = driver("psycopg")
     sql = driver("psycopg.sql")
 
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}", re.ASCII)  # a charset or collation name read from information_schema
 Match = Callable[[Sequence[Any]], tuple[str, list[Any]]]  # a batch of values → (condition, parameters)
 
 
@@ -136,7 +138,8 @@ class MySQL(Dialect):
 
     def _columns(self, conn: Any, name: str, extra: str = "") -> list[tuple[Any, ...]]:
         schema, dot, table = name.rpartition(".")
-        return self.rows(conn, "SELECT c.COLUMN_NAME, c.COLUMN_KEY, c.DATA_TYPE, c.COLUMN_TYPE "
+        return self.rows(conn, "SELECT c.COLUMN_NAME, c.COLUMN_KEY, c.DATA_TYPE, c.COLUMN_TYPE, "
+                         "c.CHARACTER_SET_NAME, c.COLLATION_NAME "
                          "FROM information_schema.COLUMNS c "
                          "WHERE c.TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND c.TABLE_NAME = %s" + extra,
                          [schema if dot else None, table])
@@ -144,10 +147,10 @@ class MySQL(Dialect):
     _BINARY = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
 
     def match(self, conn: Any, table: str, name: str, column: str) -> Match:
-        found = {str(r[0]): (str(r[2]).lower(), str(r[3]).lower()) for r in self._columns(conn, name)}
+        found = {str(r[0]): (str(r[2]).lower(), str(r[3]).lower(), r[4], r[5]) for r in self._columns(conn, name)}
         if column not in found:
             raise UsageError(f"no column {column!r} in {name}")
-        data_type, column_type = found[column]
+        data_type, column_type, charset, collation = found[column]
         quoted = self.quote(column)
 
         def listed(n: int) -> str:
@@ -162,15 +165,20 @@ class MySQL(Dialect):
             return integers
         if data_type in self._BINARY:  # bytes already
             return lambda values: (f"{quoted} IN ({listed(len(values))})" if values else "FALSE", list(values))
-        # the column's collation finds the candidates through the index; the bytes decide
+        # the column's collation finds the candidates through the index; the bytes decide. A subject is
+        # converted to the column's charset and collation for the first (a character it lacks turns into
+        # '?', a wider candidate set, never an "illegal mix of collations"); compared as utf8mb4 bytes after
         exactly = f"CAST(CONVERT({quoted} USING utf8mb4) AS BINARY)"
+        known = all(isinstance(n, str) and _NAME.fullmatch(n) for n in (charset, collation))
+        candidate = f"CONVERT(%s USING {charset}) COLLATE {collation}" if known else "%s"
 
         def texts(values: Sequence[Any]) -> tuple[str, list[Any]]:
             if not values:
                 return "FALSE", []
             strings = [str(v) for v in values]
+            candidates = ", ".join([candidate] * len(strings))
             casts = ", ".join(["CAST(%s AS BINARY)"] * len(strings))
-            return f"{quoted} IN ({listed(len(strings))}) AND {exactly} IN ({casts})", strings * 2
+            return f"{quoted} IN ({candidates}) AND {exactly} IN ({casts})", strings * 2
         return texts
 
     def row_key(self, conn: Any, table: str, name: str, fallback: str) -> tuple[str, Match]:

@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
@@ -96,7 +96,7 @@ class Tally:
 
     revoked: Mapping[Revoked, int]
     unmapped: Mapping[str, int]  # provider name (or <provider #n>) → grants
-    refusals: Mapping[int, int] = MappingProxyType({})  # HTTP status of a refusal → grants
+    refusals: Mapping[int, int] = field(default_factory=dict)  # HTTP status of a refusal → grants
 
     @property
     def accepted(self) -> int:
