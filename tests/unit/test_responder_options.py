@@ -188,3 +188,67 @@ def test_a_provider_value_is_shown_only_when_it_is_a_plain_name(value: str) -> N
     if out == value:
         assert value[:1].isalnum() and value.isascii() and all(c.isalnum() or c in "_.:-" for c in value)
         assert "@" not in value and " " not in value and len(value) <= 64
+
+
+# --- exact matching: the shared integer rule, and the document spellings ---------------------------
+
+@settings(max_examples=500)
+@given(st.one_of(st.text(max_size=24), st.integers().map(str), st.integers().map(lambda n: f"0{n}"),
+                 st.integers().map(lambda n: f" {n}"), st.integers().map(lambda n: f"+{n}")))
+def test_only_canonical_integer_text_is_an_integer(text: str) -> None:
+    from piiguard.response import exact
+
+    for bits, unsigned in ((8, False), (32, False), (64, False), (64, True)):
+        number = exact.integer(text, bits, unsigned)
+        if number is not None:  # it is the integer's own text, in range
+            assert str(number) == text
+            assert (0 if unsigned else -(2 ** (bits - 1))) <= number < 2 ** (bits if unsigned else bits - 1)
+        elif text.isascii() and text == str(_int_or(text)):
+            n = int(text)  # canonical but out of range
+            assert not ((0 if unsigned else -(2 ** (bits - 1))) <= n < 2 ** (bits if unsigned else bits - 1))
+
+
+def _int_or(text: str) -> object:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def test_document_spellings_cover_int64_and_objectid_in_either_case() -> None:
+    from bson import ObjectId
+
+    from piiguard.response.documents import spellings
+
+    oid = ObjectId()
+    out = spellings([str(2**63 - 1), str(-(2**63)), str(2**63), "0042", "42", str(oid).upper(), "7abc"])
+    assert 2**63 - 1 in out and -(2**63) in out and 2**63 not in out  # any int64, nothing beyond
+    assert 42 in out and out.count(42) == 1 and "0042" in out  # '0042' only as the string
+    assert oid in out and 7 not in out
+
+
+# --- --only / --skip -----------------------------------------------------------------------------
+
+def test_only_and_skip_select_by_kind_or_shown_name() -> None:
+    from piiguard.errors import UsageError
+    from piiguard.response.responders import Responder, select
+
+    fake: list[tuple[str, Responder]] = [(n, object()) for n in  # type: ignore[misc]
+                                         ("sql-sessions#0", "redis-sessions", "sql-sessions#2", "oauth-grants")]
+    names = lambda chosen: [n for n, _ in chosen]  # noqa: E731
+    assert names(select(fake, "sql-sessions")) == ["sql-sessions#0", "sql-sessions#2"]
+    assert names(select(fake, "sql-sessions#2,oauth-grants")) == ["sql-sessions#2", "oauth-grants"]
+    assert names(select(fake, "", "redis-sessions")) == ["sql-sessions#0", "sql-sessions#2", "oauth-grants"]
+    assert names(select(fake, "sql-sessions", "sql-sessions#0")) == ["sql-sessions#2"]
+    for only, skip in (("sql-session", ""), ("", "nope"), ("oauth-grants", "oauth-grants")):
+        with pytest.raises(UsageError):
+            select(fake, only, skip)
+
+
+def test_a_refusal_names_the_status_and_whether_running_again_helps() -> None:
+    from piiguard.response.grants import CREDENTIALS, NO_ANSWER, refusal_text
+
+    text, retry = refusal_text({302: 2, 401: 1, CREDENTIALS: 1})
+    assert "2 answered 302, a redirect: not followed" in text and "refused the client's credentials" in text
+    assert "running again will not help" in text and not retry
+    assert refusal_text({503: 1})[1] and refusal_text({NO_ANSWER: 1})[1]

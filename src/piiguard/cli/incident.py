@@ -266,7 +266,12 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
         for name, responder in chosen:
             with _bar(name) as bar:
                 task = bar.add_task(name, total=responder.total(subjects))
-                outcome = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
+                try:
+                    outcome = responder.apply(subjects, lambda n, t=task: bar.advance(t, n))  # type: ignore[misc]
+                except responders.Unfinished as exc:  # what it did is on the timeline before the error
+                    cat.event(incident_id, "responded", {"responder": name, **exc.outcome.facts(), "unfinished": True,
+                                                         "scope": "everyone" if subjects is None else len(subjects)})
+                    raise
             if isinstance(outcome, int):  # a third-party responder written before Outcome returns a count
                 outcome = responders.Outcome(outcome)
             head = cat.event(incident_id, "responded", {"responder": name, **outcome.facts(),

@@ -125,18 +125,22 @@ def revocations(catalog: Catalog, incident_id: int) -> list[str]:
     every grants responder run on the timeline — for the regulator drafts, not for people's notices."""
     totals = dict.fromkeys(GRANT_FACTS, 0)
     unmapped: dict[str, int] = {}
+    pending: dict[str, int] = {}
     seen = False
     for e in catalog.timeline(incident_id):
         payload = json.loads(e["payload"])
         if e["kind"] != "responded" or "confirmed" not in payload:
             continue
         seen = True
-        for k in GRANT_FACTS:
+        for k in GRANT_FACTS[:2]:
             totals[k] += int(payload.get(k, 0))
+        # not-confirmed grants are left unmarked and tried again: the latest run's count is what is left
+        pending[str(payload.get("responder", ""))] = int(payload.get("not_confirmed", 0))
         for name, n in (payload.get("unmapped") or {}).items():
             unmapped[str(name)] = max(unmapped.get(str(name), 0), int(n))  # still there on each run: not summed
     if not seen:
         return []
+    totals["not_confirmed"] = sum(pending.values())
     revoked = sum(totals.values())
     unconfirmed = totals["no_introspection"] + totals["not_confirmed"]
     out = [f"Integration grants revoked at the providers' authorization servers: {revoked:,}; "

@@ -476,11 +476,21 @@ def finished(store: Store, collection: str, tally: oauth.Tally) -> Outcome:
         if active:
             problems.append(f"{active:,} of {total:,} grants are still active (or unconfirmed) by introspection "
                             "after their revocation was accepted: left unmarked, tried again next run")
-        raise StoreError(store.name, "; ".join(problems) + f"; {oauth.describe(tally.facts())}",
-                         collection=collection,
+        raise Unfinished(store.name, "; ".join(problems) + f"; {oauth.describe(tally.facts())}",
+                         Outcome(tally.marked, tally), collection=collection,
                          hint=("run again: revoked grants are not repeated" if retry else
                                "running again will not help until the configuration is fixed"))
     return Outcome(tally.marked, tally)
+
+
+class Unfinished(StoreError):
+    """A grants run that revoked some and left others to try again: ``outcome`` is what it did (the
+    timeline records it before the error is shown)."""
+
+    def __init__(self, store: str, message: str, outcome: Outcome, *, collection: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(store, message, collection=collection, hint=hint)
+        self.outcome = outcome
 
 
 def select(built: Sequence[tuple[str, Responder]], only: str = "", skip: str = "") -> list[tuple[str, Responder]]:
