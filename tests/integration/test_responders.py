@@ -389,10 +389,12 @@ def test_a_redirecting_introspection_endpoint_confirms_nothing_and_marks_nothing
                         "token_column": "refresh_token", "revocation_endpoint": issued["alexa"].url,
                         "client_id": "piiguard-alexa", "client_secret_env": "ALEXA_SECRET",
                         "introspection_endpoint": redirector.url}, maria)
-        with pytest.raises(StoreError, match=f"{len(alexa)} of {len(alexa)} grants are still active"):
+        with pytest.raises(StoreError, match=f"{len(alexa)} of {len(alexa)} grants are still active") as caught:
             grants.apply(alexa, lambda n: None)
     finally:
         redirector.close()
+    assert f"{len(alexa)} answered 302, a redirect: not followed" in str(caught.value)
+    assert "127.0.0.2" not in str(caught.value)
     assert len(redirector.seen) == len(alexa) and elsewhere.seen == []
     assert my_rows(mariadb, "SELECT user_id FROM grants WHERE relink_required") == set()
 

@@ -97,6 +97,7 @@ class Tally:
     revoked: Mapping[Revoked, int]
     unmapped: Mapping[str, int]  # provider name (or <provider #n>) → grants
     refusals: Mapping[int, int] = field(default_factory=dict)  # HTTP status of a refusal → grants
+    unanswered: Mapping[int, int] = field(default_factory=dict)  # introspection's status, where not 200 → grants
 
     @property
     def accepted(self) -> int:
@@ -243,13 +244,15 @@ def revoke(provider: Provider, token: str, timeout: float, store: Store) -> Resu
         return Result(Revoked.NO_INTROSPECTION)
     try:
         status, answer = _post(provider.introspection_endpoint, provider, token, timeout, store)
-        parsed = json.loads(answer) if status == 200 and len(answer) <= MAX_ANSWER else None
+        if status != 200:  # a 3xx (never followed), 4xx or 5xx: its status says why nothing is confirmed
+            return Result(Revoked.NOT_CONFIRMED, CREDENTIALS if status == 400 and _invalid_client(answer) else status)
+        parsed = json.loads(answer) if len(answer) <= MAX_ANSWER else None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException, StoreUnreachable):
-        return Result(Revoked.NOT_CONFIRMED)
+        return Result(Revoked.NOT_CONFIRMED, NO_ANSWER)
     # RFC 7662 §2.2: "active" is REQUIRED and boolean; only an explicit false confirms
     if isinstance(parsed, dict) and parsed.get("active") is False:
         return Result(Revoked.CONFIRMED)
-    return Result(Revoked.NOT_CONFIRMED)
+    return Result(Revoked.NOT_CONFIRMED)  # 200: still active (or no boolean "active")
 
 
 def check_routing(options: Any) -> None:
@@ -287,15 +290,17 @@ def run(grants: list[tuple[Any, str, Any]], router: Router, parallel: int, timeo
     from concurrent.futures import ThreadPoolExecutor
 
     routed, unmapped = router.split(grants)
-    counts, refusals = Counter[Revoked](), Counter[int]()
+    counts, refusals, unanswered = Counter[Revoked](), Counter[int](), Counter[int]()
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         for i in range(0, len(routed), batch):
             chunk = routed[i:i + batch]
             outcomes = list(pool.map(lambda g: revoke(g[2], g[1], timeout, store), chunk))
             counts.update(r.revoked for r in outcomes)
             refusals.update(r.status for r in outcomes if r.revoked is Revoked.REFUSED)
+            unanswered.update(r.status for r in outcomes if r.revoked is Revoked.NOT_CONFIRMED and r.status != 200)
             done = [g[0] for g, r in zip(chunk, outcomes, strict=True) if r.revoked.marked]
             if done:
                 mark(done)
             progress(len(chunk))
-    return Tally(MappingProxyType(dict(counts)), MappingProxyType(unmapped), MappingProxyType(dict(refusals)))
+    return Tally(MappingProxyType(dict(counts)), MappingProxyType(unmapped), MappingProxyType(dict(refusals)),
+                 MappingProxyType(dict(unanswered)))

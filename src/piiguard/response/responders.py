@@ -474,8 +474,14 @@ def finished(store: Store, collection: str, tally: oauth.Tally) -> Outcome:
             problems.append(f"{refused:,} of {total:,} revocations were not accepted by the authorization "
                             f"server(s) ({why})")
         if active:
+            unanswered = sum(tally.unanswered.values())
+            why = ""
+            if unanswered:
+                text, retry_unanswered = oauth.refusal_text(tally.unanswered)
+                retry = retry_unanswered or unanswered < active
+                why = f" (introspection: {text})"
             problems.append(f"{active:,} of {total:,} grants are still active (or unconfirmed) by introspection "
-                            "after their revocation was accepted: left unmarked, tried again next run")
+                            f"after their revocation was accepted{why}: left unmarked, tried again next run")
         raise Unfinished(store.name, "; ".join(problems) + f"; {oauth.describe(tally.facts())}",
                          Outcome(tally.marked, tally), collection=collection,
                          hint=("run again: revoked grants are not repeated" if retry else
