@@ -560,6 +560,22 @@ def test_document_subjects_match_int64_objectid_and_only_canonical_integers(ferr
     assert "delete sessions: 0 document(s)" in sessions.plan(["7abc", "+7", "07", " 7", "9223372036854775808"])
     assert "delete sessions: 4 document(s)" in sessions.plan(
         [str(2**63 - 1), str(-(2**63)), "1234567890123456789", str(oid).upper()])
+    collection = ferret.admin()["app"]["exact"]
+    values = [d["user_id"] for d in docs]
+
+    def text(v: Any) -> str:
+        return str(v)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.one_of(SUBJECT_TEXT, st.sampled_from([text(v) for v in values] + [str(oid).upper(),
+                                                                                        "0" + str(2**63 - 1)])),
+                    max_size=5))
+    def never_loose(subjects: list[str]) -> None:
+        found = {text(d["user_id"]) for where, _ in sessions._filters(subjects) for d in collection.find(where)}
+        assert found == {text(v) for v in values if text(v) in subjects or text(v) in [s.lower() for s in subjects
+                                                                                       if len(s) == 24]}
+
+    never_loose()
     assert sessions.apply(["0042"], lambda n: None).changed == 1  # the string only
     assert db.exact.count_documents({"user_id": 42}) == 1
     assert sessions.apply(["42", str(oid).upper(), str(2**63 - 1)], lambda n: None).changed == 3

@@ -2,8 +2,9 @@
 the same four doors as the SQL responders, as ``delete_many`` / ``update_many`` per batch of subjects.
 
 A collection is ``database.collection`` (or ``collection``, in the store's ``database``). Subjects are
-matched as the subject file has them (text) and also as the number or ObjectId that text spells, so a
-``user_id`` stored as an integer or an ObjectId is found. Each filter also holds the "not done yet"
+matched as the subject file has them (text) and also as the int64 their canonical integer text spells
+(``0042`` only as the string) or the ObjectId their 24 hex digits spell (either case), so a ``user_id``
+stored as an integer or an ObjectId is found and nothing else is. Each filter also holds the "not done yet"
 condition, so a second run changes nothing.
 """
 
