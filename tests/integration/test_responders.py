@@ -641,3 +641,32 @@ def test_respond_everyone_skips_redis_sessions_and_only_skip_select(
     assert my_rows(mariadb, "SELECT id FROM users WHERE must_reset_password") == set()  # skipped
     unknown = piiguard("--everyone", "--only", "sql-session")
     assert unknown.returncode != 0 and "no configured responder named sql-session" in unknown.stdout + unknown.stderr
+
+
+def test_an_unfinished_grants_run_is_on_the_timeline_before_its_error(
+        mariadb: Server, maria: Store, issued: dict[str, OAuthServer], tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    stubborn = issued["stubborn"]
+    config = tmp_path / "piiguard.yaml"
+    config.write_text(json.dumps({
+        "stores": [{"name": "maria", "url": f"mysql://root@127.0.0.1:{mariadb.port}/respond_t", "password_env": "MYSQL_PWD"}],
+        "respond": {"responders": [
+            {"kind": "oauth-grants", "store": "maria", "table": "grants", "subject_column": "user_id",
+             "token_column": "refresh_token", "revocation_endpoint": stubborn.url, "client_id": "piiguard-stubborn",
+             "client_secret_env": "ALEXA_SECRET", "introspection_endpoint": stubborn.introspection_url}]}}))
+    catalog = tmp_path / "c.db"
+    with Catalog(catalog) as cat:
+        incident = cat.open_incident("maria exposed", ["maria"], "2026-11-30T10:00:00+00:00", ["email"], 14)
+    done = subprocess.run([sys.executable, "-m", "piiguard", "incident", "respond", str(incident), "--everyone",
+                           "--apply", "-c", str(config), "--catalog", str(catalog)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode != 0 and f"{PEOPLE} of {PEOPLE} grants are still active" in " ".join(
+        (done.stdout + done.stderr).split())
+    assert "rt-" not in done.stdout + done.stderr
+    with Catalog(catalog) as cat:
+        [event] = [json.loads(e["payload"]) for e in cat.timeline(incident) if e["kind"] == "responded"]
+    assert event["unfinished"] is True and event["not_confirmed"] == PEOPLE and event["changed"] == 0
