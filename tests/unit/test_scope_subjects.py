@@ -89,7 +89,7 @@ def test_files_named_by_emails_are_scoped_each_and_errors_name_labels(tmp_path: 
             assert "<email>.jsonl~3" in text and not raw_in(text, owners)
             with pytest.raises(UsageError) as exc:
                 find_collection(files, email(555) + ".csv")  # an operator's raw name: echoed as its label
-            assert not raw_in(f"{exc.value} {exc.value.hint}", [email(555)] + owners)
+            assert not raw_in(f"{exc.value} {exc.value.hint}", [email(555), *owners])
 
 
 # --- 2. who a record is ----------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def test_sessions_and_orders_count_their_customers_not_themselves(tmp_path: Path
                                    for i in range(60)])
     write(root, "orders.jsonl", [{"order_no": f"ORD-{i:06d}", "customer_id": f"cust-{i % 60:05d}",
                                   "phone": f"+1 415 555 {i:04d}"} for i in range(60)])
-    found, cat, incident_id = scoped(tmp_path, root)
+    found, cat, _incident_id = scoped(tmp_path, root)
     cat.close()
     assert len(found.people) == 60
     assert {w: c["field"] for w, c in found.collections.items()} == {
@@ -134,7 +134,7 @@ def test_sessions_and_orders_count_their_customers_not_themselves(tmp_path: Path
     found, cat, _ = scoped(tmp_path / "b", root, {"raw.orders.jsonl": "skip"})
     cat.close()
     assert "raw.orders.jsonl" not in found.collections and "raw.orders.jsonl" not in found.not_scoped
-    with pytest.raises(UsageError, match="respond.scope"):
+    with pytest.raises(UsageError, match=r"respond\.scope"):
         scoped(tmp_path / "c", root, {"raw.orders.jsonl": "nope"})
 
 
