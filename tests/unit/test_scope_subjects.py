@@ -187,3 +187,23 @@ def test_empty_subjects_fall_back_unidentified_unscoped_and_unreadable_are_limit
         info = find_collection(files, "members.jsonl")
         with pytest.raises(Exception, match="could not be read whole"):
             list(files.read(info, ["email"], 1000))
+
+
+def test_validate_checks_respond_scope() -> None:
+    from piiguard.config import parse_config
+    from piiguard.errors import ConfigError
+
+    stores = [{"name": "raw", "engine": "files", "path": "/tmp"}]
+
+    def problems(scope: Any) -> list[str]:
+        try:
+            parse_config({"stores": stores, "respond": {"scope": scope}})
+        except ConfigError as exc:
+            return list(exc.problems)
+        return []
+
+    assert problems({"raw.sessions.jsonl": "user_id", "raw.<email>.jsonl~2": "skip"}) == []
+    assert any("respond.scope" in p and "mapping" in p for p in problems(["raw.x"]))
+    assert any("store.collection" in p for p in problems({"nodot": "id"}))
+    assert any("no store named" in p for p in problems({"other.t": "id"}))
+    assert any("skip" in p for p in problems({"raw.t": 3}))
