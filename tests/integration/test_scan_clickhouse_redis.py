@@ -438,3 +438,40 @@ def test_redis_scope_counts_each_person_once_and_reads_every_scanned_field(
     for i in rare:
         assert "phone" in scope.people[f"{i:06d}"]
     assert "phone" not in scope.people["000008"]
+
+
+def test_clickhouse_tables_named_by_emails_are_scoped_each_by_label(
+        olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Two tables named by customers' e-mails: two catalog collections (``<email>``, ``<email>~2``, in raw-name
+    order), both scoped, with an Array(String) of phones read too; no raw name in any error or hint."""
+    from piiguard.errors import UsageError
+    from piiguard.masking.pipeline import find_collection
+    from piiguard.response.incidents import open_by_hand
+    from piiguard.response.scope import find_scope, scope_lines
+
+    server, _, _, _ = olap
+    owners = ["jane.roe@victim.example", "john.doe@victim.example"]
+    ch(server, "CREATE DATABASE IF NOT EXISTS named")
+    for n, owner in enumerate(owners):
+        ch(server, f"CREATE TABLE named.`{owner}` (customer_id String, email String, tels Array(String)) "
+                   "ENGINE = MergeTree ORDER BY customer_id")
+        rows = "".join(json.dumps({"customer_id": f"CUST-{n}{i:05d}", "email": f"buyer.{n}.{i}@example.org",
+                                   "tels": [f"+1 415 555 {n}{i:03d}"]}) + "\n" for i in range(30))
+        ch(server, f"INSERT INTO named.`{owner}` FORMAT JSONEachRow", rows.encode())
+    store = ch_store(server, monkeypatch, database="named")
+    with Catalog(tmp_path / "c.db") as cat:
+        scan([store], catalog=cat, mode=ScanMode.FULL)
+        incident = cat.incident(open_by_hand(cat, "olap", "2026-11-30T08:00:00+00:00"))
+        assert incident is not None
+        scope = find_scope(cat, incident, {"olap": store}, SCOPE_KEY)
+    assert set(scope.collections) == {"olap.<email>", "olap.<email>~2"}
+    assert len(scope.people) == 60
+    assert all("phone" in {t.split(" (")[0] for t in types} for types in scope.people.values())
+    shown = json.dumps(scope.limits()) + "".join(scope.sources) + "".join(scope_lines(scope))
+    assert not [o for o in owners if o in shown]
+    with ClickHouse(store) as c:
+        assert find_collection(c, "<email>~2").name.endswith(owners[1])
+        with pytest.raises(UsageError) as exc:
+            find_collection(c, "<email>~7")
+        assert not [o for o in owners if o in f"{exc.value} {exc.value.hint}"]
