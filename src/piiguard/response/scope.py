@@ -321,7 +321,7 @@ def _add(people: dict[str, frozenset[str]], batch: pa.RecordBatch, names: list[s
     for i, values in enumerate(ids.to_pylist()):
         record: list[Any] = [items[k][i] or () if b else held[k][i] for k, b in enumerate(by_item)]
         if not any(values or ()):
-            unnamed += any(bool(v) for v in record)
+            unnamed += any(any(v) if b else bool(v) for b, v in zip(by_item, record, strict=True))
             continue
         for j, value in enumerate(values):
             person = mapping.get(value) if mapping is not None and value else value
