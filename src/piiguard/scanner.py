@@ -23,7 +23,7 @@ from piiguard.catalog import Catalog
 from piiguard.catalog.owners import RunStatus
 from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState, link_customer_identifier
 from piiguard.config import Config, store_from_url
-from piiguard.connectors.base import Batch, Connector, connectors, unique_name
+from piiguard.connectors.base import Batch, Connector, connectors, shown_collections
 from piiguard.connectors.labels import label
 from piiguard.errors import PiiguardError, StoreError, UsageError
 from piiguard.model import (
@@ -280,9 +280,8 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
         connector = connectors.get(store.engine)(store, timeout=options.timeout)
         connector.open()
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            infos: dict[str, CollectionInfo] = {}  # by the name shown: labels are unique within a store
-            for i in connector.collections():
-                infos[unique_name(label(i.name), infos)] = i
+            # by the name shown: labels made unique within a store, the same way on every read
+            infos = shown_collections(connector.collections())
             for shown, info in infos.items():
                 for attempt in (1, 2):
                     try:

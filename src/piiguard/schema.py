@@ -176,7 +176,7 @@ class PluginSchema:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-RESPOND_KEYS = ("responders", "notices", "contact")
+RESPOND_KEYS = ("responders", "notices", "contact", "scope")
 CONTACT_KEYS = ("name", "email")
 MASK_RULE_KEYS = ("mask", "waiver")
 
@@ -265,6 +265,7 @@ def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str]
             _store_ref(notices.get("store"), "respond.notices.store", stores, problem)
             _store_engine(notices.get("store"), "respond.notices.store", NOTICE_ENGINES, store_engines, "notices",
                           problem)
+    _check_scope(raw.get("scope"), stores, problem)
     contact = raw.get("contact")
     if contact is not None:
         if not isinstance(contact, Mapping):
@@ -274,6 +275,25 @@ def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str]
             for key in CONTACT_KEYS:
                 if key in contact and not isinstance(contact[key], str):
                     problem(f"respond.contact.{key}", "expected a string")
+
+
+def _check_scope(raw: Any, stores: set[str] | None, problem: Problem) -> None:
+    """``respond.scope: {store.collection: field | skip}``: the field that identifies people in a collection
+    (as the scan names it), or ``skip`` for a collection that names no person."""
+    if raw is None:
+        return
+    if not isinstance(raw, Mapping):
+        problem("respond.scope", "expected a mapping {store.collection: field | skip}")
+        return
+    for where, value in raw.items():
+        path = key_path("respond.scope", str(where))
+        store, dot, collection = str(where).partition(".")
+        if not isinstance(where, str) or not dot or not store or not collection:
+            problem(path, "expected store.collection as the key")
+            continue
+        _store_ref(store, path, stores, problem)
+        if not isinstance(value, str) or not value:
+            problem(path, "expected the field that identifies people (as the scan names it), or skip")
 
 
 def _store_engine(name: Any, path: str, speaks: tuple[str, ...] | None, store_engines: Mapping[str, str] | None,

@@ -35,6 +35,7 @@ from servers import PASSWORD, Server
 
 from piiguard.catalog import Catalog
 from piiguard.connectors.files import Files
+from piiguard.errors import CollectionError, UsageError
 from piiguard.masking.pipeline import find_collection
 from piiguard.model import Store
 from piiguard.response.incidents import open_by_hand
@@ -314,3 +315,43 @@ def test_a_folder_copied_into_parquet_is_masked_per_item_and_traced_back(tmp_pat
         scope = find_scope(cat, cat.incident(incident_id) or {}, stores, KEY.encode(), timeout=10)
     assert {p: sorted(t) for p, t in scope.people.items()} == {
         pid: sorted(f"{TYPES[f]} ({MASKED[f]})" for f in fields) for pid, fields in data.jsonl.items()}
+
+
+def test_objects_named_by_phone_numbers_scope_each_and_hostile_records_are_counted(
+        s3: S3Server, tmp_path: Path) -> None:
+    """Two objects whose keys hold phone numbers (``<phone>.jsonl``, ``<phone>.jsonl~2`` in raw-key order), one
+    of them with a JSON line nested 10,000 deep: the scope reads on, counts it unreadable; a copy's reader
+    still refuses. No raw key in the scope's output, the catalog's collections, or an error."""
+    owners = ["+14155550134", "+14155550199"]
+    c = s3.client()
+    c.create_bucket(Bucket="named")
+    for n, owner in enumerate(owners):
+        lines = [json.dumps({"customer_id": f"CUST-{n}{i:05d}", "email": f"buyer.{n}.{i}@example.org"})
+                 for i in range(25)]
+        if n == 1:
+            lines.insert(5, "[" * 10_000 + "]" * 10_000)
+        c.put_object(Bucket="named", Key=f"by-phone/{owner}.jsonl", Body=("\n".join(lines) + "\n").encode())
+    secret = tmp_path / "s3-secret"
+    secret.write_text(s3.secret_key)
+    store = Store("raw", "s3", host="127.0.0.1", port=s3.port, database="named", user=s3.access_key,
+                  password_file=str(secret), options={"tls": "false"})
+    with Catalog(tmp_path / "c.db") as cat:
+        scan([store], catalog=cat)
+        incident_id = open_by_hand(cat, "raw", "2026-11-30T00:00:00+00:00")
+        found = find_scope(cat, cat.incident(incident_id) or {}, {"raw": store}, KEY.encode(), timeout=10)
+        names = [collection for collection, *_ in cat.pii_fields("raw")]
+    assert sorted(found.collections) == ["raw.named/by-phone/<phone>.jsonl", "raw.named/by-phone/<phone>.jsonl~2"]
+    assert len(found.people) == 50 and found.unreadable == 1
+    assert found.collections["raw.named/by-phone/<phone>.jsonl~2"]["unreadable"] == 1
+    shown = json.dumps(found.limits()) + "".join(found.sources) + "".join(names)
+    assert not [o for o in owners if o in shown or o[2:] in shown]
+    from piiguard.connectors.s3 import S3
+
+    with S3(store, timeout=10) as reader:
+        info = find_collection(reader, "named/by-phone/<phone>.jsonl~2")
+        assert info.name.endswith(owners[1] + ".jsonl")
+        with pytest.raises(CollectionError, match="could not be read whole"):
+            list(reader.read(info, ["email"], 100))
+        with pytest.raises(UsageError) as exc:
+            find_collection(reader, "named/by-phone/<phone>.jsonl~5")
+    assert not [o for o in owners if o in f"{exc.value} {exc.value.hint}"]

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from piiguard import synthetic
 from piiguard.catalog import Catalog
 from piiguard.connectors.clickhouse import ClickHouse
 from piiguard.connectors.redis import KEY_FIELD, Redis
-from piiguard.model import CollectionInfo, Estimate, Store
+from piiguard.model import CollectionInfo, Estimate, ScanMode, Store
 from piiguard.report import render_json
 from piiguard.scanner import scan
 
@@ -375,8 +376,9 @@ def test_incident_scope_reads_clickhouse_and_redis(olap: tuple[Server, dict[str,
             if name == "olap":  # shop.customers by customer_id; shop.logins has no key but the e-mail
                 assert people == set(data["customer_id"]) | set(data["email"])
                 cid = data["customer_id"][1]
-                # scope takes top-level fields only so far (phones[], devices[].mac are left to scope.py)
-                assert "email" in {t.split(" (")[0] for t in scope.people[cid]}
+                # every PII field the reader can read: an Array(String) (phones[]) and a Nested one's items too
+                assert {"email", "phone", "mac-address"} <= {t.split(" (")[0] for t in scope.people[cid]}
+                assert scope.collections["olap.shop.customers"]["field"] == "customer_id"
             else:  # customer:* and devices:* by the id in the key, session:* by the customer field
                 assert set(data["customer_id"]) <= people
                 cid = data["customer_id"][1]
@@ -395,3 +397,81 @@ def test_redis_scan_over_tls(kv: tuple[Server, dict[str, list[Any]]], monkeypatc
     with Redis(store) as c:
         info = next(i for i in c.collections() if i.name == "customer:*")
         assert sum(b.num_rows for b in c.read(info, [KEY_FIELD], 100)) == len(set(data["customer_id"]))
+
+
+def test_redis_scope_counts_each_person_once_and_reads_every_scanned_field(
+        kv: tuple[Server, dict[str, list[Any]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Sessions keyed by their own uuid name no one by their key (their e-mail field does); profiles keyed
+    by e-mail are the same people: 40, under one kind. A field in a handful of 3,000 keys (beyond any
+    sample of the reader's columns) is read for them too."""
+    from piiguard.response.incidents import open_by_hand
+    from piiguard.response.scope import find_scope
+
+    server, _ = kv
+    r = redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD, db=5)
+    r.flushdb()
+    pipe = r.pipeline(transaction=False)
+    emails = [f"member.{i}@example.org" for i in range(40)]
+    for i, e in enumerate(emails):
+        pipe.set(f"sess:{uuid.UUID(int=1000 + i)}", json.dumps({"email": e, "ip": f"203.0.113.{i}"}))
+        pipe.hset(f"profile:{e}", mapping={"city": "Berlin", "phone": f"+49 30 5555 {i:04d}"})
+    rare = {7, 1500, 2999}
+    for i in range(3000):
+        pipe.hset(f"contact:{i:06d}", mapping={"email": f"contact.{i}@example.org", "note": "x",
+                                               **({"tel": f"+1 415 555 {i:04d}"} if i in rare else {})})
+    pipe.execute()
+    r.close()
+    monkeypatch.setenv(REDIS_ENV, PASSWORD)
+    store = Store("kv5", "redis", host="127.0.0.1", port=server.port, user=REDIS_ADMIN, password_env=REDIS_ENV,
+                  database="5")
+    with Catalog(tmp_path / "c.db") as cat:
+        scan([store], catalog=cat, mode=ScanMode.FULL)
+        incident = cat.incident(open_by_hand(cat, "kv5", "2026-11-30T08:00:00+00:00"))
+        assert incident is not None
+        scope = find_scope(cat, incident, {"kv5": store}, SCOPE_KEY)
+    assert {w: c["field"] for w, c in scope.collections.items()} == {
+        "kv5.sess:*": "email", "kv5.profile:*": "<key>", "kv5.contact:*": "<key>"}
+    assert set(emails) <= set(scope.people) and len(scope.people) == 40 + 3000
+    assert {"email", "phone", "ip-address"} <= {t.split(" (")[0] for t in scope.people[emails[3]]}
+    # contacts by their customer number, the others by e-mail: the list mixes kinds, and says so
+    assert len(scope.warnings) == 1 and "customer-identifier: kv5.contact:*" in scope.warnings[0]
+    for i in rare:
+        assert "phone" in scope.people[f"{i:06d}"]
+    assert "phone" not in scope.people["000008"]
+
+
+def test_clickhouse_tables_named_by_emails_are_scoped_each_by_label(
+        olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Two tables named by customers' e-mails: two catalog collections (``<email>``, ``<email>~2``, in raw-name
+    order), both scoped, with an Array(String) of phones read too; no raw name in any error or hint."""
+    from piiguard.errors import UsageError
+    from piiguard.masking.pipeline import find_collection
+    from piiguard.response.incidents import open_by_hand
+    from piiguard.response.scope import find_scope, scope_lines
+
+    server, _, _, _ = olap
+    owners = ["jane.roe@victim.example", "john.doe@victim.example"]
+    ch(server, "CREATE DATABASE IF NOT EXISTS named")
+    for n, owner in enumerate(owners):
+        ch(server, f"CREATE TABLE named.`{owner}` (customer_id String, email String, tels Array(String)) "
+                   "ENGINE = MergeTree ORDER BY customer_id")
+        rows = "".join(json.dumps({"customer_id": f"CUST-{n}{i:05d}", "email": f"buyer.{n}.{i}@example.org",
+                                   "tels": [f"+1 415 555 {n}{i:03d}"]}) + "\n" for i in range(30))
+        ch(server, f"INSERT INTO named.`{owner}` FORMAT JSONEachRow", rows.encode())
+    store = ch_store(server, monkeypatch, database="named")
+    with Catalog(tmp_path / "c.db") as cat:
+        scan([store], catalog=cat, mode=ScanMode.FULL)
+        incident = cat.incident(open_by_hand(cat, "olap", "2026-11-30T08:00:00+00:00"))
+        assert incident is not None
+        scope = find_scope(cat, incident, {"olap": store}, SCOPE_KEY)
+    assert set(scope.collections) == {"olap.<email>", "olap.<email>~2"}
+    assert len(scope.people) == 60
+    assert all("phone" in {t.split(" (")[0] for t in types} for types in scope.people.values())
+    shown = json.dumps(scope.limits()) + "".join(scope.sources) + "".join(scope_lines(scope))
+    assert not [o for o in owners if o in shown]
+    with ClickHouse(store) as c:
+        assert find_collection(c, "<email>~2").name.endswith(owners[1])
+        with pytest.raises(UsageError) as exc:
+            find_collection(c, "<email>~7")
+        assert not [o for o in owners if o in f"{exc.value} {exc.value.hint}"]

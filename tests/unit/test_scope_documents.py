@@ -75,3 +75,13 @@ def test_a_tables_reader_reads_its_columns_only() -> None:
     """A SQL table's JSON column is read whole: a path into it is not a column (a column may hold a dot)."""
     fields = {"email": "email", "profile.phone": "phone-number", "a.b": "city"}
     assert _readable(fields, ["email", "profile", "a.b"]) == {"email": "email", "a.b": "city"}
+
+
+def test_a_document_naming_no_one_but_holding_pii_is_counted() -> None:
+    names = list(LABELS)
+    people: dict[str, frozenset[str]] = {}
+    docs: list[dict[str, Any]] = [{"members": [], "wifi": [{"ssid": "HOME-9"}]},  # PII, no one: counted
+                                  {"members": [{"email": ""}]},  # nothing held: not counted
+                                  {"members": [{"email": "a@x.io"}]}]
+    unnamed = _add(people, documents_record_batch(docs, names), names, "members[].email", LABELS, None, {})
+    assert unnamed == 1 and set(people) == {"a@x.io"}

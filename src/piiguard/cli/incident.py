@@ -35,7 +35,7 @@ from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 from piiguard.response import evidence as evidence_
 from piiguard.response import incidents, notices, responders
-from piiguard.response.scope import SubjectFile, find_scope, keyed, write_subjects
+from piiguard.response.scope import SubjectFile, find_scope, keyed, scope_lines, write_subjects
 
 incident_app = typer.Typer(help="Incidents: scope, evidence, kill switch, notices, reports, timeline.",
                            no_args_is_help=True)
@@ -147,7 +147,8 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
         incident = incidents.get(cat, incident_id)
         if not force:  # refused before the (long) read, not after it
             safefile.refuse_existing(out)
-        found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout, include_system=include_system)
+        found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout, include_system=include_system,
+                           subjects=(cfg.respond if cfg else {}).get("scope") or {})
         mac = write_subjects(found, out, force=force, key=key)
         cat.set_scope(incident_id, keyed(found, key))
         counts: dict[str, int] = {}
@@ -156,16 +157,19 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
                 counts[t] = counts.get(t, 0) + 1
         head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
                                                  "read": found.sources, "derived_copies": found.derived,
+                                                 "limits": found.limits(),
                                                  "subject_file": mac})  # the list's keyed MAC, not its content
         if fmt is Format.json:
             emit("scope", {"incident": incident_id, "people": len(found.people),
                            "by_type": dict(sorted(counts.items())), "read": list(found.sources),
-                           "derived_copies": list(found.derived),
+                           "derived_copies": list(found.derived), **found.limits(),
                            "not_counted": {} if include_system else {s: cat.system_pii(s) for s in incident["stores"]},
                            "subjects_file": str(out), "timeline_head": str(head) if head else None})
             return
         Console().print(safe(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
                              + (f"; copies made from it: {found.derived}" if found.derived else "")))
+        for line in scope_lines(found):
+            Console().print(safe(line))
         if not include_system:
             _not_counted(cat, incident)
         _head(head)

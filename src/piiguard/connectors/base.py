@@ -269,6 +269,19 @@ def unique_name(name: str, taken: Mapping[str, object]) -> str:
     return f"{name}~{n}"
 
 
+def shown_collections(infos: Iterable[CollectionInfo]) -> dict[str, CollectionInfo]:
+    """A store's collections by the name shown and stored for each (its :func:`label`), made distinct:
+    two files whose names hold different e-mails are ``<email>.jsonl`` and ``<email>.jsonl~2``, in the
+    order of their raw names, so every scan and every later reader gives each the same name. The
+    connector's order is kept."""
+    listed = list(infos)
+    named: dict[str, CollectionInfo] = {}
+    for info in sorted(listed, key=lambda i: i.name):
+        named[unique_name(label(info.name), named)] = info
+    by_id = {id(info): shown for shown, info in named.items()}
+    return {by_id[id(info)]: info for info in listed}
+
+
 def documents_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
     """Documents (OpenSearch sources, MongoDB documents) → one string array per field path."""
     paths: dict[str, list[str | None]] = {}

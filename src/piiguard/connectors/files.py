@@ -644,6 +644,17 @@ class Files(Connector):
         read whole (a ragged CSV row, a JSON line that does not parse or is longer than 16 MiB, bytes
         that are not UTF-8) or the file changed under the reader, the read fails after the last batch
         with the counts by reason, never a value: a scope or copy without those records would be wrong."""
+        yield from self._read(collection, columns, batch_rows, None)
+
+    def read_lenient(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int,
+                     skipped: dict[str, int]) -> Iterator[pa.RecordBatch]:
+        """:meth:`read`, except that the records it could not read whole are counted in ``skipped`` (by
+        reason) and the read goes on: for a scope, whose limits say so; a copy keeps refusing. A file that
+        changed under the reader still fails."""
+        yield from self._read(collection, columns, batch_rows, skipped)
+
+    def _read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int,
+              skipped: dict[str, int] | None) -> Iterator[pa.RecordBatch]:
         self._refuse(collection)
         if self._size(collection) == 0:
             return
@@ -666,6 +677,10 @@ class Files(Connector):
                                   collection=label(collection.name),
                                   hint="check that the file is well-formed " + (kind or "")) from exc
         left = tally.take()
+        if skipped is not None:
+            for reason, n in left.items():
+                skipped[reason] = skipped.get(reason, 0) + n
+            left = {}
         if self._version(collection) != before:
             left[CHANGED] = 1
         if left:

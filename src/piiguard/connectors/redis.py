@@ -98,6 +98,7 @@ def _json(text: str | None) -> Any:
 class Redis(Connector):
     """Redis 6+ (and protocol-compatible servers) over TCP or TLS, read-only; collections are key patterns."""
 
+    reads_paths = True  # a document per key: any field path a scan names
     privileges = "an ACL user with +@read +scan +type +dbsize +ping (KEYS and SORT are never used)"
     r: redis.Redis
 

@@ -35,7 +35,8 @@ from piiguard.catalog import Catalog
 from piiguard.checker import run_checks
 from piiguard.classify.engine import CUSTOMER_ID, Classifier
 from piiguard.config import Config
-from piiguard.connectors.base import Connector, connectors
+from piiguard.connectors.base import Connector, connectors, shown_collections
+from piiguard.connectors.labels import label
 from piiguard.errors import ConfigError, CopyRefused, StoreError, UsageError
 from piiguard.masking.maskers import DEFAULTS, SECRETS, Masker, maskers
 from piiguard.masking.ownership import (
@@ -183,12 +184,17 @@ def _options(masker: Masker) -> dict[str, Any]:
 
 
 def find_collection(connector: Connector, name: str) -> CollectionInfo:
-    infos = connector.collections()
-    exact = [i for i in infos if i.name == name]
-    short = [i for i in infos if i.name.rsplit(".", 1)[-1] == name]
+    """The collection a name (as the catalog and the scan show it, a :func:`label`) stands for; a raw name
+    given by the operator is matched too. An error or hint names collections by their labels only."""
+    shown = shown_collections(connector.collections())
+    if name in shown:
+        return shown[name]
+    exact = [i for i in shown.values() if i.name == name]
+    short = [i for s, i in shown.items() if s.rsplit(".", 1)[-1] == name or i.name.rsplit(".", 1)[-1] == name]
     found = exact or short
     if len(found) != 1:
-        known = ", ".join(i.name for i in infos[:10])
+        known = ", ".join(list(shown)[:10])
+        name = label(name)
         raise UsageError(f"{connector.store.name} has {'no' if not found else 'several'} collection(s) named "
                          f"{name!r}", hint=f"collections: {known}")
     return found[0]

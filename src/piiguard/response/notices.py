@@ -446,6 +446,7 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
     aware = datetime.fromisoformat(incident["aware_at"])
     did = measures(catalog, incident_id)
     facts = {
+        "scope_limits": scope_limits(catalog, incident_id) if numbers.exact else [],
         "incident_id": incident_id, "aware_at": incident["aware_at"], "contact": contact, "measures": did,
         "categories": [describe(c) for c in categories], "evidence": list(evidence),
         "people_text": f"{people:,}" + ("" if numbers.exact else " (an estimate: see Numbers below)")
@@ -477,6 +478,22 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
                       if people is not None and people > threshold else
                       f"Not required unless more than {threshold} residents are notified."}
         out[name] = env.get_template(spec["template"]).render(**facts, **extra)
+    return out
+
+
+def scope_limits(catalog: Catalog, incident_id: int) -> list[str]:
+    """What the latest scope's exact count leaves out (its timeline entry's limits), a sentence each."""
+    scoped = [e["payload"] for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+    limits = json.loads(scoped[-1]).get("limits") or {} if scoped else {}
+    out = []
+    if limits.get("unidentified_records"):
+        out.append(f"{limits['unidentified_records']:,} record(s) held exposed personal data but no identifier, "
+                   "so the people they concern are not counted")
+    if limits.get("unreadable_records"):
+        out.append(f"{limits['unreadable_records']:,} record(s) could not be read (malformed), so are not counted")
+    if limits.get("not_scoped"):
+        out.append("not scoped, no field identifies a person: " + ", ".join(limits["not_scoped"]))
+    out += list(limits.get("warnings") or [])
     return out
 
 

@@ -26,6 +26,7 @@ import hmac
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.classify.engine import CUSTOMER_ID
 from piiguard.connectors.base import Connector, connectors, has_value
+from piiguard.connectors.labels import label
 from piiguard.errors import UsageError
 from piiguard.masking.pipeline import BatchMasker, FieldRule, find_collection, key_id
 from piiguard.model import CollectionInfo, Store
@@ -58,6 +60,42 @@ class Scope:
     people: dict[str, frozenset[str]] = field(default_factory=dict)  # raw identifier -> PII types exposed
     sources: list[str] = field(default_factory=list)  # what was read, for the timeline
     derived: list[int] = field(default_factory=list)  # copies made from an exposed collection
+    # per collection read: "store.collection" -> {"field", "kind", "records", "unidentified", "unreadable"}
+    collections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    not_scoped: list[str] = field(default_factory=list)  # collections with PII but no field that names a person
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unidentified(self) -> int:
+        """Records that held exposed PII but no identifier: not in the subject list (a limit of its count)."""
+        return sum(int(c["unidentified"]) for c in self.collections.values())
+
+    @property
+    def unreadable(self) -> int:
+        """Records that could not be read (a hostile nesting, a line that does not parse): a limit too."""
+        return sum(int(c["unreadable"]) for c in self.collections.values())
+
+    def limits(self) -> dict[str, Any]:
+        """What the exact count leaves out, for the output, the timeline and the regulator's draft."""
+        return {"unidentified_records": self.unidentified, "unreadable_records": self.unreadable,
+                "not_scoped": list(self.not_scoped), "warnings": list(self.warnings),
+                "identified_by": {c: {"field": v["field"], "kind": v["kind"], "without_identifier": v["unidentified"]}
+                                  for c, v in self.collections.items()}}
+
+
+def scope_lines(scope: Scope) -> list[str]:
+    """The scope's per-collection identifiers and its limits, a line each (labels and counts only)."""
+    out = [f"{where}: people identified by {seen['field']} ({seen['kind']}); {seen['records']:,} record(s) read, "
+           f"{seen['unidentified']:,} with PII but no identifier" + (f", {seen['unreadable']:,} unreadable"
+                                                                     if seen["unreadable"] else "")
+           for where, seen in scope.collections.items()]
+    out += [f"not scoped: no field identifies a person: {where}" for where in scope.not_scoped]
+    if scope.unidentified:
+        out.append(f"limit: {scope.unidentified:,} record(s) held exposed PII but no identifier: not in the list")
+    if scope.unreadable:
+        out.append(f"limit: {scope.unreadable:,} record(s) could not be read: not in the list")
+    out += [f"warning: {w}" for w in scope.warnings]
+    return out
 
 
 def subject_hash(key: bytes, subject: str) -> str:
@@ -97,11 +135,55 @@ def _readable(fields: Mapping[str, str], columns: list[str]) -> dict[str, str]:
     return {f: t for f, t in fields.items() if f in known}
 
 
-def _subject(kinds: Mapping[str, str]) -> str | None:
-    """The field that says who a record is about: a customer key, else an e-mail; a plain field before
-    one inside an array (a document's owner before its list of members)."""
-    for kind in (CUSTOMER_ID, "email"):
-        found = sorted((f for f, k in kinds.items() if k == kind), key=lambda f: f.count("[]"))
+SKIP = "skip"
+# a field's name that says it identifies a customer (the person), in English and its localised forms
+_PERSON_WORDS = ("customer", "cust", "user", "member", "account", "acct", "client", "kunde", "kunden", "kd", "knr",
+                 "kdnr", "kundennr", "kundennummer", "mitglied", "benutzer", "nutzer", "cliente", "klant", "uid",
+                 "person", "subscriber", "patient", "owner")
+# a name that says the record (or field) is something else's: a session, a token, an order …
+_OTHER_WORDS = ("session", "sess", "sid", "token", "order", "bestell", "auftrag", "invoice", "rechnung", "payment",
+                "txn", "transaction", "cart", "event", "request", "trace", "message", "ticket", "shipment")
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def _words(name: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(name.rsplit(".", 1)[-1].replace("[]", ""))]
+
+
+def _says(name: str, words: tuple[str, ...]) -> bool:
+    """Whether a name's words (``customer_id``, ``KundenNr``, ``kd_nr``, ``userid``) start with one of ``words``."""
+    return any(w == word or (len(word) > 3 and w.startswith(word)) for w in _words(name) for word in words)
+
+
+def _subject(kinds: Mapping[str, str], *, collection: str = "", primary_key: tuple[str, ...] = (),
+             chosen: str | None = None) -> str | None:
+    """The field that says who a record is about.
+
+    ``chosen`` (``respond.scope`` in the configuration) decides when given. Otherwise a customer key,
+    else an e-mail; a plain field before one inside an array (a document's owner before its list of
+    members). Of customer keys, a child table's (sessions, tokens, orders: its name, or its primary
+    key's, says so) own primary key and keys whose name says session/order/token are not people; a
+    key whose name says customer/user/member/account/client (``kd``, ``kundennr`` …) comes first, except
+    that a parent table's own primary key (``users.id``) is its person."""
+    if chosen is not None:
+        return None if chosen == SKIP else chosen
+    child = _says(collection, _OTHER_WORDS) or any(_says(k, _OTHER_WORDS) for k in primary_key)
+    keys = [f for f, k in kinds.items() if k == CUSTOMER_ID and not _says(f, _OTHER_WORDS)
+            and not (child and (f in primary_key or not _says(f, _PERSON_WORDS)))]
+    if keys:
+        def rank(f: str) -> tuple[int, int]:
+            own = f in primary_key and not child
+            return (0 if own else 1 if _says(f, _PERSON_WORDS) else 2, f.count("[]"))
+        return sorted(keys, key=rank)[0]
+    found = sorted((f for f, k in kinds.items() if k == "email"), key=lambda f: f.count("[]"))
+    return found[0] if found else None
+
+
+def _fallback(kinds: Mapping[str, str], subject: str) -> str | None:
+    """The identifier a record is known by when its subject field is empty: its (plain) e-mail, else
+    another plain customer key."""
+    for kind in ("email", CUSTOMER_ID):
+        found = sorted(f for f, k in kinds.items() if k == kind and f != subject and "[]" not in f)
         if found:
             return found[0]
     return None
@@ -121,10 +203,18 @@ def _aligned(subject: str, names: list[str]) -> list[str]:
 
 
 def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes, *,
-               timeout: float = 30.0, include_system: bool = False) -> Scope:
+               timeout: float = 30.0, include_system: bool = False,
+               subjects: Mapping[str, str] | None = None) -> Scope:
     """Who was in the incident's stores and which of their data; every network step bounded by ``timeout``.
-    System collections (:mod:`piiguard.system`) are read only with ``include_system``."""
+    System collections (:mod:`piiguard.system`) are read only with ``include_system``. ``subjects``
+    (``respond.scope``) names the field that identifies people per ``store.collection``, or ``skip``.
+
+    A record whose subject is empty is known by its e-mail (or another plain customer key); a record
+    with exposed PII and no identifier at all is counted per collection (``unidentified``), as is a
+    record the reader could not read (``unreadable``): both are limits of the exact count. A collection
+    with PII and no field that identifies a person is listed in ``not_scoped``."""
     scope = Scope()
+    chosen_by = dict(subjects or {})
     copies = catalog.copies(status="active")
     for name in incident["stores"]:
         store = stores.get(name)
@@ -137,61 +227,102 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                              if only_system else ""), hint="--include-system reads them" if only_system
                              else f"run `piiguard scan {name}`")
         for collection, fields in held.items():
+            where = f"{name}.{collection}"
             copy = _copy_of(copies, name, collection)
             with _opened(store, collection, timeout) as (connector, info):
                 # a document reader reads any path; a table's reader its columns (found without a sample)
                 labels = (_labels(copy) if copy is not None else dict(fields) if connector.reads_paths
                           else _readable(fields, connector.columns(info)))
-                kinds = {f: label.split(" (")[0] for f, label in labels.items()}
-                subject = _subject(kinds)
+                kinds = {f: shown.split(" (")[0] for f, shown in labels.items()}
+                chosen = chosen_by.get(where)
+                if chosen is not None and chosen != SKIP and chosen not in labels:
+                    raise UsageError(f"respond.scope: {where} has no PII field {label(chosen)!r} to identify people by",
+                                     hint=f"its fields: {', '.join(sorted(labels))}, or skip")
+                subject = _subject(kinds, collection=collection, primary_key=info.primary_key, chosen=chosen)
                 if subject is None:
-                    continue  # no field says who a record is about: nothing to scope by
+                    if chosen != SKIP:
+                        scope.not_scoped.append(where)
+                    continue
                 mapping = None
                 if copy is not None and copy["transforms"][subject]["masker"] != "keep":
                     mapping = _unmask(copy, subject, stores, key, timeout)
+                # a copy's other identifiers are pseudonyms: only its subject traces back
+                spare = _fallback(kinds, subject) if copy is None else None
                 names = list(labels)
                 made: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
-                for batch in connector.read(info, names, BATCH_ROWS):
-                    _add(scope.people, batch, names, subject, labels, mapping, made)
-            scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
-                                                           f"{copy['source_collection']})" if copy else ""))
+                seen: dict[str, Any] = {"field": subject, "kind": kinds[subject], "records": 0, "unidentified": 0,
+                                        "unreadable": 0}
+                for batch in _scope_batches(connector, info, names, seen):
+                    seen["records"] += batch.num_rows
+                    seen["unidentified"] += _add(scope.people, batch, names, subject, labels, mapping, made, spare)
+                scope.collections[where] = seen
+            scope.sources.append(where + (f" (copy {copy['id']} of {copy['source_store']}."
+                                          f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in copies
                               if c["source_store"] == name and c["source_collection"] == collection]
+    by_kind: dict[str, list[str]] = {}
+    for where, seen in scope.collections.items():
+        by_kind.setdefault(seen["kind"], []).append(where)
+    if len(by_kind) > 1:
+        scope.warnings.append("collections identify people by different kinds ("
+                              + "; ".join(f"{k}: {', '.join(w)}" for k, w in sorted(by_kind.items()))
+                              + "): one person may be listed once per kind; name the field with respond.scope")
     return scope
+
+
+def _scope_batches(connector: Connector, info: CollectionInfo, names: list[str],
+                   seen: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; a record it could not read whole (a JSON line nested 10,000 deep) is
+    counted in ``seen["unreadable"]`` and the read goes on, where the reader can say so (a copy refuses)."""
+    reader = getattr(connector, "read_lenient", None)
+    if reader is None:
+        yield from connector.read(info, names, BATCH_ROWS)
+        return
+    skipped: dict[str, int] = {}
+    yield from reader(info, names, BATCH_ROWS, skipped)
+    seen["unreadable"] += sum(skipped.values())
 
 
 def _add(people: dict[str, frozenset[str]], batch: pa.RecordBatch, names: list[str], subject: str,
          labels: Mapping[str, str], mapping: Mapping[str, str] | None,
-         made: dict[tuple[bool, ...], frozenset[str]]) -> None:
-    """One batch's people and what their records held, added to ``people`` (a union per person).
+         made: dict[tuple[bool, ...], frozenset[str]], spare: str | None = None) -> int:
+    """One batch's people and what their records held, added to ``people`` (a union per person); the
+    number of records that held PII but named nobody.
 
     A record names one person, or in a list (``members[].email``) one per item; each gets the record's
     fields that hold a value, except that a field under the subject's array counts for a person only
-    where it holds a value at that person's item. ``made`` keeps each set of categories made so far
-    (few distinct ones occur), by which fields held a value.
+    where it holds a value at that person's item. A record whose subject is empty is known by ``spare``
+    (its e-mail) when that holds a value. ``made`` keeps each set of categories made so far (few
+    distinct ones occur), by which fields held a value.
     """
+    unnamed = 0
     ids = batch.column(subject)
     if not _is_list(ids):
         present = [has_value(batch.column(f)) for f in names]
+        others = batch.column(spare).to_pylist() if spare is not None else None
         for i, value in enumerate(ids.to_pylist()):
             person = mapping.get(value) if mapping is not None and value else value
-            if not person:
-                continue
             row = tuple(col[i] for col in present)
+            if not person:
+                person = others[i] if others is not None else None
+                if not person:
+                    unnamed += any(row)
+                    continue
             types = made.get(row)
             if types is None:
                 types = made[row] = frozenset(labels[f] for f, p in zip(names, row, strict=True) if p)
             before = people.get(person)
             people[person] = types if before is None else before | types
-        return
+        return unnamed
     aligned = set(_aligned(subject, names))
     by_item = [f in aligned for f in names]  # lined up with the subject's items, or the whole record's
     items: list[list[Any]] = [batch.column(f).to_pylist() if b else [] for f, b in zip(names, by_item, strict=True)]
     held = [[] if b else has_value(batch.column(f)) for f, b in zip(names, by_item, strict=True)]
     for i, values in enumerate(ids.to_pylist()):
-        if not values:
-            continue
         record: list[Any] = [items[k][i] or () if b else held[k][i] for k, b in enumerate(by_item)]
+        if not any(values or ()):
+            unnamed += any(any(v) if b else bool(v) for b, v in zip(by_item, record, strict=True))
+            continue
         for j, value in enumerate(values):
             person = mapping.get(value) if mapping is not None and value else value
             if not person:
@@ -202,6 +333,7 @@ def _add(people: dict[str, frozenset[str]], batch: pa.RecordBatch, names: list[s
                 types = made[row] = frozenset(labels[f] for f, p in zip(names, row, strict=True) if p)
             before = people.get(person)
             people[person] = types if before is None else before | types
+    return unnamed
 
 
 def _labels(copy: dict[str, Any]) -> dict[str, str]:
