@@ -58,6 +58,7 @@ class Scope:
     people: dict[str, frozenset[str]] = field(default_factory=dict)  # raw identifier -> PII types exposed
     sources: list[str] = field(default_factory=list)  # what was read, for the timeline
     derived: list[int] = field(default_factory=list)  # copies made from an exposed collection
+    records: dict[str, int] = field(default_factory=dict)  # records read per collection (store.collection)
 
 
 def subject_hash(key: bytes, subject: str) -> str:
@@ -151,8 +152,11 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                     mapping = _unmask(copy, subject, stores, key, timeout)
                 names = list(labels)
                 made: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
+                rows = 0
                 for batch in connector.read(info, names, BATCH_ROWS):
                     _add(scope.people, batch, names, subject, labels, mapping, made)
+                    rows += batch.num_rows
+                scope.records[f"{name}.{collection}"] = scope.records.get(f"{name}.{collection}", 0) + rows
             scope.sources.append(f"{name}.{collection}" + (f" (copy {copy['id']} of {copy['source_store']}."
                                                            f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in copies
