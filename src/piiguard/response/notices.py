@@ -283,7 +283,7 @@ class _Contacts:
         try:
             rows = self.conn.execute(self.joined if single else self.query, [joined if single else list(subjects)],
                                      binary=True).fetchall()
-        except psycopg.errors.DataException as exc:  # a subject not of the column's type: types only, no value
+        except psycopg.DataError as exc:  # a subject not of the column's type: types only, no value
             raise StoreError(self.store.name, f"cannot read addresses: respond.notices.subject_column "
                              f"{self.column!r} is {self._type()}, and the scope's subject identifiers are not "
                              f"all of that type ({type(exc).__name__})", collection=self.table,
@@ -332,9 +332,11 @@ class _Letters:
         try:
             text = self.template.render(**self.facts, name=name, categories=[describe(t) for t in kinds],
                                         advice=advice([t.split(" (")[0] for t in kinds], self.did))
-        except jinja2.UndefinedError as exc:  # names a variable, never a person's value
+        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:  # a variable's name, no value
             raise ConfigError([f"respond.notices.template: {exc.message}"],
                               hint="a notice template may use: " + ", ".join(NOTICE_VARIABLES)) from exc
+        except jinja2.TemplateError as exc:  # its text may hold a person's name: the kind only
+            raise ConfigError([f"respond.notices.template: cannot render ({type(exc).__name__})"]) from exc
         subject_line, _, body = text.partition("\n\n")
         return subject_line.removeprefix("Subject: "), body
 
