@@ -119,3 +119,51 @@ def test_spool_preview_and_headers(postgres: Server, shop: str, smtp_server: tup
     failed = piiguard("notify", ok=False)
     said = " ".join((failed.stdout + failed.stderr).split())
     assert "subject_column 'num' is of type integer" in said and "cust-" not in said
+
+
+def test_notices_read_addresses_from_mariadb(mariadb: Server, smtp_server: tuple[Mailbox, int], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch, leaks: Leaks) -> None:
+    """The address look-up through the responders' MariaDB/MySQL dialect (read-only session, IN (…))."""
+    from conftest import my_connect
+
+    from piiguard.response import notices
+    from piiguard.response.scope import SubjectFile
+
+    monkeypatch.setenv(PW, PASSWORD)
+    emails = [f"member{g}@example.org" for g in range(1, PEOPLE + 1)]
+    leaks.seed(emails, "email")
+    table = f"members_{os.getpid()}"
+    with my_connect(mariadb) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"CREATE TABLE {table} (customer_id VARCHAR(20) PRIMARY KEY, email TEXT, first_name TEXT)")
+        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s)",
+                        [(f"cust-{g:06d}", e, f"Name{g}") for g, e in enumerate(emails, 1)])
+    try:
+        shop = Store("shop", "mysql", host="127.0.0.1", port=mariadb.port, database="app", user="root",
+                     password_env=PW)
+        subjects = tmp_path / "private" / "subjects.csv"
+        subjects.parent.mkdir()
+        leaks.holds_people(subjects.parent)
+        with Catalog(tmp_path / "c.db") as cat:
+            scan([shop], catalog=cat)
+            incident_id = open_by_hand(cat, "shop", "2026-11-03T08:00:00+00:00")
+            incident = cat.incident(incident_id)
+            assert incident is not None
+            found = find_scope(cat, incident, {"shop": shop}, KEY.encode())
+            assert len(found.people) == PEOPLE
+            write_subjects(found, subjects, key=KEY.encode())
+            cat.set_scope(incident_id, keyed(found, KEY.encode()))
+            box, port = smtp_server
+            options = notices.NoticeOptions(store="shop", table=table, subject_column="customer_id",
+                                            email_column="email", name_column="first_name", smtp="127.0.0.1",
+                                            port=port, rate=0, sender="privacy@camco.example")
+            checked = SubjectFile(subjects, cat, incident_id, KEY.encode())
+            checked.check()
+            sent, missing = notices.send(cat, incident, checked, KEY.encode(), options, shop,
+                                         {"name": "Privacy", "email": "privacy@camco.example"})
+        assert (sent, missing) == (PEOPLE, 0) and len(box.messages) == PEOPLE
+        assert sorted(str(email.message_from_string(m)["To"]) for m in box.messages) == sorted(emails)
+        assert any("Dear Name1," in m for m in box.messages)
+    finally:
+        with my_connect(mariadb) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")

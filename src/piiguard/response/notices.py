@@ -38,6 +38,7 @@ from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
+from piiguard.response.dialects import DIALECTS, Dialect
 from piiguard.response.incidents import basis
 from piiguard.response.scope import PREFIX, Subject, SubjectFile, prefixes
 
@@ -261,10 +262,17 @@ class NoticeOptions:
 
 
 class _Contacts:
-    """subject → (address, name): one read-only session for the whole run, one query per chunk."""
+    """subject → (address, name): one read-only session for the whole run, one query per chunk.
+
+    PostgreSQL compares the subjects in the column's own type (its index stays usable); MariaDB/MySQL
+    through the responders' dialect (:mod:`piiguard.response.dialects`, ``IN (…)``)."""
 
     def __init__(self, options: NoticeOptions, store: Store) -> None:
         self.store, self.table, self.column = store, options.table, options.subject_column
+        self.mysql: Dialect | None = None
+        if store.engine == "mysql":
+            self._mysql(options)
+            return
         name = sql.Identifier(options.name_column) if options.name_column else sql.SQL("''")
         schema, dot, table = options.table.rpartition(".")
         relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
@@ -277,7 +285,33 @@ class _Contacts:
             self.conn.close()
             raise
 
+    def _mysql(self, options: NoticeOptions) -> None:
+        self.mysql = dialect = DIALECTS["mysql"]
+        self.conn = dialect.connect(self.store, 30)
+        try:
+            dialect.execute(self.conn, "SET SESSION TRANSACTION READ ONLY", [])
+            relation = dialect.table(options.table)
+            name = f"CAST({dialect.quote(options.name_column)} AS CHAR)" if options.name_column else "''"
+            self.select = (f"SELECT CAST({dialect.quote(options.subject_column)} AS CHAR), "
+                           f"CAST({dialect.quote(options.email_column)} AS CHAR), {name} FROM {relation} WHERE ")
+            self.match = dialect.match(self.conn, relation, options.table, options.subject_column)
+        except dialect.errors() as exc:
+            self.conn.close()
+            raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
+                             collection=self.table) from exc
+        except BaseException:
+            self.conn.close()
+            raise
+
     def __call__(self, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
+        if self.mysql is not None:
+            condition, params = self.match(subjects)
+            try:
+                found = self.mysql.rows(self.conn, self.select + condition, params)
+            except self.mysql.errors() as exc:
+                raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
+                                 collection=self.table) from exc
+            return {str(sid): (str(email), str(who or "")) for sid, email, who in found if email}
         joined = JOIN.join(subjects)
         single = joined.count(JOIN) == len(subjects) - 1  # no identifier holds the separator
         try:
