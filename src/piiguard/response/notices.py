@@ -4,7 +4,8 @@ Each person gets one e-mail (``templates/notice.txt.j2``, Jinja2) listing which 
 data were exposed, what was done, and what they should do. Sending is rate-limited and resumable:
 every sent notice is recorded in the catalog under the person's keyed hash before the next batch, so
 a run stopped halfway and started again sends only the rest, and nobody gets two. ``spool`` writes
-the messages to files (one JSON-lines file per 10,000) instead of sending them.
+the messages to files (one JSON-lines file per 10,000) for another mailer: a delivery, so each spooled
+notice counts as sent. :func:`preview` renders a few to a file and counts none.
 
 Regulator drafts (GDPR Articles 33 and 34, California) are data: ``jurisdictions.yaml`` names each
 one's template, deadline and thresholds; the facts come from the incident, its scope and timeline.
