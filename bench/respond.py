@@ -136,7 +136,8 @@ def main() -> None:
             with step("kill switch", phases) as p:
                 for name, responder in kill:
                     begun = time.monotonic()
-                    changed = responder.apply(ids, lambda _n: None)
+                    outcome = responder.apply(ids, lambda _n: None)
+                    changed = outcome.changed if isinstance(outcome, responders.Outcome) else int(outcome)
                     print(f"  {name}: {changed:,} revoked in {time.monotonic() - begun:.1f} s")
             del ids
             print(f"kill switch: {p.seconds:.1f} s for {n:,} sessions and {n:,} tokens")

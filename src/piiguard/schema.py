@@ -223,7 +223,7 @@ def check_masking(raw: Mapping[Any, Any], schema: PluginSchema, problem: Problem
             _options(schema.maskers[masker], spec, path, problem)
 
 
-NOTICE_ENGINES = ("postgres",)  # where notices read subjects' addresses (piiguard.response.notices)
+NOTICE_ENGINES = ("postgres", "mysql")  # where notices read subjects' addresses (piiguard.response.notices)
 
 
 def check_respond(raw: Mapping[Any, Any], schema: PluginSchema, stores: set[str] | None, problem: Problem,

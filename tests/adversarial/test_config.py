@@ -435,7 +435,7 @@ def test_validate_reports_every_unset_secret_reference(tmp_path: Path, section: 
     ("responders: [{kind: redis-sessions, store: lite, key: 'session:{subject}'}]",
      "respond.responders[0].store: responder 'redis-sessions' works on redis stores; 'lite' is sqlite"),
     ("notices: {store: cache, table: c, subject_column: id, email_column: e, smtp: 127.0.0.1, sender: a@example.org}",
-     "respond.notices.store: notices works on postgres stores; 'cache' is redis"),
+     "respond.notices.store: notices works on postgres, mysql stores; 'cache' is redis"),
 ], ids=["sql-on-sqlite", "sql-on-redis", "redis-on-sqlite", "notices-on-redis"])
 def test_a_responder_on_a_store_it_cannot_speak_to_is_a_config_error(tmp_path: Path, respond: str,
                                                                     where: str) -> None:

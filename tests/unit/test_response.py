@@ -15,7 +15,16 @@ from piiguard.errors import ConfigError, UsageError
 from piiguard.model import Store
 from piiguard.response import incidents, responders
 from piiguard.response.evidence import PostgresLog
-from piiguard.response.notices import NoticeOptions, _environment, _Letters, advice, describe
+from piiguard.response.notices import (
+    NoticeOptions,
+    _environment,
+    _Letters,
+    advice,
+    describe,
+    drafts,
+    measures,
+    notice_template,
+)
 from piiguard.response.scope import Scope, SubjectFile, keyed, read_subjects, subject_hash, write_subjects
 
 
@@ -202,3 +211,68 @@ def test_a_template_that_changes_the_name_is_rendered_whole() -> None:
     letters = _Letters(template, {}, [])
     assert letters.text(("email",), "zoë") == ("Hi", "Dear ZOË,")
     assert letters.known[("email",)] is None
+
+
+def test_measures_say_only_what_the_timeline_proves(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    incident_id = cat.open_incident("t", ["s"], "2026-11-03T08:00:00+00:00", ["email"], 10)
+    cat.event(incident_id, "responded", {"responder": "sql-sessions", "changed": 0})  # ran, changed nothing
+    cat.event(incident_id, "responded", {"responder": "oauth-grants", "changed": 180, "confirmed": 180,
+                                         "no_introspection": 0, "not_confirmed": 5, "refused": 3,
+                                         "unmapped": {"acme": 12}})
+    said = measures(cat, incident_id)
+    assert said == ["We are closing access to the exposed data; it is not closed yet.",
+                    "We are disconnecting your voice-assistant and automation integrations; 20 could not be yet."]
+    assert not any("logged you out" in m or "We closed" in m or "We disconnected" in m for m in said)
+    cat.event(incident_id, "responded", {"responder": "oauth-grants", "changed": 20, "confirmed": 20,
+                                         "no_introspection": 0, "not_confirmed": 0, "refused": 0, "unmapped": {}})
+    cat.event(incident_id, "responded", {"responder": "sql-sessions", "changed": 4})
+    cat.close_window(incident_id, "2026-11-05T10:00:00+00:00")
+    assert measures(cat, incident_id) == [
+        "We closed access to the exposed data at 2026-11-05T10:00:00+00:00.",
+        "We logged you out of every device.",
+        "We disconnected your voice-assistant and automation integrations."]
+    third = measures(cat, incident_id, third_person=True)
+    assert third[0] == "Access to the exposed data was closed at 2026-11-05T10:00:00+00:00."
+    assert not any("you" in m.lower().split() or "your" in m.lower() for m in third)
+
+
+def test_regulator_drafts_are_in_the_third_person_and_count_records_per_collection(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.db")
+    incident_id = cat.open_incident("t", ["s"], "2026-11-03T08:00:00+00:00", ["email", "api-key"], 10)
+    cat.set_scope(incident_id, {"a" * 64: ["email", "api-key"], "b" * 64: ["email"]})
+    cat.event(incident_id, "scoped", {"people": 2, "records": {"s.public.users": 2, "s.public.keys": 7}})
+    cat.event(incident_id, "responded", {"responder": "sql-sessions", "changed": 2})
+    incident = cat.incident(incident_id)
+    assert incident is not None
+    out = drafts(cat, incident, {"name": "DPO", "email": "dpo@example.net"}, [], datetime.now(UTC))
+    art33 = out["gdpr-art33"]
+    assert "9 records (7 in s.public.keys, 2 in s.public.users)" in art33
+    assert "one per person" not in art33
+    for name in ("gdpr-art33", "california"):
+        lowered = out[name].lower()
+        assert "your e-mail" not in lowered and "your api" not in lowered and "you out" not in lowered, name
+        assert "api keys" in lowered and "were logged out of every device" in lowered
+    assert "We logged you out of every device." in out["gdpr-art34"]  # the people's own: second person
+    cat.event(incident_id, "scoped", {"people": 2})  # a scope that did not count records
+    assert "records concerned: unknown" in drafts(cat, incident, {"name": "D", "email": ""}, [], datetime.now(UTC))[
+        "gdpr-art33"]
+
+
+def test_an_operators_template_renders_sandboxed_with_the_flat_cost_shortcut(tmp_path: Path) -> None:
+    path = tmp_path / "avis.txt.j2"
+    path.write_text("Subject: Incident {{ incident_id }} chez {{ company }}\n\nBonjour {{ name or 'client' }},\n"
+                    "{% for c in categories %}- {{ c }}\n{% endfor %}")
+    options = NoticeOptions(store="p", table="t", subject_column="id", email_column="e", template=str(path))
+    letters = _Letters(notice_template(options), {"incident_id": 3, "company": "CamCo"}, [])
+    assert letters.text(("email",), "Zoë") == ("Incident 3 chez CamCo", "Bonjour Zoë,\n- your e-mail address\n")
+    assert letters.known[("email",)] is not None  # proven equal to rendering: the shortcut holds
+    path.write_text("Subject: x\n\n{{ ''.__class__.__mro__[1].__subclasses__() }}\n")
+    with pytest.raises(ConfigError, match=r"unsafe"):
+        _Letters(notice_template(options), {}, []).text(("email",), "Li")
+    path.write_text("Subject: x\n\n{{ nope }}\n")
+    with pytest.raises(ConfigError, match="nope"):
+        _Letters(notice_template(options), {}, []).text(("email",), "Li")
+    path.write_text("Subject: x\n\n{% for %}\n")
+    with pytest.raises(ConfigError, match="line 3"):
+        notice_template(options)

@@ -13,6 +13,7 @@ nothing up to it was changed or removed.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
                 counts[t] = counts.get(t, 0) + 1
         head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
                                                  "read": found.sources, "derived_copies": found.derived,
-                                                 "limits": found.limits(),
+                                                 "limits": found.limits(), "records": found.records,
                                                  "subject_file": mac})  # the list's keyed MAC, not its content
         if fmt is Format.json:
             emit("scope", {"incident": incident_id, "people": len(found.people),
@@ -291,9 +292,15 @@ def _contact(cfg: Config | None) -> dict[str, str]:
 
 @incident_app.command("notify")
 def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects"),
-           spool: Path = typer.Option(None, "--spool", help="write the messages to this folder instead of sending"),
+           spool: Path = typer.Option(None, "--spool", help="deliver the messages as files in this folder, for "
+                                      "another mailer: they count as sent, and a later notify will not send them"),
+           preview: int = typer.Option(0, "--preview", min=0, help="write the first N notices to a 0600 file "
+                                       "and send nothing, record nothing"),
            key_env: str = KEY_ENV, key_file: Path = KEY_FILE, config: Path = CONFIG, catalog: Path = CATALOG) -> None:
-    """One notice per person: their exposed categories, what was done, what to do. Never sent twice."""
+    """One notice per person: their exposed categories, what was done, what to do. Never sent twice.
+
+    ``--spool DIR`` is a delivery (to your own mailer), not a preview: every spooled notice counts as
+    sent. ``--preview N`` shows the first N notices without sending or recording any."""
     cfg = read_config(config)
     options = notices.NoticeOptions.parse((cfg.respond if cfg else {}).get("notices"))
     stores = _stores(cfg)
@@ -304,11 +311,32 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
         incident = incidents.get(cat, incident_id)
         subjects = SubjectFile(subjects_file, cat, incident_id, key)
         people = subjects.check()  # the whole file, before anyone is notified
+        console = Console()
+        if preview:
+            if spool is not None:
+                raise UsageError("give --preview or --spool, not both")
+            folder = _folder(cat, incident_id, None)
+            path = next(p for i in range(100_000) if not os.path.lexists(p := folder / f"notices-preview-{i:03d}.txt"))
+            shown = notices.preview(cat, incident, subjects, options, stores[options.store], _contact(cfg), preview,
+                                    path)
+            console.print(safe(f"{shown:,} notice(s) previewed in {path} (0600); nothing sent, nothing recorded"))
+            return
+        earlier = notices.history(cat, incident_id)
         with _bar("notices") as bar:
             task = bar.add_task("notices", total=people)
             sent, missing = notices.send(cat, incident, subjects, key, options, stores[options.store], _contact(cfg),
                                          spool=spool, progress=lambda n: bar.advance(task, n))
-        Console().print(f"{sent:,} notice(s) {'spooled' if spool else 'sent'}; {missing:,} without an address")
+        already = people - sent - missing
+        if spool is not None:
+            console.print(safe(f"{sent:,} notice(s) spooled to {spool} and recorded as SENT: deliver them with your "
+                               "own mailer; a later notify will not send them again (--preview N only looks)"))
+        else:
+            console.print(f"{sent:,} notice(s) sent")
+        if already and not sent and earlier:
+            console.print(safe(f"all {already:,} already notified: {'; '.join(earlier)}"))
+        elif already and earlier:
+            console.print(safe(f"{already:,} already notified before: {'; '.join(earlier)}"))
+        console.print(f"{missing:,} without an address")
         _head(cat.timeline_head(incident_id))
 
 

@@ -4,7 +4,8 @@ Each person gets one e-mail (``templates/notice.txt.j2``, Jinja2) listing which 
 data were exposed, what was done, and what they should do. Sending is rate-limited and resumable:
 every sent notice is recorded in the catalog under the person's keyed hash before the next batch, so
 a run stopped halfway and started again sends only the rest, and nobody gets two. ``spool`` writes
-the messages to files (one JSON-lines file per 10,000) instead of sending them.
+the messages to files (one JSON-lines file per 10,000) for another mailer: a delivery, so each spooled
+notice counts as sent. :func:`preview` renders a few to a file and counts none.
 
 Regulator drafts (GDPR Articles 33 and 34, California) are data: ``jurisdictions.yaml`` names each
 one's template, deadline and thresholds; the facts come from the incident, its scope and timeline.
@@ -13,6 +14,7 @@ one's template, deadline and thresholds; the facts come from the incident, its s
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import os
 import smtplib
@@ -37,6 +39,7 @@ from piiguard.engines.postgres import connect
 from piiguard.errors import ConfigError, StoreError, UsageError
 from piiguard.model import Store
 from piiguard.registry import driver
+from piiguard.response.dialects import DIALECTS, Dialect
 from piiguard.response.incidents import basis
 from piiguard.response.scope import PREFIX, Subject, SubjectFile, prefixes
 
@@ -44,9 +47,11 @@ if TYPE_CHECKING:
     import jinja2
     import numpy as np
     import psycopg
+    from jinja2 import sandbox
     from psycopg import sql
 else:  # imported on first use: starting the CLI must not load every engine's driver
     jinja2 = driver("jinja2")
+    sandbox = driver("jinja2.sandbox")
     np = driver("numpy")
     psycopg = driver("psycopg")
     sql = driver("psycopg.sql")
@@ -66,18 +71,36 @@ CATEGORY = {
     "credit-card": "your card number", "iban": "your bank account number", "national-id": "your ID number",
     "us-ssn": "your Social Security number", "gender": "your gender", "free-text-pii": "notes about you",
 }
+# what each kind of responder did, in the words a person reads (second person) and a regulator reads
+# (third person); said only when the timeline shows it done (:func:`measures`)
+SESSIONS = ("We logged you out of every device.", "The affected people were logged out of every device.")
+TOKENS = ("We revoked every access token issued to your account.",
+          "Every access token issued to the affected accounts was revoked.")
+GRANTS = ("We disconnected your voice-assistant and automation integrations.",
+          "The affected people's voice-assistant and automation integrations were disconnected.")
+RESET = ("We will ask you to choose a new password when you next log in.",
+         "The affected people will be asked to choose a new password at their next log-in.")
 DONE = {
-    "sql-sessions": "We logged you out of every device.",
-    "redis-sessions": "We logged you out of every device.",
-    "sql-tokens": "We revoked every access token issued to your account.",
-    "oauth-grants": "We disconnected your voice-assistant and automation integrations.",
-    "password-reset": "We will ask you to choose a new password when you next log in.",
-    "mongodb-sessions": "We logged you out of every device.",
-    "mongodb-tokens": "We revoked every access token issued to your account.",
-    "mongodb-grants": "We disconnected your voice-assistant and automation integrations.",
-    "mongodb-password-reset": "We will ask you to choose a new password when you next log in.",
+    "sql-sessions": SESSIONS, "redis-sessions": SESSIONS, "mongodb-sessions": SESSIONS,
+    "sql-tokens": TOKENS, "mongodb-tokens": TOKENS,
+    "oauth-grants": GRANTS, "mongodb-grants": GRANTS,
+    "password-reset": RESET, "mongodb-password-reset": RESET,
 }
 GRANT_FACTS = ("confirmed", "no_introspection", "not_confirmed")
+# the categories as a regulator reads them (GDPR Art. 33, California): of the people, not "your"
+THIRD = {
+    "email": "e-mail addresses", "username": "nicknames", "person-name": "names", "first-name": "first names",
+    "last-name": "last names", "phone": "phone numbers", "street-address": "postal addresses",
+    "postal-code": "postcodes", "city": "cities", "birth-date": "dates of birth",
+    "ip-address": "IP addresses the people connected from", "mac-address": "devices' hardware addresses",
+    "device-serial": "devices' serial numbers", "wifi-ssid": "Wi-Fi network names",
+    "geo-coordinates": "locations", "personal-media-url": "links to profile photos",
+    "customer-identifier": "customer numbers",
+    "oauth-token": "tokens linking accounts to voice assistants and other services", "api-key": "API keys",
+    "password-hash": "passwords (in hashed form)", "credit-card": "card numbers", "iban": "bank account numbers",
+    "national-id": "ID numbers", "us-ssn": "Social Security numbers", "gender": "genders",
+    "free-text-pii": "notes about the people",
+}
 
 
 QUALIFIER = {"pseudonym": "replaced by a pseudonym", "fake-name": "replaced by a made-up name",
@@ -86,17 +109,45 @@ QUALIFIER = {"pseudonym": "replaced by a pseudonym", "fake-name": "replaced by a
              "redact-text": "with details removed"}
 
 
-def describe(label: str) -> str:
-    """``email (pseudonym)`` → ``your e-mail address (replaced by a pseudonym)``."""
+def describe(label: str, *, third_person: bool = False) -> str:
+    """``email (pseudonym)`` → ``your e-mail address (replaced by a pseudonym)`` (``e-mail addresses (…)``
+    in the third person, for a regulator)."""
     kind, _, masker = label.partition(" (")
-    phrase = CATEGORY.get(kind, kind)
+    phrase = (THIRD if third_person else CATEGORY).get(kind, kind)
     masker = masker.rstrip(")")
     return f"{phrase} ({QUALIFIER.get(masker, masker)})" if masker else phrase
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("piiguard.response", "templates"),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    """Sandboxed (an operator's own notice template, ``respond.notices.template``, renders here too):
+    a template reads the variables it is given, never Python's internals."""
+    return sandbox.SandboxedEnvironment(loader=jinja2.PackageLoader("piiguard.response", "templates"),
+                                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                                               autoescape=False)
+
+
+# the variables a notice template is rendered with (README "Notices"): an operator's own template may use
+# any of them, and no other
+NOTICE_VARIABLES = ("company", "window_start", "window_end", "measures", "contact", "incident_id", "name",
+                    "categories", "advice")
+
+
+def notice_template(options: NoticeOptions) -> jinja2.Template:
+    """The notice template: ``respond.notices.template`` (a path to the operator's own Jinja file, e.g. in
+    another language) or the built-in English one. Its first line is ``Subject: …``, then a blank line,
+    then the body."""
+    env = _environment()
+    if not options.template:
+        return env.get_template("notice.txt.j2")
+    path = Path(options.template).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"respond.notices.template: cannot read {path} ({type(exc).__name__})"]) from exc
+    try:
+        return env.from_string(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError([f"respond.notices.template: {path} line {exc.lineno}: {exc.message}"]) from exc
 
 
 def jurisdictions() -> dict[str, dict[str, Any]]:
@@ -104,20 +155,41 @@ def jurisdictions() -> dict[str, dict[str, Any]]:
     return dict(yaml.safe_load(text))
 
 
-def measures(catalog: Catalog, incident_id: int) -> list[str]:
-    """What was done, from the timeline (each responder once, in the words a person reads)."""
-    out: list[str] = []
+def measures(catalog: Catalog, incident_id: int, *, third_person: bool = False) -> list[str]:
+    """What was done, as far as the timeline proves it (each kind of responder once).
+
+    Access is said closed only once the window is (with its time); sessions ended, tokens revoked and
+    password resets only where a responder ran and changed something; integrations disconnected only
+    where the last grants run left none unrevoked (refused, no provider mapping, or not confirmed), else
+    that they are being disconnected and how many could not be yet. Second person for the notice to
+    people (and Art. 34); ``third_person`` for the regulators' drafts (Art. 33, California)."""
+    who = 1 if third_person else 0
+    closed: str | None = None
+    changed: dict[tuple[str, str], int] = {}  # the phrases, in the order first run, with changes summed
+    left: dict[tuple[str, str], int] = {}  # grants: not revoked at the last run
     for e in catalog.timeline(incident_id):
         payload = json.loads(e["payload"])
-        if e["kind"] == "responded" and payload.get("responder") in DONE:
-            line = DONE[payload["responder"]]
-        elif e["kind"] == "window-closed":
-            line = "We closed access to the exposed data."
-        else:
-            continue
-        if line not in out:
-            out.append(line)
-    return out or ["We closed access to the exposed data."]
+        if e["kind"] == "window-closed":
+            closed = str(payload.get("window_end") or e["at"])
+        elif e["kind"] == "responded" and payload.get("responder") in DONE:
+            phrases = DONE[payload["responder"]]
+            changed[phrases] = changed.get(phrases, 0) + int(payload.get("changed", 0))
+            if "refused" in payload or "unmapped" in payload:
+                left[phrases] = (int(payload.get("refused", 0)) + int(payload.get("not_confirmed", 0))
+                                 + sum(int(n) for n in (payload.get("unmapped") or {}).values()))
+    out = [(f"Access to the exposed data was closed at {closed}." if third_person else
+            f"We closed access to the exposed data at {closed}.") if closed else
+           ("Access to the exposed data is not closed yet: the exposure window is still open." if third_person
+            else "We are closing access to the exposed data; it is not closed yet.")]
+    for phrases, n in changed.items():
+        not_yet = left.get(phrases, 0)
+        if not_yet:
+            out.append(("The affected people's voice-assistant and automation integrations are being disconnected"
+                        if third_person else "We are disconnecting your voice-assistant and automation integrations")
+                       + f"; {not_yet:,} could not be yet.")
+        elif n:
+            out.append(phrases[who])
+    return out
 
 
 def revocations(catalog: Catalog, incident_id: int) -> list[str]:
@@ -185,6 +257,7 @@ class NoticeOptions:
     sender: str = "privacy@localhost"
     rate: float = 20.0  # messages per second, at most
     company: str = "our company"
+    template: str = ""  # the operator's own notice template (Jinja, sandboxed; NOTICE_VARIABLES)
 
     @classmethod
     def parse(cls, raw: Any) -> NoticeOptions:
@@ -194,10 +267,17 @@ class NoticeOptions:
 
 
 class _Contacts:
-    """subject → (address, name): one read-only session for the whole run, one query per chunk."""
+    """subject → (address, name): one read-only session for the whole run, one query per chunk.
+
+    PostgreSQL compares the subjects in the column's own type (its index stays usable); MariaDB/MySQL
+    through the responders' dialect (:mod:`piiguard.response.dialects`, ``IN (…)``)."""
 
     def __init__(self, options: NoticeOptions, store: Store) -> None:
-        self.store, self.table = store, options.table
+        self.store, self.table, self.column = store, options.table, options.subject_column
+        self.mysql: Dialect | None = None
+        if store.engine == "mysql":
+            self._mysql(options)
+            return
         name = sql.Identifier(options.name_column) if options.name_column else sql.SQL("''")
         schema, dot, table = options.table.rpartition(".")
         relation = sql.SQL("{}.{}").format(sql.Identifier(schema if dot else "public"), sql.Identifier(table))
@@ -210,16 +290,58 @@ class _Contacts:
             self.conn.close()
             raise
 
+    def _mysql(self, options: NoticeOptions) -> None:
+        self.mysql = dialect = DIALECTS["mysql"]
+        self.conn = dialect.connect(self.store, 30)
+        try:
+            dialect.execute(self.conn, "SET SESSION TRANSACTION READ ONLY", [])
+            relation = dialect.table(options.table)
+            name = f"CAST({dialect.quote(options.name_column)} AS CHAR)" if options.name_column else "''"
+            self.select = (f"SELECT CAST({dialect.quote(options.subject_column)} AS CHAR), "
+                           f"CAST({dialect.quote(options.email_column)} AS CHAR), {name} FROM {relation} WHERE ")
+            self.match = dialect.match(self.conn, relation, options.table, options.subject_column)
+        except dialect.errors() as exc:
+            self.conn.close()
+            raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
+                             collection=self.table) from exc
+        except BaseException:
+            self.conn.close()
+            raise
+
     def __call__(self, subjects: Sequence[str]) -> dict[str, tuple[str, str]]:
+        if self.mysql is not None:
+            condition, params = self.match(subjects)
+            try:
+                found = self.mysql.rows(self.conn, self.select + condition, params)
+            except self.mysql.errors() as exc:
+                raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
+                                 collection=self.table) from exc
+            return {str(sid): (str(email), str(who or "")) for sid, email, who in found if email}
         joined = JOIN.join(subjects)
         single = joined.count(JOIN) == len(subjects) - 1  # no identifier holds the separator
         try:
             rows = self.conn.execute(self.joined if single else self.query, [joined if single else list(subjects)],
                                      binary=True).fetchall()
+        except psycopg.DataError as exc:  # a subject not of the column's type: types only, no value
+            raise StoreError(self.store.name, f"cannot read addresses: respond.notices.subject_column "
+                             f"{self.column!r} is {self._type()}, and the scope's subject identifiers are not "
+                             f"all of that type ({type(exc).__name__})", collection=self.table,
+                             hint="subject_column must be the column holding the identifiers the scope found "
+                                  "people by (the customer identifier, else the e-mail address)") from exc
         except psycopg.Error as exc:
             raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
                              collection=self.table) from exc
         return {sid: (str(email), str(who or "")) for sid, email, who in rows if email}
+
+    def _type(self) -> str:
+        schema, dot, table = self.table.rpartition(".")
+        with contextlib.suppress(psycopg.Error):
+            row = self.conn.execute("SELECT data_type FROM information_schema.columns WHERE table_schema = %s "
+                                    "AND table_name = %s AND column_name = %s",
+                                    [schema if dot else "public", table, self.column]).fetchone()
+            if row is not None:
+                return f"of type {row[0]}"
+        return "of another type"
 
     def close(self) -> None:
         self.conn.close()
@@ -246,8 +368,14 @@ class _Letters:
         self.known: dict[tuple[str, ...], tuple[str, str, list[str], list[str]] | None] = {}
 
     def _render(self, kinds: Sequence[str], name: str) -> tuple[str, str]:
-        text = self.template.render(**self.facts, name=name, categories=[describe(t) for t in kinds],
-                                    advice=advice([t.split(" (")[0] for t in kinds], self.did))
+        try:
+            text = self.template.render(**self.facts, name=name, categories=[describe(t) for t in kinds],
+                                        advice=advice([t.split(" (")[0] for t in kinds], self.did))
+        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:  # a variable's name, no value
+            raise ConfigError([f"respond.notices.template: {exc.message}"],
+                              hint="a notice template may use: " + ", ".join(NOTICE_VARIABLES)) from exc
+        except jinja2.TemplateError as exc:  # its text may hold a person's name: the kind only
+            raise ConfigError([f"respond.notices.template: cannot render ({type(exc).__name__})"]) from exc
         subject_line, _, body = text.partition("\n\n")
         return subject_line.removeprefix("Subject: "), body
 
@@ -296,11 +424,7 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
     """
     incident_id = int(incident["id"])
     done = prefixes(catalog.notified(incident_id), 32)
-    did = measures(catalog, incident_id)
-    letters = _Letters(_environment().get_template("notice.txt.j2"),
-                       {"company": options.company, "window_start": incident["window_start"],
-                        "window_end": incident["window_end"], "measures": did, "contact": contact,
-                        "incident_id": incident_id}, did)
+    letters = _letters(catalog, incident, options, contact)
     lookup = _Contacts(options, store)
     try:
         sender = _Sender(options, spool)
@@ -349,8 +473,59 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
         sender.close()
         lookup.close()
         catalog.event(incident_id, "notified", {"sent": sent, "without_address": missing,
-                                                "spooled": spool is not None})
+                                                "spooled": spool is not None}
+                      | ({"spool": str(spool)} if spool is not None else {}))
     return sent, missing
+
+
+def _letters(catalog: Catalog, incident: dict[str, Any], options: NoticeOptions,
+             contact: Mapping[str, str]) -> _Letters:
+    incident_id = int(incident["id"])
+    did = measures(catalog, incident_id)
+    return _Letters(notice_template(options),
+                    {"company": options.company, "window_start": incident["window_start"],
+                     "window_end": incident["window_end"], "measures": did, "contact": contact,
+                     "incident_id": incident_id}, did)
+
+
+def history(catalog: Catalog, incident_id: int) -> list[str]:
+    """The earlier notify runs that notified someone: ``20 spooled to DIR at T``, ``5 sent at T``."""
+    out = []
+    for e in catalog.timeline(incident_id):
+        payload = json.loads(e["payload"])
+        if e["kind"] == "notified" and int(payload.get("sent", 0)):
+            how = (f"spooled to {payload.get('spool', 'a spool folder')}" if payload.get("spooled")
+                   else "sent by SMTP")
+            out.append(f"{int(payload['sent']):,} {how} at {e['at']}")
+    return out
+
+
+def preview(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, options: NoticeOptions,
+            store: Store, contact: Mapping[str, str], count: int, path: Path) -> int:
+    """The first ``count`` notices a ``notify`` would send now, as text, to ``path`` (created new, 0600:
+    it holds names and addresses). Nothing is sent, nothing is recorded: a later ``notify`` sends them."""
+    incident_id = int(incident["id"])
+    done = prefixes(catalog.notified(incident_id), 32)
+    letters = _letters(catalog, incident, options, contact)
+    lookup = _Contacts(options, store)
+    shown = 0
+    try:
+        with safefile.create(path) as out:
+            for chunk in subjects.chunks():
+                todo = _not_in(done, chunk)[:count - shown]
+                addresses = lookup([s for s, _, _ in todo]) if todo else {}
+                for subject, _hashed, kinds in todo:
+                    found = addresses.get(subject)
+                    if found is None:
+                        continue
+                    subject_line, body = letters.text(kinds, found[1])
+                    out.write(f"To: {found[0]}\nSubject: {subject_line}\n\n{body}\n{'-' * 72}\n")
+                    shown += 1
+                if shown >= count:
+                    break
+    finally:
+        lookup.close()
+    return shown
 
 
 def _not_in(done: np.ndarray[Any, Any], chunk: list[Subject]) -> list[Subject]:
@@ -375,6 +550,7 @@ class _Sender:
         self.files = contextlib.ExitStack()
         self.file: IO[Any] | None = None
         self.smtp: smtplib.SMTP | None = None
+        self.domain = email.utils.parseaddr(options.sender)[1].rpartition("@")[2] or "localhost"
         if spool is not None:
             safefile.private_dir(spool)
             return
@@ -414,6 +590,8 @@ class _Sender:
         assert self.smtp is not None
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.options.sender, to, subject
+        message["Date"] = email.utils.formatdate(usegmt=True)  # RFC 5322 §3.6: both are expected
+        message["Message-ID"] = email.utils.make_msgid(domain=self.domain)
         message.set_content(body)
         self.smtp.send_message(message)
         self.count += 1
@@ -445,14 +623,15 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
     kinds = {c.split(" (")[0] for c in categories}
     aware = datetime.fromisoformat(incident["aware_at"])
     did = measures(catalog, incident_id)
+    third = {"measures": measures(catalog, incident_id, third_person=True),
+             "categories": [describe(c, third_person=True) for c in categories]}
     facts = {
         "scope_limits": scope_limits(catalog, incident_id) if numbers.exact else [],
         "incident_id": incident_id, "aware_at": incident["aware_at"], "contact": contact, "measures": did,
         "categories": [describe(c) for c in categories], "evidence": list(evidence),
         "people_text": f"{people:,}" + ("" if numbers.exact else " (an estimate: see Numbers below)")
         if people is not None else "unknown (see Numbers below)",
-        "records_text": f"{people:,} records (one per person in the exposed collection)" if numbers.exact
-        else "unknown",
+        "records_text": records_text(catalog, incident_id) if numbers.exact else "unknown",
         "basis": numbers.kind, "basis_text": numbers.text(),
         "nature": f"{', '.join(incident['stores'])} could be reached without authentication from "
                   f"{incident['window_start']} to {incident['window_end'] or 'now (still open)'}.",
@@ -477,7 +656,8 @@ def drafts(catalog: Catalog, incident: dict[str, Any], contact: Mapping[str, str
             extra |= {"threshold": threshold, "ag_text": "Required if more than that many are residents."
                       if people is not None and people > threshold else
                       f"Not required unless more than {threshold} residents are notified."}
-        out[name] = env.get_template(spec["template"]).render(**facts, **extra)
+        person = third if spec.get("person") == "third" else {}
+        out[name] = env.get_template(spec["template"]).render(**(facts | person), **extra)
     return out
 
 
@@ -495,6 +675,15 @@ def scope_limits(catalog: Catalog, incident_id: int) -> list[str]:
         out.append("not scoped, no field identifies a person: " + ", ".join(limits["not_scoped"]))
     out += list(limits.get("warnings") or [])
     return out
+def records_text(catalog: Catalog, incident_id: int) -> str:
+    """The records concerned, per collection, from the last ``scoped`` timeline entry (its ``records``:
+    rows read per collection); "unknown" where that scope did not record them."""
+    scoped = [json.loads(e["payload"]) for e in catalog.timeline(incident_id) if e["kind"] == "scoped"]
+    records = scoped[-1].get("records") if scoped else None
+    if not isinstance(records, Mapping) or not records:
+        return "unknown (the scope did not record its records per collection: run `piiguard incident scope` again)"
+    total = sum(int(n) for n in records.values())
+    return f"{total:,} records (" + ", ".join(f"{int(n):,} in {name}" for name, n in records.items()) + ")"
 
 
 def _consequences(categories: Sequence[str]) -> list[str]:

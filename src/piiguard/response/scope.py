@@ -66,6 +66,11 @@ class Scope:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def records(self) -> dict[str, int]:
+        """Records read per collection (``store.collection``): what the draft counts as records concerned."""
+        return {where: int(seen["records"]) for where, seen in self.collections.items()}
+
+    @property
     def unidentified(self) -> int:
         """Records that held exposed PII but no identifier: not in the subject list (a limit of its count)."""
         return sum(int(c["unidentified"]) for c in self.collections.values())
