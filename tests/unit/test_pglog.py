@@ -106,3 +106,13 @@ def test_only_piiguards_user_address_and_application_are_left_out(tmp_path: Path
     assert ev.own == 2  # pid 70's authorized and AUDIT lines
     everything = PostgresLog(who, include_own=True).collect(store, *window, tmp_path / "evidence", force=True)
     assert everything.reads["127.0.0.1"] == ["pg_catalog.pg_class", "public.members"] and everything.own == 2
+
+
+def test_records_end_at_newline_only_and_continue_on_a_tab() -> None:
+    """The server ends a record at \\n and writes a message's own newlines as \\n\\t; every other line
+    break str.splitlines knows is part of the text."""
+    text = ("2026-11-03 08:00:01.100 UTC [7] LOG:  statement: SELECT 1\r2026-11-03 08:00:01.100 UTC [8] LOG:  x"
+            "\u2028y\x85z\n\tFROM t\n2026-11-03 08:00:01.100 UTC [9] LOG:  next\r\n")
+    first, second = records(text, LogFormat())
+    assert (first.pid, second.pid, second.message) == ("7", "9", "next")
+    assert first.message.endswith("x\u2028y\x85z\nFROM t") and first.raw.count("\n") == 1

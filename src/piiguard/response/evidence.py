@@ -40,6 +40,7 @@ from typing import Any
 from piiguard import safefile
 from piiguard.model import Store
 from piiguard.registry import Registry
+from piiguard.response import pglog
 from piiguard.response.own import LOCAL_SOCKET, Identity, identity
 from piiguard.response.pglog import LogFormat
 
@@ -123,7 +124,8 @@ class PostgresLog(Collector):
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the server log was not read")
         try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            # bytes, decoded: read_text's universal newlines would turn a statement's \r into a line end
+            text = Path(path).read_bytes().decode("utf-8", errors="replace")
         except OSError as exc:
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
         fmt, source = log_format(store)
@@ -136,15 +138,20 @@ class PostgresLog(Collector):
             if record.at < start or (end is not None and record.at > end):
                 continue
             window.append(record.raw)
-            received = received_host(record.message)
+            # A session's identity comes from the server's own connection records only: the whole
+            # message must be one (pglog.RECEIVED/AUTHORIZED), "received" comes before the user is known,
+            # and a session is bound once, by its first "authorized", until the pid's next "received".
+            received = received_host(record.message) if not record.user else None
             host = record.host or received
             if received:  # a new session on this pid (pids are reused): what is known of the old one goes
                 sessions.pop(record.pid, None)
             if host:
                 hosts[record.pid] = host
-            session = authorized(record.message) or sessions.get(record.pid)
-            if session is not None:
-                sessions[record.pid] = session
+            claimed = authorized(record.message)
+            if (claimed is not None and record.pid not in sessions
+                    and (record.user is None or record.user == claimed[0])):
+                sessions[record.pid] = claimed
+            session = sessions.get(record.pid)
             who = host or hosts.get(record.pid, LOCAL_SOCKET)
             user = record.user or (session[0] if session else None)
             application = record.application if record.application is not None else (
@@ -208,7 +215,7 @@ class MariaDBAudit(Collector):
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the audit log was not read")
         try:
-            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+            lines = pglog.lines(Path(path).read_bytes().decode("utf-8", errors="replace"))  # at \n only
         except OSError as exc:
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
         ev = Evidence(store.name, f"{store.name}-mariadb-audit.txt", None, True, "")
