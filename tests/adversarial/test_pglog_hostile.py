@@ -125,3 +125,36 @@ def test_the_reported_forgery_is_not_piiguard(tmp_path: Path) -> None:
     statement = "SELECT 1 /* \r" + FORGED[0] + "\r" + FORGED[1] + " */"
     assert _attributed(tmp_path, _session_log(statement), "%m [%p] ") == (
         {"127.0.0.1": ["public.members", "public.cards"]}, 2)
+
+
+def _tsv(value: str) -> str:
+    """A value as ClickHouse's TabSeparated writes it (backslash, tab, newline and the rest escaped)."""
+    for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\b", "\\b"), ("\f", "\\f"),
+                         ("\x00", "\\0"), ("'", "\\'")):
+        value = value.replace(raw, escaped)
+    return value
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20), HOSTILE), max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_query_log_rows_are_read_back_whole(rows: list[tuple[str, str, str]]) -> None:
+    from piiguard.response.evidence import tsv_rows
+
+    body = "".join("\t".join(_tsv(v) for v in row) + "\n" for row in rows)
+    assert tsv_rows(body) == [list(row) for row in rows]
+
+
+@given(st.sampled_from(['"', "`", ""]), st.sampled_from(["shop", "a b", "x@example.org", 'q"t', "ünï"]),
+       st.sampled_from(["customers", "alice@example.com", "t`x", "a.b"]))
+@settings(max_examples=100, deadline=None)
+def test_quoted_names_are_read_whole_and_labelled(quote: str, database: str, table: str) -> None:
+    from piiguard.response.evidence import Evidence, tables
+
+    if not quote and any(c in database + table for c in ' "`.'):
+        return  # not a bare identifier
+    q = lambda name: quote + name.replace(quote, quote * 2) + quote if quote else name  # noqa: E731
+    names = tables(f"SELECT * FROM {q(database)}.{q(table)} WHERE 1")
+    assert names == [f"{database}.{table}"]
+    ev = Evidence("s", None, None, True, "")
+    ev.read("10.0.0.1", names)
+    assert not any("alice" in n or "x@example" in n for n in ev.reads["10.0.0.1"])

@@ -60,8 +60,10 @@ class Evidence:
 
     def read(self, address: str, names: Iterable[str]) -> None:
         """Record the collections an unknown address read, each once, in the order first seen."""
-        reads = self.reads.setdefault(address, [])
-        reads += [n for n in dict.fromkeys(names) if n not in reads]
+        from piiguard.connectors.labels import label
+
+        reads = self.reads.setdefault(address, [])  # a table's name can be a customer's value: labelled
+        reads += [n for n in dict.fromkeys(label(n) for n in names) if n not in reads]
 
     def summary(self) -> dict[str, Any]:
         return {"store": self.store, "artefact": self.artefact, "sha256": self.sha256, "trail": self.trail,
@@ -106,7 +108,28 @@ def _save(folder: Path, name: str, data: bytes, force: bool) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-FROM = re.compile(r'\b(?:FROM|JOIN)\s+((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)', re.IGNORECASE)
+# An identifier as SQL quotes it ("a""b", `a``b`, with backslash escapes in MySQL and ClickHouse), or bare;
+# a bare name runs to the next space or punctuation, so that "alice@example.com" is never cut at "@".
+_IDENT = r'(?:"(?:[^"\\]|\\.|"")*"|`(?:[^`\\]|\\.|``)*`|[^\s,;()"`.]+)'
+FROM = re.compile(rf'\b(?:FROM|JOIN)\s+({_IDENT}(?:\s*\.\s*{_IDENT})?)', re.IGNORECASE)
+_PART = re.compile(_IDENT)
+
+
+def tables(sql: str) -> list[str]:
+    """The tables a statement names after FROM or JOIN, unquoted (``"db"."t"``, `` `db`.`t` ``, ``db.t``)."""
+    out = []
+    # Comments and literals are not skipped: each dialect ends them differently (MySQL's /*! … */ runs,
+    # a standard string ends at \', "--" needs a space), and a read listed too many is better than one hidden.
+    for name in FROM.findall(sql):
+        parts = []
+        for part in _PART.findall(name):
+            if part[:1] in ('"', "`") and len(part) > 1:
+                q = part[0]
+                part = re.sub(r"\\(.)", r"\1", part[1:-1].replace(q * 2, q))
+            parts.append(part)
+        if parts and parts[0] and parts[0][:1] != "(":
+            out.append(".".join(parts))
+    return out
 
 
 @collectors.register("postgres")
@@ -165,7 +188,7 @@ class PostgresLog(Collector):
                 row = next(csv_rows(record.message[len("AUDIT: "):]), [])
                 if len(row) > 7 and row[3] == "READ" and ev.addresses.get(who) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
-                    ev.read(who, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
+                    ev.read(who, [row[6]] if row[6] else tables(row[7]))
         ev.artefact = f"{store.name}-postgres-log.txt"
         ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode(), force)
         ev.note = (f"{len(window)} log records in the window ({sniff(text)}, log_timezone {fmt.timezone}, "
@@ -237,7 +260,7 @@ class MariaDBAudit(Collector):
             if ev.addresses[host] != "unknown":
                 continue
             names = [f"{database}.{target}" if database and "." not in target else target] if operation == "READ" \
-                else [n.strip("`") for n in FROM.findall(target)] if operation == "QUERY" else []
+                else tables(target) if operation == "QUERY" else []
             if names:
                 ev.read(host, names)
         ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode(), force)
@@ -277,25 +300,45 @@ class ClickHouseQueryLog(Collector):
                 force: bool = False, *, timeout: float = 30.0) -> Evidence:
         from piiguard.engines.clickhouse import post
 
-        until = (end or datetime.now(start.tzinfo)).strftime("%Y-%m-%d %H:%M:%S")
-        query = ("SELECT toString(address), user, query FROM system.query_log WHERE type = 1 AND "
-                 f"event_time BETWEEN toDateTime('{start.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC') AND "
-                 f"toDateTime('{until}', 'UTC') FORMAT TSV")
+        # event_time is compared in UTC: the window's ends are converted to UTC before they are written
+        since, until = _utc(start).strftime("%Y-%m-%d %H:%M:%S"), _utc(end or datetime.now(UTC)).strftime(
+            "%Y-%m-%d %H:%M:%S")
+        # address is an IPv6 FixedString(16): toString would give its raw bytes
+        query = ("SELECT IPv6NumToString(address), user, query FROM system.query_log WHERE type = 1 AND "
+                 f"event_time BETWEEN toDateTime('{since}', 'UTC') AND toDateTime('{until}', 'UTC') FORMAT TSV")
         body = post(store, query, timeout=timeout)
         ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), body.encode(), force)
-        for line in body.splitlines():
-            address, user, sql = [*line.split("\t", 2), "", ""][:3]
+        rows = tsv_rows(body)
+        for address, user, sql in rows:
             address = address.removeprefix("::ffff:")
             if self.own(ev, user, address):
                 continue
             ev.addresses[address] = classify_address(store, address)
             if ev.addresses[address] == "unknown":
-                tables = [t.strip("`") for t in re.findall(r"\bFROM\s+([\w.`]+)", sql, flags=re.IGNORECASE)]
-                if tables:
-                    ev.read(address, tables)
-        ev.note = f"{len(body.splitlines())} queries in the window"
+                names = tables(sql)
+                if names:
+                    ev.read(address, names)
+        ev.note = f"{len(rows)} queries in the window"
         return ev
+
+
+_TSV_ESCAPES = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "'": "'", "\\": "\\"}
+
+
+def tsv_rows(body: str, width: int = 3) -> list[list[str]]:
+    """ClickHouse's TabSeparated rows: one a line at ``\\n`` only (a value's newlines and tabs are
+    escaped; U+2028, \\x85 and the like are not, and are no line end), fields unescaped."""
+    out = []
+    for line in pglog.lines(body):
+        fields = [re.sub(r"\\(.)", lambda m: _TSV_ESCAPES.get(m.group(1), m.group(1)), f) for f in line.split("\t")]
+        out.append([*fields, *[""] * width][:width])
+    return out
+
+
+def _utc(at: datetime) -> datetime:
+    """An aware time in UTC; a naive one is taken as UTC already."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 @collectors.register("opensearch")
@@ -352,6 +395,7 @@ def collect(store: Store, start: datetime, end: datetime | None, folder: Path, f
     if store.engine not in collectors:
         return Evidence(store.name, None, None, False,
                         f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
+    start, end = _utc(start), None if end is None else _utc(end)  # every collector compares in UTC
     collector = collectors.get(store.engine)(identity(store), include_own)
     ev = collector.collect(store, start, end, folder, force, timeout=timeout)
     ev.own_identity, ev.own_included = collector.who.describe(), include_own
