@@ -345,7 +345,11 @@ def _utc(at: datetime) -> datetime:
 class OpenSearchAudit(Collector):
     """The security plugin's ``security-auditlog-*`` indices: each event's remote address, and the
     indices or REST path it touched. With the plugin's default configuration, successful reads are
-    not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so."""
+    not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so.
+    Events are read ``page`` at a time, ``budget`` at most: the note says how many the budget left."""
+
+    page = 1000
+    budget = 200_000
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
                 force: bool = False, *, timeout: float = 30.0) -> Evidence:
@@ -358,13 +362,25 @@ class OpenSearchAudit(Collector):
 
         es = client(store, timeout)
         window = {"gte": start.isoformat()} | ({"lte": end.isoformat()} if end is not None else {})
-        body = {"size": 10_000, "sort": [{"@timestamp": "asc"}], "query": {"range": {"@timestamp": window}}}
+        # every event of the window, a page at a time (search_after on time, then _id: unique), up to the budget
+        body: dict[str, Any] = {"size": self.page, "sort": [{"@timestamp": "asc"}, {"_id": "asc"}],
+                                "track_total_hits": True, "query": {"range": {"@timestamp": window}}}
+        events: list[dict[str, Any]] = []
+        total = 0
         try:
             with errors(store):
-                hits = es.search(index="security-auditlog-*", body=body)["hits"]["hits"]
+                while True:
+                    found = es.search(index="security-auditlog-*", body=body)["hits"]
+                    hits = found["hits"]
+                    if "search_after" not in body:  # the window's size when paging started
+                        total = int(found.get("total", {}).get("value", 0))
+                    events += [h["_source"] for h in hits][:self.budget - len(events)]
+                    if len(hits) < self.page or len(events) >= self.budget:
+                        break
+                    body["search_after"] = hits[-1]["sort"]
         except oe.NotFoundError:
             return Evidence(store.name, None, None, False, "no security-auditlog index: the cluster kept no trail")
-        events = [h["_source"] for h in hits]
+        unread = max(0, total - len(events)) if len(events) >= self.budget else 0
         ev = Evidence(store.name, f"{store.name}-opensearch-audit.jsonl", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), "".join(json.dumps(e, sort_keys=True) + "\n"
                                                            for e in events).encode(), force)
@@ -383,6 +399,7 @@ class OpenSearchAudit(Collector):
                     touched = [path.split("/_search")[0].strip("/") or "*"]
                 ev.read(address, touched)  # system indices too: an outsider reading .opendistro_security matters
         ev.note = f"{len(events)} audit events in the window" + (
+            f" ({unread} more were not read: the budget is {self.budget} events)" if unread else "") + (
             "" if granted else "; successful requests are not audited here (AUTHENTICATED and GRANTED_PRIVILEGES "
                                "are off): what was read cannot be known")
         return ev
