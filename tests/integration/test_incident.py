@@ -322,6 +322,7 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
     emails = [f"member{i}@example.org" for i in range(40)]
     leaks.seed(emails, "email")
     monkeypatch.setenv(PW, PASSWORD)
+    monkeypatch.setenv("TZ", "XST5")  # the server's local time is UTC-5: server_audit writes local times
     server = start_mariadb()
     try:
         restart_mariadb(server, [*mariadb_options(server, hardened=False), "--plugin-load-add=server_audit",
@@ -349,6 +350,7 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
                       for line in audit_log.read_text().splitlines()) and time.monotonic() < deadline:
             time.sleep(0.1)  # the plugin writes a statement's event after the client has its answer
         end = datetime.now(UTC) + timedelta(seconds=1)
+        time.sleep(max(0.0, end.timestamp() - time.time()) + 1.05)  # collect's own events fall after the window
         log = audit_log.read_text()
         own_lines = sum(1 for line in log.splitlines() if ",piiguard,127.0.0.1," in line)
         assert own_lines > 0 and ",outsider,127.0.0.1," in log
@@ -361,6 +363,7 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
         assert not any(r.startswith("mysql.") for r in reads)  # those were piiguard's check reading
         assert found.own == own_lines
         assert f"{own_lines} entries attributed to piiguard itself (user piiguard from 127.0.0.1)" in found.note
+        assert "times in the server's offset now, UTC-05:00" in found.note
         assert "--include-own" in found.note and found.summary()["own_entries"] == own_lines
 
         everything = collect(store, started, end, tmp_path, force=True, include_own=True)

@@ -116,3 +116,16 @@ def test_records_end_at_newline_only_and_continue_on_a_tab() -> None:
     first, second = records(text, LogFormat())
     assert (first.pid, second.pid, second.message) == ("7", "9", "next")
     assert first.message.endswith("x\u2028y\x85z\nFROM t") and first.raw.count("\n") == 1
+
+
+def test_mariadb_audit_times_follow_log_timezone_and_lines_end_at_newline(tmp_path: Path) -> None:
+    """server_audit writes the server's local time; a query's U+2028 or \\r is no line end."""
+    from piiguard.response.evidence import MariaDBAudit
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(("20261103 03:00:01,db,mallory,10.9.9.9,7,8,QUERY,app,'SELECT 1 /*\u2028\r*/ FROM `app`.`cards`',0\n"
+                     ).encode())
+    store = Store("m", "mysql", options={"log_file": str(log), "log_timezone": "America/New_York"})
+    ev = MariaDBAudit().collect(store, datetime(2026, 11, 3, 8, 0, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC),
+                                tmp_path / "evidence")
+    assert ev.reads == {"10.9.9.9": ["app.cards"]} and "log_timezone America/New_York" in ev.note

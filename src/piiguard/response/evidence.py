@@ -33,7 +33,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -241,13 +241,14 @@ class MariaDBAudit(Collector):
             lines = pglog.lines(Path(path).read_bytes().decode("utf-8", errors="replace"))  # at \n only
         except OSError as exc:
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
+        zone, zone_source = self.log_zone(store, timeout)  # asked after the log is read: its events are not in it
         ev = Evidence(store.name, f"{store.name}-mariadb-audit.txt", None, True, "")
         window = []
         for row in csv.reader(lines, quotechar="'", escapechar="\\"):
             if len(row) < 9:
                 continue
-            try:
-                at = datetime.strptime(row[0], "%Y%m%d %H:%M:%S").replace(tzinfo=UTC)
+            try:  # the plugin writes the server's local time
+                at = datetime.strptime(row[0], "%Y%m%d %H:%M:%S").replace(tzinfo=zone).astimezone(UTC)
             except ValueError:
                 continue
             if at < start or (end is not None and at > end):
@@ -264,8 +265,31 @@ class MariaDBAudit(Collector):
             if names:
                 ev.read(host, names)
         ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode(), force)
-        ev.note = f"{len(window)} audit events in the window"
+        ev.note = f"{len(window)} audit events in the window (times in {zone_source})"
         return ev
+
+    @staticmethod
+    def log_zone(store: Store, timeout: float) -> tuple[tzinfo, str]:
+        """The zone server_audit's times are in: the server's local time (its ``SYSTEM`` zone, whatever
+        ``time_zone`` says). The store's ``log_timezone`` option (IANA) wins; else the server's offset now."""
+        if store.options.get("log_timezone"):
+            return pglog.zone(store.options["log_timezone"]), f"log_timezone {store.options['log_timezone']}"
+        from piiguard.checks.mysql import MySQLTarget
+        from piiguard.engines.mysql import driver_errors
+        from piiguard.errors import PiiguardError
+
+        target = MySQLTarget(store, timeout=min(timeout, 5))
+        caught: tuple[type[BaseException], ...] = (PiiguardError, TypeError, *driver_errors())
+        try:
+            target.rows("SET SESSION time_zone = 'SYSTEM'")
+            ((seconds,),) = target.rows("SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())")
+        except caught:  # UTC then, and the note says so
+            return UTC, "UTC (the server's time zone could not be asked)"
+        finally:
+            target.close()
+        offset = timedelta(minutes=round(int(seconds) / 60))
+        return timezone(offset), f"the server's offset now, UTC{'+' if offset >= timedelta(0) else '-'}" \
+                                 f"{abs(offset).seconds // 3600:02d}:{abs(offset).seconds % 3600 // 60:02d}"
 
 
 @collectors.register("redis")
