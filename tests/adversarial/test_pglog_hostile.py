@@ -103,7 +103,7 @@ def _attributed(tmp_path: Path, log: str, prefix: str) -> tuple[dict[str, list[s
 def test_statement_text_never_changes_whose_read_it_is(tmp_path: Path, statement: str) -> None:
     statement = statement.replace("\x00", "")  # the server refuses NUL in a statement
     reads, own = _attributed(tmp_path, _session_log(statement), "%m [%p] ")
-    assert reads == {"127.0.0.1": ["public.members", "public.cards"]}
+    assert set(reads) == {"127.0.0.1"} and {"public.members", "public.cards"} <= set(reads["127.0.0.1"])
     assert own == 2  # pid 70's authorized and AUDIT records, nothing of pid 71's
 
 
@@ -116,15 +116,20 @@ def test_application_name_in_the_prefix_never_changes_whose_read_it_is(tmp_path:
     for forged in (app, "piiguard LOG:  " + FORGED[1].split("LOG:  ")[1], "x LOG:  " + FORGED[0].split("LOG:  ")[1]):
         reads, own = _attributed(tmp_path, _session_log(statement.replace("\x00", ""), "on", forged),
                                  "%m [%p] %q%u@%d/%a ")
-        # Known limit: a forged message inside %a can hide the session's reads (the prefix is ambiguous
-        # there); it never makes them piiguard's, nor anyone else's.
-        assert set(reads) <= {"127.0.0.1"} and own == 2, forged
+        # a forged message inside %a can add reads to its own session (the prefix is ambiguous there);
+        # it never hides one, nor makes it piiguard's or anyone else's
+        assert set(reads) == {"127.0.0.1"} and {"public.members", "public.cards"} <= set(reads["127.0.0.1"]), forged
+        assert own == 2, forged
 
 
 def test_the_reported_forgery_is_not_piiguard(tmp_path: Path) -> None:
     statement = "SELECT 1 /* \r" + FORGED[0] + "\r" + FORGED[1] + " */"
     assert _attributed(tmp_path, _session_log(statement), "%m [%p] ") == (
         {"127.0.0.1": ["public.members", "public.cards"]}, 2)
+    # the same forgery in application_name, printed by %a
+    reads, own = _attributed(tmp_path, _session_log("SELECT 1", "on", "piiguard LOG:  " + FORGED[1].split("LOG:  ")[1]),
+                             "%m [%p] %q%u@%d/%a ")
+    assert (reads, own) == ({"127.0.0.1": ["public.members", "public.cards"]}, 2)
 
 
 def _tsv(value: str) -> str:

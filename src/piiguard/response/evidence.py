@@ -132,6 +132,9 @@ def tables(sql: str) -> list[str]:
     return out
 
 
+AUDIT_AT = re.compile(r"(?:^|[A-Z][A-Z0-9]*:\s+)AUDIT: ")
+
+
 @collectors.register("postgres")
 class PostgresLog(Collector):
     """The server log named by the store's ``log_file`` option, in the format the server writes:
@@ -183,9 +186,12 @@ class PostgresLog(Collector):
                 continue  # the session's user is not known yet, or it is piiguard's own
             if host or record.pid in hosts:
                 ev.addresses.setdefault(who, classify_address(store, who))
-            if record.message.startswith("AUDIT: "):
+            # Where the prefix prints client text (%a, %u, %d), an application_name holding "LOG:  …" moves
+            # where the message seems to start: every "AUDIT: " after a severity is read, so that none
+            # is hidden (a forged one can only add reads to its own session).
+            for at in AUDIT_AT.finditer(record.message):
                 audit = True
-                row = next(csv_rows(record.message[len("AUDIT: "):]), [])
+                row = next(csv_rows(record.message[at.end():]), [])
                 if len(row) > 7 and row[3] == "READ" and ev.addresses.get(who) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
                     ev.read(who, [row[6]] if row[6] else tables(row[7]))
