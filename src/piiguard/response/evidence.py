@@ -11,10 +11,11 @@ kept no trail, the result says so instead of guessing.
   log_connections or ``%h``/``%r`` give each session's address; pgaudit's ``AUDIT:`` lines, when
   loaded with ``pgaudit.log`` including ``read``, give what it read. Without pgaudit, connections are
   known and reads are not.
-- **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option.
-- **clickhouse**: ``system.query_log`` for the window (address, user, tables named in the query).
-- **opensearch**: the security plugin's audit indices (reads appear only when successful requests are
-  audited).
+- **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option, in the
+  server's local time (the ``log_timezone`` option, else the server's offset now).
+- **clickhouse**: ``system.query_log`` for the window in UTC (address, user, tables named in the query).
+- **opensearch**: the security plugin's audit indices, page by page up to a budget (reads appear only
+  when successful requests are audited).
 - **redis**: the ``ACL LOG`` (refused attempts) and the current client list. Redis keeps no record
   of successful reads: the result says so.
 - Other engines: no collector yet; the result says no evidence was collected.
