@@ -129,3 +129,19 @@ def test_mariadb_audit_times_follow_log_timezone_and_lines_end_at_newline(tmp_pa
     ev = MariaDBAudit().collect(store, datetime(2026, 11, 3, 8, 0, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC),
                                 tmp_path / "evidence")
     assert ev.reads == {"10.9.9.9": ["app.cards"]} and "log_timezone America/New_York" in ev.note
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("connection authorized: user=scan database=shop application_name=piiguard", ("scan", "piiguard")),
+    ("connection authorized: user=scan database=shop application_name=psql SSL enabled (protocol=TLSv1.3, "
+     "cipher=TLS_AES_256_GCM_SHA384, bits=256)", ("scan", "psql")),
+    ("connection authorized: user=scan database=shop GSS (authenticated=yes, encrypted=yes, principal=s@R)",
+     ("scan", None)),
+    ("replication connection authorized: user=rep application_name=walreceiver", ("rep", "walreceiver")),
+    ("connection authorized: user=scan database=shop application_name=piiguard LOG:  statement: SELECT 1", None),
+    ("connection authorized: user=scan database=shop application_name=my app", None),
+])
+def test_only_whole_connection_messages_name_a_session(message: str, expected: tuple[str, str | None] | None) -> None:
+    from piiguard.response.pglog import authorized
+
+    assert authorized(message) == expected

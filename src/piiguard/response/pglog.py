@@ -39,9 +39,10 @@ SEVERITY = r"(?P<severity>[A-Z][A-Z0-9]*):\s+(?P<message>.*)$"
 # The server's own connection messages, whole (fullmatch): a forged one inside client text (an
 # application_name or user name printed by the prefix) is always followed by the real message's text.
 RECEIVED = re.compile(r"connection received: host=(\S+?)(?: port=\d+)?")
-# PostgreSQL 12+: "connection authorized: user=U database=D application_name=A" (then SSL/GSS details)
+# PostgreSQL 12+: "connection authorized: user=U database=D application_name=A" (then SSL/GSS details).
+# An application_name with a space matches nothing: that session is never bound, so never piiguard's.
 AUTHORIZED = re.compile(r"(?:replication )?connection authorized: user=(\S+)(?: database=\S+)?"
-                        r"(?: application_name=(\S*))?(?: (?:SSL|GSS) enabled \([^()]*\))*")
+                        r"(?: application_name=(\S*))?(?: SSL enabled \([^()]*\))?(?: GSS \([^()]*\))?")
 CSV_TIME, CSV_USER, CSV_PID, CSV_FROM, CSV_MESSAGE, CSV_APPLICATION = 0, 1, 3, 4, 13, 22
 
 
