@@ -108,7 +108,7 @@ def test_statement_text_never_changes_whose_read_it_is(tmp_path: Path, statement
 
 
 @given(HOSTILE, st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_application_name_in_the_prefix_never_changes_whose_read_it_is(tmp_path: Path, statement: str,
                                                                        app: str) -> None:
     """%u and %a in log_line_prefix: the outsider's application_name (printable ASCII, as the server keeps
