@@ -322,6 +322,7 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
     emails = [f"member{i}@example.org" for i in range(40)]
     leaks.seed(emails, "email")
     monkeypatch.setenv(PW, PASSWORD)
+    monkeypatch.setenv("TZ", "XST5")  # the server's local time is UTC-5: server_audit writes local times
     server = start_mariadb()
     try:
         restart_mariadb(server, [*mariadb_options(server, hardened=False), "--plugin-load-add=server_audit",
@@ -349,6 +350,7 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
                       for line in audit_log.read_text().splitlines()) and time.monotonic() < deadline:
             time.sleep(0.1)  # the plugin writes a statement's event after the client has its answer
         end = datetime.now(UTC) + timedelta(seconds=1)
+        time.sleep(max(0.0, end.timestamp() - time.time()) + 1.05)  # collect's own events fall after the window
         log = audit_log.read_text()
         own_lines = sum(1 for line in log.splitlines() if ",piiguard,127.0.0.1," in line)
         assert own_lines > 0 and ",outsider,127.0.0.1," in log
@@ -361,6 +363,7 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
         assert not any(r.startswith("mysql.") for r in reads)  # those were piiguard's check reading
         assert found.own == own_lines
         assert f"{own_lines} entries attributed to piiguard itself (user piiguard from 127.0.0.1)" in found.note
+        assert "times in the server's offset now, UTC-05:00" in found.note
         assert "--include-own" in found.note and found.summary()["own_entries"] == own_lines
 
         everything = collect(store, started, end, tmp_path, force=True, include_own=True)
@@ -369,3 +372,63 @@ def test_mariadb_evidence_names_the_outsider_and_leaves_out_piiguard(tmp_path: P
         assert found.sha256 == everything.sha256  # the artefact keeps every entry either way
     finally:
         stop_mariadb(server)
+
+
+def test_clickhouse_evidence_addresses_quoted_reads_and_any_offset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    leaks: Leaks) -> None:
+    """Debian's ClickHouse 18.16: query_log's address is an IPv6 FixedString (read as text, ::ffff: mapped
+    to IPv4); reads through double-quoted and backtick-quoted names are recorded; a table named by an
+    e-mail address is shown as <email>, never in part; U+2028 in a query splits nothing; a window given
+    at +01:00, -05:00 or Z for the same instant gives the same entries."""
+    import urllib.request
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from servers import clickhouse_users, restart_clickhouse, start_clickhouse, stop_clickhouse
+
+    from piiguard.response.evidence import collect
+
+    leaks.seed(["alice@example.com"], "email")
+    leaks.holds_people(tmp_path)  # the artefact keeps every query whole
+    monkeypatch.setenv(PW, PASSWORD)
+    server = start_clickhouse()
+
+    def ch(query: str, user: str = "default") -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=query.encode(),
+                                         headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": PASSWORD})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return str(response.read().decode())
+
+    try:
+        outsider = (f"<outsider><password>{PASSWORD}</password><networks><ip>127.0.0.1</ip></networks>"
+                    "<profile>default</profile><quota>default</quota></outsider>")
+        (server.data / "conf" / "users.xml").write_text(clickhouse_users(extra=outsider))
+        restart_clickhouse(server)
+        ch("CREATE DATABASE shop")
+        for table in ("customers", "logins", "`alice@example.com`", "decoy"):
+            ch(f"CREATE TABLE shop.{table} (email String) ENGINE = Memory")
+        time.sleep(1.1)  # event_time has whole seconds: the window starts after the setup
+        start = datetime.now(UTC).replace(microsecond=0)
+        ch("SELECT count() FROM shop.customers")  # piiguard's user from piiguard's host: its own
+        for query in ('SELECT email FROM "shop"."customers"', "SELECT count() FROM `shop`.`alice@example.com`",
+                      "SELECT 1 /* \u2028 FROM shop.decoy */ FROM shop.logins"):
+            ch(query, "outsider")
+        ch("SYSTEM FLUSH LOGS")
+        end = datetime.now(UTC) + timedelta(seconds=1)
+        store = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
+                      allowed_networks=("10.0.0.0/8",))  # so this host's reads count as unknown
+        found = [collect(store, start.astimezone(timezone(offset)), end.astimezone(timezone(offset)), tmp_path,
+                         force=True) for offset in (timedelta(hours=1), timedelta(hours=-5), timedelta(0))]
+        first = found[0]
+        assert first.addresses == {"127.0.0.1": "unknown"}
+        reads = first.reads["127.0.0.1"]
+        assert {"shop.customers", "shop.logins"} <= set(reads) and any("<email>" in r for r in reads)
+        assert not any("alice" in r or "example" in r for r in reads)  # never a part of the address
+        assert "shop.decoy" in reads  # named in a comment: listed rather than risk hiding a read
+        assert first.own >= 1  # default's own count is left out, and said
+        assert "attributed to piiguard itself (user default from 127.0.0.1)" in first.note
+        for other in found[1:]:
+            assert (other.reads, other.addresses, other.own, other.note) == (
+                first.reads, first.addresses, first.own, first.note)
+        assert int(first.note.split()[0]) >= 3
+    finally:
+        stop_clickhouse(server)

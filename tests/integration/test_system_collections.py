@@ -146,3 +146,36 @@ def test_the_audit_index_is_not_the_customers_data(node: OpenSearch, tmp_path: P
         anonymous_readers(node, False)
         node.json("PUT", "/_plugins/_security/api/audit/config", original)
         node.request("DELETE", "/customers")
+
+
+def test_audit_evidence_pages_through_every_event_and_says_what_the_budget_left(node: OpenSearch,
+                                                                                 tmp_path: Path) -> None:
+    """More events than a page (search_after, on a real node): every one is read; a budget smaller than
+    the window stops the reading, and the note says how many were not read."""
+    from piiguard.response.evidence import OpenSearchAudit
+    from piiguard.response.own import identity
+
+    index, n = "security-auditlog-paging-test", 25
+    at = datetime(2020, 1, 1, tzinfo=UTC)  # a window of its own: the plugin's real events are not in it
+    lines = []
+    for i in range(n):
+        lines += [{"index": {"_index": index}},
+                  {"@timestamp": (at + timedelta(milliseconds=i // 2)).isoformat(),  # ties: _id breaks them
+                   "audit_request_remote_address": "10.9.9.9", "audit_request_effective_user": "mallory",
+                   "audit_category": "GRANTED_PRIVILEGES", "audit_trace_indices": [f"idx{i}"]}]
+    status, _ = node.request("POST", "/_bulk?refresh=true", "".join(json.dumps(x) + "\n" for x in lines).encode())
+    assert status == 200
+    store = node.store()
+    try:
+        window = at - timedelta(seconds=1), at + timedelta(seconds=1)
+        collector = OpenSearchAudit(identity(store))
+        collector.page = 10
+        every = collector.collect(store, *window, tmp_path, timeout=10)
+        assert sorted(every.reads["10.9.9.9"]) == sorted(f"idx{i}" for i in range(n))
+        assert every.note.startswith(f"{n} audit events in the window") and "not read" not in every.note
+        collector.budget = 15
+        some = collector.collect(store, *window, tmp_path, force=True, timeout=10)
+        assert len(some.reads["10.9.9.9"]) == 15
+        assert some.note.startswith("15 audit events in the window (10 more were not read: the budget is 15")
+    finally:
+        node.request("DELETE", f"/{index}")

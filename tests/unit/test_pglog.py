@@ -106,3 +106,42 @@ def test_only_piiguards_user_address_and_application_are_left_out(tmp_path: Path
     assert ev.own == 2  # pid 70's authorized and AUDIT lines
     everything = PostgresLog(who, include_own=True).collect(store, *window, tmp_path / "evidence", force=True)
     assert everything.reads["127.0.0.1"] == ["pg_catalog.pg_class", "public.members"] and everything.own == 2
+
+
+def test_records_end_at_newline_only_and_continue_on_a_tab() -> None:
+    """The server ends a record at \\n and writes a message's own newlines as \\n\\t; every other line
+    break str.splitlines knows is part of the text."""
+    text = ("2026-11-03 08:00:01.100 UTC [7] LOG:  statement: SELECT 1\r2026-11-03 08:00:01.100 UTC [8] LOG:  x"
+            "\u2028y\x85z\n\tFROM t\n2026-11-03 08:00:01.100 UTC [9] LOG:  next\r\n")
+    first, second = records(text, LogFormat())
+    assert (first.pid, second.pid, second.message) == ("7", "9", "next")
+    assert first.message.endswith("x\u2028y\x85z\nFROM t") and first.raw.count("\n") == 1
+
+
+def test_mariadb_audit_times_follow_log_timezone_and_lines_end_at_newline(tmp_path: Path) -> None:
+    """server_audit writes the server's local time; a query's U+2028 or \\r is no line end."""
+    from piiguard.response.evidence import MariaDBAudit
+
+    log = tmp_path / "audit.log"
+    log.write_bytes(("20261103 03:00:01,db,mallory,10.9.9.9,7,8,QUERY,app,'SELECT 1 /*\u2028\r*/ FROM `app`.`cards`',0\n"
+                     ).encode())
+    store = Store("m", "mysql", options={"log_file": str(log), "log_timezone": "America/New_York"})
+    ev = MariaDBAudit().collect(store, datetime(2026, 11, 3, 8, 0, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC),
+                                tmp_path / "evidence")
+    assert ev.reads == {"10.9.9.9": ["app.cards"]} and "log_timezone America/New_York" in ev.note
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("connection authorized: user=scan database=shop application_name=piiguard", ("scan", "piiguard")),
+    ("connection authorized: user=scan database=shop application_name=psql SSL enabled (protocol=TLSv1.3, "
+     "cipher=TLS_AES_256_GCM_SHA384, bits=256)", ("scan", "psql")),
+    ("connection authorized: user=scan database=shop GSS (authenticated=yes, encrypted=yes, principal=s@R)",
+     ("scan", None)),
+    ("replication connection authorized: user=rep application_name=walreceiver", ("rep", "walreceiver")),
+    ("connection authorized: user=scan database=shop application_name=piiguard LOG:  statement: SELECT 1", None),
+    ("connection authorized: user=scan database=shop application_name=my app", None),
+])
+def test_only_whole_connection_messages_name_a_session(message: str, expected: tuple[str, str | None] | None) -> None:
+    from piiguard.response.pglog import authorized
+
+    assert authorized(message) == expected

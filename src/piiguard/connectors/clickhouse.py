@@ -269,7 +269,8 @@ class ClickHouse(Connector):
                                    collection=where, settings=self._settings(**(settings or {})))
         except StoreError as exc:
             raise self._refused(exc, where) from exc
-        return _rows([line.encode() for line in body.splitlines() if line], self.store.name, where)
+        # rows end at \n only: \x85 in a String is written as it is (splitlines() would cut the row there)
+        return _rows([line.encode() for line in body.split("\n") if line], self.store.name, where)
 
     def _refused(self, exc: StoreError, where: str | None) -> StoreError:
         if any(code in exc.detail for code in ACCESS_DENIED):

@@ -11,10 +11,11 @@ kept no trail, the result says so instead of guessing.
   log_connections or ``%h``/``%r`` give each session's address; pgaudit's ``AUDIT:`` lines, when
   loaded with ``pgaudit.log`` including ``read``, give what it read. Without pgaudit, connections are
   known and reads are not.
-- **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option.
-- **clickhouse**: ``system.query_log`` for the window (address, user, tables named in the query).
-- **opensearch**: the security plugin's audit indices (reads appear only when successful requests are
-  audited).
+- **mysql** (MariaDB): the server_audit plugin's log named by the store's ``log_file`` option, in the
+  server's local time (the ``log_timezone`` option, else the server's offset now).
+- **clickhouse**: ``system.query_log`` for the window in UTC (address, user, tables named in the query).
+- **opensearch**: the security plugin's audit indices, page by page up to a budget (reads appear only
+  when successful requests are audited).
 - **redis**: the ``ACL LOG`` (refused attempts) and the current client list. Redis keeps no record
   of successful reads: the result says so.
 - Other engines: no collector yet; the result says no evidence was collected.
@@ -33,13 +34,14 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
 from piiguard import safefile
 from piiguard.model import Store
 from piiguard.registry import Registry
+from piiguard.response import pglog
 from piiguard.response.own import LOCAL_SOCKET, Identity, identity
 from piiguard.response.pglog import LogFormat
 
@@ -59,8 +61,10 @@ class Evidence:
 
     def read(self, address: str, names: Iterable[str]) -> None:
         """Record the collections an unknown address read, each once, in the order first seen."""
-        reads = self.reads.setdefault(address, [])
-        reads += [n for n in dict.fromkeys(names) if n not in reads]
+        from piiguard.connectors.labels import label
+
+        reads = self.reads.setdefault(address, [])  # a table's name can be a customer's value: labelled
+        reads += [n for n in dict.fromkeys(label(n) for n in names) if n not in reads]
 
     def summary(self) -> dict[str, Any]:
         return {"store": self.store, "artefact": self.artefact, "sha256": self.sha256, "trail": self.trail,
@@ -105,7 +109,31 @@ def _save(folder: Path, name: str, data: bytes, force: bool) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-FROM = re.compile(r'\b(?:FROM|JOIN)\s+((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)', re.IGNORECASE)
+# An identifier as SQL quotes it ("a""b", `a``b`, with backslash escapes in MySQL and ClickHouse), or bare;
+# a bare name runs to the next space or punctuation, so that "alice@example.com" is never cut at "@".
+_IDENT = r'(?:"(?:[^"\\]|\\.|"")*"|`(?:[^`\\]|\\.|``)*`|[^\s,;()"`.]+)'
+FROM = re.compile(rf'\b(?:FROM|JOIN)\s+({_IDENT}(?:\s*\.\s*{_IDENT})?)', re.IGNORECASE)
+_PART = re.compile(_IDENT)
+
+
+def tables(sql: str) -> list[str]:
+    """The tables a statement names after FROM or JOIN, unquoted (``"db"."t"``, `` `db`.`t` ``, ``db.t``)."""
+    out = []
+    # Comments and literals are not skipped: each dialect ends them differently (MySQL's /*! … */ runs,
+    # a standard string ends at \', "--" needs a space), and a read listed too many is better than one hidden.
+    for name in FROM.findall(sql):
+        parts = []
+        for part in _PART.findall(name):
+            if part[:1] in ('"', "`") and len(part) > 1:
+                q = part[0]
+                part = re.sub(r"\\(.)", r"\1", part[1:-1].replace(q * 2, q))
+            parts.append(part)
+        if parts and parts[0] and parts[0][:1] != "(":
+            out.append(".".join(parts))
+    return out
+
+
+AUDIT_AT = re.compile(r"(?:^|[A-Z][A-Z0-9]*:\s+)AUDIT: ")
 
 
 @collectors.register("postgres")
@@ -123,7 +151,8 @@ class PostgresLog(Collector):
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the server log was not read")
         try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            # bytes, decoded: read_text's universal newlines would turn a statement's \r into a line end
+            text = Path(path).read_bytes().decode("utf-8", errors="replace")
         except OSError as exc:
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
         fmt, source = log_format(store)
@@ -136,15 +165,20 @@ class PostgresLog(Collector):
             if record.at < start or (end is not None and record.at > end):
                 continue
             window.append(record.raw)
-            received = received_host(record.message)
+            # A session's identity comes from the server's own connection records only: the whole
+            # message must be one (pglog.RECEIVED/AUTHORIZED), "received" comes before the user is known,
+            # and a session is bound once, by its first "authorized", until the pid's next "received".
+            received = received_host(record.message) if not record.user else None
             host = record.host or received
             if received:  # a new session on this pid (pids are reused): what is known of the old one goes
                 sessions.pop(record.pid, None)
             if host:
                 hosts[record.pid] = host
-            session = authorized(record.message) or sessions.get(record.pid)
-            if session is not None:
-                sessions[record.pid] = session
+            claimed = authorized(record.message)
+            if (claimed is not None and record.pid not in sessions
+                    and (record.user is None or record.user == claimed[0])):
+                sessions[record.pid] = claimed
+            session = sessions.get(record.pid)
             who = host or hosts.get(record.pid, LOCAL_SOCKET)
             user = record.user or (session[0] if session else None)
             application = record.application if record.application is not None else (
@@ -153,12 +187,15 @@ class PostgresLog(Collector):
                 continue  # the session's user is not known yet, or it is piiguard's own
             if host or record.pid in hosts:
                 ev.addresses.setdefault(who, classify_address(store, who))
-            if record.message.startswith("AUDIT: "):
+            # Where the prefix prints client text (%a, %u, %d), an application_name holding "LOG:  …" moves
+            # where the message seems to start: every "AUDIT: " after a severity is read, so that none
+            # is hidden (a forged one can only add reads to its own session).
+            for at in AUDIT_AT.finditer(record.message):
                 audit = True
-                row = next(csv_rows(record.message[len("AUDIT: "):]), [])
+                row = next(csv_rows(record.message[at.end():]), [])
                 if len(row) > 7 and row[3] == "READ" and ev.addresses.get(who) != "allowed":
                     # pgaudit.log_relation = on names each relation; otherwise the statement's FROM does
-                    ev.read(who, [row[6]] if row[6] else [n.replace('"', "") for n in FROM.findall(row[7])])
+                    ev.read(who, [row[6]] if row[6] else tables(row[7]))
         ev.artefact = f"{store.name}-postgres-log.txt"
         ev.sha256 = _save(folder, ev.artefact, ("\n".join(window) + "\n").encode(), force)
         ev.note = (f"{len(window)} log records in the window ({sniff(text)}, log_timezone {fmt.timezone}, "
@@ -208,16 +245,17 @@ class MariaDBAudit(Collector):
         if not path:
             return Evidence(store.name, None, None, False, "no log_file option: the audit log was not read")
         try:
-            lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+            lines = pglog.lines(Path(path).read_bytes().decode("utf-8", errors="replace"))  # at \n only
         except OSError as exc:
             return Evidence(store.name, None, None, False, f"cannot read {path} ({exc.strerror})")
+        zone, zone_source = self.log_zone(store, timeout)  # asked after the log is read: its events are not in it
         ev = Evidence(store.name, f"{store.name}-mariadb-audit.txt", None, True, "")
         window = []
         for row in csv.reader(lines, quotechar="'", escapechar="\\"):
             if len(row) < 9:
                 continue
-            try:
-                at = datetime.strptime(row[0], "%Y%m%d %H:%M:%S").replace(tzinfo=UTC)
+            try:  # the plugin writes the server's local time
+                at = datetime.strptime(row[0], "%Y%m%d %H:%M:%S").replace(tzinfo=zone).astimezone(UTC)
             except ValueError:
                 continue
             if at < start or (end is not None and at > end):
@@ -230,12 +268,35 @@ class MariaDBAudit(Collector):
             if ev.addresses[host] != "unknown":
                 continue
             names = [f"{database}.{target}" if database and "." not in target else target] if operation == "READ" \
-                else [n.strip("`") for n in FROM.findall(target)] if operation == "QUERY" else []
+                else tables(target) if operation == "QUERY" else []
             if names:
                 ev.read(host, names)
         ev.sha256 = _save(folder, str(ev.artefact), ("\n".join(window) + "\n").encode(), force)
-        ev.note = f"{len(window)} audit events in the window"
+        ev.note = f"{len(window)} audit events in the window (times in {zone_source})"
         return ev
+
+    @staticmethod
+    def log_zone(store: Store, timeout: float) -> tuple[tzinfo, str]:
+        """The zone server_audit's times are in: the server's local time (its ``SYSTEM`` zone, whatever
+        ``time_zone`` says). The store's ``log_timezone`` option (IANA) wins; else the server's offset now."""
+        if store.options.get("log_timezone"):
+            return pglog.zone(store.options["log_timezone"]), f"log_timezone {store.options['log_timezone']}"
+        from piiguard.checks.mysql import MySQLTarget
+        from piiguard.engines.mysql import driver_errors
+        from piiguard.errors import PiiguardError
+
+        target = MySQLTarget(store, timeout=min(timeout, 5))
+        caught: tuple[type[BaseException], ...] = (PiiguardError, TypeError, *driver_errors())
+        try:
+            target.rows("SET SESSION time_zone = 'SYSTEM'")
+            ((seconds,),) = target.rows("SELECT TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())")
+        except caught:  # UTC then, and the note says so
+            return UTC, "UTC (the server's time zone could not be asked)"
+        finally:
+            target.close()
+        offset = timedelta(minutes=round(int(seconds) / 60))
+        return timezone(offset), f"the server's offset now, UTC{'+' if offset >= timedelta(0) else '-'}" \
+                                 f"{abs(offset).seconds // 3600:02d}:{abs(offset).seconds % 3600 // 60:02d}"
 
 
 @collectors.register("redis")
@@ -270,32 +331,56 @@ class ClickHouseQueryLog(Collector):
                 force: bool = False, *, timeout: float = 30.0) -> Evidence:
         from piiguard.engines.clickhouse import post
 
-        until = (end or datetime.now(start.tzinfo)).strftime("%Y-%m-%d %H:%M:%S")
-        query = ("SELECT toString(address), user, query FROM system.query_log WHERE type = 1 AND "
-                 f"event_time BETWEEN toDateTime('{start.strftime('%Y-%m-%d %H:%M:%S')}', 'UTC') AND "
-                 f"toDateTime('{until}', 'UTC') FORMAT TSV")
+        # event_time is compared in UTC: the window's ends are converted to UTC before they are written
+        since, until = _utc(start).strftime("%Y-%m-%d %H:%M:%S"), _utc(end or datetime.now(UTC)).strftime(
+            "%Y-%m-%d %H:%M:%S")
+        # address is an IPv6 FixedString(16): toString would give its raw bytes
+        query = ("SELECT IPv6NumToString(address), user, query FROM system.query_log WHERE type = 1 AND "
+                 f"event_time BETWEEN toDateTime('{since}', 'UTC') AND toDateTime('{until}', 'UTC') FORMAT TSV")
         body = post(store, query, timeout=timeout)
         ev = Evidence(store.name, f"{store.name}-clickhouse-query-log.tsv", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), body.encode(), force)
-        for line in body.splitlines():
-            address, user, sql = [*line.split("\t", 2), "", ""][:3]
+        rows = tsv_rows(body)
+        for address, user, sql in rows:
             address = address.removeprefix("::ffff:")
             if self.own(ev, user, address):
                 continue
             ev.addresses[address] = classify_address(store, address)
             if ev.addresses[address] == "unknown":
-                tables = [t.strip("`") for t in re.findall(r"\bFROM\s+([\w.`]+)", sql, flags=re.IGNORECASE)]
-                if tables:
-                    ev.read(address, tables)
-        ev.note = f"{len(body.splitlines())} queries in the window"
+                names = tables(sql)
+                if names:
+                    ev.read(address, names)
+        ev.note = f"{len(rows)} queries in the window"
         return ev
+
+
+_TSV_ESCAPES = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "'": "'", "\\": "\\"}
+
+
+def tsv_rows(body: str, width: int = 3) -> list[list[str]]:
+    """ClickHouse's TabSeparated rows: one a line at ``\\n`` only (a value's newlines and tabs are
+    escaped; U+2028, \\x85 and the like are not, and are no line end), fields unescaped."""
+    out = []
+    for line in pglog.lines(body):
+        fields = [re.sub(r"\\(.)", lambda m: _TSV_ESCAPES.get(m.group(1), m.group(1)), f) for f in line.split("\t")]
+        out.append([*fields, *[""] * width][:width])
+    return out
+
+
+def _utc(at: datetime) -> datetime:
+    """An aware time in UTC; a naive one is taken as UTC already."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 @collectors.register("opensearch")
 class OpenSearchAudit(Collector):
     """The security plugin's ``security-auditlog-*`` indices: each event's remote address, and the
     indices or REST path it touched. With the plugin's default configuration, successful reads are
-    not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so."""
+    not audited (the AUTHENTICATED and GRANTED_PRIVILEGES categories are off): the note says so.
+    Events are read ``page`` at a time, ``budget`` at most: the note says how many the budget left."""
+
+    page = 1000
+    budget = 200_000
 
     def collect(self, store: Store, start: datetime, end: datetime | None, folder: Path,
                 force: bool = False, *, timeout: float = 30.0) -> Evidence:
@@ -308,13 +393,25 @@ class OpenSearchAudit(Collector):
 
         es = client(store, timeout)
         window = {"gte": start.isoformat()} | ({"lte": end.isoformat()} if end is not None else {})
-        body = {"size": 10_000, "sort": [{"@timestamp": "asc"}], "query": {"range": {"@timestamp": window}}}
+        # every event of the window, a page at a time (search_after on time, then _id: unique), up to the budget
+        body: dict[str, Any] = {"size": self.page, "sort": [{"@timestamp": "asc"}, {"_id": "asc"}],
+                                "track_total_hits": True, "query": {"range": {"@timestamp": window}}}
+        events: list[dict[str, Any]] = []
+        total = 0
         try:
             with errors(store):
-                hits = es.search(index="security-auditlog-*", body=body)["hits"]["hits"]
+                while True:
+                    found = es.search(index="security-auditlog-*", body=body)["hits"]
+                    hits = found["hits"]
+                    if "search_after" not in body:  # the window's size when paging started
+                        total = int(found.get("total", {}).get("value", 0))
+                    events += [h["_source"] for h in hits][:self.budget - len(events)]
+                    if len(hits) < self.page or len(events) >= self.budget:
+                        break
+                    body["search_after"] = hits[-1]["sort"]
         except oe.NotFoundError:
             return Evidence(store.name, None, None, False, "no security-auditlog index: the cluster kept no trail")
-        events = [h["_source"] for h in hits]
+        unread = max(0, total - len(events)) if len(events) >= self.budget else 0
         ev = Evidence(store.name, f"{store.name}-opensearch-audit.jsonl", None, True, "")
         ev.sha256 = _save(folder, str(ev.artefact), "".join(json.dumps(e, sort_keys=True) + "\n"
                                                            for e in events).encode(), force)
@@ -333,6 +430,7 @@ class OpenSearchAudit(Collector):
                     touched = [path.split("/_search")[0].strip("/") or "*"]
                 ev.read(address, touched)  # system indices too: an outsider reading .opendistro_security matters
         ev.note = f"{len(events)} audit events in the window" + (
+            f" ({unread} more were not read: the budget is {self.budget} events)" if unread else "") + (
             "" if granted else "; successful requests are not audited here (AUTHENTICATED and GRANTED_PRIVILEGES "
                                "are off): what was read cannot be known")
         return ev
@@ -345,6 +443,7 @@ def collect(store: Store, start: datetime, end: datetime | None, folder: Path, f
     if store.engine not in collectors:
         return Evidence(store.name, None, None, False,
                         f"piiguard has no evidence collector for {store.engine} yet: nothing was collected")
+    start, end = _utc(start), None if end is None else _utc(end)  # every collector compares in UTC
     collector = collectors.get(store.engine)(identity(store), include_own)
     ev = collector.collect(store, start, end, folder, force, timeout=timeout)
     ev.own_identity, ev.own_included = collector.who.describe(), include_own

@@ -36,9 +36,13 @@ ESCAPES = {
     "s": (rf"{STAMP} {ZONE}", None), "v": (r"\S*", None), "x": (r"\d+", None), "Q": (r"-?\d+", None),
 }
 SEVERITY = r"(?P<severity>[A-Z][A-Z0-9]*):\s+(?P<message>.*)$"
-RECEIVED = re.compile(r"connection received: host=(\S+)")
-# PostgreSQL 12+: "connection authorized: user=U database=D application_name=A" (then SSL details)
-AUTHORIZED = re.compile(r"connection authorized: user=(\S+)(?: database=\S+)?(?: application_name=(\S*))?")
+# The server's own connection messages, whole (fullmatch): a forged one inside client text (an
+# application_name or user name printed by the prefix) is always followed by the real message's text.
+RECEIVED = re.compile(r"connection received: host=(\S+?)(?: port=\d+)?")
+# PostgreSQL 12+: "connection authorized: user=U database=D application_name=A" (then SSL/GSS details).
+# An application_name with a space matches nothing: that session is never bound, so never piiguard's.
+AUTHORIZED = re.compile(r"(?:replication )?connection authorized: user=(\S+)(?: database=\S+)?"
+                        r"(?: application_name=(\S*))?(?: SSL enabled \([^()]*\))?(?: GSS \([^()]*\))?")
 CSV_TIME, CSV_USER, CSV_PID, CSV_FROM, CSV_MESSAGE, CSV_APPLICATION = 0, 1, 3, 4, 13, 22
 
 
@@ -128,7 +132,7 @@ def parse_time(text: str, log_timezone: tzinfo) -> datetime | None:
 def sniff(text: str) -> str:
     """The log's format, told by its first record (a server can switch log_destination while the
     file named in the options stays the same)."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = next((line for line in lines(text) if line.strip()), "")
     if first.startswith("{"):
         return "jsonlog"
     if re.match(rf'^{STAMP}\.\d+ {ZONE},', first):
@@ -148,9 +152,35 @@ def records(text: str, fmt: LogFormat) -> Iterator[Record]:
         yield from _stderr_records(text, fmt.prefix, tz)
 
 
+def lines(text: str) -> list[str]:
+    """A log's lines as the server ends them: at ``\\n`` only (``\\r\\n`` too). :meth:`str.splitlines`
+    also splits at ``\\r``, ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028 and U+2029, which
+    statements may hold and the server writes as they are: a client could forge records with them."""
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in out]
+
+
+def _stderr_lines(text: str) -> Iterator[tuple[str, str]]:
+    """``(first line, whole record)``: the server writes a message's newlines as ``\\n\\t``, so a
+    line starting with a tab continues the record before it."""
+    first: str | None = None
+    whole: list[str] = []
+    for line in lines(text):
+        if line.startswith("\t") and first is not None:
+            whole.append(line)
+            continue
+        if first is not None:
+            yield first, "\n".join(whole)
+        first, whole = line, [line]
+    if first is not None:
+        yield first, "\n".join(whole)
+
+
 def _stderr_records(text: str, prefix: str, tz: tzinfo) -> Iterator[Record]:
     pattern = prefix_pattern(prefix)
-    for line in text.splitlines():
+    for line, whole in _stderr_lines(text):
         m = pattern.match(line)
         if m is None:
             continue
@@ -164,7 +194,8 @@ def _stderr_records(text: str, prefix: str, tz: tzinfo) -> Iterator[Record]:
         if at is None:
             continue  # a record without a time cannot be placed in a window
         host = groups.get("host") or _host_of(groups.get("remote") or "")
-        yield Record(at, groups.get("pid") or "", host or None, groups["message"], line,
+        message = groups["message"] + "".join("\n" + more[1:] for more in whole.split("\n")[1:])
+        yield Record(at, groups.get("pid") or "", host or None, message, whole,
                      (groups.get("user") or "").strip() or None,
                      groups["app"].strip() if groups.get("app") is not None else None)
 
@@ -202,7 +233,7 @@ def _csv_records(text: str, tz: tzinfo) -> Iterator[Record]:
 
 
 def _json_records(text: str, tz: tzinfo) -> Iterator[Record]:
-    for line in text.splitlines():
+    for line in lines(text):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
@@ -219,11 +250,11 @@ def _json_records(text: str, tz: tzinfo) -> Iterator[Record]:
 
 
 def received_host(message: str) -> str | None:
-    m = RECEIVED.match(message)
+    m = RECEIVED.fullmatch(message)
     return m.group(1) if m else None
 
 
 def authorized(message: str) -> tuple[str, str | None] | None:
     """The user and application name of a ``connection authorized`` message (English ``lc_messages``)."""
-    m = AUTHORIZED.match(message)
+    m = AUTHORIZED.fullmatch(message)
     return (m.group(1), m.group(2)) if m else None
