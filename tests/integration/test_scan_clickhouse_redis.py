@@ -395,3 +395,30 @@ def test_redis_scan_over_tls(kv: tuple[Server, dict[str, list[Any]]], monkeypatc
     with Redis(store) as c:
         info = next(i for i in c.collections() if i.name == "customer:*")
         assert sum(b.num_rows for b in c.read(info, [KEY_FIELD], 100)) == len(set(data["customer_id"]))
+
+
+def test_redis_key_of_ten_thousand_segments_does_not_stop_the_scan(kv: tuple[Server, dict[str, list[Any]]],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One key of 10,000 ``:`` places once made the whole store unscannable (a RecursionError); now it is
+    a collection like any other and the other keys are scanned."""
+    server, _ = kv
+    r = redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD, db=6)
+    deep = ":".join(["x"] + [str(i) for i in range(10_000)])
+    r.flushdb()
+    r.set(deep, "v")
+    for i in range(5):
+        r.hset(f"customer:cust-{i}", mapping={"email": f"user{i}@example.com"})
+    r.close()
+    store = Store("cache", "redis", host="127.0.0.1", port=server.port, user=REDIS_ADMIN, password_env=REDIS_ENV,
+                  database="6")
+    monkeypatch.setenv(REDIS_ENV, PASSWORD)
+    result = scan([store], sample_size=100).stores[0]
+    assert result.problems == ()
+    by_name = {c.name: c for c in result.collections}
+    assert by_name["customer:*"].rows_estimate == 5
+    assert {f.field: f.pii_type for f in by_name["customer:*"].fields if f.pii_type}["email"] == "email"
+    with Redis(store) as c:
+        infos = {i.name: i for i in c.collections()}
+        (wide,) = [i for name, i in infos.items() if name != "customer:*"]  # its name is shortened
+        rows = [row for b in c.read(wide, [KEY_FIELD, "value"], 10) for row in b.to_pylist()]
+    assert rows == [{KEY_FIELD: deep, "value": "v"}]
