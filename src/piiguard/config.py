@@ -89,8 +89,11 @@ OPTION_KEYS = {
     "clickhouse": {"tcp_port", "config_dir"},
     "opensearch": {"tls", "cafile"},
     "mongodb": {"tls", "cafile", "auth_mechanism"},
-    "s3": {"tls", "cafile", "region"},
+    "s3": {"tls", "cafile", "region", "delimiter"},
+    "files": {"delimiter"},  # a CSV file's delimiter, else sniffed from its first lines: , ; tab |
 }
+# the delimiters a CSV may be forced to (piiguard.connectors.files): the character, or its name
+DELIMITER_CHOICES = (",", ";", "|", "\t", "\\t", "tab", "comma", "semicolon", "pipe")
 for _engine, _keys in TLS_OPTION_KEYS.items():  # each engine's TLS settings (piiguard.engines.tls)
     OPTION_KEYS.setdefault(_engine, set()).update(_keys)
 BOOL_OPTIONS = {"tls"} | TLS_BOOL_KEYS
@@ -243,7 +246,7 @@ def _check_option_values(options: Mapping[str, str], where: str, problems: _Prob
     for key in BOOL_OPTIONS & set(options):
         if options[key].lower() not in ("true", "false"):
             problems.add(f"{where}.{key}" if where.endswith("options") else where, f"{key}: expected true or false")
-    for key, choices in TLS_CHOICES.items():
+    for key, choices in {**TLS_CHOICES, "delimiter": DELIMITER_CHOICES}.items():
         if key in options and options[key] not in choices:
             problems.add(f"{where}.{key}" if where.endswith("options") else where,
                          f"{key}: expected one of {', '.join(choices)}")
