@@ -42,9 +42,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 from piiguard.engines.tls import BOOL_KEYS as TLS_BOOL_KEYS
+from piiguard.engines.tls import CA_KEYS as TLS_CA_KEYS
 from piiguard.engines.tls import CHOICES as TLS_CHOICES
 from piiguard.engines.tls import OPTION_KEYS as TLS_OPTION_KEYS
-from piiguard.engines.tls import REQUIRE_LEVELS
+from piiguard.engines.tls import REQUIRE_LEVELS, ca_problem
 from piiguard.errors import ConfigError
 from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
@@ -739,6 +740,10 @@ def missing_secrets(stores: Sequence[Store], alerts: Sequence[Mapping[str, Any]]
             out.append(f"stores[{i}].password_env: {store.password_env} is not set")
         if store.password_file and not Path(store.password_file).is_file():
             out.append(f"stores[{i}].password_file: {store.password_file} does not exist")
+        for key in TLS_CA_KEYS:
+            problem = ca_problem(store.options[key]) if store.options.get(key) else None
+            if problem:
+                out.append(f"stores[{i}].options.{key}: the CA file {store.options[key]} {problem}")
     out += _unset_env_refs(list(alerts), "alerts")
     out += _unset_env_refs(respond or {}, "respond")
     return out
