@@ -422,3 +422,28 @@ def test_redis_key_of_ten_thousand_segments_does_not_stop_the_scan(kv: tuple[Ser
         (wide,) = [i for name, i in infos.items() if name != "customer:*"]  # its name is shortened
         rows = [row for b in c.read(wide, [KEY_FIELD, "value"], 10) for row in b.to_pylist()]
     assert rows == [{KEY_FIELD: deep, "value": "v"}]
+
+
+@pytest.mark.parametrize(("user", "password"), [("default", "not-the-password"), ("nobody", PASSWORD)],
+                         ids=["wrong-password", "unknown-user"])
+def test_clickhouse_refused_credentials_are_an_authentication_failure(
+        olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch,
+        user: str, password: str) -> None:
+    """ClickHouse's auth codes (193 wrong password, 192 unknown user, 516 on newer servers) are an
+    AuthenticationFailed with a hint, over HTTP and the native port, not "ClickHouse refused (Code: 193)"."""
+    from piiguard.engines import clickhouse as engine
+    from piiguard.errors import AuthenticationFailed
+
+    server = olap[0]
+    monkeypatch.setenv(CH_ENV, password)
+    store = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user=user, password_env=CH_ENV)
+    with pytest.raises(AuthenticationFailed) as http:
+        engine.post(store, "SELECT 1", timeout=10)
+    assert "credentials" in http.value.detail and "password_env" in (http.value.hint or "")
+    assert password not in str(http.value)
+    client = engine.native(store, 10, port=server.tcp_port, user=user, password=password)  # type: ignore[attr-defined]
+    with pytest.raises(AuthenticationFailed) as native:
+        engine.native_call(store, 10, client, "SELECT 1")
+    assert "password_env" in (native.value.hint or "") and password not in str(native.value)
+    (problem,) = scan([store], sample_size=10).stores[0].problems
+    assert "refused the credentials" in problem.message and "password_env" in (problem.hint or "")
