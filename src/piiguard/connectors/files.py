@@ -16,6 +16,11 @@ under it (:func:`piiguard.connectors.labels.header_is_data`); otherwise the colu
 ``col_2`` … and the first row is read as a record. Every name passes
 :func:`~piiguard.connectors.labels.label`.
 
+**A CSV's delimiter is found, not assumed**: ``,`` ``;`` (the usual European export) tab or ``|``,
+whichever splits the header and the most of the first 50 rows into as many fields, quoted fields read
+as quoted (:func:`sniff_delimiter`; a tie goes to tab for ``.tsv``, else ``,``). The store option
+``delimiter`` forces one.
+
 **Nothing is left out silently.** Rows with the wrong number of fields, lines longer than 1 MiB,
 JSON lines that do not parse, are not objects or nest deeper than 64 levels, values that are not
 valid UTF-8, and a file that ends early (truncated Parquet) are counted per reason; the scan reports
