@@ -57,8 +57,12 @@ def check_store(store: Store, *, timeout: float = 5.0, only: Sequence[str] = ())
     ids = sorted((i for i in check_ids(store.engine) if (not only or i in only) and checks.get(i).applies(store)),
                  key=lambda i: (checks.get(i).vantage is not Vantage.OUTSIDE, i))
     if store.engine not in targets or not ids:
-        return [Finding(f"{store.engine}.*", store.name, Status.ERROR, Severity.INFO, Vantage.OUTSIDE,
-                        f"no checks for engine {store.engine}", f"piiguard has no checks for {store.engine} yet")]
+        # An engine with nothing to check (files, sqlite: no server, no network) is decided, as a check with
+        # no meaning on a variant is: not-applicable, never counted as a failure or an undecided check.
+        why = (f"piiguard has no checks for {store.engine} stores: they have no server to check"
+               if store.engine not in targets else "none of the selected checks applies to this store")
+        return [Finding(f"{store.engine}.*", store.name, Status.NOT_APPLICABLE, Severity.INFO, Vantage.OUTSIDE,
+                        f"no checks for engine {store.engine}", why)]
     target = targets.get(store.engine)(store, timeout=timeout)
     unreachable: StoreUnreachable | None = None
     # A store whose required TLS its settings do not give is not connected to by any check, outside

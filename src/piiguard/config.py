@@ -42,9 +42,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 from piiguard.engines.tls import BOOL_KEYS as TLS_BOOL_KEYS
+from piiguard.engines.tls import CA_KEYS as TLS_CA_KEYS
 from piiguard.engines.tls import CHOICES as TLS_CHOICES
 from piiguard.engines.tls import OPTION_KEYS as TLS_OPTION_KEYS
-from piiguard.engines.tls import REQUIRE_LEVELS
+from piiguard.engines.tls import REQUIRE_LEVELS, ca_problem
 from piiguard.errors import ConfigError
 from piiguard.model import Store
 from piiguard.policy import Policy, parse_policy
@@ -89,8 +90,11 @@ OPTION_KEYS = {
     "clickhouse": {"tcp_port", "config_dir"},
     "opensearch": {"tls", "cafile"},
     "mongodb": {"tls", "cafile", "auth_mechanism"},
-    "s3": {"tls", "cafile", "region"},
+    "s3": {"tls", "cafile", "region", "delimiter"},
+    "files": {"delimiter"},  # a CSV file's delimiter, else sniffed from its first lines: , ; tab |
 }
+# the delimiters a CSV may be forced to (piiguard.connectors.files): the character, or its name
+DELIMITER_CHOICES = (",", ";", "|", "\t", "\\t", "tab", "comma", "semicolon", "pipe")
 for _engine, _keys in TLS_OPTION_KEYS.items():  # each engine's TLS settings (piiguard.engines.tls)
     OPTION_KEYS.setdefault(_engine, set()).update(_keys)
 BOOL_OPTIONS = {"tls"} | TLS_BOOL_KEYS
@@ -243,7 +247,7 @@ def _check_option_values(options: Mapping[str, str], where: str, problems: _Prob
     for key in BOOL_OPTIONS & set(options):
         if options[key].lower() not in ("true", "false"):
             problems.add(f"{where}.{key}" if where.endswith("options") else where, f"{key}: expected true or false")
-    for key, choices in TLS_CHOICES.items():
+    for key, choices in {**TLS_CHOICES, "delimiter": DELIMITER_CHOICES}.items():
         if key in options and options[key] not in choices:
             problems.add(f"{where}.{key}" if where.endswith("options") else where,
                          f"{key}: expected one of {', '.join(choices)}")
@@ -736,6 +740,10 @@ def missing_secrets(stores: Sequence[Store], alerts: Sequence[Mapping[str, Any]]
             out.append(f"stores[{i}].password_env: {store.password_env} is not set")
         if store.password_file and not Path(store.password_file).is_file():
             out.append(f"stores[{i}].password_file: {store.password_file} does not exist")
+        for key in TLS_CA_KEYS:
+            problem = ca_problem(store.options[key]) if store.options.get(key) else None
+            if problem:
+                out.append(f"stores[{i}].options.{key}: the CA file {store.options[key]} {problem}")
     out += _unset_env_refs(list(alerts), "alerts")
     out += _unset_env_refs(respond or {}, "respond")
     return out

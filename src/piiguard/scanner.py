@@ -140,9 +140,15 @@ def _classify_collection(
             feed(batch)
     fields = [classifier.decide(st, store, shown) for st in states.values()]
     fields = link_customer_identifier(fields, states, info.primary_key)
-    problems = [Problem(ProblemKind.COLLECTION, store, f"{count:,} {reason} skipped; {rows:,} row(s) read", shown,
-                        "the rest was classified; repair or re-export the data to have it all read")
-                for reason, count in sorted(skipped.items())]
+    if rows == 0 and skipped:  # nothing was read: say so, not "the rest was classified"
+        problems = [Problem(ProblemKind.COLLECTION, store, f"no row could be read: {count:,} {reason} skipped", shown,
+                            "nothing in it was classified; check the file's format (for a CSV, its delimiter: "
+                            "set the store option delimiter) or repair or re-export the data")
+                    for reason, count in sorted(skipped.items())]
+    else:
+        problems = [Problem(ProblemKind.COLLECTION, store, f"{count:,} {reason} skipped; {rows:,} row(s) read",
+                            shown, "the rest was classified; repair or re-export the data to have it all read")
+                    for reason, count in sorted(skipped.items())]
     problems += [Problem(ProblemKind.COLLECTION, store, f"reading stopped: {why}; {rows:,} row(s) read before it",
                          shown, "the rows before it were classified; repair or re-export the data")
                  for why in stopped]

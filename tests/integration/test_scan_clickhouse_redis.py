@@ -475,3 +475,53 @@ def test_clickhouse_tables_named_by_emails_are_scoped_each_by_label(
         with pytest.raises(UsageError) as exc:
             find_collection(c, "<email>~7")
         assert not [o for o in owners if o in f"{exc.value} {exc.value.hint}"]
+def test_redis_key_of_ten_thousand_segments_does_not_stop_the_scan(kv: tuple[Server, dict[str, list[Any]]],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One key of 10,000 ``:`` places once made the whole store unscannable (a RecursionError); now it is
+    a collection like any other and the other keys are scanned."""
+    server, _ = kv
+    r = redis.Redis(host="127.0.0.1", port=server.port, username=REDIS_ADMIN, password=PASSWORD, db=6)
+    deep = ":".join(["x"] + [str(i) for i in range(10_000)])
+    r.flushdb()
+    r.set(deep, "v")
+    for i in range(5):
+        r.hset(f"customer:cust-{i}", mapping={"email": f"user{i}@example.com"})
+    r.close()
+    store = Store("cache", "redis", host="127.0.0.1", port=server.port, user=REDIS_ADMIN, password_env=REDIS_ENV,
+                  database="6")
+    monkeypatch.setenv(REDIS_ENV, PASSWORD)
+    result = scan([store], sample_size=100).stores[0]
+    assert result.problems == ()
+    by_name = {c.name: c for c in result.collections}
+    assert by_name["customer:*"].rows_estimate == 5
+    assert {f.field: f.pii_type for f in by_name["customer:*"].fields if f.pii_type}["email"] == "email"
+    with Redis(store) as c:
+        infos = {i.name: i for i in c.collections()}
+        (wide,) = [i for name, i in infos.items() if name != "customer:*"]  # its name is shortened
+        rows = [row for b in c.read(wide, [KEY_FIELD, "value"], 10) for row in b.to_pylist()]
+    assert rows == [{KEY_FIELD: deep, "value": "v"}]
+
+
+@pytest.mark.parametrize(("user", "password"), [("default", "not-the-password"), ("nobody", PASSWORD)],
+                         ids=["wrong-password", "unknown-user"])
+def test_clickhouse_refused_credentials_are_an_authentication_failure(
+        olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch,
+        user: str, password: str) -> None:
+    """ClickHouse's auth codes (193 wrong password, 192 unknown user, 516 on newer servers) are an
+    AuthenticationFailed with a hint, over HTTP and the native port, not "ClickHouse refused (Code: 193)"."""
+    from piiguard.engines import clickhouse as engine
+    from piiguard.errors import AuthenticationFailed
+
+    server = olap[0]
+    monkeypatch.setenv(CH_ENV, password)
+    store = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user=user, password_env=CH_ENV)
+    with pytest.raises(AuthenticationFailed) as http:
+        engine.post(store, "SELECT 1", timeout=10)
+    assert "credentials" in http.value.detail and "password_env" in (http.value.hint or "")
+    assert password not in str(http.value)
+    client = engine.native(store, 10, port=server.tcp_port, user=user, password=password)  # type: ignore[attr-defined]
+    with pytest.raises(AuthenticationFailed) as native:
+        engine.native_call(store, 10, client, "SELECT 1")
+    assert "password_env" in (native.value.hint or "") and password not in str(native.value)
+    (problem,) = scan([store], sample_size=10).stores[0].problems
+    assert "refused the credentials" in problem.message and "password_env" in (problem.hint or "")

@@ -80,3 +80,37 @@ def test_no_id_email_or_number_in_a_pattern(shapes: list[tuple[list[str], str, l
 def test_many_distinct_words_at_one_place_are_a_wildcard(names: list[str]) -> None:
     keys = [f"user:{n}:profile" for n in names for _ in range(MIN_KEYS)]
     assert set(group(keys)) == {"user:*:profile"}
+
+
+_segment = st.one_of(_word, _id, st.just(""))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=1, max_value=10_000), _segment, _segment), min_size=1, max_size=4),
+       st.lists(st.tuples(_word, _id), min_size=0, max_size=10))
+def test_keys_of_thousands_of_segments_are_grouped_and_assigned(
+        deep: list[tuple[int, str, str]], shallow: list[tuple[str, str]]) -> None:
+    """Grouping and assigning walk the segments without recursion: a key of 10,000 ``:`` places is a key
+    like any other, and the keys beside it keep their patterns."""
+    keys = [":".join([first, *([middle] * (n - 1))]) for n, first, middle in deep]
+    keys += [f"{w}:{i}" for w, i in shallow]
+    groups = group(keys)
+    patterns = Patterns(groups)
+    assert sorted(i for members in groups.values() for i in members) == list(range(len(keys)))
+    for pattern, members in groups.items():
+        for i in members:
+            assert pattern.count(":") == keys[i].count(":")
+            assert patterns.assign(keys[i]) == pattern
+        matcher = glob(pattern)
+        assert len(matcher) <= len(pattern)  # a run of * places is one short MATCH
+        assert matcher.count("*:*:*") == 0
+
+
+def test_a_deep_key_beside_ordinary_keys() -> None:
+    deep = ":".join(["x"] + [str(i) for i in range(10_000)])
+    keys = [f"session:cust-{i}" for i in range(5)] + [deep]
+    groups = group(keys)
+    assert set(groups) == {"session:*", ":".join(["*"] * 10_001)}
+    assert Patterns(groups).assign(deep) == ":".join(["*"] * 10_001)
+    assert glob(":".join(["*"] * 10_001)) == "*:*"
+    assert variable_part(":".join(["*"] * 10_001), deep) == deep

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from piiguard.config import parse_config, store_from_url
@@ -47,12 +49,14 @@ def test_bad_tls_settings_are_configuration_errors(url: str) -> None:
         store_from_url(url)
 
 
-def test_enforce_refuses_less_than_required_and_names_the_store() -> None:
+def test_enforce_refuses_less_than_required_and_names_the_store(tmp_path: Path) -> None:
     plain = Store("vault", "mysql", host="h", require_tls="verified")
     with pytest.raises(tls.TlsRefused, match=r"^vault: policy requires verified TLS") as raised:
         tls.enforce(plain)
     assert "ssl_ca" in (raised.value.hint or "")
-    tls.enforce(Store("vault", "mysql", host="h", options={"ssl_ca": "/ca.pem"}, require_tls="verified"))
+    (tmp_path / "ca.pem").write_text("")  # a CA file that exists: one that does not is a configuration error
+    tls.enforce(Store("vault", "mysql", host="h", options={"ssl_ca": str(tmp_path / "ca.pem")},
+                      require_tls="verified"))
     tls.enforce(Store("vault", "mysql", host="h", options={"ssl": "true", "ssl_verify": "false"},
                       require_tls="encrypted"))
     with pytest.raises(tls.TlsRefused):
@@ -86,7 +90,7 @@ def test_bad_store_require_tls_is_a_configuration_error() -> None:
 
 def test_an_unreadable_ca_file_is_a_configuration_error_naming_the_store() -> None:
     s = store_from_url("mariadb://u@h/db?ssl_ca=/nonexistent/ca.pem", name="ledger")
-    with pytest.raises(ConfigError, match=r"stores\.ledger: the CA file /nonexistent/ca\.pem cannot be read"):
+    with pytest.raises(ConfigError, match=r"stores\.ledger\.options\.ssl_ca: the CA file /nonexistent/ca\.pem does not exist"):
         tls.context(s)
 
 

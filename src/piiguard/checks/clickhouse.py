@@ -74,8 +74,8 @@ class ClickHouseTarget(Target):
         client = clickhouse.native(self.store, self.timeout, port=self.tcp_port)
         try:
             return bool(clickhouse.native_call(self.store, self.timeout, client, "SELECT 1") == [(1,)])
-        except ch_errors.ServerException:
-            return False  # authentication refused
+        except (ch_errors.ServerException, AuthenticationFailed):
+            return False  # authentication refused (native_call says so as AuthenticationFailed)
         except StoreUnreachable:
             raise
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:

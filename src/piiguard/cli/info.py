@@ -14,6 +14,18 @@ from piiguard.checker import check_ids
 from piiguard.checks.base import checks
 from piiguard.classify.detectors import detectors
 from piiguard.connectors.base import connectors
+from piiguard.errors import UsageError
+from piiguard.registry import Registry
+from piiguard.schema import did_you_mean
+
+
+def _known(registry: Registry[Any], name: str, kind: str, listing: str) -> None:
+    """An unknown name is a usage error (exit 2) with the closest known name, as ``validate`` says it."""
+    plugins.load()
+    if name not in registry:
+        raise UsageError(f"unknown {kind} {name!r}{did_you_mean(name, registry.names())}",
+                         hint=f"`piiguard list {listing}` lists them")
+
 
 list_app = typer.Typer(help="List registered plugins.", no_args_is_help=True)
 show_app = typer.Typer(help="Show one plugin's documentation.", no_args_is_help=True)
@@ -94,6 +106,8 @@ def _default(f: Any) -> str:
 @list_app.command("checks")
 def list_checks(engine: str = typer.Option(None, "--engine", help="only this engine's checks")) -> None:
     """Every security protocol piiguard checks."""
+    if engine is not None:
+        _known(connectors, engine, "engine", "connectors")
     table = Table("check", "severity", "vantage", "title")
     for check_id in check_ids(engine):
         cls = checks.get(check_id)
@@ -104,7 +118,7 @@ def list_checks(engine: str = typer.Option(None, "--engine", help="only this eng
 @show_app.command("check")
 def show_check(check_id: str) -> None:
     """A check's documentation: what it looks at, the risk, the fix, and its anchors."""
-    plugins.load()
+    _known(checks, check_id, "check", "checks")
     cls = checks.get(check_id)
     out = Console()
     out.print(f"[bold]{check_id}[/bold] — {cls.severity.value}, {cls.vantage.value}\n")
@@ -116,7 +130,7 @@ def show_check(check_id: str) -> None:
 @show_app.command("detector")
 def show_detector(name: str) -> None:
     """A detector's documentation, field-name context words and threshold."""
-    plugins.load()
+    _known(detectors, name, "detector", "detectors")
     d = detectors.get(name)
     out = Console()
     out.print(f"[bold]{d.name}[/bold]\n")
@@ -129,7 +143,7 @@ def show_detector(name: str) -> None:
 @show_app.command("connector")
 def show_connector(name: str) -> None:
     """A connector's documentation and the privileges it needs."""
-    plugins.load()
+    _known(connectors, name, "connector", "connectors")
     cls = connectors.get(name)
     out = Console()
     out.print(f"[bold]{name}[/bold]\n")
@@ -145,7 +159,7 @@ def show_responder(kind: str) -> None:
 
     from piiguard.response.responders import responders
 
-    plugins.load()
+    _known(responders, kind, "responder", "responders")
     cls = responders.get(kind)
     out = Console()
     out.print(f"[bold]{kind}[/bold] — works on {', '.join(cls.engines)} stores\n")

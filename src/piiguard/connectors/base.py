@@ -147,7 +147,10 @@ class Connector(ABC):
         return cls.read is not Connector.read
 
     def _cannot_read(self) -> UsageError:
-        able = ", ".join(n for n in connectors if connectors.get(n).reads_whole())
+        from piiguard import plugins  # here: plugins imports the connectors, this module among them
+
+        plugins.load()  # every connector, not only those imported so far (none, through the Python API)
+        able = ", ".join(sorted(n for n in connectors.names() if connectors.get(n).reads_whole()))
         return UsageError(f"engine {self.store.engine} cannot read a whole collection yet (no scope, no copy "
                           "from it)", hint=f"engines read whole: {able}")
 

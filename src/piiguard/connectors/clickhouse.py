@@ -50,7 +50,7 @@ from piiguard.connectors.base import (
 )
 from piiguard.connectors.labels import label
 from piiguard.engines import clickhouse
-from piiguard.errors import CollectionError, PermissionDenied, StoreError, UsageError
+from piiguard.errors import AuthenticationFailed, CollectionError, PermissionDenied, StoreError, UsageError
 from piiguard.model import CollectionInfo, Estimate
 from piiguard.registry import driver
 from piiguard.system import system_collection
@@ -66,7 +66,7 @@ NOT_READ_ENGINES = ("View", "LiveView", "WindowView", "MaterializedView", "Dicti
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 ARRAY_ITEMS = 1000  # items of one array value sampled
 MAX_ROWS_READ_PER_SAMPLED = 200  # a sample stops after this many rows read per row wanted
-ACCESS_DENIED = ("Code: 497", "Code: 192", "Code: 516")  # not enough privileges, unknown user, authentication
+ACCESS_DENIED = ("Code: 497",)  # not enough privileges (wrong credentials are AuthenticationFailed already)
 _WRAPPERS = ("Nullable", "LowCardinality", "SimpleAggregateFunction")
 
 
@@ -273,6 +273,8 @@ class ClickHouse(Connector):
         return _rows([line.encode() for line in body.split("\n") if line], self.store.name, where)
 
     def _refused(self, exc: StoreError, where: str | None) -> StoreError:
+        if isinstance(exc, AuthenticationFailed):
+            return exc
         if any(code in exc.detail for code in ACCESS_DENIED):
             return PermissionDenied(self.store.name, exc.detail, collection=where,
                                     hint="GRANT SELECT ON the database (and system tables) TO the scanning user")

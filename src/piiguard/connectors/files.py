@@ -16,6 +16,11 @@ under it (:func:`piiguard.connectors.labels.header_is_data`); otherwise the colu
 ``col_2`` … and the first row is read as a record. Every name passes
 :func:`~piiguard.connectors.labels.label`.
 
+**A CSV's delimiter is found, not assumed**: ``,`` ``;`` (the usual European export) tab or ``|``,
+whichever splits the header and the most of the first 50 rows into as many fields, quoted fields read
+as quoted (:func:`sniff_delimiter`; a tie goes to tab for ``.tsv``, else ``,``). The store option
+``delimiter`` forces one.
+
 **Nothing is left out silently.** Rows with the wrong number of fields, lines longer than 1 MiB,
 JSON lines that do not parse, are not objects or nest deeper than 64 levels, values that are not
 valid UTF-8, and a file that ends early (truncated Parquet) are counted per reason; the scan reports
@@ -303,6 +308,7 @@ class Files(Connector):
     def _reset(self) -> None:
         self._refused: dict[str, str] = {}  # collection → why it is not read (a link, not a regular file)
         self._layouts: dict[str, tuple[list[str], bool]] = {}
+        self._delimiters: dict[str, str] = {}  # a CSV file's delimiter: the store's option, or sniffed
         self._troubled: set[str] = set()  # collections a reader had to skip parts of: no DuckDB count
 
     def _path(self, collection: CollectionInfo) -> Path:
@@ -399,14 +405,12 @@ class Files(Connector):
         if collection.name in self._layouts:
             return self._layouts[collection.name]
         head, whole = self._text_head(collection)
-        delimiter = "\t" if _tsv(collection.name) else ","
-        try:
-            rows = [r for r in csv.reader(io.StringIO(head.decode("utf-8-sig", "replace"), newline=""),
-                                          delimiter=delimiter) if r]
-        except csv.Error:
-            rows = []
-        if not whole and len(rows) > 1:
-            rows = rows[:-1]  # the probe may end inside the last row
+        text = head.decode("utf-8-sig", "replace")
+        forced = self.store.options.get("delimiter")
+        delimiter = DELIMITER_NAMES.get(forced, forced) if forced else sniff_delimiter(
+            text, whole, "\t" if _tsv(collection.name) else ",")
+        self._delimiters[collection.name] = delimiter
+        rows = _csv_rows(text, whole, delimiter)
         if not rows:
             layout: tuple[list[str], bool] = (["col_1"], False)
         else:
@@ -419,6 +423,12 @@ class Files(Connector):
             layout = (list(names), header)
         self._layouts[collection.name] = layout
         return layout
+
+    def _delimiter(self, collection: CollectionInfo) -> str:
+        if collection.name not in self._delimiters:
+            self._layouts.pop(collection.name, None)
+            self._layout(collection)
+        return self._delimiters[collection.name]
 
     def _stream(self, collection: CollectionInfo) -> Any:
         """The file's bytes, decompressed when its name says it is compressed."""
@@ -471,6 +481,7 @@ class Files(Connector):
 
     def _csv(self, collection: CollectionInfo, block_bytes: int, tally: Tally) -> Iterator[pa.RecordBatch]:
         names, header = self._layout(collection)
+        delimiter = self._delimiter(collection)
         ids = [f"c{i}" for i in range(len(names))]  # Arrow's own names: unique, and never a value
 
         def skip(_row: Any) -> str:
@@ -481,7 +492,7 @@ class Files(Connector):
         stream = io.BufferedReader(lines, 1 << 20)
         reader = pacsv.open_csv(
             stream, read_options=pacsv.ReadOptions(block_size=block_bytes, column_names=ids),
-            parse_options=pacsv.ParseOptions(delimiter="\t" if _tsv(collection.name) else ",",
+            parse_options=pacsv.ParseOptions(delimiter=delimiter,
                                              invalid_row_handler=skip, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={i: pa.string() for i in ids}, check_utf8=False,
                                                  strings_can_be_null=True))
@@ -705,7 +716,8 @@ class Files(Connector):
                 return None
             ids = ", ".join(f"'c{i}'" for i in range(len(names)))  # ours, as for Arrow: never a value
             field = f"c{names.index(field)}"
-            source = f"read_csv(?, all_varchar=true, header=false, skip=1, names=[{ids}])"
+            delim = self._delimiter(collection).replace("'", "''")
+            source = f"read_csv(?, all_varchar=true, header=false, skip=1, names=[{ids}], delim='{delim}')"
         exact = (collection.rows_estimate or 0) <= EXACT_DISTINCT_MAX_ROWS
         agg = "count(DISTINCT {})" if exact else "approx_count_distinct({})"
         col = '"' + field.replace('"', '""') + '"'
@@ -715,6 +727,44 @@ class Files(Connector):
         except duckdb.Error:
             return None
         return (int(row[0]), Estimate.EXACT if exact else Estimate.APPROXIMATE) if row else None
+
+
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+SNIFF_ROWS = 50
+
+
+def _csv_rows(text: str, whole: bool, delimiter: str, limit: int | None = None) -> list[list[str]]:
+    """The non-empty rows of a CSV head (quote-aware); the last one dropped when the head may end inside it."""
+    rows: list[list[str]] = []
+    try:
+        for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if r:
+                rows.append(r)
+            if limit is not None and len(rows) > limit:
+                break
+    except csv.Error:
+        pass
+    if (not whole or (limit is not None and len(rows) > limit)) and len(rows) > 1:
+        rows = rows[:-1]  # the probe may end inside the last row
+    return rows
+
+
+def sniff_delimiter(text: str, whole: bool, default: str) -> str:
+    """The delimiter of a CSV head among ``,`` ``;`` tab ``|``: the one that splits the header into
+    several fields and the most of the first rows into as many (quoted fields are read as quoted, so a
+    ``;`` inside ``"a;b"`` counts for nothing). On a tie, or when none splits the header, ``default``
+    (tab for a ``.tsv``, else ``,``)."""
+    best, best_score = default, (0.0, 0)
+    for d in (default, *[c for c in DELIMITERS if c != default]):
+        rows = _csv_rows(text, whole, d, SNIFF_ROWS)
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(len(r) == width for r in rows) / len(rows), width)
+        if score > best_score:  # the most consistent, then the widest; the default first on a tie
+            best, best_score = d, score
+    return best
 
 
 def _tsv(name: str) -> bool:

@@ -41,16 +41,20 @@ def is_data(segment: str) -> bool:
 
 
 def group(keys: Sequence[str]) -> dict[str, list[int]]:
-    """Patterns → the indices of the keys that have that shape (every key is in exactly one)."""
+    """Patterns → the indices of the keys that have that shape (every key is in exactly one).
+
+    A walk down the segments with a stack of its own, not recursion: a key of 10,000 segments is grouped
+    like any other (the order of the patterns is the depth-first order, words before ``*``)."""
     parts = [k.split(SEPARATOR) for k in keys]
     words = [[None if is_data(s) else s for s in p] for p in parts]
     out: dict[str, list[int]] = {}
-
-    def walk(members: list[int], depth: int, prefix: list[str]) -> None:
-        # iterative over depth for each branch; recursion depth is the number of segments
+    # a prefix is a chain (its last word, the rest): a deep key costs no copy of its prefix per segment
+    stack: list[tuple[list[int], int, tuple[str, object] | None]] = [(list(range(len(keys))), 0, None)]
+    while stack:
+        members, depth, prefix = stack.pop()
         ended = [i for i in members if len(parts[i]) == depth]
         if ended:
-            out.setdefault(SEPARATOR.join(prefix), []).extend(ended)
+            out.setdefault(_join(prefix), []).extend(ended)
         branches: dict[str | None, list[int]] = {}
         for i in members:
             if len(parts[i]) > depth:
@@ -62,13 +66,22 @@ def group(keys: Sequence[str]) -> dict[str, list[int]]:
             branches = {}
         for word in [w for w, kept in branches.items() if len(kept) < MIN_KEYS]:
             star += branches.pop(word)
-        for word, kept in sorted(branches.items(), key=lambda kv: str(kv[0])):
-            walk(kept, depth + 1, [*prefix, str(word)])
+        ordered = sorted(branches.items(), key=lambda kv: str(kv[0]))
+        later: list[tuple[list[int], int, tuple[str, object] | None]] = [
+            (kept, depth + 1, (str(word), prefix)) for word, kept in ordered]
         if star:
-            walk(sorted(star), depth + 1, [*prefix, WILDCARD])
-
-    walk(list(range(len(keys))), 0, [])
+            later.append((sorted(star), depth + 1, (WILDCARD, prefix)))
+        stack.extend(reversed(later))  # popped in the order a recursive walk would visit them
     return out
+
+
+def _join(prefix: tuple[str, object] | None) -> str:
+    segments: list[str] = []
+    while prefix is not None:
+        word, rest = prefix
+        segments.append(word)
+        prefix = rest  # type: ignore[assignment]
+    return SEPARATOR.join(reversed(segments))
 
 
 class Patterns:
@@ -83,26 +96,37 @@ class Patterns:
                 node = node.setdefault(s, {})  # type: ignore[assignment]
 
     def assign(self, key: str) -> str | None:
-        """The pattern ``key`` belongs to, or None if it has a shape no pattern has."""
+        """The pattern ``key`` belongs to, or None if it has a shape no pattern has.
+
+        A depth-first search with backtracking (a word before ``*`` at each place) on a stack of its own,
+        not recursion: a key of 10,000 segments is assigned like any other."""
         segments = key.split(SEPARATOR)
         root = self.tree.get(len(segments))
         if root is None:
             return None
+        path: list[str] = []
+        # one entry per place reached: the node there and the choices not tried yet
+        stack: list[tuple[dict[str, object], list[str]]] = [(root, self._choices(segments[0]))]
+        while stack:
+            node, choices = stack[-1]
+            if len(stack) > len(segments):  # every place has its segment
+                return SEPARATOR.join(path)
+            if not choices:
+                stack.pop()
+                if path:
+                    path.pop()
+                continue
+            choice = choices.pop(0)
+            child = node.get(choice)
+            if isinstance(child, dict):
+                path.append(choice)
+                depth = len(stack)
+                stack.append((child, self._choices(segments[depth]) if depth < len(segments) else []))
+        return None
 
-        def find(node: dict[str, object], depth: int) -> list[str] | None:
-            if depth == len(segments):
-                return []
-            word = segments[depth]
-            for choice in (word, WILDCARD) if word != WILDCARD and not is_data(word) else (WILDCARD,):
-                child = node.get(choice)
-                if isinstance(child, dict):
-                    rest = find(child, depth + 1)
-                    if rest is not None:
-                        return [choice, *rest]
-            return None
-
-        found = find(root, 0)
-        return None if found is None else SEPARATOR.join(found)
+    @staticmethod
+    def _choices(word: str) -> list[str]:
+        return [word, WILDCARD] if word != WILDCARD and not is_data(word) else [WILDCARD]
 
 
 def variable_part(pattern: str, key: str) -> str | None:
@@ -112,6 +136,16 @@ def variable_part(pattern: str, key: str) -> str | None:
 
 
 def glob(pattern: str) -> str:
-    """A Redis ``MATCH`` pattern that matches (at least) the keys of ``pattern``; its words escaped."""
-    return SEPARATOR.join(WILDCARD if s == WILDCARD else re.sub(r"([\\*?\[\]])", r"\\\1", s)
-                          for s in pattern.split(SEPARATOR))
+    """A Redis ``MATCH`` pattern that matches (at least) the keys of ``pattern``; its words escaped.
+
+    A run of ``*`` places is one ``*`` (a glob ``*`` matches ``:`` too): the keys it matches are a superset,
+    which :meth:`Patterns.assign` narrows, and a key of thousands of places gives a short ``MATCH``
+    (Redis refuses to match a pattern with very many ``*``)."""
+    out: list[str] = []
+    for s in pattern.split(SEPARATOR):
+        if s != WILDCARD:
+            out.append(re.sub(r"([\\*?\[\]])", r"\\\1", s))
+        elif len(out) < 2 or out[-1] != WILDCARD or out[-2] != WILDCARD:
+            out.append(s)
+        # a third * in a row adds nothing: ``*:*`` already matches any run of ':'-separated places
+    return SEPARATOR.join(out)

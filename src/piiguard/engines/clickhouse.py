@@ -22,8 +22,20 @@ from typing import IO, Any
 from piiguard.config import resolve_password
 from piiguard.engines import tls
 from piiguard.engines.deadline import deadline
-from piiguard.errors import StoreError, StoreUnreachable
+from piiguard.errors import AuthenticationFailed, StoreError, StoreUnreachable
 from piiguard.model import Store
+
+# ClickHouse's error codes for wrong credentials: 192 UNKNOWN_USER, 193 WRONG_PASSWORD, 194
+# REQUIRED_PASSWORD, 516 AUTHENTICATION_FAILED (20.x+ says this one whatever was wrong)
+AUTH_CODES = {192, 193, 194, 516}
+AUTH_HINT = "configure the store's user and password_env (a user allowed from this host)"
+
+
+def _code(text: str) -> int | None:
+    """The number in ``Code: 193`` (None if the answer is not ClickHouse's)."""
+    number = text.removeprefix("Code:").strip().rstrip(".")
+    return int(number) if number.isdigit() else None
+
 
 # clickhouse-driver logs a traceback for every failed connection; piiguard reports the failure itself
 logging.getLogger("clickhouse_driver.connection").setLevel(logging.CRITICAL)
@@ -56,6 +68,9 @@ def _errors(store: Store, collection: str | None) -> Iterator[None]:
         yield
     except urllib.error.HTTPError as exc:
         code = exc.read(200).decode("utf-8", "replace").split(",", 1)[0]  # "Code: 60"
+        if _code(code) in AUTH_CODES:  # the server's text names the user, never a value: keep only the code
+            raise AuthenticationFailed(store.name, f"the server refused the credentials ({code})",
+                                       hint=AUTH_HINT) from exc
         raise StoreError(store.name, f"ClickHouse refused ({code})", collection=collection) from exc
     except StoreUnreachable:
         raise
@@ -108,5 +123,13 @@ def native(store: Store, timeout: float, *, port: int, user: str = "default", pa
 
 
 def native_call(store: Store, timeout: float, client: Any, query: str) -> Any:
+    from clickhouse_driver.errors import ServerException
+
     with deadline(store, timeout, "native ClickHouse answer"):
-        return client.execute(query)
+        try:
+            return client.execute(query)
+        except ServerException as exc:
+            if exc.code in AUTH_CODES:
+                raise AuthenticationFailed(store.name, f"the server refused the credentials (Code: {exc.code})",
+                                           hint=AUTH_HINT) from exc
+            raise

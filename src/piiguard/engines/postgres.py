@@ -32,7 +32,7 @@ def tls_params(store: Store) -> dict[str, str]:
     """libpq's TLS parameters from the store's options (sslmode defaults to libpq's own, prefer)."""
     params = {"sslmode": store.options.get("sslmode", "prefer")}
     if store.options.get("sslrootcert"):
-        params["sslrootcert"] = store.options["sslrootcert"]
+        params["sslrootcert"] = tls.ca_file(store) or store.options["sslrootcert"]
     return params
 
 

@@ -70,11 +70,34 @@ def flag(store: Store, key: str, default: bool) -> bool:
     return default if value is None else value.lower() == "true"
 
 
+CA_KEYS = ("sslrootcert", "ssl_ca", "ssl_ca_certs", "ca_certs", "cafile", "tlsCAFile")  # the CA file options
+
+
 def ca_file(store: Store) -> str | None:
-    """The CA bundle the store's connection verifies against (None: the system's)."""
-    o = store.options
-    return o.get("sslrootcert") or o.get("ssl_ca") or o.get("ssl_ca_certs") or o.get("ca_certs") \
-        or o.get("cafile") or o.get("tlsCAFile")
+    """The CA bundle the store's connection verifies against (None: the system's). A file that does not
+    exist or cannot be read is a configuration error naming the option and the path, before any driver
+    turns it into one of its own."""
+    for key in CA_KEYS:
+        path = store.options.get(key)
+        if path:
+            problem = ca_problem(path)
+            if problem:
+                raise ConfigError([f"stores.{store.name}.options.{key}: the CA file {path} {problem}"],
+                                  hint="check the path in the store's TLS options (`piiguard validate` "
+                                       "lists every such file)")
+            return path
+    return None
+
+
+def ca_problem(path: str) -> str | None:
+    """Why a CA file cannot be used (``does not exist``, ``is not a file``, ``cannot be read``), or None."""
+    if not os.path.exists(path):
+        return "does not exist"
+    if not os.path.isfile(path):
+        return "is not a file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read"
+    return None
 
 
 def level(store: Store) -> TlsLevel:
@@ -114,7 +137,9 @@ def describe(store: Store) -> str:
 
 
 def enforce(store: Store) -> None:
-    """Refuse before connecting when the store's ``require_tls`` is above what its settings give."""
+    """Refuse before connecting when the store's ``require_tls`` is above what its settings give (every
+    engine calls this first, so a CA file option naming a missing file is said here too)."""
+    ca_file(store)
     if not store.require_tls:
         return
     need = TlsLevel(store.require_tls)
