@@ -206,7 +206,7 @@ def test_incident_open_and_report_leave_system_collections_out_unless_asked(tmp_
                                                               ["email", "ip-address", "nickname", "username"]]
     piiguard("incident", "report", "1", "--out", str(tmp_path / "one"))
     text = (tmp_path / "one" / "reports" / "gdpr-art33.md").read_text()
-    assert "- Categories of personal data: your e-mail address, nickname\n" in text
+    assert "- Categories of personal data: e-mail addresses, nickname\n" in text  # third person: for the authority
     assert ("- System collections, not counted (written by the engine, not customer data): "
             "security-auditlog-2026.12.02 (email, ip-address, username)\n") in text
     piiguard("incident", "report", "1", "--out", str(tmp_path / "all"), "--include-system")

@@ -372,26 +372,27 @@ def extract(doc: Any, wanted: Collection[str]) -> dict[str, Any]:
     slots: dict[str, dict[int, str | None]] = {}
     many: dict[str, list[str | None]] = {}
     lengths: dict[str, int] = {}
+    shapes: dict[str, tuple[int, str]] = {}  # path -> arrays it passed through, and the first one's path
 
-    def walk(value: Any, prefix: str, slot: int | None, depth: int) -> None:
+    def walk(value: Any, prefix: str, slot: int | None, depth: int, arrays: int = 0, array: str = "") -> None:
         if isinstance(value, dict | list) and depth >= MAX_DEPTH:
             return
         if isinstance(value, dict):
             for key, item in value.items():
                 name = label(str(key))
-                walk(item, f"{prefix}.{name}" if prefix else name, slot, depth + 1)
+                walk(item, f"{prefix}.{name}" if prefix else name, slot, depth + 1, arrays, array)
         elif isinstance(value, list):
             path = f"{prefix}[]"
             if slot is None:
                 lengths[path] = max(lengths.get(path, 0), len(value))
                 for i, item in enumerate(value):
-                    walk(item, path, i, depth + 1)
+                    walk(item, path, i, depth + 1, arrays + 1, path)
             else:
                 for item in value:
-                    walk(item, path, slot, depth + 1)
+                    walk(item, path, slot, depth + 1, arrays + 1, array)
         elif value is not None and prefix in want:
             text = _whole(value)
-            arrays = prefix.count("[]")
+            shapes.setdefault(prefix, (arrays, array))  # as found: a key may itself be spelt "[]"
             if arrays == 0:
                 if text is not None:
                     first.setdefault(prefix, text)
@@ -403,11 +404,11 @@ def extract(doc: Any, wanted: Collection[str]) -> dict[str, Any]:
     walk(doc, "", None, 0)
     out: dict[str, Any] = {}
     for path in wanted:
-        arrays = path.count("[]")
+        arrays, array = shapes.get(path, (path.count("[]"), ""))
         if arrays == 0:
             out[path] = first.get(path)
         elif arrays == 1:
-            length = lengths.get(_array_prefix(path))
+            length = lengths.get(array or _array_prefix(path))
             found = slots.get(path, {})
             out[path] = None if length is None else [found.get(i) for i in range(length)]
         else:
@@ -421,7 +422,8 @@ def documents_record_batch(docs: Sequence[Any], columns: Sequence[str]) -> pa.Re
     values: dict[str, list[Any]] = {c: [] for c in columns}
     for doc in docs:
         for path, value in extract(doc, columns).items():
-            values[path].append(value)
+            # a key spelt with "[]" holding a scalar: one item of its (list) column, never a type error
+            values[path].append([value] if isinstance(value, str) and "[]" in path else value)
     arrays = [pa.array(values[c], pa.list_(pa.string()) if "[]" in c else pa.string()) for c in columns]
     return pa.RecordBatch.from_arrays(arrays, names=list(columns))
 
