@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -97,6 +97,7 @@ def nested(depth: int, leaf: str) -> object:
 @SETTINGS
 @given(depths=st.lists(st.integers(0, 300), min_size=1, max_size=6), garbage=st.binary(max_size=64),
        leaf=values)
+@example(depths=[62], garbage=b"\xbb", leaf="jane.roe@example.org")  # Arrow passed over the lone bad line
 def test_generated_jsonl_nesting_and_bytes(depths: list[int], garbage: bytes, leaf: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "d"

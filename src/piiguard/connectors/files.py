@@ -527,8 +527,12 @@ class Files(Connector):
                                          read_options=pajson.ReadOptions(block_size=len(block) + 1))
             except pa.ArrowInvalid:
                 yield _json_lines(block, tally)
-            else:
-                yield from table.to_batches()
+                continue
+            if table.num_rows != block.count(b"\n") + (not block.endswith(b"\n")) and \
+                    table.num_rows != sum(1 for line in block.split(b"\n") if line.strip()):
+                yield _json_lines(block, tally)  # Arrow passed over a line (bytes that are not JSON): count it
+                continue
+            yield from table.to_batches()
 
     def _json_array(self, collection: CollectionInfo, tally: Tally) -> Iterator[Batch]:
         """A .json file holding one array of objects: parsed whole (it has no lines to stream by)."""
