@@ -170,7 +170,7 @@ def clickhouse(n: int) -> tuple[Result, Result]:
         pick = "[{}][1 + number % 8]".format
         for text in (f"CREATE TABLE customers ({', '.join(f + ' String' for f in FIELDS)}) ENGINE = MergeTree "
                      "ORDER BY customer_id",
-                     f"""INSERT INTO customers SELECT concat('cust-', leftPad(toString(number + 1), 8, '0')),
+                     f"""INSERT INTO customers SELECT concat('cust-', toString(100000000 + number + 1)),
                      concat('user', toString(number + 1), '@example.net'), {pick(", ".join(f"'{x}'" for x in FIRST))},
                      {pick(", ".join(f"'{x}'" for x in LAST))}, concat('+44 7700 ', toString(number % 1000000)),
                      {pick(", ".join(f"'{x}'" for x in CITY))} FROM system.numbers LIMIT {n}"""):
@@ -252,7 +252,7 @@ def s3(n: int) -> tuple[Result, Result]:
         _parquet(n, folder / "customers.parquet")
         server.client().create_bucket(Bucket="lake")
         server.client().upload_file(str(folder / "customers.parquet"), "lake", "customers.parquet")
-        ours = piiguard_read(server.store("lake", bucket="lake"), "customers.parquet")
+        ours = piiguard_read(server.store("lake", bucket="lake"), "lake/customers.parquet")
         fs = pyarrow.fs.S3FileSystem(access_key=server.access_key, secret_key=server.secret_key,
                                      endpoint_override=server.endpoint, region="us-east-1")
         with export() as (s, counted):
