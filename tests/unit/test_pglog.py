@@ -145,3 +145,18 @@ def test_only_whole_connection_messages_name_a_session(message: str, expected: t
     from piiguard.response.pglog import authorized
 
     assert authorized(message) == expected
+
+
+PADDING = "x" * 140_000  # past the csv module's default field limit (128 KiB)
+
+
+@pytest.mark.parametrize("text", [CSV, JSON], ids=["csvlog", "jsonlog"])
+def test_a_statement_padded_past_the_csv_field_limit_still_names_its_read(tmp_path: Path, text: str) -> None:
+    """A client padding its statement must not drop its own read, or the record after it, from evidence."""
+    log = tmp_path / "pg.log"
+    log.write_text(text.replace("SELECT 1", f"SELECT 1 /*{PADDING}*/") + text.replace("public.customers", "public.orders"))
+    store = Store("a", "postgres", options={"log_file": str(log), "log_format": "stderr", "log_line_prefix": "%m ",
+                                            "log_timezone": "Europe/Berlin"}, allowed_networks=("10.0.0.0/8",))
+    ev = PostgresLog().collect(store, datetime(2026, 11, 3, 7, 59, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC),
+                               tmp_path / "evidence")
+    assert ev.reads == {"198.51.100.7": ["public.customers", "public.orders"]}

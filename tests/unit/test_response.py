@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from piiguard.catalog import Catalog
 from piiguard.errors import ConfigError, UsageError
@@ -276,3 +278,29 @@ def test_an_operators_template_renders_sandboxed_with_the_flat_cost_shortcut(tmp
     path.write_text("Subject: x\n\n{% for %}\n")
     with pytest.raises(ConfigError, match="line 3"):
         notice_template(options)
+
+
+@given(st.text(max_size=40), st.sampled_from([",", ";", " ", "\r\n", "\n", "<", ">", "\t"]), st.text(max_size=40))
+def test_a_notice_goes_to_one_plain_address_or_none(before: str, mark: str, after: str) -> None:
+    """The customer data's e-mail value: one that could name a second recipient or end the headers is
+    never an address a notice is sent to."""
+    from piiguard.response.notices import one_address
+
+    assert not one_address(f"{before}a@x.de{mark}{after}b@y.de")
+    assert one_address("kunde@kunden-example.de") and one_address("jürgen@bücher.de")
+
+
+def test_authorization_servers_are_reached_without_an_environment_proxy() -> None:
+    """A proxy named by the environment would receive the client secret and the token, and could answer
+    the introspection itself: the opener piiguard starts with has none (urllib reads it at start)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import urllib.request; from piiguard.response import grants; "
+             "print(sum(bool(getattr(h, 'proxies', None)) for h in grants._OPENER.handlers), "
+             "bool(urllib.request.build_opener().handlers and any(getattr(h, 'proxies', None) "
+             "for h in urllib.request.build_opener().handlers)))")
+    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.split() == ["0", "True"], done.stderr  # urllib's own opener would use it; ours does not

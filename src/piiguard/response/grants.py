@@ -220,7 +220,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)  # replaces the default redirect handler; the rest as urlopen
+# replaces the default redirect handler, and no proxy from the environment: a proxy would receive the
+# client secret and the token, and could answer the introspection itself
+_OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
 
 
 def _invalid_client(answer: bytes) -> bool:

@@ -17,6 +17,7 @@ import contextlib
 import email.utils
 import json
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -266,6 +267,18 @@ class NoticeOptions:
         return options_from(cls, raw, "respond.notices")
 
 
+_PLAIN = r"[^\s@<>,;:\"()\[\]\\]+"
+_ONE_ADDRESS = re.compile(rf"{_PLAIN}@{_PLAIN}\.{_PLAIN}")
+
+
+def one_address(value: object) -> bool:
+    """Whether the customer data's e-mail value is exactly one plain address (``local@domain.tld``).
+    The value is the customers' own data: ``a@x.de, b@evil.example`` would copy a person's notice to
+    someone else, and a line break would end the headers; such a value counts as no address (the
+    person is counted "without an address"; the run goes on)."""
+    return isinstance(value, str) and _ONE_ADDRESS.fullmatch(value) is not None
+
+
 class _Contacts:
     """subject → (address, name): one read-only session for the whole run, one query per chunk.
 
@@ -316,7 +329,7 @@ class _Contacts:
             except self.mysql.errors() as exc:
                 raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
                                  collection=self.table) from exc
-            return {str(sid): (str(email), str(who or "")) for sid, email, who in found if email}
+            return {str(sid): (str(email), str(who or "")) for sid, email, who in found if one_address(email)}
         joined = JOIN.join(subjects)
         single = joined.count(JOIN) == len(subjects) - 1  # no identifier holds the separator
         try:
@@ -331,7 +344,7 @@ class _Contacts:
         except psycopg.Error as exc:
             raise StoreError(self.store.name, f"cannot read addresses ({type(exc).__name__})",
                              collection=self.table) from exc
-        return {sid: (str(email), str(who or "")) for sid, email, who in rows if email}
+        return {sid: (str(email), str(who or "")) for sid, email, who in rows if one_address(email)}
 
     def _type(self) -> str:
         schema, dot, table = self.table.rpartition(".")

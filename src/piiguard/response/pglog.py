@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -206,7 +207,11 @@ def _host_of(remote: str) -> str:
 
 
 def csv_rows(text: str) -> Iterator[list[str]]:
-    """CSV rows, skipping the malformed ones instead of stopping (clients write parts of a log)."""
+    """CSV rows, skipping the malformed ones instead of stopping (clients write parts of a log).
+
+    No limit on a field's length: the csv module's default (128 KiB) refuses a longer field, and a
+    client padding its statement past it would drop its own record, and the next one, from evidence."""
+    csv.field_size_limit(sys.maxsize)
     reader = csv.reader(io.StringIO(text, newline=""))
     for _ in range(text.count("\n") + text.count("\r") + 2):  # a row per line at most; the reader moves on
         try:
