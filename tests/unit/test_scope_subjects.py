@@ -136,6 +136,11 @@ def test_sessions_and_orders_count_their_customers_not_themselves(tmp_path: Path
     assert "raw.orders.jsonl" not in found.collections and "raw.orders.jsonl" not in found.not_scoped
     with pytest.raises(UsageError, match=r"respond\.scope"):
         scoped(tmp_path / "c", root, {"raw.orders.jsonl": "nope"})
+    # a key naming no collection (a missing suffix, a raw e-mail) is said, by its label, not silently unused
+    found, cat, _ = scoped(tmp_path / "d", root, {"raw.orders": "skip", "raw.ann.lee@example.org.jsonl": "email"})
+    cat.close()
+    unused = [w for w in found.warnings if "was not used" in w]
+    assert len(unused) == 2 and "raw.orders" in unused[1] and "ann.lee@example.org" not in " ".join(unused)
 
 
 def test_collections_identifying_people_by_different_kinds_warn(tmp_path: Path) -> None:

@@ -265,6 +265,13 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                                           f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in copies
                               if c["source_store"] == name and c["source_collection"] == collection]
+    visited = {f"{name}.{collection}" for name in incident["stores"] for collection in _holdings(
+        catalog, name, include_system)}
+    for where in sorted(chosen_by):
+        if where not in visited and any(where.startswith(f"{name}.") for name in incident["stores"]):
+            scope.warnings.append(f"respond.scope names {label(where)}, which is no collection with PII in this "
+                                  "incident's scan: its mapping was not used (the names are the scan's, as "
+                                  "`piiguard incident scope` lists them)")
     by_kind: dict[str, list[str]] = {}
     for where, seen in scope.collections.items():
         by_kind.setdefault(seen["kind"], []).append(where)
