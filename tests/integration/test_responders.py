@@ -509,6 +509,8 @@ def test_postgres_subjects_match_exactly(postgres: Server, pg_password: str) -> 
         conn.execute("CREATE TABLE v (id varchar(4))")
         conn.execute("CREATE TABLE c (id char(6))")
         conn.execute("CREATE TABLE t (id text)")
+        conn.execute("CREATE TABLE u (id uuid)")
+        conn.execute("INSERT INTO u VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')")
         for v in VALUES_INT:
             conn.execute("INSERT INTO n VALUES (%s)", [v])
             conn.execute("INSERT INTO b VALUES (%s)", [v])
@@ -522,7 +524,7 @@ def test_postgres_subjects_match_exactly(postgres: Server, pg_password: str) -> 
     stored = {"n": VALUES_INT, "b": VALUES_INT, "t": VALUES_TEXT,
               "c": [s[:6] for s in VALUES_TEXT], "v": [s[:4] for s in VALUES_TEXT]}
     with d.connect(store, 10) as conn:
-        matches = {t: d.match(conn, d.table(t), t, "id") for t in stored}
+        matches = {t: d.match(conn, d.table(t), t, "id") for t in [*stored, "u"]}
 
         def found(table: str, subjects: list[str]) -> set[str]:
             condition, params = matches[table](subjects)
@@ -533,6 +535,9 @@ def test_postgres_subjects_match_exactly(postgres: Server, pg_password: str) -> 
         assert found("v", ["cust-001"]) == set()  # the varchar(4) cast would truncate it to 'cust'
         assert found("c", ["q7 "]) == set()  # char(6) pads
         assert found("t", ["aB3x"]) == {"aB3x"}
+        # a uuid column: a scope's mixed list (ids and e-mails) must not fail the batch's cast; either case matches
+        uid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        assert found("u", ["alice@x.example", uid.upper(), "{" + uid + "}"]) == {uid}
 
         @settings(max_examples=150, deadline=None)
         @given(st.lists(SUBJECT_TEXT, max_size=6))

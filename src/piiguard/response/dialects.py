@@ -99,6 +99,8 @@ class Postgres(Dialect):
         if typ in exact.INTEGER_BITS:  # '0042'::int would be 42: only canonical integers are sent
             bits = exact.INTEGER_BITS[typ]
             return lambda values: (f"{quoted} = ANY(%s::{typ}[])", [exact.integers(values, bits)])
+        if typ == "uuid":  # a subject that is no UUID would fail the whole batch's cast
+            return lambda values: (f"{quoted} = ANY(%s::uuid[])", [exact.uuids(values)])
         # the type's cast finds the candidates through the index (a varchar(n) cast truncates, a char(n)
         # pads, a nondeterministic collation folds); the value's text, in bytes, decides
         condition = f'{quoted} = ANY(%s::{typ.replace("%", "%%")}[]) AND ({quoted}::text COLLATE "C") = ANY(%s::text[])'

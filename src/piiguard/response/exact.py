@@ -5,6 +5,8 @@ value that *is* that id — never one a database's loose conversion makes equal 
   and digits without a leading zero, ASCII, no spaces, sign games (``+7``, ``-0``) or exponent, within
   the column's range. ``'7abc'``, ``'0042'``, ``'alice@x'`` match no integer (MariaDB would turn them into
   7, 42 and 0; PostgreSQL ``'0042'::int`` is 42); the SQL dialects send them as integers only.
+- A ``uuid`` column is matched by a UUID's canonical text in either case (``A0EEBC99-…`` is the same id
+  as ``a0eebc99-…``); any other subject can match no row and is not sent (it would fail the batch's cast).
 - A text column is compared byte for byte (no case folding, accent folding or trailing-space padding of
   a ``_ci`` or PAD SPACE collation); see :mod:`piiguard.response.dialects` for how each engine does it.
 """
@@ -38,3 +40,12 @@ def integer(value: object, bits: int = 64, unsigned: bool = False) -> int | None
 def integers(values: Iterable[object], bits: int = 64, unsigned: bool = False) -> list[int]:
     """The values that are canonical integers in range, as integers (the others can match no row)."""
     return [n for n in (integer(v, bits, unsigned) for v in values) if n is not None]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+
+
+def uuids(values: Iterable[object]) -> list[str]:
+    """The values that spell a UUID canonically (hyphenated, either case), lower-cased; the others can
+    match no ``uuid`` row."""
+    return [v.lower() for v in values if isinstance(v, str) and _UUID.fullmatch(v.lower())]
