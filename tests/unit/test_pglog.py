@@ -160,3 +160,20 @@ def test_a_statement_padded_past_the_csv_field_limit_still_names_its_read(tmp_pa
     ev = PostgresLog().collect(store, datetime(2026, 11, 3, 7, 59, tzinfo=UTC), datetime(2026, 11, 3, 8, 1, tzinfo=UTC),
                                tmp_path / "evidence")
     assert ev.reads == {"198.51.100.7": ["public.customers", "public.orders"]}
+
+
+@pytest.mark.parametrize(("statement", "named"), [
+    ("SELECT * FROM s1, s2", {"s1", "s2"}),
+    ("WITH a AS (SELECT 1) SELECT * FROM a, secrets", {"secrets"}),
+    ("SELECT 1 FROM/**/secrets", {"secrets"}),
+    ("SELECT * FROM(secrets)", {"secrets"}),
+    ("SELECT * FROM remote('h', db.t)", {"db.t"}),
+    ("SELECT * FROM t1 t, t2 AS u JOIN t3 ON 1", {"t1", "t2", "t3"}),
+    ('SELECT * FROM "db"."t" x, `d`.`u`', {"db.t", "d.u"}),
+], ids=["comma-list", "cte", "comment-glued", "parenthesised", "table-function", "aliases", "quoted"])
+def test_every_table_a_statement_reads_is_named(statement: str, named: set[str]) -> None:
+    """An outsider's statement shaped to hide a table (a comma list, a comment, parentheses, a table
+    function) still names it: evidence lists too many reads rather than hide one."""
+    from piiguard.response.evidence import tables
+
+    assert named <= set(tables(statement))

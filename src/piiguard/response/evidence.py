@@ -32,7 +32,7 @@ import hashlib
 import ipaddress
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -116,21 +116,60 @@ FROM = re.compile(rf'\b(?:FROM|JOIN)\s+({_IDENT}(?:\s*\.\s*{_IDENT})?)', re.IGNO
 _PART = re.compile(_IDENT)
 
 
+_NAME = re.compile(rf"\s*\(*\s*({_IDENT}(?:\s*\.\s*{_IDENT})?)")
+_ALIAS = re.compile(rf"\s+(?:AS\s+)?({_IDENT})", re.IGNORECASE)
+_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.DOTALL)
+_FROM_AT = re.compile(r"\b(?:FROM|JOIN)\b", re.IGNORECASE)
+_NOT_ALIAS = {"where", "join", "left", "right", "inner", "outer", "cross", "full", "on", "using", "group", "order",
+              "limit", "union", "final", "sample", "prewhere", "settings", "format", "natural", "straight_join",
+              "having", "window", "for", "into", "lateral", "except", "intersect", "array"}
+
+
+def _unquoted(name: str) -> str:
+    parts = []
+    for part in _PART.findall(name):
+        if part[:1] in ('"', "`") and len(part) > 1:
+            q = part[0]
+            part = re.sub(r"\\(.)", r"\1", part[1:-1].replace(q * 2, q))
+        parts.append(part)
+    return ".".join(parts)
+
+
+def _named(sql: str) -> Iterator[str]:
+    for at in _FROM_AT.finditer(sql):
+        pos = at.end()
+        while (name := _NAME.match(sql, pos)) is not None:
+            pos = name.end()
+            found = _unquoted(name.group(1))
+            if found and found.lower() not in ("select", "with", "values") and not found.startswith(("/*", "--")):
+                yield found
+            rest = sql[pos:pos + 1]
+            if rest == "(":  # a table function (remote('h', db.t), s3(…)): every dotted name in its arguments
+                close = sql.find(")", pos)
+                inner = sql[pos + 1:close if close >= 0 else len(sql)]
+                yield from (_unquoted(m) for m in re.findall(rf"{_IDENT}\s*\.\s*{_IDENT}", inner))
+                pos = close + 1 if close >= 0 else len(sql)
+            alias = _ALIAS.match(sql, pos)
+            if alias is not None and alias.group(1).lower() not in _NOT_ALIAS:
+                pos = alias.end()
+            comma = re.compile(r"\s*\)*\s*,").match(sql, pos)
+            if comma is None:
+                break
+            pos = comma.end()
+
+
 def tables(sql: str) -> list[str]:
-    """The tables a statement names after FROM or JOIN, unquoted (``"db"."t"``, `` `db`.`t` ``, ``db.t``)."""
-    out = []
-    # Comments and literals are not skipped: each dialect ends them differently (MySQL's /*! … */ runs,
-    # a standard string ends at \', "--" needs a space), and a read listed too many is better than one hidden.
-    for name in FROM.findall(sql):
-        parts = []
-        for part in _PART.findall(name):
-            if part[:1] in ('"', "`") and len(part) > 1:
-                q = part[0]
-                part = re.sub(r"\\(.)", r"\1", part[1:-1].replace(q * 2, q))
-            parts.append(part)
-        if parts and parts[0] and parts[0][:1] != "(":
-            out.append(".".join(parts))
-    return out
+    """The tables a statement names after FROM or JOIN, unquoted (``"db"."t"``, `` `db`.`t` ``, ``db.t``):
+    each of a comma list (``FROM s1, s2``), inside parentheses (``FROM(t)``), and the dotted names in a
+    table function's arguments (``remote('h', db.t)``).
+
+    The statement is read twice, as written and with its comments removed, and both readings count:
+    comments are not simply skipped (MySQL's ``/*! … */`` runs, ``FROM/**/t`` hides a name from one
+    reading only), because a read listed too many is better than one hidden."""
+    out: dict[str, None] = {}
+    for text in (sql, _COMMENT.sub(" ", sql)):
+        out.update(dict.fromkeys(_named(text)))
+    return list(out)
 
 
 AUDIT_AT = re.compile(r"(?:^|[A-Z][A-Z0-9]*:\s+)AUDIT: ")
