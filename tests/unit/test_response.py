@@ -278,6 +278,10 @@ def test_an_operators_template_renders_sandboxed_with_the_flat_cost_shortcut(tmp
     path.write_text("Subject: x\n\n{% for %}\n")
     with pytest.raises(ConfigError, match="line 3"):
         notice_template(options)
+    for broken in ("{{ 1/0 }}", "{{ '%s'|format(1, 2) }}", "{{ [][3] }}"):  # Python's own errors, not Jinja's
+        path.write_text(f"Subject: x\n\n{broken}\n")
+        with pytest.raises(ConfigError, match=r"respond\.notices\.template"):
+            _Letters(notice_template(options), {}, []).text(("email",), "Li")
 
 
 @given(st.text(max_size=40), st.sampled_from([",", ";", " ", "\r\n", "\n", "<", ">", "\t"]), st.text(max_size=40))

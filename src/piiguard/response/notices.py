@@ -387,7 +387,8 @@ class _Letters:
         except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:  # a variable's name, no value
             raise ConfigError([f"respond.notices.template: {exc.message}"],
                               hint="a notice template may use: " + ", ".join(NOTICE_VARIABLES)) from exc
-        except jinja2.TemplateError as exc:  # its text may hold a person's name: the kind only
+        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            # a template's own error ({{ 1/0 }}, a bad format): its text may hold a person's name, so the kind only
             raise ConfigError([f"respond.notices.template: cannot render ({type(exc).__name__})"]) from exc
         subject_line, _, body = text.partition("\n\n")
         return subject_line.removeprefix("Subject: "), body
