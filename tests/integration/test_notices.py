@@ -44,6 +44,7 @@ def test_spool_preview_and_headers(postgres: Server, shop: str, smtp_server: tup
                                    monkeypatch: pytest.MonkeyPatch, leaks: Leaks) -> None:
     monkeypatch.setenv(PW, PASSWORD)
     monkeypatch.setenv("PIIGUARD_NOTICES_KEY", KEY)
+    smtp_server[0].messages.clear()  # the session's server: earlier tests' messages are not this one's
     leaks.seed((f"buyer{g}@example.org" for g in range(1, PEOPLE + 1)), "email")
     prod = Store("prod", "postgres", host="127.0.0.1", port=postgres.port, database=shop, user="postgres",
                  password_env=PW)
@@ -132,14 +133,17 @@ def test_notices_read_addresses_from_mariadb(mariadb: Server, smtp_server: tuple
     monkeypatch.setenv(PW, PASSWORD)
     emails = [f"member{g}@example.org" for g in range(1, PEOPLE + 1)]
     leaks.seed(emails, "email")
-    table = f"members_{os.getpid()}"
+    # a database of its own: the session's MariaDB holds other tests' tables, which the scan would read too
+    database, table = f"notices_{os.getpid()}", "members"
     with my_connect(mariadb) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {table}")
-        cur.execute(f"CREATE TABLE {table} (customer_id VARCHAR(20) PRIMARY KEY, email TEXT, first_name TEXT)")
-        cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s)",
+        cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        cur.execute(f"CREATE DATABASE {database}")
+        cur.execute(f"CREATE TABLE {database}.{table} (customer_id VARCHAR(20) PRIMARY KEY, email TEXT, "
+                    "first_name TEXT)")
+        cur.executemany(f"INSERT INTO {database}.{table} VALUES (%s, %s, %s)",
                         [(f"cust-{g:06d}", e, f"Name{g}") for g, e in enumerate(emails, 1)])
     try:
-        shop = Store("shop", "mysql", host="127.0.0.1", port=mariadb.port, database="app", user="root",
+        shop = Store("shop", "mysql", host="127.0.0.1", port=mariadb.port, database=database, user="root",
                      password_env=PW)
         subjects = tmp_path / "private" / "subjects.csv"
         subjects.parent.mkdir()
@@ -154,6 +158,7 @@ def test_notices_read_addresses_from_mariadb(mariadb: Server, smtp_server: tuple
             write_subjects(found, subjects, key=KEY.encode())
             cat.set_scope(incident_id, keyed(found, KEY.encode()))
             box, port = smtp_server
+            box.messages.clear()  # the session's server: earlier tests' messages are not this one's
             options = notices.NoticeOptions(store="shop", table=table, subject_column="customer_id",
                                             email_column="email", name_column="first_name", smtp="127.0.0.1",
                                             port=port, rate=0, sender="privacy@camco.example")
@@ -166,4 +171,4 @@ def test_notices_read_addresses_from_mariadb(mariadb: Server, smtp_server: tuple
         assert any("Dear Name1," in m for m in box.messages)
     finally:
         with my_connect(mariadb) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"DROP DATABASE IF EXISTS {database}")
