@@ -24,7 +24,7 @@ from piiguard.checker import run_checks
 from piiguard.config import parse_config
 from piiguard.engines import postgres
 from piiguard.engines.tls import TlsRefused
-from piiguard.errors import CopyRefused, StoreUnreachable
+from piiguard.errors import ConfigError, CopyRefused, StoreUnreachable
 from piiguard.masking.pipeline import plan_copy, run_copy
 from piiguard.model import Status, Store
 
@@ -111,7 +111,8 @@ def test_verify_full_with_a_wrong_ca_fails_and_says_why(tls_pg: tuple[Server, Pa
 
 def test_a_missing_ca_file_fails_clearly(tls_pg: tuple[Server, Path, Path], tmp_path: Path) -> None:
     server, _, _ = tls_pg
-    with pytest.raises(StoreUnreachable, match="sslrootcert file cannot be read"):
+    # a configuration error naming the option and the path, before any connection (exit 2)
+    with pytest.raises(ConfigError, match=r"sslrootcert: the CA file .*nope\.crt does not exist"):
         postgres.connect(store(server, sslmode="verify-full", sslrootcert=str(tmp_path / "nope.crt")), 5)
 
 
