@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from piiguard.discovery.settings import DiscoverySettings, parse_discovery
 from piiguard.engines.tls import BOOL_KEYS as TLS_BOOL_KEYS
 from piiguard.engines.tls import CA_KEYS as TLS_CA_KEYS
 from piiguard.engines.tls import CHOICES as TLS_CHOICES
@@ -106,7 +107,7 @@ STORE_KEYS = {
     "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from", "require_tls",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
-TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "respond"}
+TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "respond", "discovery"}
 # Alert sinks for watch, one mapping each; a secret (a Slack webhook URL, an SMTP password) only by
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
@@ -142,6 +143,9 @@ class Config:
     # incident response: responders (kill switch), notices, contact; checked when an incident uses them
     # (piiguard.response.responders.build, piiguard.response.notices)
     respond: Mapping[str, Any] = field(default_factory=dict)
+    # discovery: the networks piiguard may sweep, how, and the fingerprint/canary key by reference
+    # (piiguard.discovery.settings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
 
     def store(self, name: str) -> Store | None:
         return next((s for s in self.stores if s.name == name), None)
@@ -571,10 +575,11 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
         problems.add("respond", "expected a mapping (responders, notices, contact)")
         respond = {}
     check_respond(respond, schema, names, problems.add, {s.name: s.engine for s in stores})
+    discovery = parse_discovery(data.get("discovery"), problems.add)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     stores = [policy.stamp(s) for s in stores]  # policy's require_tls rules, matched by tag, onto each store
-    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond)
+    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond, discovery)
 
 
 MAX_DEPTH = 64  # a configuration is a few levels deep; 10,000 ``[`` would exhaust Python's stack

@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar, cast
 
 from piiguard import safefile
 from piiguard.catalog import timeline as tl
+from piiguard.catalog.inventory import InventoryTables
 from piiguard.catalog.migrations import MIGRATIONS
 from piiguard.catalog.opening import APPLICATION_ID, State, default_path, inspect, resolve, too_new
 from piiguard.catalog.owners import Owner, RunStatus, current
@@ -83,7 +84,7 @@ def _action(method: _Method[P, R]) -> _Method[P, R]:
     return inner
 
 
-class Catalog:
+class Catalog(InventoryTables):
     """The catalog file. Opening it checks that it is piiguard's, then applies pending migrations.
 
     ``timeline_key`` signs incident timelines (bytes, or a function returning them); by default it is

@@ -224,4 +224,74 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (incident_id, seq)
     );
     """,
+    """
+    -- discovery (piiguard.discovery): what sweeps found, the fingerprints of registered collections,
+    -- canary customers and where they were seen or used, and which collections hold copies of which
+    CREATE TABLE discovered (
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        kind TEXT NOT NULL,            -- store | identify-only | not-a-store | unknown | tarpit
+        engine TEXT,
+        product TEXT,
+        version TEXT,
+        evidence TEXT NOT NULL DEFAULT '',
+        registered TEXT,               -- the configured store at this address when last seen, or NULL
+        open INTEGER NOT NULL DEFAULT 0,   -- an outside check that exposes failed: anyone who reaches it gets in
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        gone_since TEXT,               -- a later sweep found it closed
+        PRIMARY KEY (host, port)
+    );
+    CREATE TABLE fingerprints (
+        store TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        field TEXT NOT NULL,
+        kind TEXT NOT NULL,            -- key | email
+        key_id TEXT NOT NULL,          -- which key built it (a keyed hash of the key, never the key)
+        people INTEGER NOT NULL,       -- distinct values added
+        capacity INTEGER NOT NULL,
+        hashes INTEGER NOT NULL,
+        built TEXT NOT NULL,
+        bits BLOB NOT NULL,            -- the Bloom filter: keyed hashes' bit positions, never a value
+        PRIMARY KEY (store, collection, field)
+    );
+    CREATE TABLE canaries (
+        id INTEGER PRIMARY KEY,
+        store TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        nonce TEXT NOT NULL,           -- random: the values are derived from it and the key, never stored
+        key_id TEXT NOT NULL,
+        fields TEXT NOT NULL,          -- JSON {field: kind}
+        status TEXT NOT NULL,          -- planned | planted | removed
+        created TEXT NOT NULL,
+        planted TEXT,
+        removed TEXT,
+        digests BLOB NOT NULL          -- keyed hashes (32 bytes each) of every planted value, for matching
+    );
+    CREATE TABLE canary_hits (
+        id INTEGER PRIMARY KEY,
+        canary_id INTEGER NOT NULL REFERENCES canaries(id),
+        at TEXT NOT NULL,
+        channel TEXT NOT NULL,         -- http | smtp | scan
+        source TEXT NOT NULL,          -- the client's address:port, or the store.collection it was found in
+        detail TEXT NOT NULL DEFAULT '',
+        incident_id INTEGER REFERENCES incidents(id)
+    );
+    CREATE TABLE copy_links (
+        store TEXT NOT NULL,           -- a configured store's name or a discovered store's address
+        collection TEXT NOT NULL,
+        source_store TEXT NOT NULL,
+        source_collection TEXT NOT NULL,
+        via TEXT NOT NULL,             -- fingerprint | canary | copy-registry
+        fields TEXT NOT NULL,          -- JSON [[copy field, source field], ...]
+        people INTEGER NOT NULL,
+        share REAL NOT NULL,
+        sampled INTEGER NOT NULL,
+        matched INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (store, collection, source_store, source_collection, via)
+    );
+    """,
 )
