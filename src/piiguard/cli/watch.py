@@ -58,10 +58,14 @@ def watch(
     catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
     timeout: float = typer.Option(5.0, "--timeout", help="seconds to wait for each network step"),
 ) -> None:
-    """Re-check stores continuously; alert when a protection is removed or restored; record exposure windows."""
+    """Re-check stores continuously; alert when a protection is removed or restored; record exposure windows.
+    With discovery.every set, also sweep the allowed networks on that schedule and alert on new stores."""
     cfg = read_config(config)
     plugins.load()
-    stores = resolve_stores(targets or [], cfg)
+    sweeping = cfg is not None and cfg.discovery.every is not None
+    # a watch that only sweeps (discovery.every, no stores listed yet) is a watch too
+    stores = [] if sweeping and not targets and cfg is not None and not cfg.stores else \
+        resolve_stores(targets or [], cfg)
     flags: list[tuple[str, dict[str, Any]]] = [("--webhook", {"kind": "webhook", "webhook": url, "slack": slack})
                                                for url in webhook or []]
     if smtp:  # the flags become the same mappings as alerts: in piiguard.yaml, checked and built by the same code
@@ -89,6 +93,8 @@ def watch(
                  len(sinks), policy.containment, extra={"stores": len(stores), "containment": policy.containment})
         if once:
             watcher.cycle(inside=True)
+            if sweeping:  # one sweep too: --once is one of everything watch does
+                watcher.discovery().once(cat)
             watcher.deliver(overdue_too=True)  # each --once run is a retry: nothing waits for a backoff
             log.info("one cycle done", extra={"stores": len(stores)})
             if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean

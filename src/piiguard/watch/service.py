@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from piiguard.catalog import Catalog
 from piiguard.checker import check_ids, run_checks
@@ -30,8 +31,12 @@ from piiguard.contain.service import Containor
 from piiguard.model import Alert, Finding, Status, Store, Transition, Vantage
 from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import scan
+from piiguard.watch.discovery import DiscoveryLoop, start_trap
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
+
+if TYPE_CHECKING:
+    from piiguard.discovery.trap import Trap
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +111,16 @@ class Watcher:
         self.failed_deliveries = 0  # sends that failed since this watcher started (each is retried)
         self.undecided = 0  # checks the last cycle could not decide (an unreachable store): not clean
         self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
+        self.trap: Trap | None = None  # the canary trap, while run() serves it
+
+    @property
+    def sweeps(self) -> bool:
+        """Whether discovery sweeps with this watch (``discovery.every`` is set)."""
+        return self.config is not None and self.config.discovery.every is not None
+
+    def discovery(self) -> DiscoveryLoop:
+        assert self.config is not None
+        return DiscoveryLoop(self.config, self.catalog.path, list(self.sinks), self.stop)
 
     def outside_ids(self) -> list[str]:
         """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
@@ -185,6 +200,12 @@ class Watcher:
         rescans = threading.Thread(target=self._rescan_loop, args=(rescan_every,), name="piiguard-rescan",
                                    daemon=True)
         rescans.start()
+        sweeps = None
+        if self.sweeps:  # a sweep takes minutes on a big range: never in the probes' thread
+            sweeps = threading.Thread(target=self.discovery().run, name="piiguard-discovery", daemon=True)
+            sweeps.start()
+        if self.config is not None and self.config.discovery.canary.trap:
+            self.trap = start_trap(self.config, self.catalog.path, list(self.sinks))
         last_inside = float("-inf")
         while not self.stop.is_set():
             started = time.monotonic()
@@ -194,6 +215,10 @@ class Watcher:
                 last_inside = started
             pause = interval * random.uniform(0.8, 1.2) - (time.monotonic() - started)
             self.stop.wait(max(0.0, pause))
+        if self.trap is not None:
+            self.trap.stop()
+        if sweeps is not None:
+            sweeps.join(timeout=5)  # a sweep under way finishes its step; the thread is a daemon past that
         delivery.join(timeout=5)
 
     def _rescan_loop(self, every: float) -> None:

@@ -117,8 +117,12 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 _NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
+_EVENTS = {"opened": "opened", "resolved": "resolved", "discovered": "discovered", "canary-used": "used"}
+
+
 def slack_text(alert: dict[str, Any]) -> str:
-    what = "opened" if alert["event"] == "opened" else "resolved"
+    # opened / resolved for a check; discovered (a new store) and canary-used for discovery's alerts
+    what = _EVENTS.get(str(alert["event"]), "resolved")
     data = f" — holds {', '.join(ident(t) for t in alert['pii_types'])}" if alert.get("pii_types") else ""
     people = f" of ~{alert['subjects_estimate']:,} people" if alert.get("subjects_estimate") else ""
     return (f"[{ident(alert['severity'])}] {ident(alert['store'])}: {ident(alert['check'])} {what}{data}{people}. "
