@@ -273,8 +273,8 @@ def start_trap(config: Config, catalog_path: Path, sinks: Sequence[str]) -> Trap
     """Serve the canary trap (``discovery.canary.trap``); each hit becomes a ``canary-used`` alert
     queued for every sink. The key is the discovery key (``key_env`` / ``key_file``): a missing or
     short one is a ConfigError naming the setting, raised before watch starts."""
+    from piiguard.discovery import trap as traps  # loaded only when a trap is configured
     from piiguard.discovery.fingerprints import load_key
-    from piiguard.discovery.trap import Trap
 
     key = load_key(config.discovery)
 
@@ -286,7 +286,7 @@ def start_trap(config: Config, catalog_path: Path, sinks: Sequence[str]) -> Trap
         log.warning("alert: %s on %s (%s)", alert.check, alert.store, alert.severity.value,
                     extra={"check": alert.check, "store": alert.store, "event": alert.event})
 
-    trap = Trap(config.discovery.canary, catalog_path, key, on_hit)
+    trap = traps.Trap(config.discovery.canary, catalog_path, key, on_hit)
     trap.start()
     log.info("canary trap listening on %s", ", ".join(trap.addresses))
     return trap

@@ -31,7 +31,7 @@ from piiguard.contain.service import Containor
 from piiguard.model import Alert, Finding, Status, Store, Transition, Vantage
 from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import scan
-from piiguard.watch.discovery import DiscoveryLoop, start_trap
+from piiguard.watch.discovery import DiscoveryLoop, Sweep, default_sweep, start_trap
 from piiguard.watch.metrics import Metrics
 from piiguard.watch.sinks import AlertSink
 
@@ -102,7 +102,7 @@ class Watcher:
 
     def __init__(self, stores: Sequence[Store], catalog: Catalog, sinks: Sequence[AlertSink], *,
                  config: Config | None = None, timeout: float = 5.0, metrics: Metrics | None = None,
-                 containor: Containor | None = None) -> None:
+                 containor: Containor | None = None, sweep: Sweep | None = None) -> None:
         self.stores, self.catalog, self.config, self.timeout = list(stores), catalog, config, timeout
         self.sinks = {s.id: s for s in sinks}
         self.metrics = metrics or Metrics()
@@ -112,6 +112,7 @@ class Watcher:
         self.undecided = 0  # checks the last cycle could not decide (an unreachable store): not clean
         self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
         self.trap: Trap | None = None  # the canary trap, while run() serves it
+        self._sweep = sweep or default_sweep  # discovery's pipeline (a test gives its own)
 
     @property
     def sweeps(self) -> bool:
@@ -120,7 +121,7 @@ class Watcher:
 
     def discovery(self) -> DiscoveryLoop:
         assert self.config is not None
-        return DiscoveryLoop(self.config, self.catalog.path, list(self.sinks), self.stop)
+        return DiscoveryLoop(self.config, self.catalog.path, list(self.sinks), self.stop, sweep=self._sweep)
 
     def outside_ids(self) -> list[str]:
         """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
