@@ -131,9 +131,9 @@ class Watcher:
         """Probe (and audit, when ``inside``), record, queue alerts; returns the alerts queued."""
         started = time.monotonic()
         only = [] if inside else self.outside_ids()
-        run = run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout, only=only,
-                         record=False)
-        findings = list(run.findings)
+        # a watch that only sweeps (discovery.every, no store listed yet) has nothing to probe here
+        findings = list(run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout,
+                                   only=only, record=False).findings) if self.stores else []
         self.undecided = sum(1 for f in findings if f.status is Status.ERROR)
         exposed = exposure_state(self.stores, with_last_verdicts(findings, self._doors))
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
