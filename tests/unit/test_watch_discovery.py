@@ -234,3 +234,17 @@ def test_watch_without_discovery_settings_starts_no_sweep(tmp_path: Path) -> Non
             thread.join(timeout=10)
             assert alive and not thread.is_alive()
             assert ("piiguard-discovery" in names) is bool(expect) and (len(calls) >= 1) is bool(expect)
+
+
+def test_a_trap_hit_is_queued_as_a_canary_alert_for_every_sink(tmp_path: Path) -> None:
+    """The trap's callback (helper E's Trap calls it after recording the hit) queues one alert per sink."""
+    from piiguard.discovery.trap import Hit
+    from piiguard.watch.discovery import hit_handler
+
+    on_hit = hit_handler(tmp_path / "c.db", ["hook", "stdout"])
+    on_hit(Hit(1, "prod", "customers", "http", "127.0.0.9:41000", "2026-12-02T05:01:00+00:00", None))
+    on_hit(Hit(1, "prod", "customers", "http", "127.0.0.9:41000", "2026-12-02T05:01:00+00:00", None))  # a repeat
+    with Catalog(tmp_path / "c.db") as cat:
+        for sink in ("hook", "stdout"):
+            [(_, body, _)] = cat.pending(sink, "9999")
+            assert body["check"] == CANARY_USED and body["canary"]["source"] == "127.0.0.9:41000"

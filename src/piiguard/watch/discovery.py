@@ -277,16 +277,21 @@ def start_trap(config: Config, catalog_path: Path, sinks: Sequence[str]) -> Trap
     from piiguard.discovery.fingerprints import load_key
 
     key = load_key(config.discovery)
-
-    def on_hit(hit: Hit) -> None:
-        alert = canary_alert(hit.canary_id, hit.store, hit.collection, hit.channel, hit.source, hit.at,
-                             hit.incident_id)
-        with Catalog(catalog_path) as own:  # the trap's threads: a connection per hit
-            own.record_cycle([], lambda _changes: [alert], list(sinks), {})
-        log.warning("alert: %s on %s (%s)", alert.check, alert.store, alert.severity.value,
-                    extra={"check": alert.check, "store": alert.store, "event": alert.event})
-
+    on_hit = hit_handler(catalog_path, sinks)
     trap = traps.Trap(config.discovery.canary, catalog_path, key, on_hit)
     trap.start()
     log.info("canary trap listening on %s", ", ".join(trap.addresses))
     return trap
+
+
+def hit_handler(catalog_path: Path, sinks: Sequence[str]) -> Callable[[Hit], None]:
+    """What the trap calls once per recorded hit: a ``canary-used`` alert queued for every sink, in
+    the trap's thread (so with a connection of its own, opened per hit: hits are rare)."""
+    def on_hit(hit: Hit) -> None:
+        alert = canary_alert(hit.canary_id, hit.store, hit.collection, hit.channel, hit.source, hit.at,
+                             hit.incident_id)
+        with Catalog(catalog_path) as own:
+            own.record_cycle([], lambda _changes: [alert], list(sinks), {})
+        log.warning("alert: %s on %s (%s)", alert.check, alert.store, alert.severity.value,
+                    extra={"check": alert.check, "store": alert.store, "event": alert.event})
+    return on_hit

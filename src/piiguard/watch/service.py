@@ -196,6 +196,8 @@ class Watcher:
         """Cycle until :attr:`stop` is set: outside probes every ``interval`` (±20 % jitter), inside
         audits every ``inside_every``, sampled re-scans every ``rescan_every``; deliveries and re-scans
         in their own threads, so neither delays the probes."""
+        if self.config is not None and self.config.discovery.canary.trap:  # first: a missing key stops watch here
+            self.trap = start_trap(self.config, self.catalog.path, list(self.sinks))
         delivery = threading.Thread(target=self._deliver_loop, name="piiguard-delivery", daemon=True)
         delivery.start()
         rescans = threading.Thread(target=self._rescan_loop, args=(rescan_every,), name="piiguard-rescan",
@@ -205,8 +207,16 @@ class Watcher:
         if self.sweeps:  # a sweep takes minutes on a big range: never in the probes' thread
             sweeps = threading.Thread(target=self.discovery().run, name="piiguard-discovery", daemon=True)
             sweeps.start()
-        if self.config is not None and self.config.discovery.canary.trap:
-            self.trap = start_trap(self.config, self.catalog.path, list(self.sinks))
+        try:
+            self._cycle_loop(interval, inside_every)
+        finally:  # the trap's port is released however the loop ends
+            if self.trap is not None:
+                self.trap.stop()
+        if sweeps is not None:
+            sweeps.join(timeout=5)  # a sweep under way finishes its step; the thread is a daemon past that
+        delivery.join(timeout=5)
+
+    def _cycle_loop(self, interval: float, inside_every: float) -> None:
         last_inside = float("-inf")
         while not self.stop.is_set():
             started = time.monotonic()
@@ -216,11 +226,6 @@ class Watcher:
                 last_inside = started
             pause = interval * random.uniform(0.8, 1.2) - (time.monotonic() - started)
             self.stop.wait(max(0.0, pause))
-        if self.trap is not None:
-            self.trap.stop()
-        if sweeps is not None:
-            sweeps.join(timeout=5)  # a sweep under way finishes its step; the thread is a daemon past that
-        delivery.join(timeout=5)
 
     def _rescan_loop(self, every: float) -> None:
         while not self.stop.is_set():
