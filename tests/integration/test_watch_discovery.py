@@ -1,0 +1,181 @@
+"""``watch`` with ``discovery.every``: a Redis that starts listening in a watched range after watch
+started is a ``discovered`` alert at a real webhook within one sweep interval (plus slack for a loaded
+machine), naming its address and engine; being unregistered and open it gets an exposure window and
+an incident; stopped, the window closes. SIGTERM stops watch and its sweep thread cleanly.
+
+Needs helpers A (networks, sweep) and B (identify, outside checks) and C (inventory): until their
+work is merged the sweep raises and these tests fail with NotImplementedError in the watch's log.
+The trap test needs D (load_key) and E (Trap).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Listener
+from servers import free_port, missing
+
+from piiguard.catalog import Catalog  # only once watch has stopped: see read_only
+
+
+def read_only(path: Path, query: str) -> list[tuple[Any, ...]]:
+    """The running watch's catalog, read without a Catalog: a read-write connection that closes last in
+    its process may checkpoint and remove the -wal while watch still writes to it, and opening a Catalog
+    (its header check opens and closes the file) drops that process's SQLite locks, so it may look last."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+HOST = "127.0.0.5"  # a free loopback host of its own: nothing else of the suite listens there
+EVERY = 1.0
+SLACK = 20.0  # two cores shared by many: a sweep, its identify step and a delivery may wait their turn
+
+
+def port_on(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def until(condition: Callable[[], Any], seconds: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
+
+
+class OpenRedis:
+    """A Redis with no password on ``HOST`` (protected mode off): what someone left open."""
+
+    def __init__(self, port: int) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("Redis (Debian package redis-server)")
+        self.root = Path(tempfile.mkdtemp(prefix="piiguard-open-redis-", dir="/tmp"))
+        self.port = port
+        self.proc = subprocess.Popen([str(binary), "--port", str(port), "--bind", HOST, "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.root), "--protected-mode", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        until(self.listening, 15, "Redis listening")
+
+    def listening(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def watched(tmp_path: Path, listener: Listener) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    port = port_on(HOST)
+    catalog = tmp_path / "c.db"
+    config = tmp_path / "piiguard.yaml"
+    config.write_text(f"catalog: {catalog}\ndiscovery:\n  networks: [{HOST}/32]\n  ports: [{port}]\n"
+                      f"  every: {EVERY}\n  timeout: 1.0\n")
+    log = (tmp_path / "watch.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "piiguard", "-v", "watch", "-c", str(config), "--webhook",
+                             listener.url, "--interval", "0.5", "--timeout", "2", "--catalog", str(catalog)],
+                            env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc, port, catalog
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_a_new_open_store_alerts_within_one_sweep_and_its_window_opens_and_closes(
+        watched: tuple[subprocess.Popen[bytes], int, Path], listener: Listener, tmp_path: Path) -> None:
+    proc, port, catalog = watched
+    time.sleep(3 * EVERY)  # a few empty sweeps first: nothing listens, nothing is alerted
+    assert [a for a in listener.received if a["check"] == "discovery.new-store"] == []
+    assert proc.poll() is None, (tmp_path / "watch.log").read_text()[-2000:]
+    redis = OpenRedis(port)
+    try:
+        def alerts() -> list[dict[str, Any]]:
+            return [a for a in listener.received if a["check"] == "discovery.new-store"]
+
+        waited = until(alerts, EVERY + SLACK, "a new-store alert")
+        [alert] = alerts()
+        assert alert["discovery"]["address"] == f"{HOST}:{port}" and alert["discovery"]["engine"] == "redis"
+        assert alert["discovery"]["registered"] is None and alert["discovery"]["open"] is True
+        assert alert["severity"] == "critical" and alert["event"] == "discovered"
+        print(f"new-store alert {waited:.1f} s after Redis listened (sweep every {EVERY:.0f} s)")
+
+        def window() -> list[tuple[Any, ...]]:
+            return read_only(catalog, f"SELECT id, closed_at FROM exposures WHERE store = '{HOST}:{port}'")
+
+        until(window, SLACK, "an exposure window")
+        [(incident, exposure, end)] = read_only(catalog, "SELECT id, exposure_id, window_end FROM incidents "
+                                                         f"WHERE stores = '[\"{HOST}:{port}\"]'")
+        assert exposure == window()[0][0] and end is None
+    finally:
+        redis.stop()
+    until(lambda: window()[0][1] is not None, EVERY + SLACK, "the window closing")
+    until(lambda: read_only(catalog, f"SELECT window_end FROM incidents WHERE id = {incident}")[0][0] is not None,
+          SLACK, "the incident's window closing")
+    assert len([a for a in listener.received if a["check"] == "discovery.new-store"]) == 1
+    proc.send_signal(signal.SIGTERM)  # the sweep thread stops with the rest
+    assert proc.wait(timeout=15) == 0
+    with Catalog(catalog) as cat:  # all of it was kept
+        assert [e.closed_at is not None for e in cat.exposures()] == [True]
+        assert [d["gone_since"] is not None for d in cat.discovered(include_gone=True)] == [True]
+
+
+def test_the_trap_listens_while_watch_runs_and_a_missing_key_stops_it(tmp_path: Path, listener: Listener) -> None:
+    """Needs D (load_key) and E (Trap)."""
+    trap = free_port()
+    config = tmp_path / "piiguard.yaml"
+    body = (f"catalog: {tmp_path / 'c.db'}\ndiscovery:\n  networks: [{HOST}/32]\n  ports: [{port_on(HOST)}]\n"
+            f"  every: 60\n  key_env: PIIGUARD_T_KEY\n  canary:\n    domain: canary.example.com\n"
+            f"    trap: 127.0.0.1:{trap}\n")
+    config.write_text(body)
+    cmd = [sys.executable, "-m", "piiguard", "watch", "-c", str(config), "--webhook", listener.url, "--catalog",
+           str(tmp_path / "c.db")]
+    env = {k: v for k, v in os.environ.items() if k != "PIIGUARD_T_KEY"}
+    refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "PIIGUARD_T_KEY" in refused.stderr + refused.stdout
+    proc = subprocess.Popen(cmd, env={**env, "PIIGUARD_T_KEY": "k" * 32}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        def serving() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", trap), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+
+        until(serving, SLACK, "the trap listening")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert not serving()  # stopped with watch
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
