@@ -11,20 +11,19 @@ The trap test needs D (load_key) and E (Trap).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import Listener
-from servers import free_port, missing
+from open_redis import HOST, OpenRedis, port_on, until
+from servers import free_port
 
 from piiguard.catalog import Catalog  # only once watch has stopped: see read_only
 
@@ -41,52 +40,8 @@ def read_only(path: Path, query: str) -> list[tuple[Any, ...]]:
     finally:
         db.close()
 
-HOST = "127.0.0.5"  # a free loopback host of its own: nothing else of the suite listens there
 EVERY = 1.0
 SLACK = 20.0  # two cores shared by many: a sweep, its identify step and a delivery may wait their turn
-
-
-def port_on(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def until(condition: Callable[[], Any], seconds: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
-
-
-class OpenRedis:
-    """A Redis with no password on ``HOST`` (protected mode off): what someone left open."""
-
-    def __init__(self, port: int) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            missing("Redis (Debian package redis-server)")
-        self.root = Path(tempfile.mkdtemp(prefix="piiguard-open-redis-", dir="/tmp"))
-        self.port = port
-        self.proc = subprocess.Popen([str(binary), "--port", str(port), "--bind", HOST, "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.root), "--protected-mode", "no"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        until(self.listening, 15, "Redis listening")
-
-    def listening(self) -> bool:
-        try:
-            with socket.create_connection((HOST, self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture

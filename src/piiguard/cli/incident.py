@@ -159,11 +159,12 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
         head = cat.event(incident_id, "scoped", {"people": len(found.people), "by_type": counts,
                                                  "read": found.sources, "derived_copies": found.derived,
                                                  "limits": found.limits(), "records": found.records,
-                                                 "subject_file": mac})  # the list's keyed MAC, not its content
+                                                 "subject_file": mac,  # the list's keyed MAC, not its content
+                                                 "copy_of": found.copy_of})
         if fmt is Format.json:
             emit("scope", {"incident": incident_id, "people": len(found.people),
                            "by_type": dict(sorted(counts.items())), "read": list(found.sources),
-                           "derived_copies": list(found.derived), **found.limits(),
+                           "derived_copies": list(found.derived), "copy_of": list(found.copy_of), **found.limits(),
                            "not_counted": {} if include_system else {s: cat.system_pii(s) for s in incident["stores"]},
                            "subjects_file": str(out), "timeline_head": str(head) if head else None})
             return

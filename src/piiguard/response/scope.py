@@ -38,10 +38,11 @@ from piiguard.catalog import Catalog
 from piiguard.classify.engine import CUSTOMER_ID
 from piiguard.connectors.base import Connector, connectors, has_value
 from piiguard.connectors.labels import label
-from piiguard.errors import UsageError
+from piiguard.errors import PiiguardError, UsageError
 from piiguard.masking.pipeline import BatchMasker, FieldRule, find_collection, key_id
 from piiguard.model import CollectionInfo, Store
 from piiguard.registry import driver
+from piiguard.response.found import found_stores, held_by_links, lineage
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +65,8 @@ class Scope:
     collections: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_scoped: list[str] = field(default_factory=list)  # collections with PII but no field that names a person
     warnings: list[str] = field(default_factory=list)
+    # for a found (unregistered) store: what it copies, from its copy links ("ADDRESS coll: copy of …")
+    copy_of: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> dict[str, int]:
@@ -100,6 +103,7 @@ def scope_lines(scope: Scope) -> list[str]:
     if scope.unreadable:
         out.append(f"limit: {scope.unreadable:,} record(s) could not be read: not in the list")
     out += [f"warning: {w}" for w in scope.warnings]
+    out += scope.copy_of
     return out
 
 
@@ -221,11 +225,19 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
     scope = Scope()
     chosen_by = dict(subjects or {})
     copies = catalog.copies(status="active")
+    found = found_stores(catalog, incident["stores"], stores)  # discovered addresses, read as anyone could
     for name in incident["stores"]:
-        store = stores.get(name)
+        store = stores.get(name) or found.get(name)
         if store is None:
-            raise UsageError(f"store {name!r} is not in the configuration", hint="add it to piiguard.yaml")
-        held = _holdings(catalog, name, include_system)
+            raise UsageError(f"store {name!r} is not in the configuration nor in the inventory",
+                             hint="add it to piiguard.yaml (`piiguard adopt ADDRESS --name NAME`)")
+        links = catalog.links(store=name) if name in found else []
+        scope.copy_of += [f"{name} {line}" for line in lineage(links)]
+        held = _holdings(catalog, name, include_system) or (held_by_links(catalog, links) if name in found else {})
+        if not held and name in found:
+            raise UsageError(f"nothing says what {name} holds: it was never scanned and no copy link names a "
+                             "source", hint="adopt it (`piiguard adopt`) and scan it, or build fingerprints "
+                             "(`piiguard fingerprint build`) and run `piiguard discover` again")
         if not held:
             only_system = not include_system and catalog.system_pii(name)
             raise UsageError(f"the catalog holds no scan of {name} with PII" + (" outside its system collections"
@@ -234,33 +246,44 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
         for collection, fields in held.items():
             where = f"{name}.{collection}"
             copy = _copy_of(copies, name, collection)
-            with _opened(store, collection, timeout) as (connector, info):
-                # a document reader reads any path; a table's reader its columns (found without a sample)
-                labels = (_labels(copy) if copy is not None else dict(fields) if connector.reads_paths
-                          else _readable(fields, connector.columns(info)))
-                kinds = {f: shown.split(" (")[0] for f, shown in labels.items()}
-                chosen = chosen_by.get(where)
-                if chosen is not None and chosen != SKIP and chosen not in labels:
-                    raise UsageError(f"respond.scope: {where} has no PII field {label(chosen)!r} to identify people by",
-                                     hint=f"its fields: {', '.join(sorted(labels))}, or skip")
-                subject = _subject(kinds, collection=collection, primary_key=info.primary_key, chosen=chosen)
-                if subject is None:
-                    if chosen != SKIP:
-                        scope.not_scoped.append(where)
-                    continue
-                mapping = None
-                if copy is not None and copy["transforms"][subject]["masker"] != "keep":
-                    mapping = _unmask(copy, subject, stores, key, timeout)
-                # a copy's other identifiers are pseudonyms: only its subject traces back
-                spare = _fallback(kinds, subject) if copy is None else None
-                names = list(labels)
-                made: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
-                seen: dict[str, Any] = {"field": subject, "kind": kinds[subject], "records": 0, "unidentified": 0,
-                                        "unreadable": 0}
-                for batch in _scope_batches(connector, info, names, seen):
-                    seen["records"] += batch.num_rows
-                    seen["unidentified"] += _add(scope.people, batch, names, subject, labels, mapping, made, spare)
-                scope.collections[where] = seen
+            try:
+                with _opened(store, collection, timeout) as (connector, info):
+                    # a document reader reads any path; a table's reader its columns (found without a sample)
+                    labels = (_labels(copy) if copy is not None else dict(fields) if connector.reads_paths
+                              else _readable(fields, connector.columns(info)))
+                    kinds = {f: shown.split(" (")[0] for f, shown in labels.items()}
+                    chosen = chosen_by.get(where)
+                    if chosen is not None and chosen != SKIP and chosen not in labels:
+                        raise UsageError(f"respond.scope: {where} has no PII field {label(chosen)!r} to identify "
+                                         "people by", hint=f"its fields: {', '.join(sorted(labels))}, or skip")
+                    subject = _subject(kinds, collection=collection, primary_key=info.primary_key, chosen=chosen)
+                    if subject is None:
+                        if chosen != SKIP:
+                            scope.not_scoped.append(where)
+                        continue
+                    mapping = None
+                    if copy is not None and copy["transforms"][subject]["masker"] != "keep":
+                        mapping = _unmask(copy, subject, stores, key, timeout)
+                    # a copy's other identifiers are pseudonyms: only its subject traces back
+                    spare = _fallback(kinds, subject) if copy is None else None
+                    names = list(labels)
+                    made: dict[tuple[bool, ...], frozenset[str]] = {}  # few distinct sets: each stored once
+                    seen: dict[str, Any] = {"field": subject, "kind": kinds[subject], "records": 0, "unidentified": 0,
+                                            "unreadable": 0}
+                    for batch in _scope_batches(connector, info, names, seen):
+                        seen["records"] += batch.num_rows
+                        seen["unidentified"] += _add(scope.people, batch, names, subject, labels, mapping, made, spare)
+                    scope.collections[where] = seen
+            except UsageError:
+                raise  # the configuration's mistake, not the store's
+            except (PiiguardError, OSError) as exc:
+                if name not in found:
+                    raise
+                # a found store is nobody's to fix: it may be gone by now; say so, keep what it was known as
+                known = "; ".join(lineage(links)) or "no copy link"
+                scope.warnings.append(f"{name} could not be read now ({type(exc).__name__}): nobody in "
+                                      f"{label(collection)} is listed from it; last known: {known}")
+                continue
             scope.sources.append(where + (f" (copy {copy['id']} of {copy['source_store']}."
                                           f"{copy['source_collection']})" if copy else ""))
             scope.derived += [c["id"] for c in copies
