@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from piiguard import safefile
 from piiguard.catalog import timeline as tl
 from piiguard.catalog.inventory import InventoryTables
 from piiguard.catalog.migrations import MIGRATIONS
-from piiguard.catalog.opening import APPLICATION_ID, State, default_path, inspect, resolve, too_new
+from piiguard.catalog.opening import APPLICATION_ID, Inspection, State, default_path, inspect, resolve, too_new
 from piiguard.catalog.owners import Owner, RunStatus, current
 from piiguard.errors import CatalogError, PiiguardError
 from piiguard.model import Alert, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
@@ -44,6 +45,24 @@ _Method: TypeAlias = Callable[Concatenate["Catalog", P], R]
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# Catalog files this process has open, by (device, inode), with how many Catalogs hold each. Why:
+# inspect() reads the header with a plain open() and close(), and closing *any* descriptor of a file
+# drops every POSIX lock this process holds on it — SQLite's included. Another process (`piiguard
+# exposures` beside a running watch) then looks like the last connection, checkpoints and removes the
+# -wal that watch still writes to, and what watch commits after that is lost. A file this process has
+# open was inspected when it was first opened; it is not opened again behind SQLite's back.
+_OPEN: dict[tuple[int, int], int] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)  # a stat opens no descriptor
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -100,7 +119,11 @@ class Catalog(InventoryTables):
             if name.is_symlink():  # SQLite would write through it (its -wal and -shm too)
                 raise CatalogError(f"{name} is a symbolic link; nothing was written",
                                    hint="name the real file: piiguard never writes through links")
-        found = inspect(self.path)  # read-only: a file that is not ours is refused before any write
+        self._id: tuple[int, int] | None = None
+        with _OPEN_LOCK:
+            held = _file_id(self.path) in _OPEN
+        # read-only: a file that is not ours is refused before any write (once per process: see _OPEN)
+        found = Inspection(State.OURS, 0) if held else inspect(self.path)
         try:
             if found.state is State.NEW:
                 safefile.ensure_private_file(self.path)  # SQLite gives -wal and -shm the database file's mode
@@ -119,6 +142,10 @@ class Catalog(InventoryTables):
         except (sqlite3.Error, OSError) as exc:
             self.db.close()
             raise self._open_error(exc) from exc
+        with _OPEN_LOCK:
+            self._id = _file_id(self.path)
+            if self._id is not None:
+                _OPEN[self._id] = _OPEN.get(self._id, 0) + 1
 
     def _prepare(self, state: State) -> None:
         # Looked at again on the connection that writes: the file may have changed since it was inspected.
@@ -159,6 +186,12 @@ class Catalog(InventoryTables):
 
     def close(self) -> None:
         self.db.close()
+        with _OPEN_LOCK:
+            if self._id is not None and self._id in _OPEN:
+                _OPEN[self._id] -= 1
+                if not _OPEN[self._id]:
+                    del _OPEN[self._id]
+            self._id = None
 
     @property
     def version(self) -> int:
