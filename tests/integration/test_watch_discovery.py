@@ -25,13 +25,13 @@ from helpers import Listener
 from open_redis import HOST, OpenRedis, port_on, until
 from servers import free_port
 
-from piiguard.catalog import Catalog  # only once watch has stopped: see read_only
+from piiguard.catalog import Catalog
 
 
 def read_only(path: Path, query: str) -> list[tuple[Any, ...]]:
-    """The running watch's catalog, read without a Catalog: a read-write connection that closes last in
-    its process may checkpoint and remove the -wal while watch still writes to it, and opening a Catalog
-    (its header check opens and closes the file) drops that process's SQLite locks, so it may look last."""
+    """The running watch's catalog, read read-only: the test looks, it never writes beside watch. (Before
+    catalog.Catalog kept one header check per process, a Catalog opened and closed here could remove the
+    -wal watch still wrote to: tests/unit/test_catalog_shared_file.py.)"""
     import sqlite3
 
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -134,3 +134,19 @@ def test_the_trap_listens_while_watch_runs_and_a_missing_key_stops_it(tmp_path: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_watch_once_sweeps_once_and_delivers_the_new_store(tmp_path: Path, listener: Listener) -> None:
+    """``--once`` is one of everything watch does: one sweep too. Needs A/B/C."""
+    redis = OpenRedis(port_on(HOST))
+    try:
+        config = tmp_path / "piiguard.yaml"
+        config.write_text(f"discovery:\n  networks: [{HOST}/32]\n  ports: [{redis.port}]\n  every: 60\n")
+        run = subprocess.run([sys.executable, "-m", "piiguard", "watch", "--once", "-c", str(config), "--webhook",
+                              listener.url, "--catalog", str(tmp_path / "c.db")], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr[-2000:]
+        [alert] = [a for a in listener.received if a["check"] == "discovery.new-store"]
+        assert alert["discovery"]["address"] == f"{HOST}:{redis.port}" and alert["discovery"]["open"] is True
+    finally:
+        redis.stop()
