@@ -248,3 +248,33 @@ def test_a_trap_hit_is_queued_as_a_canary_alert_for_every_sink(tmp_path: Path) -
         for sink in ("hook", "stdout"):
             [(_, body, _)] = cat.pending(sink, "9999")
             assert body["check"] == CANARY_USED and body["canary"]["source"] == "127.0.0.9:41000"
+
+
+def test_a_window_that_names_pii_gets_one_incident_from_the_check_cycle(tmp_path: Path) -> None:
+    """A copy link gave the window PII types: ``follow_exposures`` (the check cycle's thread) opens its
+    incident, and the sweep's thread does not open a second one."""
+    import sqlite3
+
+    from piiguard.scanner import scan
+
+    source = tmp_path / "prod.db"
+    db = sqlite3.connect(source)
+    db.execute("CREATE TABLE customers (email TEXT)")
+    db.executemany("INSERT INTO customers VALUES (?)", [(f"p{i}@shop-example.org",) for i in range(50)])
+    db.commit()
+    db.close()
+    with Catalog(tmp_path / "c.db", timeline_key=b"k" * 32) as cat:
+        scan([Store("prod", "sqlite", path=str(source))], catalog=cat)
+        link = CopyLink(EP.address, "0", "prod", "customers", "fingerprint", ("mail",), ("email",), 50, 1.0)
+        cat.record_links([link])
+        d = replace(redis(), links=(link,))
+        cat.record_discovered([d])
+        record_sweep(cat, run_of(d), "0", ["hook"], ())
+        record_sweep(cat, run_of(d), "0", ["hook"], ())
+        [window] = cat.exposures()
+        assert window.pii_types == ("email",) and window.subjects_estimate == 50
+        assert cat.incidents() == []
+        follow_exposures(cat)
+        follow_exposures(cat)
+        [incident] = cat.incidents()
+        assert incident["exposure_id"] == window.id and incident["pii_types"] == ["email"]

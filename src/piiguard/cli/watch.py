@@ -22,6 +22,7 @@ from piiguard.policy import Policy
 from piiguard.report import records
 from piiguard.report.document import emit
 from piiguard.report.terminal import safe
+from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
 from piiguard.watch.service import DEFAULT_INSIDE_EVERY, DEFAULT_INTERVAL, DEFAULT_RESCAN_EVERY, Watcher
@@ -95,6 +96,7 @@ def watch(
             watcher.cycle(inside=True)
             if sweeping:  # one sweep too: --once is one of everything watch does
                 watcher.discovery().once(cat)
+                follow_exposures(cat)  # a found store's window that names PII: its incident now, not next run
             watcher.deliver(overdue_too=True)  # each --once run is a retry: nothing waits for a backoff
             log.info("one cycle done", extra={"stores": len(stores)})
             if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean

@@ -205,16 +205,18 @@ def record_sweep(catalog: Catalog, run: DiscoveryRun, started: str, sinks: Seque
 
 
 def follow_unregistered(catalog: Catalog, run: DiscoveryRun) -> list[int]:
-    """An incident for each open exposure window of a found, unregistered store that has none. The
-    check cycle's ``follow_exposures`` opens them only for stores a scan proved to hold PII; a store
-    nobody registered and anyone can read is an incident before anyone has scanned it. Its window is
-    closed by ``follow_exposures`` when the exposure closes, as for any other."""
+    """An incident for each open exposure window of a found, unregistered store that has none and
+    whose PII is not known yet. The check cycle's ``follow_exposures`` opens incidents only for
+    windows that name PII types (a copy link gave them: those are left to it, so two threads never
+    open two incidents for one window); a store nobody registered and anyone can read is an incident
+    before anyone has scanned it. Its window is closed by ``follow_exposures`` when the exposure
+    closes, as for any other."""
     found = {d.name: d for d in run.stores if not d.registered}
     followed = {i["exposure_id"] for i in catalog.incidents() if i["exposure_id"] is not None}
     opened = []
     for e in catalog.exposures():
         d = found.get(e.store)
-        if d is None or e.closed_at is not None or e.id in followed:
+        if d is None or e.closed_at is not None or e.id in followed or e.pii_types:
             continue
         engine = clean(d.service.product or d.service.engine, 20) or "store"
         opened.append(catalog.open_incident(f"{e.store} exposed (unregistered {engine}, {e.checks})", [e.store],
