@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -267,6 +268,14 @@ class DiscoveryLoop:
                     self.failures += 1
                     # piiguard's messages never hold a value; an OSError's text is the kernel's
                     log.error("discovery sweep failed: %s (%s)", getattr(exc, "message", exc), type(exc).__name__)
+                except Exception as exc:  # a crashed sweep must not end the checks, nor print a value
+                    if os.environ.get("PIIGUARD_DEBUG"):
+                        raise  # the thread's traceback, as the CLI shows one
+                    self.failures += 1
+                    # the type only: a driver's message can quote the value it choked on
+                    log.error("discovery sweep failed: internal error (%s); the next sweep is tried on schedule; "
+                              "PIIGUARD_DEBUG=1 shows the traceback (check it for data values before sharing it)",
+                              type(exc).__name__)
                 elapsed = (datetime.now(UTC) - started).total_seconds()
                 self.stop.wait(max(0.0, every - elapsed))
 
