@@ -50,7 +50,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "incident": ("piiguard.cli.incident", "incident_app", "Incidents: scope, evidence, kill switch, notices, "
                  "reports, timeline."),
     "stores": ("piiguard.cli.stores", "stores", "The configured stores: engine, address, where their credentials are "
-               "(never the values), and what the catalog holds of their last scan and last check."),
+               "(never the values), and what the catalog holds of their last scan and last check; then the "
+               "stores discovery found that no configuration names."),
+    "adopt": ("piiguard.cli.adopt", "adopt", "Print (or, with --write, add) the piiguard.yaml entry of a store "
+              "piiguard discover found."),
     "validate": ("piiguard.cli.validate", "validate", "Validate a configuration file: every unknown key or bad "
                  "value is reported with its path (exit 2)."),
     "demo": ("piiguard.cli.demo", "demo", "Build a small customer database and its analytics export (synthetic data), "
