@@ -159,3 +159,17 @@ def test_adopt_refuses_bad_names_and_unscanned_engines(swept: tuple[Path, Path])
     out = cli("adopt", "127.0.0.4:11211", "--name", "mc", "-c", str(config), "--catalog", str(catalog), code=2)
     assert "does not scan" in out
     assert config.read_text() == before
+
+
+@pytest.mark.parametrize("said", ["\x1b]0;owned\x07Redis", "\u202eRedis", "Redis\n  - name: injected", "\x00" * 3])
+def test_a_hostile_banner_in_the_inventory_cannot_act_on_the_terminal(tmp_path: Path, said: str) -> None:
+    catalog = tmp_path / "c.db"
+    svc = Service(Endpoint("127.0.0.5", 6379), Kind.STORE, "redis", said, said)  # as if recorded uncleaned
+    with Catalog(catalog) as cat:
+        cat.record_discovered([Discovered(svc)])
+    text = cli("stores", "--catalog", str(catalog))
+    assert not any(c in text for c in ("\x1b", "\x07", "\u202e", "\x00")) and "\n  - name: injected" not in text
+    doc = jsondoc.check(cli("stores", "--catalog", str(catalog), "--format", "json"), "stores")
+    assert doc["stores"][0]["discovered"]["product"] == said  # escaped in the document, parsed back exactly
+    entry = cli("adopt", "127.0.0.5:6379", "--name", "cache", "--catalog", str(catalog))
+    assert said not in entry and "injected" not in entry  # the entry holds no banner text at all

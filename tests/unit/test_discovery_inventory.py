@@ -3,7 +3,9 @@ the entry is held to the real configuration parser, resolution to this machine's
 
 from __future__ import annotations
 
+import ipaddress
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,7 @@ from piiguard import plugins
 from piiguard.config import NAME_RE, load_yaml, parse_config
 from piiguard.discovery import inventory
 from piiguard.discovery.base import Discovered, Endpoint, Kind, Service
-from piiguard.errors import UsageError
+from piiguard.errors import ConfigError, UsageError
 from piiguard.model import Finding, Severity, Status, Store, Vantage
 
 ENGINES = ("postgres", "mysql", "redis", "clickhouse", "opensearch", "mongodb", "s3")
@@ -155,3 +157,67 @@ def test_an_entry_always_validates_or_is_refused_clearly(name: str, engine: str,
         return
     store = parsed(entry)  # the real parser, with every plugin's schema: raises if it does not validate
     assert (store.name, store.engine, store.host, store.port) == (name, engine, host, port)
+
+
+def test_a_failed_resolution_is_retried_once_it_expires() -> None:
+    inventory._cache["localhost"] = (10.0, frozenset())  # as a slow DNS answer at t=0 left it
+    assert inventory.resolve("localhost", clock=lambda: 5.0) == frozenset()
+    assert ipaddress.ip_address("127.0.0.1") in inventory.resolve("localhost", clock=lambda: 11.0)
+    assert inventory._cache["localhost"][0] == 11.0 + inventory.CACHE_SECONDS
+
+
+# with_entry: appended as text ---------------------------------------------------------------------------
+
+ENTRY = inventory.adopt_entry(row(), "shadow")
+
+
+@pytest.mark.parametrize("text", [
+    "# only a comment\n",
+    "",
+    "catalog: c.db",  # no final newline
+    "stores:\n- name: a\n  engine: sqlite\n  path: a.db\n",
+    "stores:\n    - name: a  # keep me\n      engine: sqlite\n      path: a.db\n# tail\npolicy: {}\n",
+    "stores: []\n",
+    '{"stores": [{"name": "a", "engine": "sqlite", "path": "a.db"}], "policy": {}}',
+    "stores: [ ]  # empty\n",
+], ids=["comment", "empty", "no-newline", "block-0", "block-4", "flow-empty", "json", "flow-comment"])
+def test_the_entry_is_added_and_every_old_line_kept(text: str) -> None:
+    new = inventory.with_entry(text, ENTRY, "f")
+    config = parse_config(load_yaml(new, "f"), schema=plugins.schema())
+    assert [s.name for s in config.stores][-1] == "shadow"
+    assert len(config.stores) == (0 if "- name: a" not in text and '"a"' not in text else 1) + 1
+    for line in text.splitlines():
+        if not line.startswith(("stores: [", "{")):  # a flow list is edited on its own line
+            assert line in new.splitlines(), line
+
+
+@pytest.mark.parametrize("text, said", [
+    ("- a\n- b\n", "not a mapping"),
+    ("stores: nope\n", "'stores' is not a list"),
+    ("stores:\n", "no list to add to"),
+    ("a: 1\n---\nb: 2\n", "f:2: not valid YAML"),
+    ("stores: [\n", "f:2: not valid YAML"),
+])
+def test_a_file_it_cannot_add_to_is_refused(text: str, said: str) -> None:
+    with pytest.raises((UsageError, ConfigError)) as exc:
+        inventory.with_entry(text, ENTRY, "f")
+    assert said in str(exc.value) + " ".join(getattr(exc.value, "problems", ()))
+    assert exc.value.hint or isinstance(exc.value, ConfigError)
+
+
+# record_discovered: new, gone and back ----------------------------------------------------------------
+
+def test_first_seen_stays_across_sweeps_and_a_store_gone_and_back_is_new(tmp_path: Path) -> None:
+    from piiguard.catalog import Catalog
+
+    a, b = Discovered(service("127.0.0.2", 5432)), Discovered(service("127.0.0.3", 6379, "redis"))
+    covered = [a.service.endpoint, b.service.endpoint]
+    with Catalog(tmp_path / "c.db") as cat:
+        assert cat.record_discovered([a, b], swept=covered, at="t1") == covered
+        assert cat.record_discovered([a, b], swept=covered, at="t2") == []
+        assert cat.record_discovered([a], swept=covered, at="t3") == []  # b is gone
+        assert [r["port"] for r in cat.discovered()] == [5432]
+        assert cat.record_discovered([a, b], swept=covered, at="t4") == [b.service.endpoint]  # back: new
+        rows = {r["port"]: r for r in cat.discovered()}
+        assert (rows[5432]["first_seen"], rows[5432]["last_seen"]) == ("t1", "t4")
+        assert rows[6379]["first_seen"] == "t4"  # its first sighting since it came back

@@ -7,20 +7,20 @@ service's. This is not :func:`piiguard.masking.ownership.same_place`: that compa
 recorded URL with a store as text (both written by piiguard), where here one side is an address
 the network answered on, so the other side's name has to be resolved.
 
-Resolution is cached and bounded: one ``getaddrinfo`` per host name per process, each given at most
-:data:`RESOLVE_SECONDS`; a name that does not resolve (or not in time) is simply not a match — the
+Resolution is cached and bounded: one ``getaddrinfo`` per host name every few minutes, each given
+at most :data:`RESOLVE_SECONDS`; a name that does not resolve (or not in time) is simply not a match — the
 store is then reported unregistered, which is the safe side (an operator looks at it).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import ipaddress
 import json
 import re
 import socket
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from piiguard.checks.base import checks
 from piiguard.checks.discovery import CHECK_ID, UnregisteredStore
@@ -30,8 +30,9 @@ from piiguard.errors import UsageError
 from piiguard.model import Finding, Severity, Status, Store, Vantage
 
 RESOLVE_SECONDS = 2.0
+CACHE_SECONDS, FAILURE_SECONDS, CACHE_SIZE = 300.0, 30.0, 4096
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="piiguard-resolve")
+_cache: dict[str, tuple[float, frozenset[_IP]]] = {}
 
 
 def _ip(text: str) -> _IP | None:
@@ -52,16 +53,28 @@ def _lookup(host: str) -> frozenset[_IP]:
     return frozenset(ip for info in infos if (ip := _ip(str(info[4][0]))) is not None)
 
 
-@functools.lru_cache(maxsize=4096)
-def resolve(host: str) -> frozenset[_IP]:
-    """The addresses ``host`` names (an IP literal is itself); empty when it does not resolve in time."""
+def resolve(host: str, *, clock: Callable[[], float] = time.monotonic) -> frozenset[_IP]:
+    """The addresses ``host`` names (an IP literal is itself); empty when it does not resolve in time.
+
+    Cached for :data:`CACHE_SECONDS` (a failure for less: ``watch`` sweeps for days, and one slow
+    DNS answer must not make a registered store look unregistered until it restarts)."""
     literal = _ip(host)
     if literal is not None:
         return frozenset({literal})
-    try:
-        return _pool.submit(_lookup, host).result(timeout=RESOLVE_SECONDS)
-    except concurrent.futures.TimeoutError:
-        return frozenset()
+    now = clock()
+    hit = _cache.get(host)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    # A daemon thread, not a pool: a resolver that hangs past the bound must not hold up the exit.
+    done: list[frozenset[_IP]] = []
+    worker = threading.Thread(target=lambda: done.append(_lookup(host)), name="piiguard-resolve", daemon=True)
+    worker.start()
+    worker.join(RESOLVE_SECONDS)
+    ips = done[0] if done else frozenset()
+    if len(_cache) >= CACHE_SIZE:
+        _cache.clear()
+    _cache[host] = (now + (CACHE_SECONDS if ips else FAILURE_SECONDS), ips)
+    return ips
 
 
 def _ports(store: Store) -> set[int]:
