@@ -110,6 +110,7 @@ def test_adopt_prints_then_writes_keeping_the_file(swept: tuple[Path, Path]) -> 
     assert after.startswith(before.split("# end of the store list")[0])  # comments and lines as they were
     assert "# end of the store list" in after and "policy: {}" in after
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    cli("validate", "--skip-env", str(config))  # the file passes `piiguard validate` (the variable is to set)
     stores = {s.name: s for s in load_config(config).stores}
     assert stores["search-copy"].engine == "opensearch" and stores["search-copy"].host == "127.0.0.3"
     assert stores["search-copy"].tags["discovered"] == "2026-12-01T03:00:00+00:00"

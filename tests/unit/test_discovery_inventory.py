@@ -94,6 +94,13 @@ def test_open_is_critical_and_names_the_check_that_got_in() -> None:
     assert "redis.no-auth" in f.evidence and "tls.off" not in f.evidence  # only the doors that expose
 
 
+@given(said=st.text(max_size=200))
+def test_the_evidence_holds_no_hostile_banner_text(said: str) -> None:
+    svc = Service(Endpoint("10.0.0.9", 9200), Kind.STORE, "opensearch", said, said)
+    f = inventory.unregistered_finding(Discovered(svc, open=True))
+    assert f is not None and all(" " <= c <= "~" for c in f.evidence) and len(f.evidence) < 200
+
+
 @pytest.mark.parametrize("kind, words", [(Kind.STORE, "asks for credentials"), (Kind.IDENTIFY_ONLY, "identifies")])
 def test_closed_or_unchecked_is_medium(kind: Kind, words: str) -> None:
     found = Discovered(service("[fd00::5]".strip("[]"), 11211, "memcached" if kind is Kind.IDENTIFY_ONLY

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from piiguard.checks.base import checks
 from piiguard.checks.discovery import CHECK_ID, UnregisteredStore
 from piiguard.config import DEFAULT_PASSWORD_ENV, NAME_RE, PATH_ENGINES
-from piiguard.discovery.base import Discovered, Endpoint, Kind, Service
+from piiguard.discovery.base import Discovered, Endpoint, Kind, Service, clean
 from piiguard.errors import UsageError
 from piiguard.model import Finding, Severity, Status, Store, Vantage
 
@@ -100,8 +100,10 @@ def registered_at(service: Service, stores: Sequence[Store]) -> str | None:
 
 
 def _describe(service: Service) -> str:
-    said = " ".join(t for t in (service.product, service.version) if t)
-    return f"{service.engine or 'an unknown engine'}{f' ({said})' if said else ''}"
+    """``redis (Redis 7.0.15)``: what it said is hostile text, cleaned again here (cheap, and the
+    finding goes to alerts and reports whoever built the service)."""
+    said = " ".join(t for t in (clean(service.product), clean(service.version)) if t)
+    return f"{clean(service.engine) or 'an unknown engine'}{f' ({said})' if said else ''}"
 
 
 def unregistered_finding(found: Discovered) -> Finding | None:
