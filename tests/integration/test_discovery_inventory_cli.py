@@ -174,3 +174,22 @@ def test_a_hostile_banner_in_the_inventory_cannot_act_on_the_terminal(tmp_path: 
     assert doc["stores"][0]["discovered"]["product"] == said  # escaped in the document, parsed back exactly
     entry = cli("adopt", "127.0.0.5:6379", "--name", "cache", "--catalog", str(catalog))
     assert said not in entry and "injected" not in entry  # the entry holds no banner text at all
+
+
+def test_adopt_ipv6_through_a_symlinked_config(tmp_path: Path) -> None:
+    catalog = tmp_path / "c.db"
+    with Catalog(catalog) as cat:
+        cat.record_discovered([Discovered(Service(Endpoint("fd00::5", 5432), Kind.STORE, "postgres"))])
+    real = tmp_path / "etc" / "piiguard.yaml"
+    real.parent.mkdir()
+    real.write_text("stores: []  # none yet\n")
+    link = tmp_path / "piiguard.yaml"
+    link.symlink_to(real)
+    doc = jsondoc.check(cli("stores", "--catalog", str(catalog), "--format", "json"), "stores")
+    assert doc["stores"][0]["name"] == "[fd00::5]:5432"
+    cli("adopt", "[fd00:0::5]:5432", "--name", "v6", "--write", "-c", str(link), "--catalog", str(catalog))
+    assert link.is_symlink() and "# none yet" in real.read_text()  # the link stays; its target got the entry
+    (store,) = load_config(link).stores
+    assert (store.host, store.port) == ("fd00::5", 5432)
+    doc = jsondoc.check(cli("stores", "-c", str(link), "--catalog", str(catalog), "--format", "json"), "stores")
+    assert [(s["name"], s["discovered"]["registered"]) for s in doc["stores"]] == [("v6", True)]

@@ -38,7 +38,9 @@ def adopt(address: str = typer.Argument(..., help="the discovered store's host:p
         raise UsageError(f"{path} does not exist", hint="name the configuration file with --config PATH")
     cfg = read_config(path)
     with open_catalog(catalog, cfg) as cat:
-        row = next((r for r in cat.discovered() if (r["host"], r["port"]) == (endpoint.host, endpoint.port)), None)
+        # by address, not by spelling: [fd00:0::5]:5432 is the [fd00::5]:5432 a sweep recorded
+        row = next((r for r in cat.discovered() if r["port"] == endpoint.port
+                    and inventory.same_ip(str(r["host"]), endpoint.host)), None)
     if row is None:
         raise UsageError(f"{endpoint.address} is not in the inventory of discovered stores",
                          hint="run piiguard discover first (piiguard stores lists what it found)")
@@ -46,10 +48,10 @@ def adopt(address: str = typer.Argument(..., help="the discovered store's host:p
     stores = cfg.stores if cfg else ()
     if any(s.name == name for s in stores):
         raise UsageError(f"a store named {name!r} is already configured", hint="choose another --name")
-    service = Service(endpoint, Kind(row["kind"]), row["engine"])
+    service = Service(Endpoint(str(row["host"]), int(row["port"])), Kind(row["kind"]), row["engine"])
     there = inventory.registered_at(service, stores)
     if there is not None:
-        raise UsageError(f"{endpoint.address} is already registered as store {there!r}",
+        raise UsageError(f"{service.endpoint.address} is already registered as store {there!r}",
                          hint="nothing to adopt: piiguard stores shows it under that name")
     if not write or path is None:
         typer.echo(entry, nl=False)

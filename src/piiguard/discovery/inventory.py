@@ -45,6 +45,12 @@ def _ip(text: str) -> _IP | None:
     return address
 
 
+def same_ip(a: str, b: str) -> bool:
+    """Whether two IP texts are one address (``fd00::5`` and ``fd00:0::5``; ``::ffff:10.0.0.7`` and ``10.0.0.7``)."""
+    x = _ip(a)
+    return x is not None and x == _ip(b)
+
+
 def _lookup(host: str) -> frozenset[_IP]:
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
