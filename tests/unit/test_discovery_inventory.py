@@ -196,6 +196,8 @@ def test_the_entry_is_added_and_every_old_line_kept(text: str) -> None:
     for line in text.splitlines():
         if not line.startswith(("stores: [", "{")):  # a flow list is edited on its own line
             assert line in new.splitlines(), line
+    if "# tail" in text:  # a comment between the list and the next key stays after the new entry
+        assert new.index('"shadow"') < new.index("# tail")
 
 
 @pytest.mark.parametrize("text, said", [
@@ -204,6 +206,9 @@ def test_the_entry_is_added_and_every_old_line_kept(text: str) -> None:
     ("stores:\n", "no list to add to"),
     ("a: 1\n---\nb: 2\n", "f:2: not valid YAML"),
     ("stores: [\n", "f:2: not valid YAML"),
+    # the last line is a block scalar's content, not a comment: adding as text would change it
+    ("stores:\n  - name: a\n    engine: sqlite\n    path: a.db\n    tags:\n      note: |\n        one\n"
+     "        # two\n", "cannot be added as text"),
 ])
 def test_a_file_it_cannot_add_to_is_refused(text: str, said: str) -> None:
     with pytest.raises((UsageError, ConfigError)) as exc:

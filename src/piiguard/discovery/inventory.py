@@ -174,11 +174,27 @@ def adopt_entry(row: Mapping[str, object], name: str) -> str:
 
 def with_entry(text: str, entry: str, where: str) -> str:
     """``text`` (a piiguard.yaml) with ``entry`` (from :func:`adopt_entry`) added to its ``stores:``
-    list — as text, so every comment and every other line stays as it was written.
+    list — as text, so every comment and every other line stays as it was written (see :func:`_insert`).
+
+    Proven before it is returned: the new text loads as the old document with exactly that one store
+    appended, and nothing else changed; else it is refused and the file is left to edit by hand."""
+    from piiguard.config import load_yaml
+
+    new = _insert(text, entry, where)
+    old_data, added = load_yaml(text, where) or {}, load_yaml(entry, "the entry")[0]
+    expected = {**old_data, "stores": [*(old_data.get("stores") or []), added]}
+    if load_yaml(new, where) != expected:
+        raise UsageError(f"{where}: the entry cannot be added as text without changing what else the file says",
+                         hint="add the printed entry to its stores list by hand (piiguard adopt without --write)")
+    return new
+
+
+def _insert(text: str, entry: str, where: str) -> str:
+    """The text insertion itself.
 
     A block list gets the item after its last one, at its own indent; a flow list (``[…]``, a JSON
-    file) gets the entry as a flow mapping before its ``]``; a file without ``stores`` (or with an
-    empty one) gets a ``stores:`` section at its end. The caller validates the result."""
+    file) gets the entry as a flow mapping before its ``]``; a file without ``stores`` gets a
+    ``stores:`` section at its end. The caller validates the result."""
     import yaml
 
     from piiguard.config import load_yaml
@@ -209,7 +225,11 @@ def with_entry(text: str, entry: str, where: str) -> str:
     indent = " " * node.start_mark.column
     body = "".join(indent + line[2:] + "\n" if line.startswith("  ") else line + "\n"
                    for line in entry.splitlines())
-    head = text[:end]
-    if not head.endswith("\n"):
-        head += "\n"
-    return head + body + text[end:]
+    # after the last item's own lines: comments and blank lines between it and the next key (a
+    # "# end of the stores" or the next section's heading) stay after the new entry
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", text[:end])  # each with its newline: they join back exactly
+    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
+        lines.pop()
+    head = "".join(lines)
+    rest = text[len(head):]
+    return head + ("" if not head or head.endswith("\n") else "\n") + body + rest
