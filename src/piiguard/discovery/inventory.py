@@ -119,6 +119,9 @@ def unregistered_finding(found: Discovered) -> Finding | None:
     what they read."""
     if found.registered is not None:
         return None
+    from piiguard import plugins
+
+    plugins.load()  # which checks expose is the registry's to say (cached: once per process)
     service = found.service
     address = service.endpoint.address
     doors = sorted({f.check for f in found.findings if f.status is Status.FAIL and f.check in checks
