@@ -102,6 +102,8 @@ def test_the_finding_is_critical_for_the_open_one_and_documented(swept: tuple[Pa
 def test_adopt_prints_then_writes_keeping_the_file(swept: tuple[Path, Path]) -> None:
     config, catalog = swept
     before = config.read_text()
+    if os.geteuid() == 0:
+        os.chown(config, 4321, 4321)  # an operator's file, written by root: it stays theirs
     printed = cli("adopt", "127.0.0.3:9200", "--name", "search-copy", "-c", str(config), "--catalog", str(catalog))
     assert "name: \"search-copy\"" in printed and "password_env: SEARCH_COPY_PASSWORD" in printed
     assert config.read_text() == before  # printing changes nothing
@@ -110,6 +112,7 @@ def test_adopt_prints_then_writes_keeping_the_file(swept: tuple[Path, Path]) -> 
     assert after.startswith(before.split("# end of the store list")[0])  # comments and lines as they were
     assert "# end of the store list" in after and "policy: {}" in after
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert os.geteuid() != 0 or (config.stat().st_uid, config.stat().st_gid) == (4321, 4321)
     cli("validate", "--skip-env", str(config))  # the file passes `piiguard validate` (the variable is to set)
     stores = {s.name: s for s in load_config(config).stores}
     assert stores["search-copy"].engine == "opensearch" and stores["search-copy"].host == "127.0.0.3"

@@ -63,8 +63,10 @@ def adopt(address: str = typer.Argument(..., help="the discovered store's host:p
     except ConfigError as exc:
         raise UsageError(f"{path} would not validate with the entry added; it is unchanged",
                          hint="; ".join(str(p) for p in exc.problems)[:400] or "run piiguard validate") from exc
-    mode = stat.S_IMODE(path.stat().st_mode)
+    before = path.stat()
     safefile.write(path.resolve(), new, force=True)
-    os.chmod(path.resolve(), mode)  # the operator's file keeps its permissions
+    os.chmod(path.resolve(), stat.S_IMODE(before.st_mode))  # the operator's file keeps its permissions
+    if os.geteuid() == 0 and (before.st_uid, before.st_gid) != (0, 0):
+        os.chown(path.resolve(), before.st_uid, before.st_gid)  # and its owner, when root wrote it
     typer.echo(entry, nl=False)
     typer.echo(f"added to {path}: set {inventory.env_name(name)} (and the user) before piiguard scans it", err=True)
