@@ -23,8 +23,7 @@ from piiguard.errors import UsageError
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_ADDRESSES = 65_536
 ALLOW_HINT = "add it to discovery.networks in piiguard.yaml"
-NO_LIST_HINT = ("list the ranges you own in piiguard.yaml, e.g.\n"
-                "  discovery:\n    networks:\n      - 10.20.0.0/16")
+NO_LIST_HINT = "list the ranges you own in piiguard.yaml, e.g. discovery: {networks: [10.20.0.0/16]}"
 
 
 def targets(requested: Sequence[str], settings: DiscoverySettings, *, max_addresses: int = MAX_ADDRESSES
