@@ -91,7 +91,15 @@ def render_table(run: DiscoveryRun, console: Console) -> None:
     console.print(safe(f"swept {', '.join(run.networks)} on {len(run.ports)} port(s): {run.probes:,} probes "
                        f"in {run.seconds:.1f} s"))
     if run.stores:
-        table = Table("address", "engine", "product / version", "registered", "open", "worst finding", "copy of")
+        # The address and the registered name are what a reader acts on: never cut, whatever the width.
+        table = Table()
+        table.add_column("address", no_wrap=True, min_width=max(len(d.service.endpoint.address) for d in run.stores))
+        table.add_column("engine")
+        table.add_column("product / version")
+        table.add_column("registered", no_wrap=True, min_width=max(len(d.registered or "UNREGISTERED")
+                                                                   for d in run.stores))
+        for header in ("open", "worst finding", "copy of"):
+            table.add_column(header)
         for item in sorted(run.stores, key=lambda d: d.service.endpoint):
             bad = worst(item.findings)
             checks = sorted({f.check for f in item.findings if f.status is Status.FAIL and f.severity == bad})
