@@ -163,7 +163,6 @@ class _Sweep:
 
     async def _probe(self, host: str, port: int, bucket: TokenBucket) -> bool:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        loop = asyncio.get_running_loop()
         for attempt in range(RETRIES):
             await bucket.take()
             try:
@@ -175,18 +174,44 @@ class _Sweep:
                 raise
             try:
                 sock.setblocking(False)
-                self.sent += 1
-                await asyncio.wait_for(loop.sock_connect(sock, (host, port)), self.timeout)
-                return True
-            except (TimeoutError, ConnectionError):
-                return False
-            except OSError as exc:
-                if exc.errno in LOCAL_ERRORS:
-                    self.sent -= 1  # it never left: try again after a pause
-                    await asyncio.sleep(0.02 * (attempt + 1))
-                    continue
-                return False  # unreachable host or network, and the like: nothing listens for us there
+                code = await self._connect(sock, (host, port))
             finally:
                 sock.close()
+            if code in LOCAL_ERRORS:  # it never left: try again after a pause
+                await asyncio.sleep(0.02 * (attempt + 1))
+                continue
+            self.sent += 1
+            # Refused, unreachable host or network, timed out: nothing listens for us there.
+            return code == 0
         self.unsent += 1
         return False
+
+    async def _connect(self, sock: socket.socket, address: tuple[str, int]) -> int:
+        """The connect's errno (0: accepted), ETIMEDOUT after ``timeout``. A non-blocking connect and one
+        writability wait with a timer: cheaper per probe than ``wait_for(loop.sock_connect(…))``, which
+        is most of a loopback probe's cost."""
+        code = sock.connect_ex(address)
+        if code not in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+            return code
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def done() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        fd = sock.fileno()
+        loop.add_writer(fd, done)
+        timer = loop.call_later(self.timeout, done)
+        try:
+            await ready
+        finally:
+            loop.remove_writer(fd)
+            timer.cancel()
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code == 0:
+            try:
+                sock.getpeername()  # woken by the timer with the handshake still pending: not connected
+            except OSError:
+                return errno.ETIMEDOUT
+        return code
