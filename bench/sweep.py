@@ -67,7 +67,25 @@ def main() -> None:
     probes, found, seconds = sequential(subset, DEFAULT_PORTS, 1.0)
     print(f"baseline sequential create_connection, {len(subset)} hosts: {probes:,} probes in {seconds:6.2f} s = "
           f"{probes / seconds:8,.0f} probes/s, {found} open")
-    for s in keep:
+    # Silent ports (a full accept queue drops SYNs, as a filtering firewall does): each costs the timeout.
+    silent_hosts = [f"127.78.3.{i}" for i in range(1, 21)]
+    first = socket.socket()
+    first.bind((silent_hosts[0], 0))
+    port = first.getsockname()[1]
+    first.listen(0)
+    quiet = [first]
+    for host in silent_hosts[1:]:
+        s = socket.socket()
+        s.bind((host, port))
+        s.listen(0)
+        quiet.append(s)
+    quiet += [socket.create_connection((h, port), timeout=1) for h in silent_hosts]  # fill each queue
+    result = sweep.sweep(silent_hosts, (port,), rate=args.rate, concurrency=args.concurrency, timeout=0.5)
+    print(f"silent: sweep, {len(silent_hosts)} silent ports, timeout 0.5 s: {result.seconds:6.2f} s, "
+          f"{len(result.open)} open")
+    probes, found, seconds = sequential(silent_hosts, (port,), 0.5)
+    print(f"silent: baseline sequential create_connection, same ports: {seconds:6.2f} s, {found} open")
+    for s in keep + quiet:
         s.close()
 
 

@@ -71,25 +71,24 @@ def concurrency_cap(wanted: int, limit: int | None = None) -> int:
 class TokenBucket:
     """At most ``rate`` takes per second; ``burst`` tokens may be saved up (10 ms' worth, at least one).
 
-    Not thread-safe and needs none: it is used from one event loop, and nothing awaits between the
-    test and the take."""
+    Kept as the time the next token is due, so each take reserves its own slot and sleeps once until
+    it: hundreds of waiting workers do not all wake to race for each token. Not thread-safe and needs
+    none: it is used from one event loop, and nothing awaits between reading and moving the slot."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate {rate!r}: expected probes per second above 0")
         self.rate = rate
         self.burst = max(1.0, rate / 100)
-        self.tokens = 1.0
         self.clock = clock
-        self.last = clock()
+        self.due = clock()
 
     async def take(self) -> None:
-        while True:
-            now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-            self.last = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
+        now = self.clock()
+        slot = max(self.due, now - (self.burst - 1) / self.rate)  # unused tokens saved, up to the burst
+        self.due = slot + 1 / self.rate
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 def sweep(hosts: Iterable[str], ports: Sequence[int], *, rate: float, concurrency: int, timeout: float,
