@@ -157,3 +157,10 @@ def test_a_run_that_finds_nothing_exits_0(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stderr
     doc = jsondoc.check(got.stdout, "discovery")
     assert doc["stores"] == [] and doc["others"] == [] and doc["probes"] == 2
+
+
+def test_a_hostile_range_argument_is_escaped_in_the_message(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "discovery:\n  networks: [127.77.0.0/22]\n")
+    got = cli("-c", cfg, "--plan", "127.77.0.1\x1b]0;owned\x07\u202e")
+    assert got.returncode == 2 and "is not an address range" in got.stderr
+    assert "\x1b" not in got.stderr and "\x07" not in got.stderr and "\u202e" not in got.stderr

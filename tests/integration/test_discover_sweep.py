@@ -117,3 +117,9 @@ def test_a_sweep_from_inside_an_event_loop_runs(lan: tuple[list[int], list[socke
                                                       (256, 20000, 256), (4096, 4096, 3072), (5, 10, 1)])
 def test_concurrency_stays_below_the_descriptor_limit(wanted: int, limit: int, cap: int) -> None:
     assert sweep.concurrency_cap(wanted, limit) == cap
+
+
+@pytest.mark.parametrize("rate", [0.0, -5.0, float("nan")])
+def test_a_rate_that_is_not_above_zero_is_refused(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        sweep.sweep([CLOSED], [1], rate=rate, concurrency=1, timeout=0.1)

@@ -135,3 +135,25 @@ def test_a_public_range_needs_public_true() -> None:
 def test_other_family_is_never_inside() -> None:
     with pytest.raises(UsageError, match="not inside"):
         networks.targets(["fd00::1"], allow("10.0.0.0/8"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_is_a_range_inside_or_a_usage_error_naming_it(text: str) -> None:
+    try:
+        got = networks.targets([text], allow("10.0.0.0/8", "fd00::/8"), max_addresses=2**20)
+    except UsageError as exc:
+        named = repr(text[:60]) in exc.message  # not a range: the text, quoted and escaped
+        named = named or str(ipaddress.ip_network(text.strip(), strict=False)) in exc.message  # outside, or too big
+        assert named, exc.message
+        assert exc.hint
+        assert not any(ord(ch) < 32 for ch in exc.message)  # a control character in the request is escaped
+        return
+    assert all(any(ipaddress.ip_address(h) in a for a in (ipaddress.ip_network("10.0.0.0/8"),
+                                                          ipaddress.ip_network("fd00::/8")))
+               for h in networks.hosts(got))
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    with pytest.raises(UsageError, match="allows nothing"):
+        networks.targets(["10.0.0.1"], allow("10.0.0.0/8"), max_addresses=0)
