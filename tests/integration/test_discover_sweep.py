@@ -123,3 +123,46 @@ def test_concurrency_stays_below_the_descriptor_limit(wanted: int, limit: int, c
 def test_a_rate_that_is_not_above_zero_is_refused(rate: float) -> None:
     with pytest.raises(ValueError, match="rate"):
         sweep.sweep([CLOSED], [1], rate=rate, concurrency=1, timeout=0.1)
+
+
+def test_out_of_descriptors_is_unsent_not_closed_and_the_cap_follows_the_limit(
+        lan: tuple[list[int], list[socket.socket]]) -> None:
+    """In a child process with a soft limit of 100 open files: the concurrency cap follows it; with every
+    descriptor taken the sweep says it cannot start; with none left for probes, each is counted unsent
+    (and logged), never reported as a closed port."""
+    import subprocess
+    import sys
+
+    ports, _ = lan
+    script = f"""
+import logging, os, resource, socket
+from piiguard.discovery import sweep
+logging.basicConfig(level=logging.WARNING)
+resource.setrlimit(resource.RLIMIT_NOFILE, (100, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print("cap", sweep.concurrency_cap(4096))
+ok = sweep.sweep([{TWO!r}], {ports!r}, rate=5000, concurrency=4096, timeout=0.4)
+print("free", len(ok.open), ok.probes, ok.unsent)
+hog = []
+try:
+    while True:
+        hog.append(socket.socket())
+except OSError:
+    pass
+from piiguard.errors import PiiguardError
+try:
+    sweep.sweep([{TWO!r}], {ports[:2]!r}, rate=5000, concurrency=4, timeout=0.4)
+except PiiguardError as exc:
+    print("none", exc.message)
+for s in hog[-3:]:  # room for the event loop (its selector and self-pipe), none for a probe
+    s.close()
+full = sweep.sweep([{TWO!r}], {ports[:2]!r}, rate=5000, concurrency=4, timeout=0.4)
+print("full", len(full.open), full.probes, full.unsent)
+"""
+    got = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    lines = dict(line.split(" ", 1) for line in got.stdout.splitlines())
+    assert lines["cap"] == "36"
+    assert lines["free"] == "2 10 0"  # capped at 36 in flight, the sweep still finds both listeners
+    assert lines["none"].startswith("the sweep could not start") and "RLIMIT_NOFILE 100" in lines["none"]
+    assert lines["full"] == "0 0 2"  # nothing could be sent: 2 unsent, 0 probes, not "2 closed ports"
+    assert "concurrency 4096 lowered to 36" in got.stderr and "2 probe(s) could not be sent" in got.stderr

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from piiguard.discovery.base import Endpoint
+from piiguard.errors import PiiguardError
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +95,22 @@ class TokenBucket:
 def sweep(hosts: Iterable[str], ports: Sequence[int], *, rate: float, concurrency: int, timeout: float,
           progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Try a connection to every host × port, sending nothing; ``progress(done, total)``."""
-    job = _Sweep(list(hosts), tuple(ports), rate, concurrency_cap(concurrency), timeout, progress)
+    cap = concurrency_cap(concurrency)
+    if cap < concurrency:
+        log.warning("sweep: concurrency %d lowered to %d, below this process's open-file limit (RLIMIT_NOFILE %d)",
+                    concurrency, cap, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    # Each address and port once, in the order given: a repeated one would be probed (and counted) twice.
+    job = _Sweep(list(dict.fromkeys(hosts)), tuple(dict.fromkeys(ports)), rate, cap, timeout, progress)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(job.run())
+        return _run(job)
     # Called from inside an event loop (a watch loop, a notebook): run on a thread with its own loop.
     box: list[SweepResult | BaseException] = []
 
     def work() -> None:
         try:
-            box.append(asyncio.run(job.run()))
+            box.append(_run(job))
         except BaseException as exc:  # handed back to the caller's thread, raised there
             box.append(exc)
 
@@ -114,6 +120,24 @@ def sweep(hosts: Iterable[str], ports: Sequence[int], *, rate: float, concurrenc
     if isinstance(box[0], BaseException):
         raise box[0]
     return box[0]
+
+
+def _run(job: _Sweep) -> SweepResult:
+    """The sweep on a new event loop; a loop that cannot even be made (no descriptor left for its
+    selector) is an error naming the limit, not a traceback."""
+    try:
+        loop = asyncio.new_event_loop()
+    except OSError as exc:
+        if exc.errno not in LOCAL_ERRORS:
+            raise
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        raise PiiguardError(f"the sweep could not start: this process has no file descriptor to spare "
+                            f"(RLIMIT_NOFILE {soft})",
+                            hint="raise the limit (ulimit -n) or run fewer things in this process") from exc
+    try:
+        return loop.run_until_complete(job.run())
+    finally:
+        loop.close()
 
 
 class _Sweep:
