@@ -1,6 +1,7 @@
 """The connect sweep alone: a /22 of loopback addresses (127.78.0.0/22, all this machine) with 20
 listeners on default engine ports, swept over the default port list — beside a plain sequential
-``socket.create_connection`` loop over a subset, in the same run.
+``socket.create_connection`` loop over a subset and ``nmap -sT`` (connect scan) over the whole range,
+in the same run.
 
     PYTHONPATH=src python bench/sweep.py [--rate 100000] [--concurrency 512]
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import resource
+import shutil
 import socket
+import subprocess
 import time
 
 from piiguard.discovery import networks, sweep
@@ -67,6 +70,14 @@ def main() -> None:
     probes, found, seconds = sequential(subset, DEFAULT_PORTS, 1.0)
     print(f"baseline sequential create_connection, {len(subset)} hosts: {probes:,} probes in {seconds:6.2f} s = "
           f"{probes / seconds:8,.0f} probes/s, {found} open")
+    if shutil.which("nmap"):  # the Debian package; -sT is nmap's connect scan, the same kind of probe
+        started = time.perf_counter()
+        got = subprocess.run(["nmap", "-sT", "-n", "-Pn", "-T4", "--open", "-oG", "-", "-p",
+                              ",".join(map(str, DEFAULT_PORTS)), str(NET)], capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - started
+        probes = NET.num_addresses * len(DEFAULT_PORTS)
+        print(f"baseline nmap -sT -T4, whole range: {probes:,} probes in {seconds:6.2f} s = "
+              f"{probes / seconds:8,.0f} probes/s, {got.stdout.count('/open/')} open")
     # Silent ports (a full accept queue drops SYNs, as a filtering firewall does): each costs the timeout.
     silent_hosts = [f"127.78.3.{i}" for i in range(1, 21)]
     first = socket.socket()
