@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "or interrupted"),
     "check": ("piiguard.cli.check", "check", "Check stores' security protocols from outside (no credentials) "
               "and inside."),
+    "discover": ("piiguard.cli.discover", "discover", "Sweep allowed networks for data stores: engine, version, "
+                 "registered or not, outside checks."),
     "watch": ("piiguard.cli.watch", "watch", "Re-check stores continuously; alert when a protection is removed "
               "or restored; record exposure windows."),
     "exposures": ("piiguard.cli.watch", "exposures", "Exposure windows recorded by watch: when each store opened "
