@@ -31,6 +31,7 @@ BUILTIN = (
     "piiguard.classify.builtin",
     "piiguard.checks.clickhouse",
     "piiguard.checks.copies",
+    "piiguard.checks.discovery",
     "piiguard.checks.mongodb",
     "piiguard.checks.mysql",
     "piiguard.checks.network",

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "or interrupted"),
     "check": ("piiguard.cli.check", "check", "Check stores' security protocols from outside (no credentials) "
               "and inside."),
+    "discover": ("piiguard.cli.discover", "discover", "Sweep allowed networks for data stores: engine, version, "
+                 "registered or not, outside checks."),
     "watch": ("piiguard.cli.watch", "watch", "Re-check stores continuously; alert when a protection is removed "
               "or restored; record exposure windows."),
     "exposures": ("piiguard.cli.watch", "exposures", "Exposure windows recorded by watch: when each store opened "
@@ -50,7 +52,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "incident": ("piiguard.cli.incident", "incident_app", "Incidents: scope, evidence, kill switch, notices, "
                  "reports, timeline."),
     "stores": ("piiguard.cli.stores", "stores", "The configured stores: engine, address, where their credentials are "
-               "(never the values), and what the catalog holds of their last scan and last check."),
+               "(never the values), and what the catalog holds of their last scan and last check; then the "
+               "stores discovery found that no configuration names."),
+    "adopt": ("piiguard.cli.adopt", "adopt", "Print (or, with --write, add) the piiguard.yaml entry of a store "
+              "piiguard discover found."),
     "validate": ("piiguard.cli.validate", "validate", "Validate a configuration file: every unknown key or bad "
                  "value is reported with its path (exit 2)."),
     "demo": ("piiguard.cli.demo", "demo", "Build a small customer database and its analytics export (synthetic data), "

@@ -1,28 +1,102 @@
-"""The allow-list: which address ranges a sweep may touch, and how many probes it would send."""
+"""The allow-list: which address ranges a sweep may touch, and how many probes it would send.
+
+A sweep is traffic to machines, and traffic to machines the operator does not own is an attack, so
+nothing is swept that ``discovery.networks`` in piiguard.yaml does not list. The configuration
+already refuses a public range that is not marked ``public: true``; here every requested range must
+lie inside one listed range, and a sweep of more than ``max_addresses`` addresses (65,536 unless the
+operator says otherwise) is refused, because a typo (``/8`` for ``/24``) should cost a message, not
+sixteen million probes.
+
+Ranges are merged before they are counted (``10.0.0.0/25`` and ``10.0.0.0/24`` are 254 addresses,
+not 380). In an IPv4 range larger than /31 the network and broadcast addresses of each merged range
+are skipped (nothing listens there); a /31 or /32 is swept whole, and IPv6 ranges are swept whole.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Sequence
 
-from piiguard.discovery.settings import DiscoverySettings
+from piiguard.discovery.settings import AllowedNetwork, DiscoverySettings
+from piiguard.errors import UsageError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_ADDRESSES = 65_536
+ALLOW_HINT = "add it to discovery.networks in piiguard.yaml"
+NO_LIST_HINT = "list the ranges you own in piiguard.yaml, e.g. discovery: {networks: [10.20.0.0/16]}"
 
 
 def targets(requested: Sequence[str], settings: DiscoverySettings, *, max_addresses: int = MAX_ADDRESSES
             ) -> list[Network]:
     """The ranges to sweep: ``requested`` (default: every allowed network), each inside an allowed
     network; more than ``max_addresses`` in all is refused. Raises UsageError naming the range."""
-    raise NotImplementedError
+    allowed = settings.networks
+    if not allowed:
+        raise UsageError("no network may be swept: discovery.networks (the allow-list) is empty or missing",
+                         hint=NO_LIST_HINT)
+    if max_addresses < 1:
+        raise UsageError(f"--max-addresses {max_addresses} allows nothing", hint="give a number of 1 or more")
+    wanted = [_parse(text) for text in requested] if requested else [a.network for a in allowed]
+    for net in wanted:
+        _check_allowed(net, allowed)
+    merged = merge(wanted)
+    count = size(merged)
+    if count > max_addresses:
+        ranges = ", ".join(str(n) for n in merged[:4]) + (", …" if len(merged) > 4 else "")
+        raise UsageError(f"{ranges}: {count:,} addresses to sweep, more than the {max_addresses:,} allowed "
+                         "without saying so (--max-addresses)",
+                         hint=f"sweep a smaller range, or pass --max-addresses {count} if you mean it")
+    return merged
+
+
+def _parse(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise UsageError(f"{text[:60]!r} is not an address range",
+                         hint="write a range as CIDR (10.20.0.0/24) or a single address (10.20.0.5)") from None
+
+
+def _check_allowed(net: Network, allowed: Sequence[AllowedNetwork]) -> None:
+    inside = [a for a in allowed if a.network.version == net.version and net.subnet_of(a.network)]  # type: ignore[arg-type]
+    listed = ", ".join(str(a.network) for a in allowed)
+    if not inside:
+        raise UsageError(f"{net} is not inside the allow-list (discovery.networks: {listed})", hint=ALLOW_HINT)
+    if not (net.is_private or net.is_loopback) and not any(a.public for a in inside):
+        # The configuration refuses such a listing already; this holds for settings built in code too.
+        raise UsageError(f"{net} holds public addresses and no listed range that holds it says public: true "
+                         f"(discovery.networks: {listed})",
+                         hint=f"if you own it, list it as {{network: {net}, public: true}} in discovery.networks")
+
+
+def merge(networks: Sequence[Network]) -> list[Network]:
+    """Overlapping and adjacent ranges merged, IPv4 first, each family in address order."""
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+
+
+def _bounds(net: Network) -> tuple[int, int]:
+    """First and last address (as integers) swept in one merged range."""
+    first, last = int(net.network_address), int(net.broadcast_address)
+    if net.version == 4 and net.prefixlen < 31:
+        first, last = first + 1, last - 1
+    return first, last
 
 
 def hosts(networks: Sequence[Network]) -> Iterator[str]:
     """Every address to probe, once (overlapping ranges are merged)."""
-    raise NotImplementedError
+    for net in merge(networks):
+        first, last = _bounds(net)
+        make = ipaddress.IPv4Address if net.version == 4 else ipaddress.IPv6Address
+        for value in range(first, last + 1):
+            yield str(make(value))
 
 
 def size(networks: Sequence[Network]) -> int:
     """How many addresses ``hosts`` yields."""
-    raise NotImplementedError
+    total = 0
+    for net in merge(networks):
+        first, last = _bounds(net)
+        total += last - first + 1
+    return total

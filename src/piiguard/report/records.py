@@ -111,17 +111,33 @@ def findings_summary(rows: Iterable[tuple[str, str, str, str, str]]) -> dict[str
             "failing": sorted(r[1] for r in rows if r[2] == "fail")}
 
 
-def store(cat: Catalog, name: str, *, configured: Store | None, known: Mapping[str, Any] | None) -> dict[str, Any]:
+def discovered(row: Mapping[str, Any], registered: str | None) -> dict[str, Any]:
+    """One inventory row (:meth:`Catalog.discovered`) as the ``discovered`` block of a store: where a
+    sweep saw it, what it said it was (cleaned when it was recorded), and when."""
+    host, port = str(row["host"]), int(row["port"])
+    return {"address": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "host": host, "port": port,
+            "kind": row["kind"], "engine": row["engine"], "product": row["product"], "version": row["version"],
+            "registered": registered is not None, "open": bool(row["open"]),
+            "first_seen": iso(row["first_seen"]), "last_seen": iso(row["last_seen"])}
+
+
+def store(cat: Catalog, name: str, *, configured: Store | None, known: Mapping[str, Any] | None,
+          found: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A store as ``piiguard stores`` shows it: what the configuration says (or, for a store only a
-    scan by URL recorded, what the catalog says), its last scan and its last check."""
+    scan by URL recorded, what the catalog says; for one only a sweep found, what the sweep saw), its
+    last scan and its last check. ``found`` is the inventory row of a sweep that saw it."""
     scan = cat.store_scan(name)
+    engine = configured.engine if configured else known["engine"] if known else found["engine"] if found else None
+    address = configured.address if configured else known["address"] if known else \
+        discovered(found, None)["address"] if found else None
     return {
         "name": name, "configured": configured is not None,
-        "engine": configured.engine if configured else known["engine"] if known else None,
-        "address": configured.address if configured else known["address"] if known else None,
+        "engine": engine,
+        "address": address,
         "credentials": credentials(configured) if configured else None,
         "tags": dict(configured.tags) if configured else {},
         "last_scan": None if scan is None else {**scan, "started": iso(scan["started"]),
                                                 "finished": iso(scan["finished"])},
         "last_check": findings_summary(cat.findings(name)),
+        "discovered": None if found is None else discovered(found, name if configured else None),
     }
