@@ -3,9 +3,10 @@ started is a ``discovered`` alert at a real webhook within one sweep interval (p
 machine), naming its address and engine; being unregistered and open it gets an exposure window and
 an incident; stopped, the window closes. SIGTERM stops watch and its sweep thread cleanly.
 
-Needs helpers A (networks, sweep) and B (identify, outside checks) and C (inventory): until their
-work is merged the sweep raises and these tests fail with NotImplementedError in the watch's log.
-The trap test needs D (load_key) and E (Trap).
+Needs helper B's identify step (identify_all, outside_findings; A's sweep and C's inventory are
+merged): until it is, the sweep fails with NotImplementedError (logged by type, watch goes on) and
+these tests time out waiting for the alert. With a throwaway stand-in for identify they pass. The
+trap test needs D (load_key) and E (Trap).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def test_the_trap_listens_while_watch_runs_and_a_missing_key_stops_it(tmp_path: 
 
 
 def test_watch_once_sweeps_once_and_delivers_the_new_store(tmp_path: Path, listener: Listener) -> None:
-    """``--once`` is one of everything watch does: one sweep too. Needs A/B/C."""
+    """``--once`` is one of everything watch does: one sweep too. Needs B's identify step."""
     redis = OpenRedis(port_on(HOST))
     try:
         config = tmp_path / "piiguard.yaml"
