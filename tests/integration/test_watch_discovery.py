@@ -4,20 +4,21 @@ machine), naming its address and engine; being unregistered and open it gets an 
 an incident; stopped, the window closes. SIGTERM stops watch and its sweep thread cleanly.
 
 Needs helper B's identify step (identify_all, outside_findings; A's sweep and C's inventory are
-merged): until it is, the sweep fails with NotImplementedError (logged by type, watch goes on) and
-these tests time out waiting for the alert. With a throwaway stand-in for identify they pass. The
-trap test needs D (load_key) and E (Trap).
+merged): until it is, they skip (a sweep would fail with NotImplementedError, logged by type, and
+watch would go on). With a throwaway stand-in for identify they pass. The trap test needs D
+(load_key) and E (Trap), and skips until both are merged.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,22 @@ from open_redis import HOST, OpenRedis, port_on, until
 from servers import free_port
 
 from piiguard.catalog import Catalog
+from piiguard.discovery import fingerprints, identify, trap
+
+
+def _stub(step: Callable[..., object]) -> bool:
+    try:
+        return "raise NotImplementedError" in inspect.getsource(step)
+    except (OSError, TypeError):  # no source to read: not the stub in the repository
+        return False
+
+
+# the repository's convention (tests/integration/test_discover_cli.py): a step still a stub skips
+needs_identify = pytest.mark.skipif(_stub(identify.identify_all) or _stub(identify.outside_findings),
+                                    reason="needs discovery/identify.py (helper B), not merged yet")
+needs_trap = pytest.mark.skipif(_stub(fingerprints.load_key) or _stub(trap.Trap.start),
+                                reason="needs discovery/fingerprints.load_key (helper D) and trap.Trap (helper E), "
+                                       "not merged yet")
 
 
 def read_only(path: Path, query: str) -> list[tuple[Any, ...]]:
@@ -66,6 +83,7 @@ def watched(tmp_path: Path, listener: Listener) -> Iterator[tuple[subprocess.Pop
         log.close()
 
 
+@needs_identify
 def test_a_new_open_store_alerts_within_one_sweep_and_its_window_opens_and_closes(
         watched: tuple[subprocess.Popen[bytes], int, Path], listener: Listener, tmp_path: Path) -> None:
     proc, port, catalog = watched
@@ -104,6 +122,7 @@ def test_a_new_open_store_alerts_within_one_sweep_and_its_window_opens_and_close
         assert [d["gone_since"] is not None for d in cat.discovered(include_gone=True)] == [True]
 
 
+@needs_trap
 def test_the_trap_listens_while_watch_runs_and_a_missing_key_stops_it(tmp_path: Path, listener: Listener) -> None:
     """Needs D (load_key) and E (Trap)."""
     trap = free_port()
@@ -137,6 +156,7 @@ def test_the_trap_listens_while_watch_runs_and_a_missing_key_stops_it(tmp_path: 
             proc.wait()
 
 
+@needs_identify
 def test_watch_once_sweeps_once_and_delivers_the_new_store(tmp_path: Path, listener: Listener) -> None:
     """``--once`` is one of everything watch does: one sweep too. Needs B's identify step."""
     redis = OpenRedis(port_on(HOST))
