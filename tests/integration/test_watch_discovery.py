@@ -115,6 +115,8 @@ def test_a_new_open_store_alerts_within_one_sweep_and_its_window_opens_and_close
     until(lambda: read_only(catalog, f"SELECT window_end FROM incidents WHERE id = {incident}")[0][0] is not None,
           SLACK, "the incident's window closing")
     assert len([a for a in listener.received if a["check"] == "discovery.new-store"]) == 1
+    until(lambda: [a for a in listener.received if a["event"] == "resolved" and a["store"] == f"{HOST}:{port}"],
+          SLACK, "the resolved alert")
     proc.send_signal(signal.SIGTERM)  # the sweep thread stops with the rest
     assert proc.wait(timeout=15) == 0
     with Catalog(catalog) as cat:  # all of it was kept

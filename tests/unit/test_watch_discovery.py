@@ -141,20 +141,29 @@ def test_a_new_open_unregistered_store_alerts_once_and_opens_an_exposure_and_inc
         assert cat.exposures()[0].closed_at is not None
         assert cat.incident(incident["id"])["window_end"] == cat.exposures()[0].closed_at  # type: ignore[index]
 
+        assert [p["event"] for _, p, _ in cat.pending("hook")] == ["discovered", "resolved"]
+
         found.append(redis())  # back after it was gone: a new sighting, a new alert and window
         assert [a.check for a in loop.once(cat)] == [NEW_STORE]
-        assert len(cat.pending("hook")) == 2 and len([e for e in cat.exposures() if e.closed_at is None]) == 1
-        assert len(cat.incidents()) == 2
+        assert [p["event"] for _, p, _ in cat.pending("hook")] == ["discovered", "resolved", "discovered"]
+        assert len([e for e in cat.exposures() if e.closed_at is None]) == 1 and len(cat.incidents()) == 2
 
 
-def test_a_store_that_turns_auth_on_closes_its_window(tmp_path: Path) -> None:
+def test_a_known_store_that_turns_auth_on_or_off_is_resolved_or_opened(tmp_path: Path) -> None:
     found = [redis()]
     with Catalog(tmp_path / "c.db") as cat:
         loop = DiscoveryLoop(config(), cat.path, ["hook"], threading.Event(), sweep=recording(lambda: run_of(*found)))
         loop.once(cat)
         found[0] = redis(open_=False)
         loop.once(cat)
-        assert cat.exposures()[0].closed_at is not None and len(cat.pending("hook")) == 1
+        assert cat.exposures()[0].closed_at is not None
+        assert [(p["event"], p["check"]) for _, p, _ in cat.pending("hook")] == [
+            ("discovered", NEW_STORE), ("resolved", "redis.no-auth")]
+        found[0] = redis()  # someone switches auth off again: the same sighting, so an opened alert
+        loop.once(cat)
+        assert [(p["event"], p["severity"]) for _, p, _ in cat.pending("hook")][2:] == [("opened", "critical")]
+        assert len([e for e in cat.exposures() if e.closed_at is None]) == 1
+        assert loop.once(cat) == []  # still open: nothing new
 
 
 def test_only_a_sweep_that_covered_the_address_or_decided_closes_a_window(tmp_path: Path) -> None:

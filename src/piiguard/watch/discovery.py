@@ -199,10 +199,33 @@ def record_sweep(catalog: Catalog, run: DiscoveryRun, started: str, sinks: Seque
         first = firsts.get((ep.host, ep.port))
         if first is not None and first >= started:  # first seen by this sweep (ISO times in UTC sort)
             alerts.append(new_store_alert(d, first))
-    exposed = exposed_by_sweep(run, catalog.exposures(), names, holdings_from_links(catalog, run))
+    windows = catalog.exposures()
+    exposed = exposed_by_sweep(run, windows, names, holdings_from_links(catalog, run))
+    new = {a.store for a in alerts}
+    alerts += window_alerts(exposed, {e.store: e for e in windows if e.closed_at is None}, new, started)
     queued = catalog.record_cycle([], lambda _changes: alerts, list(sinks), exposed)
     follow_unregistered(catalog, run)
     return queued
+
+
+def window_alerts(exposed: Mapping[str, Finding | None], open_windows: Mapping[str, Exposure], new: set[str],
+                  at: str) -> list[Alert]:
+    """``opened`` when a found store that was already known becomes open (someone switched its
+    authentication off), ``resolved`` when its window closes, like a registered store's check alerts.
+    A store new in this sweep is already one critical ``discovered`` alert that says it is open."""
+    out: list[Alert] = []
+    for store, finding in sorted(exposed.items()):
+        if finding is not None and store not in open_windows and store not in new:
+            out.append(Alert(f"{store}:{finding.check}:opened:{at}", "opened", store, finding.check, finding.severity,
+                             at, finding.title, f"unregistered store open from outside: {finding.evidence}",
+                             finding.pii_types, finding.subjects_estimate))
+        elif finding is None and store in open_windows:
+            window = open_windows[store]
+            out.append(Alert(f"{store}:{window.checks}:resolved:{at}", "resolved", store, window.checks,
+                             Severity.INFO, at, f"{store} no longer open",
+                             f"a sweep found {store} closed or no longer open from outside", window.pii_types,
+                             window.subjects_estimate))
+    return out
 
 
 def follow_unregistered(catalog: Catalog, run: DiscoveryRun) -> list[int]:
