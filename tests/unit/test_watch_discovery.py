@@ -21,7 +21,7 @@ from piiguard.config import Config
 from piiguard.discovery.base import CopyLink, Discovered, DiscoveryRun, Endpoint, Kind, Service
 from piiguard.discovery.settings import AllowedNetwork, DiscoverySettings
 from piiguard.errors import StoreError
-from piiguard.model import Finding, Severity, Status, Store, Vantage
+from piiguard.model import Alert, Finding, Severity, Status, Store, Vantage
 from piiguard.response.incidents import follow_exposures
 from piiguard.watch.discovery import (
     CANARY_USED,
@@ -295,3 +295,32 @@ def test_a_window_that_names_pii_gets_one_incident_from_the_check_cycle(tmp_path
         follow_exposures(cat)
         [incident] = cat.incidents()
         assert incident["exposure_id"] == window.id and incident["pii_types"] == ["email"]
+
+
+def test_a_long_sweep_does_not_delay_the_check_cycle(tmp_path: Path) -> None:
+    """A sweep that takes seconds (a big range) runs beside the cycles, which keep their interval."""
+    sweeping = threading.Event()
+
+    def slow(config: Config, catalog: Catalog) -> DiscoveryRun:
+        sweeping.set()
+        time.sleep(2.0)
+        return run_of()
+
+    class Counting(Watcher):
+        cycles = 0
+
+        def cycle(self, *, inside: bool = True) -> list[Alert]:
+            if sweeping.is_set():
+                Counting.cycles += 1
+            return super().cycle(inside=inside)
+
+    with Catalog(tmp_path / "c.db") as cat:
+        watcher = Counting([], cat, [], config=config(every=60), sweep=slow)
+        thread = threading.Thread(target=watcher.run, kwargs={"interval": 0.1})
+        thread.start()
+        assert sweeping.wait(10)
+        time.sleep(1.5)  # still inside the 2 s sweep
+        during = Counting.cycles
+        watcher.stop.set()
+        thread.join(timeout=10)
+    assert during >= 5  # about 15 at a 0.1 s interval; a cycle waiting for the sweep would make it 0 or 1
