@@ -23,10 +23,16 @@ from pathlib import Path
 
 import pytest
 from adversarial.peers import peer
-from built_servers import start_ferretdb, start_opensearch, start_versitygw, stop_ferretdb, stop_opensearch, \
-    stop_versitygw
+from built_servers import (
+    start_ferretdb,
+    start_opensearch,
+    start_versitygw,
+    stop_ferretdb,
+    stop_opensearch,
+    stop_versitygw,
+)
 from conftest import pg_connect
-from servers import PASSWORD, Server, free_port, missing, redis_admin, start_clickhouse, stop_clickhouse
+from servers import Server, free_port, missing, redis_admin, start_clickhouse, stop_clickhouse
 
 from piiguard.checks.redis import DEFAULT_PASSWORDS
 from piiguard.discovery.base import Endpoint, Kind, Service
