@@ -45,6 +45,8 @@ PROBES: dict[str, probes.Probe] = {
     "clickhouse-native": probes.clickhouse_native, "http": probes.http, "memcached": probes.memcached,
     "cassandra": probes.cassandra,
 }
+LABELS = {"postgres": "PostgreSQL", "mysql": "MySQL", "redis": "Redis", "mongodb": "MongoDB",
+          "clickhouse-native": "ClickHouse native", "http": "HTTP", "memcached": "memcached", "cassandra": "Cassandra"}
 _CLOSED = ("closed", "Reset", "RemoteDisconnected", "IncompleteRead", "EOFError", "BrokenPipe")
 
 
@@ -69,8 +71,14 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
             break
         step = min(timeout, left)
         try:
-            if name == "banner":
-                found = _banner(endpoint, min(step, max(timeout / 4, 0.05)))
+            if name == "banner":  # the speaks-first read: MySQL's greeting, another banner, or silence
+                data = probes.banner(endpoint, min(step, max(timeout / 4, 0.05)))
+                if not data:
+                    continue
+                if not probes.looks_like_mysql(data):
+                    return probes.not_a_store(endpoint, data)
+                name = "mysql"
+                found = probes.mysql(endpoint, step)
             else:
                 found = PROBES[name](endpoint, step)
         except StoreError as exc:
@@ -87,23 +95,13 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
             continue
         if found is not None:
             return found
-        spoke = spoke or name != "banner"  # the banner read's None is silence; a probe's is another protocol
+        spoke = True  # a probe's None: it answered, in another protocol
     if closed_in is not None:
-        return Service(endpoint, Kind.UNKNOWN, evidence=f"closed the connection during the {closed_in} probe")
+        during = LABELS.get(closed_in, closed_in)
+        return Service(endpoint, Kind.UNKNOWN, evidence=f"closed the connection during the {during} probe")
     if spoke:
         return Service(endpoint, Kind.UNKNOWN, evidence="answered, but as no engine piiguard knows")
     return Service(endpoint, Kind.UNKNOWN, evidence=f"silent: nothing recognisable within {BUDGET * timeout:g} s")
-
-
-def _banner(endpoint: Endpoint, timeout: float) -> Service | None:
-    """The speaks-first read: a MySQL handshake goes to the MySQL probe, anything else that was sent
-    unasked is a banner (not a store); silence lets the client-first probes try."""
-    data = probes.banner(endpoint, timeout)
-    if not data:
-        return None
-    if probes.looks_like_mysql(data):
-        return probes.mysql(endpoint, timeout * 4)
-    return probes.not_a_store(endpoint, data)
 
 
 def identify_all(endpoints: Sequence[Endpoint], *, timeout: float, guess: bool = False,

@@ -1,0 +1,147 @@
+"""Hostile peers against identification: random banners, random HTTP answers, hang-ups, drips and a
+10 MB banner. Whatever a peer does, identify() returns (never raises) within its budget, calls
+nothing a store unless the bytes were that engine's protocol, and keeps only clean text."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adversarial.peers import drip, endless, peer
+from piiguard.discovery import probes
+from piiguard.discovery.base import Endpoint, Kind, Service, clean
+from piiguard.discovery.identify import BUDGET, identify
+
+TIMEOUT = 0.3
+Behaviour = Callable[[socket.socket, threading.Event], None]
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def run(behaviour: Behaviour, timeout: float = TIMEOUT) -> tuple[Service, float]:
+    with peer(behaviour) as port:
+        started = time.monotonic()
+        service = identify(Endpoint("127.0.0.1", port), timeout=timeout)
+        return service, time.monotonic() - started
+
+
+def assert_clean(service: Service) -> None:
+    for text in (service.product, service.version):
+        assert text is None or (clean(text) == text and len(text) <= 40), text
+    assert _PRINTABLE.match(service.evidence), service.evidence
+    assert service.engine is None or service.engine.isidentifier()
+
+
+def speaks_first(data: bytes, then: bytes = b"") -> Behaviour:
+    def behave(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(data)
+        conn.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                if conn.recv(65536) == b"":
+                    return
+            except TimeoutError:
+                continue
+            if then:
+                conn.sendall(then)
+
+    return behave
+
+
+def answers(reply: bytes) -> Behaviour:
+    """Says nothing first; answers whatever arrives with ``reply`` and hangs up."""
+
+    def behave(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            if conn.recv(65536):
+                conn.sendall(reply)
+
+    return behave
+
+
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(st.binary(min_size=1, max_size=300), st.binary(max_size=300))
+def test_random_banners_are_never_stores_unless_mysql_framed(banner: bytes, reply: bytes) -> None:
+    service, took = run(speaks_first(banner, reply))
+    assert_clean(service)
+    if service.kind in (Kind.STORE, Kind.IDENTIFY_ONLY):
+        assert probes.looks_like_mysql(banner) and service.engine == "mysql"
+    assert took < BUDGET * TIMEOUT + 2
+
+
+STATUS = st.sampled_from([200, 204, 301, 400, 401, 403, 404, 500, 503])
+HEADER = st.tuples(st.sampled_from(["Server", "WWW-Authenticate", "Content-Type", "X-Thing"]),
+                   st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=60))
+BODY = st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode),
+                 st.sampled_from([b'{"name":"x"}', b"<Error><Code>Nope</Code></Error>", b"Ok.", b"OK\n",
+                                  b'{"version": 7}', b'{"couchdb": "Hello"}', b"<html>nginx</html>"]))
+_MARKERS = (b"version", b"ListAllMyBucketsResult", b"<Code>", b"couchdb", b"Ok.\n", b"clickhouse-client")
+
+
+@FAST
+@given(STATUS, st.lists(HEADER, max_size=4), BODY)
+def test_random_http_answers_are_not_stores(status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    head = "".join(f"{k}: {v.strip()}\r\n" for k, v in headers if v.strip())
+    reply = f"HTTP/1.1 {status} X\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+    service, took = run(answers(reply))
+    assert_clean(service)
+    if service.kind in (Kind.STORE, Kind.IDENTIFY_ONLY):  # only a body or realm in an engine's own grammar
+        assert any(m in body for m in _MARKERS) or "security" in head.lower(), service
+    assert took < BUDGET * TIMEOUT + 2
+
+
+@pytest.mark.parametrize("first", [b"J\x00\x00\x00\x0a5.7.", b"SSH-2.0-", b"\x10\x00\x00"])
+def test_a_peer_that_closes_after_the_first_bytes(first: bytes) -> None:
+    def behave(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(first)
+
+    service, took = run(behave)
+    assert service.kind is not Kind.STORE
+    assert_clean(service)
+    if first.startswith(b"J"):  # a MySQL greeting cut short: named as the probe it broke
+        assert service.kind is Kind.UNKNOWN and "closed the connection during the MySQL probe" in service.evidence
+    assert took < BUDGET * TIMEOUT + 2
+
+
+def test_a_peer_that_hangs_up_on_every_request_is_unknown_and_says_so() -> None:
+    def behave(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            conn.recv(16)  # the first bytes of a request, then gone mid-exchange
+
+    service, _ = run(behave)
+    assert service.kind is Kind.UNKNOWN and "closed the connection during the" in service.evidence
+
+
+@pytest.mark.parametrize("behaviour", [drip, endless], ids=["drip", "endless"])
+def test_dripping_and_endless_peers_are_bounded(behaviour: Behaviour) -> None:
+    """One byte a second (each read succeeds within the timeout) or bytes without end: only the
+    probes' deadlines and the endpoint's budget end them."""
+    service, took = run(behaviour, timeout=1.0)
+    assert service.kind is not Kind.STORE
+    assert_clean(service)
+    assert took < BUDGET * 1.0 + 2.5
+
+
+def test_a_ten_megabyte_banner() -> None:
+    big = b"220 " + b"A" * (10 << 20)
+    service, took = run(speaks_first(big))
+    assert service.kind is Kind.NOT_A_STORE and service.product == "220"
+    assert took < BUDGET * TIMEOUT + 2
+
+
+def test_a_ten_megabyte_http_body_is_cut() -> None:
+    body = b'{"version": {"number": "' + b"9" * (10 << 20) + b'"}}'
+    service, took = run(answers(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body))
+    assert service.kind is not Kind.STORE and took < BUDGET * TIMEOUT + 3
