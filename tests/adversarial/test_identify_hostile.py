@@ -76,7 +76,8 @@ def test_random_banners_are_never_stores_unless_mysql_framed(banner: bytes, repl
     service, took = run(speaks_first(banner, reply))
     assert_clean(service)
     if service.kind in (Kind.STORE, Kind.IDENTIFY_ONLY):
-        assert probes.looks_like_mysql(banner) and service.engine == "mysql"
+        assert service.engine == "mysql"
+        assert probes.looks_like_mysql(banner) or probes.mysql_refusal(service.endpoint, banner) is not None
     assert took < BUDGET * TIMEOUT + 2
 
 
@@ -145,3 +146,23 @@ def test_a_ten_megabyte_http_body_is_cut() -> None:
     body = b'{"version": {"number": "' + b"9" * (10 << 20) + b'"}}'
     service, took = run(answers(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body))
     assert service.kind is not Kind.STORE and took < BUDGET * TIMEOUT + 3
+
+
+def _error_packet(code: int, text: bytes) -> bytes:
+    payload = b"\xff" + code.to_bytes(2, "little") + text
+    return len(payload).to_bytes(3, "little") + b"\x00" + payload
+
+
+@pytest.mark.parametrize(("packet", "kind"), [
+    (_error_packet(1130, b"Host '127.0.0.1' is not allowed to connect to this MariaDB server"), Kind.STORE),
+    (_error_packet(1040, b"Too many connections"), Kind.STORE),
+    (_error_packet(1045, b"Access denied"), Kind.NOT_A_STORE),  # not a pre-handshake refusal
+    (_error_packet(1130, b"x")[:-1], Kind.NOT_A_STORE),  # its length does not match: not the protocol
+])
+def test_a_mysql_refusal_instead_of_a_greeting(packet: bytes, kind: Kind) -> None:
+    """MariaDB/MySQL send an ERR packet (0xff, error number, message) in place of the handshake to a
+    host they refuse (MySQL protocol docs, "ERR_Packet"); the frame must be exact."""
+    service, _ = run(speaks_first(packet))
+    assert service.kind is kind, service
+    if kind is Kind.STORE:
+        assert service.engine == "mysql" and service.version is None

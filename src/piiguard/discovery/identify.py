@@ -76,7 +76,7 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
                 if not data:
                     continue
                 if not probes.looks_like_mysql(data):
-                    return probes.not_a_store(endpoint, data)
+                    return probes.mysql_refusal(endpoint, data) or probes.not_a_store(endpoint, data)
                 name = "mysql"
                 found = probes.mysql(endpoint, step)
             else:

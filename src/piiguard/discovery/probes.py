@@ -84,6 +84,23 @@ def looks_like_mysql(data: bytes) -> bool:
     return len(data) >= 5 and data[3] == 0 and data[4] == 10 and 0 < int.from_bytes(data[:3], "little") < 65536
 
 
+# ER_HOST_IS_BLOCKED, ER_HOST_NOT_PRIVILEGED, ER_CON_COUNT_ERROR: sent instead of a greeting
+MYSQL_REFUSALS = (1129, 1130, 1040)
+
+
+def mysql_refusal(endpoint: Endpoint, data: bytes) -> Service | None:
+    """A MariaDB/MySQL server that refuses this host sends an error packet (0xff, its error number)
+    instead of the greeting: still MariaDB/MySQL, with no version."""
+    if len(data) < 9 or data[3] != 0 or data[4] != 0xFF or int.from_bytes(data[:3], "little") != len(data) - 4:
+        return None
+    code = int.from_bytes(data[5:7], "little")
+    if code not in MYSQL_REFUSALS:
+        return None
+    product = "MariaDB" if b"MariaDB" in data else "MySQL"
+    return Service(endpoint, Kind.STORE, "mysql", product, None,
+                   f"refused this host with MariaDB/MySQL error {code} instead of a greeting")
+
+
 def not_a_store(endpoint: Endpoint, data: bytes) -> Service:
     """A server that spoke first and is no engine piiguard knows: named by its banner's first word."""
     upper = data[:200].upper()
