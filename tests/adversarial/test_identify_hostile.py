@@ -166,3 +166,33 @@ def test_a_mysql_refusal_instead_of_a_greeting(packet: bytes, kind: Kind) -> Non
     assert service.kind is kind, service
     if kind is Kind.STORE:
         assert service.engine == "mysql" and service.version is None
+
+
+_VALID_REPLY = {"redis": (b"+PONG", b"-NOAUTH", b"-DENIED"), "postgres": (b"N", b"S"), "memcached": (b"VERSION ",)}
+
+
+@FAST
+@given(st.binary(min_size=1, max_size=300))
+def test_random_answers_to_client_first_probes(reply: bytes) -> None:
+    """A peer that waits, then answers every probe with the same bytes: a store only when those bytes
+    begin as that engine's answer does."""
+    service, took = run(answers(reply))
+    assert_clean(service)
+    if service.kind in (Kind.STORE, Kind.IDENTIFY_ONLY):
+        assert service.engine in _VALID_REPLY and reply.startswith(_VALID_REPLY[service.engine]), (service, reply)
+    assert took < BUDGET * TIMEOUT + 2
+
+
+def test_identify_all_keeps_order_and_bounds_concurrency() -> None:
+    """Four silent peers with two workers take two budgets; results come back in the order given."""
+    from adversarial.peers import silent
+    from piiguard.discovery.identify import identify_all
+
+    with peer(silent) as quiet, peer(speaks_first(b"SSH-2.0-x\r\n")) as ssh:
+        endpoints = [Endpoint("127.0.0.1", p) for p in (quiet, ssh, quiet, ssh, quiet, quiet)]
+        started = time.monotonic()
+        services = identify_all(endpoints, timeout=0.2, concurrency=2)
+        took = time.monotonic() - started
+    assert [s.endpoint for s in services] == endpoints
+    assert [s.kind for s in services] == [Kind.UNKNOWN, Kind.NOT_A_STORE] * 2 + [Kind.UNKNOWN] * 2
+    assert took >= 2 * BUDGET * 0.2  # four silent endpoints, two at a time
