@@ -49,7 +49,7 @@ def ident(port: int, timeout: float = 2.0) -> Service:
 def test_probe_order_follows_the_port() -> None:
     assert order(5432)[0] == "postgres" and order(3306)[0] == "banner"
     assert order(9000)[:2] == ["clickhouse-native", "http"]  # ClickHouse native and MinIO: both tried
-    assert order(12345)[:3] == ["banner", "redis", "http"]  # an unusual port: what speaks first, then the rest
+    assert order(12345)[:3] == ["banner", "http", "redis"]  # an unusual port: what speaks first, then the rest
 
 
 def test_postgres(postgres: Server) -> None:
@@ -195,13 +195,14 @@ def test_opensearch_open_and_secured() -> None:
         stop_opensearch(plain)
     assert (open_node.kind, open_node.engine, open_node.product) == (Kind.STORE, "opensearch", "OpenSearch")
     assert open_node.version and open_node.version.startswith("2.")
-    secured = start_opensearch(secured=True, http_tls=False)
+    secured = start_opensearch(secured=True)  # HTTPS: plain GET refused, then TLS
     try:
         locked = ident(secured.port, timeout=3)
     finally:
         stop_opensearch(secured)
     assert (locked.kind, locked.engine, locked.product) == (Kind.STORE, "opensearch", "OpenSearch")
-    assert "realm" in locked.evidence
+    assert "realm" in locked.evidence and "HTTPS" in locked.evidence
+    assert as_store(locked).options["tls"] == "true"
 
 
 def test_memcached() -> None:

@@ -38,9 +38,9 @@ ENGINE_PROBES: dict[str, tuple[str, ...]] = {
     "clickhouse": ("clickhouse-native", "http"), "opensearch": ("http",), "mongodb": ("mongodb",),
     "s3": ("http",), "memcached": ("memcached",), "couchdb": ("http",), "cassandra": ("cassandra",),
 }
-# After the port's own engines and the banner read: the rest. Redis first: HTTP servers refuse its
-# PING at once, while Redis waits a whole timeout on the TLS ClientHello the HTTP probe opens with.
-OTHERS = ("redis", "http", "postgres", "mongodb", "clickhouse-native", "memcached", "cassandra")
+# After the port's own engines and the banner read: the rest, the most common first. HTTP's plain
+# request is refused at once by the binary protocols (Redis hangs up on a Host: line).
+OTHERS = ("http", "redis", "postgres", "mongodb", "clickhouse-native", "memcached", "cassandra")
 PROBES: dict[str, probes.Probe] = {
     "postgres": probes.postgres, "redis": probes.redis, "mongodb": probes.mongodb,
     "clickhouse-native": probes.clickhouse_native, "http": probes.http, "memcached": probes.memcached,

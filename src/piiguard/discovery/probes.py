@@ -29,6 +29,7 @@ from piiguard.checks.opensearch import OpenSearchTarget
 from piiguard.checks.postgres import PostgresTarget
 from piiguard.checks.redis import RedisTarget
 from piiguard.discovery.base import Endpoint, Kind, Service, clean
+from piiguard.errors import StoreError
 from piiguard.model import Store
 
 BANNER_BYTES = 4096  # what a server that speaks first is read for
@@ -177,9 +178,7 @@ def http(endpoint: Endpoint, timeout: float) -> Service | None:
     """One anonymous ``GET /`` (``Target.http_answer``, the request ``opensearch.anonymous-access``
     and the S3 checks send) and what answers it: OpenSearch/Elasticsearch, CouchDB, an S3 service,
     ClickHouse's HTTP interface, or an HTTP server that is none of them."""
-    target = OpenSearchTarget(_store(endpoint, "opensearch"), timeout=timeout)
-    status, headers, body = target.http_answer("GET", "/", limit=HTTP_BYTES)
-    scheme = "HTTPS" if target.speaks_tls else "HTTP"
+    status, headers, body, scheme = _get_root(endpoint, timeout)
     doc = _json(body)
     for decide in (_search, _couchdb, _s3):
         found = decide(endpoint, status, headers, body, doc, scheme)
@@ -193,6 +192,39 @@ def http(endpoint: Endpoint, timeout: float) -> Service | None:
     server = clean(headers.get("server"), 30)
     return Service(endpoint, Kind.NOT_A_STORE, None, server, None,
                    f"HTTP server ({scheme} {status}{', Server: ' + server if server else ''}), not a data store")
+
+
+def _get_root(endpoint: Endpoint, timeout: float) -> tuple[int, dict[str, str], bytes, str]:
+    """``GET /`` in plain HTTP first, then in TLS when plain text was refused as a TLS port refuses
+    it. (``Target.http`` opens with a TLS handshake instead; on a port that may be anything, a
+    ClientHello leaves Redis and others waiting a whole timeout, while a plain request is refused at
+    once.) Seeding ``speaks_tls`` chooses the scheme; the request is the targets' own."""
+    refused: ProtocolError | None = None
+    for tls in (False, True):
+        if tls and not _completes_tls(endpoint, timeout):
+            raise refused or ProtocolError(endpoint.address, "the server did not answer as HTTP does")
+        target = OpenSearchTarget(_store(endpoint, "opensearch"), timeout=timeout)
+        target.__dict__["speaks_tls"] = tls
+        try:
+            status, headers, body = target.http_answer("GET", "/", limit=HTTP_BYTES)
+        except ProtocolError as exc:
+            if tls:
+                raise
+            refused = exc
+            continue
+        if tls or not (status == 400 and re.search(rb"(?i)https|ssl|tls", body[:1024])):
+            return status, headers, body, "HTTPS" if tls else "HTTP"
+        refused = ProtocolError(endpoint.address, "plain HTTP was refused as a TLS port refuses it")
+    raise ProtocolError(endpoint.address, "the server did not answer as HTTP does")  # not reached
+
+
+def _completes_tls(endpoint: Endpoint, timeout: float) -> bool:
+    """A TLS handshake (``Target.speaks_tls``) with a quarter of the timeout: a TLS server answers
+    a ClientHello at once, while Redis and other line protocols would wait out a whole timeout."""
+    try:
+        return bool(Target(_store(endpoint, "unknown"), timeout=max(timeout / 4, 0.1)).speaks_tls)
+    except StoreError:
+        return False
 
 
 def _json(body: bytes) -> Any:
