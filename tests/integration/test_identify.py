@@ -164,12 +164,18 @@ def test_ferretdb(postgres: Server) -> None:
     with pg_connect(postgres) as conn:
         conn.execute("DROP DATABASE IF EXISTS ferret_identify")
         conn.execute("CREATE DATABASE ferret_identify")
-    server = start_ferretdb(postgres.port, open_backend=True, database="ferret_identify")
+    plain = start_ferretdb(postgres.port, open_backend=True, database="ferret_identify")
+    tls_only = start_ferretdb(postgres.port, open_backend=False, tls=True, database="ferret_identify")
     try:
-        service = ident(server.port)
+        service, over_tls = ident(plain.port), ident(tls_only.port)
+        findings, _ = outside_findings(over_tls, timeout=5)
     finally:
-        stop_ferretdb(server)
+        stop_ferretdb(plain)
+        stop_ferretdb(tls_only)
     assert (service.kind, service.engine, service.product) == (Kind.STORE, "mongodb", "FerretDB")
+    assert (over_tls.kind, over_tls.engine, over_tls.product) == (Kind.STORE, "mongodb", "FerretDB")
+    assert "over TLS" in over_tls.evidence and as_store(over_tls).options["tls"] == "true"
+    assert {f.check: f.status for f in findings}.get("mongodb.no-tls") is Status.PASS
 
 
 def test_versitygw() -> None:

@@ -65,6 +65,11 @@ R = TypeVar("R")
 _UNVERIFIED = ssl._create_unverified_context()  # outside probes see what an attacker sees, any certificate
 
 
+def unverified() -> ssl.SSLContext:
+    """The TLS context of outside probes: any certificate, as an attacker's client accepts it."""
+    return _UNVERIFIED
+
+
 def basic_auth(user: str, password: str) -> dict[str, str]:
     import base64
 

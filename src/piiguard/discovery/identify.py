@@ -123,7 +123,7 @@ def as_store(service: Service, name: str | None = None) -> Store:
     unreachable in the evidence and the other decides. S3 and OpenSearch: TLS as the probe saw it."""
     endpoint = service.endpoint
     engine = service.engine or "unknown"
-    https = "HTTPS" in service.evidence
+    https = "HTTPS" in service.evidence or "over TLS" in service.evidence
     options: dict[str, str] = {}
     if engine == "clickhouse":
         options = {"tcp_port": str(endpoint.port), "secure": "true" if https else "false"}

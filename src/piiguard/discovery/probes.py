@@ -150,15 +150,23 @@ def mongodb(endpoint: Endpoint, timeout: float) -> Service | None:
     """MongoDB answers an OP_MSG ``hello`` before authentication by design (``MongoTarget``'s plain
     probe); ``buildInfo`` gives the version, and FerretDB says itself there (``ferretdbVersion``)."""
     target = MongoTarget(_store(endpoint, "mongodb"), timeout=timeout)
-    hello = target.command_plain({"hello": 1, "$db": "admin"})
+    tls = False
+    try:
+        hello = target.command_plain({"hello": 1, "$db": "admin"})
+    except ProtocolError:
+        if not _completes_tls(endpoint, timeout):  # a TLS-only listener drops plain text
+            raise
+        tls = True
+        hello = target.command_plain({"hello": 1, "$db": "admin"}, tls=True)
     if not (hello.get("ok") == 1 and "maxWireVersion" in hello) and not (
             hello.get("ok") == 0 and isinstance(hello.get("code"), int)):
         return None
-    build = target.command_plain({"buildInfo": 1, "$db": "admin"})
+    build = target.command_plain({"buildInfo": 1, "$db": "admin"}, tls=tls)
     ferret = "ferretdbVersion" in build or "ferretdb" in json.dumps(list(build), default=str).lower()
     version = build.get("ferretdbVersion") if ferret else build.get("version")
     return Service(endpoint, Kind.STORE, "mongodb", "FerretDB" if ferret else "MongoDB",
-                   _version(str(version)) if version else None, "answered an OP_MSG hello as MongoDB does")
+                   _version(str(version)) if version else None,
+                   f"answered an OP_MSG hello as MongoDB does{' over TLS' if tls else ''}")
 
 
 def clickhouse_native(endpoint: Endpoint, timeout: float) -> Service | None:
