@@ -196,3 +196,28 @@ def test_identify_all_keeps_order_and_bounds_concurrency() -> None:
     assert [s.endpoint for s in services] == endpoints
     assert [s.kind for s in services] == [Kind.UNKNOWN, Kind.NOT_A_STORE] * 2 + [Kind.UNKNOWN] * 2
     assert took >= 2 * BUDGET * 0.2  # four silent endpoints, two at a time
+
+
+def test_a_postgres_like_peer_that_closes_mid_startup_is_named_by_that_probe() -> None:
+    """Answers SSLRequest with N as PostgreSQL does, then hangs up on the startup message."""
+
+    def behave(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            if conn.recv(8) == b"\x00\x00\x00\x08\x04\xd2\x16\x2f":
+                conn.sendall(b"N")
+                conn.recv(1024)
+
+    service, _ = run(behave)
+    assert service.kind is Kind.UNKNOWN
+    assert service.evidence == "closed the connection during the PostgreSQL probe"
+
+
+def test_a_port_that_stopped_listening_is_unknown_at_once() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        started = time.monotonic()
+        service = identify(Endpoint("127.0.0.1", port), timeout=1.0)
+    assert (service.kind, service.evidence) == (Kind.UNKNOWN, "no longer accepts connections")
+    assert time.monotonic() - started < 1.0

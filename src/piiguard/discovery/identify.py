@@ -48,6 +48,8 @@ PROBES: dict[str, probes.Probe] = {
 }
 LABELS = {"postgres": "PostgreSQL", "mysql": "MySQL", "redis": "Redis", "mongodb": "MongoDB",
           "clickhouse-native": "ClickHouse native", "http": "HTTP", "memcached": "memcached", "cassandra": "Cassandra"}
+# A hang-up part-way through an exchange names its probe before one that came with no answer at all.
+_PARTIAL = ("mid-handshake", "IncompleteRead", "EOFError")
 _CLOSED = ("closed", "Reset", "RemoteDisconnected", "IncompleteRead", "EOFError", "BrokenPipe")
 
 
@@ -65,7 +67,7 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
     policy to both steps."""
     end = time.monotonic() + BUDGET * timeout
     closed_in: str | None = None
-    spoke = False
+    partial = spoke = False
     for name in order(endpoint.port):
         left = end - time.monotonic()
         if left < min(0.05, timeout):
@@ -86,7 +88,10 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
             detail = exc.detail
             if "ConnectionRefusedError" in detail:
                 return Service(endpoint, Kind.UNKNOWN, evidence="no longer accepts connections")
-            if any(word in detail for word in _CLOSED):
+            if any(word in detail for word in _PARTIAL):
+                closed_in = name if closed_in is None or not partial else closed_in
+                partial = True
+            elif any(word in detail for word in _CLOSED):
                 closed_in = closed_in or name
             elif "within" not in detail and "Timeout" not in detail:
                 spoke = True  # answered, in something that is not this engine's protocol
