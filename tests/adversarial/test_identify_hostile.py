@@ -221,3 +221,31 @@ def test_a_port_that_stopped_listening_is_unknown_at_once() -> None:
         service = identify(Endpoint("127.0.0.1", port), timeout=1.0)
     assert (service.kind, service.evidence) == (Kind.UNKNOWN, "no longer accepts connections")
     assert time.monotonic() - started < 1.0
+
+
+def _reply(status: str, body: bytes, *headers: str) -> bytes:
+    head = "".join(h + "\r\n" for h in headers)
+    return f"HTTP/1.1 {status}\r\n{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+
+
+ES_ROOT = (b'{"name":"n1","cluster_name":"c","version":{"number":"8.15.0","build_flavor":"default"},'
+           b'"tagline":"You Know, for Search"}')
+MINIO_DENIED = b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>x</Message></Error>'
+
+
+@pytest.mark.parametrize(("reply", "engine", "product"), [
+    (_reply("200 OK", ES_ROOT, "Content-Type: application/json"), "opensearch", "Elasticsearch"),
+    (_reply("401 Unauthorized", b'{"error":{"type":"security_exception"}}',
+            'WWW-Authenticate: Basic realm="security" charset="UTF-8"'), "opensearch", "Elasticsearch"),
+    (_reply("403 Forbidden", MINIO_DENIED, "Server: MinIO", "Content-Type: application/xml"), "s3", "MinIO"),
+    (_reply("200 OK", b"<ListAllMyBucketsResult><Buckets/></ListAllMyBucketsResult>", "Server: SeaweedFS S3"),
+     "s3", "SeaweedFS"),
+    (_reply("403 Forbidden", b"<Error><Code>Forbidden</Code></Error>", "Server: MinIO"), None, None),  # no S3 code
+    (_reply("401 Unauthorized", b"", 'WWW-Authenticate: Basic realm="Restricted"'), None, None),
+], ids=["es-open", "es-secured", "minio-denied", "seaweedfs-list", "not-an-s3-code", "other-realm"])
+def test_http_answers_in_an_engines_documented_grammar(reply: bytes, engine: str | None, product: str | None) -> None:
+    """Elasticsearch's root and its X-Pack 401 (realm "security"), S3 errors and listings with the
+    implementation's Server header — as each documents them; near misses stay HTTP servers."""
+    service, _ = run(answers(reply), timeout=1.0)
+    assert (service.engine, service.product if engine else None) == (engine, product), service
+    assert service.kind is (Kind.STORE if engine else Kind.NOT_A_STORE)
