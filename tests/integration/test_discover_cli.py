@@ -7,7 +7,6 @@ with that reason. --plan and every refusal run without it.
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import socket
@@ -21,13 +20,6 @@ import jsondoc
 import jsonschema
 import pytest
 from servers import REDIS_ADMIN, Server, free_port, missing
-
-from piiguard.discovery import identify, inventory
-
-_STEPS = (identify.identify_all, identify.outside_findings, inventory.registered_at, inventory.unregistered_finding)
-needs_identify = pytest.mark.skipif(any("raise NotImplementedError" in inspect.getsource(f) for f in _STEPS),
-                                    reason="needs discovery/identify.py (helper B) and inventory.py (helper C), "
-                                    "not merged yet")
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -122,7 +114,6 @@ def open_redis() -> Iterator[Server]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@needs_identify
 def test_a_whole_run_finds_the_registered_and_the_open_unregistered_redis(tmp_path: Path, cache: Server,
                                                                          open_redis: Server) -> None:
     closed = free_port()
@@ -153,7 +144,6 @@ def test_a_whole_run_finds_the_registered_and_the_open_unregistered_redis(tmp_pa
     assert [r["locations"][0]["logicalLocations"][0]["name"] for r in results] == [f"127.0.0.1:{open_redis.port}"]
 
 
-@needs_identify
 def test_a_run_that_finds_nothing_exits_0(tmp_path: Path) -> None:
     cfg = config(tmp_path, f"discovery:\n  networks: [127.77.4.0/30]\n  ports: [{free_port()}]\n")
     got = cli("-c", cfg, "-f", "json", "--catalog", str(tmp_path / "c.db"))

@@ -65,6 +65,11 @@ R = TypeVar("R")
 _UNVERIFIED = ssl._create_unverified_context()  # outside probes see what an attacker sees, any certificate
 
 
+def unverified() -> ssl.SSLContext:
+    """The TLS context of outside probes: any certificate, as an attacker's client accepts it."""
+    return _UNVERIFIED
+
+
 def basic_auth(user: str, password: str) -> dict[str, str]:
     import base64
 
@@ -137,6 +142,14 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
         (HTTPS when it completes a TLS handshake; the certificate is checked only with a ``context``
         that says so — inside requests carrying credentials pass the store's); status and at most
         ``limit`` bytes of body."""
+        status, _, body = self.http_answer(method, path, headers, limit, context)
+        return status, body
+
+    def http_answer(self, method: str, path: str, headers: dict[str, str] | None = None,
+                    limit: int = 1 << 20, context: ssl.SSLContext | None = None
+                    ) -> tuple[int, dict[str, str], bytes]:
+        """:meth:`http` with the answer's headers too (names lower-cased; discovery tells engines
+        apart by ``Server`` and ``WWW-Authenticate``)."""
         import http.client
 
         conn: http.client.HTTPConnection
@@ -149,7 +162,8 @@ class Target(ABC):  # noqa: B024 — a base with shared state; engines add their
             with deadline(self.store, self.timeout, "HTTP answer"):
                 conn.request(method, path, headers={"User-Agent": "piiguard", **(headers or {})})
                 response = conn.getresponse()
-                return response.status, response.read(limit)
+                answer = {k.lower(): v for k, v in response.getheaders()}
+                return response.status, answer, response.read(limit)
         except StoreUnreachable:
             raise
         except TimeoutError as exc:
@@ -186,6 +200,9 @@ class Check(ABC, Generic[T]):
     frequent: ClassVar[bool] = True
     # A failure means anyone who reaches the port gets in: it opens an exposure window in watch.
     exposes: ClassVar[bool] = False
+    # It logs in with passwords from a list (a guess): discovery runs it on a store nobody registered
+    # only when ``discovery.guess`` allows. Connecting as an anonymous client does is not guessing.
+    guesses: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, target: T) -> Outcome:

@@ -14,6 +14,7 @@ import copy
 import ipaddress
 import re
 import ssl
+import struct
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,7 @@ from piiguard.checks.cached import cached_property
 from piiguard.config import resolve_password
 from piiguard.engines import clickhouse, tls
 from piiguard.engines.clickhouse import post  # noqa: F401 — re-exported: writers and evidence used it from here
+from piiguard.engines.deadline import deadline
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import Severity, Vantage
 from piiguard.registry import driver
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 else:  # imported on first use: starting the CLI must not load every engine's driver
     ch_errors = driver("clickhouse_driver.errors")
 
+# UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED, AUTHENTICATION_FAILED
+AUTH_CODES = (192, 193, 194, 195, 516)
 OPEN_NETWORKS = ("::/0", "0.0.0.0/0", "0.0.0.0", "::")
 
 
@@ -82,6 +86,32 @@ class ClickHouseTarget(Target):
             raise StoreUnreachable(self.store.name, f"no native answer from {self.host}:{self.tcp_port} "
                                    f"({type(exc).__name__})") from exc
         except (ch_errors.Error, ValueError, IndexError, UnicodeError, MemoryError) as exc:  # garbage, parsed
+            raise ProtocolError(self.store.name, f"port {self.tcp_port} did not answer as ClickHouse does") from exc
+        finally:
+            client.disconnect()
+
+    def native_hello(self) -> tuple[str, str] | None:
+        """(server name, version) from the native port's Hello, sent as user default with no password
+        (what ``native_open`` sends first); None when the server refused that login with one of its
+        authentication errors — an answer only ClickHouse gives, so still ClickHouse. Discovery tells
+        the native port apart with it."""
+        client = clickhouse.native(self.store, self.timeout, port=self.tcp_port)
+        try:
+            with deadline(self.store, self.timeout, "native ClickHouse hello"):
+                client.connection.force_connect()
+            info = client.connection.server_info
+            return str(info.name), f"{info.version_major}.{info.version_minor}.{info.version_patch}"
+        except ch_errors.ServerException as exc:
+            if getattr(exc, "code", None) in AUTH_CODES:
+                return None
+            raise ProtocolError(self.store.name, f"port {self.tcp_port} did not answer as ClickHouse does") from exc
+        except StoreUnreachable:
+            raise
+        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
+            raise StoreUnreachable(self.store.name, f"no native answer from {self.host}:{self.tcp_port} "
+                                   f"({type(exc).__name__})") from exc
+        except (ch_errors.Error, ValueError, IndexError, UnicodeError, MemoryError, struct.error,
+                AttributeError, TypeError) as exc:  # garbage, parsed
             raise ProtocolError(self.store.name, f"port {self.tcp_port} did not answer as ClickHouse does") from exc
         finally:
             client.disconnect()

@@ -19,7 +19,18 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
-from piiguard.checks.base import Check, Outcome, ProtocolError, Target, checks, failed, not_applicable, passed, targets
+from piiguard.checks.base import (
+    Check,
+    Outcome,
+    ProtocolError,
+    Target,
+    checks,
+    failed,
+    not_applicable,
+    passed,
+    targets,
+    unverified,
+)
 from piiguard.checks.cached import cached_property
 from piiguard.connectors.mongodb import errors
 from piiguard.engines import mongodb
@@ -46,22 +57,32 @@ class MongoTarget(Target):
     @cached_property
     def plain_hello(self) -> bool:
         """Whether a ``hello`` sent in plain text is answered as MongoDB answers."""
-        doc = bson.encode({"hello": 1, "$db": "admin"})
+        try:
+            return self.command_plain({"hello": 1, "$db": "admin"}).get("ok") == 1
+        except ProtocolError:
+            return False  # a TLS listener drops plain text
+
+    def command_plain(self, command: dict[str, Any], *, tls: bool = False) -> dict[str, Any]:
+        """One command as OP_MSG on a fresh connection (plain text, or TLS accepting any certificate),
+        no credentials; the reply document (discovery reads ``hello`` and ``buildInfo`` with it).
+        Anything that is not a MongoDB reply is a :class:`ProtocolError`."""
+        doc = bson.encode(command)
         body = struct.pack("<I", 0) + b"\x00" + doc
         message = struct.pack("<iiii", 16 + len(body), random.randrange(1 << 30), 0, OP_MSG) + body
 
-        def exchange(sock: socket.socket) -> bool:
+        def exchange(raw: socket.socket) -> dict[str, Any]:
+            sock = unverified().wrap_socket(raw, server_hostname=self.host) if tls else raw
             sock.sendall(message)
             length, _req, _to, opcode = struct.unpack("<iiii", self.read_exact(sock, 16))
             if opcode != OP_MSG or not 21 <= length <= 48_000_000:
-                return False
+                raise ProtocolError(self.store.name, "the server did not answer as MongoDB does")
             reply = self.read_exact(sock, length - 16)
-            return bson.decode(reply[5:]).get("ok") == 1
+            try:
+                return dict(bson.decode(reply[5:]))
+            except (bson.errors.BSONError, ValueError, IndexError) as exc:
+                raise ProtocolError(self.store.name, "the server did not answer as MongoDB does") from exc
 
-        try:
-            return self.talk(exchange)
-        except ProtocolError:
-            return False  # a TLS listener drops plain text
+        return self.talk(exchange)
 
     def anonymous(self) -> pymongo.MongoClient[dict[str, Any]]:
         return mongodb.anonymous(self.host, self.port, self.timeout, tls_insecure=not self.plain_hello)

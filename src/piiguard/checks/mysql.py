@@ -197,6 +197,7 @@ class DefaultPassword(MySQLCheck):
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
     exposes = True
     frequent = False
+    guesses = True
     anchors = ("nmap: mysql-brute",)
 
     def run(self, target: MySQLTarget) -> Outcome:

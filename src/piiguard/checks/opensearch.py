@@ -142,6 +142,7 @@ class DefaultCredentials(OpenSearchCheck):
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
     exposes = True
     frequent = False
+    guesses = True
     anchors = ("nuclei: opensearch-default-login", "nuclei: elasticsearch-default-login")
 
     def run(self, target: OpenSearchTarget) -> Outcome:

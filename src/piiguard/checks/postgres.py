@@ -105,7 +105,12 @@ class PostgresTarget(Target):
                 raise ProtocolError(self.store.name, "the server did not answer as PostgreSQL does")
             payload = self.read_exact(sock, length - 4)
             if kind == b"E":
+                if payload[:1] not in (b"S", b"V", b"C", b"M") or not payload.endswith(b"\0"):
+                    raise ProtocolError(self.store.name, "the server did not answer as PostgreSQL does")
                 return "rejected"
+            # an authentication request names one of the protocol's methods (ok, cleartext, md5, GSS, SSPI, SASL)
+            if len(payload) < 4 or struct.unpack("!I", payload[:4])[0] not in (AUTH_OK, 2, 3, 5, 7, 9, 10):
+                raise ProtocolError(self.store.name, "the server did not answer as PostgreSQL does")
             if struct.unpack("!I", payload[:4])[0] == AUTH_OK:
                 sock.sendall(b"X\0\0\0\4")  # Terminate
                 return "ok"
@@ -301,6 +306,7 @@ class DefaultPassword(PostgresCheck):
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
     exposes = True
     frequent = False
+    guesses = True
     anchors = ("nmap: pgsql-brute",)
 
     def run(self, target: PostgresTarget) -> Outcome:

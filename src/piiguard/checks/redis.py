@@ -56,6 +56,12 @@ class RedisTarget(Target):
 
     def probe(self, *command: str) -> str:
         """Send one command on a fresh, unauthenticated connection; return the reply's first line."""
+        return self.reply(*command).split(b"\r\n", 1)[0].decode("utf-8", "replace")
+
+    def reply(self, *command: str, limit: int = 0) -> bytes:
+        """The raw reply to one command on a fresh, unauthenticated connection: its first line, and
+        when ``limit`` is given the bulk string that follows (at most ``limit`` bytes of it), so
+        discovery reads ``redis_version`` with the same exchange ``redis.no-auth`` uses."""
 
         def exchange(sock: socket.socket) -> bytes:
             sock.sendall(_command(*command))
@@ -65,13 +71,20 @@ class RedisTarget(Target):
                 if not chunk:
                     raise ProtocolError(self.store.name, "the server closed the connection without a reply")
                 reply += chunk
-            return reply
+            head = reply.split(b"\r\n", 1)[0]
+            if limit and head[:1] == b"$" and head[1:].isdigit():
+                want = min(int(head[1:]), limit) + len(head) + 2
+                while len(reply) < want:
+                    chunk = sock.recv(min(4096, want - len(reply)))
+                    if not chunk:
+                        break
+                    reply += chunk
+            return reply[:len(head) + 2 + limit] if limit else reply
 
         reply = self.talk(exchange)
-        line = reply.split(b"\r\n", 1)[0].decode("utf-8", "replace")
-        if not line or line[0] not in "+-$*:":
+        if not reply or reply[:1] not in (b"+", b"-", b"$", b"*", b":"):
             raise ProtocolError(self.store.name, "the server did not answer as Redis does")
-        return line
+        return reply
 
     @cached_property
     def session(self) -> redis.Redis:
@@ -156,6 +169,7 @@ class WeakPassword(RedisCheck):
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
     exposes = True
     frequent = False
+    guesses = True
 
     def run(self, target: RedisTarget) -> Outcome:
         if target.probe("INFO", "server").startswith("$"):

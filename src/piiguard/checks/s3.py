@@ -207,6 +207,7 @@ class DefaultCredentials(S3Check):
     severity, vantage = Severity.CRITICAL, Vantage.OUTSIDE
     exposes = True
     frequent = False
+    guesses = True
     anchors = ("nuclei: minio-default-login",)
 
     def run(self, target: S3Target) -> Outcome:

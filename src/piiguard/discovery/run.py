@@ -50,7 +50,7 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
         item = Discovered(service, registered)
         if service.kind is Kind.STORE:
             findings, is_open = identify.outside_findings(service, timeout=settings.timeout * 5,
-                                                          name=item.name)
+                                                          name=item.name, guess=settings.guess)
             item = replace(item, findings=tuple(findings), open=is_open)
             if catalog is not None and key is not None and is_open and registered is None:
                 item = replace(item, links=tuple(_links(item, catalog, key, read_limit, problems)))
