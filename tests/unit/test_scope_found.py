@@ -23,7 +23,10 @@ def test_only_known_store_addresses_that_are_not_configured_are_found(tmp_path: 
         ])
         got = found_stores(cat, ["10.20.0.7:6379", "10.20.0.8:80", "10.20.0.9:5432", "10.20.0.1:1", "prod"],
                            {"10.20.0.9:5432": Store("10.20.0.9:5432", "postgres")})
-    assert got == {"10.20.0.7:6379": Store("10.20.0.7:6379", "redis", host="10.20.0.7", port=6379)}
+    assert list(got) == ["10.20.0.7:6379"]
+    store = got["10.20.0.7:6379"]
+    assert (store.name, store.engine, store.host, store.port) == ("10.20.0.7:6379", "redis", "10.20.0.7", 6379)
+    assert store.user is None and store.password_env is None and store.password_file is None  # anonymous
 
 
 def test_fields_are_typed_by_the_source_field_they_matched_and_untyped_ones_left_out(tmp_path: Path) -> None:

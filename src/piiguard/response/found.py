@@ -16,15 +16,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from piiguard.catalog import Catalog
-from piiguard.discovery.base import CopyLink, Endpoint, clean
+from piiguard.discovery.base import CopyLink, Endpoint, Kind, Service, clean
 from piiguard.model import Store
 
 
 def store_from_row(row: Mapping[str, Any], name: str) -> Store:
-    """The Store a found service is read as: its engine at its address, no credentials. (A stand-in
-    for ``piiguard.discovery.identify.as_store``, which builds it from a live Service; here only the
-    inventory row is left.)"""
-    return Store(name, str(row["engine"]), host=str(row["host"]), port=int(row["port"]))
+    """The Store a found service is read as, from its inventory row: the same Store discovery's outside
+    checks used (``identify.as_store``: the engine at its address, TLS and ports as the probe saw
+    them), no credentials."""
+    from piiguard.discovery.identify import as_store
+
+    service = Service(Endpoint(str(row["host"]), int(row["port"])), Kind(row["kind"]), row["engine"],
+                      row["product"], row["version"], str(row["evidence"] or ""))
+    return as_store(service, name)
 
 
 def found_stores(catalog: Catalog, names: Iterable[str], configured: Mapping[str, Store]) -> dict[str, Store]:
