@@ -102,3 +102,34 @@ def test_an_address_scope_cannot_type_is_refused_by_name(case: str, copy: tuple[
             find_scope(cat, incident, {"prod": prod}, KEY, timeout=2)
         assert address in err.value.message and err.value.hint
         assert ("never scanned" in err.value.message) is (case == "no-link-no-scan")
+
+
+def test_incident_scope_command_names_the_lineage_in_json_and_on_the_timeline(
+        copy: tuple[Store, OpenRedis, str, list[str]], tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import jsondoc
+
+    prod, _, address, _ = copy
+    with Catalog(tmp_path / "c.db", timeline_key=KEY) as cat:
+        scan([prod], catalog=cat)
+        found(cat, address)
+        incident = cat.open_incident(f"{address} exposed", [address], "2026-12-02T05:00:00+00:00", [], None)
+    config = tmp_path / "piiguard.yaml"
+    config.write_text(f"stores:\n  - name: prod\n    engine: sqlite\n    path: {prod.path}\n")
+    env = {**os.environ, "SCOPE_KEY": KEY.decode(), "PIIGUARD_TIMELINE_KEY": KEY.decode()}
+    run = subprocess.run([sys.executable, "-m", "piiguard", "incident", "scope", str(incident), "--out",
+                          str(tmp_path / "subjects.csv"), "--key-env", "SCOPE_KEY", "-c", str(config), "--catalog",
+                          str(tmp_path / "c.db"), "--format", "json"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    doc = jsondoc.check(run.stdout, "scope")
+    assert doc["people"] == len(COPIED) and len(doc["copy_of"]) == 1
+    assert "copy of prod.customers (via fingerprint, ~30 people" in doc["copy_of"][0]
+    with Catalog(tmp_path / "c.db", timeline_key=KEY) as cat:
+        [scoped] = [e for e in cat.timeline(incident) if e["kind"] == "scoped"]
+    body = scoped["payload"] if isinstance(scoped.get("payload"), dict) else json.loads(str(scoped["payload"]))
+    assert body["copy_of"] == doc["copy_of"]
