@@ -324,3 +324,29 @@ def test_a_long_sweep_does_not_delay_the_check_cycle(tmp_path: Path) -> None:
         watcher.stop.set()
         thread.join(timeout=10)
     assert during >= 5  # about 15 at a 0.1 s interval; a cycle waiting for the sweep would make it 0 or 1
+
+
+def test_sweeps_are_counted_in_the_metrics_by_result(tmp_path: Path) -> None:
+    from piiguard.watch.metrics import Metrics
+
+    metrics = Metrics()
+    outcomes = [run_of(), StoreError("127.0.0.5:16379", "refused")]
+
+    def sweep(config: Config, catalog: Catalog) -> DiscoveryRun:
+        got = outcomes.pop(0) if outcomes else run_of()
+        if isinstance(got, Exception):
+            raise got
+        catalog.record_discovered([])
+        return got
+
+    stop = threading.Event()
+    loop = DiscoveryLoop(config(every=0.2), tmp_path / "c.db", [], stop, sweep=sweep, metrics=metrics)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    time.sleep(0.9)
+    stop.set()
+    thread.join(timeout=5)
+    value = metrics.registry.get_sample_value
+    assert value("piiguard_discovery_sweeps_total", {"result": "failed"}) == 1
+    assert (value("piiguard_discovery_sweeps_total", {"result": "ok"}) or 0) >= 2
+    assert value("piiguard_discovery_sweep_seconds_count") == value("piiguard_discovery_sweeps_total", {"result": "ok"})

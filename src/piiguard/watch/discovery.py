@@ -18,6 +18,11 @@ What a sweep turns into, in one catalog transaction (``Catalog.record_cycle``, t
   whose probes all errored (closed mid-fingerprint) proves neither and changes nothing.
 
 Alerts carry addresses, engine names and cleaned banners — never a data value.
+
+One limit: ``discover`` records the inventory in its own transaction, before this one. A watch killed
+between the two loses that sweep's ``discovered`` alert (the next sweep sees the store as known). The
+exposure window and incident do not depend on it: they follow the store's state and open on the next
+sweep.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from piiguard.model import Alert, Exposure, Finding, Severity, Status, Vantage
 
 if TYPE_CHECKING:
     from piiguard.discovery.trap import Hit, Trap
+    from piiguard.watch.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +267,9 @@ class DiscoveryLoop:
     schedule: a watch does not die of one bad sweep."""
 
     def __init__(self, config: Config, catalog_path: Path, sinks: Sequence[str], stop: threading.Event, *,
-                 sweep: Sweep = default_sweep) -> None:
+                 sweep: Sweep = default_sweep, metrics: Metrics | None = None) -> None:
         self.config, self.catalog_path, self.sinks, self.stop = config, catalog_path, list(sinks), stop
-        self.sweep = sweep
+        self.sweep, self.metrics = sweep, metrics
         self.sweeps = 0
         self.failures = 0
 
@@ -272,6 +278,9 @@ class DiscoveryLoop:
         run = self.sweep(self.config, catalog)
         queued = record_sweep(catalog, run, started, self.sinks, (s.name for s in self.config.stores))
         self.sweeps += 1
+        if self.metrics is not None:
+            self.metrics.sweeps.labels("ok").inc()
+            self.metrics.sweep_seconds.observe(run.seconds)
         log.info("discovery sweep: %d probe(s), %d store(s), %d other(s), %d problem(s), %d alert(s) queued",
                  run.probes, len(run.stores), len(run.others), len(run.problems), len(queued),
                  extra={"seconds": round(run.seconds, 3), "alerts": len(queued)})
@@ -279,6 +288,11 @@ class DiscoveryLoop:
             log.warning("alert: %s on %s (%s)", alert.check, alert.store, alert.severity.value,
                         extra={"check": alert.check, "store": alert.store, "event": alert.event})
         return queued
+
+    def _failed(self) -> None:
+        self.failures += 1
+        if self.metrics is not None:
+            self.metrics.sweeps.labels("failed").inc()
 
     def run(self) -> None:
         every = self.config.discovery.every or 0.0
@@ -288,13 +302,13 @@ class DiscoveryLoop:
                 try:
                     self.once(own)
                 except (PiiguardError, OSError) as exc:
-                    self.failures += 1
+                    self._failed()
                     # piiguard's messages never hold a value; an OSError's text is the kernel's
                     log.error("discovery sweep failed: %s (%s)", getattr(exc, "message", exc), type(exc).__name__)
                 except Exception as exc:  # a crashed sweep must not end the checks, nor print a value
                     if os.environ.get("PIIGUARD_DEBUG"):
                         raise  # the thread's traceback, as the CLI shows one
-                    self.failures += 1
+                    self._failed()
                     # the type only: a driver's message can quote the value it choked on
                     log.error("discovery sweep failed: internal error (%s); the next sweep is tried on schedule; "
                               "PIIGUARD_DEBUG=1 shows the traceback (check it for data values before sharing it)",

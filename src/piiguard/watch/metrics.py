@@ -2,7 +2,8 @@
 
 ``/metrics``: probes and probe failures per store, open findings, open exposure windows, the
 change→alert latency (from the cycle that saw a change to the sink that accepted the alert), and
-failed alert deliveries per sink (``piiguard_alert_delivery_failures_total``).
+failed alert deliveries per sink (``piiguard_alert_delivery_failures_total``), discovery sweeps by
+result and their duration (``piiguard_discovery_sweeps_total{result=ok|failed}``).
 ``/healthz``: 200 while cycles keep coming, 503 once the last one is older than three intervals.
 """
 
@@ -43,6 +44,11 @@ class Metrics:
                                               registry=self.registry)
         self.cycle_seconds = prom.Histogram("piiguard_cycle_seconds", "Duration of a watch cycle",
                                             registry=self.registry)
+        # discovery.every: sweeps done (result ok / failed) and how long each took
+        self.sweeps = prom.Counter("piiguard_discovery_sweeps", "Discovery sweeps of the allowed networks",
+                                   ["result"], registry=self.registry)
+        self.sweep_seconds = prom.Histogram("piiguard_discovery_sweep_seconds", "Duration of a discovery sweep",
+                                            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800), registry=self.registry)
 
     def cycle(self, findings: Sequence[Finding], seconds: float, open_exposures: int) -> None:
         for f in findings:

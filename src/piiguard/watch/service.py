@@ -121,7 +121,8 @@ class Watcher:
 
     def discovery(self) -> DiscoveryLoop:
         assert self.config is not None
-        return DiscoveryLoop(self.config, self.catalog.path, list(self.sinks), self.stop, sweep=self._sweep)
+        return DiscoveryLoop(self.config, self.catalog.path, list(self.sinks), self.stop, sweep=self._sweep,
+                             metrics=self.metrics)
 
     def outside_ids(self) -> list[str]:
         """The probes of a frequent cycle: outside, and cheap (no password guessing)."""
