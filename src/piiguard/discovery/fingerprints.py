@@ -72,21 +72,20 @@ class Kind(enum.Enum):
 
 def decode_key(raw: bytes) -> bytes:
     """The key's bytes: hex when the text is all hex digits (even length), else base64 when it is
-    valid padded base64, else the text as it is (at least MIN_KEY_BYTES long in every case)."""
+    valid padded base64, else the text as it is. The decoded length is what must reach MIN_KEY_BYTES:
+    ``AAAAAAAAAAAAAA==`` is 10 bytes, not a 16-character passphrase."""
     text = raw.strip()
     try:
         ascii_text = text.decode("ascii")
     except UnicodeDecodeError:
         return text
-    if _HEX.match(ascii_text) and len(ascii_text) >= 2 * MIN_KEY_BYTES:
+    if _HEX.match(ascii_text):
         return bytes.fromhex(ascii_text)
     if len(ascii_text) % 4 == 0:
         try:
-            decoded = base64.b64decode(ascii_text, validate=True)
+            return base64.b64decode(ascii_text, validate=True)
         except (binascii.Error, ValueError):
-            decoded = b""
-        if len(decoded) >= MIN_KEY_BYTES:
-            return decoded
+            pass
     return text
 
 
@@ -337,7 +336,8 @@ def _registered_copy(catalog: Catalog, store: Store, collection: str) -> CopyLin
             people = int(c["subjects"] or 0)
             known = [int(r["people"]) for r in catalog.fingerprints(c["source_store"], with_bits=False)
                      if r["collection"] == c["source_collection"]]
-            share = people / max(known) if known and max(known) else 0.0
+            top = max(known, default=0)
+            share = people / top if top else 0.0
             return CopyLink(store.name, collection, c["source_store"], c["source_collection"], "copy-registry",
                             fields, fields, people, round(min(share, 1.0), 4), 0, 0)
     return None
@@ -398,8 +398,6 @@ def _read(connector: Connector, info: CollectionInfo, limit: int) -> tuple[dict[
 
 def _match_collection(connector: Connector, info: CollectionInfo, store: str, collection: str,
                       found: list[Source], key: bytes, limit: int) -> list[CopyLink]:
-    import numpy as np
-
     values, rows, whole = _read(connector, info, limit)
     hits: list[_Hit] = []
     for field, vals in values.items():
