@@ -174,3 +174,43 @@ def test_a_masked_registered_copy_is_linked_by_the_registry(built: Path, postgre
         cat.db.execute("UPDATE copies SET status = 'removed'")
         cat.db.commit()
         assert fp.match(target, cat, KEY) == []
+
+
+def test_cli_build_list_match(postgres: Server, mariadb: Server, prod: dict[str, list[Any]],
+                              copies: dict[str, Any], tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from jsondoc import check
+
+    cfg = tmp_path / "piiguard.yaml"
+    cfg.write_text(json.dumps({
+        "stores": [{"name": "prod", "url": f"postgresql://postgres@127.0.0.1:{postgres.port}/fp_prod",
+                    "password_env": PW},
+                   {"name": "shadow", "url": f"mysql://root@127.0.0.1:{mariadb.port}/shadow", "password_env": PW}],
+        "discovery": {"key_env": KEY_ENV}}))
+    env = {**os.environ, PW: PASSWORD, KEY_ENV: KEY.hex()}
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "piiguard", *args, "-c", str(cfg), "--catalog",
+                               str(tmp_path / "c.db")], capture_output=True, text=True, timeout=300,
+                              env={**env, **extra})
+
+    assert run("scan", "prod").returncode in (0, 3)
+    built = run("fingerprint", "build", "prod", "-f", "json")
+    assert built.returncode == 0, built.stderr
+    assert {r["field"] for r in check(built.stdout, "fingerprints-built")["fingerprints"]} == {"email", "customer_id"}
+    listed = run("fingerprint", "list", "-f", "json")
+    rows = check(listed.stdout, "fingerprints")["fingerprints"]
+    assert {r["people"] for r in rows if r["field"] == "customer_id"} == {PEOPLE} and "bits" not in listed.stdout
+    matched = run("fingerprint", "match", "shadow", "-f", "json")
+    links = check(matched.stdout, "fingerprint-match")["links"]
+    assert [(x["collection"], x["source_collection"]) for x in links] == [("shadow.members", "public.customers")]
+    text = run("fingerprint", "match", "shadow")
+    assert "shadow.shadow.members holds a copy of prod.public.customers: about" in text.stdout
+    assert "in fields member_email, ref" in text.stdout
+    unset = run("fingerprint", "match", "shadow", **{KEY_ENV: ""})
+    assert unset.returncode == 2 and "discovery.key_env" in unset.stderr and "/dev/urandom" in unset.stderr
+    short = run("fingerprint", "build", "prod", **{KEY_ENV: "c2hvcnQ="})
+    assert short.returncode == 2 and "holds 5 bytes" in short.stderr
