@@ -197,7 +197,8 @@ def test_cli_build_list_match(postgres: Server, mariadb: Server, prod: dict[str,
                                str(tmp_path / "c.db")], capture_output=True, text=True, timeout=300,
                               env={**env, **extra})
 
-    assert run("scan", "prod").returncode in (0, 3)
+    first = run("scan", "prod", "-f", "json")
+    assert first.returncode == 0 and "copy_links" not in json.loads(first.stdout)  # no fingerprints: as before
     built = run("fingerprint", "build", "prod", "-f", "json")
     assert built.returncode == 0, built.stderr
     assert {r["field"] for r in check(built.stdout, "fingerprints-built")["fingerprints"]} == {"email", "customer_id"}
@@ -210,6 +211,11 @@ def test_cli_build_list_match(postgres: Server, mariadb: Server, prod: dict[str,
     text = run("fingerprint", "match", "shadow")
     assert "shadow.shadow.members holds a copy of prod.public.customers: about" in text.stdout
     assert "in fields member_email, ref" in text.stdout
+    scanned = json.loads(run("scan", "shadow", "-f", "json").stdout)  # a scan reports the copies it finds
+    assert [(x["collection"], x["via"], x["fields"]) for x in scanned["copy_links"]] == [
+        ("shadow.members", "fingerprint", ["member_email", "ref"])]
+    assert abs(scanned["copy_links"][0]["people"] - COPIED) <= COPIED * 0.10
+    assert "holds a copy of prod.public.customers" in run("scan", "shadow").stdout
     unset = run("fingerprint", "match", "shadow", **{KEY_ENV: ""})
     assert unset.returncode == 2 and "discovery.key_env" in unset.stderr and "/dev/urandom" in unset.stderr
     short = run("fingerprint", "build", "prod", **{KEY_ENV: "c2hvcnQ="})

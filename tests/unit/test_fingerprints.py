@@ -151,7 +151,7 @@ def test_key_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> No
     assert info.value.message.startswith("discovery.key_file") and "too open" in info.value.message
     path.chmod(0o600)
     assert len(fp.load_key(DiscoverySettings(key_file=str(path)))) == 32
-    with pytest.raises(ConfigError, match="discovery.key_file: cannot read"):
+    with pytest.raises(ConfigError, match=r"discovery\.key_file: cannot read"):
         fp.load_key(DiscoverySettings(key_file=str(tmp_path / "missing.key")))
 
 

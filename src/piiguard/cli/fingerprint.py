@@ -7,7 +7,9 @@ tells which registered collections another store holds a copy of, and how many p
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,10 +18,15 @@ from rich.table import Table
 from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
 from piiguard.discovery.base import CopyLink
 from piiguard.discovery.settings import DiscoverySettings
-from piiguard.errors import UsageError
+from piiguard.errors import PiiguardError, UsageError
 from piiguard.report.document import emit
 from piiguard.report.terminal import safe
 
+if TYPE_CHECKING:
+    from piiguard.catalog import Catalog
+    from piiguard.config import Config
+
+log = logging.getLogger(__name__)
 fingerprint_app = typer.Typer(help="Copy fingerprints: build keyed sets of registered customers' keys and e-mails, "
                               "list them, match another store against them.")
 CONFIG = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)")
@@ -114,3 +121,27 @@ def match(store: str = typer.Argument(..., help="a configured store name or a st
         Console().print(safe(f"{target.name}: no copy of a fingerprinted collection found"))
     for link in links:
         Console().print(safe(link_line(link)))
+
+
+def scan_links(targets: list[str], config: Config | None, catalog: Catalog) -> list[CopyLink] | None:
+    """After a scan: the copy links of the scanned stores, recorded; None when no fingerprint is kept
+    (the scan's output is then as it always was). A missing key or an unreadable store is logged and
+    leaves the links out: the scan's own result stands."""
+    if config is None or not catalog.fingerprints(with_bits=False):
+        return None
+    from piiguard.discovery import fingerprints
+    from piiguard.scanner import resolve_stores
+
+    try:
+        key = fingerprints.load_key(config.discovery)
+    except PiiguardError as exc:
+        log.warning("copy links not matched: %s", exc)
+        return None
+    links: list[CopyLink] = []
+    for store in resolve_stores(targets, config):
+        try:
+            links += fingerprints.match(store, catalog, key)
+        except PiiguardError as exc:
+            log.warning("copy links of %s not matched: %s", store.name, exc)
+    catalog.record_links(links)
+    return links
