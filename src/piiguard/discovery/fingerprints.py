@@ -269,7 +269,9 @@ def _build_collection(connector: Connector, info: CollectionInfo, store: str, co
         h1 = np.concatenate([p[0] for p in parts[f]] or [np.zeros(0, np.uint64)])
         h2 = np.concatenate([p[1] for p in parts[f]] or [np.zeros(0, np.uint64)])
         parts[f] = []
-        people = int(np.unique(h1).size)  # exact: two people's 64-bit words meet with chance ~n²/2⁶⁵
+        order = np.sort(h1)  # distinct people, exactly: two people's 64-bit words meet with chance ~n²/2⁶⁵
+        people = int(np.count_nonzero(order[1:] != order[:-1])) + (1 if order.size else 0)
+        del order
         capacity = max(math.ceil(people * HEADROOM), 1)
         bloom = Bloom.empty(capacity)
         bloom.add(h1, h2)
