@@ -175,3 +175,22 @@ def test_catalog_holds_no_key_and_no_value(tmp_path: Path) -> None:
     for secret in (key, key.hex().encode(), base64.b64encode(key), b"seeded@example.net",
                    *(d for d in digests[:50] if d), *(d[:8] for d in digests[:50] if d)):
         assert secret not in blob
+
+
+@given(st.integers(min_value=0, max_value=10**18), st.integers(min_value=0, max_value=6))
+def test_any_integer_matches_its_padded_text(n: int, zeros: int) -> None:
+    assert fp.digest(KEY, "0" * zeros + str(n), K) == fp.digest(KEY, f" {n} ", K)
+    assert fp.digest(KEY, str(n), K) != fp.digest(KEY, str(n + 1), K)
+
+
+@given(st.from_regex(r"[a-z0-9._%+-]{1,20}@[a-z0-9-]{1,12}\.[a-z]{2,6}", fullmatch=True))
+def test_any_email_matches_its_case_and_space_variants(email: str) -> None:
+    assert fp.digest(KEY, f"  {email.upper()}\n", E) == fp.digest(KEY, email, E)
+    assert fp.digest(KEY, email, E) != fp.digest(KEY, "x" + email, E)
+
+
+@given(st.text(max_size=60))
+def test_hostile_text_never_raises(value: str) -> None:
+    for kind in fp.Kind:
+        out = fp.digest(KEY, value, kind)
+        assert out is None or len(out) == 32
