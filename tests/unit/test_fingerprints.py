@@ -194,3 +194,34 @@ def test_hostile_text_never_raises(value: str) -> None:
     for kind in fp.Kind:
         out = fp.digest(KEY, value, kind)
         assert out is None or len(out) == 32
+
+
+def _sqlite_copy(path: Path, emails: list[str]) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE members (contact TEXT, n INTEGER)")
+        db.executemany("INSERT INTO members VALUES (?, ?)", [(e, i) for i, e in enumerate(emails)])
+
+
+def test_false_matches_of_a_crowded_set_make_no_link_but_real_ones_do(tmp_path: Path) -> None:
+    from piiguard.model import Store
+
+    key = os.urandom(32)
+    source = [f"src{i}.person@example.net" for i in range(7_000)]
+    h1, h2 = words(b"".join(d for e in source if (d := fp.digest(key, e, E))))
+    bloom = Bloom.empty(4_000)  # sized for 4,000, holding 7,000: a false-match rate near 1 %
+    bloom.add(h1, h2)
+    assert 0.005 < bloom.false_rate() < 0.2
+    catalog = tmp_path / "catalog.db"
+    with Catalog(catalog) as cat:
+        cat.save_fingerprint({"store": "prod", "collection": "customers", "field": "email", "kind": "email",
+                              "key_id": fp.key_id(key), "people": 7_000, "capacity": 4_000,
+                              "hashes": bloom.hashes, "built": None, "bits": bloom.to_bytes()})
+        strangers = [f"other{i}.person@example.org" for i in range(5_000)]
+        _sqlite_copy(tmp_path / "none.db", strangers)
+        assert fp.match(Store("none", "sqlite", path=str(tmp_path / "none.db")), cat, key) == []
+        _sqlite_copy(tmp_path / "some.db", strangers[:4_000] + source[:1_000])
+        links = fp.match(Store("some", "sqlite", path=str(tmp_path / "some.db")), cat, key)
+    assert [(x.fields, x.source_fields) for x in links] == [(("contact",), ("email",))]
+    assert abs(links[0].people - 1_000) <= 100  # the expected false matches are taken off
