@@ -303,16 +303,17 @@ class _Hit:
 
 
 def match(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
-          collections: Sequence[str] = ()) -> list[CopyLink]:
+          collections: Sequence[str] = (), timeout: float = 30.0) -> list[CopyLink]:
     """Read (up to ``limit`` records of) each collection of ``store`` and link it to every fingerprinted
-    source collection whose people it holds."""
+    source collection whose people it holds; every network step bounded by ``timeout``. A store that
+    fails (closes mid-read, answers garbage) raises its StoreError: no partial link is made of it."""
     from piiguard import plugins
     from piiguard.connectors.base import connectors, shown_collections
 
     plugins.load()
     found = sources(catalog, key, besides=store.name)
     links: list[CopyLink] = []
-    with connectors.get(store.engine)(store, timeout=30.0) as connector:
+    with connectors.get(store.engine)(store, timeout=timeout) as connector:
         infos = shown_collections(connector.collections())
         for shown, info in infos.items():
             if collections and shown not in collections and shown.rsplit(".", 1)[-1] not in collections:
