@@ -220,3 +220,29 @@ def test_cli_build_list_match(postgres: Server, mariadb: Server, prod: dict[str,
     assert unset.returncode == 2 and "discovery.key_env" in unset.stderr and "/dev/urandom" in unset.stderr
     short = run("fingerprint", "build", "prod", **{KEY_ENV: "c2hvcnQ="})
     assert short.returncode == 2 and "holds 5 bytes" in short.stderr
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Any]:
+    from built_servers import start_opensearch, stop_opensearch
+
+    server = start_opensearch(secured=False)
+    yield server
+    stop_opensearch(server)
+
+
+def test_a_document_copy_in_opensearch_is_linked_through_nested_and_list_fields(
+        built: Path, node: Any, prod: dict[str, list[Any]]) -> None:
+    import json
+
+    chosen = random.Random(9).sample(range(PEOPLE), 1200)
+    docs = [{"contact": {"mail": prod["email"][i]}, "cid": 10_000_000 + i, "seen": [f"web-{n % 7}"]}
+            for n, i in enumerate(chosen)]
+    body = "".join(f'{{"index": {{}}}}\n{json.dumps(d)}\n' for d in docs).encode()
+    status, _ = node.request("POST", "/crm_export/_bulk?refresh=true", body)
+    assert status == 200
+    with Catalog(built) as cat:
+        links = fp.match(node.store("10.20.0.9:9200"), cat, KEY)
+    link = _one(links, "crm_export")
+    assert dict(zip(link.fields, link.source_fields, strict=True)) == {"contact.mail": "email", "cid": "customer_id"}
+    assert abs(link.people - 1200) <= 120 and link.share == pytest.approx(0.24, abs=0.03)
