@@ -225,3 +225,19 @@ def test_false_matches_of_a_crowded_set_make_no_link_but_real_ones_do(tmp_path: 
         links = fp.match(Store("some", "sqlite", path=str(tmp_path / "some.db")), cat, key)
     assert [(x.fields, x.source_fields) for x in links] == [(("contact",), ("email",))]
     assert abs(links[0].people - 1_000) <= 100  # the expected false matches are taken off
+
+
+def test_build_refuses_an_unknown_or_unscanned_store(tmp_path: Path) -> None:
+    from piiguard.config import parse_config
+    from piiguard.errors import UsageError
+
+    _sqlite_copy(tmp_path / "shop.db", ["anna@example.com"])
+    cfg = parse_config({"stores": [{"name": "shop", "url": f"sqlite://{tmp_path / 'shop.db'}"}]})
+    with Catalog(tmp_path / "catalog.db") as cat:
+        with pytest.raises(UsageError, match="'nope' names no configured store") as unknown:
+            fp.build(cfg, cat, KEY, ["nope"])
+        assert "shop" in (unknown.value.hint or "")
+        with pytest.raises(UsageError, match="no scan of shop") as unscanned:
+            fp.build(cfg, cat, KEY, ["shop.members"])
+        assert "piiguard scan shop" in (unscanned.value.hint or "")
+        assert fp.build(cfg, cat, KEY) == []  # every store, none scanned: nothing, no error
