@@ -7,12 +7,11 @@ import socket
 import subprocess
 from pathlib import Path
 
+import netns
 import psycopg
 import pytest
-from servers import PASSWORD
-
-import netns
 from netns import company_network, inside
+from servers import PASSWORD
 
 pytestmark = pytest.mark.skipif(not netns.nft_available(), reason="needs nftables (Debian package nftables)")
 
@@ -53,9 +52,9 @@ def test_servers_answer_from_the_scanner(tmp_path: Path) -> None:
 def test_a_packet_outside_the_range_is_counted_and_dropped() -> None:
     with company_network(("scanner", "prod")) as net:
         # no route: the kernel refuses before any packet exists
-        with inside(net.ns("scanner")), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            with pytest.raises(OSError):
-                s.sendto(b"x", ("8.8.8.8", 53))
+        with inside(net.ns("scanner")), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, \
+                pytest.raises(OSError):
+            s.sendto(b"x", ("8.8.8.8", 53))
         assert net.escaped() == 0
         # give the scanner a route out (as a misconfigured test might): the guard counts and drops it
         net.run("scanner", "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
