@@ -35,7 +35,6 @@ import pytest
 from netns import Network, company_network, inside
 from servers import PASSWORD
 
-pytestmark = pytest.mark.skipif(not netns.nft_available(), reason="needs nftables (Debian package nftables)")
 
 PROD_PEOPLE = 3000
 COPIED = 1800  # prod people in the analytics copy (60 %)

@@ -13,7 +13,6 @@ import pytest
 from netns import company_network, inside
 from servers import PASSWORD
 
-pytestmark = pytest.mark.skipif(not netns.nft_available(), reason="needs nftables (Debian package nftables)")
 
 
 def test_servers_answer_from_the_scanner(tmp_path: Path) -> None:
