@@ -53,10 +53,35 @@ def nft_available() -> bool:
         (Path(d) / "nft").exists() for d in os.environ.get("PATH", "").split(":"))
 
 
-def test_prefix(pid: int | None = None) -> ipaddress.IPv4Network:
-    """A /16 of 10/8 picked from the pid, so two runs at once use different ranges (and names)."""
+def test_prefix(pid: int | None = None, taken: Sequence[ipaddress.IPv4Network] | None = None
+                ) -> ipaddress.IPv4Network:
+    """A /16 of 10/8 picked from the pid, so two runs at once use different ranges (and names), and
+    skipping any range the host itself has an address or a route in (``taken``; default: read from
+    ``ip -j addr`` and ``ip -j route`` of the root namespace)."""
     pid = os.getpid() if pid is None else pid
-    return ipaddress.IPv4Network(f"10.{100 + pid % 150}.0.0/16")
+    taken = host_ranges() if taken is None else taken
+    for step in range(150):
+        candidate = ipaddress.IPv4Network(f"10.{100 + (pid + step) % 150}.0.0/16")
+        if not any(candidate.overlaps(t) for t in taken):
+            return candidate
+    raise RuntimeError("every 10.100-249.0.0/16 is used by this host; free one for the discovery tests")
+
+
+def host_ranges() -> list[ipaddress.IPv4Network]:
+    """The IPv4 ranges the root namespace has addresses or routes in (a default route is not a range)."""
+    out = []
+    routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True,
+                                       text=True).stdout or "[]")
+    for route in routes:
+        dst = route.get("dst", "default")
+        if dst != "default":
+            with contextlib.suppress(ValueError):
+                out.append(ipaddress.IPv4Network(dst, strict=False))
+    for link in json.loads(subprocess.run(["ip", "-j", "-4", "addr"], capture_output=True, text=True).stdout
+                           or "[]"):
+        for a in link.get("addr_info", []):
+            out.append(ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False))
+    return [n for n in out if not n.is_loopback]
 
 
 @dataclass(frozen=True)

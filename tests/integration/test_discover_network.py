@@ -35,7 +35,6 @@ import pytest
 from netns import Network, company_network, inside
 from servers import PASSWORD
 
-
 PROD_PEOPLE = 3000
 COPIED = 1800  # prod people in the analytics copy (60 %)
 STRANGERS = 400  # people in the copy who are not in prod

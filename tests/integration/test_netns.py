@@ -3,6 +3,8 @@ namespaces' own addresses, and a packet to an address outside the test range is 
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -12,7 +14,6 @@ import psycopg
 import pytest
 from netns import company_network, inside
 from servers import PASSWORD
-
 
 
 def test_servers_answer_from_the_scanner(tmp_path: Path) -> None:
@@ -72,3 +73,64 @@ def _bridge_rx(net: netns.Network) -> int:
     out = subprocess.run(["ip", "netns", "exec", net.bridge_ns, "cat", "/sys/class/net/p0/statistics/rx_packets"],
                          capture_output=True, text=True, check=True).stdout
     return int(out)
+
+
+def test_every_destination_outside_the_range_is_counted_and_dropped() -> None:
+    """The class, not one example: with routes that cover all of IPv4 (as a default route would), a
+    datagram to any address outside the test range and loopback is counted once and dropped, and one
+    inside the range is not counted."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    with company_network(("scanner", "prod")) as net:
+        for half in ("0.0.0.0/1", "128.0.0.0/1"):
+            net.run("scanner", "ip", "route", "add", half, "dev", "eth0")
+        outside = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address).filter(
+            lambda a: a not in net.prefix and not a.is_loopback and not a.is_multicast and not a.is_unspecified
+            and a not in ipaddress.IPv4Network("0.0.0.0/8") and a < ipaddress.IPv4Address("240.0.0.0"))
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(outside)
+        def dropped(address: ipaddress.IPv4Address) -> None:
+            before = net.escaped()
+            with inside(net.ns("scanner")), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, \
+                    pytest.raises(PermissionError):
+                s.sendto(b"x", (str(address), 9))
+            assert net.escaped() == before + 1, str(address)
+
+        dropped()
+        before = net.escaped()
+        with inside(net.ns("scanner")), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"x", (net.ip("prod"), 9))  # inside the range: allowed, not counted
+        assert net.escaped() == before
+        assert net.no_route_out()  # the proof notices routes like these …
+        for half in ("0.0.0.0/1", "128.0.0.0/1"):
+            net.run("scanner", "ip", "route", "del", half)
+        assert net.no_route_out() == []  # … and their removal
+
+
+def test_teardown_leaves_nothing_when_the_test_fails(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="the test failed"), company_network(("scanner", "prod")) as net:
+        proc = netns.start_banner(net, "prod", 2222)
+        names = [h.ns for h in net.hosts.values()] + [net.bridge_ns]
+        raise RuntimeError("the test failed")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [n for n in names if n in listed.split()]
+    assert proc.poll() is not None  # the server inside was killed with its namespace
+
+
+def test_inside_restores_the_thread_namespace_on_error() -> None:
+    own = os.readlink("/proc/thread-self/ns/net")
+    with company_network(("scanner",)) as net:
+        with pytest.raises(ZeroDivisionError), inside(net.ns("scanner")):
+            assert os.readlink("/proc/thread-self/ns/net") != own
+            1 / 0  # noqa: B018
+        assert os.readlink("/proc/thread-self/ns/net") == own
+
+
+def test_the_range_avoids_what_the_host_uses() -> None:
+    taken = [ipaddress.IPv4Network(f"10.{100 + i}.0.0/16") for i in range(0, 150, 2)]
+    for pid in range(0, 300, 7):
+        got = netns.test_prefix(pid, taken)
+        assert got.is_private and got.prefixlen == 16 and not any(got.overlaps(t) for t in taken)
+    assert not any(netns.test_prefix().overlaps(r) for r in netns.host_ranges())
