@@ -55,6 +55,7 @@ class Company:
     people: dict[str, list[Any]]
     webhook: Path
     facts: dict[str, Any] = field(default_factory=dict)
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (what, text): searched by the last test
 
     @property
     def swept(self) -> str:
@@ -62,9 +63,11 @@ class Company:
 
     def piiguard(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """``python -m piiguard ARGS`` inside the scanner namespace (recorded by the leak fixture)."""
-        return subprocess.run(["ip", "netns", "exec", self.net.ns("scanner"), "env", *_env_args(self.env),
-                               sys.executable, "-m", "piiguard", *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.root)
+        got = subprocess.run(["ip", "netns", "exec", self.net.ns("scanner"), "env", *_env_args(self.env),
+                              sys.executable, "-m", "piiguard", *args], capture_output=True, text=True,
+                             timeout=timeout, cwd=self.root)
+        self.outputs += [(f"piiguard {args[0]} stdout", got.stdout), (f"piiguard {args[0]} stderr", got.stderr)]
+        return got
 
     def discover(self) -> dict[str, Any]:
         got = self.piiguard("discover", self.swept, "--config", str(self.config), "--format", "json")
@@ -305,6 +308,8 @@ def test_traffic_never_left_the_namespaces(company: Company, leaks: Any) -> None
     for name in ("catalog.db", "catalog.db-wal", "webhook.jsonl", "watch.log"):
         if (company.root / name).exists():
             leaks.emitted(name, (company.root / name).read_bytes())
+    for what, text in company.outputs:  # module fixtures ran commands before this test's leak fixture began
+        leaks.emitted(what, text)
     assert net.no_route_out() == []
     assert net.isolated() == []
     assert net.escaped() == 0
