@@ -12,8 +12,9 @@ they are installed, plus silent listeners on store ports, web servers and SSH ba
 1. ``piiguard discover 10.N.4.0/22 --format json`` over ``discovery.settings.DEFAULT_PORTS`` and
    prints its time, probes/s and what it identified (if the discover command is not there yet, it
    times ``piiguard.discovery.sweep.sweep`` directly, and says so);
-2. ``nmap -sV -Pn -n`` on the same range and ports (Debian package nmap: ``apt-get install nmap``),
-   its time and what it identified;
+2. a plain asyncio connect sweep (no rate cap, no identification): what Python's event loop does here;
+3. ``nmap -sS`` and ``nmap -sV`` (``-Pn -n -T4``) on the same range and ports (Debian package nmap:
+   ``apt-get install nmap``), their times and what ``-sV`` identified;
 
 side by side, with the nftables guard's count of packets that tried to leave the namespaces (0).
 Prints; asserts nothing.
@@ -189,14 +190,46 @@ print(json.dumps({{"seconds": time.monotonic() - t, "probes": r.probes, "open": 
             "found": {a: "open" for a in out["open"]}}
 
 
-def run_nmap(net: Network, base: str) -> dict[str, Any]:
+_REFERENCE = """
+import asyncio, ipaddress, json, sys, time
+hosts = [str(h) for h in ipaddress.ip_network(sys.argv[1])]
+ports = [int(p) for p in sys.argv[2].split(",")]
+limit = asyncio.Semaphore(int(sys.argv[3]))
+found = []
+async def probe(h, p):
+    async with limit:
+        try:
+            _, w = await asyncio.wait_for(asyncio.open_connection(h, p), 1.0)
+            found.append(f"{h}:{p}")
+            w.close()
+        except (OSError, asyncio.TimeoutError):
+            pass
+async def main():
+    await asyncio.gather(*(probe(h, p) for h in hosts for p in ports))
+t = time.monotonic()
+asyncio.run(main())
+print(json.dumps({"seconds": time.monotonic() - t, "open": found}))
+"""
+
+
+def run_reference(net: Network, base: str, concurrency: int) -> dict[str, Any]:
+    """A plain asyncio connect sweep, uncapped rate, no identification: what Python's event loop does here."""
+    got = net.run("scanner", sys.executable, "-c", _REFERENCE, f"{base}/22", ",".join(map(str, DEFAULT_PORTS)),
+                  str(concurrency), timeout=1800)
+    out = json.loads(got.stdout)
+    return {"how": f"asyncio connect, {concurrency} at once", "seconds": out["seconds"],
+            "probes": 1024 * len(DEFAULT_PORTS), "found": {a: "open" for a in out["open"]}}
+
+
+def run_nmap(net: Network, base: str, version: bool = True) -> dict[str, Any]:
     nmap = shutil.which("nmap")
     if nmap is None:
         return {"how": "nmap not installed (Debian: apt-get install nmap)", "seconds": 0.0, "probes": 0,
                 "found": {}}
     ports = ",".join(map(str, DEFAULT_PORTS))
     started = time.monotonic()
-    got = net.run("scanner", nmap, "-sV", "-Pn", "-n", "-T4", "-p", ports, "-oX", "-", f"{base}/22",
+    flags = ["-sV"] if version else ["-sS"]
+    got = net.run("scanner", nmap, *flags, "-Pn", "-n", "-T4", "-p", ports, "-oX", "-", f"{base}/22",
                   check=False, timeout=3600)
     seconds = time.monotonic() - started
     found: dict[str, str] = {}
@@ -214,7 +247,8 @@ def run_nmap(net: Network, base: str) -> dict[str, Any]:
             what = " ".join(filter(None, (svc.get("name"), svc.get("product"), svc.get("version")))) \
                 if svc is not None else "open"
             found[f"{ip}:{port.get('portid')}"] = what
-    return {"how": "nmap -sV -Pn -n -T4", "seconds": seconds, "probes": 1024 * len(DEFAULT_PORTS), "found": found}
+    return {"how": f"nmap {flags[0]} -Pn -n -T4", "seconds": seconds, "probes": 1024 * len(DEFAULT_PORTS),
+            "found": found}
 
 
 def _order(address: str) -> tuple[int, int]:
@@ -235,19 +269,22 @@ def main() -> None:
         truth = listeners(net, base, not args.no_servers)
         print(f"/22 {base}/22 on the farm's eth0: 1,024 addresses in {setup:.2f} s; {len(truth)} listening; "
               f"{len(DEFAULT_PORTS)} ports; {1024 * len(DEFAULT_PORTS):,} probes a sweep")
-        ours = run_discover(net, base, args.rate, args.concurrency, Path(tmp))
-        theirs = run_nmap(net, base) if not args.no_nmap else {"how": "skipped", "seconds": 0.0, "probes": 0,
-                                                                 "found": {}}
-        print(f"\n{'':22}{ours['how'][:44]:<46}{theirs['how'][:44]}")
-        print(f"{'seconds':<22}{ours['seconds']:<46,.1f}{theirs['seconds']:,.1f}")
-        print(f"{'probes (connects)':<22}{ours['probes']:<46,}{theirs['probes']:,}")
-        rate_a = ours["probes"] / ours["seconds"] if ours["seconds"] else 0.0
-        rate_b = theirs["probes"] / theirs["seconds"] if theirs["seconds"] else 0.0
-        print(f"{'probes/s':<22}{rate_a:<46,.0f}{rate_b:,.0f}")
-        print(f"\n{'address':<22}{'truth':<26}{'piiguard':<30}nmap")
-        for address in sorted(set(truth) | set(ours["found"]) | set(theirs["found"]), key=_order):
-            print(f"{address:<22}{truth.get(address, '-'):<26}{ours['found'].get(address, '-')[:28]:<30}"
-                  f"{theirs['found'].get(address, '-')[:40]}")
+        columns = [run_discover(net, base, args.rate, args.concurrency, Path(tmp)),
+                   run_reference(net, base, args.concurrency)]
+        if not args.no_nmap:
+            columns += [run_nmap(net, base, version=False), run_nmap(net, base)]
+        width = 30
+        print("\n" + " " * 20 + "".join(f"{c['how'][:width - 2]:<{width}}" for c in columns))
+        print(f"{'seconds':<20}" + "".join(f"{c['seconds']:<{width},.1f}" for c in columns))
+        print(f"{'probes (connects)':<20}" + "".join(f"{c['probes']:<{width},}" for c in columns))
+        print(f"{'probes/s':<20}" + "".join(
+            f"{(c['probes'] / c['seconds'] if c['seconds'] else 0):<{width},.0f}" for c in columns))
+        print(f"{'open found':<20}" + "".join(f"{len(c['found']):<{width}}" for c in columns))
+        print(f"\n{'address':<20}{'truth':<24}" + "".join(f"{c['how'][:width - 2]:<{width}}" for c in columns))
+        every = set(truth).union(*(c["found"] for c in columns))
+        for address in sorted(every, key=_order):
+            print(f"{address:<20}{truth.get(address, '-')[:22]:<24}" +
+                  "".join(f"{c['found'].get(address, '-')[:width - 2]:<{width}}" for c in columns))
         print(f"\npackets that tried to leave the namespaces: {net.escaped()}")
 
 
