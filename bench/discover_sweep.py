@@ -18,6 +18,14 @@ they are installed, plus silent listeners on store ports, web servers and SSH ba
 
 side by side, with the nftables guard's count of packets that tried to leave the namespaces (0).
 Prints; asserts nothing.
+
+Measured 2026-12-02 (2 shared cores; defaults rate 2000, concurrency 256; discover from a trial merge
+of the discovery branches): piiguard discover 19.5 s for 21,462 probes (1,098/s, sweep + identify +
+outside checks), all 21 listeners told right (9 stores with engine and product, 6 silent ports
+unknown, 3 web servers and 3 SSH banners on store ports not stores); plain asyncio connect 13.0 s
+(1,654/s); nmap -sS 1.4 s (15,082/s, names by port: the SSH banners are "mysql", "postgresql",
+"redis"); nmap -sV 176.6 s (122/s: ClickHouse's HTTP port as polipo, silent ports tcpwrapped).
+0 packets left the namespaces.
 """
 
 from __future__ import annotations
