@@ -331,7 +331,10 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
 def serve(c):
     try:
-        c.sendall(sys.argv[3].encode()); c.settimeout(5); c.recv(256)
+        if sys.argv[3] == "--close-after-first-read":  # closes mid-fingerprint
+            c.settimeout(5); c.recv(1)
+        else:
+            c.sendall(bytes.fromhex(sys.argv[3])); c.settimeout(5); c.recv(256)
     except OSError:
         pass
     finally:
@@ -356,9 +359,34 @@ ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 
 def start_banner(net: Network, role: str, port: int, banner: str = BANNER) -> subprocess.Popen[bytes]:
     """A plain TCP service that greets every connection with ``banner`` (an SSH server, by default)."""
-    proc = net.popen(role, sys.executable, "-c", _BANNER_CODE, net.ip(role), str(port), banner)
+    text = banner if banner.startswith("--") else banner.encode("latin-1").hex()  # argv holds no NUL byte
+    proc = net.popen(role, sys.executable, "-c", _BANNER_CODE, net.ip(role), str(port), text)
     net.wait_tcp(role, net.ip(role), port)
     return proc
+
+
+HOSTILE_BANNER = "\x1b]0;owned\x07\x1b[2J" + "SSH-2.0-" + "A" * 3000 + "\x00\r\n"
+
+
+def start_closer(net: Network, role: str, port: int) -> subprocess.Popen[bytes]:
+    """A peer that accepts, reads the first byte of whatever it is sent, and hangs up: a store that
+    closes mid-fingerprint."""
+    return start_banner(net, role, port, "--close-after-first-read")
+
+
+def start_tarpit(net: Network, role: str, port: int = 7777) -> subprocess.Popen[bytes]:
+    """A host that accepts every TCP port: nftables in its namespace redirects every port to one
+    listener that greets with nothing and holds the connection."""
+    rules = f"""
+table ip tarpit {{
+  chain pre {{
+    type nat hook prerouting priority -100; policy accept;
+    tcp dport != {port} redirect to :{port}
+  }}
+}}
+"""
+    net.run(role, "nft", "-f", "-", input=rules)
+    return start_banner(net, role, port, "")
 
 
 def start_http(net: Network, role: str, port: int, root: Path) -> subprocess.Popen[bytes]:

@@ -3,6 +3,7 @@ namespaces' own addresses, and a packet to an address outside the test range is 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -134,3 +135,28 @@ def test_the_range_avoids_what_the_host_uses() -> None:
         got = netns.test_prefix(pid, taken)
         assert got.is_private and got.prefixlen == 16 and not any(got.overlaps(t) for t in taken)
     assert not any(netns.test_prefix().overlaps(r) for r in netns.host_ranges())
+
+
+def test_the_hostile_peers_behave_as_named() -> None:
+    """The tarpit accepts any port; the closer hangs up after the first byte; the hostile banner is sent
+    byte for byte (escapes, NUL and all)."""
+    with company_network(("scanner", "dmz", "cache")) as net:
+        netns.start_tarpit(net, "dmz")
+        netns.start_closer(net, "cache", 5432)
+        netns.start_banner(net, "cache", 5433, netns.HOSTILE_BANNER)
+        with inside(net.ns("scanner")):
+            for port in (1, 5432, 27017, 65535):
+                socket.create_connection((net.ip("dmz"), port), timeout=5).close()
+            with socket.create_connection((net.ip("cache"), 5432), timeout=5) as s:
+                s.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")  # PostgreSQL's SSLRequest
+                with contextlib.suppress(ConnectionResetError):  # reset: the rest of the request unread
+                    assert s.recv(16) == b""  # closed mid-fingerprint
+            with socket.create_connection((net.ip("cache"), 5433), timeout=5) as s:
+                got = b""
+                while len(got) < len(netns.HOSTILE_BANNER):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            assert got == netns.HOSTILE_BANNER.encode("latin-1")
+        assert net.escaped() == 0
