@@ -72,8 +72,12 @@ class Company:
     def discover(self) -> dict[str, Any]:
         got = self.piiguard("discover", self.swept, "--config", str(self.config), "--format", "json")
         assert got.returncode in (0, 3), f"discover failed ({got.returncode}): {got.stderr[-2000:]}"
+        for hostile in ("\x1b", "\\u001b", "\\u0000", "owned", "A" * 100):  # the banner's text, passed through
+            assert hostile not in got.stdout + got.stderr, repr(hostile)
         doc: dict[str, Any] = json.loads(got.stdout)
         assert doc["kind"] == "discovery"
+        print(f"discover: {doc['probes']} probes in {doc['seconds']:.1f} s, {len(doc['stores'])} stores, "
+              f"{len(doc['others'])} others, {len(doc['problems'])} problems")
         return doc
 
 
@@ -128,12 +132,17 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Company]:
     root = tmp_path_factory.mktemp("company")
     (root / "www").mkdir()
     (root / "www" / "index.html").write_text("<html><body>intranet</body></html>")
-    with company_network() as net:
+    with company_network(("scanner", "prod", "analytics", "cache", "dmz")) as net:
         netns.start_postgres_in(net, "prod")
         netns.start_clickhouse_open(net, "analytics")
         netns.start_banner(net, "analytics", 3306)
         netns.start_redis_auth(net, "cache", PASSWORD)
         netns.start_http(net, "cache", 9200, root / "www")
+        # bad input on the wire: a host that accepts every port, a peer that hangs up mid-fingerprint on
+        # PostgreSQL's port, a banner of terminal escapes, NUL and 3,000 bytes on PostgreSQL's other port
+        netns.start_tarpit(net, "dmz")
+        netns.start_closer(net, "analytics", 5432)
+        netns.start_banner(net, "cache", 5433, netns.HOSTILE_BANNER)
         webhook = root / "webhook.jsonl"
         netns.start_webhook(net, "cache", 8088, webhook)
         people = _people()
@@ -174,6 +183,12 @@ def test_discover_finds_exactly_the_data_stores(company: Company) -> None:
     assert others[f"{net.ip('cache')}:9200"]["kind"] == "not-a-store"
     assert others[f"{net.ip('analytics')}:3306"]["kind"] == "not-a-store"
     assert not any(s["port"] in (9200, 3306) for s in doc["stores"])
+    # the tarpit is one entry, not 21 stores; the closer and the hostile banner are not stores
+    dmz = [o for o in doc["others"] if o["host"] == net.ip("dmz")]
+    assert [o["kind"] for o in dmz] == ["tarpit"], dmz
+    assert others[f"{net.ip('analytics')}:5432"]["kind"] in ("unknown", "not-a-store")
+    assert others[f"{net.ip('cache')}:5433"]["kind"] in ("unknown", "not-a-store")
+    assert len(others[f"{net.ip('cache')}:5433"]["evidence"]) < 300
     prod = _store(doc, f"{net.ip('prod')}:5432")
     assert prod["registered"] == "prod"
     assert not any(f["check_id"] == "discovery.unregistered-store" for f in prod["findings"])
