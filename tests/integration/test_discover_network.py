@@ -78,6 +78,9 @@ class Company:
         assert doc["kind"] == "discovery"
         print(f"discover: {doc['probes']} probes in {doc['seconds']:.1f} s, {len(doc['stores'])} stores, "
               f"{len(doc['others'])} others, {len(doc['problems'])} problems")
+        for problem in doc["problems"]:  # each names its address and says what to do; peer text is cleaned
+            assert problem["where"] and problem["hint"], problem
+            assert not any(ord(c) < 32 for c in problem["message"]), problem
         return doc
 
 
