@@ -52,10 +52,10 @@ class Company:
     root: Path
     config: Path
     env: dict[str, str]
-    people: dict[str, list[Any]]
+    people: dict[str, list[Any]] = field(repr=False)  # seeded values: never in a failure's report
     webhook: Path
-    facts: dict[str, Any] = field(default_factory=dict)
-    outputs: list[tuple[str, str]] = field(default_factory=list)  # (what, text): searched by the last test
+    facts: dict[str, Any] = field(default_factory=dict, repr=False)
+    outputs: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (what, text): the last test reads
 
     @property
     def swept(self) -> str:
