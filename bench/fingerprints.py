@@ -93,7 +93,8 @@ def main() -> None:
     print(f"generate {gen_s:.1f} s (not counted)")
     print(f"build: {args.people / build_s:,.0f} values/s ({build_s:.1f} s: hash {hash_s:.1f} s, count+set "
           f"{set_s:.1f} s); distinct people {people:,}")
-    print(f"set: {bloom.bits:,} bits = {bloom.bits / 8 / 1e6:.1f} MB (sized for people x {HEADROOM}), k={bloom.hashes}, fill {bloom.fill():.3f}, "
+    print(f"set: {bloom.bits:,} bits = {bloom.bits / 8 / 1e6:.1f} MB (sized for people x {HEADROOM}), "
+          f"k={bloom.hashes}, fill {bloom.fill():.3f}, "
           f"rate from bits {bloom.false_rate():.2e}; build peak {(h1.nbytes + h2.nbytes) / 1e6:.0f} MB of words")
     path = Path(f"/tmp/bench-fp-{os.getpid()}.db")
     try:
@@ -139,8 +140,9 @@ def main() -> None:
     tested = len(truly) - really
     print(f"false matches: {false:,} of {tested:,} held-out values not in the set = {false / max(tested, 1):.2e} "
           f"(target 1e-4; predicted from bits {src.rate:.2e}); {really:,} held-out values really were added")
-    print(f"baseline set of digests: build {len(added) / base_build:,.0f} values/s, match {len(others) / base_match:,.0f} "
-          f"values/s, memory {base_mem / 1e6:,.0f} MB (vs {bloom.bits / 8 / 1e6:.1f} MB), no false matches")
+    print(f"baseline set of digests: build {len(added) / base_build:,.0f} values/s, "
+          f"match {len(others) / base_match:,.0f} values/s, "
+          f"memory {base_mem / 1e6:,.0f} MB (vs {bloom.bits / 8 / 1e6:.1f} MB), no false matches")
     print(f"peak RSS {rss_mb():,.0f} MB")
 
 
