@@ -71,9 +71,12 @@ hostssl all all ::1/128 scram-sha-256
 """
 
 
-def start_postgres(*, hardened: bool = False) -> Server:
+def start_postgres(*, hardened: bool = False, listen: str = "127.0.0.1", port: int | None = None,
+                   netns: str | None = None, allow: str | None = None) -> Server:
     """A throwaway server. ``hardened``: TLS, scram-only hostssl loopback rules, connection logging and
-    pgaudit, set in postgresql.conf (not on the command line) so tests can ALTER SYSTEM them away."""
+    pgaudit, set in postgresql.conf (not on the command line) so tests can ALTER SYSTEM them away.
+    ``netns``: run it inside that network namespace (tests/netns.py), listening on ``listen``:``port``;
+    ``allow``: a range whose TCP logins pg_hba.conf accepts with a password (the namespace's network)."""
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not bins:
         missing("PostgreSQL (Debian package postgresql)")
@@ -86,15 +89,21 @@ def start_postgres(*, hardened: bool = False) -> Server:
     shutil.chown(pwfile, "postgres", "postgres")
     subprocess.run([str(bindir / "initdb"), "--no-sync", "-A", "scram-sha-256", "-U", "postgres",
                     f"--pwfile={pwfile}", "-D", str(data)], check=True, capture_output=True, **_as_postgres())
-    port = free_port()
+    port = port or free_port()
     if hardened:
         _harden(data, root)
+    if allow:
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {allow} scram-sha-256\n")
     with (data / "postgresql.conf").open("a") as conf:
-        conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n"
+        conf.write(f"port = {port}\nlisten_addresses = '{listen}'\nunix_socket_directories = '{root}'\n"
                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
-    subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start"],
-                   check=True, capture_output=True, **_as_postgres())
-    _wait([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], 30, "PostgreSQL")
+    # inside a namespace: enter it as root (setns needs it), then drop to postgres; pg_ctl -l daemonizes
+    wrap = ["ip", "netns", "exec", netns, "runuser", "-u", "postgres", "--"] if netns else []
+    as_user: dict[str, object] = {"cwd": "/tmp"} if netns else _as_postgres()
+    subprocess.run([*wrap, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start"],
+                   check=True, capture_output=True, **as_user)  # type: ignore[call-overload]
+    _wait([*wrap, str(bindir / "pg_isready"), "-h", listen, "-p", str(port)], 30, "PostgreSQL")
     return Server("postgres", port, "postgres", "postgres", root)
 
 

@@ -209,7 +209,7 @@ TLS_SCHEMES: dict[str, str] = {
                    "&password_env={env}",
     "s3+tls": "s3://probe@127.0.0.1:{port}/bucket?verify=false&password_env={env}",
 }
-COMMANDS = ("scan", "check", "copy", "scope", "evidence")
+COMMANDS = ("scan", "check", "copy", "scope", "evidence", "match")
 
 
 def run_command(command: str, store: object, timeout: float, folder: str) -> object:
@@ -244,6 +244,12 @@ def run_command(command: str, store: object, timeout: float, folder: str) -> obj
                 CollectionResult("customers", 10, Estimate.EXACT, 10, fields),), None))
             incident = {"stores": [store.name]}
             return find_scope(cat, incident, {store.name: store}, b"k" * 32, timeout=timeout)
+    if command == "match":  # copy fingerprints: a peer that closes mid-read is an error, never "no copy"
+        from piiguard.catalog import Catalog
+        from piiguard.discovery.fingerprints import match
+
+        with Catalog(f"{folder}/catalog.db") as cat:
+            return match(store, cat, b"k" * 32, timeout=timeout)
     if command == "evidence":
         from pathlib import Path
 

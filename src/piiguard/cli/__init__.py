@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "copies": ("piiguard.cli.copy", "copies_app", "Registered copies: list them, remove expired ones."),
     "incident": ("piiguard.cli.incident", "incident_app", "Incidents: scope, evidence, kill switch, notices, "
                  "reports, timeline."),
+    "fingerprint": ("piiguard.cli.fingerprint", "fingerprint_app", "Copy fingerprints: build keyed sets of "
+                    "registered customers' keys and e-mails, list them, match another store against them."),
     "stores": ("piiguard.cli.stores", "stores", "The configured stores: engine, address, where their credentials are "
                "(never the values), and what the catalog holds of their last scan and last check; then the "
                "stores discovery found that no configuration names."),

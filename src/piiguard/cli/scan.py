@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.model import ScanMode
-from piiguard.report import render_json, render_table
-from piiguard.report.terminal import escaped
+from piiguard.report import render_table, to_dict
+from piiguard.report.document import dumps
+from piiguard.report.terminal import escaped, safe
 from piiguard.scanner import DEFAULT_SAMPLE
 from piiguard.scanner import scan as run_scan
 
@@ -79,10 +80,18 @@ def scan(
         else:
             result = run_scan(targets or [], config=cfg, mode=mode, sample_size=sample, catalog=cat,
                               timeout=timeout)
+        from piiguard.cli.fingerprint import link_line, link_record, scan_links
+
+        links = scan_links(targets or [], cfg, cat)  # None when no fingerprint is kept: output as before
         if fmt is Format.json:
-            print(render_json(result))
+            doc = to_dict(result)
+            if links is not None:
+                doc["copy_links"] = [link_record(x) for x in links]
+            print(dumps(doc))
         else:
             render_table(result, out, all_fields=all_fields)
+            for link in links or ():
+                out.print(safe(link_line(link)))
     if result.problems:
         raise typer.Exit(1)
 

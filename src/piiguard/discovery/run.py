@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from piiguard.catalog import Catalog
 from piiguard.config import Config
 from piiguard.discovery import canaries, fingerprints, identify, inventory, networks, sweep
-from piiguard.discovery.base import CopyLink, Discovered, DiscoveryRun, Endpoint, Kind, Problem, Service
+from piiguard.discovery.base import CopyLink, Discovered, DiscoveryRun, Endpoint, Kind, Problem, Service, clean
 from piiguard.errors import ConfigError, PiiguardError
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -39,20 +40,28 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
     key = _key(config, catalog, problems)
     found: list[Discovered] = []
     others: list[Service] = [Service(Endpoint(h, 0), Kind.TARPIT, evidence="accepted every port it was offered")
-              for h in swept.tarpits]
-    for i, service in enumerate(services):
+                             for h in swept.tarpits]
+    stores = [s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)]
+    others.extend(s for s in services if s.kind not in (Kind.STORE, Kind.IDENTIFY_ONLY))
+    # Outside checks wait on peers, not on this host: run them side by side (each bounded by its timeout).
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(stores)))) as pool:
+        checked = list(pool.map(lambda s: identify.outside_findings(
+            s, timeout=settings.timeout * 5, name=inventory.registered_at(s, config.stores) or s.endpoint.address,
+            guess=settings.guess) if s.kind is Kind.STORE else ([], False), stores))
+    http_clickhouse = {s.endpoint.host for s in stores if s.engine == "clickhouse" and not _native(s)}
+    for i, (service, (findings, is_open)) in enumerate(zip(stores, checked, strict=True)):
         if progress:
-            progress("identify", i + 1, len(services))
-        if service.kind not in (Kind.STORE, Kind.IDENTIFY_ONLY):
-            others.append(service)
-            continue
+            progress("check", i + 1, len(stores))
         registered = inventory.registered_at(service, config.stores)
-        item = Discovered(service, registered)
-        if service.kind is Kind.STORE:
-            findings, is_open = identify.outside_findings(service, timeout=settings.timeout * 5,
-                                                          name=item.name, guess=settings.guess)
-            item = replace(item, findings=tuple(findings), open=is_open)
-            if catalog is not None and key is not None and is_open and registered is None:
+        item = Discovered(service, registered, tuple(findings), open=is_open)
+        if catalog is not None and key is not None and is_open and registered is None:
+            if _native(service) and service.endpoint.host in http_clickhouse:
+                pass  # the same server's HTTP port is read instead: piiguard reads ClickHouse over HTTP
+            elif _native(service):
+                problems.append(Problem(item.name, "ClickHouse answered on its native port only; piiguard reads "
+                                        "ClickHouse over HTTP, so its tables were not compared with fingerprints",
+                                        "add its HTTP port (8123 by default) to discovery.ports"))
+            else:
                 item = replace(item, links=tuple(_links(item, catalog, key, read_limit, problems)))
         unregistered = inventory.unregistered_finding(item)
         if unregistered is not None:
@@ -66,6 +75,10 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
         catalog.record_findings([f for d in found for f in d.findings])
     return DiscoveryRun(tuple(str(n) for n in nets), settings.ports, swept.probes, time.monotonic() - started,
                         tuple(found), tuple(others), tuple(problems))
+
+
+def _native(service: Service) -> bool:
+    return service.engine == "clickhouse" and service.evidence.startswith("native protocol")
 
 
 def _key(config: Config, catalog: Catalog | None, problems: list[Problem]) -> bytes | None:
@@ -87,5 +100,6 @@ def _links(item: Discovered, catalog: Catalog, key: bytes, limit: int, problems:
         try:
             out.extend(step(store, catalog, key, limit=limit))
         except PiiguardError as exc:  # one store that cannot be read is reported with it; the sweep goes on
-            problems.append(Problem(item.name, exc.message, exc.hint or ""))
+            problems.append(Problem(item.name, clean(exc.message, 300) or type(exc).__name__,
+                                    clean(exc.hint, 300) or "check that piiguard can read the store"))
     return out

@@ -1,0 +1,243 @@
+"""Copy fingerprints without a server: the key, normalisation, the Bloom set and its false matches."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from piiguard.catalog import Catalog
+from piiguard.discovery import fingerprints as fp
+from piiguard.discovery.bloom import TARGET_RATE, Bloom, sized, words
+from piiguard.discovery.settings import DiscoverySettings
+from piiguard.errors import ConfigError
+
+KEY = bytes(range(32))
+E, K = fp.Kind.EMAIL, fp.Kind.KEY
+
+# (id, kind, a, b, same): whether a source value a and a copy's value b are the same person
+CASES = [
+    ("email-case", E, "Anna.Meier@Example.COM", "anna.meier@example.com", True),
+    ("email-space", E, " anna@example.com\t", "anna@example.com", True),
+    ("email-nfkc-fullwidth", E, "ａｎｎａ@example.com", "anna@example.com", True),
+    ("email-casefold-sharp-s", E, "STRASSE@example.de", "straße@example.de", True),
+    ("email-subaddress-kept", E, "anna+shop@example.com", "anna@example.com", False),
+    ("email-dots-kept", E, "a.nna@gmail.com", "anna@gmail.com", False),
+    ("email-other-domain", E, "anna@example.com", "anna@example.org", False),
+    ("key-leading-zeros", K, "00042", "42", True),
+    ("key-plus-sign", K, "+42", "42", True),
+    ("key-decimal-zero", K, "42.0", "42", True),
+    ("key-spaces", K, " 42 ", "42", True),
+    ("key-other-int", K, "42", "420", False),
+    ("key-uuid-case", K, "0E2B1B1C-1234-4A2B-8C3D-00000000000A", "0e2b1b1c-1234-4a2b-8c3d-00000000000a", True),
+    ("key-uuid-braces", K, "{0e2b1b1c-1234-4a2b-8c3d-00000000000a}", "0e2b1b1c12344a2b8c3d00000000000a", True),
+    ("key-uuid-urn", K, "urn:uuid:0e2b1b1c-1234-4a2b-8c3d-00000000000a", "0e2b1b1c-1234-4a2b-8c3d-00000000000a",
+     True),
+    ("key-uuid-other", K, "0e2b1b1c-1234-4a2b-8c3d-00000000000a", "0e2b1b1c-1234-4a2b-8c3d-00000000000b", False),
+    ("key-text-case-kept", K, "CUST-A1", "cust-a1", False),
+    ("key-not-decimal", K, "42.5", "42", False),
+]
+
+
+@pytest.mark.parametrize(("kind", "a", "b", "same"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_normalisation(kind: fp.Kind, a: str, b: str, same: bool) -> None:
+    da, db = fp.digest(KEY, a, kind), fp.digest(KEY, b, kind)
+    assert da is not None and db is not None
+    assert (da == db) is same
+
+
+@pytest.mark.parametrize("value", ["", "   ", "no-at-sign", "@example.com", "anna@", "a b@example.com",
+                                   "x" * 400 + "@example.com"], ids=["empty", "blank", "no-at", "no-local",
+                                                                      "no-domain", "space", "too-long"])
+def test_not_an_email_gives_no_digest(value: str) -> None:
+    assert fp.digest(KEY, value, E) is None
+
+
+def test_kinds_are_separate_and_keyed() -> None:
+    assert fp.digest(KEY, "a@b.co", E) != fp.digest(KEY, "a@b.co", K)
+    assert fp.digest(KEY, "42", K) != fp.digest(bytes(32), "42", K)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=300, unique=True))
+def test_bloom_has_no_false_negatives(values: list[str]) -> None:
+    digests = [d for v in values if (d := fp.digest(KEY, v, K)) is not None]
+    if not digests:
+        return
+    h1, h2 = words(b"".join(digests))
+    bloom = Bloom.empty(len(digests))
+    bloom.add(h1, h2)
+    assert bloom.contains(h1, h2).all()
+    again = Bloom.from_bytes(bloom.to_bytes(), bloom.hashes)
+    assert again.contains(h1, h2).all()
+
+
+def test_false_match_rate_within_target_on_a_million_values() -> None:
+    added = np.frombuffer(secrets.token_bytes(32 * 100_000), dtype=np.uint8)
+    others = np.frombuffer(secrets.token_bytes(32 * 1_000_000), dtype=np.uint8)
+    bloom = Bloom.empty(125_000)  # as build sizes it: people × 1.25 headroom
+    bloom.add(*words(added))
+    measured = float(bloom.contains(*words(others)).mean())
+    assert measured <= TARGET_RATE  # 1e-4 target at full capacity; ~1.2e-5 expected at 80 % of it
+    assert bloom.false_rate() <= TARGET_RATE
+    # the estimate from the bits predicts the measured rate (within sampling noise of ~12 hits in 1M)
+    assert abs(measured - bloom.false_rate()) < 1e-5
+
+
+def test_sizing_at_ten_million() -> None:
+    bits, hashes = sized(10_000_000)
+    assert 190_000_000 < bits < 193_000_000 and hashes == 13  # 24 MB for 10M people at 1e-4
+
+
+def test_binomial_bound() -> None:
+    assert fp.binomial_tail(0, 1000, 1e-4) == 1.0
+    assert fp.binomial_tail(1, 1000, 1e-4) == pytest.approx(1 - (1 - 1e-4) ** 1000, rel=1e-6)
+    assert fp.binomial_tail(6, 100_000, 1e-5) > fp.ALPHA > fp.binomial_tail(20, 100_000, 1e-5)
+
+
+# The key ---------------------------------------------------------------------------------------------
+
+def test_key_from_env_hex_base64_and_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = os.urandom(32)
+    for text, want in ((raw.hex(), raw), (base64.b64encode(raw).decode(), raw),
+                       ("a long passphrase of text", b"a long passphrase of text")):
+        monkeypatch.setenv("FP_KEY", text)
+        assert fp.load_key(DiscoverySettings(key_env="FP_KEY")) == want
+    assert len(fp.key_id(raw)) == 16 and raw.hex()[:16] not in fp.key_id(raw)
+
+
+@pytest.mark.parametrize(("settings_", "env", "setting", "needle"), [
+    (DiscoverySettings(), None, "discovery.key_env", "no fingerprint key is configured"),
+    (DiscoverySettings(key_env="FP_UNSET_KEY"), None, "discovery.key_env", "FP_UNSET_KEY is not set"),
+    (DiscoverySettings(key_env="FP_KEY"), "short-key", "discovery.key_env", "holds 9 bytes"),
+    (DiscoverySettings(key_env="FP_KEY"), base64.b64encode(b"x" * 8).decode(), "discovery.key_env", "bytes"),
+], ids=["missing-setting", "unset-env", "short-raw", "short-base64"])
+def test_key_errors_name_the_setting(monkeypatch: pytest.MonkeyPatch, settings_: DiscoverySettings,
+                                     env: str | None, setting: str, needle: str) -> None:
+    monkeypatch.delenv("FP_UNSET_KEY", raising=False)
+    if env is not None:
+        monkeypatch.setenv("FP_KEY", env)
+    with pytest.raises(ConfigError) as info:
+        fp.load_key(settings_)
+    assert info.value.message.startswith(setting) and needle in info.value.message
+    assert "head -c 32 /dev/urandom | base64" in (info.value.hint or "") or "chmod" in (info.value.hint or "")
+    if env:
+        assert env not in str(info.value)
+
+
+@given(st.binary(min_size=0, max_size=15))
+def test_every_short_key_is_refused(key: bytes) -> None:
+    os.environ["FP_SHORT_KEY"] = base64.b64encode(key).decode() if key else ""
+    try:
+        with pytest.raises(ConfigError):
+            fp.load_key(DiscoverySettings(key_env="FP_SHORT_KEY"))
+    finally:
+        del os.environ["FP_SHORT_KEY"]
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660], ids=["group-read", "others-read", "group-write"])
+def test_key_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "fp.key"
+    path.write_text(os.urandom(32).hex())
+    path.chmod(mode)
+    with pytest.raises(ConfigError) as info:
+        fp.load_key(DiscoverySettings(key_file=str(path)))
+    assert info.value.message.startswith("discovery.key_file") and "too open" in info.value.message
+    path.chmod(0o600)
+    assert len(fp.load_key(DiscoverySettings(key_file=str(path)))) == 32
+    with pytest.raises(ConfigError, match=r"discovery\.key_file: cannot read"):
+        fp.load_key(DiscoverySettings(key_file=str(tmp_path / "missing.key")))
+
+
+def test_catalog_holds_no_key_and_no_value(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    emails = [f"person{i}.seeded@example.net" for i in range(2000)]
+    digests = [fp.digest(key, e, E) for e in emails]
+    h1, h2 = words(b"".join(d for d in digests if d))
+    bloom = Bloom.empty(len(emails))
+    bloom.add(h1, h2)
+    path = tmp_path / "catalog.db"
+    with Catalog(path) as cat:
+        cat.save_fingerprint({"store": "prod", "collection": "customers", "field": "email", "kind": "email",
+                              "key_id": fp.key_id(key), "people": 2000, "capacity": 2000, "hashes": bloom.hashes,
+                              "built": None, "bits": bloom.to_bytes()})
+        src = fp.sources(cat, key)[0]
+        assert src.bloom.contains(h1, h2).all()
+        with pytest.raises(ConfigError, match="built with another key"):
+            fp.sources(cat, os.urandom(32))
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for secret in (key, key.hex().encode(), base64.b64encode(key), b"seeded@example.net",
+                   *(d for d in digests[:50] if d), *(d[:8] for d in digests[:50] if d)):
+        assert secret not in blob
+
+
+@given(st.integers(min_value=0, max_value=10**18), st.integers(min_value=0, max_value=6))
+def test_any_integer_matches_its_padded_text(n: int, zeros: int) -> None:
+    assert fp.digest(KEY, "0" * zeros + str(n), K) == fp.digest(KEY, f" {n} ", K)
+    assert fp.digest(KEY, str(n), K) != fp.digest(KEY, str(n + 1), K)
+
+
+@given(st.from_regex(r"[a-z0-9._%+-]{1,20}@[a-z0-9-]{1,12}\.[a-z]{2,6}", fullmatch=True))
+def test_any_email_matches_its_case_and_space_variants(email: str) -> None:
+    assert fp.digest(KEY, f"  {email.upper()}\n", E) == fp.digest(KEY, email, E)
+    assert fp.digest(KEY, email, E) != fp.digest(KEY, "x" + email, E)
+
+
+@given(st.text(max_size=60))
+def test_hostile_text_never_raises(value: str) -> None:
+    for kind in fp.Kind:
+        out = fp.digest(KEY, value, kind)
+        assert out is None or len(out) == 32
+
+
+def _sqlite_copy(path: Path, emails: list[str]) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE members (contact TEXT, n INTEGER)")
+        db.executemany("INSERT INTO members VALUES (?, ?)", [(e, i) for i, e in enumerate(emails)])
+
+
+def test_false_matches_of_a_crowded_set_make_no_link_but_real_ones_do(tmp_path: Path) -> None:
+    from piiguard.model import Store
+
+    key = os.urandom(32)
+    source = [f"src{i}.person@example.net" for i in range(7_000)]
+    h1, h2 = words(b"".join(d for e in source if (d := fp.digest(key, e, E))))
+    bloom = Bloom.empty(4_000)  # sized for 4,000, holding 7,000: a false-match rate near 1 %
+    bloom.add(h1, h2)
+    assert 0.005 < bloom.false_rate() < 0.2
+    catalog = tmp_path / "catalog.db"
+    with Catalog(catalog) as cat:
+        cat.save_fingerprint({"store": "prod", "collection": "customers", "field": "email", "kind": "email",
+                              "key_id": fp.key_id(key), "people": 7_000, "capacity": 4_000,
+                              "hashes": bloom.hashes, "built": None, "bits": bloom.to_bytes()})
+        strangers = [f"other{i}.person@example.org" for i in range(5_000)]
+        _sqlite_copy(tmp_path / "none.db", strangers)
+        assert fp.match(Store("none", "sqlite", path=str(tmp_path / "none.db")), cat, key) == []
+        _sqlite_copy(tmp_path / "some.db", strangers[:4_000] + source[:1_000])
+        links = fp.match(Store("some", "sqlite", path=str(tmp_path / "some.db")), cat, key)
+    assert [(x.fields, x.source_fields) for x in links] == [(("contact",), ("email",))]
+    assert abs(links[0].people - 1_000) <= 100  # the expected false matches are taken off
+
+
+def test_build_refuses_an_unknown_or_unscanned_store(tmp_path: Path) -> None:
+    from piiguard.config import parse_config
+    from piiguard.errors import UsageError
+
+    _sqlite_copy(tmp_path / "shop.db", ["anna@example.com"])
+    cfg = parse_config({"stores": [{"name": "shop", "url": f"sqlite://{tmp_path / 'shop.db'}"}]})
+    with Catalog(tmp_path / "catalog.db") as cat:
+        with pytest.raises(UsageError, match="'nope' names no configured store") as unknown:
+            fp.build(cfg, cat, KEY, ["nope"])
+        assert "shop" in (unknown.value.hint or "")
+        with pytest.raises(UsageError, match="no scan of shop") as unscanned:
+            fp.build(cfg, cat, KEY, ["shop.members"])
+        assert "piiguard scan shop" in (unscanned.value.hint or "")
+        assert fp.build(cfg, cat, KEY) == []  # every store, none scanned: nothing, no error
