@@ -28,7 +28,7 @@ from open_redis import HOST, OpenRedis, port_on, until
 from servers import free_port
 
 from piiguard.catalog import Catalog
-from piiguard.discovery import fingerprints, identify, trap
+from piiguard.discovery import canaries, fingerprints, identify, trap
 
 
 def _stub(step: Callable[..., object]) -> bool:
@@ -41,6 +41,8 @@ def _stub(step: Callable[..., object]) -> bool:
 # the repository's convention (tests/integration/test_discover_cli.py): a step still a stub skips
 needs_identify = pytest.mark.skipif(_stub(identify.identify_all) or _stub(identify.outside_findings),
                                     reason="needs discovery/identify.py (helper B), not merged yet")
+needs_canaries = pytest.mark.skipif(_stub(canaries.find), reason="discover's link step calls canaries.find "
+                                    "(helper E), not merged yet")
 needs_trap = pytest.mark.skipif(_stub(fingerprints.load_key) or _stub(trap.Trap.start),
                                 reason="needs discovery/fingerprints.load_key (helper D) and trap.Trap (helper E), "
                                        "not merged yet")
@@ -173,3 +175,78 @@ def test_watch_once_sweeps_once_and_delivers_the_new_store(tmp_path: Path, liste
         assert alert["discovery"]["address"] == f"{HOST}:{redis.port}" and alert["discovery"]["open"] is True
     finally:
         redis.stop()
+
+
+@needs_identify
+@needs_canaries
+def test_a_copy_found_by_watch_is_an_incident_whose_scope_names_its_source(tmp_path: Path,
+                                                                           listener: Listener) -> None:
+    """The whole story in watch: prod is fingerprinted; a Redis holding a renamed subset of its
+    customers starts listening; the sweep links it to prod.customers, its window names prod's PII
+    types, the check cycle opens the incident, and its scope lists exactly the copied people and
+    says whose copy it is. Needs B (identify), D (fingerprints, merged) and E (canaries.find: the
+    link step of ``discover`` calls it after the fingerprints)."""
+    import sqlite3
+    import uuid
+
+    import redis as redis_client
+
+    from piiguard.cli.common import read_config
+    from piiguard.discovery.fingerprints import build
+    from piiguard.scanner import scan
+
+    key = "watch-e2e-key-0123456789abcdef"
+    ids = [str(uuid.UUID(int=i + 1, version=4)) for i in range(100)]
+    source = tmp_path / "prod.db"
+    db = sqlite3.connect(source)
+    db.execute("CREATE TABLE customers (customer_id TEXT PRIMARY KEY, email TEXT)")
+    db.executemany("INSERT INTO customers VALUES (?, ?)", [(c, f"person.{i}@shop-example.org")
+                                                             for i, c in enumerate(ids)])
+    db.commit()
+    db.close()
+    port, catalog = port_on(HOST), tmp_path / "c.db"
+    config = tmp_path / "piiguard.yaml"
+    config.write_text(f"stores:\n  - name: prod\n    engine: sqlite\n    path: {source}\ndiscovery:\n"
+                      f"  networks: [{HOST}/32]\n  ports: [{port}]\n  every: {EVERY}\n  key_env: PIIGUARD_E2E_KEY\n")
+    env = {**os.environ, "PIIGUARD_E2E_KEY": key, "PIIGUARD_TIMELINE_KEY": key}
+    os.environ["PIIGUARD_E2E_KEY"] = key
+    try:
+        cfg = read_config(config)
+        assert cfg is not None
+        with Catalog(catalog, timeline_key=key.encode()) as cat:
+            scan(list(cfg.stores), config=cfg, catalog=cat)
+            assert build(cfg, cat, key.encode())
+    finally:
+        del os.environ["PIIGUARD_E2E_KEY"]
+    proc = subprocess.Popen([sys.executable, "-m", "piiguard", "watch", "-c", str(config), "--webhook", listener.url,
+                             "--interval", "0.5", "--catalog", str(catalog)], env=env,
+                            stdout=(tmp_path / "watch.log").open("wb"), stderr=subprocess.STDOUT)
+    server = None
+    try:
+        time.sleep(2 * EVERY)
+        server = OpenRedis(port)
+        r = redis_client.Redis(host=HOST, port=port)
+        for i in range(10, 40):
+            r.hset(f"member:{i}", mapping={"member_email": f"person.{i}@shop-example.org", "ref": ids[i]})
+        r.close()
+        address = f"{HOST}:{port}"
+        until(lambda: [a for a in listener.received if a["check"] == "discovery.new-store"], EVERY + SLACK,
+              "the new-store alert")
+        until(lambda: read_only(catalog, f"SELECT id FROM incidents WHERE stores = '[\"{address}\"]'"), 2 * SLACK,
+              "the incident")
+        [(incident, types)] = read_only(catalog, f"SELECT id, pii_types FROM incidents WHERE stores = '[\"{address}\"]'")
+        assert "email" in types
+        scoped = subprocess.run([sys.executable, "-m", "piiguard", "incident", "scope", str(incident), "--out",
+                                 str(tmp_path / "subjects.csv"), "--key-env", "PIIGUARD_E2E_KEY", "-c", str(config),
+                                 "--catalog", str(catalog), "--format", "json"], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert scoped.returncode == 0, scoped.stderr[-2000:]
+        import json
+        doc = json.loads(scoped.stdout)
+        assert doc["people"] == 30
+        assert any("copy of prod.customers (via fingerprint" in line for line in doc["copy_of"]), doc["copy_of"]
+    finally:
+        if server is not None:
+            server.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
