@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "copies": ("piiguard.cli.copy", "copies_app", "Registered copies: list them, remove expired ones."),
     "incident": ("piiguard.cli.incident", "incident_app", "Incidents: scope, evidence, kill switch, notices, "
                  "reports, timeline."),
+    "canary": ("piiguard.cli.canary", "canary_app", "Canary customers: plant them in production, list them, "
+               "remove them."),
     "stores": ("piiguard.cli.stores", "stores", "The configured stores: engine, address, where their credentials are "
                "(never the values), and what the catalog holds of their last scan and last check."),
     "validate": ("piiguard.cli.validate", "validate", "Validate a configuration file: every unknown key or bad "
