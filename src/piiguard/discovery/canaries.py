@@ -260,7 +260,7 @@ def find(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
                     for value in array.to_pylist()[: max(0, limit - read)]:
                         if not isinstance(value, str) or not value:
                             continue
-                        for form in {value, value.rpartition("/")[2]}:
+                        for form in cv.forms(value):
                             got = index.get(cv.digest(key, form))
                             if got is None:
                                 continue

@@ -5,11 +5,12 @@ so the catalog keeps only the nonce and keyed digests: someone who reads the cat
 nothing that would let them recognise and avoid the canaries in a leaked copy, and piiguard can
 re-derive them exactly to remove its own rows. Values are shaped like the field's PII type (an
 e-mail at the operator's canary domain, an OAuth-like token, a device serial, a locally administered
-MAC, an SSID, a name from a small list with a suffix, a phone number in a range reserved for
-fiction, a link to the trap), so a copy job or an attacker treats them like any other customer.
+MAC, an SSID, a common name with a made-up double-barrelled suffix, a phone number in a range
+reserved for fiction, a photo link to the trap), each passing the built-in detector of its type, so
+a copy job or an attacker treats them like any other customer.
 
 Digests are ``HMAC-SHA256(key, "canary-value|" + normalised value)``, 32 bytes each. A link's digest
-is of its token (its last path segment), which is what arrives at the trap.
+is of its token (the path segment after ``/c/``), which is what arrives at the trap.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Any
 from piiguard.errors import ConfigError
 
 DIGEST_BYTES = 32
-_FIRST = ("Robin", "Alex", "Sam", "Jordan", "Casey", "Morgan", "Taylor", "Jamie")
-_LAST = ("Vale", "Hart", "Quill", "Marsh", "Reed", "Lowe", "Finch", "Ashby")
-_SSID = ("HomeNet", "Linksys", "NETGEAR", "TP-Link", "FRITZ!Box", "Vodafone", "eero", "Orbi")
+_FIRST = ("James", "Mary", "Robert", "Linda", "David", "Susan", "Thomas", "Karen")
+_LAST = ("Smith", "Brown", "Miller", "Davis", "Wilson", "Moore", "Clark", "Lewis")
+_CONSONANTS, _VOWELS = "bdfghklmnprstvz", "aeiou"
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 # North American numbers 555-0100 … 555-0199 are reserved for fiction (NANPA), in every area code
 _AREAS = tuple(range(201, 990))
 
@@ -44,6 +46,9 @@ class ValueKind(enum.Enum):
     MAC = "mac"
     SSID = "ssid"
     NAME = "name"
+    FIRST_NAME = "first-name"
+    LAST_NAME = "last-name"
+    API_KEY = "api-key"
     PHONE = "phone"
     LINK = "link"
     USERNAME = "username"
@@ -67,15 +72,16 @@ class ValueKind(enum.Enum):
 
 
 _MATCHABLE = frozenset({ValueKind.EMAIL, ValueKind.TOKEN, ValueKind.IDENTIFIER, ValueKind.SERIAL, ValueKind.MAC,
-                        ValueKind.SSID, ValueKind.NAME, ValueKind.PHONE, ValueKind.LINK, ValueKind.USERNAME,
+                        ValueKind.SSID, ValueKind.NAME, ValueKind.FIRST_NAME, ValueKind.LAST_NAME,
+                        ValueKind.API_KEY, ValueKind.PHONE, ValueKind.LINK, ValueKind.USERNAME,
                         ValueKind.TEXT})
 
 # a scan's PII type → the canary kind that looks like it
 BY_PII_TYPE: Mapping[str, ValueKind] = {
-    "email": ValueKind.EMAIL, "oauth-token": ValueKind.TOKEN, "api-key": ValueKind.TOKEN,
+    "email": ValueKind.EMAIL, "oauth-token": ValueKind.TOKEN, "api-key": ValueKind.API_KEY,
     "customer-identifier": ValueKind.IDENTIFIER, "device-serial": ValueKind.SERIAL,
     "mac-address": ValueKind.MAC, "wifi-ssid": ValueKind.SSID, "person-name": ValueKind.NAME,
-    "first-name": ValueKind.NAME, "last-name": ValueKind.NAME, "phone": ValueKind.PHONE,
+    "first-name": ValueKind.FIRST_NAME, "last-name": ValueKind.LAST_NAME, "phone": ValueKind.PHONE,
     "personal-media-url": ValueKind.LINK, "username": ValueKind.USERNAME,
 }
 
@@ -144,6 +150,32 @@ def link_token(seed: bytes) -> str:
     return _b64(seed)[:22]
 
 
+def _alnum(seed: bytes, n: int, alphabet: str = _ALNUM) -> str:
+    x = int.from_bytes(seed, "big")
+    out = []
+    for _ in range(n):
+        x, r = divmod(x, len(alphabet))
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def _word(seed: bytes) -> str:
+    """A pronounceable made-up word (Toranek): a name's suffix that a name validator still accepts."""
+    x = int.from_bytes(seed[:8], "big")
+    out = []
+    for _ in range(3):
+        x, c = divmod(x, len(_CONSONANTS))
+        x, v = divmod(x, len(_VOWELS))
+        out.append(_CONSONANTS[c] + _VOWELS[v])
+    x, c = divmod(x, len(_CONSONANTS))
+    return ("".join(out) + _CONSONANTS[c]).capitalize()
+
+
+_SSID_SHAPES = (("Vodafone-", 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+                ("Verizon_", 6, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+                ("ATT", 7, _ALNUM), ("SKY", 5, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+
+
 def _shape(kind: ValueKind, h: bytes, d: Deriver) -> Any:  # one branch per kind
     n = int.from_bytes(h[:8], "big")
     if kind is ValueKind.EMAIL:
@@ -152,21 +184,29 @@ def _shape(kind: ValueKind, h: bytes, d: Deriver) -> Any:  # one branch per kind
         return "ya29.a0" + _b64(h)[:36]
     if kind is ValueKind.IDENTIFIER:
         return "cus_" + h[:8].hex()
+    if kind is ValueKind.API_KEY:
+        return "sk_live_" + _alnum(h, 24)
     if kind is ValueKind.SERIAL:
-        return "SN" + _b32(h)[:12].upper()
+        return f"{_alnum(h[:6], 4, _ALNUM[:26])}-{n % 10_000:04d}-{_alnum(h[6:12], 4, _ALNUM[:26] + _ALNUM[52:])}"
     if kind is ValueKind.MAC:
         first = (h[0] & 0xFC) | 0x02  # locally administered, unicast: no vendor's range
         return ":".join(f"{b:02x}" for b in (first, *h[1:6]))
     if kind is ValueKind.SSID:
-        return f"{_SSID[h[0] % 8]}-{_b32(h[1:])[:6].upper()}"
+        prefix, length, alphabet = _SSID_SHAPES[h[0] % len(_SSID_SHAPES)]
+        return prefix + _alnum(h[1:], length, alphabet)
     if kind is ValueKind.NAME:
-        return f"{_FIRST[h[0] % 8]} {_LAST[h[1] % 8]}-{_b32(h[2:])[:5]}"
+        return f"{_FIRST[h[0] % 8]} {_LAST[h[1] % 8]}-{_word(h[2:])}"
+    if kind is ValueKind.FIRST_NAME:
+        return f"{_FIRST[h[0] % 8]}-{_word(h[2:])}"
+    if kind is ValueKind.LAST_NAME:
+        return f"{_LAST[h[1] % 8]}-{_word(h[2:])}"
     if kind is ValueKind.USERNAME:
         return f"{_FIRST[h[0] % 8].lower()}_{_b32(h[1:])[:8]}"
     if kind is ValueKind.PHONE:
         return f"+1 {_AREAS[n % len(_AREAS)]} 555 01{h[8] % 100:02d}"
     if kind is ValueKind.LINK:
-        return f"{(d.trap_url or '').rstrip('/')}/c/{link_token(h)}"
+        # shaped as a photo URL, as the field's detector expects; the token is the segment after /c/
+        return f"{(d.trap_url or '').rstrip('/')}/c/{link_token(h)}/avatar.jpg"
     if kind is ValueKind.TEXT:
         return "x" + h[:10].hex()
     if kind is ValueKind.INTEGER:
@@ -204,7 +244,13 @@ def digest(key: bytes, value: str) -> bytes:
 def matched_form(value: Any, kind: ValueKind) -> str:
     """What of a value is digested: a link's token, or the value as text."""
     text = str(value)
-    return text.rpartition("/")[2] if kind is ValueKind.LINK else text
+    return text.partition("/c/")[2].partition("/")[0] if kind is ValueKind.LINK else text
+
+
+def forms(value: str) -> set[str]:
+    """What of a stored value may be a canary's digested form: itself, and each path segment of a URL
+    (a copy may hold the link whole, or rewritten on another host)."""
+    return {value, *(p for p in value.split("/") if len(p) >= 7)} if "/" in value else {value}
 
 
 def digests(key: bytes, rows: Sequence[Mapping[str, Any]], fields: Mapping[str, ValueKind]) -> bytes:
@@ -238,6 +284,6 @@ def candidates(text: str) -> set[str]:
         out.add(w)
         out.add(w.rstrip(_TRAIL))
     # names ("Robin Vale-abcde") and phones ("+1 202 555 0142") hold spaces
-    out.update(m.group(0) for m in re.finditer(r"[A-Z][a-z]+ [A-Z][a-z]+-[a-z2-7]{5}", text))
+    out.update(m.group(0) for m in re.finditer(r"[A-Z][a-z]+ [A-Z][a-z]+-[A-Z][a-z]+", text))
     out.update(m.group(0) for m in re.finditer(r"\+1 \d{3} 555 01\d\d", text))
     return out
