@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsondoc
 import pytest
 from conftest import my_connect, pg_connect
 from servers import PASSWORD, Server
@@ -194,6 +195,10 @@ def test_cli_plant_list_remove(engine: Engine, key: bytes, tmp_path: Path) -> No
                                "--catalog", str(tmp_path / "c.db")], capture_output=True, text=True, env=env,
                               timeout=120)
 
+    env.pop("PIIGUARD_DISCOVERY_KEY")
+    keyless = run("plant", f"prod.{collection}", "--count", "5", "--apply")
+    assert keyless.returncode == 2 and "discovery.key_env" in keyless.stderr, keyless.stderr
+    env["PIIGUARD_DISCOVERY_KEY"] = KEY
     shown = run("plant", f"prod.{collection}", "--count", "5")
     assert shown.returncode == 0, shown.stderr
     assert "email: email" in shown.stdout and "not shown" in shown.stdout
@@ -204,7 +209,7 @@ def test_cli_plant_list_remove(engine: Engine, key: bytes, tmp_path: Path) -> No
     assert query("SELECT count(*) FROM customers") == [(N + 5,)]
     again = run("plant", f"prod.{collection}", "--count", "5", "--apply")
     assert again.returncode == 2 and "already holds canary set 1" in again.stderr + again.stdout
-    listed = json.loads(run("list", "--format", "json").stdout)
+    listed = jsondoc.check(run("list", "--format", "json").stdout, "canaries")
     assert [(c["id"], c["count"], c["status"]) for c in listed["canaries"]] == [(1, 5, "planted")]
     assert run("remove", "1").returncode == 0 and query("SELECT count(*) FROM customers") == [(N + 5,)]
     removed = run("remove", "1", "--apply")
@@ -232,3 +237,29 @@ def test_missing_settings_and_engines(key: bytes, tmp_path: Path, monkeypatch: p
         with pytest.raises(UsageError, match="PostgreSQL and MariaDB"):
             canaries.plan(cfg, cat, key, redis, "keys", 3)
         assert cat.canaries() == []
+
+
+def test_an_interrupted_plant_is_resumed_not_doubled(engine: Engine, key: bytes, tmp_path: Path) -> None:
+    """The set is recorded as planned before its insert; if the process dies after the insert but before
+    the set is marked planted, the next plant finds the rows there and only marks it."""
+    from piiguard.discovery import canary_values as cv
+    from piiguard.discovery.canary_sql import open_table
+    from piiguard.discovery.fingerprints import key_id
+
+    query, _, store_cfg, collection, _ = engine
+    cfg = _config(tmp_path, store_cfg)
+    store = cfg.stores[0]
+    with _scanned(tmp_path, cfg) as cat:
+        first = canaries.plan(cfg, cat, key, store, collection, 4)
+        kinds = {f.name: f.kind for f in first.fields}
+        rows = Deriver(key, first.nonce, "canary.example.com", "https://trap.example.com").rows(4, kinds)
+        canary_id = cat.add_canary(store.name, collection, 4, first.nonce, key_id(key),
+                                   {f: k.value for f, k in kinds.items()}, cv.digests(key, rows, kinds))
+        table = open_table(store, collection, 10)
+        table.insert(rows)  # ... and the process died here
+        table.close()
+        again = canaries.plan(cfg, cat, key, store, collection, 4)
+        assert again.resumes == canary_id and any("resumes canary set" in line for line in again.lines())
+        assert canaries.apply(cfg, cat, key, store, again) == canary_id
+        assert query("SELECT count(*) FROM customers") == [(N + 4,)]
+        assert [c["status"] for c in cat.canaries()] == ["planted"]

@@ -17,7 +17,7 @@ from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read
 from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.model import Store
-from piiguard.report.document import emit
+from piiguard.report.document import emit, iso
 from piiguard.report.terminal import safe
 
 canary_app = typer.Typer(help="Canary customers: plant them in production, list them, remove them.",
@@ -78,10 +78,10 @@ def list_sets(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format = FORM
     """Every canary set: where, how many, which field kinds, its status, and how often it was seen."""
     with open_catalog(catalog, read_config(config)) as cat:
         rows = [{"id": c["id"], "store": c["store"], "collection": c["collection"], "count": c["count"],
-                 "fields": c["fields"], "status": c["status"], "created": c["created"], "planted": c["planted"],
-                 "removed": c["removed"], "hits": [{k: h[k] for k in ("at", "channel", "source", "detail",
-                                                                       "incident_id")}
-                                                    for h in cat.canary_hits(int(c["id"]))]}
+                 "fields": c["fields"], "status": c["status"], "created": iso(c["created"]),
+                 "planted": iso(c["planted"]), "removed": iso(c["removed"]),
+                 "hits": [{"at": iso(h["at"]), **{k: h[k] for k in ("channel", "source", "detail", "incident_id")}}
+                          for h in cat.canary_hits(int(c["id"]))]}
                 for c in cat.canaries()]
     if fmt is Format.json:
         emit("canaries", {"canaries": rows})
