@@ -4,6 +4,7 @@ client — random bytes, oversized headers, slow drips, a crowd — crashes it o
 from __future__ import annotations
 
 import contextlib
+import logging
 import smtplib
 import socket
 import threading
@@ -91,7 +92,8 @@ def _get(r: Running, path: str, headers: dict[str, str] | None = None, body: byt
         return bytes(resp.read())
 
 
-def test_token_in_header_path_and_body_each_one_hit(running: Running) -> None:
+def test_token_in_header_path_and_body_each_one_hit(running: Running, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     row = running.rows[0]
     answers = [_get(running, "/api/me", {"Authorization": f"Bearer {row['token']}"})]
     running.settle(1)
@@ -116,6 +118,9 @@ def test_token_in_header_path_and_body_each_one_hit(running: Running) -> None:
         assert kinds.count("canary-used") == 4
         assert "token by http" in hits[0]["detail"] and "link by http" in hits[1]["detail"]
         assert "email by http" in hits[2]["detail"]
+    assert "canary of prod.public.customers used: http from 127.0.0.1:" in caplog.text
+    logged = caplog.text.lower()
+    assert not [f for f, v in row.items() if FIELDS[f].matchable and cv.matched_form(v, FIELDS[f]).lower() in logged]
 
 
 def test_mail_to_a_canary_address_is_one_hit(running: Running) -> None:
@@ -167,8 +172,10 @@ def test_oversized_and_slow_clients_are_cut_and_it_still_serves(running: Running
     big_body = b"POST / HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n" + b"z" * 300_000
     for data in (huge_line, many, big_body):
         assert running.raw(data) in (ANSWER, b"")
-    # slowloris: more slow clients than slots, each dripping; all are cut by the deadline
+    # slowloris: more slow clients than slots (8), each dripping; all are cut by the deadline
     slow = [socket.create_connection(running.http) for _ in range(12)]
+    time.sleep(0.3)
+    assert running.raw(b"GET / HTTP/1.0\r\n\r\n") == b""  # the slots are full: closed, not queued
     stop = threading.Event()
 
     def drip() -> None:
