@@ -263,3 +263,39 @@ def test_an_interrupted_plant_is_resumed_not_doubled(engine: Engine, key: bytes,
         assert canaries.apply(cfg, cat, key, store, again) == canary_id
         assert query("SELECT count(*) FROM customers") == [(N + 4,)]
         assert [c["status"] for c in cat.canaries()] == ["planted"]
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_found_in_a_copy_on_another_engine(engine: Engine, mariadb: Server, key: bytes, tmp_path: Path,
+                                           leaks: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted in PostgreSQL, copied into MariaDB with renamed columns, the link kept whole and a serial
+    inside a JSON document: still proof of the copy, down to which fields."""
+    query, _, store_cfg, collection, _ = engine
+    cfg = _config(tmp_path, store_cfg)
+    with _scanned(tmp_path, cfg) as cat:
+        canary_id = canaries.apply(cfg, cat, key, cfg.stores[0], canaries.plan(cfg, cat, key, cfg.stores[0],
+                                                                               collection, 6))
+        values = _values(cfg, cat, key, canary_id)
+        leaks.seed([str(v) for row in values for v in row.values() if isinstance(v, str)], "canary")
+        copied = query("SELECT email, avatar_url, device_serial FROM customers WHERE id > 200")
+        monkeypatch.setenv("MYSQL_PWD", PASSWORD)
+        with my_connect(mariadb, None) as conn, conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS canary_leads")
+            cur.execute("CREATE DATABASE canary_leads")
+            cur.execute("CREATE TABLE canary_leads.leads (contact varchar(255), picture varchar(255), extra json)")
+            cur.executemany("INSERT INTO canary_leads.leads VALUES (%s, %s, %s)",
+                            [(e, a, json.dumps({"device": {"serial": s}})) for e, a, s in copied])
+        copy = load_config(_write(tmp_path, {"name": "leads", "url": f"mysql://root@127.0.0.1:{mariadb.port}/"
+                                             "canary_leads", "password_env": "MYSQL_PWD"})).stores[0]
+        links = canaries.find(copy, cat, key)
+    assert [(link.collection, link.source_store, link.source_collection, link.people) for link in links] == \
+        [("canary_leads.leads", "prod", "public.customers", 6)]
+    pairs = set(zip(links[0].fields, links[0].source_fields, strict=True))
+    assert {("contact", "email"), ("picture", "avatar_url")} <= pairs
+    assert ("extra", "device_serial") in pairs  # inside the JSON document
+
+
+def _write(tmp_path: Path, store: dict[str, Any]) -> Path:
+    path = tmp_path / "copy.yaml"
+    path.write_text(json.dumps({"stores": [store]}))
+    return path

@@ -256,9 +256,13 @@ def matched_form(value: Any, kind: ValueKind) -> str:
 
 
 def forms(value: str) -> set[str]:
-    """What of a stored value may be a canary's digested form: itself, and each path segment of a URL
-    (a copy may hold the link whole, or rewritten on another host)."""
-    return {value, *(p for p in value.split("/") if len(p) >= 7)} if "/" in value else {value}
+    """What of a stored value may be a canary's digested form: itself, each path segment of a URL (a
+    copy may hold the link whole, or rewritten on another host), and — in a long or structured value
+    (a JSON document, free text) — every candidate substring."""
+    out = {value, *(p for p in value.split("/") if len(p) >= 7)} if "/" in value else {value}
+    if len(value) > 48 or value[:1] in "{[":
+        out |= candidates(value)
+    return out
 
 
 def digests(key: bytes, rows: Sequence[Mapping[str, Any]], fields: Mapping[str, ValueKind]) -> bytes:
