@@ -197,3 +197,26 @@ def test_oversized_and_slow_clients_are_cut_and_it_still_serves(running: Running
             s.close()
     running.settle(1)
     assert len(running.hits) == 1 and running.hits[0].channel == "http"
+
+
+SMTP_LINES = st.lists(st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"EHLO x", b"MAIL FROM:<a@b.example>", b"RCPT TO:<>", b"RCPT TO:<x@canary.example.com>",
+                     b"DATA", b".", b"RSET", b"QUIT", b"RCPT TO:" + b"A" * 2000])), max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=SMTP_LINES)
+def test_hostile_smtp_sessions_never_crash_it_nor_hit(running: Running, lines: list[bytes]) -> None:
+    with socket.create_connection(running.smtp, timeout=5) as s:
+        with contextlib.suppress(OSError):
+            s.sendall(b"\r\n".join(lines) + b"\r\n")
+            s.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            greeting = s.recv(64)
+            assert greeting.startswith(b"220 ")
+            while s.recv(4096):
+                pass
+    assert running.hits == []
+    with smtplib.SMTP(*running.smtp, timeout=5) as smtp:  # and it still serves
+        assert smtp.noop()[0] == 250
