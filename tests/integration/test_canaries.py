@@ -299,3 +299,39 @@ def _write(tmp_path: Path, store: dict[str, Any]) -> Path:
     path = tmp_path / "copy.yaml"
     path.write_text(json.dumps({"stores": [store]}))
     return path
+
+
+def test_find_reads_only_the_named_collections_and_up_to_the_limit(tmp_path: Path, leaks: Any) -> None:
+    """A SQLite dump holding canaries in two tables, the canaries after 50 decoy rows in one: the
+    collections filter and the read limit are honoured (and a set under another key is not looked at)."""
+    import sqlite3
+
+    from piiguard.discovery import canary_values as cv
+    from piiguard.discovery.fingerprints import key_id
+    from piiguard.model import Store
+
+    key = KEY.encode()
+    fields = {"email": ValueKind.EMAIL, "token": ValueKind.TOKEN}
+    rows = Deriver(key, "nonce-s", "canary.example.com").rows(5, fields)
+    leaks.seed([v for r in rows for v in r.values()], "canary")
+    dump = tmp_path / "dump.db"
+    leaks.source(dump)
+    with sqlite3.connect(dump) as db:
+        for table in ("a", "b"):
+            db.execute(f"CREATE TABLE {table} (mail text, secret text)")
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(f"decoy{i}@example.org", "-") for i in range(50)])
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(r["email"], r["token"]) for r in rows])
+    with Catalog(tmp_path / "c.db") as cat:
+        cid = cat.add_canary("prod", "public.customers", 5, "nonce-s", key_id(key),
+                             {f: k.value for f, k in fields.items()}, cv.digests(key, rows, fields))
+        cat.set_canary(cid, "planted")
+        other = cat.add_canary("prod", "public.accounts", 5, "nonce-s", key_id(b"o" * 32),
+                               {f: k.value for f, k in fields.items()}, cv.digests(b"o" * 32, rows, fields))
+        cat.set_canary(other, "planted")
+        store = Store(name="dump", engine="sqlite", path=str(dump))
+        both = canaries.find(store, cat, key)
+        assert [(link.collection, link.source_collection, link.people, link.share) for link in both] == \
+            [("a", "public.customers", 5, 1.0), ("b", "public.customers", 5, 1.0)]
+        assert [link.collection for link in canaries.find(store, cat, key, collections=["b"])] == ["b"]
+        assert canaries.find(store, cat, key, limit=50) == []  # the canaries are past the first 50 rows
+        assert [link.people for link in canaries.find(store, cat, key, limit=52)] == [2, 2]

@@ -240,8 +240,10 @@ def planted_sets(catalog: Catalog, key: bytes) -> list[PlantedSet]:
 def find(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
          collections: Sequence[str] = ()) -> list[CopyLink]:
     """Canary values of any planted set found in ``store``: each is proof it copies that set's table."""
+    from piiguard import plugins
     from piiguard.connectors.base import connectors
 
+    plugins.load()  # the connectors (idempotent): find may be called from the Python API alone
     sets = planted_sets(catalog, key)
     if not sets:
         return []
