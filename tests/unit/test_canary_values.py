@@ -108,3 +108,16 @@ def test_a_trap_with_nowhere_to_listen_is_refused(tmp_path: Path) -> None:
         Trap(CanarySettings(domain="canary.example.com"), tmp_path / "c.db", KEY)
     with pytest.raises(UsageError, match=r"discovery\.canary\.trap: 'nowhere' is not host:port"):
         Trap(CanarySettings(trap="nowhere"), tmp_path / "c.db", KEY).start()
+
+
+def test_a_trap_on_a_port_in_use_names_the_setting(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        trap = Trap(CanarySettings(trap="127.0.0.1:0", smtp=f"127.0.0.1:{port}"), tmp_path / "c.db", KEY)
+        with pytest.raises(UsageError, match=rf"discovery\.canary\.smtp: cannot listen on 127\.0\.0\.1:{port}"):
+            trap.start()
+        assert trap.addresses == []  # the HTTP side it had opened is closed again

@@ -154,13 +154,28 @@ class Trap:
     def start(self) -> None:
         self._catalog = Catalog(self.catalog_path)
         self._reload()
-        if self.settings.trap:
-            self._servers.append(_Server(_address(self.settings.trap, "trap"), self._http, self.max_clients))
-        if self.settings.smtp:
-            self._servers.append(_Server(_address(self.settings.smtp, "smtp"), self._smtp, self.max_clients))
+        try:
+            for what, where, serve in (("trap", self.settings.trap, self._http), ("smtp", self.settings.smtp,
+                                                                                  self._smtp)):
+                if where:
+                    self._servers.append(self._listen(what, where, serve))
+        except UsageError:
+            for server in self._servers:  # never served: shutdown() would wait for serve_forever forever
+                server.server_close()
+            self._servers = []
+            self.stop()
+            raise
         for server in self._servers:
             threading.Thread(target=server.serve_forever, name="piiguard-trap", daemon=True).start()
         log.info("trap listening on %s; %d canary set(s) armed", ", ".join(self.addresses), len(self._sets))
+
+    def _listen(self, what: str, where: str, serve: Callable[[socket.socket, str], None]) -> _Server:
+        address = _address(where, what)
+        try:
+            return _Server(address, serve, self.max_clients)
+        except OSError as exc:
+            raise UsageError(f"discovery.canary.{what}: cannot listen on {where} ({exc.strerror or exc})",
+                             hint="is another process using the port, or is the address not this host's?") from exc
 
     def stop(self) -> None:
         for server in self._servers:
