@@ -111,6 +111,11 @@ class InventoryTables:
                                args).fetchall()
         return [{**dict(zip(self.CANARY_KEYS, r, strict=True)), "fields": json.loads(r[6])} for r in rows]
 
+    def canary_version(self) -> tuple[Any, ...]:
+        """A cheap marker that changes whenever a set is added, planted or removed (the trap re-reads
+        the sets only then)."""
+        return tuple(self.db.execute("SELECT count(*), max(id), max(planted), max(removed) FROM canaries").fetchone())
+
     def record_canary_hit(self, canary_id: int, channel: str, source: str, detail: str = "",
                           incident_id: int | None = None, at: str | None = None) -> int:
         with self.db:

@@ -53,6 +53,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "reports, timeline."),
     "fingerprint": ("piiguard.cli.fingerprint", "fingerprint_app", "Copy fingerprints: build keyed sets of "
                     "registered customers' keys and e-mails, list them, match another store against them."),
+    "canary": ("piiguard.cli.canary", "canary_app", "Canary customers: plant them in production, list them, "
+               "remove them."),
     "stores": ("piiguard.cli.stores", "stores", "The configured stores: engine, address, where their credentials are "
                "(never the values), and what the catalog holds of their last scan and last check; then the "
                "stores discovery found that no configuration names."),

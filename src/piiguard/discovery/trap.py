@@ -3,15 +3,43 @@
 ``watch`` serves it (``discovery.canary.trap``, optionally ``discovery.canary.smtp``). A request or a
 mail that carries a planted canary value is proof of access: it is recorded with time and source
 address, alerted through the configured sinks and entered on an incident's timeline.
+
+Both servers face whoever holds the leaked data, so both are bounded: a request line, each header
+line and the headers as a whole are cut off (at most 100 headers), only the first 64 KB of a body or
+a message is read, each client has a deadline for its whole exchange (a slow drip is cut, not
+waited for), and at most ``max_clients`` are served at once (more are closed at once). The HTTP
+answer is one fixed body, whatever was asked: nothing of the request is ever echoed, and a client
+cannot tell a canary hit from a miss.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+import socketserver
+import threading
+import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from piiguard.catalog import Catalog
+from piiguard.discovery import canary_values as cv
+from piiguard.discovery.canaries import PlantedSet, planted_sets
 from piiguard.discovery.settings import CanarySettings
+from piiguard.errors import UsageError
+
+log = logging.getLogger(__name__)
+BODY_LIMIT = 64 * 1024
+LINE_LIMIT = 8 * 1024
+HEADER_LIMIT = 100
+DEADLINE = 10.0  # seconds a client has for its whole request or mail
+MAX_CLIENTS = 64
+ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nCache-Control: no-store\r\n"
+          b"Connection: close\r\n\r\nok\n")
 
 
 @dataclass(frozen=True)
@@ -25,21 +53,277 @@ class Hit:
     incident_id: int | None = None
 
 
+class _Cut(Exception):
+    """The client overstepped a bound (size, count or time): stop reading it."""
+
+
+class _Reader:
+    """Reads a socket line by line under one deadline for the whole exchange."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock, self.deadline, self.buffer = sock, time.monotonic() + deadline, b""
+
+    def _fill(self) -> bool:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _Cut("deadline")
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(16384)
+        except (TimeoutError, OSError) as exc:
+            raise _Cut("read") from exc
+        self.buffer += chunk
+        return bool(chunk)
+
+    def line(self, limit: int = LINE_LIMIT) -> bytes:
+        while b"\n" not in self.buffer:
+            if len(self.buffer) > limit:
+                raise _Cut("line too long")
+            if not self._fill():
+                raise _Cut("closed")
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        if len(line) > limit:
+            raise _Cut("line too long")
+        return line
+
+    def take(self, n: int) -> bytes:
+        while len(self.buffer) < n and self._fill():
+            pass
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+
+def _address(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"discovery.canary.{what}: {text[:60]!r} is not host:port", hint="e.g. 0.0.0.0:8990")
+    return host.strip("[]"), int(port)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: Callable[[socket.socket, str], None],
+                 max_clients: int) -> None:
+        self.serve = handler
+        self.slots = threading.BoundedSemaphore(max_clients)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family
+        super().__init__(address, socketserver.BaseRequestHandler)
+
+    def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many at once: closed, not queued
+            return
+        super().process_request(request, client_address)
+
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        host, port = client_address[0], client_address[1]
+        source = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.serve(request, source)
+        except Exception:  # hostile input must never stop the trap; only the fact is logged
+            log.warning("trap: a client from %s caused an internal error; it was closed", source, exc_info=False)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # handled in finish_request; the default prints a traceback with the client's bytes
+
+
 class Trap:
     """Listens on ``settings.trap`` (and ``settings.smtp``) in threads; ``on_hit`` is called once per hit,
     after it is recorded in the catalog at ``catalog_path``."""
 
     def __init__(self, settings: CanarySettings, catalog_path: Path, key: bytes,
-                 on_hit: Callable[[Hit], None] | None = None) -> None:
-        raise NotImplementedError
+                 on_hit: Callable[[Hit], None] | None = None, *, max_clients: int = MAX_CLIENTS,
+                 deadline: float = DEADLINE) -> None:
+        if not settings.trap and not settings.smtp:
+            raise UsageError("discovery.canary.trap is not set: the trap has nowhere to listen",
+                             hint="set discovery.canary.trap, e.g. 0.0.0.0:8990")
+        self.settings, self.catalog_path, self.key, self.on_hit = settings, Path(catalog_path), key, on_hit
+        self.max_clients, self.deadline = max_clients, deadline
+        self._servers: list[_Server] = []
+        self._lock = threading.Lock()  # the catalog is used by one thread at a time
+        self._catalog: Catalog | None = None
+        self._sets: list[PlantedSet] = []
+        self._index: dict[bytes, tuple[PlantedSet, cv.ValueKind]] = {}
+        self._version: tuple[object, ...] | None = None
 
     def start(self) -> None:
-        raise NotImplementedError
+        self._catalog = Catalog(self.catalog_path)
+        self._reload()
+        try:
+            for what, where, serve in (("trap", self.settings.trap, self._http), ("smtp", self.settings.smtp,
+                                                                                  self._smtp)):
+                if where:
+                    self._servers.append(self._listen(what, where, serve))
+        except UsageError:
+            for server in self._servers:  # never served: shutdown() would wait for serve_forever forever
+                server.server_close()
+            self._servers = []
+            self.stop()
+            raise
+        for server in self._servers:
+            threading.Thread(target=server.serve_forever, name="piiguard-trap", daemon=True).start()
+        log.info("trap listening on %s; %d canary set(s) armed", ", ".join(self.addresses), len(self._sets))
+
+    def _listen(self, what: str, where: str, serve: Callable[[socket.socket, str], None]) -> _Server:
+        address = _address(where, what)
+        try:
+            return _Server(address, serve, self.max_clients)
+        except OSError as exc:
+            raise UsageError(f"discovery.canary.{what}: cannot listen on {where} ({exc.strerror or exc})",
+                             hint="is another process using the port, or is the address not this host's?") from exc
 
     def stop(self) -> None:
-        raise NotImplementedError
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self._servers = []
+        with self._lock:
+            if self._catalog is not None:
+                self._catalog.close()
+                self._catalog = None
 
     @property
     def addresses(self) -> list[str]:
         """Where it listens (host:port), once started."""
-        raise NotImplementedError
+        out = []
+        for server in self._servers:
+            host, port = server.server_address[0], server.server_address[1]
+            out.append(f"[{host!s}]:{port}" if ":" in str(host) else f"{host!s}:{port}")
+        return out
+
+    # Matching ----------------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """Re-read the planted sets when the catalog's canaries changed (one cheap query per request)."""
+        assert self._catalog is not None
+        version = self._catalog.canary_version()
+        if version == self._version:
+            return
+        self._sets = planted_sets(self._catalog, self.key)
+        self._index = {d: (s, kind) for s in self._sets for d, (_, _, kind) in s.by_digest.items()}
+        self._version = version
+
+    def _match(self, text: str) -> dict[int, tuple[PlantedSet, set[str]]]:
+        found: dict[int, tuple[PlantedSet, set[str]]] = {}
+        for candidate in cv.candidates(text):
+            got = self._index.get(cv.digest(self.key, candidate))
+            if got is not None:
+                found.setdefault(got[0].canary_id, (got[0], set()))[1].add(got[1].value)
+        return found
+
+    def _seen(self, channel: str, source: str, text: str) -> None:
+        with self._lock:
+            if self._catalog is None:
+                return
+            self._reload()
+            hits = self._match(text)
+            recorded = [self._record(s, kinds, channel, source) for s, kinds in hits.values()]
+        for hit in recorded:
+            log.warning("canary of %s.%s used: %s from %s", hit.store, hit.collection, hit.channel, hit.source)
+            if self.on_hit is not None:
+                self.on_hit(hit)
+
+    def _record(self, s: PlantedSet, kinds: set[str], channel: str, source: str) -> Hit:
+        assert self._catalog is not None
+        cat, at = self._catalog, datetime.now(UTC).isoformat(timespec="seconds")
+        detail = f"{', '.join(sorted(kinds))} by {channel}"
+        payload = {"canary_id": s.canary_id, "store": s.store, "collection": s.collection, "channel": channel,
+                   "source": source, "at": at, "kinds": sorted(kinds)}
+        incident_id = self._open_incident(s)
+        if incident_id is None:
+            incident_id = cat.open_incident(f"canary of {s.store}.{s.collection} used", [s.store], at, [], None)
+        cat.event(incident_id, "canary-used", payload)
+        cat.record_canary_hit(s.canary_id, channel, source, detail=detail, incident_id=incident_id, at=at)
+        return Hit(s.canary_id, s.store, s.collection, channel, source, at, incident_id)
+
+    def _open_incident(self, s: PlantedSet) -> int | None:
+        """The open incident an earlier hit of this set opened, if any: later hits go on its timeline."""
+        assert self._catalog is not None
+        for hit in reversed(self._catalog.canary_hits(s.canary_id)):
+            incident = self._catalog.incident(int(hit["incident_id"])) if hit["incident_id"] else None
+            if incident is not None and incident["status"] == "open":
+                return int(incident["id"])
+        return None
+
+    # HTTP --------------------------------------------------------------------------------------------
+
+    def _http(self, sock: socket.socket, source: str) -> None:
+        reader, parts = _Reader(sock, self.deadline), []
+        try:
+            parts.append(reader.line())
+            for _ in range(HEADER_LIMIT + 1):
+                line = reader.line()
+                if not line.strip():
+                    break
+                parts.append(line)
+            else:
+                raise _Cut("too many headers")
+            length = next((int(v) for k, _, v in (p.partition(b":") for p in parts[1:])
+                           if k.strip().lower() == b"content-length" and v.strip().isdigit()), 0)
+            if length:
+                parts.append(reader.take(min(length, BODY_LIMIT)))
+        except _Cut:
+            pass  # what arrived before the cut is still looked at: a value in a request line counts
+        finally:
+            with contextlib.suppress(OSError):
+                sock.sendall(ANSWER)
+        text = b"\n".join(parts).decode("utf-8", "replace")
+        self._seen("http", source, f"{text}\n{urllib.parse.unquote_plus(text)}")
+
+    # SMTP --------------------------------------------------------------------------------------------
+
+    def _smtp(self, sock: socket.socket, source: str) -> None:
+        reader, seen = _Reader(sock, self.deadline), []
+        domain = (self.settings.domain or "").lower()
+
+        def say(line: str) -> None:
+            sock.sendall(line.encode() + b"\r\n")
+
+        try:
+            say("220 piiguard ESMTP")
+            for _ in range(200):  # commands per session
+                line = reader.line(1024).decode("utf-8", "replace").strip()
+                verb = line[:4].upper()
+                if verb in ("HELO", "EHLO"):
+                    say("250 piiguard")
+                elif verb == "MAIL" or verb in ("RSET", "NOOP"):
+                    say("250 ok")
+                elif verb == "RCPT":
+                    address = line.partition(":")[2].strip().strip("<>").lower()
+                    if domain and address.endswith("@" + domain):
+                        seen.append(address)
+                        say("250 ok")
+                    else:
+                        say("550 no such user")
+                elif verb == "DATA":
+                    say("354 end with <CRLF>.<CRLF>")
+                    seen.append(self._message(reader))
+                    say("250 ok")
+                elif verb == "QUIT":
+                    say("221 bye")
+                    break
+                else:
+                    say("502 command not implemented")
+        except (_Cut, OSError):
+            pass
+        if seen:
+            self._seen("smtp", source, "\n".join(seen))
+
+    @staticmethod
+    def _message(reader: _Reader) -> str:
+        kept, size = [], 0
+        while True:
+            line = reader.line(LINE_LIMIT)
+            if line.rstrip(b"\r") == b".":
+                break
+            size += len(line) + 1
+            if size <= BODY_LIMIT:
+                kept.append(line)
+            elif size > 16 * BODY_LIMIT:
+                raise _Cut("message too large")
+        return b"\n".join(kept).decode("utf-8", "replace")

@@ -1,0 +1,223 @@
+"""The SQL canaries need: a table's columns, and inserting, counting and deleting piiguard's own rows.
+
+PostgreSQL through :mod:`piiguard.engines.postgres`, MariaDB/MySQL through :mod:`piiguard.engines.mysql`
+(the same connections as every other piiguard step: timeouts, TLS, credentials by reference). Each
+write runs in one transaction, so a failure leaves the table as it was. A row is piiguard's only when
+every canary field holds the value derived for it: that is the ``WHERE`` of :meth:`Table.count` and
+:meth:`Table.delete`, so a real customer whose e-mail happens to look alike is never touched.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from piiguard.errors import CollectionError, PermissionDenied, UsageError
+from piiguard.model import Store
+
+SUPPORTED = ("postgres", "mysql")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str  # information_schema's data_type, lower case
+    nullable: bool
+    filled: bool  # a default, an identity or a generated value: the engine fills it
+    max_length: int | None
+
+    @property
+    def required(self) -> bool:
+        return not self.nullable and not self.filled
+
+
+class Table(ABC):
+    """One table of one store, opened for a canary step."""
+
+    def __init__(self, store: Store, collection: str, timeout: float) -> None:
+        schema, dot, table = collection.partition(".")
+        if not dot or not schema or not table:
+            raise UsageError(f"{collection!r} is not a table of {store.name}: write it as schema.table",
+                             hint="as piiguard scan names it, e.g. public.customers (PostgreSQL) or app.customers")
+        self.store, self.collection, self.schema, self.table, self.timeout = store, collection, schema, table, timeout
+
+    @abstractmethod
+    def columns(self) -> list[Column]: ...
+
+    @abstractmethod
+    def count(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
+        """How many rows of the table hold one of ``rows``' values in every ``match`` field."""
+
+    @abstractmethod
+    def insert(self, rows: Sequence[Mapping[str, Any]]) -> int: ...
+
+    @abstractmethod
+    def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 — optional
+        pass
+
+    def missing(self) -> UsageError:
+        return UsageError(f"{self.store.name} has no table {self.collection}",
+                          hint=f"list its tables with: piiguard scan {self.store.name}")
+
+    def failed(self, what: str, exc: BaseException) -> CollectionError:
+        # the driver's text can quote row values: keep only the error's class
+        return CollectionError(self.store.name, f"{what} failed ({type(exc).__name__}); nothing was changed",
+                               collection=self.collection,
+                               hint="check the table's constraints and that piiguard's user may write to it")
+
+
+def open_table(store: Store, collection: str, timeout: float) -> Table:
+    if store.engine == "postgres":
+        return _Postgres(store, collection, timeout)
+    if store.engine == "mysql":
+        return _MySQL(store, collection, timeout)
+    raise UsageError(f"{store.name} is a {store.engine} store: canaries are planted in PostgreSQL and "
+                     "MariaDB/MySQL tables only", hint="plant them in the production table the copies come from")
+
+
+class _Postgres(Table):
+    def __init__(self, store: Store, collection: str, timeout: float) -> None:
+        super().__init__(store, collection, timeout)
+        from psycopg import sql
+
+        from piiguard.engines import postgres
+
+        self.sql = sql
+        self.conn = postgres.connect(store, timeout, autocommit=False, application="piiguard canary")
+        self.ident = sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.table))
+
+    def columns(self) -> list[Column]:
+        rows = self.conn.execute(
+            "SELECT column_name, data_type, is_nullable = 'YES', column_default IS NOT NULL OR is_identity = 'YES' "
+            "OR is_generated = 'ALWAYS', character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.schema, self.table)).fetchall()
+        self.conn.rollback()
+        if not rows:
+            raise self.missing()
+        return [Column(str(n), str(t).lower(), bool(nu), bool(f), None if m is None else int(m))
+                for n, t, nu, f, m in rows]
+
+    def _where(self, match: Sequence[str]) -> Any:
+        sql = self.sql
+        return sql.SQL(" AND ").join(sql.SQL("{}::text = %s").format(sql.Identifier(f)) for f in match)
+
+    def count(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
+        query = self.sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.ident, self._where(match))
+        try:
+            total = 0
+            for r in rows:
+                got = self.conn.execute(query, [str(r[f]) for f in match]).fetchone()
+                total += int(got[0]) if got else 0
+        finally:
+            self.conn.rollback()
+        return total
+
+    def _write(self, what: str, query: Any, params: list[list[Any]]) -> int:
+        import psycopg
+
+        try:
+            with self.conn.cursor() as cur:
+                changed = 0
+                for p in params:
+                    cur.execute(query, p)
+                    changed += max(cur.rowcount, 0)
+            self.conn.commit()
+            return changed
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self.conn.rollback()
+            raise PermissionDenied(self.store.name, f"{what} is not granted; nothing was changed",
+                                   collection=self.collection,
+                                   hint=f"GRANT {what} ON {self.collection} TO {self.store.user}") from exc
+        except psycopg.Error as exc:
+            self.conn.rollback()
+            raise self.failed(what, exc) from exc
+
+    def insert(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        sql = self.sql
+        names = list(rows[0])
+        query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            self.ident, sql.SQL(", ").join(sql.Identifier(n) for n in names),
+            sql.SQL(", ").join(sql.Placeholder() for _ in names))
+        return self._write("INSERT", query, [[r[n] for n in names] for r in rows])
+
+    def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
+        query = self.sql.SQL("DELETE FROM {} WHERE {}").format(self.ident, self._where(match))
+        return self._write("DELETE", query, [[str(r[f]) for f in match] for r in rows])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class _MySQL(Table):
+    def __init__(self, store: Store, collection: str, timeout: float) -> None:
+        super().__init__(store, collection, timeout)
+        from piiguard.engines import mysql
+
+        self.conn = mysql.connect(store, timeout, query_timeout=timeout * 30, charset="utf8mb4", autocommit=False)
+        self.ident = f"{_q(self.schema)}.{_q(self.table)}"
+
+    def _rows(self, query: str, args: Sequence[Any]) -> list[Any]:
+        with self.conn.cursor() as cur:
+            cur.execute(query, args)
+            return list(cur.fetchall())
+
+    def columns(self) -> list[Column]:
+        rows = self._rows(
+            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE = 'YES', (COLUMN_DEFAULT IS NOT NULL AND IS_NULLABLE = 'NO') "
+            "OR EXTRA LIKE '%%auto_increment%%' OR EXTRA LIKE '%%GENERATED%%', CHARACTER_MAXIMUM_LENGTH "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (self.schema, self.table))
+        self.conn.rollback()
+        if not rows:
+            raise self.missing()
+        return [Column(str(n), str(t).lower(), bool(nu), bool(f), None if m is None else int(m))
+                for n, t, nu, f, m in rows]
+
+    def _where(self, match: Sequence[str]) -> str:
+        return " AND ".join(f"{_q(f)} = %s" for f in match)
+
+    def count(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
+        query = f"SELECT count(*) FROM {self.ident} WHERE {self._where(match)}"
+        try:
+            return sum(int(self._rows(query, [str(r[f]) for f in match])[0][0]) for r in rows)
+        finally:
+            self.conn.rollback()
+
+    def _write(self, what: str, query: str, params: list[list[Any]]) -> int:
+        from piiguard.engines.mysql import driver_errors
+
+        try:
+            with self.conn.cursor() as cur:
+                changed = sum(max(int(cur.execute(query, p)), 0) for p in params)
+            self.conn.commit()
+            return changed
+        except driver_errors() as exc:
+            self.conn.rollback()
+            code = getattr(exc, "args", (None,))[0] if getattr(exc, "args", None) else None
+            if code in (1142, 1044):  # ER_TABLEACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR
+                raise PermissionDenied(self.store.name, f"{what} is not granted; nothing was changed",
+                                       collection=self.collection,
+                                       hint=f"GRANT {what} ON {self.collection} TO the configured user") from exc
+            raise self.failed(what, exc) from exc
+
+    def insert(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        names = list(rows[0])
+        query = (f"INSERT INTO {self.ident} ({', '.join(_q(n) for n in names)}) "
+                 f"VALUES ({', '.join(['%s'] * len(names))})")
+        return self._write("INSERT", query, [[r[n] for n in names] for r in rows])
+
+    def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
+        return self._write("DELETE", f"DELETE FROM {self.ident} WHERE {self._where(match)}",
+                           [[str(r[f]) for f in match] for r in rows])
+
+    def close(self) -> None:
+        self.conn.close()
