@@ -148,7 +148,8 @@ def _b64(seed: bytes) -> str:
 
 
 def link_token(seed: bytes) -> str:
-    return _b64(seed)[:22]
+    # letters and digits only: a URL-safe base64 token may start with "-", which text splits at
+    return _alnum(seed, 22)
 
 
 def _alnum(seed: bytes, n: int, alphabet: str = _ALNUM) -> str:
@@ -283,7 +284,7 @@ def split(blob: bytes) -> Iterator[bytes]:
 
 # what may be a canary value inside free text (a request, a mail): runs of the characters canary values
 # are made of; '/', '=', '&', '?', quotes and spaces split them (a link's token arrives as a path segment)
-CANDIDATE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+!-]{6,}")
+CANDIDATE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+!-]{6,}")  # tokens and user names hold "_"
 _TRAIL = ".:-+!"
 
 
