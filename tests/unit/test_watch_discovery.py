@@ -350,3 +350,13 @@ def test_sweeps_are_counted_in_the_metrics_by_result(tmp_path: Path) -> None:
     assert value("piiguard_discovery_sweeps_total", {"result": "failed"}) == 1
     assert (value("piiguard_discovery_sweeps_total", {"result": "ok"}) or 0) >= 2
     assert value("piiguard_discovery_sweep_seconds_count") == value("piiguard_discovery_sweeps_total", {"result": "ok"})
+
+
+def test_the_watch_alerts_are_documented_checks() -> None:
+    """Both ids are registered checks, so `show check` documents them and policies may name them."""
+    from piiguard.checks.base import checks
+
+    plugins.load()
+    assert (NEW_STORE, CANARY_USED) == ("discovery.new-store", "discovery.canary-used")
+    for check_id in (NEW_STORE, CANARY_USED):
+        assert not checks.get(check_id).applies(Store("x", "redis"))

@@ -37,3 +37,45 @@ class UnregisteredStore(Check[Target]):
 
     def run(self, target: Target) -> Outcome:
         return not_applicable("raised by piiguard discover for stores no configuration names")
+
+
+class _RaisedByWatch(Check[Target]):
+    """Raised by watch's discovery, never run by ``piiguard check``."""
+
+    engine = "*"
+    vantage = Vantage.OUTSIDE
+
+    @classmethod
+    def applies(cls, store: Store) -> bool:
+        return False
+
+    def run(self, target: Target) -> Outcome:
+        return not_applicable("raised by piiguard watch's discovery sweeps")
+
+
+@checks.register("discovery.new-store")
+class NewStore(_RaisedByWatch):
+    """A store started listening in a watched network.
+
+    Risk: a listener nobody announced — a copy being made, a test server left open — is how the
+    motivating leak's second database appeared. watch's sweep (``discovery.every``) alerts within one
+    interval with its address, engine and whether it is registered and open (critical when it is
+    unregistered and open).
+    Fix: find its owner; register it (`piiguard adopt`) or remove it.
+    """
+
+    severity = Severity.HIGH
+
+
+@checks.register("discovery.canary-used")
+class CanaryUsed(_RaisedByWatch):
+    """A planted canary customer's token, link or e-mail was used.
+
+    Risk: canary values exist only in the table they were planted in and its copies; someone using one
+    holds a copy of that table — proof of access with time and source address, even for stores that
+    keep no audit trail. Each hit is on the trap's incident timeline.
+    Fix: treat it as a breach of the canary's table: scope the incident, find the copy (`piiguard
+    discover`, `piiguard fingerprint match`), close it and respond.
+    """
+
+    severity = Severity.CRITICAL
