@@ -11,6 +11,7 @@ with it and the sweep goes on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from piiguard.discovery import canaries, fingerprints, identify, inventory, netw
 from piiguard.discovery.base import CopyLink, Discovered, DiscoveryRun, Endpoint, Kind, Problem, Service, clean
 from piiguard.errors import ConfigError, PiiguardError
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
@@ -102,4 +104,11 @@ def _links(item: Discovered, catalog: Catalog, key: bytes, limit: int, problems:
         except PiiguardError as exc:  # one store that cannot be read is reported with it; the sweep goes on
             problems.append(Problem(item.name, clean(exc.message, 300) or type(exc).__name__,
                                     clean(exc.hint, 300) or "check that piiguard can read the store"))
+        except Exception as exc:  # a hostile peer can make a driver raise anything
+            # (redis-py's AttributeError on a reply it did not expect): that peer's store is reported, the
+            # sweep goes on and is recorded; the exception's text is not shown (a driver's can quote data)
+            problems.append(Problem(item.name, f"reading it for copies failed inside the driver "
+                                    f"({type(exc).__name__}); it answers unlike the engine it claims to be",
+                                    "treat it as hostile or broken; piiguard discover -v logs the step"))
+            log.info("discover: %s failed on %s (%s)", step.__name__, item.name, type(exc).__name__)
     return out
