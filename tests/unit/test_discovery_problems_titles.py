@@ -167,3 +167,21 @@ def test_identify_all_reports_each_finished_endpoint_and_keeps_the_order(closing
     assert [s.endpoint for s in services] == closing
     assert seen == [(i, 5) for i in range(6)]  # (0, 5) first, then one per endpoint decided
     assert identify.identify_all(closing[:2], timeout=0.3) and identify.identify_all([], timeout=0.3) == []
+
+
+def test_discover_reports_identify_progress_after_the_sweep(closing: list[Endpoint]) -> None:
+    """The bar no longer sits at ``sweep N/N`` while the open ports are identified."""
+    import ipaddress
+
+    from piiguard.config import Config
+    from piiguard.discovery.run import discover
+    from piiguard.discovery.settings import AllowedNetwork, DiscoverySettings
+
+    cfg = Config(discovery=DiscoverySettings(networks=(AllowedNetwork(ipaddress.ip_network("127.0.0.6/32")),),
+                                             ports=tuple(e.port for e in closing), timeout=0.3))
+    steps: list[tuple[str, int, int]] = []
+    run = discover(cfg, progress=lambda step, done, total: steps.append((step, done, total)))
+    assert {s.endpoint for s in run.others} == set(closing)
+    identified = [(d, t) for step, d, t in steps if step == "identify"]
+    assert identified == [(i, 5) for i in range(6)]
+    assert max(i for i, s in enumerate(steps) if s[0] == "sweep") < steps.index(("identify", 0, 5))
