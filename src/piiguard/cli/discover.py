@@ -32,8 +32,8 @@ class Format(StrEnum):
 
 
 class Bars:
-    """One Rich bar per step (sweep, identify) on stderr, when stderr is a terminal; else a log line per
-    finished step (so a CI log shows how far a run got)."""
+    """One Rich bar per step (sweep, identify, check, compare) on stderr, when stderr is a terminal;
+    else a log line per finished step (so a CI log shows how far a run got)."""
 
     def __init__(self) -> None:
         err = Console(stderr=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -17,7 +18,9 @@ from piiguard import plugins
 from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
 from piiguard.config import check_alert_flags
 from piiguard.contain.service import Containor
-from piiguard.errors import DeliveryFailed, PiiguardError, UsageError
+from piiguard.discovery.base import Problem
+from piiguard.discovery.keys import load_key
+from piiguard.errors import ConfigError, DeliveryFailed, PiiguardError, UsageError
 from piiguard.policy import Policy
 from piiguard.report import records
 from piiguard.report.document import emit
@@ -33,6 +36,28 @@ log = logging.getLogger(__name__)
 
 class Undecided(PiiguardError):
     """``watch --once`` ran, but some checks could not be decided (exit 1, as for ``check``)."""
+
+
+class SweepProblems(PiiguardError):
+    """``watch --once`` swept, but some addresses could not be read or compared (exit 1, as for
+    ``discover``)."""
+
+
+def verdict(problems: Sequence[Problem], failed_deliveries: int, undecided: int) -> None:
+    """How ``watch --once`` ends: exit 2 for an unusable discovery key (plain watch refuses it too),
+    1 when an alert was not delivered, a check not decided, or the sweep met a problem; else 0."""
+    settings = [p for p in problems if p.setting]
+    if settings:  # a key watch cannot use: a configuration error, as it is for plain watch (exit 2)
+        raise ConfigError([f"{p.where}: {p.message}" for p in settings], hint=settings[0].hint or None)
+    if failed_deliveries:  # a watch that could not tell anyone must not look clean
+        raise DeliveryFailed(f"{failed_deliveries} alert delivery(ies) failed; they stay queued",
+                             hint="check the sinks (see the log lines above); the next watch retries them")
+    if undecided:  # like check: a store that could not be asked is no all-clear
+        raise Undecided(f"{undecided} check(s) could not be decided",
+                        hint="is the store reachable with these credentials? `piiguard check` shows why")
+    if problems:  # an address the sweep could not read or compare: not an all-clear either
+        raise SweepProblems(f"the discovery sweep met {len(problems)} problem(s)",
+                            hint="each is logged above with its address and a hint")
 
 
 def watch(
@@ -93,18 +118,18 @@ def watch(
         log.info("watching %d store(s) every %s s; %d alert sink(s); containment %s", len(stores), interval,
                  len(sinks), policy.containment, extra={"stores": len(stores), "containment": policy.containment})
         if once:
+            if cfg is not None and cfg.discovery.canary.trap:  # as watch refuses to start without the trap's key
+                load_key(cfg.discovery)
             watcher.cycle(inside=True)
+            problems: tuple[Problem, ...] = ()
             if sweeping:  # one sweep too: --once is one of everything watch does
-                watcher.discovery().once(cat)
+                sweeper = watcher.discovery()
+                sweeper.once(cat)
+                problems = sweeper.problems
                 follow_exposures(cat)  # a found store's window that names PII: its incident now, not next run
             watcher.deliver(overdue_too=True)  # each --once run is a retry: nothing waits for a backoff
             log.info("one cycle done", extra={"stores": len(stores)})
-            if watcher.failed_deliveries:  # a watch that could not tell anyone must not look clean
-                raise DeliveryFailed(f"{watcher.failed_deliveries} alert delivery(ies) failed; they stay queued",
-                                     hint="check the sinks (see the log lines above); the next watch retries them")
-            if watcher.undecided:  # like check: a store that could not be asked is no all-clear
-                raise Undecided(f"{watcher.undecided} check(s) could not be decided",
-                                hint="is the store reachable with these credentials? `piiguard check` shows why")
+            verdict(problems, watcher.failed_deliveries, watcher.undecided)
             return
 
         def stop(_sig: int, _frame: FrameType | None) -> None:

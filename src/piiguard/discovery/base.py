@@ -90,9 +90,25 @@ class Discovered:
 
 @dataclass(frozen=True)
 class Problem:
+    """Something a sweep could not do, at an address or a setting. ``setting`` marks a configuration
+    problem (the discovery key): ``watch --once`` exits 2 on one, 1 on any other."""
+
     where: str  # an address, or a setting (discovery.key_env)
-    message: str
+    message: str  # what went wrong, without ``where`` in front (printing adds it once)
     hint: str = ""
+    setting: bool = False
+
+    @classmethod
+    def of(cls, where: str, message: str, hint: str = "", *, setting: bool = False) -> Problem:
+        """A problem from an error's message, which piiguard's errors start with the place they name
+        (``discovery.key_env: …``, ``127.0.0.5:6379: …``): that prefix is cut, so the place is said once."""
+        while message.startswith(f"{where}: "):
+            message = message[len(where) + 2:]
+        return cls(where, message, hint, setting)
+
+    def text(self) -> str:
+        """``where: message (hint: …)``, as the table and watch's log print it."""
+        return f"{self.where}: {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ passwords from a list (``Check.guesses``) unless ``discovery.guess`` is true.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from piiguard import plugins
 from piiguard.checker import check_ids, check_store
@@ -111,13 +111,24 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
 
 
 def identify_all(endpoints: Sequence[Endpoint], *, timeout: float, guess: bool = False,
-                 concurrency: int = 64) -> list[Service]:
-    """:func:`identify` on each endpoint, a bounded number at once, in the order given."""
+                 concurrency: int = 64, progress: Callable[[int, int], None] | None = None) -> list[Service]:
+    """:func:`identify` on each endpoint, a bounded number at once, in the order given. ``progress``
+    is called ``(done, total)`` as each endpoint is decided (in the caller's thread), and once with
+    ``(0, total)`` before the first: identification is the slow step of a small sweep."""
     if not endpoints:
         return []
-    workers = max(1, min(concurrency, MAX_WORKERS, len(endpoints)))
+    total = len(endpoints)
+    workers = max(1, min(concurrency, MAX_WORKERS, total))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="piiguard-identify") as pool:
-        return list(pool.map(lambda e: identify(e, timeout=timeout, guess=guess), endpoints))
+        futures = {pool.submit(identify, e, timeout=timeout, guess=guess): i for i, e in enumerate(endpoints)}
+        if progress is None:
+            return [f.result() for f in futures]
+        progress(0, total)
+        out: list[Service | None] = [None] * total
+        for done, future in enumerate(as_completed(futures), 1):
+            out[futures[future]] = future.result()
+            progress(done, total)
+        return [s for s in out if s is not None]
 
 
 def as_store(service: Service, name: str | None = None) -> Store:

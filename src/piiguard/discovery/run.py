@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
 from piiguard.catalog import Catalog
 from piiguard.config import Config
 from piiguard.discovery import canaries, fingerprints, identify, inventory, networks, sweep
 from piiguard.discovery.base import CopyLink, Discovered, DiscoveryRun, Endpoint, Kind, Problem, Service, clean
-from piiguard.errors import ConfigError, PiiguardError
+from piiguard.errors import ConfigError, PiiguardError, StoreError
+from piiguard.model import Finding
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (step, done, total)
@@ -37,7 +38,9 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
                         timeout=settings.timeout,
                         progress=(lambda done, total: progress("sweep", done, total)) if progress else None)
     services = identify.identify_all(list(swept.open), timeout=settings.timeout, guess=settings.guess,
-                                     concurrency=min(settings.concurrency, 64))
+                                     concurrency=min(settings.concurrency, 64),
+                                     progress=(lambda done, total: progress("identify", done, total))
+                                     if progress else None)
     problems: list[Problem] = []
     key = _key(config, catalog, problems)
     found: list[Discovered] = []
@@ -46,14 +49,11 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
     stores = [s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)]
     others.extend(s for s in services if s.kind not in (Kind.STORE, Kind.IDENTIFY_ONLY))
     # Outside checks wait on peers, not on this host: run them side by side (each bounded by its timeout).
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(stores)))) as pool:
-        checked = list(pool.map(lambda s: identify.outside_findings(
-            s, timeout=settings.timeout * 5, name=inventory.registered_at(s, config.stores) or s.endpoint.address,
-            guess=settings.guess) if s.kind is Kind.STORE else ([], False), stores))
+    checked = _check(stores, config, progress)
     http_clickhouse = {s.endpoint.host for s in stores if s.engine == "clickhouse" and not _native(s)}
     for i, (service, (findings, is_open)) in enumerate(zip(stores, checked, strict=True)):
-        if progress:
-            progress("check", i + 1, len(stores))
+        if progress and catalog is not None and key is not None:
+            progress("compare", i, len(stores))  # before: reading a store for its copy links is the slow part
         registered = inventory.registered_at(service, config.stores)
         item = Discovered(service, registered, tuple(findings), open=is_open)
         if catalog is not None and key is not None and is_open and registered is None:
@@ -69,6 +69,8 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
         if unregistered is not None:
             item = replace(item, findings=(*item.findings, unregistered))
         found.append(item)
+    if progress and catalog is not None and key is not None and stores:
+        progress("compare", len(stores), len(stores))
     if catalog is not None:
         covered = [Endpoint(h, p) for h in networks.hosts(nets) for p in settings.ports] \
             if networks.size(nets) * len(settings.ports) <= 1_000_000 else []
@@ -77,6 +79,31 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
         catalog.record_findings([f for d in found for f in d.findings])
     return DiscoveryRun(tuple(str(n) for n in nets), settings.ports, swept.probes, time.monotonic() - started,
                         tuple(found), tuple(others), tuple(problems))
+
+
+def _check(stores: Sequence[Service], config: Config, progress: Progress | None) -> list[tuple[list[Finding], bool]]:
+    """Each store's outside checks and whether it is open, in the order given; ``progress("check", …)``
+    as each finishes. They wait on peers, not on this host: side by side, each bounded by its timeout."""
+    settings = config.discovery
+    if not stores:
+        return []
+
+    def one(s: Service) -> tuple[list[Finding], bool]:
+        if s.kind is not Kind.STORE:
+            return [], False
+        return identify.outside_findings(s, timeout=settings.timeout * 5, guess=settings.guess,
+                                         name=inventory.registered_at(s, config.stores) or s.endpoint.address)
+
+    out: list[tuple[list[Finding], bool] | None] = [None] * len(stores)
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(stores)))) as pool:
+        futures = {pool.submit(one, s): i for i, s in enumerate(stores)}
+        if progress:
+            progress("check", 0, len(stores))
+        for done, future in enumerate(as_completed(futures), 1):
+            out[futures[future]] = future.result()
+            if progress:
+                progress("check", done, len(stores))
+    return [r for r in out if r is not None]
 
 
 def _native(service: Service) -> bool:
@@ -90,8 +117,12 @@ def _key(config: Config, catalog: Catalog | None, problems: list[Problem]) -> by
         return None
     try:
         return fingerprints.load_key(config.discovery)
-    except ConfigError as exc:
-        problems.append(Problem("discovery.key_env", exc.message, exc.hint or ""))
+    except ConfigError as exc:  # each of its problems is "setting: what is wrong"
+        for text in exc.problems:
+            where, sep, _ = text.partition(": ")
+            where = where if sep and where.startswith("discovery.") else "discovery.key_env"
+            problems.append(Problem.of(where, clean(text, 300) or "the key could not be loaded",
+                                       clean(exc.hint, 300) or "", setting=True))
         return None
 
 
@@ -102,8 +133,11 @@ def _links(item: Discovered, catalog: Catalog, key: bytes, limit: int, problems:
         try:
             out.extend(step(store, catalog, key, limit=limit))
         except PiiguardError as exc:  # one store that cannot be read is reported with it; the sweep goes on
-            problems.append(Problem(item.name, clean(exc.message, 300) or type(exc).__name__,
-                                    clean(exc.hint, 300) or "check that piiguard can read the store"))
+            # a StoreError's message starts with the store (item.name), and its collection when it names one
+            text = (f"{exc.collection}: {exc.detail}" if exc.collection else exc.detail) \
+                if isinstance(exc, StoreError) else exc.message
+            problems.append(Problem.of(item.name, clean(text, 300) or type(exc).__name__,
+                                       clean(exc.hint, 300) or "check that piiguard can read the store"))
         except Exception as exc:  # a hostile peer can make a driver raise anything
             # (redis-py's AttributeError on a reply it did not expect): that peer's store is reported, the
             # sweep goes on and is recorded; the exception's text is not shown (a driver's can quote data)

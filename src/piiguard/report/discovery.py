@@ -126,4 +126,4 @@ def render_table(run: DiscoveryRun, console: Console) -> None:
     if run.problems:
         console.print(safe(f"{len(run.problems)} problem(s):", "yellow"))
         for p in run.problems:
-            console.print(safe(f"  {p.where}: {p.message}" + (f" (hint: {p.hint})" if p.hint else "")))
+            console.print(safe(f"  {p.text()}"))

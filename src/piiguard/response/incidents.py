@@ -26,14 +26,35 @@ from typing import Any
 from piiguard import safefile
 from piiguard.catalog import Catalog
 from piiguard.catalog import timeline as tl
+from piiguard.discovery.base import Endpoint, clean
 from piiguard.errors import UsageError
+from piiguard.model import Exposure
 from piiguard.report.document import iso
+
+
+def exposure_title(catalog: Catalog, exposure: Exposure, *, engine: str | None = None) -> str:
+    """An exposure incident's title: ``STORE exposed (CHECKS)``; for a store the inventory holds and
+    nobody registered, ``ADDRESS exposed (unregistered ENGINE, copy of SOURCE.COLLECTION, CHECKS)`` —
+    whichever thread opens it (the sweep's, or the check cycle's for a window its copy links gave PII).
+    ``engine``: the caller knows the store is an unregistered one of this engine (the inventory decides
+    otherwise)."""
+    found = next((r for r in catalog.discovered(include_gone=True)
+                  if Endpoint(str(r["host"]), int(r["port"])).address == exposure.store), None)
+    if found is not None and found["registered"] is None:
+        engine = found["product"] or found["engine"] or engine
+    elif found is not None or engine is None:
+        return f"{exposure.store} exposed ({exposure.checks})"
+    engine = clean(engine, 20) or "store"
+    sources = sorted({clean(f"{link.source_store}.{link.source_collection}", 80) or "?"
+                      for link in catalog.links(store=exposure.store)})
+    copy = f", copy of {', '.join(sources)}" if sources else ""
+    return f"{exposure.store} exposed (unregistered {engine}{copy}, {exposure.checks})"
 
 
 def follow_exposures(catalog: Catalog) -> list[int]:
     """Open an incident for every exposure window of a store holding PII that has none; close the
     incident's window when the exposure closes. Returns the incidents opened now."""
-    opened = [catalog.open_incident(f"{e.store} exposed ({e.checks})", [e.store], e.opened_at, list(e.pii_types),
+    opened = [catalog.open_incident(exposure_title(catalog, e), [e.store], e.opened_at, list(e.pii_types),
                                     e.subjects_estimate, e.id) for e in catalog.exposures_without_incident()]
     for incident_id, closed_at in catalog.incident_windows_to_close():
         catalog.close_window(incident_id, closed_at)

@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING
 from piiguard.catalog import Catalog
 from piiguard.checks.base import checks
 from piiguard.config import Config
-from piiguard.discovery.base import Discovered, DiscoveryRun, Endpoint, Kind, clean
+from piiguard.discovery.base import Discovered, DiscoveryRun, Endpoint, Kind, Problem, clean
 from piiguard.errors import PiiguardError
 from piiguard.model import Alert, Exposure, Finding, Severity, Status, Vantage
+from piiguard.response.incidents import exposure_title
 
 if TYPE_CHECKING:
     from piiguard.discovery.trap import Hit, Trap
@@ -248,9 +249,9 @@ def follow_unregistered(catalog: Catalog, run: DiscoveryRun) -> list[int]:
         d = found.get(e.store)
         if d is None or e.closed_at is not None or e.id in followed or e.pii_types:
             continue
-        engine = clean(d.service.product or d.service.engine, 20) or "store"
-        opened.append(catalog.open_incident(f"{e.store} exposed (unregistered {engine}, {e.checks})", [e.store],
-                                            e.opened_at, list(e.pii_types), e.subjects_estimate, e.id))
+        title = exposure_title(catalog, e, engine=d.service.product or d.service.engine or "store")
+        opened.append(catalog.open_incident(title, [e.store], e.opened_at, list(e.pii_types), e.subjects_estimate,
+                                            e.id))
     return opened
 
 
@@ -272,6 +273,7 @@ class DiscoveryLoop:
         self.sweep, self.metrics = sweep, metrics
         self.sweeps = 0
         self.failures = 0
+        self.problems: tuple[Problem, ...] = ()  # the last sweep's (watch --once exits on them)
 
     def once(self, catalog: Catalog) -> list[Alert]:
         started = _now()
@@ -287,6 +289,12 @@ class DiscoveryLoop:
         for alert in queued:
             log.warning("alert: %s on %s (%s)", alert.check, alert.store, alert.severity.value,
                         extra={"check": alert.check, "store": alert.store, "event": alert.event})
+        # Each problem once while it lasts: a key missing for a day is one line, not one per sweep; one
+        # that went away and came back is said again. Cleaned again here: a plugin's sweep may not have.
+        for p in (p for p in run.problems if p not in self.problems):
+            log.warning("discovery problem: %s", clean(p.text(), 400) or "?",
+                        extra={"where": clean(p.where, 120), "setting": p.setting})
+        self.problems = run.problems
         return queued
 
     def _failed(self) -> None:
