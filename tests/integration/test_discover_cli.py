@@ -66,6 +66,11 @@ def test_plan_counts_probes_and_sends_nothing(tmp_path: Path) -> None:
      "CIDR"),
     ("discovery:\n  networks: [127.77.0.0/22]\n", ["192.88.99.0/28"], ["192.88.99.0/28 is not inside"],
      "discovery.networks"),
+    ("discovery:\n  networks: [127.0.0.0/8]\n", ["::ffff:127.0.0.1"], ["IPv4-mapped"], "127.0.0.1/32"),
+    ("discovery:\n  networks: [127.0.0.0/8]\n", ["127.0.0.5/8"], ["would sweep all of 127.0.0.0/8"],
+     "write 127.0.0.0/8"),
+    ("discovery:\n  networks: [127.0.0.0/8]\n  max_addresses: 1000\n", ["127.1.0.0/16"], ["65,534 addresses"],
+     "discovery.max_addresses: 65534"),
 ])
 @pytest.mark.parametrize("plan", [True, False])
 def test_refusals_name_the_range_and_exit_2(tmp_path: Path, body: str, args: list[str], words: list[str], hint: str,
@@ -157,3 +162,24 @@ def test_a_hostile_range_argument_is_escaped_in_the_message(tmp_path: Path) -> N
     got = cli("-c", cfg, "--plan", "127.77.0.1\x1b]0;owned\x07\u202e")
     assert got.returncode == 2 and "is not an address range" in got.stderr
     assert "\x1b" not in got.stderr and "\x07" not in got.stderr and "\u202e" not in got.stderr
+
+
+@pytest.mark.parametrize("listed", ["::ffff:0:0/96", "2001::/23", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16"])
+def test_an_ipv6_range_carrying_ipv4_is_a_configuration_error_and_nothing_is_sent(tmp_path: Path,
+                                                                                 listed: str) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    cfg = config(tmp_path, f"discovery:\n  networks: [\"{listed}\"]\n  ports: [{port}]\n")
+    try:
+        for args in (["::ffff:8.8.8.8", "--plan"], ["::ffff:127.0.0.1"]):
+            got = cli("-c", cfg, *args, "--catalog", str(tmp_path / "c.db"))
+            assert got.returncode == 2, got.stderr
+            assert "IPv4" in " ".join(got.stderr.split()) and "write the IPv4 range itself" in " ".join(
+                got.stderr.split())
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing connected to 127.0.0.1 through its mapped form
+    finally:
+        listener.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +29,13 @@ class InventoryTables:
     DISCOVERED_KEYS = ("host", "port", "kind", "engine", "product", "version", "evidence", "registered", "open",
                        "first_seen", "last_seen", "gone_since")
 
-    def record_discovered(self, found: Sequence[Discovered], *, swept: Iterable[Endpoint] = (),
+    def record_discovered(self, found: Sequence[Discovered], *,
+                          swept: Iterable[Endpoint] | Callable[[Endpoint], bool] = (),
                           at: str | None = None) -> list[Endpoint]:
-        """Upsert what a sweep found (``last_seen`` moves on, ``first_seen`` stays); endpoints in
-        ``swept`` (what the sweep covered) that were known and are not in ``found`` get ``gone_since``.
+        """Upsert what a sweep found (``last_seen`` moves on, ``first_seen`` stays); known endpoints the
+        sweep covered — listed in ``swept``, or for which ``swept(endpoint)`` is true — that are not in
+        ``found`` get ``gone_since``. The predicate is asked about known rows only, so a sweep of a
+        large space is judged without listing it.
         Returns the endpoints seen for the first time, or seen again after being gone (what watch
         alerts on)."""
         now = at or _now()
@@ -54,7 +57,12 @@ class InventoryTables:
                     "WHEN discovered.gone_since IS NULL THEN discovered.first_seen ELSE excluded.first_seen END",
                     (ep.host, ep.port, s.kind.value, s.engine, s.product, s.version, s.evidence, d.registered,
                      int(d.open), now, now))
-            gone = [(now, ep.host, ep.port) for ep in swept if ep not in seen]
+            if callable(swept):
+                known = self.db.execute("SELECT host, port FROM discovered WHERE gone_since IS NULL").fetchall()
+                covered: Iterable[Endpoint] = [ep for ep in (Endpoint(h, int(p)) for h, p in known) if swept(ep)]
+            else:
+                covered = swept
+            gone = [(now, ep.host, ep.port) for ep in covered if ep not in seen]
             self.db.executemany("UPDATE discovered SET gone_since = ? WHERE host = ? AND port = ? AND "
                                 "gone_since IS NULL", gone)
         return new

@@ -60,7 +60,7 @@ class Bars:
         self.progress.update(self.tasks[step], completed=done, total=total)
 
 
-def _plan(requested: list[str], settings: DiscoverySettings, max_addresses: int, fmt: Format) -> None:
+def _plan(requested: list[str], settings: DiscoverySettings, max_addresses: int | None, fmt: Format) -> None:
     nets = networks.targets(requested, settings, max_addresses=max_addresses)
     addresses, ports = networks.size(nets), settings.ports
     probes = addresses * len(ports)
@@ -88,8 +88,9 @@ def discover(
     config: Path = typer.Option(None, "--config", "-c", help="configuration file (default ./piiguard.yaml if present)"),
     catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
     plan: bool = typer.Option(False, "--plan", help="print how many probes would be sent, and send nothing"),
-    max_addresses: int = typer.Option(networks.MAX_ADDRESSES, "--max-addresses",
-                                      help="refuse to sweep more addresses than this"),
+    max_addresses: int = typer.Option(None, "--max-addresses",
+                                      help="refuse to sweep more addresses than this (default: "
+                                      "discovery.max_addresses, 65536 unless set)"),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="output format"),
     fail_on: Severity = typer.Option(Severity.HIGH, "--fail-on", help="exit 3 when a failing finding is this severe"),
 ) -> None:

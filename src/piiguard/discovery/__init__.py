@@ -3,6 +3,7 @@
 The pipeline, one module a step (:func:`piiguard.discovery.run.discover` runs them in order)::
 
     networks.py      the allow-list (``discovery.networks``): which ranges may be swept, how many probes
+    addresses.py     what a range reaches: private (every address), IPv6 ranges carrying IPv4 (refused)
     sweep.py         a rate- and concurrency-capped TCP connect sweep (asyncio); tarpits collapsed
     identify.py      which engine answers on each open port, with the engines' own outside probes
     probes.py        (the check targets' code), one per engine; HTTP servers and banners are not stores

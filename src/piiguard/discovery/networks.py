@@ -17,20 +17,24 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator, Sequence
 
-from piiguard.discovery.settings import AllowedNetwork, DiscoverySettings
+from piiguard.discovery import addresses
+from piiguard.discovery.settings import MAX_ADDRESSES, AllowedNetwork, DiscoverySettings
 from piiguard.errors import UsageError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-MAX_ADDRESSES = 65_536
+__all__ = ["MAX_ADDRESSES", "Addresses", "covers", "hosts", "merge", "size", "targets"]
 ALLOW_HINT = "add it to discovery.networks in piiguard.yaml"
 NO_LIST_HINT = "list the ranges you own in piiguard.yaml, e.g. discovery: {networks: [10.20.0.0/16]}"
 
 
-def targets(requested: Sequence[str], settings: DiscoverySettings, *, max_addresses: int = MAX_ADDRESSES
+def targets(requested: Sequence[str], settings: DiscoverySettings, *, max_addresses: int | None = None
             ) -> list[Network]:
     """The ranges to sweep: ``requested`` (default: every allowed network), each inside an allowed
-    network; more than ``max_addresses`` in all is refused. Raises UsageError naming the range."""
+    network; more than ``max_addresses`` (default: ``discovery.max_addresses``) in all is refused.
+    Raises UsageError naming the range."""
     allowed = settings.networks
+    if max_addresses is None:
+        max_addresses = settings.max_addresses
     if not allowed:
         raise UsageError("no network may be swept: discovery.networks (the allow-list) is empty or missing",
                          hint=NO_LIST_HINT)
@@ -44,25 +48,37 @@ def targets(requested: Sequence[str], settings: DiscoverySettings, *, max_addres
     if count > max_addresses:
         ranges = ", ".join(str(n) for n in merged[:4]) + (", …" if len(merged) > 4 else "")
         raise UsageError(f"{ranges}: {count:,} addresses to sweep, more than the {max_addresses:,} allowed "
-                         "without saying so (--max-addresses)",
-                         hint=f"sweep a smaller range, or pass --max-addresses {count} if you mean it")
+                         "without saying so (discovery.max_addresses, or discover's --max-addresses)",
+                         hint=f"sweep a smaller range, or set discovery.max_addresses: {count} in piiguard.yaml "
+                              f"(or pass --max-addresses {count} to discover) if you mean it")
     return merged
 
 
 def _parse(text: str) -> Network:
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        net = ipaddress.ip_network(text.strip(), strict=False)
+        meant = addresses.host_bits(text)
     except ValueError:
         raise UsageError(f"{text[:60]!r} is not an address range",
                          hint="write a range as CIDR (10.20.0.0/24) or a single address (10.20.0.5)") from None
+    if meant is not None:
+        raise UsageError(f"{text[:60]!r} has host bits set: it would sweep all of {meant}",
+                         hint=f"write {meant} if you mean it, or the single address without a prefix")
+    return net
 
 
 def _check_allowed(net: Network, allowed: Sequence[AllowedNetwork]) -> None:
     inside = [a for a in allowed if a.network.version == net.version and net.subnet_of(a.network)]  # type: ignore[arg-type]
     listed = ", ".join(str(a.network) for a in allowed)
+    if (kind := addresses.embedding(net)) is not None:
+        # Checked first, on the request and on every listed range: settings built in code skip the
+        # configuration's refusal, and ::ffff:127.0.0.1 is 127.0.0.1 — swept once, by its IPv4 form.
+        raise UsageError(f"{net} overlaps the {kind} IPv6 range, which reaches IPv4 hosts",
+                         hint=addresses.embedding_hint(net))
+    inside = [a for a in inside if addresses.embedding(a.network) is None]
     if not inside:
         raise UsageError(f"{net} is not inside the allow-list (discovery.networks: {listed})", hint=ALLOW_HINT)
-    if not (net.is_private or net.is_loopback) and not any(a.public for a in inside):
+    if not addresses.is_private(net) and not any(a.public for a in inside):
         # The configuration refuses such a listing already; this holds for settings built in code too.
         raise UsageError(f"{net} holds public addresses and no listed range that holds it says public: true "
                          f"(discovery.networks: {listed})",
@@ -100,3 +116,29 @@ def size(networks: Sequence[Network]) -> int:
         first, last = _bounds(net)
         total += last - first + 1
     return total
+
+
+def covers(nets: Sequence[Network], host: str) -> bool:
+    """``host`` is one of the addresses ``hosts(nets)`` yields (without enumerating them)."""
+    try:
+        value = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for net in merge(nets):
+        if net.version == value.version:
+            first, last = _bounds(net)
+            if first <= int(value) <= last:
+                return True
+    return False
+
+
+class Addresses:
+    """The addresses of merged ranges, iterable again and again without being held: a sweep goes
+    through them once per port, and a /12 held as strings is hundreds of megabytes."""
+
+    def __init__(self, nets: Sequence[Network]) -> None:
+        self.nets = merge(nets)
+        self.count = size(self.nets)
+
+    def __iter__(self) -> Iterator[str]:
+        return hosts(self.nets)

@@ -29,13 +29,15 @@ Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
 def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog | None = None,
-             max_addresses: int = networks.MAX_ADDRESSES, read_limit: int = 100_000,
+             max_addresses: int | None = None, read_limit: int = 100_000,
              progress: Progress | None = None) -> DiscoveryRun:
+    """``max_addresses`` overrides ``discovery.max_addresses`` (discover's --max-addresses)."""
     settings = config.discovery
     nets = networks.targets(requested, settings, max_addresses=max_addresses)
     started = time.monotonic()
-    swept = sweep.sweep(networks.hosts(nets), settings.ports, rate=settings.rate, concurrency=settings.concurrency,
-                        timeout=settings.timeout,
+    addresses = networks.Addresses(nets)  # streamed: a /12 is a million addresses, never held at once
+    swept = sweep.sweep(addresses, settings.ports, count=addresses.count, rate=settings.rate,
+                        concurrency=settings.concurrency, timeout=settings.timeout,
                         progress=(lambda done, total: progress("sweep", done, total)) if progress else None)
     services = identify.identify_all(list(swept.open), timeout=settings.timeout, guess=settings.guess,
                                      concurrency=min(settings.concurrency, 64),
@@ -72,9 +74,10 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
     if progress and catalog is not None and key is not None and stores:
         progress("compare", len(stores), len(stores))
     if catalog is not None:
-        covered = [Endpoint(h, p) for h in networks.hosts(nets) for p in settings.ports] \
-            if networks.size(nets) * len(settings.ports) <= 1_000_000 else []
-        catalog.record_discovered(found, swept=covered)
+        # Known rows inside the sweep and not found are gone: judged row by row (the inventory is small),
+        # never by listing the swept space, so a /16 × 21 ports marks them as surely as a /29.
+        ports = frozenset(settings.ports)
+        catalog.record_discovered(found, swept=lambda ep: ep.port in ports and networks.covers(nets, ep.host))
         catalog.record_links([link for d in found for link in d.links])
         catalog.record_findings([f for d in found for f in d.findings])
     return DiscoveryRun(tuple(str(n) for n in nets), settings.ports, swept.probes, time.monotonic() - started,

@@ -8,9 +8,10 @@ Example::
         - {network: 198.51.100.0/28, public: true}   # a public range must say so
       ports: [5432, 3306, 6379]      # default: every supported engine's usual and common ports
       every: 5m                      # watch sweeps this often (seconds, or 30s / 5m / 1h)
-      rate: 2000                     # probes per second, at most
+      rate: 2000                     # probes per second, at most (1 to 100,000)
       concurrency: 256               # connections open at once, at most
-      timeout: 1.0                   # seconds a connect or an identify step may take
+      timeout: 1.0                   # seconds a connect or an identify step may take (0.05 to 60)
+      max_addresses: 65536           # a sweep of more addresses is refused (discover's --max-addresses overrides)
       guess: false                   # never try a login while identifying (the default)
       key_env: PIIGUARD_DISCOVERY_KEY   # the fingerprint and canary key, by reference (or key_file)
       canary:
@@ -28,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from piiguard.discovery import addresses
+
 # Every supported engine's usual ports and common alternates, then identify-only engines'.
 STORE_PORTS: Mapping[str, tuple[int, ...]] = {
     "postgres": (5432, 5433),
@@ -42,9 +45,14 @@ IDENTIFY_ONLY_PORTS: Mapping[str, tuple[int, ...]] = {"memcached": (11211,), "co
 DEFAULT_PORTS: tuple[int, ...] = tuple(sorted({p for ports in (*STORE_PORTS.values(), *IDENTIFY_ONLY_PORTS.values())
                                                for p in ports}))
 MAX_RATE = 100_000.0  # probes per second
+MIN_RATE = 1.0  # below one probe a second a sweep of even a /24 takes hours: a typo, not a plan
+MIN_TIMEOUT = 0.05  # seconds: a shorter connect timeout calls every host across a LAN "closed"
+MAX_TIMEOUT = 60.0
+MAX_ADDRESSES = 65_536  # a sweep of more addresses is refused unless the operator raises this
 MAX_CONCURRENCY = 4096
 MIN_KEY_BYTES = 16
-KEYS = {"networks", "ports", "every", "rate", "concurrency", "timeout", "guess", "key_env", "key_file", "canary"}
+KEYS = {"networks", "ports", "every", "rate", "concurrency", "timeout", "max_addresses", "guess", "key_env", "key_file",
+        "canary"}
 CANARY_KEYS = {"domain", "trap", "trap_url", "smtp"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 
@@ -75,6 +83,7 @@ class DiscoverySettings:
     key_env: str | None = None
     key_file: str | None = None
     canary: CanarySettings = field(default_factory=CanarySettings)
+    max_addresses: int = MAX_ADDRESSES  # a sweep of more addresses is refused
 
 
 def duration(value: Any) -> float | None:
@@ -133,13 +142,22 @@ def parse_discovery(raw: Any, add: Callable[[str, str], None]) -> DiscoverySetti
             item = item.get("network")
         try:
             net = ipaddress.ip_network(str(item), strict=False)
+            meant = addresses.host_bits(str(item))
         except ValueError:
             add(at, f"{str(item)[:60]!r} is not an address range; write it as CIDR, e.g. 10.20.0.0/16")
+            continue
+        if meant is not None:
+            add(at, f"{str(item)[:60]!r} has host bits set: it would allow all of {meant}; "
+                    f"write {meant} if you mean it")
             continue
         if net.prefixlen == 0:
             add(at, f"{net} is every address; list the ranges you own")
             continue
-        if not public and not (net.is_private or net.is_loopback):
+        if (kind := addresses.embedding(net)) is not None:
+            add(at, f"{net} overlaps the {kind} IPv6 range, which reaches IPv4 hosts; "
+                    f"{addresses.embedding_hint(net)}")
+            continue
+        if not public and not addresses.is_private(net):
             add(at, f"{net} holds public addresses; if you own it, list it as {{network: {net}, public: true}}")
             continue
         networks.append(AllowedNetwork(net, public))
@@ -160,16 +178,20 @@ def parse_discovery(raw: Any, add: Callable[[str, str], None]) -> DiscoverySetti
         if every is None:
             add("discovery.every", "expected a duration: seconds, or 30s / 5m / 1h")
 
-    def number(key: str, default: float, top: float) -> float:
+    def number(key: str, default: float, bottom: float, top: float, unit: str) -> float:
         value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= top:
-            add(f"discovery.{key}", f"expected a number above 0 and at most {top:g}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not bottom <= value <= top:
+            add(f"discovery.{key}", f"expected {unit} from {bottom:,g} to {top:,g}")
             return default
         return float(value)
 
-    rate = number("rate", 2000.0, MAX_RATE)
-    concurrency = int(number("concurrency", 256, MAX_CONCURRENCY))
-    timeout = number("timeout", 1.0, 60.0)
+    rate = number("rate", 2000.0, MIN_RATE, MAX_RATE, "probes per second")
+    concurrency = int(number("concurrency", 256, 1, MAX_CONCURRENCY, "connections at once"))
+    timeout = number("timeout", 1.0, MIN_TIMEOUT, MAX_TIMEOUT, "seconds")
+    max_addresses = raw.get("max_addresses", MAX_ADDRESSES)
+    if isinstance(max_addresses, bool) or not isinstance(max_addresses, int) or max_addresses < 1:
+        add("discovery.max_addresses", "expected a whole number of addresses, 1 or more (default 65536)")
+        max_addresses = MAX_ADDRESSES
     guess = raw.get("guess", False)
     if not isinstance(guess, bool):
         add("discovery.guess", "expected true or false")
@@ -206,4 +228,4 @@ def parse_discovery(raw: Any, add: Callable[[str, str], None]) -> DiscoverySetti
             canary = CanarySettings(domain, raw_canary.get("trap"), trap_url, raw_canary.get("smtp"))
     return DiscoverySettings(tuple(networks), ports, every, rate, concurrency, timeout, guess,
                              key_env if isinstance(key_env, str) else None,
-                             key_file if isinstance(key_file, str) else None, canary)
+                             key_file if isinstance(key_file, str) else None, canary, max_addresses)

@@ -93,14 +93,23 @@ class TokenBucket:
 
 
 def sweep(hosts: Iterable[str], ports: Sequence[int], *, rate: float, concurrency: int, timeout: float,
-          progress: Callable[[int, int], None] | None = None) -> SweepResult:
-    """Try a connection to every host × port, sending nothing; ``progress(done, total)``."""
+          progress: Callable[[int, int], None] | None = None, count: int | None = None) -> SweepResult:
+    """Try a connection to every host × port, sending nothing; ``progress(done, total)``.
+
+    ``hosts`` given with its ``count`` (``networks.Addresses``: no repeats, iterable once per port) is
+    streamed, never held: memory does not grow with the number of addresses. Any other iterable is
+    taken as a list, each address once, in the order given."""
     cap = concurrency_cap(concurrency)
     if cap < concurrency:
         log.warning("sweep: concurrency %d lowered to %d, below this process's open-file limit (RLIMIT_NOFILE %d)",
                     concurrency, cap, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    # Each address and port once, in the order given: a repeated one would be probed (and counted) twice.
-    job = _Sweep(list(dict.fromkeys(hosts)), tuple(dict.fromkeys(ports)), rate, cap, timeout, progress)
+    if count is None:
+        # Each address once, in the order given: a repeated one would be probed (and counted) twice.
+        listed = list(dict.fromkeys(hosts))
+        hosts, count = listed, len(listed)
+    elif iter(hosts) is hosts:
+        raise ValueError("sweep: hosts with a count must be iterable once per port, not an iterator")
+    job = _Sweep(hosts, count, tuple(dict.fromkeys(ports)), rate, cap, timeout, progress)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -141,11 +150,11 @@ def _run(job: _Sweep) -> SweepResult:
 
 
 class _Sweep:
-    def __init__(self, hosts: list[str], ports: tuple[int, ...], rate: float, concurrency: int, timeout: float,
-                 progress: Callable[[int, int], None] | None) -> None:
+    def __init__(self, hosts: Iterable[str], count: int, ports: tuple[int, ...], rate: float, concurrency: int,
+                 timeout: float, progress: Callable[[int, int], None] | None) -> None:
         self.hosts, self.ports, self.rate, self.concurrency, self.timeout = hosts, ports, rate, concurrency, timeout
         self.progress = progress
-        self.total = len(hosts) * len(ports)
+        self.total = count * len(ports)
         self.done = self.sent = self.unsent = 0
         self.every = max(1, self.total // 200)  # progress about 200 times a sweep, not per probe
         self.accepted: list[Endpoint] = []
