@@ -3,6 +3,7 @@ client — random bytes, oversized headers, slow drips, a crowd — crashes it o
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import smtplib
@@ -24,7 +25,7 @@ from piiguard.catalog import Catalog
 from piiguard.discovery import canary_values as cv
 from piiguard.discovery.fingerprints import key_id
 from piiguard.discovery.settings import CanarySettings
-from piiguard.discovery.trap import ANSWER, Hit, Trap
+from piiguard.discovery.trap import ANSWER, BAD_REQUEST, Hit, Trap
 
 KEY = b"t" * 32
 DOMAIN = "canary.example.com"
@@ -161,7 +162,7 @@ def test_a_set_planted_later_is_armed_without_restart(running: Running, leaks: A
 @given(data=st.binary(max_size=4096))
 def test_random_bytes_never_crash_it_nor_hit(running: Running, data: bytes) -> None:
     answer = running.raw(data)
-    assert answer in (ANSWER, b"")
+    assert answer in (ANSWER, BAD_REQUEST, b"")
     assert running.hits == []
 
 
@@ -220,3 +221,133 @@ def test_hostile_smtp_sessions_never_crash_it_nor_hit(running: Running, lines: l
     assert running.hits == []
     with smtplib.SMTP(*running.smtp, timeout=5) as smtp:  # and it still serves
         assert smtp.noop()[0] == 250
+
+
+def _request(head: str, body: bytes) -> bytes:
+    return head.replace("\n", "\r\n").encode() + b"\r\n" + body
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=8), ext=st.booleans())
+def test_a_chunked_body_is_decoded(running: Running, cuts: list[int], ext: bool) -> None:
+    before = len(running.hits)
+    body, chunks = f"user={running.rows[0]['email']}&x=1".encode(), b""
+    for cut in [*cuts, len(f"user={running.rows[0]['email']}&x=1")]:  # split anywhere, a canary across chunks too
+        piece, body = body[:cut], body[cut:]
+        if piece:
+            chunks += b"%x%s\r\n%s\r\n" % (len(piece), b";a=b" if ext else b"", piece)
+    answer = running.raw(_request("POST /login HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n",
+                                  chunks + b"0\r\n\r\n"))
+    running.settle(before + 1)
+    assert answer == ANSWER and len(running.hits) == before + 1
+
+
+def test_repeated_content_lengths_equal_are_read_differing_are_refused_and_scanned(running: Running) -> None:
+    body = f"user={running.rows[0]['email']}".encode()
+    n = len(body)
+    assert running.raw(_request(f"POST / HTTP/1.1\nContent-Length: {n}, {n}\n", body)) == ANSWER
+    running.settle(1)
+    assert running.raw(_request(f"POST / HTTP/1.1\nContent-Length: {n}\nContent-Length: {n}\n", body)) == ANSWER
+    running.settle(2)
+    refused = running.raw(_request(f"POST / HTTP/1.1\nContent-Length: {n}, {n + 3}\n", body))
+    assert refused.startswith(b"HTTP/1.1 400 ") and b"@" not in refused
+    running.settle(3)
+    assert len(running.hits) == 3
+    refused = running.raw(_request("POST / HTTP/1.1\nTransfer-Encoding: gzip\n", body))  # not chunked last
+    assert refused.startswith(b"HTTP/1.1 400 ")
+    running.settle(4)
+    assert len(running.hits) == 4
+
+
+ENCODINGS = {
+    "basic-email": lambda r: ("/", {"Authorization": "Basic " + base64.b64encode(f"{r['email']}:pw".encode()).decode()}),
+    "basic-token": lambda r: ("/", {"Authorization": "Basic " + base64.b64encode(f"u:{r['token']}".encode()).decode()}),
+    "query-b64url": lambda r: ("/x?t=" + base64.urlsafe_b64encode(r["token"].encode()).decode().rstrip("="), {}),
+    "query-b64-quoted": lambda r: ("/x?e=" + urllib.parse.quote(base64.b64encode(r["email"].encode()).decode()), {}),
+    "cookie-b64": lambda r: ("/", {"Cookie": "s=" + base64.b64encode(f'{{"e":"{r["email"]}"}}'.encode()).decode()}),
+}
+
+
+@pytest.mark.parametrize("how", list(ENCODINGS))
+def test_a_base64_canary_in_auth_header_or_query_is_a_hit(running: Running, how: str) -> None:
+    path, headers = ENCODINGS[how](running.rows[1])
+    assert _get(running, path, headers) == b"ok\n"
+    running.settle(1)
+    assert len(running.hits) == 1 and running.hits[0].channel == "http"
+    other = cv.Deriver(KEY, "never-planted", DOMAIN, "https://trap.example.com").rows(1, FIELDS)[0]
+    path, headers = ENCODINGS[how](other)
+    assert _get(running, path, headers) == b"ok\n"
+    running.settle(2, 0.5)
+    assert len(running.hits) == 1  # an encoded value that was never planted is no hit
+
+
+class _Session:
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=5)
+        self.file = self.sock.makefile("rb")
+        assert self.file.readline().startswith(b"220 ")
+
+    def say(self, line: bytes) -> bytes:
+        self.sock.sendall(line + b"\r\n")
+        return self.reply()
+
+    def reply(self) -> bytes:
+        return bytes(self.file.readline())
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def _envelope(s: _Session) -> None:
+    assert s.say(b"EHLO me").startswith(b"250")
+    assert s.say(b"MAIL FROM:<a@elsewhere.example>").startswith(b"250")
+    assert s.say(b"RCPT TO:<postmaster@" + DOMAIN.encode() + b">").startswith(b"250")  # no canary
+    assert s.say(b"DATA").startswith(b"354")
+
+
+def test_a_mail_with_a_line_over_8_kb_is_refused_but_its_first_64_kb_are_scanned(running: Running) -> None:
+    s = _Session(running.smtp)
+    try:
+        _envelope(s)
+        s.sock.sendall(f"Subject: x\r\n\r\nkey {running.rows[2]['token']}\r\n".encode() + b"y" * 20_000 + b"\r\n.\r\n")
+        assert s.reply().startswith(b"552 ")
+        assert s.say(b"NOOP").startswith(b"250")  # the session goes on
+        assert s.say(b"QUIT").startswith(b"221")
+    finally:
+        s.close()
+    running.settle(1)
+    assert [h.channel for h in running.hits] == ["smtp"]
+
+
+def test_a_mail_over_1_mb_is_refused_but_its_first_64_kb_are_scanned(running: Running) -> None:
+    s = _Session(running.smtp)
+    try:
+        _envelope(s)
+        sent = s.sock.send(f"Subject: x\r\n\r\nkey {running.rows[2]['token']}\r\n".encode())
+        line = b"z" * 1022 + b"\r\n"
+        while sent <= 16 * 64 * 1024:  # exactly past 1 MB, so the trap reads all that was sent
+            s.sock.sendall(line)
+            sent += len(line)
+        assert s.reply().startswith(b"552 ")
+    finally:
+        s.close()
+    running.settle(1)
+    assert [h.channel for h in running.hits] == ["smtp"]
+
+
+def test_data_without_an_accepted_recipient_is_refused(running: Running) -> None:
+    s = _Session(running.smtp)
+    try:
+        assert s.say(b"EHLO me").startswith(b"250")
+        assert s.say(b"DATA").startswith(b"503 ")  # no MAIL
+        assert s.say(b"MAIL FROM:<a@elsewhere.example>").startswith(b"250")
+        assert s.say(b"RCPT TO:<b@elsewhere.example>").startswith(b"550 ")
+        assert s.say(b"DATA").startswith(b"554 ")
+        # what the client sends next are commands, not a message
+        assert s.say(f"hello {running.rows[0]['token']}".encode()).startswith(b"502 ")
+        assert s.say(b"QUIT").startswith(b"221")
+    finally:
+        s.close()
+    running.settle(1, 0.5)
+    assert running.hits == []

@@ -21,7 +21,7 @@ from piiguard.catalog import Catalog
 from piiguard.config import Config, load_config
 from piiguard.discovery import canaries
 from piiguard.discovery.canary_values import Deriver, ValueKind
-from piiguard.errors import ConfigError, UsageError
+from piiguard.errors import CollectionError, ConfigError, UsageError
 from piiguard.scanner import scan
 
 KEY = "k" * 48
@@ -166,17 +166,20 @@ def test_plan_apply_find_remove(engine: Engine, key: bytes, tmp_path: Path, leak
         # the planted table itself is no copy of itself
         assert canaries.find(store, cat, key) == []
 
-        # a real customer who shares a canary's e-mail in another row is never removed
-        execute("DELETE FROM customers WHERE email = %s", params=(emails[0],))
-        execute("INSERT INTO customers (email, customer_id, signup, score) VALUES (%s, 'real-customer-1', "
-                "'2021-01-01', 1)", params=(emails[0],))
+        # a row that holds a canary's e-mail but not its other values is a customer's: it is never removed,
+        # and since that canary's row is then missing, nothing is (the set stays planted)
+        execute("UPDATE customers SET customer_id = 'real-customer-1' WHERE email = %s", params=(emails[0],))
         shown = canaries.remove(cfg, cat, key, canary_id)
         assert shown.deleted is None and query("SELECT count(*) FROM customers") == [(N + 10,)]
+        with pytest.raises(CollectionError, match=r"9 row\(s\) hold its values, 10 were planted") as refused:
+            canaries.remove(cfg, cat, key, canary_id, apply=True)
+        assert refused.value.exit_code == 1 and "canary set 1" in str(refused.value)
+        assert query("SELECT count(*) FROM customers") == [(N + 10,)] and cat.canaries()[0]["status"] == "planted"
+        first = next(v for v in values if v["email"] == emails[0])
+        execute("UPDATE customers SET customer_id = %s WHERE email = %s", params=(first["customer_id"], emails[0]))
         done = canaries.remove(cfg, cat, key, canary_id, apply=True)
-        assert done.deleted == 9
-        assert query("SELECT count(*) FROM customers") == [(N + 1,)]
-        assert query("SELECT customer_id FROM customers WHERE email LIKE '%@canary.example.com'") == \
-            [("real-customer-1",)]
+        assert done.deleted == 10
+        assert query("SELECT count(*) FROM customers") == [(N,)]
         assert cat.canaries()[0]["status"] == "removed"
         with pytest.raises(UsageError, match="was removed"):
             canaries.remove(cfg, cat, key, canary_id, apply=True)
@@ -335,3 +338,69 @@ def test_find_reads_only_the_named_collections_and_up_to_the_limit(tmp_path: Pat
         assert [link.collection for link in canaries.find(store, cat, key, collections=["b"])] == ["b"]
         assert canaries.find(store, cat, key, limit=50) == []  # the canaries are past the first 50 rows
         assert [link.people for link in canaries.find(store, cat, key, limit=52)] == [2, 2]
+
+
+VARIANTS = {  # what a case-insensitive, PAD SPACE collation (MariaDB's default) takes for the same value
+    "upper": str.upper, "lower": str.lower, "trailing-space": lambda v: v + " ", "swapcase-space": lambda v: v.swapcase() + "  "}
+
+
+def _insert(execute: Callable[..., None], row: dict[str, Any]) -> None:
+    names = list(row)
+    execute(f"INSERT INTO customers ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})",
+            params=[row[n] for n in names])
+
+
+def test_remove_deletes_only_its_own_rows_byte_for_byte(engine: Engine, key: bytes, tmp_path: Path,
+                                                        leaks: Any) -> None:
+    query, execute, store_cfg, collection, _ = engine
+    cfg = _config(tmp_path, store_cfg)
+    mysql = "mysql" in store_cfg["url"]
+    with _scanned(tmp_path, cfg) as cat:
+        canary_id = canaries.apply(cfg, cat, key, cfg.stores[0], canaries.plan(cfg, cat, key, cfg.stores[0],
+                                                                               collection, 3))
+        values = _values(cfg, cat, key, canary_id)
+        leaks.seed([str(v) for row in values for v in row.values() if isinstance(v, str)], "canary")
+        execute("ALTER TABLE customers DROP INDEX email" if mysql else
+                "ALTER TABLE customers DROP CONSTRAINT customers_email_key")
+        text = {f for f, v in values[0].items() if isinstance(v, str) and f not in ("signup",)}
+        for variant in VARIANTS.values():  # customers' rows equal to canary 0 under the collation only
+            _insert(execute, {**values[0], **{f: variant(values[0][f]) for f in text}})
+        _insert(execute, values[1])  # an exact copy of canary 1: not planted by piiguard
+        before = query("SELECT count(*) FROM customers")
+        assert before == [(N + 3 + len(VARIANTS) + 1,)]
+        with pytest.raises(CollectionError, match=r"4 row\(s\) hold its values, 3 were planted; 1 of them have an "
+                                                  "exact copy") as refused:
+            canaries.remove(cfg, cat, key, canary_id, apply=True)
+        assert "@canary.example.com" not in str(refused.value).lower()
+        assert query("SELECT count(*) FROM customers") == before and cat.canaries()[0]["status"] == "planted"
+        execute("DELETE FROM customers WHERE id = (SELECT m FROM (SELECT max(id) AS m FROM customers) AS t)")
+        assert canaries.remove(cfg, cat, key, canary_id, apply=True).deleted == 3
+        assert query("SELECT count(*) FROM customers") == [(N + len(VARIANTS),)]  # every variant is still there
+        assert cat.canaries()[0]["status"] == "removed"
+
+
+def test_remove_of_a_changed_set_is_refused_and_it_stays_planted(engine: Engine, key: bytes,
+                                                                 tmp_path: Path) -> None:
+    query, execute, store_cfg, collection, _ = engine
+    cfg = _config(tmp_path, store_cfg)
+    _scanned(tmp_path, cfg).close()
+    env = {**os.environ, "PIIGUARD_DISCOVERY_KEY": KEY}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "piiguard", "canary", *args, "-c", str(tmp_path / "piiguard.yaml"),
+                               "--catalog", str(tmp_path / "c.db")], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    assert run("plant", f"prod.{collection}", "--count", "2", "--apply").returncode == 0
+    concat = "CONCAT('x', email)" if "mysql" in store_cfg["url"] else "'x' || email"
+    execute(f"UPDATE customers SET email = {concat} WHERE email LIKE '%%@canary.example.com'")
+    removed = run("remove", "1", "--apply")
+    assert removed.returncode == 1, removed.stdout + removed.stderr
+    out = removed.stdout + removed.stderr
+    assert "canary set 1" in out and "customers" in out and "0 row(s) hold its values, 2 were planted" in out
+    assert "stays planted" in out and "hint" in out and "removed 0" not in out and "@canary" not in out
+    assert query("SELECT count(*) FROM customers") == [(N + 2,)]
+    listed = jsondoc.check(run("list", "--format", "json").stdout, "canaries")
+    assert [c["status"] for c in listed["canaries"]] == ["planted"]
+    again = run("plant", f"prod.{collection}", "--count", "2", "--apply")
+    assert again.returncode == 2 and "already holds canary set 1" in again.stdout + again.stderr

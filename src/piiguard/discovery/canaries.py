@@ -24,10 +24,10 @@ from piiguard.catalog import Catalog
 from piiguard.config import Config
 from piiguard.discovery import canary_values as cv
 from piiguard.discovery.base import CopyLink
-from piiguard.discovery.canary_sql import SUPPORTED, Column, open_table
+from piiguard.discovery.canary_sql import SUPPORTED, Column, NotExact, open_table
 from piiguard.discovery.canary_values import ValueKind
 from piiguard.discovery.fingerprints import key_id
-from piiguard.errors import UsageError
+from piiguard.errors import CollectionError, UsageError
 from piiguard.model import Store
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ class Removal:
         return [f"{head} from {self.store}.{self.collection}, in one transaction:",
                 f"  DELETE FROM {self.collection} WHERE {' AND '.join(f'{f} = …' for f in self.fields)} "
                 f"× {self.count}",
-                "  only rows whose every canary field holds its derived value: no customer's row matches"]
+                "  only rows whose every canary field holds its derived value byte for byte, one per canary: "
+                "if any is missing, changed or has an exact copy, nothing is removed"]
 
 
 def remove(config: Config, catalog: Catalog, key: bytes, canary_id: int, *, apply: bool = False,
@@ -195,8 +196,19 @@ def remove(config: Config, catalog: Catalog, key: bytes, canary_id: int, *, appl
     table = open_table(store, found["collection"], timeout)
     try:
         deleted = table.delete(rows, match)
+    except NotExact as exc:
+        copies = f"; {exc.duplicated} of them have an exact copy piiguard did not plant" if exc.duplicated else ""
+        raise CollectionError(store.name, f"canary set {canary_id}: {exc.found} row(s) hold its values, "
+                              f"{found['count']} were planted{copies}; nothing was removed, the set stays planted",
+                              collection=found["collection"],
+                              hint="a canary row was changed, deleted or copied since it was planted: restore "
+                                   f"it, then run piiguard canary remove {canary_id} --apply again") from exc
     finally:
         table.close()
+    if deleted != int(found["count"]):  # delete() commits only an exact match; never mark a set removed on less
+        raise CollectionError(store.name, f"canary set {canary_id}: {deleted} row(s) removed, {found['count']} "
+                              "planted; the set stays planted", collection=found["collection"],
+                              hint=f"check the table, then run piiguard canary remove {canary_id} --apply again")
     catalog.set_canary(canary_id, "removed")
     log.info("canary set %d removed: %d row(s) from %s.%s", canary_id, deleted, store.name, found["collection"])
     return Removal(canary_id, store.name, found["collection"], int(found["count"]), tuple(match), deleted)

@@ -3,8 +3,12 @@
 PostgreSQL through :mod:`piiguard.engines.postgres`, MariaDB/MySQL through :mod:`piiguard.engines.mysql`
 (the same connections as every other piiguard step: timeouts, TLS, credentials by reference). Each
 write runs in one transaction, so a failure leaves the table as it was. A row is piiguard's only when
-every canary field holds the value derived for it: that is the ``WHERE`` of :meth:`Table.count` and
-:meth:`Table.delete`, so a real customer whose e-mail happens to look alike is never touched.
+every canary field holds, byte for byte, the value derived for it: that is the ``WHERE`` of
+:meth:`Table.count` and :meth:`Table.delete` (compared as bytes, never under the column's collation,
+which may ignore case and trailing spaces), so a real customer whose e-mail happens to look alike is
+never touched. :meth:`Table.delete` selects the rows first, deletes them one by one by row identity,
+and commits only when exactly one row per canary was found: an exact copy of a canary row that is not
+ours, or a canary row changed since it was planted, rolls the whole removal back (:class:`NotExact`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,21 @@ from piiguard.errors import CollectionError, PermissionDenied, UsageError
 from piiguard.model import Store
 
 SUPPORTED = ("postgres", "mysql")
+
+
+class NotExact(Exception):
+    """A removal found other than exactly one row per canary; it was rolled back, nothing was deleted."""
+
+    def __init__(self, found: int, duplicated: int) -> None:
+        super().__init__(f"{found} row(s) found, {duplicated} canary row(s) more than once")
+        self.found, self.duplicated = found, duplicated
+
+
+def _same(value: Any, expected: str) -> bool:
+    """Whether a value read back is the canary value, byte for byte."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value) == expected.encode()
+    return isinstance(value, str) and value == expected
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,9 @@ class Table(ABC):
     def insert(self, rows: Sequence[Mapping[str, Any]]) -> int: ...
 
     @abstractmethod
-    def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int: ...
+    def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
+        """Delete, in one transaction, the one row holding each of ``rows``' values in every ``match``
+        field; returns how many (``len(rows)``), or rolls back and raises :class:`NotExact`."""
 
     def close(self) -> None:  # noqa: B027 — optional
         pass
@@ -104,7 +125,8 @@ class _Postgres(Table):
 
     def _where(self, match: Sequence[str]) -> Any:
         sql = self.sql
-        return sql.SQL(" AND ").join(sql.SQL("{}::text = %s").format(sql.Identifier(f)) for f in match)
+        # COLLATE "C": bytewise, whatever the column's collation (a nondeterministic one ignores case)
+        return sql.SQL(" AND ").join(sql.SQL('{}::text COLLATE "C" = %s').format(sql.Identifier(f)) for f in match)
 
     def count(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
         query = self.sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.ident, self._where(match))
@@ -146,8 +168,42 @@ class _Postgres(Table):
         return self._write("INSERT", query, [[r[n] for n in names] for r in rows])
 
     def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
-        query = self.sql.SQL("DELETE FROM {} WHERE {}").format(self.ident, self._where(match))
-        return self._write("DELETE", query, [[str(r[f]) for f in match] for r in rows])
+        import psycopg
+
+        sql = self.sql
+        where = self._where(match)
+        # tableoid + ctid: the row's identity (a partitioned table's ctid repeats across partitions),
+        # stable while FOR UPDATE holds the row
+        select = sql.SQL("SELECT tableoid::text, ctid::text, {} FROM {} WHERE {} FOR UPDATE").format(
+            sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(f)) for f in match), self.ident, where)
+        delete = sql.SQL("DELETE FROM {} WHERE tableoid = %s::oid AND ctid = %s::tid AND {}").format(self.ident, where)
+        try:
+            with self.conn.cursor() as cur:
+                found = duplicated = deleted = 0
+                for r in rows:
+                    want = [str(r[f]) for f in match]
+                    cur.execute(select, want)
+                    hits = [h for h in cur.fetchall() if all(_same(v, w) for v, w in zip(h[2:], want, strict=True))]
+                    found += len(hits)
+                    duplicated += len(hits) > 1
+                    if len(hits) == 1:
+                        cur.execute(delete, [hits[0][0], hits[0][1], *want])
+                        deleted += max(cur.rowcount, 0)
+                if found != len(rows) or duplicated or deleted != len(rows):
+                    raise NotExact(found, duplicated)
+            self.conn.commit()
+            return deleted
+        except NotExact:
+            self.conn.rollback()
+            raise
+        except psycopg.errors.InsufficientPrivilege as exc:
+            self.conn.rollback()
+            raise PermissionDenied(self.store.name, "DELETE is not granted; nothing was changed",
+                                   collection=self.collection,
+                                   hint=f"GRANT SELECT, DELETE ON {self.collection} TO {self.store.user}") from exc
+        except psycopg.Error as exc:
+            self.conn.rollback()
+            raise self.failed("DELETE", exc) from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -183,7 +239,10 @@ class _MySQL(Table):
                 for n, t, nu, f, m in rows]
 
     def _where(self, match: Sequence[str]) -> str:
-        return " AND ".join(f"{_q(f)} = %s" for f in match)
+        # BINARY: bytewise, as the column's charset stores it. Under the table's collation `=` ignores
+        # case and (PAD SPACE) trailing spaces, and utf8mb4_bin is PAD SPACE too on MariaDB
+        # (https://mariadb.com/kb/en/character-sets-and-collations/, "NO PAD collations")
+        return " AND ".join(f"BINARY {_q(f)} = BINARY %s" for f in match)
 
     def count(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
         query = f"SELECT count(*) FROM {self.ident} WHERE {self._where(match)}"
@@ -215,9 +274,49 @@ class _MySQL(Table):
                  f"VALUES ({', '.join(['%s'] * len(names))})")
         return self._write("INSERT", query, [[r[n] for n in names] for r in rows])
 
+    def _primary_key(self) -> list[str]:
+        return [str(n) for (n,) in self._rows(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+            "AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX", (self.schema, self.table))]
+
     def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
-        return self._write("DELETE", f"DELETE FROM {self.ident} WHERE {self._where(match)}",
-                           [[str(r[f]) for f in match] for r in rows])
+        from piiguard.engines.mysql import driver_errors
+
+        where = self._where(match)
+        try:
+            key = self._primary_key()
+            select = (f"SELECT {', '.join(_q(c) for c in [*key, *match])} FROM {self.ident} WHERE {where} "
+                      "FOR UPDATE")
+            # by primary key; without one, the one row the locked SELECT found (LIMIT 1 cannot reach another)
+            delete = (f"DELETE FROM {self.ident} WHERE {' AND '.join(f'{_q(c)} = %s' for c in key)} AND {where}"
+                      if key else f"DELETE FROM {self.ident} WHERE {where} LIMIT 1")
+            with self.conn.cursor() as cur:
+                found = duplicated = deleted = 0
+                for r in rows:
+                    want = [str(r[f]) for f in match]
+                    cur.execute(select, want)
+                    hits = [h for h in cur.fetchall()
+                            if all(_same(v, w) for v, w in zip(h[len(key):], want, strict=True))]
+                    found += len(hits)
+                    duplicated += len(hits) > 1
+                    if len(hits) == 1:
+                        deleted += max(int(cur.execute(delete, [*hits[0][:len(key)], *want])), 0)
+                if found != len(rows) or duplicated or deleted != len(rows):
+                    raise NotExact(found, duplicated)
+            self.conn.commit()
+            return deleted
+        except NotExact:
+            self.conn.rollback()
+            raise
+        except driver_errors() as exc:
+            self.conn.rollback()
+            code = getattr(exc, "args", (None,))[0] if getattr(exc, "args", None) else None
+            if code in (1142, 1044):  # ER_TABLEACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR
+                raise PermissionDenied(self.store.name, "DELETE is not granted; nothing was changed",
+                                       collection=self.collection,
+                                       hint=f"GRANT SELECT, DELETE ON {self.collection} TO the configured user") \
+                    from exc
+            raise self.failed("DELETE", exc) from exc
 
     def close(self) -> None:
         self.conn.close()

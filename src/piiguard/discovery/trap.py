@@ -14,8 +14,12 @@ cannot tell a canary hit from a miss.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import itertools
 import logging
+import re
 import socket
 import socketserver
 import threading
@@ -38,8 +42,16 @@ LINE_LIMIT = 8 * 1024
 HEADER_LIMIT = 100
 DEADLINE = 10.0  # seconds a client has for its whole request or mail
 MAX_CLIENTS = 64
+MESSAGE_LIMIT = 16 * BODY_LIMIT  # a mail past 1 MB is refused (552) and the session closed
+DECODE_LIMIT = 256  # base64-looking words decoded per request
 ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nCache-Control: no-store\r\n"
           b"Connection: close\r\n\r\nok\n")
+# a request whose framing is invalid (differing Content-Length values, an unknown transfer coding):
+# decided by its headers alone, never by whether it held a canary
+BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+               b"Cache-Control: no-store\r\nConnection: close\r\n\r\nbad\n")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -86,11 +98,74 @@ class _Reader:
             raise _Cut("line too long")
         return line
 
+    def long_line(self, limit: int, cap: int) -> tuple[bytes, int]:
+        """A line's first ``limit`` bytes and its length, reading past ``limit`` (and dropping the rest)
+        up to ``cap`` bytes; a longer line is returned as soon as it passes ``cap``."""
+        head: bytes | None = None
+        dropped = 0
+        while b"\n" not in self.buffer:
+            if len(self.buffer) > limit:
+                head = self.buffer[:limit] if head is None else head
+                dropped += len(self.buffer)
+                self.buffer = b""
+                if dropped > cap:
+                    return head, dropped
+            if not self._fill():
+                raise _Cut("closed")
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return (line[:limit] if head is None else head), dropped + len(line)
+
     def take(self, n: int) -> bytes:
         while len(self.buffer) < n and self._fill():
             pass
         out, self.buffer = self.buffer[:n], self.buffer[n:]
         return out
+
+
+def _decoded(texts: list[str]) -> list[str]:
+    """The text of base64 (standard or URL-safe) words in ``texts``: a canary in an ``Authorization:
+    Basic`` header, a cookie or a query parameter is often encoded. Bounded: the first
+    ``DECODE_LIMIT`` words, each up to a line's length."""
+    out = []
+    words = (m.group(0) for t in texts for m in _BASE64.finditer(t))
+    for word in itertools.islice((w for w in words if len(w) <= LINE_LIMIT), DECODE_LIMIT):
+        plain = word.replace("-", "+").replace("_", "/").rstrip("=")
+        if len(plain) % 4 == 1:
+            continue
+        try:
+            text = base64.b64decode(plain + "=" * (-len(plain) % 4), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+        user, _, password = text.partition(":")  # Basic credentials: user-id ":" password (RFC 7617)
+        out += [text, urllib.parse.unquote_plus(text), user, password]
+    return out
+
+
+def _length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The body's Content-Length: 0 without one, None when invalid. Equal repeated values (``25, 25``,
+    or the header twice) are one length (https://www.rfc-editor.org/rfc/rfc9110#section-8.6)."""
+    values = {v.strip() for k, v in headers if k == b"content-length" for v in v.split(b",")}
+    if not values:
+        return 0
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        return None
+    return int(next(iter(values)))
+
+
+def _chunked(reader: _Reader, body: list[bytes]) -> None:
+    """Decode a chunked body into ``body`` (its pieces, to be joined) up to ``BODY_LIMIT`` bytes; a
+    malformed chunk ends it (what came before still counts). https://www.rfc-editor.org/rfc/rfc9112#section-7.1"""
+    left = BODY_LIMIT
+    while left > 0:
+        size = reader.line().split(b";")[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size) or int(size, 16) == 0:
+            return
+        piece = reader.take(min(int(size, 16), left))
+        body.append(piece)
+        left -= len(piece)
+        if len(piece) < int(size, 16):
+            return
+        reader.line()  # the CRLF after the chunk's data
 
 
 def _address(text: str, what: str) -> tuple[str, int]:
@@ -253,7 +328,9 @@ class Trap:
     # HTTP --------------------------------------------------------------------------------------------
 
     def _http(self, sock: socket.socket, source: str) -> None:
-        reader, parts = _Reader(sock, self.deadline), []
+        reader, parts, answer = _Reader(sock, self.deadline), [], ANSWER
+        headers: list[tuple[bytes, bytes]] = []
+        body: list[bytes] = []  # joined once read: a value may straddle two chunks
         try:
             parts.append(reader.line())
             for _ in range(HEADER_LIMIT + 1):
@@ -261,25 +338,36 @@ class Trap:
                 if not line.strip():
                     break
                 parts.append(line)
+                name, _, value = line.partition(b":")
+                headers.append((name.strip().lower(), value.strip()))
             else:
                 raise _Cut("too many headers")
-            length = next((int(v) for k, _, v in (p.partition(b":") for p in parts[1:])
-                           if k.strip().lower() == b"content-length" and v.strip().isdigit()), 0)
-            if length:
-                parts.append(reader.take(min(length, BODY_LIMIT)))
+            codings = [c.strip().lower() for k, v in headers if k == b"transfer-encoding" for c in v.split(b",")]
+            length = _length(headers)
+            if codings and codings[-1] == b"chunked":  # it overrides a Content-Length (RFC 9112 6.3)
+                _chunked(reader, body)
+            elif codings or length is None:
+                answer = BAD_REQUEST
+                body.append(reader.buffer[:BODY_LIMIT])  # what already arrived still counts
+            elif length:
+                body.append(reader.take(min(length, BODY_LIMIT)))
         except _Cut:
             pass  # what arrived before the cut is still looked at: a value in a request line counts
         finally:
             with contextlib.suppress(OSError):
-                sock.sendall(ANSWER)
-        text = b"\n".join(parts).decode("utf-8", "replace")
-        self._seen("http", source, f"{text}\n{urllib.parse.unquote_plus(text)}")
+                sock.sendall(answer)
+        text = b"\n".join([*parts, b"".join(body)]).decode("utf-8", "replace")
+        unquoted = urllib.parse.unquote_plus(text)
+        target = parts[0].decode("utf-8", "replace") if parts else ""
+        encoded = [v.decode("utf-8", "replace") for _, v in headers] + [target, urllib.parse.unquote_plus(target)]
+        self._seen("http", source, "\n".join([text, unquoted, *_decoded(encoded)]))
 
     # SMTP --------------------------------------------------------------------------------------------
 
     def _smtp(self, sock: socket.socket, source: str) -> None:
         reader, seen = _Reader(sock, self.deadline), []
         domain = (self.settings.domain or "").lower()
+        mail, accepted = False, 0  # the transaction: MAIL given, recipients accepted
 
         def say(line: str) -> None:
             sock.sendall(line.encode() + b"\r\n")
@@ -289,21 +377,35 @@ class Trap:
             for _ in range(200):  # commands per session
                 line = reader.line(1024).decode("utf-8", "replace").strip()
                 verb = line[:4].upper()
-                if verb in ("HELO", "EHLO"):
-                    say("250 piiguard")
-                elif verb == "MAIL" or verb in ("RSET", "NOOP"):
+                if verb in ("HELO", "EHLO", "RSET"):
+                    mail, accepted = False, 0
+                    say("250 piiguard" if verb != "RSET" else "250 ok")
+                elif verb == "MAIL":
+                    mail, accepted = True, 0
+                    say("250 ok")
+                elif verb == "NOOP":
                     say("250 ok")
                 elif verb == "RCPT":
                     address = line.partition(":")[2].strip().strip("<>").lower()
                     if domain and address.endswith("@" + domain):
                         seen.append(address)
+                        accepted += 1
                         say("250 ok")
                     else:
                         say("550 no such user")
                 elif verb == "DATA":
+                    if not accepted:  # RFC 5321 3.3: no valid recipient, no message (a RCPT before MAIL
+                        # is still taken: a canary address in it is a use)
+                        say("554 5.5.1 no valid recipients" if mail else "503 5.5.1 MAIL and RCPT first")
+                        continue
+                    mail, accepted = False, 0
                     say("354 end with <CRLF>.<CRLF>")
-                    seen.append(self._message(reader))
-                    say("250 ok")
+                    text, fits, ended = self._message(reader)
+                    seen.append(text)
+                    if not ended:  # past 1 MB: the rest is not read, so the session cannot go on
+                        say("552 5.3.4 message too big; closing")
+                        break
+                    say("250 ok" if fits else "552 5.3.4 message too big (or a line over 8 KB)")
                 elif verb == "QUIT":
                     say("221 bye")
                     break
@@ -315,15 +417,22 @@ class Trap:
             self._seen("smtp", source, "\n".join(seen))
 
     @staticmethod
-    def _message(reader: _Reader) -> str:
-        kept, size = [], 0
-        while True:
-            line = reader.line(LINE_LIMIT)
-            if line.rstrip(b"\r") == b".":
-                break
-            size += len(line) + 1
-            if size <= BODY_LIMIT:
-                kept.append(line)
-            elif size > 16 * BODY_LIMIT:
-                raise _Cut("message too large")
-        return b"\n".join(kept).decode("utf-8", "replace")
+    def _message(reader: _Reader) -> tuple[str, bool, bool]:
+        """The first 64 KB of a mail's DATA, whether it kept to the bounds (lines up to 8 KB, up to 1 MB),
+        and whether its end was read. Cut by the deadline, what was kept is still scanned."""
+        kept: list[bytes] = []
+        size, fits, ended = 0, True, False
+        with contextlib.suppress(_Cut):
+            while True:
+                line, length = reader.long_line(LINE_LIMIT, MESSAGE_LIMIT - size)
+                if length <= LINE_LIMIT and line.rstrip(b"\r") == b".":
+                    ended = True
+                    break
+                fits = fits and length <= LINE_LIMIT
+                if size < BODY_LIMIT:
+                    kept.append(line[: BODY_LIMIT - size])
+                size += length + 1
+                if size > MESSAGE_LIMIT:
+                    fits = False
+                    break
+        return b"\n".join(kept).decode("utf-8", "replace"), fits, ended
