@@ -335,3 +335,56 @@ def test_find_reads_only_the_named_collections_and_up_to_the_limit(tmp_path: Pat
         assert [link.collection for link in canaries.find(store, cat, key, collections=["b"])] == ["b"]
         assert canaries.find(store, cat, key, limit=50) == []  # the canaries are past the first 50 rows
         assert [link.people for link in canaries.find(store, cat, key, limit=52)] == [2, 2]
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse-ids", "nearly-full-ids"])
+def test_planted_numbers_fall_inside_the_observed_range_and_never_collide(
+        engine: Engine, key: bytes, tmp_path: Path, dense: bool) -> None:
+    """A required integer key with no default (ids of 100000–999999), a bigint and a numeric: canaries
+    get values inside each column's observed range, no id an existing row (or another canary) holds —
+    on a nearly full range the ids past its max — and remove and find still work on exactly them."""
+    import random
+
+    query, execute, store_cfg, collection, _ = engine
+    schema = collection.rpartition(".")[0]
+    execute("CREATE TABLE accounts (id integer PRIMARY KEY, email varchar(255) NOT NULL, "
+            "legacy_no bigint NOT NULL, balance numeric(10, 2) NOT NULL)")
+    rnd = random.Random(7)
+    ids = list(range(100_000, 100_000 + N + 3)) if dense else rnd.sample(range(100_000, 1_000_000), N)
+    if dense:
+        for gap in (100_050, 100_150, 100_250):
+            ids.remove(gap)
+    for i, (account, email) in enumerate(zip(ids, DATA["email"], strict=False)):
+        execute("INSERT INTO accounts VALUES (%s, %s, %s, %s)",
+                params=(account, str(email), 5_000_000_000 + 7 * i, f"{10 + i}.25"))
+    cfg = _config(tmp_path, store_cfg)
+    store = cfg.stores[0]
+    with _scanned(tmp_path, cfg) as cat:
+        planned = canaries.plan(cfg, cat, key, store, f"{schema}.accounts", 20)
+        by_name = {f.name: f for f in planned.fields}
+        assert by_name["id"].unique and not by_name["legacy_no"].unique
+        assert "inside its observed range" in "\n".join(planned.lines())
+        assert not any(str(ids[0]) in line or "100000" in line for line in planned.lines())  # no real value shown
+        canary_id = canaries.apply(cfg, cat, key, store, planned)
+        emails = {r["email"] for r in _values(cfg, cat, key, canary_id)}
+        got = [(int(a), int(b), float(c)) for a, b, c in
+               query("SELECT id, legacy_no, balance FROM accounts") if a not in set(ids)]
+        planted_ids = [a for a, _, _ in got]
+        assert len(got) == 20 and len(set(planted_ids)) == 20  # 20 new ids: none collided
+        lo, hi = min(ids), max(ids)
+        if dense:  # three gaps and 32 draws each: most go past the max, each to the next free id
+            assert all(lo <= a <= hi + 20 for a in planted_ids)
+        else:
+            assert all(lo <= a <= hi for a in planted_ids)
+        assert all(5_000_000_000 <= b <= 5_000_000_000 + 7 * (N - 1) for _, b, _ in got)
+        assert all(10 <= c <= 10 + N for _, _, c in got)
+        # a copy of the e-mails is still found, and remove deletes exactly the planted rows
+        execute("CREATE TABLE mail (address varchar(255))", db="canary_copy")
+        for (email,) in query("SELECT email FROM accounts"):
+            execute("INSERT INTO mail VALUES (%s)", db="canary_copy", params=(email,))
+        copy_store = dataclasses.replace(store, name="copy", database="canary_copy")
+        assert [link.people for link in canaries.find(copy_store, cat, key)] == [20]
+        done = canaries.remove(cfg, cat, key, canary_id, apply=True)
+        assert done.deleted == 20
+        assert sorted(a for (a,) in query("SELECT id FROM accounts")) == sorted(ids)
+        assert not emails & {e for (e,) in query("SELECT email FROM accounts")}

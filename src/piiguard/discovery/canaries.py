@@ -24,7 +24,7 @@ from piiguard.catalog import Catalog
 from piiguard.config import Config
 from piiguard.discovery import canary_values as cv
 from piiguard.discovery.base import CopyLink
-from piiguard.discovery.canary_sql import SUPPORTED, Column, open_table
+from piiguard.discovery.canary_sql import SUPPORTED, Table, open_table
 from piiguard.discovery.canary_values import ValueKind
 from piiguard.discovery.fingerprints import key_id
 from piiguard.errors import UsageError
@@ -41,6 +41,10 @@ class CanaryField:
     kind: ValueKind
     pii_type: str | None  # the scan's type, or None for a required column filled by its type
     max_length: int | None = None
+    # a required number's observed min and max (read when planning; never printed: it is real data),
+    # and whether a planted value must be one no row holds (a primary key, a unique index)
+    span: cv.Span | None = None
+    unique: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,16 +65,19 @@ class CanaryPlan:
                "in one transaction:",
                f"  INSERT INTO {self.collection} ({names}) VALUES (…) × {self.count}"]
         out += [f"  {f.name}: {f.kind.value}" + (f" (scanned as {f.pii_type})" if f.pii_type else
-                                                   " (required column, filled by its type)") for f in self.fields]
+                                                   " (required column, filled by its type" +
+                                                   (", inside its observed range" if f.span else "") +
+                                                   (", a value no row holds" if f.unique else "") + ")")
+                for f in self.fields]
         out.append("  values are derived from the discovery key and not shown: whoever reads them could avoid them")
         if self.resumes is not None:
             out.append(f"  resumes canary set {self.resumes}, recorded as planned")
         return out
 
 
-def _fields(columns: Sequence[Column], pii: dict[str, str], where: str) -> tuple[CanaryField, ...]:
+def _fields(table: Table, pii: dict[str, str], where: str) -> tuple[CanaryField, ...]:
     out: list[CanaryField] = []
-    for col in columns:
+    for col in table.columns():
         kind = cv.BY_PII_TYPE.get(pii.get(col.name, ""))
         if kind is not None and col.data_type in cv.TEXT_TYPES and \
                 (col.max_length is None or col.max_length >= (64 if kind is ValueKind.EMAIL else MIN_MATCHABLE_LENGTH)):
@@ -80,7 +87,10 @@ def _fields(columns: Sequence[Column], pii: dict[str, str], where: str) -> tuple
             if filler is None:
                 raise UsageError(f"{where}.{col.name} is required and of type {col.data_type}, which canaries "
                                  "cannot fill", hint="give the column a default, or plant in another table")
-            out.append(CanaryField(col.name, filler, None, col.max_length))
+            # a number inside the column's observed range: 1…2·10⁹ among ids of 100000–999999 would
+            # tell a canary from a customer at a glance
+            span = table.span(col.name) if filler in cv.NUMBERS else None
+            out.append(CanaryField(col.name, filler, None, col.max_length, span, col.unique and filler in cv.NUMBERS))
     if not any(f.kind.matchable and f.pii_type for f in out):
         raise UsageError(f"{where} has no field a canary can carry (e-mail, token, serial, MAC, SSID, name, phone, "
                          "link)", hint="scan it first (piiguard scan …), or plant in the customers table")
@@ -107,7 +117,7 @@ def plan(config: Config, catalog: Catalog, key: bytes, store: Store, collection:
                          hint=f"run piiguard scan {store.name} first: canaries take the shape of its PII fields")
     table = open_table(store, collection, timeout)
     try:
-        fields = _fields(table.columns(), pii, where)
+        fields = _fields(table, pii, where)
     finally:
         table.close()
     cv.check_settings((f.kind for f in fields), config.discovery.canary.domain, config.discovery.canary.trap_url)
@@ -129,8 +139,15 @@ def apply(config: Config, catalog: Catalog, key: bytes, store: Store, planned: C
     """Insert the plan's rows in one transaction; returns the set's id. Recorded as planned first, so
     an interrupted insert is resumed (never doubled) by the next plant."""
     kinds = {f.name: f.kind for f in planned.fields}
-    rows = _deriver(config, key, planned.nonce).rows(planned.count, kinds, {f.name: f.max_length
-                                                                             for f in planned.fields})
+    deriver = _deriver(config, key, planned.nonce)
+    spans = {f.name: f.span for f in planned.fields}
+    rows = deriver.rows(planned.count, kinds, {f.name: f.max_length for f in planned.fields}, spans)
+    unique = [f.name for f in planned.fields if f.unique and f.span]
+
+    def redraw(index: int, field: str, attempt: int) -> object:
+        # numbers are fillers, neither digested nor matched: the value actually inserted needs no
+        # re-deriving, so a collision is simply drawn again (inside the insert's transaction)
+        return deriver.value(index, field, kinds[field], span=spans[field], attempt=attempt)
     match = cv.matchable_fields(kinds)
     canary_id = planned.resumes
     if canary_id is None:
@@ -140,7 +157,7 @@ def apply(config: Config, catalog: Catalog, key: bytes, store: Store, planned: C
     try:
         there = table.count(rows, match)
         if there == 0:
-            table.insert(rows)
+            table.insert(rows, unique, redraw)
         elif there != planned.count:
             raise UsageError(f"{store.name}.{planned.collection} holds {there} of canary set {canary_id}'s "
                              f"{planned.count} rows; nothing was planted", hint=f"piiguard canary remove {canary_id} "

@@ -103,6 +103,13 @@ BY_COLUMN_TYPE: Mapping[str, ValueKind] = {
 TEXT_TYPES = frozenset(t for t, k in BY_COLUMN_TYPE.items() if k is ValueKind.TEXT)
 
 
+Span = tuple[int, int]
+NUMBERS = frozenset({ValueKind.INTEGER, ValueKind.SMALLINT, ValueKind.TINYINT, ValueKind.DECIMAL})
+# draws inside a unique column's span before going past its max: a nearly full span (ids 1…N with few
+# gaps) would otherwise be retried for ever; a value just past the max looks like the newest customer
+IN_SPAN_ATTEMPTS = 32
+
+
 @dataclass(frozen=True)
 class Deriver:
     """Derives a set's values; ``domain`` and ``trap_url`` come from ``discovery.canary``."""
@@ -115,17 +122,34 @@ class Deriver:
     def seed(self, index: int, field: str, attempt: int = 0) -> bytes:
         return hmac.new(self.key, f"{self.nonce}|{index}|{field}|{attempt}".encode(), hashlib.sha256).digest()
 
-    def value(self, index: int, field: str, kind: ValueKind, max_length: int | None = None) -> Any:
-        """The value of canary ``index`` in ``field``; text is cut to ``max_length`` (a derivation too)."""
+    def value(self, index: int, field: str, kind: ValueKind, max_length: int | None = None,
+              span: Span | None = None, attempt: int = 0) -> Any:
+        """The value of canary ``index`` in ``field``; text is cut to ``max_length`` (a derivation too).
+        A number with a ``span`` (the column's observed min and max) falls inside it; ``attempt`` > 0
+        draws another one (after a collision with an existing row)."""
+        if span is not None and kind in NUMBERS:
+            return in_span(self.seed(index, field, attempt), span, attempt)
         out = _shape(kind, self.seed(index, field), self)
         if isinstance(out, str) and max_length and kind is not ValueKind.EMAIL:
             out = out[:max_length]
         return out
 
     def rows(self, count: int, fields: Mapping[str, ValueKind],
-             lengths: Mapping[str, int | None] | None = None) -> list[dict[str, Any]]:
-        lengths = lengths or {}
-        return [{f: self.value(i, f, k, lengths.get(f)) for f, k in fields.items()} for i in range(count)]
+             lengths: Mapping[str, int | None] | None = None,
+             spans: Mapping[str, Span | None] | None = None) -> list[dict[str, Any]]:
+        lengths, spans = lengths or {}, spans or {}
+        return [{f: self.value(i, f, k, lengths.get(f), spans.get(f)) for f, k in fields.items()}
+                for i in range(count)]
+
+
+
+def in_span(seed: bytes, span: Span, attempt: int = 0) -> int:
+    """A number inside ``span`` (inclusive) from ``seed``; from attempt ``IN_SPAN_ATTEMPTS`` on, the
+    next values past its max (max+1, max+2, …), for a unique column whose span is (nearly) full."""
+    lo, hi = span
+    if attempt >= IN_SPAN_ATTEMPTS:
+        return hi + 1 + attempt - IN_SPAN_ATTEMPTS
+    return lo + int.from_bytes(seed[:16], "big") % (hi - lo + 1)
 
 
 def check_settings(kinds: Iterable[ValueKind], domain: str | None, trap_url: str | None) -> None:
