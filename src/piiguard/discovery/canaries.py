@@ -45,6 +45,11 @@ class CanaryField:
     # and whether a planted value must be one no row holds (a primary key, a unique index)
     span: cv.Span | None = None
     unique: bool = False
+    shape: str | None = None  # a user name's: the character classes and lengths of the column's values
+
+    @property
+    def recorded(self) -> str:
+        return cv.encode_kind(self.kind, self.shape)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,12 @@ def _fields(table: Table, pii: dict[str, str], where: str) -> tuple[CanaryField,
         kind = cv.BY_PII_TYPE.get(pii.get(col.name, ""))
         if kind is not None and col.data_type in cv.TEXT_TYPES and \
                 (col.max_length is None or col.max_length >= (64 if kind is ValueKind.EMAIL else MIN_MATCHABLE_LENGTH)):
-            out.append(CanaryField(col.name, kind, pii[col.name], col.max_length))
+            # a user name follows the column's own shape (never a value of it): a fixed name_xxxxxxxx
+            # form would be filtered out by whoever knows piiguard
+            shape = cv.shape_of(table.sample(col.name)) if kind in cv.SHAPED else None
+            if shape and col.max_length:
+                shape = _cut(shape, col.max_length)
+            out.append(CanaryField(col.name, kind, pii[col.name], col.max_length, shape=shape))
         elif col.required:
             filler = cv.BY_COLUMN_TYPE.get(col.data_type)
             if filler is None:
@@ -95,6 +105,12 @@ def _fields(table: Table, pii: dict[str, str], where: str) -> tuple[CanaryField,
         raise UsageError(f"{where} has no field a canary can carry (e-mail, token, serial, MAC, SSID, name, phone, "
                          "link)", hint="scan it first (piiguard scan …), or plant in the customers table")
     return tuple(out)
+
+
+def _cut(shape: str, max_length: int) -> str | None:
+    classes, seps, lo, hi = cv.parse_shape(shape)
+    hi = min(hi, max_length)
+    return f"{classes}{seps}:{lo}-{hi}" if hi >= lo else None
 
 
 def plan(config: Config, catalog: Catalog, key: bytes, store: Store, collection: str, count: int, *,
@@ -123,7 +139,7 @@ def plan(config: Config, catalog: Catalog, key: bytes, store: Store, collection:
     cv.check_settings((f.kind for f in fields), config.discovery.canary.domain, config.discovery.canary.trap_url)
     kid = key_id(key)
     resumable = [c for c in sets if c["status"] == "planned" and c["count"] == count and c["key_id"] == kid
-                 and c["fields"] == {f.name: f.kind.value for f in fields}]
+                 and c["fields"] == {f.name: f.recorded for f in fields}]
     if resumable:
         return CanaryPlan(store.name, store.engine, collection, count, fields, resumable[-1]["nonce"],
                           int(resumable[-1]["id"]))
@@ -141,7 +157,8 @@ def apply(config: Config, catalog: Catalog, key: bytes, store: Store, planned: C
     kinds = {f.name: f.kind for f in planned.fields}
     deriver = _deriver(config, key, planned.nonce)
     spans = {f.name: f.span for f in planned.fields}
-    rows = deriver.rows(planned.count, kinds, {f.name: f.max_length for f in planned.fields}, spans)
+    shapes = {f.name: f.shape for f in planned.fields}
+    rows = deriver.rows(planned.count, kinds, {f.name: f.max_length for f in planned.fields}, spans, shapes)
     unique = [f.name for f in planned.fields if f.unique and f.span]
 
     def redraw(index: int, field: str, attempt: int) -> object:
@@ -152,7 +169,7 @@ def apply(config: Config, catalog: Catalog, key: bytes, store: Store, planned: C
     canary_id = planned.resumes
     if canary_id is None:
         canary_id = catalog.add_canary(store.name, planned.collection, planned.count, planned.nonce, key_id(key),
-                                       {f: k.value for f, k in kinds.items()}, cv.digests(key, rows, kinds))
+                                       {f.name: f.recorded for f in planned.fields}, cv.digests(key, rows, kinds))
     table = open_table(store, planned.collection, timeout)
     try:
         there = table.count(rows, match)
@@ -203,12 +220,14 @@ def remove(config: Config, catalog: Catalog, key: bytes, canary_id: int, *, appl
     if store is None:
         raise UsageError(f"canary set {canary_id} is in store {found['store']}, which the configuration no longer "
                          "names", hint="add the store back to piiguard.yaml to remove its canaries")
-    kinds = {f: ValueKind(k) for f, k in found["fields"].items()}
+    recorded = {f: cv.decode_kind(k) for f, k in found["fields"].items()}
+    kinds = {f: k for f, (k, _) in recorded.items()}
     match = cv.matchable_fields(kinds)
     removal = Removal(canary_id, store.name, found["collection"], int(found["count"]), tuple(match))
     if not apply:
         return removal
-    rows = _deriver(config, key, found["nonce"]).rows(int(found["count"]), kinds, _lengths(found, store, timeout))
+    rows = _deriver(config, key, found["nonce"]).rows(int(found["count"]), kinds, _lengths(found, store, timeout),
+                                                      shapes={f: s for f, (_, s) in recorded.items()})
     table = open_table(store, found["collection"], timeout)
     try:
         deleted = table.delete(rows, match)
@@ -246,7 +265,7 @@ def planted_sets(catalog: Catalog, key: bytes) -> list[PlantedSet]:
     for c in catalog.canaries():
         if c["status"] not in ("planted", "removed") or c["key_id"] != kid:
             continue
-        kinds = {f: ValueKind(k) for f, k in c["fields"].items()}
+        kinds = {f: cv.decode_kind(k)[0] for f, k in c["fields"].items()}
         names = cv.matchable_fields(kinds)
         by_digest = {d: (i // len(names), names[i % len(names)], kinds[names[i % len(names)]])
                      for i, d in enumerate(cv.split(bytes(c["digests"])))} if names else {}

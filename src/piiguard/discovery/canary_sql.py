@@ -59,6 +59,10 @@ class Table(ABC):
         """The column's smallest and largest whole value (read only), or None when it holds none."""
 
     @abstractmethod
+    def sample(self, column: str, limit: int = 200) -> list[Any]:
+        """Up to ``limit`` non-null values of the column (read only), for their shape alone."""
+
+    @abstractmethod
     def insert(self, rows: Sequence[Mapping[str, Any]], unique: Sequence[str] = (),
                redraw: Redraw | None = None) -> int:
         """Insert ``rows`` in one transaction. In it, first, each ``unique`` field's value that an
@@ -144,6 +148,15 @@ class _Postgres(Table):
         finally:
             self.conn.rollback()
         return _span(got)
+
+    def sample(self, column: str, limit: int = 200) -> list[Any]:
+        sql = self.sql
+        query = sql.SQL("SELECT {c}::text FROM {t} WHERE {c} IS NOT NULL LIMIT %s").format(
+            c=sql.Identifier(column), t=self.ident)
+        try:
+            return [r[0] for r in self.conn.execute(query, [limit]).fetchall()]
+        finally:
+            self.conn.rollback()
 
     def _where(self, match: Sequence[str]) -> Any:
         sql = self.sql
@@ -244,6 +257,13 @@ class _MySQL(Table):
         finally:
             self.conn.rollback()
         return _span(got[0] if got else None)
+
+    def sample(self, column: str, limit: int = 200) -> list[Any]:
+        try:
+            return [r[0] for r in self._rows(f"SELECT {_q(column)} FROM {self.ident} WHERE {_q(column)} IS NOT NULL "
+                                             "LIMIT %s", [limit])]
+        finally:
+            self.conn.rollback()
 
     def _where(self, match: Sequence[str]) -> str:
         return " AND ".join(f"{_q(f)} = %s" for f in match)
