@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from piiguard import synthetic
 from piiguard.catalog import Catalog
 from piiguard.config import Config, load_config
 from piiguard.discovery import canaries
+from piiguard.discovery import canary_values as cv
 from piiguard.discovery.canary_values import Deriver, ValueKind
 from piiguard.errors import CollectionError, ConfigError, UsageError
 from piiguard.scanner import scan
@@ -116,8 +118,9 @@ def _scanned(tmp_path: Path, cfg: Config) -> Catalog:
 
 def _values(cfg: Config, cat: Catalog, key: bytes, canary_id: int) -> list[dict[str, Any]]:
     found = next(c for c in cat.canaries() if c["id"] == canary_id)
-    kinds = {f: ValueKind(k) for f, k in found["fields"].items()}
-    return Deriver(key, found["nonce"], "canary.example.com", "https://trap.example.com").rows(found["count"], kinds)
+    recorded = {f: cv.decode_kind(k) for f, k in found["fields"].items()}
+    return Deriver(key, found["nonce"], "canary.example.com", "https://trap.example.com").rows(
+        found["count"], {f: k for f, (k, _) in recorded.items()}, shapes={f: s for f, (_, s) in recorded.items()})
 
 
 def test_plan_apply_find_remove(engine: Engine, key: bytes, tmp_path: Path, leaks: Any) -> None:
@@ -404,3 +407,92 @@ def test_remove_of_a_changed_set_is_refused_and_it_stays_planted(engine: Engine,
     assert [c["status"] for c in listed["canaries"]] == ["planted"]
     again = run("plant", f"prod.{collection}", "--count", "2", "--apply")
     assert again.returncode == 2 and "already holds canary set 1" in again.stdout + again.stderr
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse-ids", "nearly-full-ids"])
+def test_planted_numbers_fall_inside_the_observed_range_and_never_collide(
+        engine: Engine, key: bytes, tmp_path: Path, dense: bool) -> None:
+    """A required integer key with no default (ids of 100000–999999), a bigint and a numeric: canaries
+    get values inside each column's observed range, no id an existing row (or another canary) holds —
+    on a nearly full range the ids past its max — and remove and find still work on exactly them."""
+    import random
+
+    query, execute, store_cfg, collection, _ = engine
+    schema = collection.rpartition(".")[0]
+    execute("CREATE TABLE accounts (id integer PRIMARY KEY, email varchar(255) NOT NULL, "
+            "legacy_no bigint NOT NULL, balance numeric(10, 2) NOT NULL)")
+    rnd = random.Random(7)
+    ids = list(range(100_000, 100_000 + N + 3)) if dense else rnd.sample(range(100_000, 1_000_000), N)
+    if dense:
+        for gap in (100_050, 100_150, 100_250):
+            ids.remove(gap)
+    for i, (account, email) in enumerate(zip(ids, DATA["email"], strict=False)):
+        execute("INSERT INTO accounts VALUES (%s, %s, %s, %s)",
+                params=(account, str(email), 5_000_000_000 + 7 * i, f"{10 + i}.25"))
+    cfg = _config(tmp_path, store_cfg)
+    store = cfg.stores[0]
+    with _scanned(tmp_path, cfg) as cat:
+        planned = canaries.plan(cfg, cat, key, store, f"{schema}.accounts", 20)
+        by_name = {f.name: f for f in planned.fields}
+        assert by_name["id"].unique and not by_name["legacy_no"].unique
+        assert "inside its observed range" in "\n".join(planned.lines())
+        assert not any(str(ids[0]) in line or "100000" in line for line in planned.lines())  # no real value shown
+        canary_id = canaries.apply(cfg, cat, key, store, planned)
+        emails = {r["email"] for r in _values(cfg, cat, key, canary_id)}
+        got = [(int(a), int(b), float(c)) for a, b, c in
+               query("SELECT id, legacy_no, balance FROM accounts") if a not in set(ids)]
+        planted_ids = [a for a, _, _ in got]
+        assert len(got) == 20 and len(set(planted_ids)) == 20  # 20 new ids: none collided
+        lo, hi = min(ids), max(ids)
+        if dense:  # three gaps and 32 draws each: most go past the max, each to the next free id
+            assert all(lo <= a <= hi + 20 for a in planted_ids)
+        else:
+            assert all(lo <= a <= hi for a in planted_ids)
+        assert all(5_000_000_000 <= b <= 5_000_000_000 + 7 * (N - 1) for _, b, _ in got)
+        assert all(10 <= c <= 10 + N for _, _, c in got)
+        # a copy of the e-mails is still found, and remove deletes exactly the planted rows
+        execute("CREATE TABLE mail (address varchar(255))", db="canary_copy")
+        for (email,) in query("SELECT email FROM accounts"):
+            execute("INSERT INTO mail VALUES (%s)", db="canary_copy", params=(email,))
+        copy_store = dataclasses.replace(store, name="copy", database="canary_copy")
+        assert [link.people for link in canaries.find(copy_store, cat, key)] == [20]
+        done = canaries.remove(cfg, cat, key, canary_id, apply=True)
+        assert done.deleted == 20
+        assert sorted(a for (a,) in query("SELECT id FROM accounts")) == sorted(ids)
+        assert not emails & {e for (e,) in query("SELECT email FROM accounts")}
+
+
+def test_planted_user_names_follow_the_shape_of_the_columns_own(engine: Engine, key: bytes, tmp_path: Path,
+                                                                leaks: Any) -> None:
+    """Handles like ``k.miller1987``: the canaries' user names use the column's character classes and
+    lengths (no fixed name_xxxxxxxx form), copy no customer's, are found in a copy and removed exactly."""
+    import random
+
+    query, execute, store_cfg, collection, _ = engine
+    schema = collection.rpartition(".")[0]
+    execute("CREATE TABLE logins (email varchar(255) NOT NULL, username varchar(40))")
+    rnd = random.Random(3)
+    handles = [f"{rnd.choice('abcdefghjk')}.{str(DATA['full_name'][i]).split()[-1].lower()}{rnd.randint(1950, 2010)}"
+               for i in range(N)]
+    for email, handle in zip(DATA["email"], handles, strict=False):
+        execute("INSERT INTO logins VALUES (%s, %s)", params=(str(email), handle))
+    cfg = _config(tmp_path, store_cfg)
+    store = cfg.stores[0]
+    with _scanned(tmp_path, cfg) as cat:
+        planned = canaries.plan(cfg, cat, key, store, f"{schema}.logins", 12)
+        field = next(f for f in planned.fields if f.name == "username")
+        assert field.kind is ValueKind.USERNAME and field.shape is not None
+        canary_id = canaries.apply(cfg, cat, key, store, planned)
+        values = _values(cfg, cat, key, canary_id)
+        leaks.seed([str(v) for row in values for v in row.values() if isinstance(v, str)], "canary")
+        planted = {u for (u,) in query("SELECT username FROM logins")} - set(handles)
+        assert planted == {r["username"] for r in values} and len(planted) == 12
+        lengths = sorted(len(h) for h in handles)
+        for u in planted:
+            assert not re.fullmatch(r"[a-z]+_[a-z2-7]{8}", u)  # not the fixed form an attacker filters
+            assert set(u) <= set("abcdefghijklmnopqrstuvwxyz0123456789.") and lengths[0] <= len(u) <= lengths[-1]
+        execute("CREATE TABLE handles (login varchar(255))", db="canary_copy")
+        for u in planted:
+            execute("INSERT INTO handles VALUES (%s)", db="canary_copy", params=(u,))
+        copy_store = dataclasses.replace(store, name="copy", database="canary_copy")
+        assert [link.people for link in canaries.find(copy_store, cat, key)] == [12]
+        assert canaries.remove(cfg, cat, key, canary_id, apply=True).deleted == 12
+        assert sorted(u for (u,) in query("SELECT username FROM logins")) == sorted(handles)

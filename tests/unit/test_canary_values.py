@@ -122,3 +122,36 @@ def test_a_trap_on_a_port_in_use_names_the_setting(tmp_path: Path) -> None:
         with pytest.raises(UsageError, match=rf"discovery\.canary\.smtp: cannot listen on 127\.0\.0\.1:{port}"):
             trap.start()
         assert trap.addresses == []  # the HTTP side it had opened is closed again
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-10**12, 10**12), st.integers(0, 10**9), st.integers(0, 40), st.binary(min_size=32, max_size=32))
+def test_numbers_fall_inside_the_span_then_just_past_it(lo: int, width: int, attempt: int, seed: bytes) -> None:
+    value = cv.in_span(seed, (lo, lo + width), attempt)
+    if attempt < cv.IN_SPAN_ATTEMPTS:
+        assert lo <= value <= lo + width
+    else:
+        assert value == lo + width + 1 + attempt - cv.IN_SPAN_ATTEMPTS
+
+
+HANDLE = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", min_size=1, max_size=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(HANDLE, min_size=10, max_size=60), st.integers(0, 30))
+def test_a_shaped_user_name_keeps_the_samples_classes_and_lengths_and_copies_none(
+        sample: list[str], index: int) -> None:
+    shape = cv.shape_of(sample)
+    if shape is None:  # too short to be distinctive
+        assert sorted(len(s) for s in sample)[-1 - len(sample) // 10] < cv.SHAPE_MIN_LENGTH
+        return
+    value = D.value(index, "user", cv.ValueKind.USERNAME, shape=shape)
+    _, _, lo, hi = cv.parse_shape(shape)
+    joined = "".join(sample)
+
+    def classes(text: str) -> set[str]:
+        return {"a" if c.islower() else "A" if c.isupper() else "9" if c.isdigit() else c for c in text}
+
+    assert lo <= len(value) <= hi and classes(value) <= classes(joined) and value not in sample
+    assert value == D.value(index, "user", cv.ValueKind.USERNAME, shape=shape)  # re-derivable from the shape
+    assert cv.decode_kind(cv.encode_kind(cv.ValueKind.USERNAME, shape)) == (cv.ValueKind.USERNAME, shape)

@@ -24,7 +24,7 @@ from piiguard.catalog import Catalog
 from piiguard.config import Config
 from piiguard.discovery import canary_values as cv
 from piiguard.discovery.base import CopyLink
-from piiguard.discovery.canary_sql import SUPPORTED, Column, NotExact, open_table
+from piiguard.discovery.canary_sql import SUPPORTED, NotExact, Table, open_table
 from piiguard.discovery.canary_values import ValueKind
 from piiguard.discovery.fingerprints import key_id
 from piiguard.errors import CollectionError, UsageError
@@ -41,6 +41,15 @@ class CanaryField:
     kind: ValueKind
     pii_type: str | None  # the scan's type, or None for a required column filled by its type
     max_length: int | None = None
+    # a required number's observed min and max (read when planning; never printed: it is real data),
+    # and whether a planted value must be one no row holds (a primary key, a unique index)
+    span: cv.Span | None = None
+    unique: bool = False
+    shape: str | None = None  # a user name's: the character classes and lengths of the column's values
+
+    @property
+    def recorded(self) -> str:
+        return cv.encode_kind(self.kind, self.shape)
 
 
 @dataclass(frozen=True)
@@ -61,30 +70,47 @@ class CanaryPlan:
                "in one transaction:",
                f"  INSERT INTO {self.collection} ({names}) VALUES (…) × {self.count}"]
         out += [f"  {f.name}: {f.kind.value}" + (f" (scanned as {f.pii_type})" if f.pii_type else
-                                                   " (required column, filled by its type)") for f in self.fields]
+                                                   " (required column, filled by its type" +
+                                                   (", inside its observed range" if f.span else "") +
+                                                   (", a value no row holds" if f.unique else "") + ")")
+                for f in self.fields]
         out.append("  values are derived from the discovery key and not shown: whoever reads them could avoid them")
         if self.resumes is not None:
             out.append(f"  resumes canary set {self.resumes}, recorded as planned")
         return out
 
 
-def _fields(columns: Sequence[Column], pii: dict[str, str], where: str) -> tuple[CanaryField, ...]:
+def _fields(table: Table, pii: dict[str, str], where: str) -> tuple[CanaryField, ...]:
     out: list[CanaryField] = []
-    for col in columns:
+    for col in table.columns():
         kind = cv.BY_PII_TYPE.get(pii.get(col.name, ""))
         if kind is not None and col.data_type in cv.TEXT_TYPES and \
                 (col.max_length is None or col.max_length >= (64 if kind is ValueKind.EMAIL else MIN_MATCHABLE_LENGTH)):
-            out.append(CanaryField(col.name, kind, pii[col.name], col.max_length))
+            # a user name follows the column's own shape (never a value of it): a fixed name_xxxxxxxx
+            # form would be filtered out by whoever knows piiguard
+            shape = cv.shape_of(table.sample(col.name)) if kind in cv.SHAPED else None
+            if shape and col.max_length:
+                shape = _cut(shape, col.max_length)
+            out.append(CanaryField(col.name, kind, pii[col.name], col.max_length, shape=shape))
         elif col.required:
             filler = cv.BY_COLUMN_TYPE.get(col.data_type)
             if filler is None:
                 raise UsageError(f"{where}.{col.name} is required and of type {col.data_type}, which canaries "
                                  "cannot fill", hint="give the column a default, or plant in another table")
-            out.append(CanaryField(col.name, filler, None, col.max_length))
+            # a number inside the column's observed range: 1…2·10⁹ among ids of 100000–999999 would
+            # tell a canary from a customer at a glance
+            span = table.span(col.name) if filler in cv.NUMBERS else None
+            out.append(CanaryField(col.name, filler, None, col.max_length, span, col.unique and filler in cv.NUMBERS))
     if not any(f.kind.matchable and f.pii_type for f in out):
         raise UsageError(f"{where} has no field a canary can carry (e-mail, token, serial, MAC, SSID, name, phone, "
                          "link)", hint="scan it first (piiguard scan …), or plant in the customers table")
     return tuple(out)
+
+
+def _cut(shape: str, max_length: int) -> str | None:
+    classes, seps, lo, hi = cv.parse_shape(shape)
+    hi = min(hi, max_length)
+    return f"{classes}{seps}:{lo}-{hi}" if hi >= lo else None
 
 
 def plan(config: Config, catalog: Catalog, key: bytes, store: Store, collection: str, count: int, *,
@@ -107,13 +133,13 @@ def plan(config: Config, catalog: Catalog, key: bytes, store: Store, collection:
                          hint=f"run piiguard scan {store.name} first: canaries take the shape of its PII fields")
     table = open_table(store, collection, timeout)
     try:
-        fields = _fields(table.columns(), pii, where)
+        fields = _fields(table, pii, where)
     finally:
         table.close()
     cv.check_settings((f.kind for f in fields), config.discovery.canary.domain, config.discovery.canary.trap_url)
     kid = key_id(key)
     resumable = [c for c in sets if c["status"] == "planned" and c["count"] == count and c["key_id"] == kid
-                 and c["fields"] == {f.name: f.kind.value for f in fields}]
+                 and c["fields"] == {f.name: f.recorded for f in fields}]
     if resumable:
         return CanaryPlan(store.name, store.engine, collection, count, fields, resumable[-1]["nonce"],
                           int(resumable[-1]["id"]))
@@ -129,18 +155,26 @@ def apply(config: Config, catalog: Catalog, key: bytes, store: Store, planned: C
     """Insert the plan's rows in one transaction; returns the set's id. Recorded as planned first, so
     an interrupted insert is resumed (never doubled) by the next plant."""
     kinds = {f.name: f.kind for f in planned.fields}
-    rows = _deriver(config, key, planned.nonce).rows(planned.count, kinds, {f.name: f.max_length
-                                                                             for f in planned.fields})
+    deriver = _deriver(config, key, planned.nonce)
+    spans = {f.name: f.span for f in planned.fields}
+    shapes = {f.name: f.shape for f in planned.fields}
+    rows = deriver.rows(planned.count, kinds, {f.name: f.max_length for f in planned.fields}, spans, shapes)
+    unique = [f.name for f in planned.fields if f.unique and f.span]
+
+    def redraw(index: int, field: str, attempt: int) -> object:
+        # numbers are fillers, neither digested nor matched: the value actually inserted needs no
+        # re-deriving, so a collision is simply drawn again (inside the insert's transaction)
+        return deriver.value(index, field, kinds[field], span=spans[field], attempt=attempt)
     match = cv.matchable_fields(kinds)
     canary_id = planned.resumes
     if canary_id is None:
         canary_id = catalog.add_canary(store.name, planned.collection, planned.count, planned.nonce, key_id(key),
-                                       {f: k.value for f, k in kinds.items()}, cv.digests(key, rows, kinds))
+                                       {f.name: f.recorded for f in planned.fields}, cv.digests(key, rows, kinds))
     table = open_table(store, planned.collection, timeout)
     try:
         there = table.count(rows, match)
         if there == 0:
-            table.insert(rows)
+            table.insert(rows, unique, redraw)
         elif there != planned.count:
             raise UsageError(f"{store.name}.{planned.collection} holds {there} of canary set {canary_id}'s "
                              f"{planned.count} rows; nothing was planted", hint=f"piiguard canary remove {canary_id} "
@@ -187,12 +221,14 @@ def remove(config: Config, catalog: Catalog, key: bytes, canary_id: int, *, appl
     if store is None:
         raise UsageError(f"canary set {canary_id} is in store {found['store']}, which the configuration no longer "
                          "names", hint="add the store back to piiguard.yaml to remove its canaries")
-    kinds = {f: ValueKind(k) for f, k in found["fields"].items()}
+    recorded = {f: cv.decode_kind(k) for f, k in found["fields"].items()}
+    kinds = {f: k for f, (k, _) in recorded.items()}
     match = cv.matchable_fields(kinds)
     removal = Removal(canary_id, store.name, found["collection"], int(found["count"]), tuple(match))
     if not apply:
         return removal
-    rows = _deriver(config, key, found["nonce"]).rows(int(found["count"]), kinds, _lengths(found, store, timeout))
+    rows = _deriver(config, key, found["nonce"]).rows(int(found["count"]), kinds, _lengths(found, store, timeout),
+                                                      shapes={f: s for f, (_, s) in recorded.items()})
     table = open_table(store, found["collection"], timeout)
     try:
         deleted = table.delete(rows, match)
@@ -241,7 +277,7 @@ def planted_sets(catalog: Catalog, key: bytes) -> list[PlantedSet]:
     for c in catalog.canaries():
         if c["status"] not in ("planted", "removed") or c["key_id"] != kid:
             continue
-        kinds = {f: ValueKind(k) for f, k in c["fields"].items()}
+        kinds = {f: cv.decode_kind(k)[0] for f, k in c["fields"].items()}
         names = cv.matchable_fields(kinds)
         by_digest = {d: (i // len(names), names[i % len(names)], kinds[names[i % len(names)]])
                      for i, d in enumerate(cv.split(bytes(c["digests"])))} if names else {}

@@ -14,7 +14,7 @@ ours, or a canary row changed since it was planted, rolls the whole removal back
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +46,14 @@ class Column:
     nullable: bool
     filled: bool  # a default, an identity or a generated value: the engine fills it
     max_length: int | None
+    unique: bool = False  # a primary key or a one-column unique index: a planted value must be free
 
     @property
     def required(self) -> bool:
         return not self.nullable and not self.filled
+
+
+Redraw = Callable[[int, str, int], Any]
 
 
 class Table(ABC):
@@ -70,7 +74,34 @@ class Table(ABC):
         """How many rows of the table hold one of ``rows``' values in every ``match`` field."""
 
     @abstractmethod
-    def insert(self, rows: Sequence[Mapping[str, Any]]) -> int: ...
+    def span(self, column: str) -> tuple[int, int] | None:
+        """The column's smallest and largest whole value (read only), or None when it holds none."""
+
+    @abstractmethod
+    def sample(self, column: str, limit: int = 200) -> list[Any]:
+        """Up to ``limit`` non-null values of the column (read only), for their shape alone."""
+
+    @abstractmethod
+    def insert(self, rows: Sequence[Mapping[str, Any]], unique: Sequence[str] = (),
+               redraw: Redraw | None = None) -> int:
+        """Insert ``rows`` in one transaction. In it, first, each ``unique`` field's value that an
+        existing row (or an earlier canary) holds is drawn again with ``redraw(index, field, attempt)``."""
+
+    @staticmethod
+    def _free(rows: Sequence[Mapping[str, Any]], unique: Sequence[str], redraw: Redraw | None,
+              held: Callable[[str, Any], bool]) -> list[dict[str, Any]]:
+        out = [dict(r) for r in rows]
+        if not unique or redraw is None:
+            return out
+        for field in unique:
+            used: set[Any] = set()
+            for i, row in enumerate(out):
+                attempt = 0
+                while row[field] in used or held(field, row[field]):
+                    attempt += 1
+                    row[field] = redraw(i, field, attempt)
+                used.add(row[field])
+        return out
 
     @abstractmethod
     def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
@@ -117,11 +148,36 @@ class _Postgres(Table):
             "OR is_generated = 'ALWAYS', character_maximum_length FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
             (self.schema, self.table)).fetchall()
+        # one-column unique indexes (a primary key is one), from the catalog: information_schema's
+        # key_column_usage shows only constraints, not a CREATE UNIQUE INDEX
+        unique = {str(n) for (n,) in self.conn.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) "
+            "AND i.indisunique AND i.indnatts = 1", (self.schema, self.table)).fetchall()}
         self.conn.rollback()
         if not rows:
             raise self.missing()
-        return [Column(str(n), str(t).lower(), bool(nu), bool(f), None if m is None else int(m))
+        return [Column(str(n), str(t).lower(), bool(nu), bool(f), None if m is None else int(m), str(n) in unique)
                 for n, t, nu, f, m in rows]
+
+    def span(self, column: str) -> tuple[int, int] | None:
+        sql = self.sql
+        query = sql.SQL("SELECT ceil(min({c}))::numeric, floor(max({c}))::numeric FROM {t}").format(
+            c=sql.Identifier(column), t=self.ident)
+        try:
+            got = self.conn.execute(query).fetchone()
+        finally:
+            self.conn.rollback()
+        return _span(got)
+
+    def sample(self, column: str, limit: int = 200) -> list[Any]:
+        sql = self.sql
+        query = sql.SQL("SELECT {c}::text FROM {t} WHERE {c} IS NOT NULL LIMIT %s").format(
+            c=sql.Identifier(column), t=self.ident)
+        try:
+            return [r[0] for r in self.conn.execute(query, [limit]).fetchall()]
+        finally:
+            self.conn.rollback()
 
     def _where(self, match: Sequence[str]) -> Any:
         sql = self.sql
@@ -139,13 +195,13 @@ class _Postgres(Table):
             self.conn.rollback()
         return total
 
-    def _write(self, what: str, query: Any, params: list[list[Any]]) -> int:
+    def _write(self, what: str, query: Any, params: Callable[[], list[list[Any]]]) -> int:
         import psycopg
 
         try:
             with self.conn.cursor() as cur:
                 changed = 0
-                for p in params:
+                for p in params():
                     cur.execute(query, p)
                     changed += max(cur.rowcount, 0)
             self.conn.commit()
@@ -159,13 +215,20 @@ class _Postgres(Table):
             self.conn.rollback()
             raise self.failed(what, exc) from exc
 
-    def insert(self, rows: Sequence[Mapping[str, Any]]) -> int:
+    def insert(self, rows: Sequence[Mapping[str, Any]], unique: Sequence[str] = (),
+               redraw: Redraw | None = None) -> int:
         sql = self.sql
         names = list(rows[0])
         query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             self.ident, sql.SQL(", ").join(sql.Identifier(n) for n in names),
             sql.SQL(", ").join(sql.Placeholder() for _ in names))
-        return self._write("INSERT", query, [[r[n] for n in names] for r in rows])
+
+        def held(field: str, value: Any) -> bool:  # in the insert's transaction (not yet committed)
+            return self.conn.execute(self.sql.SQL("SELECT 1 FROM {} WHERE {} = %s LIMIT 1").format(
+                self.ident, self.sql.Identifier(field)), [value]).fetchone() is not None
+
+        return self._write("INSERT", query, lambda: [[r[n] for n in names]
+                                                      for r in self._free(rows, unique, redraw, held)])
 
     def delete(self, rows: Sequence[Mapping[str, Any]], match: Sequence[str]) -> int:
         import psycopg
@@ -232,11 +295,31 @@ class _MySQL(Table):
             "OR EXTRA LIKE '%%auto_increment%%' OR EXTRA LIKE '%%GENERATED%%', CHARACTER_MAXIMUM_LENGTH "
             "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
             (self.schema, self.table))
+        # one-column unique indexes (a primary key is one)
+        unique = {str(n) for (n,) in self._rows(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS s WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+            "AND NON_UNIQUE = 0 GROUP BY INDEX_NAME, COLUMN_NAME HAVING (SELECT count(*) FROM "
+            "information_schema.STATISTICS t WHERE t.TABLE_SCHEMA = %s AND t.TABLE_NAME = %s "
+            "AND t.INDEX_NAME = s.INDEX_NAME) = 1", (self.schema, self.table, self.schema, self.table))}
         self.conn.rollback()
         if not rows:
             raise self.missing()
-        return [Column(str(n), str(t).lower(), bool(nu), bool(f), None if m is None else int(m))
+        return [Column(str(n), str(t).lower(), bool(nu), bool(f), None if m is None else int(m), str(n) in unique)
                 for n, t, nu, f, m in rows]
+
+    def span(self, column: str) -> tuple[int, int] | None:
+        try:
+            got = self._rows(f"SELECT CEIL(MIN({_q(column)})), FLOOR(MAX({_q(column)})) FROM {self.ident}", ())
+        finally:
+            self.conn.rollback()
+        return _span(got[0] if got else None)
+
+    def sample(self, column: str, limit: int = 200) -> list[Any]:
+        try:
+            return [r[0] for r in self._rows(f"SELECT {_q(column)} FROM {self.ident} WHERE {_q(column)} IS NOT NULL "
+                                             "LIMIT %s", [limit])]
+        finally:
+            self.conn.rollback()
 
     def _where(self, match: Sequence[str]) -> str:
         # BINARY: bytewise, as the column's charset stores it. Under the table's collation `=` ignores
@@ -251,12 +334,12 @@ class _MySQL(Table):
         finally:
             self.conn.rollback()
 
-    def _write(self, what: str, query: str, params: list[list[Any]]) -> int:
+    def _write(self, what: str, query: str, params: Callable[[], list[list[Any]]]) -> int:
         from piiguard.engines.mysql import driver_errors
 
         try:
             with self.conn.cursor() as cur:
-                changed = sum(max(int(cur.execute(query, p)), 0) for p in params)
+                changed = sum(max(int(cur.execute(query, p)), 0) for p in params())
             self.conn.commit()
             return changed
         except driver_errors() as exc:
@@ -268,11 +351,17 @@ class _MySQL(Table):
                                        hint=f"GRANT {what} ON {self.collection} TO the configured user") from exc
             raise self.failed(what, exc) from exc
 
-    def insert(self, rows: Sequence[Mapping[str, Any]]) -> int:
+    def insert(self, rows: Sequence[Mapping[str, Any]], unique: Sequence[str] = (),
+               redraw: Redraw | None = None) -> int:
         names = list(rows[0])
         query = (f"INSERT INTO {self.ident} ({', '.join(_q(n) for n in names)}) "
                  f"VALUES ({', '.join(['%s'] * len(names))})")
-        return self._write("INSERT", query, [[r[n] for n in names] for r in rows])
+
+        def held(field: str, value: Any) -> bool:  # in the insert's transaction (not yet committed)
+            return bool(self._rows(f"SELECT 1 FROM {self.ident} WHERE {_q(field)} = %s LIMIT 1", [value]))
+
+        return self._write("INSERT", query, lambda: [[r[n] for n in names]
+                                                      for r in self._free(rows, unique, redraw, held)])
 
     def _primary_key(self) -> list[str]:
         return [str(n) for (n,) in self._rows(
@@ -320,3 +409,9 @@ class _MySQL(Table):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _span(got: Sequence[Any] | None) -> tuple[int, int] | None:
+    if not got or got[0] is None or got[1] is None or got[0] > got[1]:
+        return None  # an empty column, or no whole number between its min and max
+    return int(got[0]), int(got[1])

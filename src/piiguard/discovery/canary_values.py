@@ -103,6 +103,13 @@ BY_COLUMN_TYPE: Mapping[str, ValueKind] = {
 TEXT_TYPES = frozenset(t for t, k in BY_COLUMN_TYPE.items() if k is ValueKind.TEXT)
 
 
+Span = tuple[int, int]
+NUMBERS = frozenset({ValueKind.INTEGER, ValueKind.SMALLINT, ValueKind.TINYINT, ValueKind.DECIMAL})
+# draws inside a unique column's span before going past its max: a nearly full span (ids 1…N with few
+# gaps) would otherwise be retried for ever; a value just past the max looks like the newest customer
+IN_SPAN_ATTEMPTS = 32
+
+
 @dataclass(frozen=True)
 class Deriver:
     """Derives a set's values; ``domain`` and ``trap_url`` come from ``discovery.canary``."""
@@ -115,17 +122,96 @@ class Deriver:
     def seed(self, index: int, field: str, attempt: int = 0) -> bytes:
         return hmac.new(self.key, f"{self.nonce}|{index}|{field}|{attempt}".encode(), hashlib.sha256).digest()
 
-    def value(self, index: int, field: str, kind: ValueKind, max_length: int | None = None) -> Any:
-        """The value of canary ``index`` in ``field``; text is cut to ``max_length`` (a derivation too)."""
+    def value(self, index: int, field: str, kind: ValueKind, max_length: int | None = None,
+              span: Span | None = None, attempt: int = 0, shape: str | None = None) -> Any:
+        """The value of canary ``index`` in ``field``; text is cut to ``max_length`` (a derivation too).
+        A number with a ``span`` (the column's observed min and max) falls inside it; ``attempt`` > 0
+        draws another one (after a collision with an existing row)."""
+        if span is not None and kind in NUMBERS:
+            return in_span(self.seed(index, field, attempt), span, attempt)
+        if shape is not None and kind in SHAPED:
+            return shaped(self.seed(index, field), shape)
         out = _shape(kind, self.seed(index, field), self)
         if isinstance(out, str) and max_length and kind is not ValueKind.EMAIL:
             out = out[:max_length]
         return out
 
     def rows(self, count: int, fields: Mapping[str, ValueKind],
-             lengths: Mapping[str, int | None] | None = None) -> list[dict[str, Any]]:
-        lengths = lengths or {}
-        return [{f: self.value(i, f, k, lengths.get(f)) for f, k in fields.items()} for i in range(count)]
+             lengths: Mapping[str, int | None] | None = None,
+             spans: Mapping[str, Span | None] | None = None,
+             shapes: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
+        lengths, spans, shapes = lengths or {}, spans or {}, shapes or {}
+        return [{f: self.value(i, f, k, lengths.get(f), spans.get(f), shape=shapes.get(f))
+                 for f, k in fields.items()} for i in range(count)]
+
+
+# kinds whose text follows the shape of the column's own values (see shape_of)
+SHAPED = frozenset({ValueKind.USERNAME})
+SHAPE_MIN_LENGTH = 8  # shorter is not distinctive enough to prove a copy
+_SHAPE = re.compile(r"([aA9]*)([._-]*):(\d+)-(\d+)")
+_CLASSES = {"a": "abcdefghijklmnopqrstuvwxyz", "A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "9": "0123456789"}
+
+
+def shape_of(values: Iterable[object]) -> str | None:
+    """The shape of a column's values, e.g. ``a9_:8-14``: which character classes (lower, upper,
+    digit) and separators they use, and their length range. It holds no value (nothing of a
+    customer's is copied), so it is stored with the set and canaries are re-derived from it.
+    None when the sample is too small or its values too short or not handle-like."""
+    texts = [v for v in values if isinstance(v, str) and v and not any(c.isspace() for c in v) and len(v) <= 32]
+    if len(texts) < 10:
+        return None
+    joined = "".join(texts)
+    classes = "".join(c for c, alphabet in _CLASSES.items() if any(ch in alphabet for ch in joined))
+    seps = "".join(c for c in "._-" if c in joined)
+    if not classes or any(not (ch.isascii() and ch.isalnum()) and ch not in seps for ch in joined):
+        return None  # other characters (non-ASCII, '@', '+'): keep the default handle
+    lengths = sorted(len(t) for t in texts)
+    lo, hi = max(lengths[len(lengths) // 10], SHAPE_MIN_LENGTH), lengths[-1 - len(lengths) // 10]
+    return f"{classes}{seps}:{lo}-{hi}" if hi >= lo else None
+
+
+def parse_shape(shape: str) -> tuple[str, str, int, int]:
+    m = _SHAPE.fullmatch(shape)
+    if m is None:
+        raise ValueError(f"not a canary shape: {shape!r}")
+    return m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+
+
+def shaped(seed: bytes, shape: str) -> str:
+    """A handle of ``shape``: a common first name's start in the shape's letter case, maybe one of its
+    separators, then derived characters of its classes (at least 4 of them: the distinctive part)."""
+    classes, seps, lo, hi = parse_shape(shape)
+    n = int.from_bytes(seed[:8], "big")
+    length = lo + n % (hi - lo + 1)
+    first = _FIRST[seed[8] % len(_FIRST)].lower()
+    first = first.upper() if "a" not in classes and "A" in classes else \
+        first.capitalize() if "A" in classes and seed[9] % 2 else first
+    sep = seps[seed[10] % len(seps)] if seps and seed[11] % 2 else ""
+    name = first[:max(0, length - 4 - len(sep))] if "a" in classes or "A" in classes else ""
+    if not name:
+        sep = ""
+    tail = _alnum(seed[12:], length - len(name) - len(sep), "".join(_CLASSES[c] for c in classes))
+    return name + sep + tail
+
+
+def encode_kind(kind: ValueKind, shape: str | None) -> str:
+    """How the catalog records a field's kind: ``username``, or ``username:a9_:8-14`` with a shape."""
+    return f"{kind.value}:{shape}" if shape else kind.value
+
+
+def decode_kind(recorded: str) -> tuple[ValueKind, str | None]:
+    kind, _, shape = recorded.partition(":")
+    return ValueKind(kind), shape or None
+
+
+
+def in_span(seed: bytes, span: Span, attempt: int = 0) -> int:
+    """A number inside ``span`` (inclusive) from ``seed``; from attempt ``IN_SPAN_ATTEMPTS`` on, the
+    next values past its max (max+1, max+2, …), for a unique column whose span is (nearly) full."""
+    lo, hi = span
+    if attempt >= IN_SPAN_ATTEMPTS:
+        return hi + 1 + attempt - IN_SPAN_ATTEMPTS
+    return lo + int.from_bytes(seed[:16], "big") % (hi - lo + 1)
 
 
 def check_settings(kinds: Iterable[ValueKind], domain: str | None, trap_url: str | None) -> None:
