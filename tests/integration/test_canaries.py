@@ -22,6 +22,7 @@ from piiguard.config import Config, load_config
 from piiguard.discovery import canaries
 from piiguard.discovery.canary_values import Deriver, ValueKind
 from piiguard.errors import ConfigError, UsageError
+from piiguard.model import ScanMode
 from piiguard.scanner import scan
 
 KEY = "k" * 48
@@ -337,6 +338,21 @@ def test_find_reads_only_the_named_collections_and_up_to_the_limit(tmp_path: Pat
         assert [link.people for link in canaries.find(store, cat, key, limit=52)] == [2, 2]
 
 
+def _table(store: Any) -> str:
+    """The scan's table, as `piiguard scan` prints it."""
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from piiguard.model import ScanResult
+    from piiguard.report import render_table
+
+    out, now = io.StringIO(), datetime.now(UTC)
+    render_table(ScanResult(None, ScanMode.FULL, 1, now, now, (store,)), Console(file=out, width=300))
+    return out.getvalue()
+
+
 def test_planted_canaries_are_nobody(engine: Engine, key: bytes, tmp_path: Path, leaks: Any) -> None:
     """5 canaries planted among N customers: the fingerprint counts N people, the scope lists N (and says
     it left 5 records out; without the key, that they may be counted), notices skip the 5 — by the canary
@@ -354,6 +370,9 @@ def test_planted_canaries_are_nobody(engine: Engine, key: bytes, tmp_path: Path,
         canary_id = canaries.apply(cfg, cat, key, prod, canaries.plan(cfg, cat, key, prod, collection, 5))
         values = _values(cfg, cat, key, canary_id)
         leaks.seed([str(v) for row in values for v in row.values() if isinstance(v, str)], "canary")
+        rescan = scan(["prod"], config=cfg, catalog=cat, sample_size=N + 5, mode=ScanMode.FULL).stores[0]
+        assert rescan.subjects is not None and (rescan.subjects.estimate, rescan.subjects.canaries) == (N, 5)
+        assert "excludes 5 planted canaries" in _table(rescan)
         built = {b.field: b.people for b in fingerprints.build(cfg, cat, key, ["prod"])}
         assert built["email"] == N, built
         incident = cat.incident(open_by_hand(cat, "prod", "2026-11-03T08:00:00+00:00"))
