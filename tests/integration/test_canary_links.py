@@ -29,12 +29,12 @@ KEY = "l" * 48
 FIELDS = {"email": ValueKind.EMAIL, "token": ValueKind.TOKEN}
 
 
-def _setup(tmp_path: Path) -> tuple[list[dict[str, Any]], Any]:
-    """A planted set of 3 in the catalog (prod.public.customers), and the configuration; the rows."""
+def _setup(tmp_path: Path, collection: str = "public.customers") -> tuple[list[dict[str, Any]], Any]:
+    """A planted set of 3 in the catalog (prod.COLLECTION), and the configuration; the rows."""
     key = decode_key(KEY.encode())  # as load_key reads the variable
     rows = Deriver(key, "nonce-l", "canary.example.com").rows(3, FIELDS)
     with Catalog(tmp_path / "c.db") as cat:
-        cid = cat.add_canary("prod", "public.customers", 3, "nonce-l", key_id(key),
+        cid = cat.add_canary("prod", collection, 3, "nonce-l", key_id(key),
                              {f: k.value for f, k in FIELDS.items()}, cv.digests(key, rows, FIELDS))
         cat.set_canary(cid, "planted")
     prod = tmp_path / "prod.db"
@@ -119,3 +119,51 @@ def test_match_names_a_discovered_store_by_address(tmp_path: Path, leaks: Any) -
 ], ids=["url-mysql", "url-postgres", "url-no-database", "configured", "address", "prefix-only"])
 def test_link_location_writes_the_database_once(store: str, collection: str, shown: str) -> None:
     assert where(store, collection) == shown
+
+
+def test_scope_of_a_found_copy_leaves_its_canaries_out(tmp_path: Path, leaks: Any) -> None:
+    """A discovered Redis holding 5 customers and the 3 canaries: its scope (read through the inventory
+    and the canary link) lists the 5, and says it left 3 records out; without the key it warns."""
+    import sqlite3
+
+    from piiguard.config import load_config
+    from piiguard.response.incidents import open_by_hand
+    from piiguard.response.scope import find_scope
+    from piiguard.scanner import scan
+
+    rows, run = _setup(tmp_path, "customers")
+    people = [f"buyer{i}@shop-example.org" for i in range(5)]
+    if leaks is not None:
+        leaks.seed([v for r in rows for v in r.values()] + people, "canary")
+    if leaks is not None:
+        leaks.source(tmp_path / "prod.db")
+    with sqlite3.connect(tmp_path / "prod.db") as db:  # the source, scanned: its fields' types
+        db.execute("CREATE TABLE customers (email TEXT, token TEXT)")
+        db.executemany("INSERT INTO customers VALUES (?, ?)", [(p, None) for p in people] +
+                       [(r["email"], r["token"]) for r in rows])
+    cfg = load_config(tmp_path / "piiguard.yaml")
+    server = OpenRedis(port_on(HOST))
+    try:
+        r = redis.Redis(host=HOST, port=server.port)
+        for i, p in enumerate(people):
+            r.hset(f"member:{i}", mapping={"mail": p, "auth": "-"})
+        for i, row in enumerate(rows, len(people)):
+            r.hset(f"member:{i}", mapping={"mail": row["email"], "auth": row["token"]})
+        r.close()
+        address = f"{HOST}:{server.port}"
+        with Catalog(tmp_path / "c.db") as cat:
+            scan(["prod"], config=cfg, catalog=cat)
+            cat.record_discovered([Discovered(Service(Endpoint.parse(address), Kind.STORE, "redis", "Redis", None,
+                                                      "PING"), open=True)])
+        assert run("fingerprint", "match", address).returncode == 0  # records the canary link
+        with Catalog(tmp_path / "c.db") as cat:
+            incident = cat.incident(cat.open_incident(f"{address} exposed", [address], "2026-12-02T05:00:00+00:00",
+                                                      [], None))
+            assert incident is not None
+            keyless = find_scope(cat, incident, {}, b"s" * 32, timeout=5)
+            assert len(keyless.people) == 8 and any("may be counted" in w for w in keyless.warnings)
+            found = find_scope(cat, incident, {}, b"s" * 32, timeout=5, canary_key=decode_key(KEY.encode()))
+            assert set(found.people) == set(people)
+            assert "left out 3 record(s) of planted canaries" in " ".join(found.warnings)
+    finally:
+        server.stop()
