@@ -127,7 +127,6 @@ def test_scope_of_a_found_copy_leaves_its_canaries_out(tmp_path: Path, leaks: An
     import sqlite3
 
     from piiguard.config import load_config
-    from piiguard.response.incidents import open_by_hand
     from piiguard.response.scope import find_scope
     from piiguard.scanner import scan
 
