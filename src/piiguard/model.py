@@ -124,6 +124,7 @@ class Subjects:
     collection: str
     field: str
     kind: Estimate
+    canaries: int = 0  # planted canary rows taken off the count (they are nobody)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ caller decides the exit code. Nothing here prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -336,6 +337,21 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
     return StoreResult(store.name, store.engine, store.address, tuple(results), subjects, tuple(problems))
 
 
+def without_canaries(result: StoreResult, catalog: Catalog) -> StoreResult:
+    """The people estimate less the canaries planted in the collection it counts (``canary plant``): an
+    exact count takes them off exactly; a sampled one extrapolates to the table's row count, which holds
+    the planted rows too, so the same number comes off."""
+    subjects = result.subjects
+    if subjects is None:
+        return result
+    planted = sum(int(c["count"]) for c in catalog.canaries(status="planted")
+                  if c["store"] == result.store and c["collection"] == subjects.collection)
+    if not planted:
+        return result
+    return dataclasses.replace(result, subjects=dataclasses.replace(
+        subjects, estimate=max(0, subjects.estimate - planted), canaries=planted))
+
+
 def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
          mode: ScanMode = ScanMode.SAMPLE, sample_size: int = DEFAULT_SAMPLE,
          catalog: Catalog | None = None, progress: Progress | None = None,
@@ -359,6 +375,8 @@ def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
     try:
         for store in stores:
             result = scan_store(store, classifier, options, progress)
+            if catalog is not None:
+                result = without_canaries(result, catalog)
             if catalog is not None and scan_id is not None:
                 catalog.record_store(scan_id, store, result)
             results.append(result)

@@ -24,6 +24,7 @@ from piiguard.discovery import canaries
 from piiguard.discovery import canary_values as cv
 from piiguard.discovery.canary_values import Deriver, ValueKind
 from piiguard.errors import CollectionError, ConfigError, UsageError
+from piiguard.model import ScanMode
 from piiguard.scanner import scan
 
 KEY = "k" * 48
@@ -496,3 +497,69 @@ def test_planted_user_names_follow_the_shape_of_the_columns_own(engine: Engine, 
         assert [link.people for link in canaries.find(copy_store, cat, key)] == [12]
         assert canaries.remove(cfg, cat, key, canary_id, apply=True).deleted == 12
         assert sorted(u for (u,) in query("SELECT username FROM logins")) == sorted(handles)
+def _table(store: Any) -> str:
+    """The scan's table, as `piiguard scan` prints it."""
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from piiguard.model import ScanResult
+    from piiguard.report import render_table
+
+    out, now = io.StringIO(), datetime.now(UTC)
+    render_table(ScanResult(None, ScanMode.FULL, 1, now, now, (store,)), Console(file=out, width=300))
+    return out.getvalue()
+
+
+def test_planted_canaries_are_nobody(engine: Engine, key: bytes, tmp_path: Path, leaks: Any) -> None:
+    """5 canaries planted among N customers: the fingerprint counts N people, the scope lists N (and says
+    it left 5 records out; without the key, that they may be counted), notices skip the 5 — by the canary
+    domain, and by value alone when the domain is not set."""
+    from piiguard.discovery import fingerprints
+    from piiguard.response import notices
+    from piiguard.response.incidents import open_by_hand
+    from piiguard.response.scope import SubjectFile, find_scope, keyed, write_subjects
+
+    _, _, store_cfg, collection, _ = engine
+    cfg = _config(tmp_path, store_cfg)
+    prod = cfg.stores[0]
+    scope_key = b"s" * 32
+    with _scanned(tmp_path, cfg) as cat:
+        canary_id = canaries.apply(cfg, cat, key, prod, canaries.plan(cfg, cat, key, prod, collection, 5))
+        values = _values(cfg, cat, key, canary_id)
+        leaks.seed([str(v) for row in values for v in row.values() if isinstance(v, str)], "canary")
+        rescan = scan(["prod"], config=cfg, catalog=cat, sample_size=N + 5, mode=ScanMode.FULL).stores[0]
+        assert rescan.subjects is not None and (rescan.subjects.estimate, rescan.subjects.canaries) == (N, 5)
+        assert "excludes 5 planted canaries" in _table(rescan)
+        built = {b.field: b.people for b in fingerprints.build(cfg, cat, key, ["prod"])}
+        assert built["email"] == N, built
+        incident = cat.incident(open_by_hand(cat, "prod", "2026-11-03T08:00:00+00:00"))
+        assert incident is not None
+        keyless = find_scope(cat, incident, {"prod": prod}, scope_key)
+        assert len(keyless.people) == N + 5 and any("may be counted" in w for w in keyless.warnings)
+        found = find_scope(cat, incident, {"prod": prod}, scope_key, canary_key=key)
+        assert len(found.people) == N and "left out 5 record(s) of planted canaries" in " ".join(found.warnings)
+        assert not {str(r[f]) for r in values for f in r} & set(found.people)
+        subjects = tmp_path / "private" / "subjects.csv"
+        subjects.parent.mkdir()
+        leaks.holds_people(subjects.parent)
+        write_subjects(keyless, subjects, key=scope_key)  # canaries in the list: notices must still skip them
+        cat.set_scope(int(incident["id"]), keyed(keyless, scope_key))
+        options = notices.NoticeOptions(store="prod", table="customers", subject_column="customer_id",
+                                        email_column="email", rate=0)
+        for canaries_filter, spool in ((notices.Canaries.of("canary.example.com", cat, None), "by-domain"),
+                                       (notices.Canaries.of(None, cat, key), "by-value")):
+            if spool == "by-value":  # a second incident: the first one's people are notified
+                incident = cat.incident(open_by_hand(cat, "prod", "2026-11-03T08:00:00+00:00"))
+                assert incident is not None
+                cat.set_scope(int(incident["id"]), keyed(keyless, scope_key))
+            checked = SubjectFile(subjects, cat, int(incident["id"]), scope_key)
+            checked.check()
+            sent, missing, skipped = notices.send(cat, incident, checked, scope_key, options, prod,
+                                                  {"name": "Privacy", "email": "privacy@camco.example"},
+                                                  spool=tmp_path / "private" / spool,
+                                                  canaries=canaries_filter)
+            assert (sent, missing, skipped) == (N, 0, 5), spool
+            written = "".join(p.read_text() for p in (tmp_path / "private" / spool).iterdir())
+            assert "@canary.example.com" not in written

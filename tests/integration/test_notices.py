@@ -164,8 +164,8 @@ def test_notices_read_addresses_from_mariadb(mariadb: Server, smtp_server: tuple
                                             port=port, rate=0, sender="privacy@camco.example")
             checked = SubjectFile(subjects, cat, incident_id, KEY.encode())
             checked.check()
-            sent, missing = notices.send(cat, incident, checked, KEY.encode(), options, shop,
-                                         {"name": "Privacy", "email": "privacy@camco.example"})
+            sent, missing, _ = notices.send(cat, incident, checked, KEY.encode(), options, shop,
+                                            {"name": "Privacy", "email": "privacy@camco.example"})
         assert (sent, missing) == (PEOPLE, 0) and len(box.messages) == PEOPLE
         assert sorted(str(email.message_from_string(m)["To"]) for m in box.messages) == sorted(emails)
         assert any("Dear Name1," in m for m in box.messages)

@@ -8,6 +8,7 @@ tells which registered collections another store holds a copy of, and how many p
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from piiguard.report.terminal import safe
 if TYPE_CHECKING:
     from piiguard.catalog import Catalog
     from piiguard.config import Config
+    from piiguard.model import Store
 
 log = logging.getLogger(__name__)
 fingerprint_app = typer.Typer(help="Copy fingerprints: build keyed sets of registered customers' keys and e-mails, "
@@ -40,11 +42,23 @@ def link_record(link: CopyLink) -> dict[str, object]:
             "sampled": link.sampled, "matched": link.matched}
 
 
+def where(store: str, collection: str) -> str:
+    """``store.collection``, the database written once: a store named by URL (``127.0.0.4:3306/shadow``)
+    whose collection starts with that database (``shadow.members``) reads ``127.0.0.4:3306/shadow.members``."""
+    if store.endswith("/"):
+        return store + collection
+    head, slash, database = store.rpartition("/")
+    if slash and database and collection.startswith(database + "."):
+        return f"{head}/{collection}"
+    return f"{store}.{collection}"
+
+
 def link_line(link: CopyLink) -> str:
     """``holds a copy of prod.customers: about 3,000 people, 60 % of them, in fields member_email, ref``."""
     how = {"fingerprint": "", "canary": " (canary)", "copy-registry": " (registered copy)"}.get(link.via, "")
     fields = f", in fields {', '.join(link.fields)}" if link.fields and link.via != "copy-registry" else ""
-    return (f"{link.store}.{link.collection} holds a copy of {link.source_store}.{link.source_collection}{how}: "
+    return (f"{where(link.store, link.collection)} holds a copy of "
+            f"{where(link.source_store, link.source_collection)}{how}: "
             f"about {link.people:,} people, {link.share:.0%} of them{fields}")
 
 
@@ -98,21 +112,54 @@ def list_(config: Path = CONFIG, catalog: Path = CATALOG, fmt: Format = FORMAT) 
     Console().print(table)
 
 
+def copy_links(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
+               collections: Sequence[str] = ()) -> list[CopyLink]:
+    """The store's copy links by both proofs, as ``discover`` finds them: fingerprints kept, and canaries of
+    the planted (or since removed) sets under this key (each hit recorded by :func:`canaries.find`)."""
+    from piiguard.discovery import canaries, fingerprints
+
+    links = fingerprints.match(store, catalog, key, limit=limit, collections=collections)
+    return links + canaries.find(store, catalog, key, limit=limit, collections=collections)
+
+
+def has_proofs(catalog: Catalog) -> bool:
+    """Whether matching can find anything: fingerprints kept, or canaries planted (or since removed)."""
+    return bool(catalog.fingerprints(with_bits=False)) or any(
+        c["status"] in ("planted", "removed") for c in catalog.canaries())
+
+
+def resolve(name: str, config: Config | None, catalog: Catalog) -> Store:
+    """A configured name, a URL, or an address the inventory knows as a store (``127.0.0.4:3306``),
+    read as discovery read it (:func:`piiguard.response.found.found_stores`, no credentials)."""
+    from piiguard.response.found import found_stores
+    from piiguard.scanner import resolve_stores
+
+    configured = {s.name: s for s in config.stores} if config is not None else {}
+    found = found_stores(catalog, [name], configured)
+    if name in found:
+        return found[name]
+    try:
+        return resolve_stores([name], config)[0]
+    except UsageError as exc:
+        raise UsageError(exc.message, hint="give a store name from the configuration, a URL, or the address of a "
+                         "store `piiguard stores` lists") from exc
+
+
 @fingerprint_app.command("match")
-def match(store: str = typer.Argument(..., help="a configured store name or a store URL"),
+def match(store: str = typer.Argument(..., help="a configured store name, a store URL, or the address of a "
+                                      "discovered store (piiguard stores)"),
           collection: list[str] = typer.Option(None, "--collection", help="only these collections"),
           limit: int = typer.Option(100_000, "--limit", min=1, help="records read per collection, at most"),
           config: Path = CONFIG, catalog: Path = CATALOG, fmt: Format = FORMAT) -> None:
     """Match a store's values against the fingerprints: which registered collections it holds a copy of,
     how many people, in which of its fields. Links are recorded in the catalog."""
     from piiguard.discovery import fingerprints
-    from piiguard.scanner import resolve_stores
 
     cfg = read_config(config)
     key = fingerprints.load_key(cfg.discovery if cfg else DiscoverySettings())
-    target = resolve_stores([store], cfg)[0]
     with open_catalog(catalog, cfg) as cat:
-        links = fingerprints.match(target, cat, key, limit=limit, collections=collection or ())
+        target = resolve(store, cfg, cat)
+        links = copy_links(target, cat, key, limit=limit, collections=collection or ())
         cat.record_links(links)
     if fmt is Format.json:
         emit("fingerprint-match", {"store": target.name, "links": [link_record(x) for x in links]})
@@ -124,10 +171,10 @@ def match(store: str = typer.Argument(..., help="a configured store name or a st
 
 
 def scan_links(targets: list[str], config: Config | None, catalog: Catalog) -> list[CopyLink] | None:
-    """After a scan: the copy links of the scanned stores, recorded; None when no fingerprint is kept
-    (the scan's output is then as it always was). A missing key or an unreadable store is logged and
-    leaves the links out: the scan's own result stands."""
-    if config is None or not catalog.fingerprints(with_bits=False):
+    """After a scan: the copy links of the scanned stores (fingerprints and canaries), recorded; None when
+    no fingerprint is kept and no canary planted (the scan's output is then as it always was). A missing
+    key or an unreadable store is logged and leaves the links out: the scan's own result stands."""
+    if config is None or not has_proofs(catalog):
         return None
     from piiguard.discovery import fingerprints
     from piiguard.scanner import resolve_stores
@@ -140,7 +187,7 @@ def scan_links(targets: list[str], config: Config | None, catalog: Catalog) -> l
     links: list[CopyLink] = []
     for store in resolve_stores(targets, config):
         try:
-            links += fingerprints.match(store, catalog, key)
+            links += copy_links(store, catalog, key)
         except PiiguardError as exc:
             log.warning("copy links of %s not matched: %s", store.name, exc)
     catalog.record_links(links)

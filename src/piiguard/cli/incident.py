@@ -13,6 +13,7 @@ nothing up to it was changed or removed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from piiguard.catalog import Catalog
 from piiguard.catalog.timeline import Head
 from piiguard.cli.common import FORMAT, Format, open_catalog, read_config
 from piiguard.config import Config
-from piiguard.errors import UsageError
+from piiguard.errors import ConfigError, UsageError
 from piiguard.masking.pipeline import key_from
 from piiguard.model import Store
 from piiguard.report import records
@@ -38,6 +39,7 @@ from piiguard.response import evidence as evidence_
 from piiguard.response import incidents, notices, responders
 from piiguard.response.scope import SubjectFile, find_scope, keyed, scope_lines, write_subjects
 
+log = logging.getLogger(__name__)
 incident_app = typer.Typer(help="Incidents: scope, evidence, kill switch, notices, reports, timeline.",
                            no_args_is_help=True)
 CATALOG = typer.Option(None, "--catalog", help="catalog file")
@@ -149,7 +151,8 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
         if not force:  # refused before the (long) read, not after it
             safefile.refuse_existing(out)
         found = find_scope(cat, incident, _stores(cfg), key, timeout=timeout, include_system=include_system,
-                           subjects=(cfg.respond if cfg else {}).get("scope") or {})
+                           subjects=(cfg.respond if cfg else {}).get("scope") or {},
+                           canary_key=_discovery_key(cfg))
         mac = write_subjects(found, out, force=force, key=key)
         cat.set_scope(incident_id, keyed(found, key))
         counts: dict[str, int] = {}
@@ -291,6 +294,27 @@ def _contact(cfg: Config | None) -> dict[str, str]:
     return {"name": str(raw.get("name", "the data protection officer")), "email": str(raw.get("email", ""))}
 
 
+def _discovery_key(cfg: Config | None) -> bytes | None:
+    """The discovery key, to tell planted canaries from people; None (logged) when it is not configured."""
+    from piiguard.discovery.keys import load_key
+
+    if cfg is None or not (cfg.discovery.key_env or cfg.discovery.key_file):
+        return None
+    try:
+        return load_key(cfg.discovery)
+    except ConfigError as exc:
+        log.warning("planted canaries cannot be told by their values: %s", exc)
+        return None
+
+
+def _canaries(cfg: Config | None, cat: Catalog) -> notices.Canaries:
+    """Who notices must not reach: the canary domain, and with the discovery key the planted values (a
+    missing key leaves the domain alone to go by)."""
+    if cfg is None:
+        return notices.Canaries()
+    return notices.Canaries.of(cfg.discovery.canary.domain, cat, _discovery_key(cfg))
+
+
 @incident_app.command("notify")
 def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects"),
            spool: Path = typer.Option(None, "--spool", help="deliver the messages as files in this folder, for "
@@ -319,15 +343,16 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
             folder = _folder(cat, incident_id, None)
             path = next(p for i in range(100_000) if not os.path.lexists(p := folder / f"notices-preview-{i:03d}.txt"))
             shown = notices.preview(cat, incident, subjects, options, stores[options.store], _contact(cfg), preview,
-                                    path)
+                                    path, canaries=_canaries(cfg, cat))
             console.print(safe(f"{shown:,} notice(s) previewed in {path} (0600); nothing sent, nothing recorded"))
             return
         earlier = notices.history(cat, incident_id)
         with _bar("notices") as bar:
             task = bar.add_task("notices", total=people)
-            sent, missing = notices.send(cat, incident, subjects, key, options, stores[options.store], _contact(cfg),
-                                         spool=spool, progress=lambda n: bar.advance(task, n))
-        already = people - sent - missing
+            sent, missing, skipped = notices.send(cat, incident, subjects, key, options, stores[options.store],
+                                                  _contact(cfg), spool=spool, progress=lambda n: bar.advance(task, n),
+                                                  canaries=_canaries(cfg, cat))
+        already = people - sent - missing - skipped
         if spool is not None:
             console.print(safe(f"{sent:,} notice(s) spooled to {spool} and recorded as SENT: deliver them with your "
                                "own mailer; a later notify will not send them again (--preview N only looks)"))
@@ -338,6 +363,9 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
         elif already and earlier:
             console.print(safe(f"{already:,} already notified before: {'; '.join(earlier)}"))
         console.print(f"{missing:,} without an address")
+        if skipped:
+            console.print(f"{skipped:,} skipped: planted canaries (an address at discovery.canary.domain or a "
+                          "canary value), not people; a notice would set off the trap")
         _head(cat.timeline_head(incident_id))
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from piiguard.catalog import Catalog
 from piiguard.discovery.base import CopyLink
 from piiguard.discovery.bloom import HEADROOM, Bloom, words
+from piiguard.discovery.canary_values import digest as cv_digest
 from piiguard.discovery.keys import KEY_HINT, decode_key, key_id, load_key
 from piiguard.errors import ConfigError, UsageError
 from piiguard.model import Store
@@ -193,6 +194,15 @@ def build(config: Config, catalog: Catalog, key: bytes, targets: Sequence[str] =
     return out
 
 
+def canary_digests(catalog: Catalog, key: bytes, store: str, collection: str) -> frozenset[bytes]:
+    """The digests of the canaries planted in ``store.collection`` under this key: its own rows, which
+    are nobody and are left out of its fingerprint and its people."""
+    from piiguard.discovery.canaries import planted_sets
+
+    return frozenset(d for s in planted_sets(catalog, key) if s.store == store and s.collection == collection
+                     for d in s.by_digest)
+
+
 def _build_collection(connector: Connector, info: CollectionInfo, store: str, collection: str,
                       fields: dict[str, Kind], key: bytes, kid: str, catalog: Catalog) -> list[Built]:
     import numpy as np
@@ -200,12 +210,14 @@ def _build_collection(connector: Connector, info: CollectionInfo, store: str, co
     if not fields:
         return []
     names = list(fields)
+    planted = canary_digests(catalog, key, store, collection)
     # 16 bytes a value (the digest's two words), never the value: 160 MB at 10M people while building
     parts: dict[str, list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {f: [] for f in names}
     counts = dict.fromkeys(names, 0)
     for batch in connector.read(info, names, BATCH_ROWS):
         for f in names:
-            chunk = [d for v in texts(batch.column(f)) if (d := digest(key, v, fields[f])) is not None]
+            chunk = [d for v in texts(batch.column(f)) if (d := digest(key, v, fields[f])) is not None
+                     and not (planted and cv_digest(key, v) in planted)]
             counts[f] += len(chunk)
             parts[f].append(words(b"".join(chunk)))
     out = []

@@ -33,6 +33,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
                 "subjects_estimate": s.subjects.estimate if s.subjects else None,
                 "subjects_field": f"{s.subjects.collection}.{s.subjects.field}" if s.subjects else None,
                 "subjects_estimate_kind": s.subjects.kind.value if s.subjects else None,
+                "subjects_canaries_excluded": s.subjects.canaries if s.subjects else 0,
                 "pii_types": list(s.pii_types),
                 "collections": [
                     {"collection": c.name, "rows_estimate": c.rows_estimate,
@@ -62,7 +63,9 @@ def render_json(result: ScanResult) -> str:
 def render_table(result: ScanResult, console: Console, *, all_fields: bool = False) -> None:
     for s in result.stores:
         people = (f"{s.subjects.estimate:,} people ({s.subjects.kind.value}, from "
-                  f"{s.subjects.collection}.{s.subjects.field})") if s.subjects else "no customer key found"
+                  f"{s.subjects.collection}.{s.subjects.field}"
+                  + (f"; excludes {s.subjects.canaries:,} planted canaries" if s.subjects.canaries else "")
+                  + ")") if s.subjects else "no customer key found"
         console.print(Text.assemble("\n", (escaped(s.store), "bold"),
                                     escaped(f" ({s.engine}, {s.address}) — {people}")))
         table = Table(show_header=True, header_style="bold")

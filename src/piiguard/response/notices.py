@@ -279,6 +279,34 @@ def one_address(value: object) -> bool:
     return isinstance(value, str) and _ONE_ADDRESS.fullmatch(value) is not None
 
 
+@dataclass(frozen=True)
+class Canaries:
+    """Who is a planted canary, not a person: an address at ``discovery.canary.domain`` (or below it),
+    or — with the discovery key — an address or subject identifier whose keyed digest is a planted
+    set's. A notice to one would land in the trap and raise a false "canary used" incident."""
+
+    domain: str | None = None
+    key: bytes | None = None
+    digests: frozenset[bytes] = frozenset()
+
+    @classmethod
+    def of(cls, domain: str | None, catalog: Catalog, key: bytes | None) -> Canaries:
+        from piiguard.discovery.canaries import planted_sets
+
+        digests = frozenset(d for s in planted_sets(catalog, key) for d in s.by_digest) if key else frozenset()
+        return cls(domain.strip().lower().rstrip(".") if domain else None, key, digests)
+
+    def __call__(self, subject: str, address: str) -> bool:
+        at = address.rpartition("@")[2].strip().lower().rstrip(".")
+        if self.domain and (at == self.domain or at.endswith("." + self.domain)):
+            return True
+        if self.key is None or not self.digests:
+            return False
+        from piiguard.discovery.canary_values import digest
+
+        return digest(self.key, address) in self.digests or digest(self.key, subject) in self.digests
+
+
 class _Contacts:
     """subject → (address, name): one read-only session for the whole run, one query per chunk.
 
@@ -424,8 +452,10 @@ class _Letters:
 
 def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key: bytes, options: NoticeOptions,
          store: Store, contact: Mapping[str, str], *, spool: Path | None = None,
-         progress: Callable[[int], None] | None = None) -> tuple[int, int]:
-    """Notify every subject not notified yet; returns (notified now, without an address).
+         progress: Callable[[int], None] | None = None,
+         canaries: Canaries | None = None) -> tuple[int, int, int]:
+    """Notify every subject not notified yet; returns (notified now, without an address, canaries
+    skipped: planted rows are nobody, and mail to them would set off the trap).
 
     The subject file is read a chunk at a time (check it whole with ``subjects.check()`` first); which
     of a chunk's people were notified already is looked up in a sorted array of the catalog's keyed
@@ -445,7 +475,8 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
     except BaseException:
         lookup.close()
         raise
-    sent, pending, missing = 0, bytearray(), 0
+    sent, pending, missing, skipped = 0, bytearray(), 0, 0
+    is_canary = canaries or Canaries()
     interval = 1.0 / options.rate if options.rate > 0 else 0.0
     try:
         for chunk in subjects.chunks():  # bounded memory: a chunk of people and their addresses at a time
@@ -458,6 +489,9 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
                     missing += 1
                     continue
                 address, name = found
+                if is_canary(subject, address):
+                    skipped += 1
+                    continue
                 if spool is not None:
                     sender.write(letters.line(kinds, address, name))
                     pending += hashed
@@ -487,9 +521,9 @@ def send(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, key:
         sender.close()
         lookup.close()
         catalog.event(incident_id, "notified", {"sent": sent, "without_address": missing,
-                                                "spooled": spool is not None}
+                                                "canaries_skipped": skipped, "spooled": spool is not None}
                       | ({"spool": str(spool)} if spool is not None else {}))
-    return sent, missing
+    return sent, missing, skipped
 
 
 def _letters(catalog: Catalog, incident: dict[str, Any], options: NoticeOptions,
@@ -515,7 +549,8 @@ def history(catalog: Catalog, incident_id: int) -> list[str]:
 
 
 def preview(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, options: NoticeOptions,
-            store: Store, contact: Mapping[str, str], count: int, path: Path) -> int:
+            store: Store, contact: Mapping[str, str], count: int, path: Path,
+            canaries: Canaries | None = None) -> int:
     """The first ``count`` notices a ``notify`` would send now, as text, to ``path`` (created new, 0600:
     it holds names and addresses). Nothing is sent, nothing is recorded: a later ``notify`` sends them."""
     incident_id = int(incident["id"])
@@ -530,7 +565,7 @@ def preview(catalog: Catalog, incident: dict[str, Any], subjects: SubjectFile, o
                 addresses = lookup([s for s, _, _ in todo]) if todo else {}
                 for subject, _hashed, kinds in todo:
                     found = addresses.get(subject)
-                    if found is None:
+                    if found is None or (canaries is not None and canaries(subject, found[0])):
                         continue
                     subject_line, body = letters.text(kinds, found[1])
                     out.write(f"To: {found[0]}\nSubject: {subject_line}\n\n{body}\n{'-' * 72}\n")

@@ -213,7 +213,7 @@ def _aligned(subject: str, names: list[str]) -> list[str]:
 
 def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, Store], key: bytes, *,
                timeout: float = 30.0, include_system: bool = False,
-               subjects: Mapping[str, str] | None = None) -> Scope:
+               subjects: Mapping[str, str] | None = None, canary_key: bytes | None = None) -> Scope:
     """Who was in the incident's stores and which of their data; every network step bounded by ``timeout``.
     System collections (:mod:`piiguard.system`) are read only with ``include_system``. ``subjects``
     (``respond.scope``) names the field that identifies people per ``store.collection``, or ``skip``.
@@ -221,8 +221,13 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
     A record whose subject is empty is known by its e-mail (or another plain customer key); a record
     with exposed PII and no identifier at all is counted per collection (``unidentified``), as is a
     record the reader could not read (``unreadable``): both are limits of the exact count. A collection
-    with PII and no field that identifies a person is listed in ``not_scoped``."""
+    with PII and no field that identifies a person is listed in ``not_scoped``.
+
+    With ``canary_key`` (the discovery key), records holding a value of a planted canary set — in the
+    production table or in a copy of it — are nobody and are left out, counted in a warning; without
+    it, while sets are planted, a warning says their rows may be counted as people."""
     scope = Scope()
+    canaries = _Canaries.of(catalog, canary_key)
     chosen_by = dict(subjects or {})
     copies = catalog.copies(status="active")
     found = found_stores(catalog, incident["stores"], stores)  # discovered addresses, read as anyone could
@@ -271,6 +276,7 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                     seen: dict[str, Any] = {"field": subject, "kind": kinds[subject], "records": 0, "unidentified": 0,
                                             "unreadable": 0}
                     for batch in _scope_batches(connector, info, names, seen):
+                        batch = canaries.without(batch, names)
                         seen["records"] += batch.num_rows
                         seen["unidentified"] += _add(scope.people, batch, names, subject, labels, mapping, made, spare)
                     scope.collections[where] = seen
@@ -295,6 +301,7 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
             scope.warnings.append(f"respond.scope names {label(where)}, which is no collection with PII in this "
                                   "incident's scan: its mapping was not used (the names are the scan's, as "
                                   "`piiguard incident scope` lists them)")
+    scope.warnings += canaries.warnings()
     by_kind: dict[str, list[str]] = {}
     for where, seen in scope.collections.items():
         by_kind.setdefault(seen["kind"], []).append(where)
@@ -303,6 +310,57 @@ def find_scope(catalog: Catalog, incident: dict[str, Any], stores: Mapping[str, 
                               + "; ".join(f"{k}: {', '.join(w)}" for k, w in sorted(by_kind.items()))
                               + "): one person may be listed once per kind; name the field with respond.scope")
     return scope
+
+
+@dataclass
+class _Canaries:
+    """Planted canary records, told by their values' keyed digests and left out of the scope."""
+
+    key: bytes | None
+    digests: frozenset[bytes]
+    planted: int  # sets planted now (a warning without the key)
+    left_out: int = 0
+
+    @classmethod
+    def of(cls, catalog: Catalog, key: bytes | None) -> _Canaries:
+        from piiguard.discovery.canaries import planted_sets
+
+        planted = len(catalog.canaries(status="planted"))
+        digests = frozenset(d for s in planted_sets(catalog, key) for d in s.by_digest) if key else frozenset()
+        return cls(key, digests, planted)
+
+    def _is_canary(self, value: Any) -> bool:
+        from piiguard.discovery import canary_values as cv
+
+        assert self.key is not None
+        if isinstance(value, list):
+            return any(self._is_canary(v) for v in value)
+        if not isinstance(value, str) or not value:
+            return False
+        forms = {value, *(p for p in value.split("/") if len(p) >= 7)} if "/" in value else (value,)
+        return any(cv.digest(self.key, f) in self.digests for f in forms)
+
+    def without(self, batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+        if not self.digests or batch.num_rows == 0:
+            return batch
+        keep = [True] * batch.num_rows
+        for name in names:
+            for i, value in enumerate(batch.column(name).to_pylist()):
+                if keep[i] and self._is_canary(value):
+                    keep[i] = False
+        dropped = keep.count(False)
+        if not dropped:
+            return batch
+        self.left_out += dropped
+        return batch.filter(pa.array(keep))
+
+    def warnings(self) -> list[str]:
+        if self.key is None and self.planted:
+            return [f"{self.planted} canary set(s) are planted and the discovery key is not set: their rows may be "
+                    "counted as people (set discovery.key_env to leave them out)"]
+        if self.left_out:
+            return [f"left out {self.left_out:,} record(s) of planted canaries: they are nobody"]
+        return []
 
 
 def _scope_batches(connector: Connector, info: CollectionInfo, names: list[str],
