@@ -37,7 +37,7 @@ def link_record(link: CopyLink) -> dict[str, object]:
     return {"store": link.store, "collection": link.collection, "source_store": link.source_store,
             "source_collection": link.source_collection, "via": link.via, "fields": list(link.fields),
             "source_fields": list(link.source_fields), "people": link.people, "share": link.share,
-            "sampled": link.sampled, "matched": link.matched}
+            "sampled": link.sampled, "matched": link.matched, "from_sample": link.from_sample}
 
 
 def link_line(link: CopyLink) -> str:
@@ -45,7 +45,8 @@ def link_line(link: CopyLink) -> str:
     how = {"fingerprint": "", "canary": " (canary)", "copy-registry": " (registered copy)"}.get(link.via, "")
     fields = f", in fields {', '.join(link.fields)}" if link.fields and link.via != "copy-registry" else ""
     return (f"{link.store}.{link.collection} holds a copy of {link.source_store}.{link.source_collection}{how}: "
-            f"about {link.people:,} people, {link.share:.0%} of them{fields}")
+            f"about {link.people:,} people{' (estimated from a sample)' if link.from_sample else ''}, "
+            f"{link.share:.0%} of them{fields}")
 
 
 @fingerprint_app.command("build")
