@@ -102,7 +102,8 @@ def list_(config: Path = CONFIG, catalog: Path = CATALOG, fmt: Format = FORMAT) 
 @fingerprint_app.command("match")
 def match(store: str = typer.Argument(..., help="a configured store name or a store URL"),
           collection: list[str] = typer.Option(None, "--collection", help="only these collections"),
-          limit: int = typer.Option(100_000, "--limit", min=1, help="records read per collection: all of a smaller one, a random sample of a larger one"),
+          limit: int = typer.Option(100_000, "--limit", min=1,
+                                    help="records read per collection: a larger one is sampled at random"),
           config: Path = CONFIG, catalog: Path = CATALOG, fmt: Format = FORMAT) -> None:
     """Match a store's values against the fingerprints: which registered collections it holds a copy of,
     how many people, in which of its fields. Links are recorded in the catalog."""
