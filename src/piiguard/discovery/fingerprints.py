@@ -405,11 +405,10 @@ def _read(connector: Connector, info: CollectionInfo, limit: int, rng: random.Ra
     for batch in connector.read(info, names, min(BATCH_ROWS, limit)):
         columns = [_cells(batch.column(f)) for f in names]
         for i in range(batch.num_rows):
-            record = [column[i] for column in columns]
             if seen < limit:
-                kept.append(record)
+                kept.append([column[i] for column in columns])
             elif (j := rng.randrange(seen + 1)) < limit:
-                kept[j] = record
+                kept[j] = [column[i] for column in columns]
             seen += 1
         if seen > STREAM_FACTOR * limit:  # the row estimate was stale: sample as the scanner does instead
             sample = connector.sample(info, limit)
