@@ -141,6 +141,30 @@ def test_a_sample_estimates_the_people_of_the_whole_copy(built: Path, mariadb: S
     assert abs(link.people - COPIED) <= COPIED * 0.10
 
 
+@pytest.mark.parametrize("order", ["prod-first", "prod-last"])
+def test_a_partial_read_of_an_ordered_postgres_table_is_a_random_sample(built: Path, postgres: Server,
+                                                                       prod: dict[str, list[Any]], order: str) -> None:
+    """2,000 of prod's people then 4,000 others (or the reverse) in one PostgreSQL table, limit 1,000:
+    its first records would give 6,000 people or none; a random sample gives about 2,000."""
+    ours = sorted({e.casefold() for e in prod["email"]})[:2000]
+    others = [f"o{i}@example.org" for i in range(4000)]
+    with pg_connect(postgres) as conn:
+        conn.execute("DROP DATABASE IF EXISTS fp_order")
+        conn.execute("CREATE DATABASE fp_order")
+    with pg_connect(postgres, "fp_order") as conn:
+        conn.execute("CREATE TABLE t (email text)")
+        with conn.cursor().copy("COPY t (email) FROM STDIN") as copy:
+            for e in (ours + others if order == "prod-first" else others + ours):
+                copy.write_row((e,))
+        conn.execute("ANALYZE t")
+    mirror = Store("mirror", "postgres", host="127.0.0.1", port=postgres.port, database="fp_order",
+                   user="postgres", password_env=PW)
+    with Catalog(built) as cat:
+        links = fp.match(mirror, cat, KEY, limit=1000, rng=random.Random(11))
+    assert [(x.source_collection, x.fields, x.from_sample) for x in links] == [("public.customers", ("email",), True)]
+    assert abs(links[0].people - 2000) <= 300, links[0].people
+
+
 def test_the_source_itself_and_a_wrong_key_give_no_link(built: Path, postgres: Server) -> None:
     with Catalog(built) as cat:
         assert fp.match(prod_store(postgres), cat, KEY) == []  # a collection is no copy of itself

@@ -6,6 +6,7 @@ import base64
 import os
 import secrets
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 import pytest
@@ -241,3 +242,97 @@ def test_build_refuses_an_unknown_or_unscanned_store(tmp_path: Path) -> None:
             fp.build(cfg, cat, KEY, ["shop.members"])
         assert "piiguard scan shop" in (unscanned.value.hint or "")
         assert fp.build(cfg, cat, KEY) == []  # every store, none scanned: nothing, no error
+
+
+# Partial reads and counter-like keys (SQLite is a real engine: no server needed) ----------------------
+
+def _prod(path: Path, people: int, *, padded: bool = False) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (customer_id TEXT PRIMARY KEY, email TEXT)")
+        db.executemany("INSERT INTO customers VALUES (?, ?)",
+                       [(f"{i:010d}" if padded else str(i), f"p{i}.x@example.com") for i in range(1, people + 1)])
+
+
+def _built(tmp_path: Path, key: bytes, people: int, *, padded: bool = False) -> tuple[Catalog, list[fp.Built]]:
+    from piiguard.config import parse_config
+    from piiguard.model import Store
+    from piiguard.scanner import scan
+
+    _prod(tmp_path / "prod.db", people, padded=padded)
+    cat = Catalog(tmp_path / "catalog.db")
+    scan([Store("prod", "sqlite", path=str(tmp_path / "prod.db"))], catalog=cat, sample_size=2000)
+    cfg = parse_config({"stores": [{"name": "prod", "url": f"sqlite://{tmp_path / 'prod.db'}"}]})
+    return cat, fp.build(cfg, cat, key, ["prod"])
+
+
+@pytest.mark.parametrize("order", ["prod-first", "prod-last", "prod-middle"])
+def test_a_partial_read_is_a_random_sample_in_any_storage_order(tmp_path: Path, order: str) -> None:
+    """3,000 of prod's people and 6,000 others in one table, limit 1,000: the first 1,000 records would
+    give 9,000 people (prod first) or none (prod last); a random sample gives about 3,000."""
+    import random
+    import sqlite3
+
+    from piiguard.model import Store
+
+    key = os.urandom(32)
+    cat, _ = _built(tmp_path, key, 10_000)
+    ours = [(f"p{i}.x@example.com",) for i in range(1, 3001)]
+    others = [(f"o{i}@example.org",) for i in range(6000)]
+    rows = {"prod-first": ours + others, "prod-last": others + ours,
+            "prod-middle": others[:3000] + ours + others[3000:]}[order]
+    with sqlite3.connect(tmp_path / "copy.db") as db:
+        db.execute("CREATE TABLE t (email TEXT)")
+        db.executemany("INSERT INTO t VALUES (?)", rows)
+    copy = Store("copy", "sqlite", path=str(tmp_path / "copy.db"))
+    with cat:
+        whole = fp.match(copy, cat, key)
+        sampled = fp.match(copy, cat, key, limit=1000, rng=random.Random(7))
+    assert len(whole) == 1 and not whole[0].from_sample and abs(whole[0].people - 3000) <= 10  # false matches
+    assert len(sampled) == 1 and sampled[0].from_sample
+    assert abs(sampled[0].people - 3000) <= 450, sampled[0].people
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=st.integers(0, 10**12), size=st.integers(20, 5000), step=st.integers(1, 300),
+       padded=st.booleans())
+def test_a_counter_is_dense_and_random_ids_are_not(start: int, size: int, step: int, padded: bool) -> None:
+    ids = [start + i * step for i in range(size)]
+    span = fp._Span()
+    span.add([f"{n:015d}" if padded else str(n) for n in ids])
+    assert span.dense(size) is (size / ((size - 1) * step + 1) >= fp.DENSE)  # 1..N dense, every 300th not
+    rnd = np.random.default_rng(start % 2**32)
+    sparse = fp._Span()
+    sparse.add([str(int(n)) for n in rnd.integers(0, 2**62, size=size)])  # random 62-bit ids: no counter
+    assert not sparse.dense(size)
+    uuids = fp._Span()
+    uuids.add([str(UUID(int=int(n))) for n in rnd.integers(0, 2**62, size=size)])
+    assert not uuids.dense(size)
+
+
+def test_counter_columns_and_a_few_values_make_no_link_but_a_real_copy_links_with_both(tmp_path: Path) -> None:
+    import sqlite3
+
+    from piiguard.model import Store
+
+    key = os.urandom(32)
+    cat, made = _built(tmp_path, key, 5_000, padded=True)  # "0000000001" … : a dense key
+    assert {(b.field, b.dense) for b in made} == {("customer_id", True), ("email", False)}
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute("CREATE TABLE invoices (invoice_no INTEGER, line INTEGER, amount TEXT)")
+        db.executemany("INSERT INTO invoices VALUES (?, ?, ?)",
+                       [(i, i % 9 + 1, f"{i % 97}.50") for i in range(1, 5001)])  # 1..N, and 9 values
+        db.execute("CREATE TABLE few (contact TEXT)")  # nine of prod's e-mails, many times: nine people
+        db.executemany("INSERT INTO few VALUES (?)", [(f"p{i % 9 + 1}.x@example.com",) for i in range(900)])
+    with sqlite3.connect(tmp_path / "copy.db") as db:
+        db.execute("CREATE TABLE members (ref INTEGER, member_email TEXT)")
+        db.executemany("INSERT INTO members VALUES (?, ?)", [(i, f"p{i}.x@example.com") for i in range(1, 2001)])
+    with cat:
+        assert fp.match(Store("other", "sqlite", path=str(tmp_path / "other.db")), cat, key) == []
+        links = fp.match(Store("copy", "sqlite", path=str(tmp_path / "copy.db")), cat, key)
+        cat.record_links(links)
+        assert cat.links("copy") == links
+        assert [r["dense"] for r in cat.fingerprints(with_bits=False)] == [1, 0]
+    assert [(x.fields, x.source_fields, x.people) for x in links] == [
+        (("member_email", "ref"), ("email", "customer_id"), 2000)]

@@ -77,11 +77,12 @@ class InventoryTables:
     # Fingerprints ------------------------------------------------------------------------------------
 
     FINGERPRINT_KEYS = ("store", "collection", "field", "kind", "key_id", "people", "capacity", "hashes", "built",
-                        "bits")
+                        "dense", "bits")
 
     def save_fingerprint(self, record: dict[str, Any]) -> None:
         """Replace the fingerprint of ``record``'s store.collection.field (keys: FINGERPRINT_KEYS)."""
-        values = [record.get(k) or _now() if k == "built" else record[k] for k in self.FINGERPRINT_KEYS]
+        values = [record.get(k) or _now() if k == "built" else record.get(k) if k == "dense" else record[k]
+                  for k in self.FINGERPRINT_KEYS]
         with self.db:
             self.db.execute(f"INSERT OR REPLACE INTO fingerprints ({', '.join(self.FINGERPRINT_KEYS)}) VALUES "
                             f"({', '.join('?' * len(self.FINGERPRINT_KEYS))})", values)
@@ -148,23 +149,25 @@ class InventoryTables:
             for link in links:
                 self.db.execute(
                     "INSERT INTO copy_links (store, collection, source_store, source_collection, via, fields, people,"
-                    " share, sampled, matched, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    " share, sampled, matched, from_sample, first_seen, last_seen) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (store, collection, source_store, source_collection, via) DO UPDATE SET "
                     "fields = excluded.fields, people = excluded.people, share = excluded.share, "
-                    "sampled = excluded.sampled, matched = excluded.matched, last_seen = excluded.last_seen",
+                    "sampled = excluded.sampled, matched = excluded.matched, from_sample = excluded.from_sample, "
+                    "last_seen = excluded.last_seen",
                     (link.store, link.collection, link.source_store, link.source_collection, link.via,
                      json.dumps([list(p) for p in zip(link.fields, link.source_fields, strict=False)]), link.people,
-                     link.share, link.sampled, link.matched, now, now))
+                     link.share, link.sampled, link.matched, int(link.from_sample), now, now))
 
     def links(self, store: str | None = None, *, source_store: str | None = None) -> list[CopyLink]:
         conditions = [(c, v) for c, v in (("store = ?", store), ("source_store = ?", source_store)) if v]
         where = " WHERE " + " AND ".join(c for c, _ in conditions) if conditions else ""
         rows = self.db.execute("SELECT store, collection, source_store, source_collection, via, fields, people, share,"
-                               f" sampled, matched FROM copy_links{where} ORDER BY store, collection",
+                               f" sampled, matched, from_sample FROM copy_links{where} ORDER BY store, collection",
                                tuple(v for _, v in conditions)).fetchall()
         out = []
         for r in rows:
             pairs = json.loads(r[5])
             out.append(CopyLink(r[0], r[1], r[2], r[3], r[4], tuple(p[0] for p in pairs), tuple(p[1] for p in pairs),
-                                int(r[6]), float(r[7]), int(r[8]), int(r[9])))
+                                int(r[6]), float(r[7]), int(r[8]), int(r[9]), bool(r[10])))
         return out

@@ -294,4 +294,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (store, collection, source_store, source_collection, via)
     );
     """,
+    # A key fingerprint whose values fill their integer range (ids 1..N): weak alone. NULL: built before
+    # this step, not known (rebuild to know). And whether a link's people are estimated from a sample.
+    """
+    ALTER TABLE fingerprints ADD COLUMN dense INTEGER;
+    ALTER TABLE copy_links ADD COLUMN from_sample INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -39,7 +39,7 @@ def link_record(link: CopyLink) -> dict[str, object]:
     return {"store": link.store, "collection": link.collection, "source_store": link.source_store,
             "source_collection": link.source_collection, "via": link.via, "fields": list(link.fields),
             "source_fields": list(link.source_fields), "people": link.people, "share": link.share,
-            "sampled": link.sampled, "matched": link.matched}
+            "sampled": link.sampled, "matched": link.matched, "from_sample": link.from_sample}
 
 
 def where(store: str, collection: str) -> str:
@@ -59,7 +59,8 @@ def link_line(link: CopyLink) -> str:
     fields = f", in fields {', '.join(link.fields)}" if link.fields and link.via != "copy-registry" else ""
     return (f"{where(link.store, link.collection)} holds a copy of "
             f"{where(link.source_store, link.source_collection)}{how}: "
-            f"about {link.people:,} people, {link.share:.0%} of them{fields}")
+            f"about {link.people:,} people{' (estimated from a sample)' if link.from_sample else ''}, "
+            f"{link.share:.0%} of them{fields}")
 
 
 @fingerprint_app.command("build")
@@ -149,7 +150,8 @@ def resolve(name: str, config: Config | None, catalog: Catalog) -> Store:
 def match(store: str = typer.Argument(..., help="a configured store name, a store URL, or the address of a "
                                       "discovered store (piiguard stores)"),
           collection: list[str] = typer.Option(None, "--collection", help="only these collections"),
-          limit: int = typer.Option(100_000, "--limit", min=1, help="records read per collection, at most"),
+          limit: int = typer.Option(100_000, "--limit", min=1,
+                                    help="records read per collection: a larger one is sampled at random"),
           config: Path = CONFIG, catalog: Path = CATALOG, fmt: Format = FORMAT) -> None:
     """Match a store's values against the fingerprints: which registered collections it holds a copy of,
     how many people, in which of its fields. Links are recorded in the catalog."""

@@ -70,6 +70,7 @@ class CopyLink:
     share: float = 0.0  # people / the source's people
     sampled: int = 0  # values compared
     matched: int = 0  # of them, in the source's set (after the set's false-match rate is taken off)
+    from_sample: bool = False  # people estimated from a random sample of the collection, not counted
 
 
 @dataclass(frozen=True)

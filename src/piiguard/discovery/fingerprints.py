@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import hmac
 import math
+import random
 import re
 import unicodedata
 import uuid
@@ -53,6 +54,19 @@ if TYPE_CHECKING:
 BATCH_ROWS = 10_000
 MAX_VALUE = 320  # longer texts are no e-mail (RFC 5321: 254) and no customer key
 ALPHA = 1e-9  # a field links only when its matches would come from false matches alone with at most this chance
+# A field links only with at least this many distinct values in the source's set: fewer people than this
+# prove no copy — a handful of shared values is what coincidence (a status code, a small id) and the
+# set's false matches give a column of any store, whatever ALPHA says of the rest.
+MIN_MATCHED = 20
+# A key set is "dense" (a counter: ids 1..N, zero-padded numbers in a range) when at least this share of
+# the integers between its smallest and largest value are in it. Membership in a dense range says
+# nothing about whose rows these are — any integer column in the range (another counter, invoice
+# numbers, quantities) matches at that share — so a dense key alone never links (see :func:`_links`).
+DENSE = 0.01
+# A collection with at most this many times ``limit`` records is read whole and sampled uniformly as it
+# streams (bounded: 1M records at the default limit); a larger one through the connector's own sample
+# (TABLESAMPLE, random key ranges), as the scanner samples.
+STREAM_FACTOR = 10
 _INT = re.compile(r"^[+-]?\d+(?:\.0+)?$")
 _UUID = re.compile(r"(?i)^(?:urn:uuid:)?\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?$")
 
@@ -124,6 +138,7 @@ class Built:
     hashes: int
     key_id: str
     values: int  # non-empty values read (with repeats)
+    dense: bool = False  # a key whose values fill their integer range (see DENSE): weak alone
 
 
 def _targets(config: Config, targets: Sequence[str]) -> list[tuple[Store, str | None]]:
@@ -214,12 +229,16 @@ def _build_collection(connector: Connector, info: CollectionInfo, store: str, co
     # 16 bytes a value (the digest's two words), never the value: 160 MB at 10M people while building
     parts: dict[str, list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]] = {f: [] for f in names}
     counts = dict.fromkeys(names, 0)
+    spans = {f: _Span() for f in names if fields[f] is Kind.KEY}
     for batch in connector.read(info, names, BATCH_ROWS):
         for f in names:
-            chunk = [d for v in texts(batch.column(f)) if (d := digest(key, v, fields[f])) is not None
+            vals = list(texts(batch.column(f)))
+            chunk = [d for v in vals if (d := digest(key, v, fields[f])) is not None
                      and not (planted and cv_digest(key, v) in planted)]
             counts[f] += len(chunk)
             parts[f].append(words(b"".join(chunk)))
+            if f in spans:
+                spans[f].add(vals)
     out = []
     for f in names:
         h1 = np.concatenate([p[0] for p in parts[f]] or [np.zeros(0, np.uint64)])
@@ -231,11 +250,43 @@ def _build_collection(connector: Connector, info: CollectionInfo, store: str, co
         capacity = max(math.ceil(people * HEADROOM), 1)
         bloom = Bloom.empty(capacity)
         bloom.add(h1, h2)
+        dense = f in spans and spans[f].dense(people)
         catalog.save_fingerprint({"store": store, "collection": collection, "field": f, "kind": fields[f].value,
                                   "key_id": kid, "people": people, "capacity": capacity, "hashes": bloom.hashes,
-                                  "built": None, "bits": bloom.to_bytes()})
-        out.append(Built(store, collection, f, fields[f], people, capacity, bloom.hashes, kid, counts[f]))
+                                  "built": None, "bits": bloom.to_bytes(), "dense": int(dense)})
+        out.append(Built(store, collection, f, fields[f], people, capacity, bloom.hashes, kid, counts[f], dense))
     return out
+
+
+class _Span:
+    """The smallest and largest integer of a key field and how many of its values are no integer: enough
+    to tell a counter from an identity (only the verdict is kept, never the bounds)."""
+
+    def __init__(self) -> None:
+        self.low: int | None = None
+        self.high: int | None = None
+        self.ints = 0  # values read (with repeats) that are integers
+        self.other = 0  # and that are not
+
+    def add(self, values: Iterable[str]) -> None:
+        for v in values:
+            norm = normalise(v, Kind.KEY)
+            if norm is None:
+                continue
+            if not _INT.match(norm):
+                self.other += 1
+                continue
+            n = int(norm)
+            self.ints += 1
+            self.low = n if self.low is None else min(self.low, n)
+            self.high = n if self.high is None else max(self.high, n)
+
+    def dense(self, people: int) -> bool:
+        """Whether the integers fill at least DENSE of their range (``people`` distinct values in all, of
+        which the integers' share; a field with more than one value in ten no integer is no counter)."""
+        if self.low is None or self.high is None or self.other * 10 > self.ints + self.other:
+            return False
+        return people * self.ints / (self.ints + self.other) / (self.high - self.low + 1) >= DENSE
 
 
 # Matching ----------------------------------------------------------------------------------------------
@@ -251,6 +302,7 @@ class Source:
     people: int
     bloom: Bloom
     rate: float  # measured false-match rate of its bits
+    dense: bool = False  # a counter-like key: links only beside another matching field (see DENSE)
 
 
 def binomial_tail(x: int, n: int, p: float) -> float:
@@ -286,7 +338,7 @@ def sources(catalog: Catalog, key: bytes, *, besides: str | None = None) -> list
     for r in mine:
         bloom = Bloom.from_bytes(bytes(r["bits"]), int(r["hashes"]))
         out.append(Source(r["store"], r["collection"], r["field"], Kind(r["kind"]), int(r["people"]), bloom,
-                          bloom.false_rate()))
+                          bloom.false_rate(), bool(r.get("dense"))))
     return out
 
 
@@ -312,18 +364,21 @@ class _Hit:
     sampled: int  # values tested
     matched: float  # matches beyond the expected false ones
     people: int
+    from_sample: bool = False  # people estimated from a sample of the collection, not counted
 
 
 def match(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
-          collections: Sequence[str] = (), timeout: float = 30.0) -> list[CopyLink]:
-    """Read (up to ``limit`` records of) each collection of ``store`` and link it to every fingerprinted
-    source collection whose people it holds; every network step bounded by ``timeout``. A store that
-    fails (closes mid-read, answers garbage) raises its StoreError: no partial link is made of it."""
+          collections: Sequence[str] = (), timeout: float = 30.0, rng: random.Random | None = None) -> list[CopyLink]:
+    """Read each collection of ``store`` (whole, or a random sample of about ``limit`` records of a
+    larger one, drawn with ``rng``) and link it to every fingerprinted source collection whose people it
+    holds; every network step bounded by ``timeout``. A store that fails (closes mid-read, answers
+    garbage) raises its StoreError: no partial link is made of it."""
     from piiguard import plugins
     from piiguard.connectors.base import connectors, shown_collections
 
     plugins.load()
     found = sources(catalog, key, besides=store.name)
+    rng = rng or random.Random()
     links: list[CopyLink] = []
     with connectors.get(store.engine)(store, timeout=timeout) as connector:
         infos = shown_collections(connector.collections())
@@ -335,35 +390,59 @@ def match(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
                 links.append(registered)  # its pseudonyms do not match by design: the registry says whose it is
                 continue
             if found:
-                links += _match_collection(connector, info, store.name, shown, found, key, limit)
+                links += _match_collection(connector, info, store.name, shown, found, key, limit, rng)
     return links
 
 
-def _read(connector: Connector, info: CollectionInfo, limit: int) -> tuple[dict[str, list[str]], int, bool]:
-    """field → values of up to ``limit`` records, the records read, and whether that was all of them."""
-    values: dict[str, list[str]] = {}
-    rows = 0
-    if connector.reads_whole():
-        names = connector.columns(info)
-        for batch in connector.read(info, names, min(BATCH_ROWS, limit)):
-            take = batch.slice(0, limit - rows)
-            for f in names:
-                values.setdefault(f, []).extend(texts(take.column(f)))
-            rows += take.num_rows
-            if rows >= limit:
-                return values, rows, False
-        return values, rows, True
-    sample = connector.sample(info, limit)
-    for f, column in sample.columns.items():
-        values[f] = list(texts(column))
-    return values, sample.rows, sample.rows < limit
+@dataclass(frozen=True)
+class _Read:
+    values: dict[str, list[str]]  # field → the non-empty texts of the records read
+    rows: int  # records read
+    total: int | None  # records the collection holds: counted when it was streamed, else None
+    whole: bool  # every record was read
+
+
+def _read(connector: Connector, info: CollectionInfo, limit: int, rng: random.Random) -> _Read:
+    """Every record when the collection holds at most ``limit``; else a random sample of about ``limit``
+    of them, never its first ones: storage order is often the order people were copied in, and the first
+    records scaled up count the copy's first source ``total / limit`` times and its last one not at all."""
+    est = info.rows_estimate
+    if not connector.reads_whole() or (est is not None and est > STREAM_FACTOR * limit):
+        sample = connector.sample(info, limit)
+        values = {f: list(texts(column)) for f, column in sample.columns.items()}
+        return _Read(values, sample.rows, None, sample.rows < limit)
+    names = connector.columns(info)
+    kept: list[list[list[str]]] = []  # a uniform reservoir of records (Vitter's algorithm R), each its fields' texts
+    seen = 0
+    for batch in connector.read(info, names, min(BATCH_ROWS, limit)):
+        columns = [_cells(batch.column(f)) for f in names]
+        for i in range(batch.num_rows):
+            if seen < limit:
+                kept.append([column[i] for column in columns])
+            elif (j := rng.randrange(seen + 1)) < limit:
+                kept[j] = [column[i] for column in columns]
+            seen += 1
+        if seen > STREAM_FACTOR * limit:  # the row estimate was stale: sample as the scanner does instead
+            sample = connector.sample(info, limit)
+            return _Read({f: list(texts(c)) for f, c in sample.columns.items()}, sample.rows, None, False)
+    values = {f: [v for record in kept for v in record[k]] for k, f in enumerate(names)}
+    return _Read(values, len(kept), seen, seen <= limit)
+
+
+def _cells(column: pa.Array | pa.ChunkedArray) -> list[list[str]]:
+    """Each record's non-empty texts of a reader column (a ``list<string>`` cell's items)."""
+    out: list[list[str]] = []
+    for v in column.to_pylist():
+        items = v if isinstance(v, list) else [v]
+        out.append([x for x in items if isinstance(x, str) and x])
+    return out
 
 
 def _match_collection(connector: Connector, info: CollectionInfo, store: str, collection: str,
-                      found: list[Source], key: bytes, limit: int) -> list[CopyLink]:
-    values, rows, whole = _read(connector, info, limit)
+                      found: list[Source], key: bytes, limit: int, rng: random.Random) -> list[CopyLink]:
+    read = _read(connector, info, limit, rng)
     hits: list[_Hit] = []
-    for field, vals in values.items():
+    for field, vals in read.values.items():
         distinct = {v for v in vals if len(v) <= MAX_VALUE}
         if not distinct:
             continue
@@ -379,35 +458,41 @@ def _match_collection(connector: Connector, info: CollectionInfo, store: str, co
             tested, h1, h2 = by_kind[src.kind]
             n = len(tested)
             x = int(src.bloom.contains(h1, h2).sum())
-            if binomial_tail(x, n, src.rate) > ALPHA:
-                continue  # no more than the set's false matches would give
+            if x < MIN_MATCHED or binomial_tail(x, n, src.rate) > ALPHA:
+                continue  # too few people to prove a copy, or no more than the set's false matches would give
             excess = max(x - n * src.rate, 0.0)
-            people = round(excess) if whole else round(excess / n * _distinct_estimate(connector, info, field,
-                                                                                      n, len(vals), rows))
-            hits.append(_Hit(field, src, len(vals), excess, min(people, src.people)))
+            people = round(excess) if read.whole else round(excess / n * _distinct_estimate(
+                connector, info, field, n, read.rows, read.total))
+            hits.append(_Hit(field, src, len(vals), excess, min(people, src.people), not read.whole))
     return _links(store, collection, hits)
 
 
-def _distinct_estimate(connector: Connector, info: CollectionInfo, field: str, distinct: int, values: int,
-                       rows: int) -> float:
+def _distinct_estimate(connector: Connector, info: CollectionInfo, field: str, distinct: int, rows: int,
+                       counted_rows: int | None) -> float:
     """Distinct values of the field in the whole collection: the engine's count where it has a cheap one,
-    else the sample's distinct share scaled to the collection's row estimate."""
+    else the sample's distinct share scaled to the collection's records (counted, or its row estimate)."""
     counted = connector.distinct(info, field)
     if counted is not None:
         return float(counted[0])
-    total = info.rows_estimate or rows
+    total = counted_rows or info.rows_estimate or rows
     return distinct / max(rows, 1) * max(total, rows)
 
 
 def _links(store: str, collection: str, hits: Iterable[_Hit]) -> list[CopyLink]:
+    """One link per source collection. A dense key's hits count only beside another field's hit on the
+    same source (an e-mail): they are then named among the fields, and the people come from the others."""
     by_source: dict[tuple[str, str], list[_Hit]] = {}
     for h in hits:
         by_source.setdefault((h.source.store, h.source.collection), []).append(h)
     out = []
     for (src_store, src_collection), group in sorted(by_source.items()):
-        best = max(group, key=lambda h: h.people)
+        strong = [h for h in group if not h.source.dense]
+        if not strong:
+            continue  # only a counter-like key matched: any integer column in its range would
+        best = max(strong, key=lambda h: h.people)
         group.sort(key=lambda h: h.field)
         out.append(CopyLink(store, collection, src_store, src_collection, "fingerprint",
                             tuple(h.field for h in group), tuple(h.source.field for h in group), best.people,
-                            round(best.people / max(best.source.people, 1), 4), best.sampled, round(best.matched)))
+                            round(best.people / max(best.source.people, 1), 4), best.sampled, round(best.matched),
+                            best.from_sample))
     return out

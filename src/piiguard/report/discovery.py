@@ -32,7 +32,8 @@ def worst(findings: Sequence[Finding]) -> Severity | None:
 def _link(link: CopyLink) -> dict[str, Any]:
     return {"store": link.store, "collection": link.collection, "source_store": link.source_store,
             "source_collection": link.source_collection, "via": link.via, "fields": list(link.fields),
-            "source_fields": list(link.source_fields), "people": link.people, "share": link.share}
+            "source_fields": list(link.source_fields), "people": link.people, "share": link.share,
+            "from_sample": link.from_sample}
 
 
 def _store(item: Discovered) -> dict[str, Any]:
