@@ -294,4 +294,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (store, collection, source_store, source_collection, via)
     );
     """,
+    """
+    -- a ClickHouse found on its HTTP and its native port is one inventory row (the HTTP port's):
+    -- the other ports of the same server, a JSON list of numbers
+    ALTER TABLE discovered ADD COLUMN also TEXT NOT NULL DEFAULT '[]';
+    """,
 )
