@@ -41,23 +41,23 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
     found: list[Discovered] = []
     others: list[Service] = [Service(Endpoint(h, 0), Kind.TARPIT, evidence="accepted every port it was offered")
                              for h in swept.tarpits]
-    registered = {s.endpoint: inventory.registered_at(s, config.stores) for s in services
+    registrations = {s.endpoint: inventory.registered_at(s, config.stores) for s in services
                   if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)}
-    stores, also = fold([s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)], registered)
+    stores, also = fold([s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)], registrations)
     others.extend(s for s in services if s.kind not in (Kind.STORE, Kind.IDENTIFY_ONLY))
     # Outside checks wait on peers, not on this host: run them side by side (each bounded by its timeout).
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(stores)))) as pool:
         checked = list(pool.map(lambda s: identify.outside_findings(
-            s, timeout=settings.timeout * 5, name=registered[s.endpoint] or s.endpoint.address,
+            s, timeout=settings.timeout * 5, name=registrations[s.endpoint] or s.endpoint.address,
             guess=settings.guess, tcp_port=_tcp_port(also.get(s.endpoint, ())))
             if s.kind is Kind.STORE else ([], False), stores))
     http_clickhouse = {s.endpoint.host for s in stores if s.engine == "clickhouse" and not _native(s)}
     for i, (service, (findings, is_open)) in enumerate(zip(stores, checked, strict=True)):
         if progress:
             progress("check", i + 1, len(stores))
-        item = Discovered(service, registered[service.endpoint], tuple(findings), open=is_open,
+        item = Discovered(service, registrations[service.endpoint], tuple(findings), open=is_open,
                           also=also.get(service.endpoint, ()))
-        if catalog is not None and key is not None and is_open and registered is None:
+        if catalog is not None and key is not None and is_open and item.registered is None:
             if _native(service) and service.endpoint.host in http_clickhouse:
                 # not folded (several ClickHouse HTTP or native ports on the host, or versions that differ):
                 # an HTTP port of the host is read instead, piiguard reads ClickHouse over HTTP
