@@ -127,3 +127,47 @@ def test_watch_opens_one_exposure_and_one_incident(tmp_path: Path, open_clickhou
         # what incident scope reads: the HTTP port, the native port as its tcp_port
         store = found_stores(catalog, incident["stores"], {})[address]
         assert (store.port, store.options["tcp_port"]) == (http, str(tcp))
+
+
+def clickhouse_query(server: Server, query: str) -> None:
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/", data=query.encode(),
+                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": ""})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def test_a_copy_in_the_folded_store_is_linked_to_its_source(tmp_path: Path, open_clickhouse: Server,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import uuid
+
+    from piiguard.discovery.fingerprints import build
+    from piiguard.scanner import scan
+
+    key = "fold-e2e-key-0123456789abcdef"
+    ids = [str(uuid.UUID(int=i + 1, version=4)) for i in range(100)]
+    source = tmp_path / "prod.db"
+    db = sqlite3.connect(source)
+    db.execute("CREATE TABLE customers (customer_id TEXT PRIMARY KEY, email TEXT)")
+    db.executemany("INSERT INTO customers VALUES (?, ?)", [(c, f"person.{i}@shop-example.org")
+                                                             for i, c in enumerate(ids)])
+    db.commit()
+    db.close()
+    config_path, catalog_path = setup(tmp_path, open_clickhouse)
+    config_path.write_text(config_path.read_text().replace(
+        "stores: []", f"stores:\n  - name: prod\n    engine: sqlite\n    path: {source}") + "  key_env: PIIGUARD_FOLD_KEY\n")
+    monkeypatch.setenv("PIIGUARD_FOLD_KEY", key)
+    clickhouse_query(open_clickhouse, "CREATE TABLE default.fold_copy (ref String, member_email String) ENGINE = Memory")
+    try:
+        clickhouse_query(open_clickhouse, "INSERT INTO default.fold_copy VALUES " + ", ".join(
+            f"('{ids[i]}', 'person.{i}@shop-example.org')" for i in range(10, 40)))
+        config = load_config(config_path)
+        with Catalog(catalog_path) as catalog:
+            scan(list(config.stores), config=config, catalog=catalog)
+            assert build(config, catalog, key.encode())
+            run = discover(config, catalog=catalog)
+        (found,) = run.stores
+        assert found.also == (open_clickhouse.tcp_port,) and not run.problems  # type: ignore[attr-defined]
+        assert {(link.source_store, link.source_collection) for link in found.links if "fold_copy" in link.collection} \
+            == {("prod", "customers")}
+    finally:
+        clickhouse_query(open_clickhouse, "DROP TABLE default.fold_copy")
