@@ -162,6 +162,9 @@ def test_adopt_refuses_bad_names_and_unscanned_engines(swept: tuple[Path, Path])
         assert "cannot name a store" in out
     out = cli("adopt", "127.0.0.4:11211", "--name", "mc", "-c", str(config), "--catalog", str(catalog), code=2)
     assert "does not scan" in out
+    # the hint names a command that exists and lists what can be adopted
+    assert "(piiguard list connectors)" in " ".join(out.split())
+    assert "clickhouse" in cli("list", "connectors")
     assert config.read_text() == before
 
 

@@ -21,13 +21,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _ports(text: object) -> list[int]:
+    """The ``also`` column: a JSON list of port numbers (anything else reads as none)."""
+    try:
+        value = json.loads(str(text or "[]"))
+    except ValueError:
+        return []
+    return [p for p in value if isinstance(p, int) and 0 < p < 65536] if isinstance(value, list) else []
+
+
 class InventoryTables:
     db: sqlite3.Connection
 
     # Inventory ---------------------------------------------------------------------------------------
 
     DISCOVERED_KEYS = ("host", "port", "kind", "engine", "product", "version", "evidence", "registered", "open",
-                       "first_seen", "last_seen", "gone_since")
+                       "first_seen", "last_seen", "gone_since", "also")
 
     def record_discovered(self, found: Sequence[Discovered], *,
                           swept: Iterable[Endpoint] | Callable[[Endpoint], bool] = (),
@@ -50,13 +59,14 @@ class InventoryTables:
                     new.append(ep)
                 self.db.execute(
                     "INSERT INTO discovered (host, port, kind, engine, product, version, evidence, registered, open,"
-                    " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host, port) DO "
-                    "UPDATE SET kind = excluded.kind, engine = excluded.engine, product = excluded.product, "
+                    " first_seen, last_seen, also) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (host, "
+                    "port) DO UPDATE SET kind = excluded.kind, engine = excluded.engine, product = excluded.product, "
                     "version = excluded.version, evidence = excluded.evidence, registered = excluded.registered, "
-                    "open = excluded.open, last_seen = excluded.last_seen, gone_since = NULL, first_seen = CASE "
-                    "WHEN discovered.gone_since IS NULL THEN discovered.first_seen ELSE excluded.first_seen END",
+                    "open = excluded.open, last_seen = excluded.last_seen, gone_since = NULL, also = excluded.also, "
+                    "first_seen = CASE WHEN discovered.gone_since IS NULL THEN discovered.first_seen "
+                    "ELSE excluded.first_seen END",
                     (ep.host, ep.port, s.kind.value, s.engine, s.product, s.version, s.evidence, d.registered,
-                     int(d.open), now, now))
+                     int(d.open), now, now, json.dumps(sorted(d.also))))
             if callable(swept):
                 known = self.db.execute("SELECT host, port FROM discovered WHERE gone_since IS NULL").fetchall()
                 covered: Iterable[Endpoint] = [ep for ep in (Endpoint(h, int(p)) for h, p in known) if swept(ep)]
@@ -72,7 +82,8 @@ class InventoryTables:
         where = "" if include_gone else " WHERE gone_since IS NULL"
         rows = self.db.execute(f"SELECT {', '.join(self.DISCOVERED_KEYS)} FROM discovered{where} "
                                "ORDER BY host, port").fetchall()
-        return [{**dict(zip(self.DISCOVERED_KEYS, r, strict=True)), "open": bool(r[8])} for r in rows]
+        return [{**dict(zip(self.DISCOVERED_KEYS, r, strict=True)), "open": bool(r[8]), "also": _ports(r[12])}
+                for r in rows]
 
     # Fingerprints ------------------------------------------------------------------------------------
 

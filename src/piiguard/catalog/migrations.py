@@ -300,4 +300,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE fingerprints ADD COLUMN dense INTEGER;
     ALTER TABLE copy_links ADD COLUMN from_sample INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    -- a ClickHouse found on its HTTP and its native port is one inventory row (the HTTP port's):
+    -- the other ports of the same server, a JSON list of numbers
+    ALTER TABLE discovered ADD COLUMN also TEXT NOT NULL DEFAULT '[]';
+    """,
 )

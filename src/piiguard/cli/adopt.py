@@ -41,6 +41,12 @@ def adopt(address: str = typer.Argument(..., help="the discovered store's host:p
         # by address, not by spelling: [fd00:0::5]:5432 is the [fd00::5]:5432 a sweep recorded
         row = next((r for r in cat.discovered() if r["port"] == endpoint.port
                     and inventory.same_ip(str(r["host"]), endpoint.host)), None)
+        folded = next((r for r in cat.discovered() if endpoint.port in r["also"]
+                       and inventory.same_ip(str(r["host"]), endpoint.host)), None)
+    if row is None and folded is not None:
+        at = Endpoint(str(folded["host"]), int(folded["port"])).address
+        raise UsageError(f"{endpoint.address} is the native port of the ClickHouse found at {at}",
+                         hint=f"adopt that address (piiguard adopt {at} --name NAME): its entry sets tcp_port")
     if row is None:
         raise UsageError(f"{endpoint.address} is not in the inventory of discovered stores",
                          hint="run piiguard discover first (piiguard stores lists what it found)")

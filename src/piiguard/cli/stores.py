@@ -79,10 +79,11 @@ def stores(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
 def _discovery_text(seen: dict[str, Any] | None) -> str:
     if seen is None:
         return "-"
+    also = f" (+{', '.join(map(str, seen['also']))})" if seen["also"] else ""
     if seen["registered"]:
-        return f"seen by discovery at {seen['address']}, last {seen['last_seen']}"
+        return f"seen by discovery at {seen['address']}{also}, last {seen['last_seen']}"
     said = " ".join(t for t in (seen["product"], seen["version"]) if t)
     door = "OPEN from outside" if seen["open"] else "asks for credentials" if seen["kind"] == "store" else \
         "identify-only"
-    return f"unregistered{f' {said}' if said else ''}: {door}; first seen {seen['first_seen']}, " \
+    return f"unregistered{also}{f' {said}' if said else ''}: {door}; first seen {seen['first_seen']}, " \
         f"last {seen['last_seen']}"

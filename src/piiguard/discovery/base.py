@@ -80,6 +80,9 @@ class Discovered:
     findings: tuple[Finding, ...] = ()  # its outside checks, and discovery.unregistered-store
     links: tuple[CopyLink, ...] = ()
     open: bool = False  # an outside check that exposes failed: anyone who reaches the port gets in
+    # Other ports of the same server folded into this entry: a ClickHouse found on its HTTP port and
+    # its native port is one store at the HTTP port, the native port here (its ``tcp_port``).
+    also: tuple[int, ...] = ()
     first_seen: str | None = None
     last_seen: str | None = None
 

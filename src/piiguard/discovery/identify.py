@@ -131,18 +131,19 @@ def identify_all(endpoints: Sequence[Endpoint], *, timeout: float, guess: bool =
         return [s for s in out if s is not None]
 
 
-def as_store(service: Service, name: str | None = None) -> Store:
+def as_store(service: Service, name: str | None = None, *, tcp_port: int | None = None) -> Store:
     """The store checks and connectors use for a found service (no credentials).
 
-    ClickHouse: the found port is both the HTTP and the native port (``tcp_port``), so its checks
-    talk only to the endpoint that was found; the one that speaks the other protocol is reported
-    unreachable in the evidence and the other decides. S3 and OpenSearch: TLS as the probe saw it."""
+    ClickHouse: ``tcp_port`` is the native port the same server was found on (``Discovered.also``);
+    without one the found port is both the HTTP and the native port, so its checks talk only to the
+    endpoint that was found; the one that speaks the other protocol is reported unreachable in the
+    evidence and the other decides. S3 and OpenSearch: TLS as the probe saw it."""
     endpoint = service.endpoint
     engine = service.engine or "unknown"
     https = "HTTPS" in service.evidence or "over TLS" in service.evidence
     options: dict[str, str] = {}
     if engine == "clickhouse":
-        options = {"tcp_port": str(endpoint.port), "secure": "true" if https else "false"}
+        options = {"tcp_port": str(tcp_port or endpoint.port), "secure": "true" if https else "false"}
     elif engine in ("s3", "opensearch", "mongodb"):
         options = {"tls": "true" if https else "false"}
         if engine == "opensearch" and https:
@@ -157,8 +158,8 @@ def outside_ids(engine: str, *, guess: bool = False) -> list[str]:
             and checks.get(i).vantage is Vantage.OUTSIDE and (guess or not checks.get(i).guesses)]
 
 
-def outside_findings(service: Service, *, timeout: float, name: str | None = None,
-                     guess: bool = False) -> tuple[list[Finding], bool]:
+def outside_findings(service: Service, *, timeout: float, name: str | None = None, guess: bool = False,
+                     tcp_port: int | None = None) -> tuple[list[Finding], bool]:
     """The engine's outside checks on the found store, and whether one that exposes failed (it is open)."""
     plugins.load()
     if service.kind is not Kind.STORE or service.engine is None or service.engine not in targets:
@@ -166,6 +167,6 @@ def outside_findings(service: Service, *, timeout: float, name: str | None = Non
     ids = outside_ids(service.engine, guess=guess)
     if not ids:
         return [], False
-    findings = check_store(as_store(service, name), timeout=timeout, only=ids)
+    findings = check_store(as_store(service, name, tcp_port=tcp_port), timeout=timeout, only=ids)
     is_open = any(f.status is Status.FAIL and checks.get(f.check).exposes for f in findings)
     return findings, is_open

@@ -84,8 +84,10 @@ def resolve(host: str, *, clock: Callable[[], float] = time.monotonic) -> frozen
 
 
 def _ports(store: Store) -> set[int]:
+    """The ports a configured store answers on: its port, and ClickHouse's native ``tcp_port`` (9000
+    when it is not set: the port ``ClickHouseTarget`` checks then)."""
     ports = {store.port} if store.port else set()
-    tcp_port = store.options.get("tcp_port", "")
+    tcp_port = store.options.get("tcp_port", "9000" if store.engine == "clickhouse" else "")
     if tcp_port.isdigit():
         ports.add(int(tcp_port))
     return ports
@@ -164,12 +166,16 @@ def adopt_entry(row: Mapping[str, object], name: str) -> str:
     engine = row.get("engine")
     if row.get("kind") != Kind.STORE.value or not isinstance(engine, str) or engine not in DEFAULT_PASSWORD_ENV:
         raise UsageError(f"{address} is {engine or 'an unidentified service'}, which piiguard does not scan",
-                         hint="only stores of an engine piiguard scans can be adopted (piiguard list engines)")
+                         hint="only stores of an engine piiguard scans can be adopted (piiguard list connectors)")
     lines = [f"  - name: {_quoted(name)}", f"    engine: {engine}", f"    host: {_quoted(str(row['host']))}",
              f"    port: {int(str(row['port']))}"]
     if engine != "redis":  # Redis's default user needs only a password
         lines.append(f"    user: {_quoted('piiguard')}  # a read-only account to create")
     lines.append(f"    password_env: {env_name(name)}")
+    listed = row.get("also")
+    also = [int(str(p)) for p in listed] if isinstance(listed, list | tuple) else []
+    if engine == "clickhouse" and also:  # the same server's native port, found with its HTTP port
+        lines += ["    options:", f"      tcp_port: {_quoted(str(also[0]))}"]
     first_seen = row.get("first_seen")
     lines += ["    tags:", f"      discovered: {_quoted(str(first_seen or ''))}"]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
@@ -48,19 +48,26 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
     found: list[Discovered] = []
     others: list[Service] = [Service(Endpoint(h, 0), Kind.TARPIT, evidence="accepted every port it was offered")
                              for h in swept.tarpits]
-    stores = [s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)]
+    registrations = {s.endpoint: inventory.registered_at(s, config.stores) for s in services
+                  if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)}
+    stores, also = fold([s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)], registrations)
     others.extend(s for s in services if s.kind not in (Kind.STORE, Kind.IDENTIFY_ONLY))
     # Outside checks wait on peers, not on this host: run them side by side (each bounded by its timeout).
-    checked = _check(stores, config, progress)
+    checked = _check(stores, config, progress, registrations, also)
     http_clickhouse = {s.endpoint.host for s in stores if s.engine == "clickhouse" and not _native(s)}
     for i, (service, (findings, is_open)) in enumerate(zip(stores, checked, strict=True)):
         if progress and catalog is not None and key is not None:
             progress("compare", i, len(stores))  # before: reading a store for its copy links is the slow part
-        registered = inventory.registered_at(service, config.stores)
-        item = Discovered(service, registered, tuple(findings), open=is_open)
-        if catalog is not None and key is not None and is_open and registered is None:
+        item = Discovered(service, registrations[service.endpoint], tuple(findings), open=is_open,
+                          also=also.get(service.endpoint, ()))
+        if catalog is not None and key is not None and is_open and item.registered is None:
             if _native(service) and service.endpoint.host in http_clickhouse:
-                pass  # the same server's HTTP port is read instead: piiguard reads ClickHouse over HTTP
+                # not folded (several ClickHouse HTTP or native ports on the host, or versions that differ):
+                # an HTTP port of the host is read instead, piiguard reads ClickHouse over HTTP
+                problems.append(Problem(item.name, "ClickHouse answered on this native port and on an HTTP port "
+                                        "of the same host that could not be told to be the same server; its "
+                                        "tables are read over that HTTP port", "register the server with "
+                                        "piiguard adopt HOST:HTTP_PORT and set options.tcp_port to this port"))
             elif _native(service):
                 problems.append(Problem(item.name, "ClickHouse answered on its native port only; piiguard reads "
                                         "ClickHouse over HTTP, so its tables were not compared with fingerprints",
@@ -84,7 +91,9 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
                         tuple(found), tuple(others), tuple(problems))
 
 
-def _check(stores: Sequence[Service], config: Config, progress: Progress | None) -> list[tuple[list[Finding], bool]]:
+def _check(stores: Sequence[Service], config: Config, progress: Progress | None,
+           registrations: Mapping[Endpoint, str | None], also: Mapping[Endpoint, tuple[int, ...]]
+           ) -> list[tuple[list[Finding], bool]]:
     """Each store's outside checks and whether it is open, in the order given; ``progress("check", …)``
     as each finishes. They wait on peers, not on this host: side by side, each bounded by its timeout."""
     settings = config.discovery
@@ -95,7 +104,8 @@ def _check(stores: Sequence[Service], config: Config, progress: Progress | None)
         if s.kind is not Kind.STORE:
             return [], False
         return identify.outside_findings(s, timeout=settings.timeout * 5, guess=settings.guess,
-                                         name=inventory.registered_at(s, config.stores) or s.endpoint.address)
+                                         name=registrations.get(s.endpoint) or s.endpoint.address,
+                                         tcp_port=_tcp_port(also.get(s.endpoint, ())))
 
     out: list[tuple[list[Finding], bool] | None] = [None] * len(stores)
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(stores)))) as pool:
@@ -107,6 +117,36 @@ def _check(stores: Sequence[Service], config: Config, progress: Progress | None)
             if progress:
                 progress("check", done, len(stores))
     return [r for r in out if r is not None]
+def fold(stores: Sequence[Service], registered: Mapping[Endpoint, str | None]
+         ) -> tuple[list[Service], dict[Endpoint, tuple[int, ...]]]:
+    """The stores, with a ClickHouse found on both its HTTP and its native port as one: the HTTP
+    endpoint, the native port in the returned map (``Discovered.also``, the store's ``tcp_port``).
+
+    Only when it is unambiguous: one plain-HTTP and one native ClickHouse on the host, the same
+    configured store (or none) at both, and no two versions said that differ. Otherwise each stays an
+    entry of its own (a native-only ClickHouse too). An HTTPS interface is not folded with a native
+    port: its ``secure`` option would send the native checks TLS the native port was not seen to speak."""
+    by_host: dict[str, tuple[list[Service], list[Service]]] = {}
+    for s in stores:
+        if s.engine == "clickhouse" and s.kind is Kind.STORE:
+            http, native = by_host.setdefault(s.endpoint.host, ([], []))
+            (native if _native(s) else http).append(s)
+    folded: dict[Endpoint, tuple[int, ...]] = {}
+    dropped: set[Endpoint] = set()
+    for http, native in by_host.values():
+        if len(http) != 1 or len(native) != 1 or "HTTPS" in http[0].evidence:
+            continue
+        h, n = http[0], native[0]
+        if registered.get(h.endpoint) != registered.get(n.endpoint) or (h.version and n.version
+                                                                         and h.version != n.version):
+            continue
+        folded[h.endpoint] = (n.endpoint.port,)
+        dropped.add(n.endpoint)
+    return [s for s in stores if s.endpoint not in dropped], folded
+
+
+def _tcp_port(also: Sequence[int]) -> int | None:
+    return also[0] if also else None
 
 
 def _native(service: Service) -> bool:
@@ -130,7 +170,7 @@ def _key(config: Config, catalog: Catalog | None, problems: list[Problem]) -> by
 
 
 def _links(item: Discovered, catalog: Catalog, key: bytes, limit: int, problems: list[Problem]) -> list[CopyLink]:
-    store = identify.as_store(item.service, item.name)
+    store = identify.as_store(item.service, item.name, tcp_port=_tcp_port(item.also))
     out: list[CopyLink] = []
     for step in (fingerprints.match, canaries.find):
         try:

@@ -39,12 +39,18 @@ def _link(link: CopyLink) -> dict[str, Any]:
 def _store(item: Discovered) -> dict[str, Any]:
     s, e = item.service, item.service.endpoint
     bad = worst(item.findings)
-    return {"address": e.address, "host": e.host, "port": e.port, "kind": s.kind.value, "engine": s.engine,
+    return {"address": e.address, "host": e.host, "port": e.port, "also": list(item.also), "kind": s.kind.value,
+            "engine": s.engine,
             "product": s.product, "version": s.version, "registered": item.registered, "open": item.open,
             "severity": bad.value if bad else None,
             "findings": [{"check_id": f.check, "status": f.status.value, "severity": f.severity.value,
                           "evidence": f.evidence} for f in item.findings],
             "links": [_link(link) for link in item.links]}
+
+
+def _address(item: Discovered) -> str:
+    """``10.0.0.7:8123 (+9000)``: the store's address and the other ports of the same server."""
+    return item.service.endpoint.address + (f" (+{', '.join(map(str, item.also))})" if item.also else "")
 
 
 def _other(s: Service) -> dict[str, Any]:
@@ -94,7 +100,7 @@ def render_table(run: DiscoveryRun, console: Console) -> None:
     if run.stores:
         # The address and the registered name are what a reader acts on: never cut, whatever the width.
         table = Table()
-        table.add_column("address", no_wrap=True, min_width=max(len(d.service.endpoint.address) for d in run.stores))
+        table.add_column("address", no_wrap=True, min_width=max(len(_address(d)) for d in run.stores))
         table.add_column("engine")
         table.add_column("product / version")
         table.add_column("registered", no_wrap=True, min_width=max(len(d.registered or "UNREGISTERED")
@@ -104,7 +110,7 @@ def render_table(run: DiscoveryRun, console: Console) -> None:
         for item in sorted(run.stores, key=lambda d: d.service.endpoint):
             bad = worst(item.findings)
             checks = sorted({f.check for f in item.findings if f.status is Status.FAIL and f.severity == bad})
-            table.add_row(safe(item.service.endpoint.address), safe(item.service.engine or "-"),
+            table.add_row(safe(_address(item)), safe(item.service.engine or "-"),
                           safe(_version(item.service)),
                           safe(item.registered) if item.registered else safe("UNREGISTERED", "bold red"),
                           safe("yes", "red") if item.open else safe("no"),

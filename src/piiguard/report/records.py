@@ -116,6 +116,7 @@ def discovered(row: Mapping[str, Any], registered: str | None) -> dict[str, Any]
     sweep saw it, what it said it was (cleaned when it was recorded), and when."""
     host, port = str(row["host"]), int(row["port"])
     return {"address": f"[{host}]:{port}" if ":" in host else f"{host}:{port}", "host": host, "port": port,
+            "also": [int(p) for p in row.get("also") or ()],
             "kind": row["kind"], "engine": row["engine"], "product": row["product"], "version": row["version"],
             "registered": registered is not None, "open": bool(row["open"]),
             "first_seen": iso(row["first_seen"]), "last_seen": iso(row["last_seen"])}

@@ -28,7 +28,8 @@ def store_from_row(row: Mapping[str, Any], name: str) -> Store:
 
     service = Service(Endpoint(str(row["host"]), int(row["port"])), Kind(row["kind"]), row["engine"],
                       row["product"], row["version"], str(row["evidence"] or ""))
-    return as_store(service, name)
+    also = [int(p) for p in row.get("also") or ()]
+    return as_store(service, name, tcp_port=also[0] if also else None)
 
 
 def found_stores(catalog: Catalog, names: Iterable[str], configured: Mapping[str, Store]) -> dict[str, Store]:
