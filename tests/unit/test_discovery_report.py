@@ -146,3 +146,14 @@ def test_the_unregistered_finding_carries_the_pii_types_the_copied_fields_hold(t
     doc = _sarif(DiscoveryRun(("10.20.0.0/24",), (9200,), 1, 0.1, (replace(found, findings=(f,)),), (), ()))
     [mark] = doc["runs"][0]["results"]  # type: ignore[index]
     assert mark["properties"]["pii_types"] == ["email"] and "~2,400 people, 80%" in mark["message"]["text"]
+
+
+def test_check_sarif_results_are_fingerprinted_by_check_and_store_name_too() -> None:
+    from piiguard.report.findings import render_sarif
+
+    findings = tuple(Finding(c, "prod", Status.FAIL, Severity.HIGH, Vantage.OUTSIDE, "t", e)
+                     for c, e in (("postgres.trust-auth", "one"), ("postgres.trust-auth", "two"), ("x.y", "one")))
+    results = json.loads(render_sarif(findings, "0"))["runs"][0]["results"]
+    prints = [r["partialFingerprints"]["piiguard/v1"] for r in results]
+    assert prints[0] == prints[1] != prints[2]  # the same check on the same store, whatever the evidence
+    assert results[0]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "piiguard:prod"
