@@ -203,7 +203,7 @@ def main() -> None:
 
 
 def _stderr(text: str, red: str = "") -> None:
-    from piiguard.report.terminal import escaped, new_console
+    from piiguard.report.terminal import escaped, new_console  # here: Rich is not needed for help or the version
 
     err = new_console(stderr=True)
     if red and text.startswith(red):
@@ -213,7 +213,6 @@ def _stderr(text: str, red: str = "") -> None:
 
 
 def _print_error(exc: PiiguardError) -> None:
-
     from piiguard.report.terminal import escaped, new_console
 
     err = new_console(stderr=True)
