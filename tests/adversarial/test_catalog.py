@@ -303,3 +303,43 @@ def test_damage_past_the_schema_is_a_clear_error_not_an_internal_one(tmp_path: P
                          capture_output=True, text=True, timeout=120, env={**os.environ, "PIIGUARD_TIMELINE_KEY": KEY})
     assert run.returncode == 1 and "internal error" not in run.stderr
     assert "catalog is damaged" in run.stderr and "integrity_check" in run.stderr
+
+
+@pytest.mark.parametrize("marked", [False, True], ids=["unmarked", "marked"])
+def test_a_failing_migration_names_the_version_the_step_and_the_schema_error(tmp_path: Path, marked: bool) -> None:
+    # A development-era catalog: version 7, but scans already has the column migration 8 adds.
+    path = old_catalog(tmp_path / "c.db", 7)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE scans ADD COLUMN status TEXT")
+    if marked:
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.commit()
+    db.close()
+    with pytest.raises(CatalogError) as err:
+        Catalog(path, timeline_key=KEY.encode())
+    message = str(err.value)
+    assert "from schema version 7: migration 8 of" in message
+    assert "OperationalError: duplicate column name: status" in message
+    assert "left at version 7" in message
+    assert "--catalog" in (err.value.hint or "") and "back it up" in (err.value.hint or "")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 7  # the failed step was rolled back
+    assert db.execute("SELECT count(*) FROM scans").fetchone()[0] == 1
+    db.close()
+
+
+def test_a_failing_migration_at_the_default_path_is_explained_on_the_command_line(tmp_path: Path) -> None:
+    default = tmp_path / "data" / "piiguard" / "catalog.db"
+    default.parent.mkdir(parents=True)
+    old_catalog(default, 7)
+    db = sqlite3.connect(default)
+    db.execute("ALTER TABLE scans ADD COLUMN status TEXT")
+    db.commit()
+    db.close()
+    env = {**os.environ, "PIIGUARD_TIMELINE_KEY": KEY, "XDG_DATA_HOME": str(tmp_path / "data")}
+    env.pop("PIIGUARD_CATALOG", None)
+    run = subprocess.run([sys.executable, "-m", "piiguard", "incident", "list"], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    assert run.returncode == 1 and "internal error" not in run.stderr
+    assert "migration 8" in run.stderr and "duplicate column name: status" in run.stderr, run.stderr
+    assert "check the path and its permissions" not in run.stderr

@@ -139,8 +139,12 @@ def test_a_whole_run_finds_the_registered_and_the_open_unregistered_redis(tmp_pa
     assert any(f["check_id"] == "discovery.unregistered-store" and f["status"] == "fail" and f["severity"] == "critical"
                for f in found["findings"])
     assert cli("-c", cfg, "--catalog", catalog, "--fail-on", "critical").returncode == 3
-    table = cli("-c", cfg, "--catalog", catalog)
+    table = cli("-c", cfg, "--catalog", catalog)  # stdout is a pipe: nothing may be cut to 80 columns
     assert "UNREGISTERED" in table.stdout and f"127.0.0.1:{open_redis.port}" in table.stdout
+    assert "critical: discovery.unregistered-store" in table.stdout and "…" not in table.stdout, table.stdout
+    listed = subprocess.run([sys.executable, "-m", "piiguard", "stores", "-c", cfg, "--catalog", catalog],
+                            capture_output=True, text=True, timeout=120)
+    assert f"127.0.0.1:{open_redis.port} (unregistered)" in listed.stdout and "…" not in listed.stdout, listed.stdout
 
     sarif = json.loads(cli("-c", cfg, "-f", "sarif", "--catalog", catalog).stdout)
     schema = json.loads((Path(__file__).parent.parent / "data" / "sarif-2.1.0.json").read_text())

@@ -53,3 +53,27 @@ def test_configured_and_scanned_by_url(tmp_path: Path) -> None:
 def test_nothing_known_says_so(tmp_path: Path) -> None:
     assert jsondoc.check(stores("--catalog", str(tmp_path / "c.db")), "stores")["stores"] == []
     assert "no stores" in stores("--catalog", str(tmp_path / "c.db"), fmt="text")
+
+
+def test_the_text_table_through_a_pipe_cuts_no_address_or_name(tmp_path: Path) -> None:
+    """Not on a terminal (a pipe, a CI log) Rich lays tables out for 80 columns: an unregistered store's
+    address was cut to ``127.0.0…`` and its name to ``(unregi…``. A real pipe, a real subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    from piiguard.discovery.base import Discovered, Endpoint, Kind, Service
+
+    found = [Discovered(Service(Endpoint(f"127.0.0.{i}", 16379 + i), Kind.STORE, "redis", "Redis", "7.0.15"),
+                        open=i % 2 == 0) for i in range(21, 25)]
+    catalog = tmp_path / "c.db"
+    with Catalog(catalog) as cat:
+        cat.record_discovered(found)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    done = subprocess.run([sys.executable, "-m", "piiguard", "stores", "--catalog", str(catalog)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    for d in found:
+        assert f"{d.service.endpoint.address} (unregistered)" in done.stdout, done.stdout
+    assert "OPEN from outside" in done.stdout and "asks for credentials" in done.stdout
+    assert "…" not in done.stdout

@@ -203,12 +203,27 @@ class Catalog(InventoryTables):
             # One transaction per step: a failed migration leaves the previous version intact.
             try:
                 self.db.executescript(f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {i}; COMMIT;")
-            except sqlite3.Error:
+            except sqlite3.Error as exc:
                 if self.db.in_transaction:
                     self.db.rollback()
                 if self.version < i:
-                    raise
+                    raise self._migration_error(exc, current, i) from exc
                 # another piiguard opening the same new catalog applied this step first (it held the lock)
+
+    def _migration_error(self, exc: sqlite3.Error, found: int, step: int) -> CatalogError:
+        """Names the catalog's version and the migration that failed. SQLite's own message is shown only
+        for an ``OperationalError``: a migration runs piiguard's fixed DDL, so that class's message is
+        about the schema ("duplicate column name: status", "database is locked"), never a row's value;
+        other classes (an ``IntegrityError`` on the rows a step copies) show their class only."""
+        if _is_full(exc):
+            return self._full_error()
+        cause = type(exc).__name__
+        if type(exc) is sqlite3.OperationalError:
+            cause += f": {str(exc)[:200]}"  # printed through escaped() at the CLI
+        return CatalogError(f"cannot upgrade the catalog at {self.path} from schema version {found}: migration "
+                            f"{step} of {len(MIGRATIONS)} failed ({cause}); the file is left at version {step - 1}",
+                            hint="the file was changed by something other than this piiguard (a development build?): "
+                            "back it up, then start a new catalog with --catalog NEW_PATH (or PIIGUARD_CATALOG)")
 
     def _mark_interrupted(self) -> None:
         """Scans still ``running`` and copies still ``writing`` whose owner on this host is dead (killed,

@@ -203,11 +203,9 @@ def main() -> None:
 
 
 def _stderr(text: str, red: str = "") -> None:
-    from rich.console import Console  # here: Rich is not needed to print help or the version
+    from piiguard.report.terminal import escaped, new_console  # here: Rich is not needed for help or the version
 
-    from piiguard.report.terminal import escaped
-
-    err = Console(stderr=True)
+    err = new_console(stderr=True)
     if red and text.startswith(red):
         err.print(f"[red]{red}[/red]", end="", highlight=False)
         text = text[len(red):]
@@ -215,11 +213,9 @@ def _stderr(text: str, red: str = "") -> None:
 
 
 def _print_error(exc: PiiguardError) -> None:
-    from rich.console import Console
+    from piiguard.report.terminal import escaped, new_console
 
-    from piiguard.report.terminal import escaped
-
-    err = Console(stderr=True)
+    err = new_console(stderr=True)
     if isinstance(exc, ConfigError):
         err.print("[red]error:[/red] the configuration is not valid:", highlight=False)
         for problem in exc.problems:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
@@ -18,7 +17,7 @@ from piiguard.config import Config
 from piiguard.errors import UsageError
 from piiguard.model import Store
 from piiguard.report.document import emit, iso
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 
 canary_app = typer.Typer(help="Canary customers: plant them in production, list them, remove them.",
                          no_args_is_help=True)
@@ -47,7 +46,7 @@ def _target(config: Config, target: str) -> tuple[Store, str]:
 
 
 def _print(lines: list[str]) -> None:
-    out = Console(highlight=False, soft_wrap=True)
+    out = new_console(highlight=False, soft_wrap=True)
     for line in lines:
         out.print(safe(line))
 
@@ -87,7 +86,7 @@ def list_sets(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format = FORM
         emit("canaries", {"canaries": rows})
         return
     if not rows:
-        Console().print("no canary sets: plant one with piiguard canary plant STORE.COLLECTION --count N")
+        new_console().print("no canary sets: plant one with piiguard canary plant STORE.COLLECTION --count N")
         return
     table = Table("id", "where", "count", "fields", "status", "hits", "last hit")
     for r in rows:
@@ -95,7 +94,7 @@ def list_sets(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format = FORM
         table.add_row(str(r["id"]), safe(f"{r['store']}.{r['collection']}"), str(r["count"]),
                       safe(", ".join(f"{f}: {k}" for f, k in r["fields"].items())), safe(r["status"]),
                       str(len(r["hits"])), safe(f"{last['at']} {last['channel']} {last['source']}") if last else "-")
-    Console().print(table)
+    new_console().print(table)
 
 
 @canary_app.command("remove")

@@ -7,12 +7,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from piiguard.checker import run_checks
 from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.model import Severity, Status
 from piiguard.report.findings import render_json, render_sarif, render_table
+from piiguard.report.terminal import new_console
 
 EXIT_FINDINGS = 3
 
@@ -43,7 +43,7 @@ def check(
         elif fmt is Format.sarif:
             print(render_sarif(result.findings, version("piiguard")))
         else:
-            render_table(result.findings, Console(), show_passed=show_passed)
+            render_table(result.findings, new_console(), show_passed=show_passed)
     worst = result.worst()
     if worst is not None and worst >= fail_on:
         raise typer.Exit(EXIT_FINDINGS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -18,7 +17,7 @@ from piiguard.errors import UsageError
 from piiguard.model import Store
 from piiguard.report import records
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 from piiguard.scanner import resolve_stores
 
 contain_app = typer.Typer(help="Containment steps: list and undo.", no_args_is_help=True)
@@ -52,7 +51,7 @@ def list_containments(catalog: Path = typer.Option(None, "--catalog", help="cata
     for c in rows:
         table.add_row(str(c["id"]), safe(c["store"]), safe(c["status"]), Text("\n").join(map(safe, c["steps"])),
                       Text("\n").join(map(safe, c["undo"])), safe(c["updated"]), safe(c["note"]))
-    Console().print(table)
+    new_console().print(table)
 
 
 @contain_app.command("undo")
@@ -63,7 +62,7 @@ def undo(containment_id: int, target: str = typer.Argument(None, help="the store
     with open_catalog(catalog, cfg) as cat:
         store = _store(cat, containment_id, target, cfg)
         Containor(cat).undo(containment_id, store)
-    Console().print(f"containment {containment_id} undone")
+    new_console().print(f"containment {containment_id} undone")
 
 
 def approve(containment_id: int, target: str = typer.Argument(None, help="the store's URL if not in the config"),
@@ -74,6 +73,6 @@ def approve(containment_id: int, target: str = typer.Argument(None, help="the st
     with open_catalog(catalog, cfg) as cat:
         store = _store(cat, containment_id, target, cfg)
         status = Containor(cat).apply(containment_id, store)
-    Console().print(f"containment {containment_id}: {status}")
+    new_console().print(f"containment {containment_id}: {status}")
     if status == "failed":
         raise typer.Exit(1)

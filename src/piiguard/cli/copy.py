@@ -30,7 +30,7 @@ from piiguard.masking.pipeline import CopyPlan, key_from, plan_copy, run_copy
 from piiguard.model import Store
 from piiguard.report import records
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 from piiguard.scanner import resolve_stores
 
 copies_app = typer.Typer(help="Registered copies: list them, remove expired ones.", invoke_without_command=True)
@@ -120,7 +120,7 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
     cfg = read_config(config)
     src_store, src_collection = split_target(source, cfg)
     dst_store, dst_collection = split_target(target, cfg)
-    console = Console()
+    console = new_console()
     until = _expiry(expires)
     if not plan_only:  # everything a real copy needs is checked before the slow part
         key = key_from(key_env, str(key_file) if key_file else None)
@@ -136,7 +136,7 @@ def copy(source: str = typer.Argument(..., help="STORE.COLLECTION or URL#COLLECT
     if plan_only:
         return
     with open_catalog(catalog, cfg) as cat, Progress(TextColumn("copying"), BarColumn(), MofNCompleteColumn(),
-                                           TimeElapsedColumn(), console=Console(stderr=True)) as bar, _terminable():
+                                           TimeElapsedColumn(), console=new_console(stderr=True)) as bar, _terminable():
         task = bar.add_task("rows", total=plan.rows_estimate or None)
         result = run_copy(plan, key, cat, owner=owner, purpose=purpose, expires=until,
                           # --timeout bounds connecting and every exchange; one batch's bulk write alone
@@ -198,7 +198,7 @@ def copies(ctx: typer.Context, catalog: Path = typer.Option(None, "--catalog"),
                       safe(f"{c['target_store']}.{label(c['target_collection'])}"), str(c["rows"] or 0),
                       str(c["subjects"] or "-"), safe(c["owner"]), safe(c["purpose"]), c["expires"], status,
                       safe(c["key_id"]))
-    Console().print(table)
+    new_console().print(table)
 
 
 @copies_app.command("expire")
@@ -210,7 +210,7 @@ def expire(apply: bool = typer.Option(False, "--apply", help="remove them (other
     removed, and only while it is still that object (a table made again under the copy's name, or
     another live copy's data, stays)."""
     cfg = read_config(config)
-    console = Console(highlight=False)
+    console = new_console(highlight=False)
     plugins.load()
     with open_catalog(catalog, cfg) as cat:
         steps = plan_expiry(cat, datetime.now(UTC).date().isoformat(), cfg.stores if cfg else ())

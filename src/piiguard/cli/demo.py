@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from piiguard.catalog import Catalog
 from piiguard.model import Store
 from piiguard.report import render_table
+from piiguard.report.terminal import new_console
 from piiguard.scanner import scan as run_scan
 
 ROWS = 2000
@@ -54,7 +54,7 @@ def demo(
     rows: int = typer.Option(ROWS, "--rows", help="customers to generate"),
 ) -> None:
     """Build a small customer database and its analytics export (synthetic data), scan both, print findings."""
-    out = Console()
+    out = new_console()
     base = folder or Path(tempfile.mkdtemp(prefix="piiguard-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     out.print(f"Generating {rows:,} synthetic customers in {base} …")

@@ -10,7 +10,6 @@ from pathlib import Path
 from types import TracebackType
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
@@ -19,7 +18,7 @@ from piiguard.discovery.settings import DiscoverySettings
 from piiguard.errors import UsageError
 from piiguard.model import Severity, Status
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 
 EXIT_FINDINGS = 3
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class Bars:
     else a log line per finished step (so a CI log shows how far a run got)."""
 
     def __init__(self) -> None:
-        err = Console(stderr=True)
+        err = new_console(stderr=True)
         self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err, transient=True) if err.is_terminal else None
         self.tasks: dict[str, TaskID] = {}
@@ -73,7 +72,7 @@ def _plan(requested: list[str], settings: DiscoverySettings, max_addresses: int 
                                 "timeout": settings.timeout, "seconds": round(at_rate, 3),
                                 "seconds_at_most": round(slowest, 3)})
         return
-    out = Console()
+    out = new_console()
     out.print(safe(f"plan (nothing sent): {addresses:,} address(es) in {', '.join(str(n) for n in nets)}"))
     out.print(safe(f"  × {len(ports)} port(s): {', '.join(str(p) for p in ports)}"))
     out.print(safe(f"  = {probes:,} probes; at {settings.rate:g} probes/s at most: {at_rate:,.1f} s or more "
@@ -119,7 +118,7 @@ def discover(
             own = "0"
         print(render.render_sarif(run, own))
     else:
-        render.render_table(run, Console())
+        render.render_table(run, new_console())
     findings = [f for d in run.stores for f in d.findings]
     bad = render.worst(findings)
     if bad is not None and bad >= fail_on:

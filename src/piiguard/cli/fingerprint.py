@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
@@ -21,7 +20,7 @@ from piiguard.discovery.base import CopyLink
 from piiguard.discovery.settings import DiscoverySettings
 from piiguard.errors import PiiguardError, UsageError
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 
 if TYPE_CHECKING:
     from piiguard.catalog import Catalog
@@ -85,10 +84,10 @@ def build(targets: list[str] = typer.Argument(None, metavar="[STORE[.COLLECTION]
         emit("fingerprints-built", {"fingerprints": rows})
         return
     if not rows:
-        Console().print("nothing fingerprinted: no scanned collection with an e-mail field or customer key")
+        new_console().print("nothing fingerprinted: no scanned collection with an e-mail field or customer key")
         return
     for r in rows:
-        Console().print(safe(f"{r['store']}.{r['collection']}.{r['field']} ({r['kind']}): {r['people']:,} people "
+        new_console().print(safe(f"{r['store']}.{r['collection']}.{r['field']} ({r['kind']}): {r['people']:,} people "
                              f"from {r['values']:,} values, capacity {r['capacity']:,}, key {r['key_id']}"))
 
 
@@ -104,13 +103,13 @@ def list_(config: Path = CONFIG, catalog: Path = CATALOG, fmt: Format = FORMAT) 
                                                for r in rows]})
         return
     if not rows:
-        Console().print("no fingerprints: run `piiguard fingerprint build`")
+        new_console().print("no fingerprints: run `piiguard fingerprint build`")
         return
     table = Table("store", "collection", "field", "kind", "people", "capacity", "key id", "built")
     for r in rows:
         table.add_row(*(safe(str(r[k])) for k in ("store", "collection", "field", "kind")), f"{r['people']:,}",
                       f"{r['capacity']:,}", safe(r["key_id"]), safe(r["built"]))
-    Console().print(table)
+    new_console().print(table)
 
 
 def copy_links(store: Store, catalog: Catalog, key: bytes, *, limit: int = 100_000,
@@ -167,9 +166,9 @@ def match(store: str = typer.Argument(..., help="a configured store name, a stor
         emit("fingerprint-match", {"store": target.name, "links": [link_record(x) for x in links]})
         return
     if not links:
-        Console().print(safe(f"{target.name}: no copy of a fingerprinted collection found"))
+        new_console().print(safe(f"{target.name}: no copy of a fingerprinted collection found"))
     for link in links:
-        Console().print(safe(link_line(link)))
+        new_console().print(safe(link_line(link)))
 
 
 def scan_links(targets: list[str], config: Config | None, catalog: Catalog) -> list[CopyLink] | None:

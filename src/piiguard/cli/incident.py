@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,7 +33,7 @@ from piiguard.masking.pipeline import key_from
 from piiguard.model import Store
 from piiguard.report import records
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 from piiguard.response import evidence as evidence_
 from piiguard.response import incidents, notices, responders
 from piiguard.response.scope import SubjectFile, find_scope, keyed, scope_lines, write_subjects
@@ -53,7 +52,7 @@ INCLUDE_SYSTEM = typer.Option(False, "--include-system", help="count system coll
 
 def _head(head: Head | None) -> None:
     if head is not None:
-        Console().print(f"timeline head {head}", highlight=False, soft_wrap=True)
+        new_console().print(f"timeline head {head}", highlight=False, soft_wrap=True)
 
 
 TIMEOUT = typer.Option(30.0, "--timeout", help="seconds to wait for a store to answer (each network step)")
@@ -71,7 +70,7 @@ def _folder(cat: Catalog, incident_id: int, out: Path | None, *, make: bool = Tr
 
 def _bar(label: str) -> Progress:
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True))
+                    console=new_console(stderr=True))
 
 
 @incident_app.command("list")
@@ -89,7 +88,7 @@ def list_incidents(catalog: Path = CATALOG, config: Path = CONFIG, fmt: Format =
             f"~{i['subjects_estimate']:,} (estimate)" if i["subjects_estimate"] is not None else "-"
         table.add_row(str(i["id"]), safe(i["title"]), safe(f"{i['window_start']} → {i['window_end'] or 'open'}"),
                       safe(i["aware_at"]), safe(", ".join(i["pii_types"])), people, safe(i["status"]))
-    Console().print(table)
+    new_console().print(table)
 
 
 @incident_app.command("show")
@@ -102,7 +101,7 @@ def show(incident_id: int, catalog: Path = CATALOG, config: Path = CONFIG, fmt: 
     if fmt is Format.json:
         emit("incident", {"incident": whole})
         return
-    out = Console(highlight=False)
+    out = new_console(highlight=False)
     out.print(safe(f"incident {whole['id']}: {whole['title']} ({whole['status']})"), style="bold")
     for label, value in (("stores", ", ".join(whole["stores"])),
                          ("window", f"{whole['window_start']} → {whole['window_end'] or 'open'}"),
@@ -132,7 +131,7 @@ def open_incident(store: str, since: str = typer.Option(..., "--since", help="st
     """Open an incident by hand (watch opens one by itself when it sees an exposure)."""
     with open_catalog(catalog, read_config(config)) as cat:
         incident_id = incidents.open_by_hand(cat, store, since, include_system=include_system)
-        Console().print(f"incident {incident_id} opened")
+        new_console().print(f"incident {incident_id} opened")
         _head(cat.timeline_head(incident_id))
 
 
@@ -171,10 +170,10 @@ def scope(incident_id: int, out: Path = typer.Option(..., "--out", help="where t
                            "not_counted": {} if include_system else {s: cat.system_pii(s) for s in incident["stores"]},
                            "subjects_file": str(out), "timeline_head": str(head) if head else None})
             return
-        Console().print(safe(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
+        new_console().print(safe(f"{len(found.people):,} people in scope (list: {out}); read {', '.join(found.sources)}"
                              + (f"; copies made from it: {found.derived}" if found.derived else "")))
         for line in scope_lines(found):
-            Console().print(safe(line))
+            new_console().print(safe(line))
         if not include_system:
             _not_counted(cat, incident)
         _head(head)
@@ -216,12 +215,12 @@ def evidence(incident_id: int, out: Path = typer.Option(None, "--out"),
                                   "addresses": [{"address": a, "class": k, "read": list(found.reads.get(a, []))}
                                                 for a, k in sorted(found.addresses.items())]})
                 continue
-            Console().print(safe(f"{name}: {found.note}"))
+            new_console().print(safe(f"{name}: {found.note}"))
             for address, kind in sorted(found.addresses.items()):
                 reads = found.reads.get(address, [])
-                Console().print(safe(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else "")))
+                new_console().print(safe(f"  {address}: {kind}" + (f", read {', '.join(reads)}" if reads else "")))
             if found.sha256:
-                Console().print(safe(f"  {found.artefact}  sha256 {found.sha256}"))
+                new_console().print(safe(f"  {found.artefact}  sha256 {found.sha256}"))
             _head(head)
         if fmt is Format.json:
             emit("evidence", {"incident": incident_id, "from": start.isoformat(),
@@ -250,7 +249,7 @@ def respond(incident_id: int, subjects_file: Path = typer.Option(None, "--subjec
     With --everyone, a responder that cannot act on everyone (redis-sessions) is skipped, saying so."""
     cfg = read_config(config)
     chosen = _responders(cfg, only, skip)
-    console = Console()
+    console = new_console()
     if everyone:
         for name, responder in chosen:
             if not responder.everyone:
@@ -336,7 +335,7 @@ def notify(incident_id: int, subjects_file: Path = typer.Option(..., "--subjects
         incident = incidents.get(cat, incident_id)
         subjects = SubjectFile(subjects_file, cat, incident_id, key)
         people = subjects.check()  # the whole file, before anyone is notified
-        console = Console()
+        console = new_console()
         if preview:
             if spool is not None:
                 raise UsageError("give --preview or --spool, not both")
@@ -405,7 +404,7 @@ def report(incident_id: int, out: Path = typer.Option(None, "--out"), config: Pa
                             "drafts": [{"name": name, "path": str(folder / f"{name}.md")} for name in drafts],
                             "timeline_head": str(head) if head else None})
             return
-        console = Console(highlight=False)
+        console = new_console(highlight=False)
         console.print(safe(f"numbers: {numbers.text()}"), soft_wrap=True)
         for name in drafts:
             console.print(safe(str(folder / f"{name}.md")), soft_wrap=True)
@@ -418,7 +417,7 @@ def _not_counted(cat: Catalog, incident: dict[str, Any]) -> None:
         held = cat.system_pii(store)
         if held:
             listed = "; ".join(f"{c} ({', '.join(t)})" for c, t in sorted(held.items()))
-            Console().print(safe(f"{store}: system collections, not counted: {listed} (--include-system counts "
+            new_console().print(safe(f"{store}: system collections, not counted: {listed} (--include-system counts "
                                  "them)"))
 
 
@@ -434,11 +433,11 @@ def verify(incident_id: int, catalog: Path = CATALOG, config: Path = CONFIG,
         result = incidents.verify(cat, incident_id, recorded)
     if result.ok:
         against = f", holds the recorded head ({recorded.entries} entries)" if recorded else ""
-        Console().print(f"timeline verified: {result.entries} entries, chain and seal intact{against}")
+        new_console().print(f"timeline verified: {result.entries} entries, chain and seal intact{against}")
         _head(result.head)
         return
     where = f"timeline broken at entry {result.broken_at}" if result.broken_at else f"incident {incident_id} broken"
-    Console().print(f"[red]{where}[/red]: {result.reason}", highlight=False)
+    new_console().print(f"[red]{where}[/red]: {result.reason}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -452,5 +451,5 @@ def export(incident_id: int, out: Path, catalog: Path = CATALOG, config: Path = 
         files = {f"{p.parent.name}-{p.name}": p for p in sorted(folder.rglob("*"))
                  if p.is_file() and not p.is_symlink()} if folder.exists() else {}
         head = incidents.export(cat, incident_id, out, files, force=force)
-        Console().print(f"bundle written to {out}")
+        new_console().print(f"bundle written to {out}")
         _head(head)

@@ -6,7 +6,6 @@ import inspect
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from piiguard import plugins
@@ -16,6 +15,7 @@ from piiguard.classify.detectors import detectors
 from piiguard.connectors.base import connectors
 from piiguard.errors import UsageError
 from piiguard.registry import Registry
+from piiguard.report.terminal import new_console
 from piiguard.schema import did_you_mean
 
 
@@ -38,7 +38,7 @@ def list_detectors() -> None:
     table = Table("name", "summary")
     for name in detectors:
         table.add_row(name, detectors.get(name).summary)
-    Console().print(table)
+    new_console().print(table)
 
 
 @list_app.command("connectors")
@@ -50,7 +50,7 @@ def list_connectors() -> None:
         cls = connectors.get(name)
         table.add_row(name, (inspect.getdoc(cls) or "").splitlines()[0], cls.privileges,
                       "yes" if cls.reads_whole() else "not yet")
-    Console().print(table)
+    new_console().print(table)
 
 
 @list_app.command("maskers")
@@ -67,7 +67,7 @@ def list_maskers() -> None:
         options = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Options))
         used = ", ".join(t for t, (m, _) in DEFAULTS.items() if m == name)
         table.add_row(name, options or "-", used or "-", " ".join((inspect.getdoc(cls) or "").split()))
-    Console().print(table)
+    new_console().print(table)
 
 
 @list_app.command("responders")
@@ -85,8 +85,8 @@ def list_responders() -> None:
                             for f in dataclasses.fields(cls.Options))
         summary = (inspect.getdoc(cls) or "").split("\n\n")[0]
         table.add_row(name, ", ".join(cls.engines), options, " ".join(summary.split()))
-    Console().print(table)
-    Console().print("piiguard show responder KIND: every option, what it means and its default")
+    new_console().print(table)
+    new_console().print("piiguard show responder KIND: every option, what it means and its default")
 
 
 def _required(f: Any) -> bool:
@@ -112,7 +112,7 @@ def list_checks(engine: str = typer.Option(None, "--engine", help="only this eng
     for check_id in check_ids(engine):
         cls = checks.get(check_id)
         table.add_row(check_id, cls.severity.value, cls.vantage.value, cls.title())
-    Console().print(table)
+    new_console().print(table)
 
 
 @show_app.command("check")
@@ -120,7 +120,7 @@ def show_check(check_id: str) -> None:
     """A check's documentation: what it looks at, the risk, the fix, and its anchors."""
     _known(checks, check_id, "check", "checks")
     cls = checks.get(check_id)
-    out = Console()
+    out = new_console()
     out.print(f"[bold]{check_id}[/bold] — {cls.severity.value}, {cls.vantage.value}\n")
     out.print(cls.doc(), markup=False)
     if cls.anchors:
@@ -132,7 +132,7 @@ def show_detector(name: str) -> None:
     """A detector's documentation, field-name context words and threshold."""
     _known(detectors, name, "detector", "detectors")
     d = detectors.get(name)
-    out = Console()
+    out = new_console()
     out.print(f"[bold]{d.name}[/bold]\n")
     out.print(inspect.cleandoc(d.doc), markup=False)
     if d.context:
@@ -145,7 +145,7 @@ def show_connector(name: str) -> None:
     """A connector's documentation and the privileges it needs."""
     _known(connectors, name, "connector", "connectors")
     cls = connectors.get(name)
-    out = Console()
+    out = new_console()
     out.print(f"[bold]{name}[/bold]\n")
     out.print(inspect.getdoc(inspect.getmodule(cls)) or "", markup=False)
     out.print(f"\nleast privileges: {cls.privileges}")
@@ -161,7 +161,7 @@ def show_responder(kind: str) -> None:
 
     _known(responders, kind, "responder", "responders")
     cls = responders.get(kind)
-    out = Console()
+    out = new_console()
     out.print(f"[bold]{kind}[/bold] — works on {', '.join(cls.engines)} stores\n")
     out.print(inspect.getdoc(cls) or "", markup=False)
     table = Table("option", "required", "default")

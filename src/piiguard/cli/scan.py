@@ -14,7 +14,7 @@ from piiguard.cli.common import CATALOG_HELP, open_catalog, read_config
 from piiguard.model import ScanMode
 from piiguard.report import render_table, to_dict
 from piiguard.report.document import dumps
-from piiguard.report.terminal import escaped, safe
+from piiguard.report.terminal import escaped, new_console, safe
 from piiguard.scanner import DEFAULT_SAMPLE
 from piiguard.scanner import scan as run_scan
 
@@ -68,13 +68,13 @@ def scan(
 ) -> None:
     """Scan stores for PII: which fields, what types, how many people. Exit 1 if any store or collection failed."""
     cfg = read_config(config)
-    out = Console()
+    out = new_console()
     # Results are shown inside the block: if the catalog could not save them (a full disk), its error
     # is raised on leaving it, after they are printed.
     with open_catalog(catalog, cfg) as cat:
         mode = ScanMode.FULL if full else ScanMode.SAMPLE
         if out.is_terminal and fmt is Format.table:
-            with Bars(Console(stderr=True)) as bars:
+            with Bars(new_console(stderr=True)) as bars:
                 result = run_scan(targets or [], config=cfg, mode=mode, sample_size=sample, catalog=cat,
                                   progress=bars, timeout=timeout)
         else:
@@ -107,4 +107,4 @@ def scans(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
     table = Table("id", "started", "finished", "mode", "sample", "status")
     for r in rows:
         table.add_row(str(r["id"]), r["started"], r["finished"] or "-", r["mode"], str(r["sample_size"]), r["status"])
-    Console().print(table)
+    new_console().print(table)

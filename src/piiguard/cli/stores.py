@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from piiguard.cli.common import CATALOG_HELP, FORMAT, Format, open_catalog, read_config
@@ -23,7 +22,7 @@ from piiguard.discovery import inventory
 from piiguard.discovery.base import Endpoint, Kind, Service
 from piiguard.report import records
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 
 
 def stores(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
@@ -52,7 +51,7 @@ def stores(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
         emit("stores", {"stores": rows})
         return
     if not rows:
-        Console().print("no stores: none in the configuration, none recorded by a scan")
+        new_console().print("no stores: none in the configuration, none recorded by a scan")
         return
     table = Table("store", "engine", "address", "credentials", "last scan", "last check", "discovery")
     for s in rows:
@@ -73,7 +72,7 @@ def stores(catalog: Path = typer.Option(None, "--catalog", help=CATALOG_HELP),
         name = s["name"] + ("" if s["configured"] else " (unregistered)" if unregistered else " (not configured)")
         table.add_row(safe(name), safe(s["engine"] or "-"), safe(s["address"] or "-"), safe(cred_text),
                       safe(scan_text), safe(check_text), safe(_discovery_text(seen)))
-    Console().print(table)
+    new_console().print(table)
 
 
 def _discovery_text(seen: dict[str, Any] | None) -> str:

@@ -10,7 +10,6 @@ from types import FrameType
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +23,7 @@ from piiguard.errors import ConfigError, DeliveryFailed, PiiguardError, UsageErr
 from piiguard.policy import Policy
 from piiguard.report import records
 from piiguard.report.document import emit
-from piiguard.report.terminal import safe
+from piiguard.report.terminal import new_console, safe
 from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import resolve_stores
 from piiguard.watch.metrics import Metrics, serve
@@ -158,4 +157,4 @@ def exposures(
         table.add_row(safe(e.store), e.opened_at, safe(e.closed_at) if e.closed_at else Text("open", "red"),
                       safe(e.checks), safe(", ".join(e.pii_types) or "-"),
                       f"{e.subjects_estimate:,}" if e.subjects_estimate is not None else "-")
-    Console().print(table)
+    new_console().print(table)

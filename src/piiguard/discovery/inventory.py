@@ -20,14 +20,18 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from piiguard.checks.base import checks
 from piiguard.checks.discovery import CHECK_ID, UnregisteredStore
 from piiguard.config import DEFAULT_PASSWORD_ENV, NAME_RE, PATH_ENGINES
-from piiguard.discovery.base import Discovered, Endpoint, Kind, Service, clean
+from piiguard.discovery.base import CopyLink, Discovered, Endpoint, Kind, Service, clean
 from piiguard.errors import UsageError
 from piiguard.model import Finding, Severity, Status, Store, Vantage
+
+if TYPE_CHECKING:
+    from piiguard.catalog import Catalog
 
 RESOLVE_SECONDS = 2.0
 CACHE_SECONDS, FAILURE_SECONDS, CACHE_SIZE = 300.0, 30.0, 4096
@@ -114,11 +118,35 @@ def _describe(service: Service) -> str:
     return f"{clean(service.engine) or 'an unknown engine'}{f' ({said})' if said else ''}"
 
 
-def unregistered_finding(found: Discovered) -> Finding | None:
+def copy_context(links: Iterable[CopyLink]) -> str:
+    """``copy of prod.public.customers: ~2,400 people, 80% (fingerprint, in members)`` per link: what a
+    found store holds, in the words every report uses (names and counts, never a value)."""
+    return "; ".join(f"copy of {link.source_store}.{link.source_collection}: ~{link.people:,} people, "
+                     f"{link.share:.0%} ({link.via}, in {link.collection})" for link in links)
+
+
+def linked_holdings(catalog: Catalog, links: Iterable[CopyLink]) -> tuple[tuple[str, ...], int | None]:
+    """What copy links say a store holds: the PII types of the source fields they matched (from the
+    source's last scan) and the most people one link counts (None: no link, or none counted)."""
+    types: set[str] = set()
+    people = 0
+    fields: dict[str, dict[tuple[str, str], str]] = {}
+    for link in links:
+        if link.source_store not in fields:
+            fields[link.source_store] = {(c, f): t for c, f, t, _ in catalog.pii_fields(link.source_store)}
+        by_field = fields[link.source_store]
+        types |= {by_field[(link.source_collection, f)] for f in link.source_fields
+                  if (link.source_collection, f) in by_field}
+        people = max(people, link.people)
+    return tuple(sorted(types)), people or None
+
+
+def unregistered_finding(found: Discovered, pii_types: Iterable[str] = ()) -> Finding | None:
     """``discovery.unregistered-store``: critical when it is open from outside; None when registered.
 
     The evidence names the address, the engine and the outside checks that got in — their ids, never
-    what they read."""
+    what they read. Its data context names the copies found in it (:func:`copy_context`), its people
+    the most one copy holds, its PII types those the caller knows the copied fields hold."""
     if found.registered is not None:
         return None
     from piiguard import plugins
@@ -137,8 +165,10 @@ def unregistered_finding(found: Discovered) -> Finding | None:
     else:
         severity = Severity.MEDIUM
         how = "it asks for credentials (no outside check got in)"
+    people = max((link.people for link in found.links), default=0) or None
     return Finding(CHECK_ID, found.name, Status.FAIL, severity, Vantage.OUTSIDE, UnregisteredStore.title(),
-                   f"{_describe(service)} at {address} is in no piiguard.yaml store; {how}")
+                   f"{_describe(service)} at {address} is in no piiguard.yaml store; {how}",
+                   tuple(sorted(set(pii_types))), people, copy_context(found.links))
 
 
 def env_name(name: str) -> str:

@@ -74,7 +74,8 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
                                         "add its HTTP port (8123 by default) to discovery.ports"))
             else:
                 item = replace(item, links=tuple(_links(item, catalog, key, read_limit, problems)))
-        unregistered = inventory.unregistered_finding(item)
+        types = inventory.linked_holdings(catalog, item.links)[0] if catalog is not None and item.links else ()
+        unregistered = inventory.unregistered_finding(item, types)
         if unregistered is not None:
             item = replace(item, findings=(*item.findings, unregistered))
         found.append(item)

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from piiguard.checks.discovery import CHECK_ID
 from piiguard.discovery.base import CopyLink, Discovered, DiscoveryRun, Service
+from piiguard.discovery.inventory import copy_context
 from piiguard.model import Finding, Severity, Status
 from piiguard.report.document import document, dumps
+from piiguard.report.findings import FINGERPRINT, fingerprint
 from piiguard.report.findings import render_sarif as sarif_of_findings
 from piiguard.report.terminal import safe
 
@@ -71,17 +75,36 @@ def render_json(run: DiscoveryRun) -> str:
     return dumps(document("discovery", body(run)))
 
 
+def _with_copies(f: Finding, links: Sequence[CopyLink]) -> Finding:
+    """The unregistered-store finding carrying its copy links (data context, people) even when whoever
+    built it did not: the copy is the most important fact about a store nobody registered."""
+    if f.check != CHECK_ID or not links:
+        return f
+    people = f.subjects_estimate if f.subjects_estimate is not None else max(link.people for link in links) or None
+    return replace(f, subjects_estimate=people, data_context=f.data_context or copy_context(links))
+
+
 def render_sarif(run: DiscoveryRun, version: str) -> str:
-    """The findings of every store found as SARIF 2.1.0, each located at the store's address (and named
-    by its configured name when it has one)."""
-    findings = tuple(f for d in run.stores for f in d.findings)
-    address = {d.name: d.service.endpoint.address for d in run.stores}
+    """The findings of every store found as SARIF 2.1.0, each located at the store's address (its
+    fully qualified name ``engine://address``, the configured name in ``properties.store``) and
+    fingerprinted by check id and address. The unregistered-store result names the copies found in it
+    in its message and lists them in ``properties.copy_of``."""
+    by_name = {d.name: d for d in run.stores}
+    findings = tuple(_with_copies(f, d.links) for d in run.stores for f in d.findings)
     doc = json.loads(sarif_of_findings(findings, version))
     for result in doc["runs"][0]["results"]:
         location = result["locations"][0]["logicalLocations"][0]
         name = location["name"]
-        location["name"] = address.get(name, name)
+        item = by_name.get(name)
+        if item is None:
+            continue
+        address = item.service.endpoint.address
+        location["name"] = address
+        location["fullyQualifiedName"] = f"{item.service.engine or 'unknown'}://{address}"
+        result["partialFingerprints"] = {FINGERPRINT: fingerprint(result["ruleId"], address)}
         result["properties"]["store"] = name
+        if result["ruleId"] == CHECK_ID and item.links:
+            result["properties"]["copy_of"] = [_link(link) for link in item.links]
     return dumps(doc)
 
 

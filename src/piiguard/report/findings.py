@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from rich.console import Console
@@ -19,6 +20,15 @@ SARIF_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDI
                Severity.LOW: "note", Severity.INFO: "note"}
 SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0",
                      Severity.INFO: "0.0"}
+FINGERPRINT = "piiguard/v1"  # partialFingerprints key: bump the version if what it hashes changes
+
+
+def fingerprint(check: str, where: str) -> str:
+    """A result's identity across runs, for SARIF viewers to de-duplicate: the check id and the store
+    (its name, or the address a sweep found it at) — never evidence, which can change, nor data."""
+    return hashlib.sha256(f"{check}\0{where}".encode()).hexdigest()[:32]
+
+
 STYLE = {Status.FAIL: "red", Status.ERROR: "yellow", Status.PASS: "green", Status.NOT_APPLICABLE: "blue"}
 
 
@@ -52,7 +62,9 @@ def render_sarif(findings: tuple[Finding, ...], version: str) -> str:
         result: dict[str, Any] = {
             "ruleId": f.check, "level": level, "kind": kind, "message": {"text": text},
             **({"suppressions": [{"kind": "external", "justification": f.waiver}]} if f.waiver else {}),
-            "locations": [{"logicalLocations": [{"name": f.store, "kind": "resource"}]}],
+            "locations": [{"logicalLocations": [{"name": f.store, "fullyQualifiedName": f"{PACKAGE}:{f.store}",
+                                                 "kind": "resource"}]}],
+            "partialFingerprints": {FINGERPRINT: fingerprint(f.check, f.store)},
             "properties": {"status": f.status.value, "severity": f.severity.value, "vantage": f.vantage.value,
                            "pii_types": list(f.pii_types), "subjects_estimate": f.subjects_estimate},
         }

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from piiguard.catalog import Catalog
 from piiguard.checks.base import checks
 from piiguard.config import Config
+from piiguard.discovery import inventory
 from piiguard.discovery.base import Discovered, DiscoveryRun, Endpoint, Kind, Problem, clean
 from piiguard.errors import PiiguardError
 from piiguard.model import Alert, Exposure, Finding, Severity, Status, Vantage
@@ -183,14 +184,8 @@ def holdings_from_links(catalog: Catalog, run: DiscoveryRun) -> dict[str, tuple[
     out: dict[str, tuple[tuple[str, ...], int | None]] = {}
     for d in run.stores:
         links = catalog.links(store=d.name)
-        if not links:
-            continue
-        types: set[str] = set()
-        for link in links:
-            by_field = {(c, f): t for c, f, t, _ in catalog.pii_fields(link.source_store)}
-            types |= {by_field[(link.source_collection, f)] for f in link.source_fields
-                      if (link.source_collection, f) in by_field}
-        out[d.name] = (tuple(sorted(types)), max(link.people for link in links) or None)
+        if links:
+            out[d.name] = inventory.linked_holdings(catalog, links)
     return out
 
 
