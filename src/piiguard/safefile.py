@@ -166,7 +166,8 @@ def ensure_private_file(path: Path) -> bool:
 
 def read_key(path: Path, what: str = "key") -> bytes:
     """A key file's content (surrounding whitespace removed), refused when anyone but its owner can
-    read or write it, as ssh refuses a private key."""
+    read or write it, or when it belongs to another user than this one or root, as ssh refuses a
+    private key: another user's file is one that user can replace."""
     path = Path(path)
     try:
         # O_NONBLOCK: a FIFO planted as the key must not hang the command (it is refused below)
@@ -178,6 +179,9 @@ def read_key(path: Path, what: str = "key") -> bytes:
         st = os.fstat(fd)  # the file opened, not the name: no swap between check and read
         if not stat.S_ISREG(st.st_mode):
             raise FileRefused(f"the {what} file {path} is not a regular file", hint="name the key file itself")
+        if st.st_uid not in (0, os.geteuid()):
+            raise FileRefused(f"the {what} file {path} belongs to another user (uid {st.st_uid})",
+                              hint=f"a {what} file must belong to you or root: chown $(id -u) {path}")
         if st.st_mode & 0o077:
             raise FileRefused(f"permissions {stat.S_IMODE(st.st_mode):04o} for {path} are too open",
                               hint=f"a {what} file must be readable by its owner only: chmod 600 {path}")

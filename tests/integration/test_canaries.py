@@ -27,7 +27,7 @@ from piiguard.errors import CollectionError, ConfigError, UsageError
 from piiguard.model import ScanMode
 from piiguard.scanner import scan
 
-KEY = "k" * 48
+KEY = "canary-test-key-7Qm2xVb9-Lp4Wz8R-nT6s"  # varied: a repeated "k" is refused as a key
 N = 300
 COLS = tuple(c for c in synthetic.COLUMNS if c.name in (
     "customer_id", "email", "full_name", "phone", "device_mac", "wifi_ssid", "device_serial", "avatar_url",

@@ -140,7 +140,7 @@ def test_the_trap_listens_while_watch_runs_and_a_missing_key_stops_it(tmp_path: 
     env = {k: v for k, v in os.environ.items() if k != "PIIGUARD_T_KEY"}
     refused = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "PIIGUARD_T_KEY" in refused.stderr + refused.stdout
-    proc = subprocess.Popen(cmd, env={**env, "PIIGUARD_T_KEY": "k" * 32}, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, env={**env, "PIIGUARD_T_KEY": "trap-test-key-7Qm2xVb9Lp4Wz8Rn"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         def serving() -> bool:

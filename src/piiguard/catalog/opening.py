@@ -40,7 +40,10 @@ def default_path() -> Path:
 def resolve(option: str | os.PathLike[str] | None = None, configured: str | None = None,
             config_source: str | os.PathLike[str] | None = None) -> Path:
     """The catalog every command uses: ``--catalog``, else ``$PIIGUARD_CATALOG``, else the configuration's
-    ``catalog:`` (relative to the configuration file's folder), else the user's data folder."""
+    ``catalog:`` (relative to the configuration file's folder), else the user's data folder.
+
+    The folder is that of the path the user named, symlinks not followed: a config linked into several
+    folders gives each its own catalog (README, configuration reference)."""
     if option:
         return Path(option)
     env = os.environ.get(ENV)

@@ -119,6 +119,9 @@ def watch(
         if once:
             if cfg is not None and cfg.discovery.canary.trap:  # as watch refuses to start without the trap's key
                 load_key(cfg.discovery)
+                from piiguard.discovery.trap import check_listen  # loaded only when a trap is configured
+
+                check_listen(cfg.discovery.canary)  # nor with an address it cannot listen on (exit 2)
             watcher.cycle(inside=True)
             problems: tuple[Problem, ...] = ()
             if sweeping:  # one sweep too: --once is one of everything watch does

@@ -53,6 +53,7 @@ class Service:
     product: str | None = None  # what it says it is: MariaDB, FerretDB, OpenSearch, versitygw (cleaned)
     version: str | None = None  # as it says (cleaned), None when it does not
     evidence: str = ""  # how it was told, in words (protocol behaviour, never data)
+    silent: bool = False  # UNKNOWN because nothing came back within the budget: undecided, not "no store"
 
 
 @dataclass(frozen=True)

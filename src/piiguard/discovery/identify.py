@@ -107,7 +107,8 @@ def identify(endpoint: Endpoint, *, timeout: float, guess: bool = False) -> Serv
         return Service(endpoint, Kind.UNKNOWN, evidence=f"closed the connection during the {during} probe")
     if spoke:
         return Service(endpoint, Kind.UNKNOWN, evidence="answered, but as no engine piiguard knows")
-    return Service(endpoint, Kind.UNKNOWN, evidence=f"silent: nothing recognisable within {BUDGET * timeout:g} s")
+    return Service(endpoint, Kind.UNKNOWN, evidence=f"silent: nothing recognisable within {BUDGET * timeout:g} s",
+                   silent=True)
 
 
 def identify_all(endpoints: Sequence[Endpoint], *, timeout: float, guess: bool = False,

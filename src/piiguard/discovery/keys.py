@@ -16,6 +16,7 @@ from piiguard.errors import ConfigError, FileRefused
 
 KEY_HINT = "make one with `head -c 32 /dev/urandom | base64`, put it in the variable or a file only you can read"
 KEY_ID_LABEL = b"piiguard fingerprint key id"
+MIN_DISTINCT = 8  # distinct byte values a key must hold (16 random bytes hold fewer with odds near 1e-13)
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 
 
@@ -60,7 +61,25 @@ def load_key(settings: DiscoverySettings) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError([f"{where}: the key holds {len(key)} bytes; at least {MIN_KEY_BYTES} are needed"],
                           hint=KEY_HINT)
+    weak = weakness(key)
+    if weak is not None:
+        raise ConfigError([f"{where}: the key {weak}: it is not a random key"], hint=KEY_HINT)
     return key
+
+
+def weakness(key: bytes) -> str | None:
+    """Why ``key`` is plainly not random, or None. A sanity check against a placeholder or a typed
+    pattern (``0000…``, ``ÄÄÄÄ…``, ``abcdabcd…``), not a proof of entropy: a key that passes may still
+    be guessable (a word, a date), and only a key from a random source is safe. Refused: fewer than
+    :data:`MIN_DISTINCT` distinct byte values, or a repetition of a shorter block (the key is a
+    block repeated, the last copy possibly cut). Random keys of 16 bytes or more pass both with
+    odds of failing far below 1e-12."""
+    if len(set(key)) < MIN_DISTINCT:
+        return f"holds only {len(set(key))} distinct byte value(s), at least {MIN_DISTINCT} are needed"
+    for period in range(1, len(key) // 2 + 1):
+        if key[period:] == key[:-period]:
+            return f"repeats a {period}-byte block"
+    return None
 
 
 def key_id(key: bytes) -> str:

@@ -11,8 +11,11 @@ with it and the sweep goes on.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
@@ -25,6 +28,7 @@ from piiguard.errors import ConfigError, PiiguardError, StoreError
 from piiguard.model import Finding
 
 log = logging.getLogger(__name__)
+LINK_LOCAL = ipaddress.ip_network("fe80::/10")
 Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 
@@ -43,7 +47,7 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
                                      concurrency=min(settings.concurrency, 64),
                                      progress=(lambda done, total: progress("identify", done, total))
                                      if progress else None)
-    problems: list[Problem] = []
+    problems: list[Problem] = [*_unsent(swept, nets), *_silent(services, settings.timeout)]
     key = _key(config, catalog, problems)
     found: list[Discovered] = []
     others: list[Service] = [Service(Endpoint(h, 0), Kind.TARPIT, evidence="accepted every port it was offered")
@@ -148,6 +152,42 @@ def fold(stores: Sequence[Service], registered: Mapping[Endpoint, str | None]
 
 def _tcp_port(also: Sequence[int]) -> int | None:
     return also[0] if also else None
+
+
+def _unsent(swept: sweep.SweepResult, nets: Sequence[networks.Network]) -> list[Problem]:
+    """One problem per requested range with probes this machine could not send: those ports were not
+    decided, and a sweep that sent nothing must not read as "no data store found"."""
+    out = []
+    for net in nets:
+        inside = [(n, code) for host, n, code in swept.unsent_hosts if ipaddress.ip_address(host) in net]
+        if not inside:
+            continue
+        probes = sum(n for n, _ in inside)
+        code = Counter(c for _, c in inside).most_common(1)[0][0]
+        reason = errno.errorcode.get(code, str(code))
+        out.append(Problem(str(net), f"{probes} probe(s) to {len(inside)} address(es) could not be sent from this "
+                           f"machine ({reason}); what listens there was not decided", _unsent_hint(net, code)))
+    return out
+
+
+def _unsent_hint(net: networks.Network, code: int) -> str:
+    if net.version == 6 and net.overlaps(LINK_LOCAL):
+        return ("link-local IPv6 addresses (fe80::/10) need an interface scope, which a swept range cannot carry: "
+                "sweep the hosts' global or unique-local IPv6 addresses, or their IPv4 ones")
+    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "this machine has no route to the range (see `ip route`): sweep from a host that reaches it"
+    if code in (errno.EPERM, errno.EACCES):
+        return "a firewall rule on this machine refuses connections to the range: allow them, or sweep elsewhere"
+    if code == errno.EAFNOSUPPORT:
+        return "IPv6 is disabled on this machine: sweep the range from a host with IPv6"
+    return "this machine ran out of file descriptors or ephemeral ports: lower discovery.concurrency or rate"
+
+
+def _silent(services: Sequence[Service], timeout: float) -> list[Problem]:
+    """An open port that said nothing recognisable within the budget is undecided, not "no store"."""
+    return [Problem(s.endpoint.address, f"stayed silent within {identify.BUDGET * timeout:g} s: what listens "
+                    "there was not decided", f"raise discovery.timeout (now {timeout:g} s) and sweep again")
+            for s in services if s.silent]
 
 
 def _native(service: Service) -> bool:

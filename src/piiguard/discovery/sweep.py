@@ -12,7 +12,10 @@ The caps, all three from ``discovery:`` in piiguard.yaml:
 - ``concurrency``: connections in flight at once, at most — and never more than the process may
   open: the cap is lowered to leave 64 descriptors (or a quarter of RLIMIT_NOFILE, if more) free for
   the catalog, logs and the identify step (:func:`concurrency_cap`).
-- ``timeout``: seconds one connect may take. Refused, unreachable and timed out are all "closed".
+- ``timeout``: seconds one connect may take. Refused, unreachable and timed out are all "closed" —
+  when the answer came from the network. A connect this machine refuses at once (EINVAL: a
+  link-local IPv6 address without an interface scope; ENETUNREACH / EHOSTUNREACH: no route; EPERM /
+  EACCES: a local firewall rule; EAFNOSUPPORT: no IPv6 here) never left it, and is ``unsent``.
 
 Probes go port by port across all hosts (every host's 5432, then every host's 5433, …), so no host
 takes a burst of connections. A **tarpit** is a host that accepts at least 90 % of the ports it was
@@ -20,9 +23,10 @@ offered, when at least :data:`TARPIT_MIN_PORTS` (8) were offered: it is reported
 ports is handed on as open. With fewer ports offered no host is called a tarpit, because a real
 server can well listen on all of a short list (a database host with 5432 and 6379).
 
-A local failure (the process is out of descriptors, or of ephemeral ports) is not a closed port: the
-probe is retried after a short pause, and a probe that still cannot be sent is counted in
-``unsent`` and logged, never silently taken for "closed".
+A local failure is not a closed port. A passing one (the process is out of descriptors, or of
+ephemeral ports) is retried after a short pause; one that cannot pass (:data:`UNSENDABLE`) is not.
+A probe that still could not be sent is counted in ``unsent`` and, per host, in ``unsent_hosts``
+with the errno, so the run can name the range and say why; it is never silently taken for "closed".
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ TARPIT_MIN_PORTS = 8
 TARPIT_SHARE = 0.9
 FD_RESERVE = 64
 LOCAL_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno.ENOBUFS, errno.ENOMEM})
+# Refused by this machine before anything was sent, and not for a passing reason: not retried. Only
+# an immediate connect() result counts; the same errno read later (SO_ERROR) is the network's answer.
+UNSENDABLE = frozenset({errno.EINVAL, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EPERM, errno.EACCES,
+                        errno.EAFNOSUPPORT})
 RETRIES = 5
 
 
@@ -56,7 +64,8 @@ class SweepResult:
     tarpits: tuple[str, ...]  # hosts that accepted (nearly) every port: reported once each
     probes: int  # connection attempts sent
     seconds: float
-    unsent: int = 0  # probes this machine could not send (out of descriptors or ports), after retries
+    unsent: int = 0  # probes this machine could not send (see UNSENDABLE, LOCAL_ERRORS), after retries
+    unsent_hosts: tuple[tuple[str, int, int], ...] = ()  # (host, probes unsent, last errno), by host
 
 
 def concurrency_cap(wanted: int, limit: int | None = None) -> int:
@@ -158,6 +167,7 @@ class _Sweep:
         self.done = self.sent = self.unsent = 0
         self.every = max(1, self.total // 200)  # progress about 200 times a sweep, not per probe
         self.accepted: list[Endpoint] = []
+        self.unsent_at: dict[str, tuple[int, int]] = {}  # host -> (probes unsent, last errno)
 
     async def run(self) -> SweepResult:
         started = time.monotonic()
@@ -171,13 +181,15 @@ class _Sweep:
             for task in workers:
                 task.cancel()
         if self.unsent:
-            log.warning("sweep: %d probe(s) could not be sent from this machine (out of descriptors or "
-                        "ephemeral ports); lower discovery.concurrency", self.unsent)
+            log.warning("sweep: %d probe(s) could not be sent from this machine (to %d address(es))",
+                        self.unsent, len(self.unsent_at))
         if self.progress and self.done % self.every:
             self.progress(self.done, self.total)
         tarpits = self._tarpits()
         found = tuple(sorted(e for e in self.accepted if e.host not in tarpits))
-        return SweepResult(found, tuple(sorted(tarpits)), self.sent, time.monotonic() - started, self.unsent)
+        unsent_hosts = tuple((h, n, code) for h, (n, code) in self.unsent_at.items())
+        return SweepResult(found, tuple(sorted(tarpits)), self.sent, time.monotonic() - started, self.unsent,
+                           unsent_hosts)
 
     def _tarpits(self) -> set[str]:
         if len(self.ports) < TARPIT_MIN_PORTS:
@@ -195,36 +207,45 @@ class _Sweep:
 
     async def _probe(self, host: str, port: int, bucket: TokenBucket) -> bool:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        code = 0
         for attempt in range(RETRIES):
             await bucket.take()
             try:
                 sock = socket.socket(family, socket.SOCK_STREAM)
             except OSError as exc:
-                if exc.errno in LOCAL_ERRORS:
+                code = exc.errno or 0
+                if code in LOCAL_ERRORS:
                     await asyncio.sleep(0.02 * (attempt + 1))
                     continue
+                if code in UNSENDABLE:  # no IPv6 on this machine: no retry helps
+                    break
                 raise
             try:
                 sock.setblocking(False)
-                code = await self._connect(sock, (host, port))
+                code, at_once = await self._connect(sock, (host, port))
             finally:
                 sock.close()
             if code in LOCAL_ERRORS:  # it never left: try again after a pause
                 await asyncio.sleep(0.02 * (attempt + 1))
                 continue
+            if at_once and code in UNSENDABLE:  # refused here, before any packet: no retry helps
+                break
             self.sent += 1
             # Refused, unreachable host or network, timed out: nothing listens for us there.
             return code == 0
         self.unsent += 1
+        count, _ = self.unsent_at.get(host, (0, 0))
+        self.unsent_at[host] = (count + 1, code)
         return False
 
-    async def _connect(self, sock: socket.socket, address: tuple[str, int]) -> int:
-        """The connect's errno (0: accepted), ETIMEDOUT after ``timeout``. A non-blocking connect and one
+    async def _connect(self, sock: socket.socket, address: tuple[str, int]) -> tuple[int, bool]:
+        """The connect's errno (0: accepted), ETIMEDOUT after ``timeout``, and whether connect() itself
+        returned it (this machine's answer, not the network's). A non-blocking connect and one
         writability wait with a timer: cheaper per probe than ``wait_for(loop.sock_connect(…))``, which
         is most of a loopback probe's cost."""
         code = sock.connect_ex(address)
         if code not in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-            return code
+            return code, True
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
 
@@ -245,5 +266,5 @@ class _Sweep:
             try:
                 sock.getpeername()  # woken by the timer with the handshake still pending: not connected
             except OSError:
-                return errno.ETIMEDOUT
-        return code
+                return errno.ETIMEDOUT, False
+        return code, False

@@ -175,6 +175,27 @@ def _address(text: str, what: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def check_listen(settings: CanarySettings) -> None:
+    """Bind each configured listen address (``trap``, ``smtp``) and close it at once: what ``watch
+    --once`` does instead of serving, so an address that is not this host's (or a port in use) is the
+    same UsageError, exit 2, as when watch starts the trap."""
+    for what, where in (("trap", settings.trap), ("smtp", settings.smtp)):
+        if not where:
+            continue
+        host, port = _address(where, what)
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as _Server binds
+                sock.bind((host, port))
+        except OSError as exc:
+            raise UsageError(_LISTEN_FAILED.format(what=what, where=where, why=exc.strerror or exc),
+                             hint=_LISTEN_HINT) from exc
+
+
+_LISTEN_FAILED = "discovery.canary.{what}: cannot listen on {where} ({why})"
+_LISTEN_HINT = "is another process using the port, or is the address not this host's?"
+
+
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -249,8 +270,8 @@ class Trap:
         try:
             return _Server(address, serve, self.max_clients)
         except OSError as exc:
-            raise UsageError(f"discovery.canary.{what}: cannot listen on {where} ({exc.strerror or exc})",
-                             hint="is another process using the port, or is the address not this host's?") from exc
+            raise UsageError(_LISTEN_FAILED.format(what=what, where=where, why=exc.strerror or exc),
+                             hint=_LISTEN_HINT) from exc
 
     def stop(self) -> None:
         for server in self._servers:
