@@ -203,7 +203,7 @@ def test_only_canonical_integer_text_is_an_integer(text: str) -> None:
         if number is not None:  # it is the integer's own text, in range
             assert str(number) == text
             assert (0 if unsigned else -(2 ** (bits - 1))) <= number < 2 ** (bits if unsigned else bits - 1)
-        elif text.isascii() and text == str(_int_or(text)):
+        elif text.isascii() and isinstance(_int_or(text), int) and text == str(_int_or(text)):
             n = int(text)  # canonical but out of range
             assert not ((0 if unsigned else -(2 ** (bits - 1))) <= n < 2 ** (bits if unsigned else bits - 1))
 
