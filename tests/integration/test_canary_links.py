@@ -25,7 +25,7 @@ from piiguard.discovery.canary_values import Deriver, ValueKind
 from piiguard.discovery.fingerprints import key_id
 from piiguard.discovery.keys import decode_key
 
-KEY = "l" * 48
+KEY = "9c1f4e2b7a6d8e0f3b5c7a9d1e2f4a6b8c0d2e4f6a8b0c1d"  # varied: a constant key is refused (keys.weakness)
 FIELDS = {"email": ValueKind.EMAIL, "token": ValueKind.TOKEN}
 
 

@@ -50,14 +50,14 @@ def test_link_local_connects_are_unsent_not_closed() -> None:
 def test_a_link_local_range_that_could_not_be_probed_exits_1(tmp_path: Path) -> None:
     cfg = tmp_path / "piiguard.yaml"
     cfg.write_text("discovery:\n  networks: [fe80::/10]\n  ports: [5432]\n")
-    got = cli("-c", str(cfg), "-f", "json", "--catalog", str(tmp_path / "c.db"), "fe80::1/126")
+    got = cli("-c", str(cfg), "-f", "json", "--catalog", str(tmp_path / "c.db"), "fe80::/126")
     assert got.returncode == 1, got.stderr
     doc = jsondoc.check(got.stdout, "discovery")
     assert doc["probes"] == 0
     (problem,) = doc["problems"]
     assert problem["where"] == "fe80::/126" and "could not be sent" in problem["message"]
     assert "interface scope" in problem["hint"]
-    table = cli("-c", str(cfg), "--catalog", str(tmp_path / "c.db"), "fe80::1/126")
+    table = cli("-c", str(cfg), "--catalog", str(tmp_path / "c.db"), "fe80::/126")
     assert table.returncode == 1 and "fe80::/126" in table.stdout
 
 
