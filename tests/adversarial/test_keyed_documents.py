@@ -40,6 +40,7 @@ def test_id_keys_fold_into_one_field(kind: str, docs: int) -> None:
         assert c.fields[0].field.startswith("<"), c.fields[0].field  # a label, never the key
 
 
+@pytest.mark.slow  # benchmark-sized (20,000 keys, up to 60 s under load): kept out of the suite
 def test_twenty_thousand_customer_keys_are_fast(tmp_path: Path) -> None:
     d = tmp_path / "d"
     d.mkdir()

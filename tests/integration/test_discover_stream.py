@@ -91,6 +91,7 @@ def test_discover_marks_gone_over_the_swept_networks_and_ports(tmp_path: Path) -
         assert [(r["host"], r["port"]) for r in cat.discovered()] == [("127.61.3.4", port + 1)]
 
 
+@pytest.mark.slow  # a real sweep of 65,540 addresses (about 17 s): benchmark-sized
 def test_watch_sweeps_past_65536_addresses_when_discovery_max_addresses_allows(tmp_path: Path) -> None:
     body = {"networks": ["127.62.0.0/16", "127.63.0.0/29"], "ports": [closed_port()], "every": "1h",
             "rate": 100_000, "concurrency": 256, "timeout": 0.2}
