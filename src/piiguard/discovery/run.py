@@ -52,10 +52,10 @@ def discover(config: Config, requested: Sequence[str] = (), *, catalog: Catalog 
     found: list[Discovered] = []
     others: list[Service] = [Service(Endpoint(h, 0), Kind.TARPIT, evidence="accepted every port it was offered")
                              for h in swept.tarpits]
-    registrations = {s.endpoint: inventory.registered_at(s, config.stores) for s in services
-                  if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)}
-    stores, also = fold([s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)], registrations)
+    candidates = [s for s in services if s.kind in (Kind.STORE, Kind.IDENTIFY_ONLY)]
     others.extend(s for s in services if s.kind not in (Kind.STORE, Kind.IDENTIFY_ONLY))
+    registrations = {s.endpoint: inventory.registered_at(s, config.stores) for s in candidates}
+    stores, also = fold(candidates, registrations)
     # Outside checks wait on peers, not on this host: run them side by side (each bounded by its timeout).
     checked = _check(stores, config, progress, registrations, also)
     http_clickhouse = {s.endpoint.host for s in stores if s.engine == "clickhouse" and not _native(s)}
