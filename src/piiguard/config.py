@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from piiguard.classify.settings import ClassifySettings, parse_classify
 from piiguard.discovery.settings import DiscoverySettings, parse_discovery
 from piiguard.engines.tls import BOOL_KEYS as TLS_BOOL_KEYS
 from piiguard.engines.tls import CA_KEYS as TLS_CA_KEYS
@@ -107,7 +108,7 @@ STORE_KEYS = {
     "password_env", "password_file", "tags", "options", "allowed_networks", "probe_from", "require_tls",
 }
 DETECTOR_KEYS = {"name", "pattern", "context", "description", "min_share"}
-TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "respond", "discovery"}
+TOP_KEYS = {"stores", "detectors", "catalog", "policy", "alerts", "masking", "respond", "discovery", "classify"}
 # Alert sinks for watch, one mapping each; a secret (a Slack webhook URL, an SMTP password) only by
 # reference: webhook_env, password_env.
 ALERT_KEYS = {
@@ -146,6 +147,8 @@ class Config:
     # discovery: the networks piiguard may sweep, how, and the fingerprint/canary key by reference
     # (piiguard.discovery.settings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    # classify: per-field overrides of the classifier (piiguard.classify.settings)
+    classify: ClassifySettings = field(default_factory=ClassifySettings)
 
     def store(self, name: str) -> Store | None:
         return next((s for s in self.stores if s.name == name), None)
@@ -576,10 +579,12 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
         respond = {}
     check_respond(respond, schema, names, problems.add, {s.name: s.engine for s in stores})
     discovery = parse_discovery(data.get("discovery"), problems.add)
+    classify = parse_classify(data.get("classify"), problems.add)
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     stores = [policy.stamp(s) for s in stores]  # policy's require_tls rules, matched by tag, onto each store
-    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond, discovery)
+    return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond, discovery,
+                  classify)
 
 
 MAX_DEPTH = 64  # a configuration is a few levels deep; 10,000 ``[`` would exhaust Python's stack

@@ -71,6 +71,39 @@ class CollectionInfo:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """Why a field was decided as it was (``piiguard explain``, the JSON report, the catalog).
+
+    Names, shares, counts and words of the field's *name* — never a value. ``decided_by`` is one of
+    ``detector`` (a pattern + validator), ``model`` (the learned column model), ``native-type`` (the
+    engine's own type settles it: ``inet``, ``geo_point``), ``group`` (judged with its neighbours: a
+    lat/lon pair, first + last name, an address block), ``column-key`` (the unique id of a collection
+    of people), ``override`` (the ``classify:`` section) or ``none`` (nothing reached its bar).
+    """
+
+    decided_by: str = "none"
+    detector: str | None = None  # the detector (or group rule) that decided, when one did
+    share: float | None = None  # share of non-null values the decider matched (validated)
+    context: tuple[str, ...] = ()  # words of the field's name that agreed with the decision
+    native_type: str | None = None  # the engine's own type, as the engine spells it
+    kind: str | None = None  # its piiguard kind (piiguard.classify.types.Kind)
+    model: float | None = None  # the learned model's probability for the decided type
+    runner_up: str | None = None  # the best type that lost ("none" when a type lost to no PII)
+    runner_up_share: float | None = None
+    lost_because: str = ""  # why the runner-up lost, in words
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Evidence:
+        known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
+                 if k in cls.__dataclass_fields__}
+        return cls(**known)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class Classification:
     """What one field holds. Counts and confidences only — never a value."""
 
@@ -84,6 +117,8 @@ class Classification:
     nulls: int = 0
     distinct: int | None = None
     reason: str = ""
+    native_type: str | None = None  # the engine's own type of the field (``inet``, ``Nullable(IPv6)``)
+    evidence: Evidence | None = None
 
 
 class ProblemKind(enum.Enum):

@@ -22,7 +22,8 @@ from typing import Protocol, TypeVar
 from piiguard import plugins
 from piiguard.catalog import Catalog
 from piiguard.catalog.owners import RunStatus
-from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState, link_customer_identifier
+from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState
+from piiguard.classify.groups import judge
 from piiguard.config import Config, store_from_url
 from piiguard.connectors.base import Batch, Connector, connectors, shown_collections
 from piiguard.connectors.labels import label
@@ -123,7 +124,7 @@ def _classify_collection(
                 else:
                     beyond.add(name)  # their names only, to count them; never their values
         # Fields are independent; Arrow and Hyperscan release the GIL, so they run side by side.
-        list(pool.map(lambda item: classifier.observe(states[item[0]], item[1]),
+        list(pool.map(lambda item: classifier.observe(states[item[0]], item[1], batch.types.get(item[0])),
                       [(n, a) for n, a in batch.columns.items() if n in states]))
         for name, note in batch.notes.items():
             for st in states.values() if name == "*" else [states[name]] if name in states else []:
@@ -140,7 +141,7 @@ def _classify_collection(
         for batch in prefetched(connector.batches(info, options.batch_rows)):
             feed(batch)
     fields = [classifier.decide(st, store, shown) for st in states.values()]
-    fields = link_customer_identifier(fields, states, info.primary_key)
+    fields = judge(fields, states, info.primary_key)
     if rows == 0 and skipped:  # nothing was read: say so, not "the rest was classified"
         problems = [Problem(ProblemKind.COLLECTION, store, f"no row could be read: {count:,} {reason} skipped", shown,
                             "nothing in it was classified; check the file's format (for a CSV, its delimiter: "

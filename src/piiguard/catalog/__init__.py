@@ -276,9 +276,13 @@ class Catalog(InventoryTables):
                                 (scan_id, store.name, c.name, c.rows_estimate, c.rows_estimate_kind.value,
                                  c.rows_read))
                 self.db.executemany(
-                    "INSERT INTO classifications VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO classifications (scan_id, store, collection, field, pii_type, confidence, matched, "
+                    "sampled, nulls, distinct_values, reason, native_type, evidence) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(scan_id, f.store, f.collection, f.field, f.pii_type, f.confidence, f.matched, f.sampled,
-                      f.nulls, f.distinct, f.reason) for f in c.fields])
+                      f.nulls, f.distinct, f.reason, f.native_type,
+                      None if f.evidence is None else json.dumps(f.evidence.to_dict(), sort_keys=True))
+                     for f in c.fields])
             if result.subjects is not None:
                 s = result.subjects
                 self.db.execute("INSERT INTO subjects VALUES (?,?,?,?,?,?)",

@@ -305,4 +305,10 @@ MIGRATIONS: tuple[str, ...] = (
     -- the other ports of the same server, a JSON list of numbers
     ALTER TABLE discovered ADD COLUMN also TEXT NOT NULL DEFAULT '[]';
     """,
+    """
+    -- a field's native type as the engine spells it, and the evidence for its decision as JSON
+    -- (piiguard.model.Evidence: detector, shares, name words, runner-up; never a value)
+    ALTER TABLE classifications ADD COLUMN native_type TEXT;
+    ALTER TABLE classifications ADD COLUMN evidence TEXT;
+    """,
 )

@@ -35,9 +35,13 @@ from typing import TYPE_CHECKING
 
 from platformdirs import user_cache_dir
 
+from piiguard.classify import native
+from piiguard.classify.column_model import ColumnModel
 from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
+from piiguard.classify.profile import Profile
+from piiguard.classify.types import NativeType
 from piiguard.errors import PluginError
-from piiguard.model import Classification
+from piiguard.model import Classification, Evidence
 from piiguard.registry import driver
 
 if TYPE_CHECKING:
@@ -126,6 +130,23 @@ def _weighted(weights: pa.Array | None, values: pa.Array) -> int:
     return int(total or 0)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One type a field might be, with the confidence one source of evidence gives it.
+
+    ``decided_by`` names the source as :class:`piiguard.model.Evidence` does (``detector``,
+    ``native-type``, ``model``); ``why`` is the reason in words (shares and name words, never values)."""
+
+    pii_type: str
+    confidence: float
+    decided_by: str
+    share: float | None = None
+    context: tuple[str, ...] = ()
+    why: str = ""
+    priority: int = 50
+    detector: str | None = None
+
+
 @dataclass
 class _Compiled:
     detector: Detector
@@ -154,6 +175,8 @@ class FieldState:
     rng: random.Random = field(default_factory=random.Random)
     id_shaped: int = 0  # among the first values seen (the shape statistics)
     notes: list[str] = field(default_factory=list)
+    native: NativeType | None = None  # the engine's own type, when the connector reports one
+    profile: Profile = field(default_factory=lambda: Profile())  # per-column features (the learned model's input)
 
     def stats(self, detector: str) -> ColumnStats:
         seen = max(1, self.stats_seen)
@@ -173,6 +196,7 @@ class Classifier:
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors = list(detectors)
+        self.model = ColumnModel.load()
         self._local = threading.local()  # Hyperscan scratch space is per thread
         self._compiled = [self._compile(d) for d in self.detectors]
         self._by_name = {c.detector.name: c for c in self._compiled}
@@ -245,13 +269,16 @@ class Classifier:
         # Which values get validated must not depend on the run: seed by field name.
         return FieldState(name, name_tokens(name), rng=random.Random(zlib.crc32(name.encode())))
 
-    def observe(self, state: FieldState, values: pa.Array) -> None:
-        """Add one batch of one field's values (strings, nulls allowed) to its counts.
+    def observe(self, state: FieldState, values: pa.Array, native: NativeType | None = None) -> None:
+        """Add one batch of one field's values (strings, nulls allowed) to its counts; ``native`` is the
+        field's type as the engine reports it (the values already rendered canonically for it).
 
         The work runs on the batch's *distinct* values, each weighted by how often it occurs, so a status
         column costs as little as its vocabulary. Thread-safe for different fields: it touches only
         ``state``, and Arrow kernels and Hyperscan scans release the GIL, so fields run in parallel.
         """
+        if native is not None and state.native is None:
+            state.native = native
         total = len(values)
         values = pc.utf8_trim_whitespace(values)
         values = values.filter(pc.greater(pc.utf8_length(values), 0))
@@ -267,6 +294,7 @@ class Classifier:
             state.id_shaped = _weighted(None, pc.match_substring_regex(head, ID_SHAPE))
         counts = pc.value_counts(values)
         uniques, weights = counts.field("values"), counts.field("counts")
+        state.profile.update(uniques, weights)
         state.length_sum += _weighted(weights, pc.utf8_length(uniques))
         state.spaced += _weighted(weights, pc.match_substring(uniques, " "))
         data = pc.binary_join_element_wise(uniques, "", "\n").buffers()[2].to_pybytes()
@@ -346,9 +374,10 @@ class Classifier:
                 carrying = pc.or_(carrying, hit)
         state.embedded_rows += round(_weighted(weights, carrying) * scale)
 
-    def decide(self, state: FieldState, store: str, collection: str) -> Classification:
-        """The field's PII type (or None) and a confidence in [0, 1]."""
-        best: tuple[float, int, str, str] | None = None
+    def candidates(self, state: FieldState) -> list[Candidate]:
+        """Every type the evidence supports for this field, each with its confidence: the detectors'
+        shares and name context, then what the native type and the learned model add."""
+        found: list[Candidate] = []
         n = max(1, state.non_null)
         for d in self.detectors:
             valid = state.valid.get(d.name, 0)
@@ -356,6 +385,7 @@ class Classifier:
                 continue
             share = valid / n
             hit = d.context_hit(state.tokens)
+            context = tuple(t for t in state.tokens if hit)
             if d.column_rule is not None and not d.column_rule(state.stats(d.name)):
                 continue
             if share >= d.min_share:
@@ -366,31 +396,57 @@ class Classifier:
                 why = f"name, {share:.0%} valid"
             else:
                 continue
-            key = (round(conf, 3), d.priority, d.name, why)
-            if best is None or key[:2] > best[:2]:
-                best = key
-        pii_type: str | None = None
-        confidence, reason, matched = 0.0, "", 0
-        if best is not None:
-            confidence, _, pii_type, reason = best
-            matched = state.valid.get(pii_type, 0)
-        elif state.prose and state.embedded_rows:
+            found.append(Candidate(d.name, round(conf, 3), "detector", round(share, 4), context, why, d.priority,
+                                   d.name))
+        if state.prose and state.embedded_rows:
             ft = self._by_name.get(FREE_TEXT)
             hit = ft is not None and ft.detector.context_hit(state.tokens)
             share = state.embedded_rows / n
             if hit or (state.embedded_rows >= 2 and share >= 0.01):
-                pii_type, matched = FREE_TEXT, state.embedded_rows
-                confidence = min(1.0, 0.55 + min(0.35, share * 2) + (0.1 if hit else 0.0))
-                reason = f"{share:.1%} of texts contain PII"
+                conf = min(1.0, 0.55 + min(0.35, share * 2) + (0.1 if hit else 0.0))
+                # free text is the fallback: any whole-value type outranks it
+                found.append(Candidate(FREE_TEXT, round(conf, 3), "detector", round(share, 4),
+                                       tuple(state.tokens) if hit else (), f"{share:.1%} of texts contain PII",
+                                       -1, FREE_TEXT))
+        found += native.candidates(state)
+        if self.model is not None:
+            found += self.model.candidates(state)
+        return [c for c in found if native.allows(state.native, c, state)]
+
+    @staticmethod
+    def _rank(c: Candidate) -> tuple[bool, float, int]:
+        return (c.pii_type != FREE_TEXT, c.confidence, c.priority)
+
+    def decide(self, state: FieldState, store: str, collection: str) -> Classification:
+        """The field's PII type (or None), a confidence in [0, 1], and the evidence for it."""
+        ranked = sorted(self.candidates(state), key=self._rank, reverse=True)
+        best = ranked[0] if ranked else None
+        runner = next((c for c in ranked[1:] if best is None or c.pii_type != best.pii_type), None)
+        pii_type: str | None = None
+        confidence, reason, matched = 0.0, "", 0
+        if best is not None:
+            pii_type, confidence, reason = best.pii_type, best.confidence, best.why
+            matched = state.embedded_rows if pii_type == FREE_TEXT else state.valid.get(pii_type, 0)
         if state.non_null == 0:
             reason = "no values"
         estimated = ["count estimated from a random sample of rows"] if state.estimated and pii_type else []
         notes = "; ".join(state.notes + estimated)
+        native = state.native
+        lost = ""
+        if runner is not None and best is not None:
+            lost = f"{runner.why}; lower confidence ({runner.confidence:.2f} < {best.confidence:.2f})"
+        evidence = Evidence(
+            decided_by=best.decided_by if best else "none", detector=best.detector if best else None,
+            share=best.share if best else None, context=best.context if best else (),
+            native_type=native.name if native else None, kind=native.kind.value if native else None,
+            runner_up=runner.pii_type if runner else None, runner_up_share=runner.share if runner else None,
+            lost_because=lost, notes=tuple(state.notes + estimated))
         return Classification(
             store=store, collection=collection, field=state.name, pii_type=pii_type,
             confidence=round(confidence, 3), matched=matched, sampled=state.non_null, nulls=state.nulls,
             distinct=state.stats_distinct if state.stats_seen else None,
-            reason="; ".join(r for r in (reason, notes) if r))
+            reason="; ".join(r for r in (reason, notes) if r),
+            native_type=native.name if native else None, evidence=evidence)
 
 
 def link_customer_identifier(fields: list[Classification], states: dict[str, FieldState],

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from piiguard.classify.types import NativeType
 from piiguard.connectors.labels import label
 from piiguard.errors import UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
@@ -69,7 +70,9 @@ def text_array(values: Sequence[str | None], skipped: dict[str, int]) -> pa.Arra
 class Batch:
     """Rows of one collection as string columns.
 
-    ``notes`` say what was not classified, per field, by design (a binary column). ``skipped`` counts
+    ``types`` gives each field's native type where the engine reports one (its values are already
+    rendered canonically for that type). ``notes`` say what was not classified, per field, by design
+    (a binary column). ``skipped`` counts
     what a reader had to leave out of the data (``{"row(s) with the wrong number of fields": 3}``) and
     ``stopped`` says why a reader could not go on: both make a problem on the collection. Counts and
     reasons only, never a value.
@@ -80,6 +83,8 @@ class Batch:
     notes: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     stopped: str | None = None
+    #: field path → the engine's own type (piiguard.classify.types); absent where the engine has none
+    types: dict[str, NativeType] = field(default_factory=dict)
 
 
 class Connector(ABC):
