@@ -5,6 +5,8 @@ a file name are replaced; keys that are ids are ``<id>``."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from piiguard.connectors.labels import header_is_data, label
 
@@ -42,3 +44,20 @@ def test_first_row_of_the_columns_class(first: list[str], rows: list[list[str]],
 ])
 def test_names_around_separators_and_ids(name: str, shown: str) -> None:
     assert label(name) == shown
+
+
+USERNAMES = [["k.novak77"], ["pavel_dvorak"], ["jana1987"], ["tomas.svoboda"], ["eva_k"], ["martin99"]]
+
+
+@pytest.mark.parametrize("header", ["c06", "col12", "f3", "firmware_version", "jmeno", "uzivatel_jmeno",
+                                    "datum_narozeni", "kayttaja"])
+def test_identifier_shaped_header_over_handles_is_a_header(header: str) -> None:
+    """Obfuscated (``c06``) and other-language snake_case names look like usernames themselves: above a
+    column of usernames they are still a header (they made every column ``col_N`` before)."""
+    assert header_is_data([header], USERNAMES) is False
+
+
+@given(st.from_regex(r"[a-z]{1,3}\d{1,3}|[a-z]{3,9}_[a-z]{3,9}", fullmatch=True))
+@settings(max_examples=60, deadline=None)
+def test_any_identifier_header_over_usernames_is_a_header(header: str) -> None:
+    assert header_is_data([header], USERNAMES) is False

@@ -251,14 +251,20 @@ def _same_class(header: Sequence[str | None], rows: Sequence[Sequence[str | None
     return strong > 0 or (words > 0 and words == compared == len(cells))
 
 
+# Types whose values look like any identifier (``c06``, ``firmware_version``, ``jmeno``): a header cell of
+# that shape above a column of that type is how column names look, not evidence of a record.
+IDENTIFIER_SHAPED = frozenset({"username", "device-serial", "customer-identifier", "api-key"})
+
+
 def header_is_data(header: Sequence[str | None], rows: Sequence[Sequence[str | None]]) -> bool:
     """Whether a file's first row is a record rather than column names.
 
     It is a record when any of its cells is a PII value, a number or a date, when every cell has its
     column's shape and the shapes hold digits (``SN-0001,k9x2`` over ``SN-0002,p3q4``), or when a cell has the
     same PII type as the values under it (``Alice`` over ``Bob``, ``Carol`` …) and is not a word that
-    names a field (``city``, ``nickname``). A header row is made of words that describe the column,
-    never of the column's own kind of value.
+    names a field (``city``, ``nickname``) or an identifier-shaped word (``c06``, ``firmware_version``:
+    :data:`IDENTIFIER_SHAPED`). A header row is made of words that describe the column, never of the
+    column's own kind of value.
     """
     labeler = default()
     cells = [c for c in header if c is not None and c.strip()]
@@ -281,7 +287,7 @@ def header_is_data(header: Sequence[str | None], rows: Sequence[Sequence[str | N
         if any(d.context_hit(tokens) for d in classifier.detectors):
             continue  # a word detectors read as a field name ("city", "nickname") is a column name
         mine = labeler.pii_type(cell.strip(), every_detector=True)
-        if mine is None:
+        if mine is None or mine in IDENTIFIER_SHAPED:
             continue
         state = classifier.new_state("")
         classifier.observe(state, pa.array(values, pa.string()))
