@@ -22,6 +22,7 @@ memory for column rules — never written anywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
@@ -385,7 +386,7 @@ class Classifier:
                 continue
             share = valid / n
             hit = d.context_hit(state.tokens)
-            context = tuple(t for t in state.tokens if hit)
+            context = state.tokens if hit else ()
             if d.column_rule is not None and not d.column_rule(state.stats(d.name)):
                 continue
             if share >= d.min_share:
@@ -406,7 +407,7 @@ class Classifier:
                 conf = min(1.0, 0.55 + min(0.35, share * 2) + (0.1 if hit else 0.0))
                 # free text is the fallback: any whole-value type outranks it
                 found.append(Candidate(FREE_TEXT, round(conf, 3), "detector", round(share, 4),
-                                       tuple(state.tokens) if hit else (), f"{share:.1%} of texts contain PII",
+                                       state.tokens if hit else (), f"{share:.1%} of texts contain PII",
                                        -1, FREE_TEXT))
         found += native.candidates(state)
         if self.model is not None:
@@ -467,7 +468,10 @@ def link_customer_identifier(fields: list[Classification], states: dict[str, Fie
         unclaimed = out[i].pii_type is None or (out[i].pii_type == "username" and name.lower() == "id")
         if unclaimed and st.stats_seen and st.id_shaped / st.stats_seen >= 0.95 and \
                 st.stats_distinct / max(1, st.stats_seen) >= 0.98:
-            f = out[i]
-            out[i] = Classification(f.store, f.collection, f.field, CUSTOMER_ID, 0.7, st.id_shaped, f.sampled,
-                                    f.nulls, f.distinct, "unique id of a collection holding PII")
+            why = "unique id of a collection holding PII"
+            out[i] = dataclasses.replace(
+                out[i], pii_type=CUSTOMER_ID, confidence=0.7, matched=st.id_shaped, reason=why,
+                evidence=Evidence(decided_by="column-key", share=round(st.id_shaped / st.stats_seen, 4),
+                                  native_type=out[i].native_type,
+                                  kind=st.native.kind.value if st.native else None, notes=(why,)))
     return out

@@ -44,4 +44,6 @@ def parse_classify(raw: Any, add: Callable[[str, str], None]) -> ClassifySetting
     if not isinstance(raw, dict):
         add("classify", "expected a mapping")
         return ClassifySettings()
+    if raw:  # never accept a person's word and then ignore it
+        add("classify", "overrides are not applied by this version yet; remove the section")
     return ClassifySettings()
