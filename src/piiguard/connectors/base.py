@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from piiguard.classify.types import NativeType
+from piiguard.classify.types import Kind, NativeType
 from piiguard.connectors.labels import label
 from piiguard.errors import UsageError
 from piiguard.model import CollectionInfo, Estimate, Store
@@ -44,6 +44,7 @@ JSON_PROBE = 20  # non-null values looked at to decide whether a text column hol
 MAX_DEPTH = 64  # levels of nesting walked in a document; deeper parts are counted, not read
 DEEP = f"value(s) nested deeper than {MAX_DEPTH} levels"
 UNENCODABLE = "value(s) not encodable as UTF-8 (lone surrogates)"
+ITEMS = "\x1f"  # joins an array's items in SQL (ASCII unit separator: no e-mail, name or address holds it)
 
 
 def text_array(values: Sequence[str | None], skipped: dict[str, int]) -> pa.Array:
@@ -218,18 +219,28 @@ def _looks_like_json(values: Sequence[Any]) -> bool:
 
 
 def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: int,
-                json_fields: frozenset[str] = frozenset()) -> Batch:
+                json_fields: frozenset[str] = frozenset(),
+                types: Mapping[str, NativeType] | None = None) -> Batch:
     """Driver values (one sequence per column) → a :class:`Batch` of string arrays.
 
     Dicts and lists, columns declared JSON, and text columns whose values are JSON documents are
     flattened into field paths. Binary values are not classified: valid UTF-8 is read as text,
-    anything else is skipped and noted.
+    anything else is skipped and noted. ``types`` (by raw column name) become :attr:`Batch.types`; an
+    array column's text is its items joined by :data:`ITEMS` (joined in SQL), split here into one value
+    per item, so an array of e-mails is e-mails, not prose.
     """
     out: dict[str, pa.Array] = {}
     notes: dict[str, str] = {}
     left_out: dict[str, int] = {}
+    found: dict[str, NativeType] = {}
     for raw_name, values in zip(names, columns, strict=True):
         name = unique_name(label(raw_name), out)
+        native = (types or {}).get(raw_name)
+        if native is not None and native.kind is not Kind.JSON:
+            found[name] = native
+        if native is not None and native.array:
+            out[name] = pc.list_flatten(pc.split_pattern(text_array(values, left_out), ITEMS))
+            continue
         first = next((v for v in values if v is not None), None)
         if isinstance(first, dict | list) or raw_name in json_fields or _looks_like_json(values):
             paths: dict[str, list[str | None]] = {}
@@ -264,7 +275,7 @@ def build_batch(names: Sequence[str], columns: Iterable[Sequence[Any]], rows: in
         if skipped:
             notes[name] = f"{skipped} binary value(s) not classified"
         out[name] = text_array(texts, left_out)
-    return Batch(out, rows, notes, left_out)
+    return Batch(out, rows, notes, left_out, types=found)
 
 
 def unique_name(name: str, taken: Mapping[str, object]) -> str:
@@ -336,9 +347,10 @@ def document_batches(docs: Iterable[Mapping[str, Any]], batch_rows: int) -> Iter
 
 
 def batch_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]],
-                    json_fields: frozenset[str] = frozenset()) -> Batch:
+                    json_fields: frozenset[str] = frozenset(),
+                    types: Mapping[str, NativeType] | None = None) -> Batch:
     cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return build_batch(names, cols, len(rows), json_fields)
+    return build_batch(names, cols, len(rows), json_fields, types)
 
 
 def _whole(value: Any) -> str | None:

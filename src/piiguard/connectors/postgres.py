@@ -12,9 +12,11 @@ no statistics). ``ORDER BY random()`` is never used: it sorts the whole table.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from piiguard.classify.types import Kind, NativeType
 from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
 from piiguard.engines.postgres import connect
 from piiguard.errors import CollectionError, PermissionDenied, UsageError
@@ -34,6 +36,7 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     sql = driver("psycopg.sql")
 
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
+SAMPLE_SEED = 14
 
 _COLLECTIONS = """
 SELECT n.nspname, c.relname, c.reltuples::bigint, c.relkind,
@@ -46,11 +49,81 @@ SELECT n.nspname, c.relname, c.reltuples::bigint, c.relkind,
 """
 
 _COLUMNS = """
-SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory
-  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
+  FROM pg_attribute a
  WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
 """
+
+# The columns' types and what they stand on: a domain's base type, an array's item type, transitively.
+_TYPES = """
+WITH RECURSIVE chain(oid) AS (
+  SELECT atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped
+  UNION
+  SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
+    FROM chain c JOIN pg_type t ON t.oid = c.oid
+   WHERE t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0)
+)
+SELECT t.oid, t.typname, t.typtype, t.typcategory, t.typelem, t.typbasetype
+  FROM chain JOIN pg_type t ON t.oid = chain.oid
+"""
+
+KINDS = {
+    "inet": Kind.IP, "cidr": Kind.NETWORK, "macaddr": Kind.MAC, "macaddr8": Kind.MAC, "uuid": Kind.UUID,
+    "date": Kind.DATE, "timestamp": Kind.TIMESTAMP, "timestamptz": Kind.TIMESTAMP, "time": Kind.TIME,
+    "timetz": Kind.TIME, "interval": Kind.INTERVAL, "numeric": Kind.DECIMAL, "money": Kind.DECIMAL,
+    "int2": Kind.INTEGER, "int4": Kind.INTEGER, "int8": Kind.INTEGER, "oid": Kind.INTEGER,
+    "float4": Kind.FLOAT, "float8": Kind.FLOAT, "bool": Kind.BOOLEAN, "json": Kind.JSON, "jsonb": Kind.JSON,
+    "bytea": Kind.BINARY, "text": Kind.TEXT, "varchar": Kind.TEXT, "bpchar": Kind.TEXT, "name": Kind.TEXT,
+    "citext": Kind.TEXT,
+}
+_TEMPORAL = frozenset({Kind.DATE, Kind.TIMESTAMP, Kind.TIME})
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    native: NativeType
+    base: str  # the type name under domains and arrays (``inet`` for ``ip_domain[]``)
+
+
+def resolve(oid: int, types: Mapping[int, tuple[str, str, str, int, int]], shown: str) -> _Column:
+    """A column's native type from ``pg_type`` rows (oid → typname, typtype, typcategory, typelem,
+    typbasetype): domains become their base type, arrays their items' type with ``array`` set, enums
+    ``ENUM``. ``shown`` is the column's type as ``format_type`` spells it; the column's name is the
+    caller's to set."""
+    array = False
+    for _ in range(16):  # domains over arrays of domains …: a bounded walk
+        typname, typtype, category, elem, base = types[oid]
+        if typtype == "d" and base:
+            oid = base
+        elif category == "A" and elem:
+            array, oid = True, elem
+        else:
+            break
+    typname, typtype, _, _, _ = types[oid]
+    kind = Kind.ENUM if typtype == "e" else KINDS.get(typname, Kind.UNKNOWN)
+    return _Column("", NativeType(shown, kind, array), typname)
+
+
+def render(col: _Column) -> sql.Composable:
+    """The SQL that reads one column as canonical, cut text for a scan (see the module docstring)."""
+    ident, kind = sql.Identifier(col.name), col.native.kind
+    base = sql.SQL("pg_catalog.{}").format(sql.Identifier(col.base))
+    if col.native.array:
+        items: sql.Composable = ident
+        if kind in _TEMPORAL:  # an array's output is not ISO 8601: each item through to_json
+            items = sql.SQL("array(SELECT to_json(x::{}) #>> '{{}}' FROM unnest({}) x)").format(base, ident)
+        return sql.SQL("left(array_to_string({}, chr(31)), {})").format(items, MAX_VALUE_CHARS)
+    if kind is Kind.JSON:
+        return ident
+    if kind is Kind.BINARY:
+        return sql.SQL("substring({} from 1 for {})").format(ident, MAX_VALUE_CHARS)
+    if kind is Kind.IP:  # abbrev() is inet's own output: a host address without /32 or /128, unlike ::text
+        return sql.SQL("abbrev({}::inet)").format(ident)
+    if kind in _TEMPORAL:  # ISO 8601 whatever the session's DateStyle
+        return sql.SQL("to_json({}::{}) #>> '{{}}'").format(ident, base)
+    return sql.SQL("left({}::text, {})").format(ident, MAX_VALUE_CHARS)
 
 
 def any_of(conn: psycopg.Connection[Any], table: sql.Composable, column: str, *, joined: bool = False) -> sql.Composed:
@@ -118,27 +191,25 @@ class Postgres(Connector):
         schema, _, table = collection.name.partition(".")
         return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
-    def _select(self, collection: CollectionInfo) -> tuple[list[str], frozenset[str], sql.Composed]:
-        ident = self._ident(collection)
+    def _columns(self, collection: CollectionInfo) -> list[_Column]:
+        """The collection's columns with their native types, from the catalog (two queries)."""
+        table = self._ident(collection).as_string(self.conn)
         try:
-            cols = self.conn.execute(_COLUMNS, [ident.as_string(self.conn)]).fetchall()
+            cols = self.conn.execute(_COLUMNS, [table]).fetchall()
+            types = {r[0]: tuple(r[1:]) for r in self.conn.execute(_TYPES, [table]).fetchall()}
         except psycopg.Error as exc:
             raise CollectionError(self.store.name, "cannot read its columns",
                                   collection=collection.name) from exc
-        names = [c[0] for c in cols]
-        json_fields = frozenset(n for n, typ, _ in cols if typ in ("json", "jsonb"))
-        exprs: list[sql.Composable] = []
-        for name, typ, category in cols:
-            col = sql.Identifier(name)
-            if typ in ("json", "jsonb"):
-                exprs.append(col)
-            elif typ == "bytea":
-                exprs.append(sql.SQL("substring({} from 1 for {})").format(col, MAX_VALUE_CHARS))
-            elif category == "A":  # arrays: classify their items as text
-                exprs.append(sql.SQL("left(array_to_string({}, ' '), {})").format(col, MAX_VALUE_CHARS))
-            else:
-                exprs.append(sql.SQL("left({}::text, {})").format(col, MAX_VALUE_CHARS))
-        return names, json_fields, sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), ident)
+        return [replace(resolve(oid, types, shown), name=name) for name, shown, oid in cols]
+
+    def _select(self, collection: CollectionInfo) -> tuple[list[str], frozenset[str], dict[str, NativeType],
+                                                           sql.Composed]:
+        cols = self._columns(collection)
+        names = [c.name for c in cols]
+        json_fields = frozenset(c.name for c in cols if c.native.kind is Kind.JSON and not c.native.array)
+        select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(render(c) for c in cols),
+                                                     self._ident(collection))
+        return names, json_fields, {c.name: c.native for c in cols}, select
 
     def _fetch(self, collection: CollectionInfo, query: sql.Composed) -> list[tuple[Any, ...]]:
         try:
@@ -151,7 +222,7 @@ class Postgres(Connector):
                                   collection=collection.name) from exc
 
     def columns(self, collection: CollectionInfo) -> list[str]:
-        return self._select(collection)[0]
+        return [c.name for c in self._columns(collection)]
 
     def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """``COPY (SELECT col::text, …) TO STDOUT`` in CSV, parsed by Arrow as it streams: NULL is an
@@ -176,25 +247,26 @@ class Postgres(Connector):
                                   collection=collection.name) from exc
 
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
-        names, json_fields, select = self._select(collection)
+        names, json_fields, types, select = self._select(collection)
         est = collection.rows_estimate
         rows: list[tuple[Any, ...]] = []
         if est is not None and est > 10 * n:
             percent = min(100.0, 300.0 * n / est)  # 3× head-room: pages differ in how many rows they hold
-            rows = self._fetch(collection, sql.SQL("{} TABLESAMPLE SYSTEM ({}) LIMIT {}").format(
-                select, sql.Literal(percent), sql.Literal(n)))
-        if len(rows) < n // 2:
+            # REPEATABLE: the same pages every run, so a scan's types do not change from run to run
+            rows = self._fetch(collection, sql.SQL("{} TABLESAMPLE SYSTEM ({}) REPEATABLE ({}) LIMIT {}").format(
+                select, sql.Literal(percent), sql.Literal(SAMPLE_SEED), sql.Literal(n)))
+        if len(rows) < n // 2:  # instead of the sample, never added to it: no row counted twice
             rows = self._fetch(collection, sql.SQL("{} LIMIT {}").format(select, sql.Literal(n)))
-        return batch_from_rows(names, rows, json_fields)
+        return batch_from_rows(names, rows, json_fields, types)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        names, json_fields, select = self._select(collection)
+        names, json_fields, types, select = self._select(collection)
         try:
             with self.conn.transaction(), self.conn.cursor(name="piiguard_scan") as cur:
                 cur.itersize = batch_rows
                 cur.execute(select)
                 while rows := cur.fetchmany(batch_rows):
-                    yield batch_from_rows(names, rows, json_fields)
+                    yield batch_from_rows(names, rows, json_fields, types)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name,
                                    hint=f"GRANT SELECT ON {collection.name} TO {self.store.user}") from exc
