@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from piiguard.connectors.clickhouse import leaves, parse_type, reader_column
+from piiguard.classify.types import Kind, NativeType
+from piiguard.connectors.clickhouse import leaves, native_type, parse_type, reader_column
 
 
 @pytest.mark.parametrize(("name", "type_text", "paths"), [
@@ -57,3 +58,39 @@ def test_parse_type_keeps_names_and_literals() -> None:
 ])
 def test_reader_paths(name: str, type_text: str, path: str) -> None:
     assert reader_column(name, type_text)[0] == path
+
+
+@pytest.mark.parametrize(("type_text", "kind", "array"), [
+    pytest.param("IPv4", Kind.IP, False, id="ipv4"),
+    pytest.param("Nullable(IPv6)", Kind.IP, False, id="nullable-ipv6"),
+    pytest.param("UUID", Kind.UUID, False, id="uuid"),
+    pytest.param("Date", Kind.DATE, False, id="date"),
+    pytest.param("Date32", Kind.DATE, False, id="date32"),
+    pytest.param("DateTime('UTC')", Kind.TIMESTAMP, False, id="datetime"),
+    pytest.param("DateTime64(3, 'Europe/Berlin')", Kind.TIMESTAMP, False, id="datetime64"),
+    pytest.param("Map(String, String)", Kind.JSON, False, id="map"),
+    pytest.param("Array(String)", Kind.TEXT, True, id="array"),
+    pytest.param("Array(Array(Nullable(IPv6)))", Kind.IP, True, id="array-of-arrays"),
+    pytest.param("LowCardinality(Nullable(String))", Kind.TEXT, False, id="low-cardinality"),
+    pytest.param("UInt64", Kind.INTEGER, False, id="uint"),
+    pytest.param("Int8", Kind.INTEGER, False, id="int"),
+    pytest.param("Float64", Kind.FLOAT, False, id="float"),
+    pytest.param("Decimal(18, 4)", Kind.DECIMAL, False, id="decimal"),
+    pytest.param("Bool", Kind.BOOLEAN, False, id="bool"),
+    pytest.param("Enum8('free' = 1)", Kind.ENUM, False, id="enum"),
+    pytest.param("Variant(String, UInt8)", Kind.UNKNOWN, False, id="newer-than-this-module"),
+])
+def test_native_types(type_text: str, kind: Kind, array: bool) -> None:
+    assert native_type(type_text) == NativeType(type_text, kind, array)
+
+
+@pytest.mark.parametrize("type_text", ["Tuple(a String, b UInt8)", "Nested(serial String, mac String)",
+                                       "Array(Tuple(String, String))"])
+def test_composite_columns_have_no_single_type(type_text: str) -> None:
+    assert native_type(type_text) is None
+
+
+@pytest.mark.parametrize("type_text", ["DateTime", "Nullable(DateTime64(3))", "Array(DateTime)"])
+def test_timestamps_are_read_in_iso_8601(type_text: str) -> None:
+    (leaf,) = leaves("at", type_text)
+    assert "replaceOne(toString(" in leaf.sql

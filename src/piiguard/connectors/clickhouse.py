@@ -15,8 +15,11 @@ in SQL, array items to the first 1,000. Native types become text and field paths
 ``LowCardinality`` as their inner type, ``Array(T)`` as ``name[]``, a ``Nested`` column's parts
 (``members.email``) as ``members[].email``, ``Tuple`` elements as ``name.element`` (or ``name.1``),
 ``Map`` keys and ``JSON``/``Object('json')`` paths as document paths (keys through the labeler);
-``UUID``, ``DateTime64``, ``IPv4``/``IPv6``, ``Enum`` and ``Decimal`` as ClickHouse writes them
-(``toString``). Aggregate-function states are binary and not classified. Distinct counts are exact
+``UUID``, ``IPv4``/``IPv6``, ``Enum`` and ``Decimal`` as ClickHouse writes them (``toString``),
+``DateTime``/``DateTime64`` in ISO 8601 (a ``T`` between date and time). Each field path read as it
+is (a scalar, an array's items) has its :class:`~piiguard.classify.types.NativeType` in the batch.
+Samples are the same rows every run: ``SAMPLE`` is deterministic, and ``rand()`` is seeded by the
+table's name. Aggregate-function states are binary and not classified. Distinct counts are exact
 (``uniqExact``) up to a million rows, HyperLogLog (``uniq``) above.
 
 The whole-collection reader (:meth:`ClickHouse.read`) streams ``JSONEachRow`` with every value cast
@@ -33,12 +36,13 @@ from __future__ import annotations
 import codecs
 import io
 import json
-import random
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from piiguard.classify.types import Kind, NativeType
 from piiguard.connectors.base import (
     MAX_VALUE_CHARS,
     Batch,
@@ -160,15 +164,42 @@ class Leaf:
     kind: str
 
 
-def _cut(expr: str) -> str:
-    return f"substringUTF8(toString({expr}), 1, {MAX_VALUE_CHARS})"
+def _cut(expr: str, t: Type | None = None) -> str:
+    text = f"toString({expr})"
+    if t is not None and _inner(t).name in ("DateTime", "DateTime64"):
+        text = f"replaceOne({text}, ' ', 'T')"  # ISO 8601: toString writes a space between date and time
+    return f"substringUTF8({text}, 1, {MAX_VALUE_CHARS})"
+
+
+_KINDS = {
+    "String": Kind.TEXT, "FixedString": Kind.TEXT, "Float32": Kind.FLOAT, "Float64": Kind.FLOAT,
+    "Bool": Kind.BOOLEAN, "Date": Kind.DATE, "Date32": Kind.DATE, "DateTime": Kind.TIMESTAMP,
+    "DateTime64": Kind.TIMESTAMP, "UUID": Kind.UUID, "IPv4": Kind.IP, "IPv6": Kind.IP, "Enum8": Kind.ENUM,
+    "Enum16": Kind.ENUM, "Map": Kind.JSON, "JSON": Kind.JSON, "Object": Kind.JSON,
+}
+
+
+def native_type(type_text: str) -> NativeType | None:
+    """A column's native type: ``Nullable``/``LowCardinality`` unwrapped, ``Array(T)`` as T's kind with
+    ``array`` set (nested arrays too, their items flattened). None for a Tuple or Nested column, whose
+    elements each have their own type."""
+    t, array = _inner(parse_type(type_text)), False
+    while t.name == "Array" and t.args:
+        t, array = _inner(t.args[0]), True
+    if t.name in ("Tuple", "Nested"):
+        return None
+    kind = _KINDS.get(t.name)
+    if kind is None:
+        integer = re.fullmatch(r"U?Int\d+", t.name) is not None
+        kind = Kind.INTEGER if integer else Kind.DECIMAL if t.name.startswith("Decimal") else Kind.UNKNOWN
+    return NativeType(type_text, kind, array)
 
 
 def _items(t: Type, var: str, depth: int) -> str | None:
     """An expression over ``var`` (an array's item) giving cut text, or an array of it for nested arrays."""
     inner = _inner(t)
     if _is_scalar(inner):
-        return _cut(var)
+        return _cut(var, inner)
     if inner.name == "Array" and inner.args and depth < 4:
         sub = _items(inner.args[0], f"x{depth + 1}", depth + 1)
         if sub is not None:
@@ -192,15 +223,15 @@ def _leaves(path: str, expr: str, t: Type, items_path: str | None = None) -> lis
     if t.name == "AggregateFunction":
         return []
     if _is_scalar(t):
-        return [Leaf(path, _cut(expr), "text")]
+        return [Leaf(path, _cut(expr, t), "text")]
     if t.name in ("Array", "Nested") and t.args:
         item = t.args[0] if t.name == "Array" else Type("Tuple", t.args)
         item = _inner(item)
         if item.name == "Tuple" and all(_is_scalar(a) for a in item.args):
             # Array(Tuple(a String, b UInt8)) and Nested(a String, b UInt8): one path per element
             stem = items_path or f"{path}[]"
-            return [Leaf(f"{stem}.{label(a.field or str(i + 1))}",
-                         f"arrayMap(x1 -> {_cut(f'tupleElement(x1, {i + 1})')}, arraySlice({expr}, 1, {ARRAY_ITEMS}))",
+            return [Leaf(f"{stem}.{label(a.field or str(i + 1))}", f"arrayMap(x1 -> "
+                         f"{_cut(f'tupleElement(x1, {i + 1})', a)}, arraySlice({expr}, 1, {ARRAY_ITEMS}))",
                          "items") for i, a in enumerate(item.args)]
         sub = _items(item, "x1", 1)
         if sub is not None:
@@ -317,19 +348,24 @@ class ClickHouse(Connector):
             self._columns[collection.name] = [(r["name"], r["type"]) for r in rows]
         return self._columns[collection.name]
 
-    def _plan(self, collection: CollectionInfo) -> tuple[list[Leaf], dict[str, str], str]:
-        """The scan's leaves, notes on columns not classified, and its SELECT (columns aliased c0, c1 …)."""
+    def _plan(self, collection: CollectionInfo) -> tuple[list[Leaf], dict[str, str], dict[str, NativeType], str]:
+        """The scan's leaves, notes on columns not classified, the native type of each field path read
+        as it is (a scalar or an array's items), and its SELECT (columns aliased c0, c1 …)."""
         plan: list[Leaf] = []
         notes: dict[str, str] = {}
+        types: dict[str, NativeType] = {}
         for name, typ in self._described(collection):
             found = leaves(name, typ)
             if not found:
                 notes[label(name)] = "aggregate-function states are binary: not classified"
+            native = native_type(typ)
+            if native is not None and len(found) == 1 and found[0].kind in ("text", "items"):
+                types[found[0].path] = native
             plan += found
         if not plan:
             raise CollectionError(self.store.name, "no column piiguard can read as text", collection=collection.name)
         exprs = ", ".join(f"{leaf.sql} AS c{i}" for i, leaf in enumerate(plan))
-        return plan, notes, f"SELECT {exprs} FROM {self._table(collection)}"
+        return plan, notes, types, f"SELECT {exprs} FROM {self._table(collection)}"
 
     def _sampling_key(self, collection: CollectionInfo) -> bool:
         database, _, table = collection.name.partition(".")
@@ -337,35 +373,47 @@ class ClickHouse(Connector):
                            f"AND name = {_literal(table)}", collection)
         return bool(rows and rows[0].get("sampling_key"))
 
+    def _row_hash(self, collection: CollectionInfo) -> str:
+        """A number in 0..2³²-1 per row, the same on every run (``rand()`` ignores its argument): a hash
+        of the sorting key, or of every scalar column, seeded by the table's name. NULL hashes as ''."""
+        described = self._described(collection)
+        key = [c for c in collection.primary_key if c in dict(described)]
+        cols = key or [name for name, typ in described if _is_scalar(parse_type(typ))]
+        if not cols:
+            return "rand()"
+        seed = zlib.crc32(collection.name.encode())
+        parts = ", ".join(f"ifNull(toString({_q(c)}), '')" for c in cols)
+        return f"cityHash64({seed}, {parts}) % 4294967296"
+
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
-        plan, notes, select = self._plan(collection)
+        plan, notes, types, select = self._plan(collection)
         est = collection.rows_estimate
+        # one thread: which rows reach the LIMIT first must not depend on threads racing, run to run
         bound = {"max_rows_to_read": str(max(1_000_000, n * MAX_ROWS_READ_PER_SAMPLED)),
-                 "read_overflow_mode": "break"}
+                 "read_overflow_mode": "break", "max_threads": "1"}
         query = f"{select} LIMIT {int(n)}"
         if est is not None and est > 10 * n:
             share = min(1.0, 4.0 * n / est)
             if self._sampling_key(collection):
                 query = f"{select} SAMPLE {share:.6f} LIMIT {int(n)}"
             else:  # every row read has this chance of being kept: no sort, and LIMIT ends the read
-                seed = random.randrange(1 << 30)
-                query = f"{select} WHERE rand({seed}) < {int(share * 4294967295)} LIMIT {int(n)}"
+                query = f"{select} WHERE {self._row_hash(collection)} < {int(share * 4294967295)} LIMIT {int(n)}"
         rows = self._query(query, collection, settings=bound)
         if len(rows) < min(n, est or n) // 2:  # a small table, or sampling keys that hash unevenly
             rows = self._query(f"{select} LIMIT {int(n)}", collection, settings=bound)
-        return _batch(plan, rows, notes)
+        return _batch(plan, rows, notes, types)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
-        plan, notes, select = self._plan(collection)
+        plan, notes, types, select = self._plan(collection)
         chunk: list[bytes] = []
         for line in self._lines(collection, select):
             if line:
                 chunk.append(line)
             if len(chunk) >= batch_rows:
-                yield _batch(plan, _rows(chunk, self.store.name, collection.name), notes)
+                yield _batch(plan, _rows(chunk, self.store.name, collection.name), notes, types)
                 chunk = []
         if chunk:
-            yield _batch(plan, _rows(chunk, self.store.name, collection.name), notes)
+            yield _batch(plan, _rows(chunk, self.store.name, collection.name), notes, types)
 
     def _lines(self, collection: CollectionInfo, select: str) -> Iterator[bytes]:
         settings = self._settings()
@@ -498,7 +546,8 @@ def _row(line: str | bytes, store: str, collection: str | None) -> dict[str, Any
     return row
 
 
-def _batch(plan: Sequence[Leaf], rows: Sequence[dict[str, Any]], notes: dict[str, str]) -> Batch:
+def _batch(plan: Sequence[Leaf], rows: Sequence[dict[str, Any]], notes: dict[str, str],
+           types: dict[str, NativeType]) -> Batch:
     values: dict[str, list[str | None]] = {}
     skipped: dict[str, int] = {}
     for i, leaf in enumerate(plan):
@@ -520,7 +569,7 @@ def _batch(plan: Sequence[Leaf], rows: Sequence[dict[str, Any]], notes: dict[str
                 except (ValueError, RecursionError):
                     values.setdefault(leaf.path, []).append(str(v)[:MAX_VALUE_CHARS])
     columns = {p: text_array(vs, skipped) for p, vs in values.items()}
-    return Batch(columns, len(rows), dict(notes), skipped)
+    return Batch(columns, len(rows), dict(notes), skipped, types={p: t for p, t in types.items() if p in columns})
 
 
 def _append_items(value: Any, out: list[str | None]) -> None:
