@@ -43,9 +43,12 @@ import os
 import re
 import stat
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from piiguard.classify.types import Kind, NativeType
+from piiguard.connectors import arrowtypes
 from piiguard.connectors.base import (
     DEEP,
     MAX_DEPTH,
@@ -141,61 +144,97 @@ def _put(columns: dict[str, pa.Array], name: str, arr: pa.Array) -> None:
     columns[name] = pa.concat_arrays([columns[name], arr]) if name in columns else arr
 
 
-def _leaves(columns: dict[str, pa.Array], name: str, arr: pa.Array, tally: Tally, notes: dict[str, str],
-            depth: int = 0) -> None:
-    """Flatten structs, lists, maps and unions into string leaves keyed by field path (names labelled).
+@dataclass
+class _Leaves:
+    """What flattening one record batch makes: string leaves by field path, their native types and
+    notes. ``inferred``: the types are Arrow's guesses from JSON text, not a writer's (Parquet's)."""
 
-    Every Arrow type is either read or noted by name: a map's keys and values are ``field[].key`` and
-    ``field[].value`` (its keys are data, as a list's items are), a union's members are read one by one,
-    a dictionary is decoded, and a type Arrow cannot write as text is noted, never a crash."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    t = arr.type
-    if isinstance(t, pa.ExtensionType):
-        _leaves(columns, name, arr.storage, tally, notes, depth)
-        return
-    if pa.types.is_dictionary(t):
-        _leaves(columns, name, arr.dictionary_decode(), tally, notes, depth)
-        return
-    nested = pa.types.is_nested(t)
-    if nested and depth >= MAX_DEPTH:
-        tally.add(DEEP, len(arr) - arr.null_count)
-        return
-    if pa.types.is_map(t):
-        _leaves(columns, f"{name}[].key", arr.keys, tally, notes, depth + 1)
-        _leaves(columns, f"{name}[].value", arr.items, tally, notes, depth + 1)
-    elif pa.types.is_struct(t) or pa.types.is_union(t):
-        for i in range(t.num_fields):
-            _leaves(columns, f"{name}.{label(t.field(i).name)}", arr.field(i), tally, notes, depth + 1)
-    elif nested:  # list, large_list, fixed_size_list, list_view …
-        try:
-            items = pc.list_flatten(arr)
-        except pa.ArrowException:
-            items = arr.flatten() if hasattr(arr, "flatten") else None
-        if items is None:
-            notes[name] = f"values of type {t} not classified"
+    tally: Tally
+    inferred: bool
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    types: dict[str, NativeType] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def typed(self, name: str, native: NativeType | None) -> None:
+        if native is not None:
+            self.types.setdefault(name, native)  # two keys with one label: the first one's type
+
+    def add(self, name: str, arr: pa.Array, depth: int = 0, array: bool = False) -> None:
+        """Flatten structs, lists, maps and unions into string leaves keyed by field path (names
+        labelled); a leaf under a list is typed as an array of its items' type.
+
+        Every Arrow type is either read or noted by name: a map's keys and values are ``field[].key`` and
+        ``field[].value`` (its keys are data, as a list's items are), a union's members are read one by one,
+        a dictionary is decoded, and a type Arrow cannot write as text is noted, never a crash."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        t = arr.type
+        if isinstance(t, pa.BaseExtensionType):  # Arrow's own (uuid) and Python-defined extensions
+            if arrowtypes.kind(t) is Kind.UUID:
+                self.typed(name, NativeType(str(t), Kind.UUID, array))
+                _put(self.columns, name, arrowtypes.uuids(arr.storage))
+            else:
+                self.add(name, arr.storage, depth, array)
             return
-        _leaves(columns, f"{name}[]", items, tally, notes, depth + 1)
-    elif pa.types.is_null(t):
-        _put(columns, name, pa.nulls(len(arr), pa.string()))
-    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) \
-            or pa.types.is_binary_view(t):
-        # A typed binary column (Parquet BYTE_ARRAY without UTF8) holds blobs by design, as an SQL BLOB does.
-        text, bad = _decoded(arr if pa.types.is_binary(t) or pa.types.is_large_binary(t) else arr.cast(pa.binary()))
-        if bad:
-            notes[name] = f"{bad} binary value(s) not classified"
-        _put(columns, name, text)
-    else:
-        try:
-            text = arr if pa.types.is_string(t) else pc.cast(arr, pa.string())
-        except pa.ArrowException:
-            notes[name] = f"values of type {t} not classified"
-            _put(columns, name, pa.nulls(len(arr), pa.string()))
+        if pa.types.is_dictionary(t):
+            self.typed(name, arrowtypes.native(t, array=array))
+            self.add(name, arr.dictionary_decode(), depth, array)
             return
-        text, bad = _decoded(text)
-        if bad:
-            tally.add(BAD_UTF8, bad)
-        _put(columns, name, text)
+        nested = pa.types.is_nested(t)
+        if nested and depth >= MAX_DEPTH:
+            self.tally.add(DEEP, len(arr) - arr.null_count)
+            return
+        if pa.types.is_map(t):
+            self.add(f"{name}[].key", arr.keys, depth + 1, True)
+            self.add(f"{name}[].value", arr.items, depth + 1, True)
+        elif pa.types.is_struct(t) or pa.types.is_union(t):
+            for i in range(t.num_fields):
+                self.add(f"{name}.{label(t.field(i).name)}", arr.field(i), depth + 1, array)
+        elif nested:  # list, large_list, fixed_size_list, list_view …
+            try:
+                items = pc.list_flatten(arr)
+            except pa.ArrowException:
+                items = arr.flatten() if hasattr(arr, "flatten") else None
+            if items is None:
+                self.notes[name] = f"values of type {t} not classified"
+                return
+            self.add(f"{name}[]", items, depth + 1, True)
+        else:
+            self._scalar(name, arr, array)
+
+    def _scalar(self, name: str, arr: pa.Array, array: bool) -> None:
+        t = arr.type
+        native = arrowtypes.native(t, array=array)
+        if pa.types.is_null(t):
+            _put(self.columns, name, pa.nulls(len(arr), pa.string()))
+        elif native is not None and native.kind is Kind.UUID:
+            self.typed(name, native)
+            _put(self.columns, name, arrowtypes.uuids(arr))
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) \
+                or pa.types.is_binary_view(t):
+            # A typed binary column (Parquet BYTE_ARRAY without UTF8) holds blobs by design, as an SQL BLOB does.
+            self.typed(name, native)
+            text, bad = _decoded(arr if pa.types.is_binary(t) or pa.types.is_large_binary(t)
+                                 else arr.cast(pa.binary()))
+            if bad:
+                self.notes[name] = f"{bad} binary value(s) not classified"
+            _put(self.columns, name, text)
+        elif pa.types.is_timestamp(t):
+            text, kind = arrowtypes.timestamps(arr, inferred=self.inferred)
+            self.typed(name, NativeType("date" if kind is Kind.DATE else str(t), kind, array))
+            _put(self.columns, name, text)
+        else:
+            try:
+                text = arr if pa.types.is_string(t) else pc.cast(arr, pa.string())
+            except pa.ArrowException:
+                self.notes[name] = f"values of type {t} not classified"
+                _put(self.columns, name, pa.nulls(len(arr), pa.string()))
+                return
+            text, bad = _decoded(text)
+            if bad:
+                self.tally.add(BAD_UTF8, bad)
+            self.typed(name, native)
+            _put(self.columns, name, text)
 
 
 def _decoded(arr: pa.Array) -> tuple[pa.Array, int]:
@@ -221,12 +260,18 @@ def _decoded(arr: pa.Array) -> tuple[pa.Array, int]:
     return pa.array(out, pa.string()), bad
 
 
-def _batch(record: pa.RecordBatch, tally: Tally) -> Batch:
-    columns: dict[str, pa.Array] = {}
-    notes: dict[str, str] = {}
+def _batch(record: pa.RecordBatch, tally: Tally, kind: str | None) -> Batch:
+    """One record batch of a file of this kind (``csv``, ``jsonl``, ``json``, ``parquet``) as a batch."""
+    leaves = _Leaves(tally, inferred=kind in ("json", "jsonl"))
     for name, arr in zip(record.schema.names, record.columns, strict=True):
-        _leaves(columns, label(name), arr, tally, notes)  # label() is idempotent: CSV names pass it twice
-    return Batch(columns, record.num_rows, notes)
+        leaves.add(label(name), arr)  # label() is idempotent: CSV names pass it twice
+    if kind == "csv":  # text by force (module docstring): typed only where every value is an ISO date or timestamp
+        leaves.types.clear()
+        for name, arr in leaves.columns.items():
+            found = arrowtypes.text_kind(arr)
+            if found is not None:
+                leaves.types[name] = NativeType(f"text ({found.value})", found)
+    return Batch(leaves.columns, record.num_rows, leaves.notes, types=leaves.types)
 
 
 def _merged(batches: list[Batch]) -> Batch:
@@ -240,6 +285,8 @@ def _merged(batches: list[Batch]) -> Batch:
             parts.setdefault(name, []).append(arr)
         out.rows += b.rows
         out.notes.update(b.notes)
+        for name, native in b.types.items():
+            out.types.setdefault(name, native)
         for reason, n in b.skipped.items():
             out.skipped[reason] = out.skipped.get(reason, 0) + n
         out.stopped = out.stopped or b.stopped
@@ -563,8 +610,9 @@ class Files(Connector):
     def _items(self, collection: CollectionInfo, block_bytes: int) -> Iterator[Batch]:
         """Batches of the file's rows, each carrying what was skipped while reading it."""
         tally = Tally()
+        kind = _kind(collection.name)[0]
         for item in self._records(collection, block_bytes, tally):
-            batch = _batch(item, tally) if isinstance(item, pa.RecordBatch) else item
+            batch = _batch(item, tally, kind) if isinstance(item, pa.RecordBatch) else item
             for reason, n in tally.take().items():
                 batch.skipped[reason] = batch.skipped.get(reason, 0) + n
             if batch.skipped:
@@ -584,7 +632,7 @@ class Files(Connector):
         tally = Tally()
         for item in self._records(collection, SAMPLE_BYTES, tally):
             if isinstance(item, pa.RecordBatch):
-                item = _batch(item.slice(0, n - rows), tally)
+                item = _batch(item.slice(0, n - rows), tally, _kind(collection.name)[0])
             item.skipped.update({r: item.skipped.get(r, 0) + c for r, c in tally.take().items()})
             taken.append(item)
             rows += item.rows

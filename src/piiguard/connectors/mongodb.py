@@ -3,8 +3,16 @@
 A collection is ``database.collection``; the store's ``database`` limits the scan to one database,
 otherwise every database but ``admin``, ``local`` and ``config`` is read. Documents are flattened into
 field paths like OpenSearch's. Sampling uses ``$sample``; where the server has not implemented it
-(FerretDB 1.x) it reads a few short runs from random offsets instead. Distinct counts are exact
-(``$group`` then ``$count``, on the server).
+(FerretDB 1.x) it reads a few short runs at offsets that are disjoint and seeded by the collection's
+name (:mod:`piiguard.connectors.sampling`), so two scans read the same documents. Either way a document
+is taken once (by ``_id``: ``$sample`` may return one twice). Distinct counts are exact (``$group``
+then ``$count``, on the server).
+
+Each field path is typed by the BSON types its values have (:func:`bson_type`, named as MongoDB's
+``$type`` names them): ``objectId``, ``date``, ``decimal``, ``int``/``long``, ``double``, ``bool``,
+``binData``, ``timestamp``, ``string``; items of arrays as arrays of their type, sub-documents by path.
+A path whose values have different kinds across documents has no type. A UUID held as binary (subtypes
+3 and 4) is rendered as UUID text, a BSON timestamp as ISO 8601.
 
 Whole-collection reads (incident scope, copies from the collection) are one ``find`` projected on the
 top-level keys of the fields asked for, in cursor batches of at most 10,000, the cursor closed however
@@ -19,21 +27,27 @@ for FerretDB 1.x, which passes the credentials to its PostgreSQL backend). The p
 
 from __future__ import annotations
 
-import random
+import itertools
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from piiguard.classify.types import Kind, NativeType
 from piiguard.connectors.base import (
+    MAX_DEPTH,
     Batch,
     Connector,
     connectors,
-    document_batches,
     document_record_batches,
     documents_batch,
     source_keys,
 )
+from piiguard.connectors.labels import label
+from piiguard.connectors.sampling import runs
 from piiguard.engines.mongodb import client
 from piiguard.errors import AuthenticationFailed, CollectionError, StoreUnreachable
 from piiguard.model import CollectionInfo, Estimate, Store
@@ -41,10 +55,12 @@ from piiguard.registry import driver
 from piiguard.system import SystemKind, system_kind
 
 if TYPE_CHECKING:
+    import bson
     import pyarrow as pa
     import pymongo
     from pymongo import errors as me
 else:  # imported on first use: starting the CLI must not load every engine's driver
+    bson = driver("bson")
     pymongo = driver("pymongo")
     me = driver("pymongo.errors")
     pa = driver("pyarrow")
@@ -72,6 +88,97 @@ def errors(store: Store, collection: str | None = None) -> Iterator[None]:
     except me.PyMongoError as exc:
         raise StoreUnreachable(store.name, f"cannot talk to {store.address} ({type(exc).__name__})",
                                hint="check host, port and the tls option") from exc
+
+
+UUID_SUBTYPES = (3, 4)  # legacy and standard UUID binary subtypes
+
+
+def bson_type(value: Any) -> NativeType | None:
+    """A decoded BSON value's type, by MongoDB's ``$type`` name; None for null and the rare types
+    (regex, code, min/max key) that say nothing about PII."""
+    if isinstance(value, bool):
+        return NativeType("bool", Kind.BOOLEAN)
+    if isinstance(value, bson.Int64):
+        return NativeType("long", Kind.INTEGER)
+    if isinstance(value, int):
+        return NativeType("int", Kind.INTEGER)
+    if isinstance(value, float):
+        return NativeType("double", Kind.FLOAT)
+    if isinstance(value, bson.Decimal128 | Decimal):
+        return NativeType("decimal", Kind.DECIMAL)
+    if isinstance(value, datetime | bson.datetime_ms.DatetimeMS):
+        return NativeType("date", Kind.TIMESTAMP)
+    if isinstance(value, bson.Timestamp):
+        return NativeType("timestamp", Kind.TIMESTAMP)
+    if isinstance(value, bson.ObjectId):
+        return NativeType("objectId", Kind.UUID)  # a generated unique identifier, as a UUID is
+    if isinstance(value, uuid.UUID) or (isinstance(value, bson.Binary) and value.subtype in UUID_SUBTYPES
+                                        and len(value) == 16):
+        return NativeType("binData(uuid)", Kind.UUID)
+    if isinstance(value, bytes):
+        return NativeType("binData", Kind.BINARY)
+    if isinstance(value, str):
+        return NativeType("string", Kind.TEXT)
+    return None
+
+
+def _canonical(value: Any) -> Any:
+    """A BSON value whose text is not already canonical, as one that is (others as they are)."""
+    if isinstance(value, bson.Binary) and value.subtype in UUID_SUBTYPES and len(value) == 16:
+        return str(uuid.UUID(bytes=bytes(value)))
+    if isinstance(value, bson.Timestamp):
+        return value.as_datetime().isoformat()
+    return value
+
+
+class _Types:
+    """Field path → BSON type over many documents, walked as :func:`~piiguard.connectors.base.flatten`
+    names paths; values made canonical in place on the way."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, NativeType] = {}
+        self.mixed: set[str] = set()
+
+    def walk(self, value: Any, prefix: str, array: bool, depth: int) -> Any:
+        if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+            return value  # flatten counts it
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = label(str(key))
+                value[key] = self.walk(item, f"{prefix}.{name}" if prefix else name, array, depth + 1)
+            return value
+        if isinstance(value, list):
+            return [self.walk(item, f"{prefix}[]", True, depth + 1) for item in value]
+        native = bson_type(value)
+        if native is not None and prefix not in self.mixed:
+            native = NativeType(native.name, native.kind, array)
+            known = self.types.setdefault(prefix, native)
+            if known.kind is not native.kind:
+                self.mixed.add(prefix)
+                del self.types[prefix]
+        return _canonical(value)
+
+
+def typed_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
+    """Documents → a batch whose fields carry their BSON types."""
+    types = _Types()
+    walked = [types.walk(dict(d), "", False, 0) for d in docs]
+    batch = documents_batch(walked)
+    batch.types = {p: t for p, t in types.types.items() if p in batch.columns}
+    return batch
+
+
+def _once(docs: Iterator[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Documents without repeats (by ``_id``; one without an ``_id`` is kept)."""
+    seen: set[str] = set()
+    out = []
+    for d in docs:
+        key = repr(d.get("_id")) if "_id" in d else None
+        if key is None or key not in seen:
+            out.append(d)
+            if key is not None:
+                seen.add(key)
+    return out
 
 
 @connectors.register("mongodb")
@@ -113,23 +220,23 @@ class MongoConnector(Connector):
         coll = self._collection(collection)
         with errors(self.store, collection.name):
             try:
-                return documents_batch(list(coll.aggregate([{"$sample": {"size": n}}])))
+                return typed_batch(_once(coll.aggregate([{"$sample": {"size": n}}])))
             except me.OperationFailure as exc:
                 if exc.code != NOT_IMPLEMENTED:
                     raise
             est = collection.rows_estimate or 0
             if est <= 2 * n:
-                return documents_batch(list(coll.find({}, limit=n)))
-            per = max(1, n // SAMPLE_RANGES)
+                return typed_batch(list(coll.find({}, limit=n)))
             docs: list[Any] = []
-            for start in sorted(random.randrange(est - per) for _ in range(SAMPLE_RANGES)):
-                docs += list(coll.find({}, skip=start, limit=per))
-            return documents_batch(docs)
+            for start, length in runs(est, n, SAMPLE_RANGES, collection.name):
+                docs += coll.find({}, skip=start, limit=length)
+            return typed_batch(_once(iter(docs)))
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         with errors(self.store, collection.name):
-            yield from document_batches(self._collection(collection).find({}, batch_size=min(batch_rows, 10_000)),
-                                        batch_rows)
+            cursor = self._collection(collection).find({}, batch_size=min(batch_rows, 10_000))
+            while chunk := list(itertools.islice(cursor, batch_rows)):
+                yield typed_batch(chunk)
 
     def columns(self, collection: CollectionInfo) -> list[str]:
         """The field paths a sample of documents holds, ``_id`` first, then sorted."""

@@ -7,8 +7,11 @@ A collection is an index; its documents' ``_source`` is flattened into field pat
 (``profile.wifi.ssid``; list items ``devices[].serial``).
 
 Sampling asks for ``n`` documents in ``random_score`` order (a scoring pass, never a sort of the
-index); a full scan scrolls. Distinct counts for the subject estimate come from the ``cardinality``
-aggregation (HyperLogLog++, approximate) on the field or its ``.keyword`` sub-field.
+index), seeded by the index's name so that two scans of an unchanged index read the same documents
+(a search returns each document once); a full scan scrolls. Fields are typed, and geo points and
+numeric dates rendered, by the index's mapping (:mod:`piiguard.connectors.osmapping`). Distinct
+counts for the subject estimate come from the ``cardinality`` aggregation (HyperLogLog++,
+approximate) on the field or its ``.keyword`` sub-field.
 
 Whole-collection reads (incident scope, copies from the index) take the fields asked for by path, with
 ``_source`` filtered to them, by point in time and ``search_after`` where the cluster has them
@@ -24,18 +27,19 @@ comes from ``OPENSEARCH_PASSWORD`` unless the store names another reference.
 
 from __future__ import annotations
 
-import random
+import itertools
 import time
+import zlib
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from piiguard.connectors import osmapping
 from piiguard.connectors.base import (
     Batch,
     Connector,
     connectors,
-    document_batches,
     document_record_batches,
     documents_batch,
     source_keys,
@@ -120,12 +124,28 @@ class OpenSearchConnector(Connector):
                     for r in sorted(rows, key=lambda r: r["index"])
                     if system_kind("opensearch", str(r["index"])) is not SystemKind.CATALOG]
 
+    def _properties(self, collection: CollectionInfo) -> dict[str, Any]:
+        """The index's mapped fields (those of every index an alias or pattern names, merged)."""
+        out: dict[str, Any] = {}
+        with errors(self.store, collection.name):
+            for index in self.es.indices.get_mapping(index=collection.name).values():
+                properties = index.get("mappings", {}).get("properties", {})
+                out.update({k: v for k, v in properties.items() if k not in out})
+        return out
+
+    def _typed(self, docs: Sequence[dict[str, Any]], properties: dict[str, Any]) -> Batch:
+        batch = documents_batch([osmapping.render(d, properties) for d in docs])
+        batch.types = osmapping.typed(batch.columns, osmapping.mapped_types(properties))
+        return batch
+
     def sample(self, collection: CollectionInfo, n: int) -> Batch:
+        seed = zlib.crc32(collection.name.encode("utf-8", "surrogatepass")) & 0x3FFFFFFF
         query = {"size": n, "query": {"function_score": {
-            "query": {"match_all": {}}, "random_score": {"seed": random.randrange(1 << 30), "field": "_seq_no"}}}}
+            "query": {"match_all": {}}, "random_score": {"seed": seed, "field": "_seq_no"}}}}
+        properties = self._properties(collection)
         with errors(self.store, collection.name):
             hits = self.es.search(index=collection.name, body=query)["hits"]["hits"]
-            return documents_batch([h.get("_source") or {} for h in hits])
+            return self._typed([h.get("_source") or {} for h in hits], properties)
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         hits = opensearch_helpers.scan(self.es, index=collection.name, query={"query": {"match_all": {}}},
@@ -146,8 +166,11 @@ class OpenSearchConnector(Connector):
                                           f"{self.timeout * SCROLL_BUDGET:.0f} s: stopped", collection=collection.name)
                 yield hit.get("_source") or {}
 
+        properties = self._properties(collection)
         with errors(self.store, collection.name):
-            yield from document_batches(bounded_hits(), batch_rows)
+            hits_left = bounded_hits()
+            while chunk := list(itertools.islice(hits_left, batch_rows)):
+                yield self._typed(chunk, properties)
 
     def columns(self, collection: CollectionInfo) -> list[str]:
         """The field paths a sample of documents holds, and those the mapping declares that the sample

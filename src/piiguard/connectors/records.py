@@ -25,6 +25,8 @@ import re
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from piiguard.classify.types import Kind
+from piiguard.connectors import arrowtypes
 from piiguard.connectors.base import MAX_DEPTH, _whole, extract, flatten, text_array
 from piiguard.connectors.labels import label
 from piiguard.connectors.streams import LineFilter, Tally, line_blocks
@@ -235,7 +237,7 @@ def document_paths(docs: Generator[list[dict[str, Any]], None, None], limit: int
 
 
 def _type_paths(name: str, t: pa.DataType, out: dict[str, None], depth: int) -> None:
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.ExtensionType):  # a Python-defined extension (Arrow's own, as uuid, are leaves)
         _type_paths(name, t.storage_type, out, depth)
     elif pa.types.is_dictionary(t):
         _type_paths(name, t.value_type, out, depth)
@@ -267,6 +269,8 @@ def whole_text(arr: pa.Array) -> pa.Array:
     or null when it is not)."""
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if arrowtypes.kind(arr.type) is Kind.UUID:  # 16 bytes that are no UTF-8: the scan's UUID text
+        return arrowtypes.uuids(arr.storage if isinstance(arr.type, pa.BaseExtensionType) else arr)
     if pa.types.is_string(arr.type):
         return arr
     try:
@@ -324,7 +328,8 @@ def arrow_path(record: pa.RecordBatch, by_label: dict[str, int], path: str) -> p
             if not (pa.types.is_list(current.type) or pa.types.is_large_list(current.type)):
                 return None
             outer, current = current, current.flatten()
-    if pa.types.is_nested(current.type) or isinstance(current.type, pa.ExtensionType):
+    if pa.types.is_nested(current.type) or (isinstance(current.type, pa.BaseExtensionType)
+                                            and arrowtypes.kind(current.type) is not Kind.UUID):
         return None
     text = whole_text(current)
     if outer is None:
