@@ -181,7 +181,7 @@ def _address_role(f: Classification, st: FieldState) -> tuple[str, bool] | None:
 
 def _address_block(out: list[Classification], st: list[FieldState]) -> None:
     """Street, city and postcode side by side (one other column between them allowed) strengthen each
-    other: a block of two or more of the parts, one of them decided on its own, decides the rest."""
+    other: a block of two of the parts, one decided on its own, or of all three, decides the rest."""
     roles = [_address_role(f, s) for f, s in zip(out, st, strict=True)]
     i = 0
     while i < len(out):
@@ -195,7 +195,8 @@ def _address_block(out: list[Classification], st: list[FieldState]) -> None:
                 block.append(j)
             j += 1
         parts = {roles[k][0] for k in block}  # type: ignore[index]
-        if len(parts) >= 2 and any(roles[k][1] for k in block) and len(block) == len(parts):  # type: ignore[index]
+        agreed = len(parts) == 3 or any(roles[k][1] for k in block)  # type: ignore[index]
+        if len(parts) >= 2 and agreed and len(block) == len(parts):
             names = ", ".join(repr(out[k].field) for k in block)
             for k in block:
                 role, decided = roles[k]  # type: ignore[misc]
