@@ -22,7 +22,6 @@ memory for column rules — never written anywhere.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import random
@@ -39,6 +38,7 @@ from platformdirs import user_cache_dir
 from piiguard.classify import native
 from piiguard.classify.column_model import ColumnModel
 from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
+from piiguard.classify.native import Numbers
 from piiguard.classify.profile import Profile
 from piiguard.classify.types import NativeType
 from piiguard.errors import PluginError
@@ -60,6 +60,9 @@ RULE_VALUES = 500
 VALIDATE_ALL = 2048
 VALIDATE_SAMPLE = 256
 STATS_VALUES = 20_000  # values per field used for distinct ratio and shape (the first ones seen)
+# Values are cut to this many characters before matching: a 100 MB value costs as much as a note, and the
+# types a classifier decides (names, numbers, addresses, texts carrying PII) show within the first ones.
+MAX_VALUE_CHARS = 10_000
 FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
 ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -178,6 +181,8 @@ class FieldState:
     notes: list[str] = field(default_factory=list)
     native: NativeType | None = None  # the engine's own type, when the connector reports one
     profile: Profile = field(default_factory=lambda: Profile())  # per-column features (the learned model's input)
+    numbers: Numbers = field(default_factory=Numbers)  # range and decimals (group rules, years)
+    cut: int = 0  # values longer than MAX_VALUE_CHARS, cut before matching
 
     def stats(self, detector: str) -> ColumnStats:
         seen = max(1, self.stats_seen)
@@ -281,6 +286,10 @@ class Classifier:
         if native is not None and state.native is None:
             state.native = native
         total = len(values)
+        long = pc.greater(pc.binary_length(values), MAX_VALUE_CHARS)
+        if pc.any(long).as_py():  # cut before anything copies the values
+            state.cut += _weighted(None, long)
+            values = pc.if_else(long, pc.utf8_slice_codeunits(values, 0, MAX_VALUE_CHARS), values)
         values = pc.utf8_trim_whitespace(values)
         values = values.filter(pc.greater(pc.utf8_length(values), 0))
         n = len(values)
@@ -296,6 +305,7 @@ class Classifier:
         counts = pc.value_counts(values)
         uniques, weights = counts.field("values"), counts.field("counts")
         state.profile.update(uniques, weights)
+        state.numbers.update(uniques, weights, state.native)
         state.length_sum += _weighted(weights, pc.utf8_length(uniques))
         state.spaced += _weighted(weights, pc.match_substring(uniques, " "))
         data = pc.binary_join_element_wise(uniques, "", "\n").buffers()[2].to_pybytes()
@@ -429,9 +439,13 @@ class Classifier:
             pii_type, confidence, reason = best.pii_type, best.confidence, best.why
             matched = state.embedded_rows if pii_type == FREE_TEXT else state.valid.get(pii_type, 0)
         if state.non_null == 0:
-            reason = "no values"
-        estimated = ["count estimated from a random sample of rows"] if state.estimated and pii_type else []
-        notes = "; ".join(state.notes + estimated)
+            reason = f"undecidable: all {state.nulls:,} value(s) null or empty"
+        elif state.stats_distinct == 1 and state.non_null >= 10:
+            reason = "; ".join(r for r in (reason, f"one value repeated in all {state.non_null:,} rows") if r)
+        extra = ["count estimated from a random sample of rows"] if state.estimated and pii_type else []
+        if state.cut:
+            extra.append(f"{state.cut:,} value(s) longer than {MAX_VALUE_CHARS:,} characters cut before matching")
+        notes = "; ".join(state.notes + extra)
         native = state.native
         lost = ""
         if runner is not None and best is not None:
@@ -441,7 +455,7 @@ class Classifier:
             share=best.share if best else None, context=best.context if best else (),
             native_type=native.name if native else None, kind=native.kind.value if native else None,
             runner_up=runner.pii_type if runner else None, runner_up_share=runner.share if runner else None,
-            lost_because=lost, notes=tuple(state.notes + estimated))
+            lost_because=lost, notes=tuple(state.notes + extra))
         return Classification(
             store=store, collection=collection, field=state.name, pii_type=pii_type,
             confidence=round(confidence, 3), matched=matched, sampled=state.non_null, nulls=state.nulls,
@@ -449,29 +463,3 @@ class Classifier:
             reason="; ".join(r for r in (reason, notes) if r),
             native_type=native.name if native else None, evidence=evidence)
 
-
-def link_customer_identifier(fields: list[Classification], states: dict[str, FieldState],
-                             primary_key: Sequence[str]) -> list[Classification]:
-    """In a collection that holds PII but no named customer key, its unique id column (the primary key,
-    or else the first column) is the key that links the records to people."""
-    if not any(f.pii_type for f in fields if f.field.lower() != "id") or any(f.pii_type == CUSTOMER_ID for f in fields):
-        return fields
-    order = [f.field for f in fields]
-    candidates = [k for k in primary_key if k in states] if len(primary_key) == 1 else []
-    if not candidates and order:
-        candidates = [order[0]]
-    out = list(fields)
-    for name in candidates:
-        st = states[name]
-        i = order.index(name)
-        # A key named plainly ``id`` whose values look like handles (``cust-00001``) is the key, not a username.
-        unclaimed = out[i].pii_type is None or (out[i].pii_type == "username" and name.lower() == "id")
-        if unclaimed and st.stats_seen and st.id_shaped / st.stats_seen >= 0.95 and \
-                st.stats_distinct / max(1, st.stats_seen) >= 0.98:
-            why = "unique id of a collection holding PII"
-            out[i] = dataclasses.replace(
-                out[i], pii_type=CUSTOMER_ID, confidence=0.7, matched=st.id_shaped, reason=why,
-                evidence=Evidence(decided_by="column-key", share=round(st.id_shaped / st.stats_seen, 4),
-                                  native_type=out[i].native_type,
-                                  kind=st.native.kind.value if st.native else None, notes=(why,)))
-    return out

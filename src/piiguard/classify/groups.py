@@ -1,21 +1,259 @@
 """Collection-level judgement: fields decided together with their neighbours.
 
 A column alone can be ambiguous where its neighbours are not: a latitude beside a longitude, a given
-name beside a family name, a street beside a city and a postcode, a country column that tells the
-locale of the rest, and the unique id of a collection of people. :func:`judge` runs after every
-field of a collection is decided (:meth:`piiguard.classify.engine.Classifier.decide`) and may
-revise them; each revision says so in its :class:`piiguard.model.Evidence` (``decided_by="group"``).
+name beside a family name, a street beside a city and a postcode, and the unique id of a collection
+of people. :func:`judge` runs after every field of a collection is decided
+(:meth:`piiguard.classify.engine.Classifier.decide`) and may revise them; each revision says so in its
+:class:`piiguard.model.Evidence` (``decided_by="group"``, the rule in ``detector``, why in ``notes``).
+
+Neighbours are the fields in the collection's order (a table's columns, a file's header). Rules
+read only the fields' running counts (:class:`piiguard.classify.engine.FieldState`): shares,
+numeric ranges, decimals, name words — never a value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
-from piiguard.classify.engine import FieldState, link_customer_identifier
-from piiguard.model import Classification
+from piiguard.classify.engine import CUSTOMER_ID, FREE_TEXT, FieldState
+from piiguard.classify.types import Kind
+from piiguard.model import Classification, Evidence
+
+GEO = "geo-coordinates"
+FIRST, LAST = "first-name", "last-name"
+STREET, CITY, POSTCODE = "street-address", "city", "postal-code"
+ADDRESS = (STREET, CITY, POSTCODE)
+#: Types a repeated value of means one person on many rows (an event table's person key).
+PERSON_KEYS = (CUSTOMER_ID, "email", "username", "phone", "person-name", "ip-address", "device-serial",
+               "mac-address")
+LAT_WORDS = frozenset({"lat", "latitude", "breite", "breitengrad", "latitud", "latitudine"})
+LON_WORDS = frozenset({"lon", "lng", "long", "longitude", "laenge", "lange", "longitud", "longitudine"})
+GEO_WORDS = LAT_WORDS | LON_WORDS | {"geo", "location", "coords", "coordinates", "position"}
+MIN_DECIMALS = 3  # degrees to 3 decimals place a point within ~100 m; prices and rates have two
+WEAK = 0.8  # a confidence below this is strengthened by a group that agrees
 
 
 def judge(fields: list[Classification], states: dict[str, FieldState],
           primary_key: Sequence[str]) -> list[Classification]:
     """The collection's fields after the group rules; the input order is kept."""
-    return link_customer_identifier(fields, states, primary_key)
+    out = list(fields)
+    st = [states[f.field] for f in out]
+    _coordinates(out, st)
+    _names(out, st)
+    _address_block(out, st)
+    return _customer_key(out, states, primary_key)
+
+
+def _revised(f: Classification, pii_type: str | None, confidence: float, rule: str, why: str,
+             share: float | None = None) -> Classification:
+    """``f`` as the group decided it; a changed type keeps the field's own decision as the runner-up."""
+    old = f.evidence or Evidence()
+    changed = pii_type != f.pii_type
+    evidence = dataclasses.replace(
+        old, decided_by="group", detector=rule, share=share if share is not None else old.share,
+        runner_up=(f.pii_type or "none") if changed else old.runner_up,
+        runner_up_share=old.share if changed else old.runner_up_share,
+        lost_because=f"{rule}: {why}" if changed else old.lost_because, notes=(*old.notes, why))
+    return dataclasses.replace(f, pii_type=pii_type, confidence=round(confidence, 3),
+                               reason="; ".join(r for r in (f.reason, why) if r), evidence=evidence)
+
+
+def _share(st: FieldState, pii_type: str) -> float:
+    return st.valid.get(pii_type, 0) / max(1, st.non_null)
+
+
+# --- latitude and longitude --------------------------------------------------------------------------
+
+def _degrees(st: FieldState) -> tuple[bool, bool] | None:
+    """Whether a numeric column fits a latitude, a longitude (both may); None when it is no angle in
+    degrees: too few numbers, whole numbers, few decimals, or the same few values repeated."""
+    num = st.numbers
+    if st.non_null < 5 or num.count < 0.95 * st.non_null or num.mean_decimals < MIN_DECIMALS:
+        return None
+    if st.native is not None and st.native.kind not in (Kind.FLOAT, Kind.DECIMAL, Kind.TEXT, Kind.UNKNOWN):
+        return None
+    if st.stats_distinct < 0.3 * max(1, st.stats_seen):
+        return None
+    return abs(num.low) <= 90 and abs(num.high) <= 90, abs(num.low) <= 180 and abs(num.high) <= 180
+
+
+def _paired_names(a: FieldState, b: FieldState) -> bool:
+    """``home_lat`` / ``home_lon``: one says latitude, the other longitude, the rest of the names agree."""
+    la, lb = set(a.tokens) & LAT_WORDS, set(b.tokens) & LON_WORDS
+    if not (la and lb):
+        return False
+    return set(a.tokens) - LAT_WORDS == set(b.tokens) - LON_WORDS
+
+
+def _coordinates(out: list[Classification], st: list[FieldState]) -> None:
+    """Two numeric columns in degree ranges with similar precision (three or more decimals), adjacent or
+    named as a pair, are both geo; a lone number column named nothing of the kind is never geo."""
+    fits = [_degrees(s) if out[i].pii_type in (None, GEO) else None for i, s in enumerate(st)]
+    paired: set[int] = set()
+    for i in range(len(out)):
+        for j in range(i + 1, len(out)):
+            if i in paired or j in paired or fits[i] is None or fits[j] is None:
+                continue
+            named = _paired_names(st[i], st[j]) or _paired_names(st[j], st[i])
+            if not (named or j == i + 1):
+                continue
+            (lat_i, lon_i), (lat_j, lon_j) = fits[i], fits[j]  # type: ignore[misc]
+            if not ((lat_i and lon_j) or (lat_j and lon_i)):
+                continue
+            if abs(st[i].numbers.mean_decimals - st[j].numbers.mean_decimals) > 2:
+                continue
+            how = "named as a latitude/longitude pair" if named else "adjacent"
+            for k, other in ((i, j), (j, i)):
+                why = (f"with {out[other].field!r} a latitude/longitude pair ({how}, degree ranges, "
+                       f"{st[k].numbers.mean_decimals:.1f} decimals)")
+                share = round(st[k].numbers.count / max(1, st[k].non_null), 4)
+                out[k] = _revised(out[k], GEO, max(out[k].confidence, 0.85), "lat-lon-pair", why, share)
+            paired |= {i, j}
+    for i, f in enumerate(out):
+        if f.pii_type == GEO and i not in paired and not set(st[i].tokens) & GEO_WORDS and \
+                st[i].numbers.count >= 0.95 * max(1, st[i].non_null):
+            out[i] = _revised(f, None, 0.0, "lat-lon-pair", "a lone number column with no coordinate name")
+
+
+# --- first and last names ----------------------------------------------------------------------------
+
+def _name_like(f: Classification, st: FieldState) -> bool:
+    return f.pii_type in (None, FIRST, LAST) and max(_share(st, FIRST), _share(st, LAST)) >= 0.3 and \
+        not st.prose and (st.stats_distinct >= 50 or st.stats_distinct >= 0.2 * max(1, st.stats_seen))
+
+
+def _named(f: Classification) -> bool:
+    """Decided by a detector whose name context agreed: the field's name says which it is."""
+    return f.pii_type in (FIRST, LAST) and f.evidence is not None and bool(f.evidence.context)
+
+
+def _names(out: list[Classification], st: list[FieldState]) -> None:
+    """A given name beside a family name: two adjacent name-like columns are first and last (in the order
+    their dictionary hits favour, first then last on a tie), and a weak decision beside its partner is
+    strengthened."""
+    i = 0
+    while i + 1 < len(out):
+        a, b = out[i], out[i + 1]
+        if not (_name_like(a, st[i]) and _name_like(b, st[i + 1])):
+            i += 1
+            continue
+        if _named(a) and a.pii_type is not None:
+            roles = (a.pii_type, LAST if a.pii_type == FIRST else FIRST)
+        elif _named(b) and b.pii_type is not None:
+            roles = (LAST if b.pii_type == FIRST else FIRST, b.pii_type)
+        else:
+            forward = _share(st[i], FIRST) + _share(st[i + 1], LAST)
+            backward = _share(st[i], LAST) + _share(st[i + 1], FIRST)
+            roles = (FIRST, LAST) if forward >= backward else (LAST, FIRST)
+        for k, role, other in ((i, roles[0], i + 1), (i + 1, roles[1], i)):
+            f = out[k]
+            if f.pii_type == role and f.confidence >= WEAK:
+                continue
+            word = "family" if role == FIRST else "given"
+            why = f"beside {out[other].field!r}, a {word} name column: {role} ({_share(st[k], role):.0%} in its list)"
+            conf = min(0.95, max(f.confidence + 0.15, 0.75)) if f.pii_type == role else 0.75
+            out[k] = _revised(f, role, conf, "first-last-names", why, round(_share(st[k], role), 4))
+        i += 2
+
+
+# --- address blocks ----------------------------------------------------------------------------------
+
+def _postcode_shaped(st: FieldState) -> bool:
+    """Whole numbers of one width, four to six digits, most of them distinct: a postcode's shape."""
+    num = st.numbers
+    return st.non_null >= 5 and num.count >= 0.95 * st.non_null and num.integral == num.count and \
+        num.digits_low >= 4 and num.digits_high <= 6 and num.digits_high - num.digits_low <= 1
+
+
+def _address_role(f: Classification, st: FieldState) -> tuple[str, bool] | None:
+    """The part of an address a field is, and whether it was decided so on its own (else it only leans)."""
+    if f.pii_type in ADDRESS:
+        return f.pii_type, True
+    if f.pii_type in (None, FREE_TEXT) and _share(st, STREET) >= 0.2:
+        return STREET, False  # a street is never free text inside an address block
+    if f.pii_type is None and _share(st, CITY) >= 0.3:
+        return CITY, False
+    if f.pii_type is None and (_share(st, POSTCODE) >= 0.3 or _postcode_shaped(st)):
+        return POSTCODE, False
+    return None
+
+
+def _address_block(out: list[Classification], st: list[FieldState]) -> None:
+    """Street, city and postcode side by side (one other column between them allowed) strengthen each
+    other: a block of two of the parts, one decided on its own, or of all three, decides the rest."""
+    roles = [_address_role(f, s) for f, s in zip(out, st, strict=True)]
+    i = 0
+    while i < len(out):
+        if roles[i] is None:
+            i += 1
+            continue
+        block = [i]
+        j = i + 1
+        while j < len(out) and (roles[j] is not None or (j + 1 < len(out) and roles[j + 1] is not None)):
+            if roles[j] is not None:
+                block.append(j)
+            j += 1
+        parts = {roles[k][0] for k in block}  # type: ignore[index]
+        agreed = len(parts) == 3 or any(roles[k][1] for k in block)  # type: ignore[index]
+        if len(parts) >= 2 and agreed and len(block) == len(parts):
+            names = ", ".join(repr(out[k].field) for k in block)
+            for k in block:
+                role, decided = roles[k]  # type: ignore[misc]
+                if decided and out[k].confidence >= WEAK:
+                    continue
+                why = f"part of an address block ({names})"
+                conf = min(0.95, out[k].confidence + 0.1) if decided else 0.7
+                out[k] = _revised(out[k], role, conf, "address-block", why, round(_share(st[k], role), 4))
+        i = j
+
+
+# --- the customer key --------------------------------------------------------------------------------
+
+def _events(fields: list[Classification], states: dict[str, FieldState]) -> str | None:
+    """Why the collection's rows are events rather than people (a timestamp column, and a person key
+    that repeats), or None."""
+    stamped = next((f.field for f in fields if (s := states[f.field]).non_null and (
+        (s.native is not None and s.native.kind is Kind.TIMESTAMP) or s.numbers.timestamps >= 0.9 * s.non_null)),
+        None)
+    if stamped is None:
+        return None
+    repeats = next((f.field for f in fields if f.pii_type in PERSON_KEYS and (s := states[f.field]).stats_seen >= 10
+                    and s.stats_distinct / s.stats_seen < 0.9), None)
+    if repeats is None:
+        return None
+    return f"rows are events (timestamp column {stamped!r}; {repeats!r} repeats across rows)"
+
+
+def _customer_key(fields: list[Classification], states: dict[str, FieldState],
+                  primary_key: Sequence[str]) -> list[Classification]:
+    """In a collection that holds PII but no named customer key, its unique id column (the primary key,
+    or else the first column) is the key that links the records to people — unless the rows are events,
+    whose unique id is an event's, not a person's."""
+    if not any(f.pii_type for f in fields if f.field.lower() != "id") or any(f.pii_type == CUSTOMER_ID for f in fields):
+        return fields
+    order = [f.field for f in fields]
+    candidates = [k for k in primary_key if k in states] if len(primary_key) == 1 else []
+    if not candidates and order:
+        candidates = [order[0]]
+    events = _events(fields, states)
+    out = list(fields)
+    for name in candidates:
+        st = states[name]
+        i = order.index(name)
+        # A key named plainly ``id`` whose values look like handles (``cust-00001``) is the key, not a username.
+        unclaimed = out[i].pii_type is None or (out[i].pii_type == "username" and name.lower() == "id")
+        if not (unclaimed and st.stats_seen and st.id_shaped / st.stats_seen >= 0.95 and
+                st.stats_distinct / max(1, st.stats_seen) >= 0.98):
+            continue
+        if events is not None:
+            if out[i].pii_type is None:
+                out[i] = _revised(out[i], None, 0.0, "event-table", f"not the customer key: {events}")
+            continue
+        why = "unique id of a collection holding PII"
+        out[i] = dataclasses.replace(
+            out[i], pii_type=CUSTOMER_ID, confidence=0.7, matched=st.id_shaped, reason=why,
+            evidence=Evidence(decided_by="column-key", share=round(st.id_shaped / st.stats_seen, 4),
+                              native_type=out[i].native_type,
+                              kind=st.native.kind.value if st.native else None, notes=(why,)))
+    return out
