@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable
 
+from piiguard.classify import dictionaries as words
+from piiguard.classify import lexicon
 from piiguard.classify import validators as v
 from piiguard.classify.detectors import ColumnStats, Detector, register
 from piiguard.classify.dictionaries import MEDIA_URL, SSID, STREET_SUFFIXES
@@ -23,6 +26,19 @@ def distinct_at_least(ratio: float) -> Callable[[ColumnStats], bool]:
 def varied(stats: ColumnStats) -> bool:
     """People's names vary: a column of a few words repeated (products, colours, brands) is not people."""
     return stats.distinct >= 50 or stats.distinct_ratio >= 0.2
+
+
+def few_decoys(stats: ColumnStats) -> bool:
+    """Most of the column's matched words are not colours, months, weekdays, countries, status words
+    or spelt booleans: "Brown, Green, White" are surnames one by one and a colour column together."""
+    matched = stats.matched_values
+    decoys = words.DECOYS
+    return not matched or sum(lexicon.normal(m) in decoys for m in matched) / len(matched) < 0.25
+
+
+def people_or_places(stats: ColumnStats) -> bool:
+    """Names and places vary, and are not a vocabulary of decoy words."""
+    return varied(stats) and few_decoys(stats)
 
 
 def _birth_years(stats: ColumnStats) -> bool:
@@ -56,6 +72,17 @@ STREET = (
     r"\s+\d{1,4}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
 )
 
+# A letter in any script, for patterns both engines read: RE2 sees code points, Hyperscan bytes, and
+# every code point or byte at or above 0x80 is kept (the validators decide what is a letter).
+L = r"[^\x00-\x40\x5b-\x60\x7b-\x7f]"
+_STREET_RE = re.compile(STREET, re.IGNORECASE)
+
+
+def street(value: str) -> bool:
+    """The English, French and German shapes of :data:`STREET`, or a street type of any locale."""
+    return bool(_STREET_RE.fullmatch(value)) or v.street_address(value)
+
+
 register(Detector(
     "email", """E-mail address.
 
@@ -65,7 +92,9 @@ register(Detector(
 register(Detector(
     "phone", """Telephone number, national or international, with optional extension.
 
-    Validated: 7–15 digits; bare digit runs only as NANP numbers; dates, decimals and IPv4 rejected.""",
+    Validated by phonenumbers: with + or 00 a possible number of its country; in national format a valid
+    number of one of the lexicon's regions. Bare digit runs only as NANP, trunk-0 or Chinese mobile
+    numbers; dates, decimals, postcodes and IPv4 rejected.""",
     pattern=PHONE, validate=v.phone, context=("phone", "mobile", "cell", "tel", "telephone", "msisdn", "fax"),
     embedded=True, priority=60))
 
@@ -120,42 +149,50 @@ register(Detector(
     embedded=True, priority=84))
 
 register(Detector(
-    "street-address", """Street address: a house number, street name and street type (USPS Pub. 28
-    suffixes and common European ones), with an optional apartment or suite.""",
-    pattern=STREET, validate=None,
+    "street-address", """Street address: a house number, street name and street type, with an optional
+    apartment or suite. Street types: USPS Pub. 28 suffixes, and each Faker locale's (Straße, rue,
+    calle, улица, Via, 街 …), as a word or glued to the name (Hauptstraße, Furuvägen).""",
+    pattern=rf"{STREET}|[^\n]*\d[^\n]*", embedded_pattern=STREET, validate=street,
     context=("address", "street", "addr", "line", "addressline"), embedded=True, priority=70,
     ignore_case=True, min_share=0.75))
 
 register(Detector(
-    "postal-code", """Postal code: US ZIP and ZIP+4, UK, Canadian and Dutch postcodes; four- and six-digit
-    codes only with field-name context.""",
-    pattern=r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}",
-    context_pattern=r"\d{4}|\d{6}|\d{3}-\d{4}", validate=v.postal_code,
+    "postal-code", """Postal code: five digits (US ZIP and ZIP+4, and most of Europe), UK, Canadian and
+    Dutch postcodes, Polish 00-000, Portuguese 0000-000, Brazilian 00000-000, Swedish and Greek 000 00;
+    four, six, seven and eight bare digits and Japanese 000-0000 only with field-name context.""",
+    pattern=r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}"
+            r"|\d{2}-\d{3}|\d{4}-\d{3}|\d{5}-\d{3}|\d{3} \d{2}",
+    context_pattern=r"\d{4}|\d{6,8}|\d{3}-\d{4}", validate=v.postal_code,
     context=("zip", "zipcode", "postal", "postcode", "plz", "postalcode"), priority=40, min_share=0.9))
 
 register(Detector(
-    "city", """City or town name: a list of large cities, or a capitalised place name with an English,
-    German or French place-name prefix (North, Port, Bad, Sainte …), suffix (-ton, -ville, -burgh,
-    -ingen, -bourg …) or joint (-sur-, am, -les-).""",
-    pattern=r"[A-Z][A-Za-z.'\- ]+", validate=v.city, context=("city", "town", "locality", "municipality"),
-    column_rule=varied, priority=35, min_share=0.6))
+    "city", """City or town name: geonames' cities of more than 15,000 people (with their names in other
+    scripts) and Faker's city lists, after a locale's prefix word (г., thành phố) or with its suffix
+    (县, 市); or a capitalised place name with an English, German or French place-name prefix (North,
+    Port, Bad, Sainte …), suffix (-ton, -ville, -burgh, -ingen, -bourg …) or joint (-sur-, am, -les-).""",
+    pattern=rf"{L}(?:{L}|[.'’\- ])*", validate=v.city, context=("city", "town", "locality", "municipality"),
+    column_rule=people_or_places, priority=35, min_share=0.6))
 
 register(Detector(
-    "first-name", """Given name. Census 1990 first-name list plus names common since.""",
-    pattern=r"[A-Za-z][A-Za-z'\-]+", validate=v.first_name,
-    context=("firstname", "givenname", "fname", "forename", "first"), column_rule=varied, priority=47, min_share=0.6))
+    "first-name", """Given name: the Census 1990 first-name list, names common since, and the given
+    names of 25 Faker locales in their own scripts.""",
+    pattern=rf"{L}(?:{L}|['’\-])*", validate=v.first_name,
+    context=("firstname", "givenname", "fname", "forename", "first"), column_rule=people_or_places,
+    priority=47, min_share=0.6))
 
 register(Detector(
-    "last-name", """Family name. Census 1990 surname list (88,799 names).""",
-    pattern=r"[A-Za-z][A-Za-z'\- ]+", validate=v.last_name,
-    context=("lastname", "surname", "familyname", "lname", "last"), column_rule=varied, priority=45, min_share=0.6))
+    "last-name", """Family name: the Census 1990 surname list (88,799 names) and the family names of 25
+    Faker locales in their own scripts; double names (Barroso Jara) too.""",
+    pattern=rf"{L}(?:{L}|['’\- ])*", validate=v.last_name,
+    context=("lastname", "surname", "familyname", "lname", "last"), column_rule=people_or_places,
+    priority=45, min_share=0.6))
 
 register(Detector(
-    "person-name", """Full personal name: a given name then a family name, titles and suffixes allowed
-    ("Dr. Jane Q. Doe Jr."), or "Doe, Jane".""",
-    pattern=r"[A-Za-z][A-Za-z.,'\- ]{3,}", validate=v.person_name,
+    "person-name", """Full personal name in either order, titles and suffixes allowed ("Dr. Jane Q. Doe
+    Jr.", "Doe, Jane", "Сазонов Арсений Дмитриевич", "木村 陽一"), or a CJK name without a space (梁鑫).""",
+    pattern=rf"{L}(?:{L}|[.,'’\- ])+", validate=v.person_name,
     context=("name", "fullname", "displayname", "contact", "owner", "holder", "recipient", "customer"),
-    column_rule=varied, priority=55, min_share=0.7))
+    column_rule=people_or_places, priority=55, min_share=0.7))
 
 register(Detector(
     "username", """Username, nickname or handle: a token without spaces that contains a personal name

@@ -10,7 +10,9 @@ the words in a field's name that make the type more likely.
 - ``validate`` runs once per distinct candidate value.
 - ``column_rule`` looks at the column as a whole (distinct ratio, spread of years) — what tells a
   status enum from usernames, or birth dates from event dates.
-- ``embedded`` marks types searched *inside* free text (for ``free-text-pii``).
+- ``embedded`` marks types searched *inside* free text (for ``free-text-pii``), with
+  ``embedded_pattern`` when the whole-value pattern is too loose to search text with (a street is
+  "any value with a digit" for the validator, but a number and a street type inside a note).
 """
 
 from __future__ import annotations
@@ -47,8 +49,14 @@ class Detector:
     column_rule: Callable[[ColumnStats], bool] | None = None
     min_share: float = 0.8
     embedded: bool = False
+    embedded_pattern: str | None = None
     priority: int = 50
     ignore_case: bool = False
+
+    @property
+    def in_text(self) -> str | None:
+        """The pattern searched inside free text."""
+        return self.embedded_pattern or self.pattern
 
     @property
     def summary(self) -> str:

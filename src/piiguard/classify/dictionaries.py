@@ -1,15 +1,23 @@
 """Word lists the validators consult.
 
-Personal names come from the US Census 1990 name files shipped by the ``names`` package on PyPI
-(1,219 male and 4,275 female first names, 88,799 surnames) — an independent source, not the Faker
-lists the benchmark generates from. Place names: a few hundred large cities plus the English
-place-name prefixes and suffixes (-ton, -ville, -burgh …). Street suffixes: USPS Publication 28.
+Personal names: the US Census 1990 name files shipped by the ``names`` package on PyPI (1,219 male
+and 4,275 female first names, 88,799 surnames) joined with the names of 25 Faker locales
+(:mod:`piiguard.classify.lexicon`). Place names: geonames' cities of more than 15,000 people with
+their alternate names, Faker's city lists, and the English, German and French place-name prefixes
+and suffixes (-ton, -ville, -burgh …). Street suffixes: USPS Publication 28 for the pattern, each
+locale's street types for the validator.
+
+``DECOYS`` are the vocabularies a column of names or places is most often confused with: colours,
+months, weekdays and countries (from the lexicon), and the status words and spelt booleans below,
+which no maintained package lists.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
+
+from piiguard.classify import lexicon
 
 
 @cache
@@ -18,68 +26,10 @@ def _census(name: str) -> frozenset[str]:
     return frozenset(line.split(None, 1)[0] for line in text.splitlines() if line.strip())
 
 
-def _first_names() -> frozenset[str]:
-    return _census("dist.male.first") | _census("dist.female.first") | EXTRA_FIRST
-
-
-def _last_names() -> frozenset[str]:
-    return _census("dist.all.last")
-
-
 # Given names common since 1990 that the 1990 census lists miss.
 EXTRA_FIRST = frozenset(["AIDEN", "AALIYAH", "ADDISON", "ALEXA", "ALEXIS", "ARIANA", "AUBREY", "AVA", "AVERY", "BRAYDEN", "BRIANNA", "BROOKLYN", "CADEN", "CAMERON", "CHLOE", "DAKOTA", "DESTINY", "DYLAN", "ELIJAH", "ETHAN", "GABRIELLA", "HAILEY", "HAYDEN", "ISAIAH", "ISABELLA", "JADA", "JADEN", "JAYDEN", "JOCELYN", "JORDAN", "KAITLYN", "KAYLA", "KAYLEE", "KYLIE", "LANDON", "LOGAN", "MACKENZIE", "MADISON", "MAKAYLA", "MASON", "MIA", "MORGAN", "NEVAEH", "NOAH", "OLIVIA", "PAIGE", "PEYTON", "RILEY", "SAVANNAH", "SKYLER", "SYDNEY", "TAYLOR", "TREVOR", "TRINITY", "TYLER", "ZOE", "CODY", "BRANDON", "AUSTIN", "DUSTIN", "CHASE", "HUNTER", "GAVIN", "COLTON", "CONNOR", "JACE", "KAYDEN", "LIAM", "ZACHARY", "ZAYDEN", "MAYA", "LUNA"])
 
-NAME_AFFIXES = frozenset(["MR", "MRS", "MS", "MISS", "DR", "PROF", "SIR", "MX", "JR", "SR", "II", "III", "IV", "MD", "DDS", "PHD", "DVM"])
-
-CITIES = frozenset(c.upper() for c in """New York|Los Angeles|Chicago|Houston|Phoenix|Philadelphia|San Antonio|
-San Diego|Dallas|San Jose|Austin|Jacksonville|Fort Worth|Columbus|Charlotte|San Francisco|Indianapolis|
-Seattle|Denver|Washington|Boston|El Paso|Nashville|Detroit|Oklahoma City|Portland|Las Vegas|Memphis|
-Louisville|Baltimore|Milwaukee|Albuquerque|Tucson|Fresno|Sacramento|Kansas City|Mesa|Atlanta|Omaha|
-Colorado Springs|Raleigh|Miami|Long Beach|Virginia Beach|Oakland|Minneapolis|Tulsa|Tampa|Arlington|
-New Orleans|Wichita|Cleveland|Bakersfield|Aurora|Anaheim|Honolulu|Santa Ana|Riverside|Corpus Christi|
-Lexington|Henderson|Stockton|Saint Paul|Cincinnati|St. Louis|Pittsburgh|Greensboro|Lincoln|Anchorage|
-Plano|Orlando|Irvine|Newark|Durham|Chula Vista|Toledo|Fort Wayne|St. Petersburg|Laredo|Jersey City|
-Chandler|Madison|Lubbock|Scottsdale|Reno|Buffalo|Gilbert|Glendale|North Las Vegas|Winston-Salem|
-Chesapeake|Norfolk|Fremont|Garland|Irving|Hialeah|Richmond|Boise|Spokane|Baton Rouge|Tacoma|
-San Bernardino|Modesto|Fontana|Des Moines|Moreno Valley|Santa Clarita|Fayetteville|Birmingham|Oxnard|
-Rochester|Port St. Lucie|Grand Rapids|Huntsville|Salt Lake City|Frisco|Yonkers|Amarillo|Glendale|
-Huntington Beach|McKinney|Montgomery|Augusta|Akron|Little Rock|Tempe|Columbus|Overland Park|
-Grand Prairie|Tallahassee|Cape Coral|Mobile|Knoxville|Shreveport|Worcester|Ontario|Vancouver|Sioux Falls|
-Chattanooga|Brownsville|Fort Lauderdale|Providence|Newport News|Rancho Cucamonga|Santa Rosa|Peoria|
-Oceanside|Elk Grove|Salem|Pembroke Pines|Eugene|Garden Grove|Cary|Fort Collins|Corona|Springfield|
-Jackson|Alexandria|Hayward|Clarksville|Lakewood|Lancaster|Salinas|Palmdale|Hollywood|Springfield|
-Macon|Sunnyvale|Pomona|Killeen|Escondido|Pasadena|Naperville|Bellevue|Joliet|Murfreesboro|Midland|
-Rockford|Paterson|Savannah|Bridgeport|Torrance|McAllen|Syracuse|Surprise|Denton|Roseville|Thornton|
-Miramar|Mesquite|Olathe|Dayton|Carrollton|Waco|Orange|Fullerton|Charleston|West Valley City|Visalia|
-Hampton|Gainesville|Warren|Coral Springs|Cedar Rapids|Round Rock|Sterling Heights|Kent|Columbia|
-Santa Clara|New Haven|Stamford|Concord|Elizabeth|Athens|Thousand Oaks|Lafayette|Simi Valley|Topeka|
-Norman|Fargo|Wilmington|Abilene|Odessa|Pearland|Victorville|Hartford|Vallejo|Allentown|Berkeley|
-Richardson|Arvada|Ann Arbor|Cambridge|Sugar Land|Lansing|Evansville|College Station|Fairfield|
-Clearwater|Beaumont|Independence|Provo|West Jordan|Murrieta|Palm Bay|El Monte|Carlsbad|Charleston|
-Temecula|Clovis|Meridian|Westminster|Costa Mesa|High Point|Manchester|Pueblo|Lakeland|Pompano Beach|
-West Palm Beach|Antioch|Everett|Downey|Lowell|Centennial|Elgin|Broken Arrow|Miami Gardens|Billings|
-Jurupa Valley|Sandy Springs|Gresham|Lewisville|Hillsboro|Ventura|Greeley|Inglewood|Waterbury|League City|
-Santa Maria|Tyler|Davie|Daly City|Boulder|Allen|West Covina|Sparks|Wichita Falls|Green Bay|San Mateo|
-Norwalk|Rialto|Las Cruces|Chico|El Cajon|Burbank|South Bend|Renton|Vista|Davenport|Edinburg|Tuscaloosa|
-Toronto|Montreal|Calgary|Ottawa|Edmonton|Winnipeg|Quebec City|Hamilton|Halifax|Victoria|
-London|Manchester|Liverpool|Leeds|Sheffield|Bristol|Glasgow|Edinburgh|Cardiff|Belfast|Dublin|Cork|
-Paris|Marseille|Lyon|Toulouse|Nice|Nantes|Strasbourg|Bordeaux|Lille|Berlin|Hamburg|Munich|München|
-Cologne|Köln|Frankfurt|Stuttgart|Düsseldorf|Leipzig|Dresden|Hanover|Nuremberg|Vienna|Wien|Zurich|
-Zürich|Geneva|Basel|Bern|Amsterdam|Rotterdam|The Hague|Utrecht|Eindhoven|Brussels|Antwerp|Ghent|
-Madrid|Barcelona|Valencia|Seville|Sevilla|Zaragoza|Málaga|Bilbao|Lisbon|Lisboa|Porto|Rome|Roma|Milan|
-Milano|Naples|Napoli|Turin|Torino|Palermo|Genoa|Bologna|Florence|Firenze|Venice|Copenhagen|Aarhus|
-Stockholm|Gothenburg|Malmö|Oslo|Bergen|Helsinki|Espoo|Tampere|Reykjavik|Warsaw|Kraków|Łódź|Wrocław|
-Gdańsk|Prague|Brno|Budapest|Bucharest|Sofia|Athens|Thessaloniki|Istanbul|Ankara|Izmir|Moscow|
-Saint Petersburg|Kyiv|Kiev|Kharkiv|Minsk|Riga|Vilnius|Tallinn|Belgrade|Zagreb|Ljubljana|Bratislava|
-Tokyo|Yokohama|Osaka|Nagoya|Sapporo|Kobe|Kyoto|Fukuoka|Seoul|Busan|Incheon|Beijing|Shanghai|
-Guangzhou|Shenzhen|Chengdu|Wuhan|Tianjin|Hong Kong|Taipei|Singapore|Kuala Lumpur|Jakarta|Bangkok|
-Manila|Hanoi|Ho Chi Minh City|Mumbai|Delhi|New Delhi|Bangalore|Bengaluru|Hyderabad|Chennai|Kolkata|
-Pune|Ahmedabad|Karachi|Lahore|Dhaka|Sydney|Melbourne|Brisbane|Perth|Adelaide|Auckland|Wellington|
-Christchurch|Mexico City|Guadalajara|Monterrey|Puebla|Tijuana|São Paulo|Sao Paulo|Rio de Janeiro|
-Brasília|Salvador|Fortaleza|Belo Horizonte|Buenos Aires|Córdoba|Rosario|Santiago|Lima|Bogotá|Bogota|
-Medellín|Cali|Caracas|Quito|Montevideo|Cairo|Lagos|Nairobi|Johannesburg|Cape Town|Durban|Casablanca|
-Accra|Addis Ababa|Dubai|Abu Dhabi|Riyadh|Jeddah|Doha|Tel Aviv|Jerusalem|Tehran|Baghdad""".replace(
-    "\n", "").split("|"))
+_AFFIXES = frozenset(["MR", "MRS", "MS", "MISS", "DR", "PROF", "SIR", "MX", "JR", "SR", "II", "III", "IV", "MD", "DDS", "PHD", "DVM"])
 
 PLACE_PREFIXES = frozenset(["BAD", "SAINTE", "SANKT", "NEU", "ALT", "NORTH", "SOUTH", "EAST", "WEST", "NEW", "LAKE", "PORT", "FORT", "MOUNT", "MT", "SAINT", "ST", "SAN", "SANTA", "LOS", "LAS", "EL", "LA", "LE", "GRAND", "UPPER", "LOWER", "GREAT", "LITTLE", "OLD"])
 PLACE_SUFFIXES = ("town", "ton", "land", "ville", "berg", "burg", "burgh", "borough", "boro", "bury",
@@ -138,14 +88,47 @@ MEDIA_URL = (
 )
 
 
+# Status and state words (in English, German, French, Spanish, Italian, Portuguese, Dutch, Polish,
+# Swedish, Russian) and booleans as spelt: an enum column, not people or places.
+STATUS_WORDS = frozenset(w.upper() for w in """active inactive pending closed open done new cancelled canceled
+blocked suspended deleted archived draft approved rejected failed paid unpaid shipped delivered returned
+true false yes no none null unknown enabled disabled on off ok error valid invalid
+aktiv inaktiv offen geschlossen neu storniert gesperrt gelöscht bezahlt versandt geliefert ja nein wahr falsch
+actif inactif ouvert fermé nouveau annulé bloqué supprimé payé expédié livré oui non vrai faux en attente
+activo inactivo abierto cerrado nuevo cancelado bloqueado eliminado pagado enviado entregado sí verdadero falso
+pendiente attivo inattivo aperto chiuso nuovo annullato bloccato pagato spedito consegnato vero in attesa
+ativo inativo aberto fechado novo pago entregue sim não pendente verdadeiro
+actief inactief gesloten nieuw geannuleerd betaald verzonden geleverd waar onwaar
+aktywny nieaktywny otwarty zamknięty nowy anulowany zapłacony wysłany tak nie prawda fałsz
+öppen stängd ny avbruten betald skickad levererad sant falskt
+активен активный неактивный открыт закрыт новый отменён оплачен отправлен доставлен да нет истина ложь""".split())
+
+
 @cache
-def _first_names_cached() -> frozenset[str]:
-    return _first_names()
+def _first_names() -> frozenset[str]:
+    return _census("dist.male.first") | _census("dist.female.first") | EXTRA_FIRST | lexicon.load().first_names
+
+
+@cache
+def _last_names() -> frozenset[str]:
+    return _census("dist.all.last") | lexicon.load().last_names
+
+
+@cache
+def _decoys() -> frozenset[str]:
+    return lexicon.load().decoys | STATUS_WORDS
 
 
 def __getattr__(name: str) -> frozenset[str]:
+    """The large lists load on first use: importing the detectors must stay cheap."""
     if name == "FIRST_NAMES":
-        return _first_names_cached()
+        return _first_names()
     if name == "LAST_NAMES":
         return _last_names()
+    if name == "NAME_AFFIXES":
+        return _AFFIXES | lexicon.load().affixes
+    if name == "CITIES":
+        return lexicon.load().cities
+    if name == "DECOYS":
+        return _decoys()
     raise AttributeError(name)

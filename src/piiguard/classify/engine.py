@@ -211,7 +211,7 @@ class Classifier:
             + [(c.detector.name, c.detector.context_pattern, c.detector.ignore_case) for c in self._compiled],
             anchored=True)
         self._embedded, self._embedded_ids = self._hyperscan(
-            [(c.detector.name, c.detector.pattern, c.detector.ignore_case)
+            [(c.detector.name, c.detector.in_text, c.detector.ignore_case)
              for c in self._compiled if c.embedded], anchored=False)
 
     @staticmethod
@@ -220,7 +220,7 @@ class Classifier:
         full = f"{flags}^(?:{d.pattern})$" if d.pattern else "^$a"  # never matches
         alts = "|".join(p for p in (d.pattern, d.context_pattern) if p)
         full_ctx = f"{flags}^(?:{alts})$" if d.context_pattern else None
-        embedded = f"{flags}{_EDGE_L}(?P<m>{d.pattern}){_EDGE_R}" if d.embedded and d.pattern else None
+        embedded = f"{flags}{_EDGE_L}(?P<m>{d.in_text}){_EDGE_R}" if d.embedded and d.in_text else None
         probe = pa.array([""])  # RE2 compiles lazily: an empty array would not check the pattern
         try:  # RE2 rejects some constructs Python accepts: say which detector, now rather than mid-scan
             for regex in (full, full_ctx):

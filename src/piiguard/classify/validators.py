@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import math
 import re
+import unicodedata
 from collections import Counter
 from datetime import date
 
+import phonenumbers
+
 from piiguard.classify import dictionaries as words
+from piiguard.classify import lexicon
 
 _NON_DIGITS = re.compile(r"\D")
 
@@ -132,18 +137,42 @@ _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")  # no numbering plan groups a phon
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
 
 
+#: Regions tried for a number written in national format: the lexicon's locales' countries.
+PHONE_REGIONS = tuple(dict.fromkeys(loc.split("_")[1] for loc in lexicon.LOCALES if loc != "ar_AA"))
+
+
+def _parses(number: str, region: str | None, *, strict: bool) -> bool:
+    """Valid (``strict``: the numbering plan assigns it) or possible (a length the region dials)."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(parsed) if strict else phonenumbers.is_possible_number(parsed)
+
+
 def phone(value: str) -> bool:
-    """7–15 digits; bare digit runs must look like a NANP or international (+) number."""
+    """A number ``phonenumbers`` accepts: with ``+`` or ``00``, a possible number of its country; in
+    national format, valid in one of :data:`PHONE_REGIONS` (possible is enough after a trunk prefix 0). Dates, decimals, IPv4 and SSN shapes are refused first;
+    so are bare digit runs other than a NANP number, a national number after its trunk prefix 0, or a
+    Chinese mobile number (``1[3-9]`` and nine digits) — bare ids are not phones."""
     core = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", value.strip())[0]
     d = digits(core)
     if not 7 <= len(d) <= 15 or _DATE_LIKE.fullmatch(core) or _SSN_SHAPE.fullmatch(core) or len(set(d)) < 3:
         return False
     if re.fullmatch(r"\d+(\.\d+){1,3}", core) and core.count(".") != 2:
         return False  # decimals, IPv4
-    if core.isdigit():  # bare: a NANP number, or a national number after its trunk prefix 0
-        return (len(d) == 10 and d[0] in "23456789" and d[3] in "23456789") or \
-            (d[0] == "0" and d[1] != "0" and 10 <= len(d) <= 11)
-    return True
+    if core.isdigit() and not ((len(d) == 10 and d[0] in "23456789" and d[3] in "23456789") or
+                               (d[0] == "0" and d[1] != "0" and 9 <= len(d) <= 11) or
+                               re.fullmatch(r"1[3-9]\d{9}|00[1-9]\d{6,13}", d)):
+        return False
+    if core.startswith("00"):
+        core = "+" + core[2:]
+    if core.startswith("+"):  # the country code says where: a length that country dials is enough
+        return _parses(core, None, strict=False)
+    if len(d) < 8:  # seven digits with a dash are postcodes (096-7993, 5066-907), not whole numbers
+        return False
+    trunk = core.lstrip("(").startswith("0")  # a trunk prefix: written for dialling within the country
+    return any(_parses(core, region, strict=not trunk) for region in PHONE_REGIONS)
 
 
 def ip_address(value: str) -> bool:
@@ -223,13 +252,23 @@ def password_hash(value: str) -> bool:
     return value.startswith("$") or "$" in value[:20] or bool(_HEX.fullmatch(value))
 
 
-_TOKEN_SPLIT = re.compile(r"[^\w'-]+")
+_TOKEN_SPLIT = re.compile(r"[\s,.;:/()\"]+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def _letters(token: str) -> bool:
+    """Letters and the marks that belong to them (Thai and Devanagari vowel signs are marks, not
+    letters: ``str.isalpha`` alone refuses most words of those scripts); ' and - inside names."""
+    core = token.replace("-", "").replace("'", "").replace("’", "")
+    return bool(core) and unicodedata.category(core[0])[0] == "L" and \
+        all(unicodedata.category(c)[0] in "LM" for c in core)
 
 
 def _name_tokens(value: str) -> list[str]:
-    """Words of a name, upper-cased, without titles and suffixes (Dr, Jr, III …); Unicode letters kept."""
-    toks = [t.upper().strip("'-") for t in _TOKEN_SPLIT.split(value) if t]
-    return [t for t in toks if t and t.replace("-", "").replace("'", "").isalpha() and t not in words.NAME_AFFIXES]
+    """Words of a name, normalised, without titles and suffixes (Dr, Jr, Г-н, الأستاذ …)."""
+    affixes = words.NAME_AFFIXES
+    toks = [lexicon.normal(t).strip("'-") for t in _TOKEN_SPLIT.split(value) if t]
+    return [t for t in toks if t and _letters(t) and t not in affixes]
 
 
 def _known(token: str, names: frozenset[str]) -> bool:
@@ -238,7 +277,21 @@ def _known(token: str, names: frozenset[str]) -> bool:
 
 
 def _capitalised(value: str) -> bool:
-    return all(t[:1].isupper() for t in value.replace(",", " ").split() if t.isalpha() and len(t) > 3)
+    """No word starts in lower case (scripts without case pass: Arabic, Hebrew, CJK, Thai)."""
+    return not any(t[:1].islower() for t in value.replace(",", " ").split() if len(t) > 3 and _letters(t))
+
+
+def _cjk_name(value: str) -> bool:
+    """A CJK name written without a space: a known family name (one or two characters), then one to
+    three characters — a known given name, or any when the family name is long enough to be telling."""
+    if not 2 <= len(value) <= 4 or not _CJK.fullmatch(value):
+        return False
+    for k in (2, 1):
+        family, given = value[:k], value[k:]
+        if family in words.LAST_NAMES and 1 <= len(given) <= 3 and \
+                (given in words.FIRST_NAMES or (len(given) <= 2 and given not in words.CITIES)):
+            return True
+    return False
 
 
 def first_name(value: str) -> bool:
@@ -252,19 +305,27 @@ def last_name(value: str) -> bool:
 
 
 def person_name(value: str) -> bool:
-    """Two to four capitalised words; the first a known given name or the last a known family name."""
-    if len(value) > 80 or not _capitalised(value):
+    """Two to four words, none starting in lower case, in either order: given then family name
+    (Jane Doe), family then given (Сазонов Арсений, 木村 陽一), or "Doe, Jane"; or a CJK name written
+    without a space (梁鑫)."""
+    if len(value) > 80:
+        return False
+    if " " not in value.strip():
+        return _cjk_name(value.strip())
+    if not _capitalised(value):
         return False
     if "," in value:  # "Last, First"
         last, _, first = value.partition(",")
         value = f"{first} {last}"
     toks = _name_tokens(value)
-    return 2 <= len(toks) <= 4 and len(toks) == len(value.split()) - _affixes(value) and \
-        (_known(toks[0], words.FIRST_NAMES) or _known(toks[-1], words.LAST_NAMES))
+    if not 2 <= len(toks) <= 4 or len(toks) != len(value.split()) - _affixes(value):
+        return False
+    first, last = words.FIRST_NAMES, words.LAST_NAMES
+    return _known(toks[0], first) or _known(toks[-1], last) or (_known(toks[0], last) and _known(toks[1], first))
 
 
 def _affixes(value: str) -> int:
-    return sum(1 for t in _TOKEN_SPLIT.split(value) if t.upper().strip(".") in words.NAME_AFFIXES)
+    return sum(1 for t in _TOKEN_SPLIT.split(value) if t and lexicon.normal(t).strip("'-") in words.NAME_AFFIXES)
 
 
 def username(value: str) -> bool:
@@ -289,9 +350,19 @@ def username(value: str) -> bool:
 
 
 def city(value: str) -> bool:
+    """A known city (geonames, Faker), optionally after a locale's prefix word (г., thành phố) or before
+    its suffix (县, 市); else a capitalised place name with a place-name prefix, joint or ending."""
     v = value.strip()
-    if v.upper() in words.CITIES:
+    n = lexicon.normal(v)
+    lex = lexicon.load()
+    if n in words.CITIES:
         return True
+    head, _, rest = n.partition(" ")
+    if rest and (head.rstrip(".") in lex.city_prefixes or head.rstrip(".") in words.PLACE_PREFIXES) and \
+            rest in words.CITIES:
+        return True
+    if _CJK.fullmatch(n):
+        return any(n.endswith(s) and n[:-len(s)] in words.CITIES for s in lex.city_suffixes if not s.isascii())
     toks = v.split()
     if not 1 <= len(toks) <= 4 or not all(t[:1].isupper() for t in toks):
         return False
@@ -300,6 +371,34 @@ def city(value: str) -> bool:
     if any(infix in v for infix in words.PLACE_INFIXES) or v.upper().startswith(("SAINT-", "SAINTE-")):
         return True
     return toks[-1].lower().endswith(words.PLACE_SUFFIXES)
+
+
+_STREET_SPLIT = re.compile(r"[\s,.;/#№()\-]+")
+_HOUSE_NUMBER = re.compile(r"\d{1,5}[A-Za-z]?|[A-Za-z]?\d{1,5}")
+
+
+def street_address(value: str) -> bool:
+    """A house number and a street type of some locale: a separate word (rue, calle, ул., Via, ถนน),
+    or glued to the name (Hauptstraße, Lindseysingel, Furuvägen, 天母巷); or a known street name with a
+    number where a locale writes no type (he_IL)."""
+    v = value.strip()
+    if len(v) > 100 or not any(c.isdigit() for c in v):
+        return False
+    toks = [lexicon.normal(t) for t in _STREET_SPLIT.split(v) if t]
+    if not any(_HOUSE_NUMBER.fullmatch(t) for t in toks) and not _CJK.search(v):
+        return False
+    named = [t for t in toks if _letters(t)]
+    if not named or len(toks) > 12:
+        return False
+    lex = lexicon.load()
+    if any(t in lex.street_words for t in named) and len(named) >= 2:
+        return True
+    for t in named:
+        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings):
+            return True
+    if any(e in v for e in lex.street_endings if not e.isascii()):
+        return True
+    return " ".join(named) in lex.streets
 
 
 def gender(value: str) -> bool:
@@ -326,5 +425,22 @@ def device_serial(value: str) -> bool:
 
 
 def postal_code(value: str) -> bool:
+    """Not all zeros; a code with letters matches some country's format (geonames)."""
     d = digits(value)
-    return d != "0" * len(d) or not d
+    if d and d == "0" * len(d):
+        return False
+    compact = value.replace(" ", "").upper()
+    if compact.isdigit() or "-" in value:
+        return True
+    return any(rx.fullmatch(compact) or rx.fullmatch(value.upper()) for rx in _postcode_formats())
+
+
+@functools.cache
+def _postcode_formats() -> tuple[re.Pattern[str], ...]:
+    out = []
+    for rx in lexicon.load().postcodes:
+        try:
+            out.append(re.compile(rx))
+        except re.error:
+            continue  # geonames writes a few in another dialect; the shapes they cover are in the pattern
+    return tuple(out)

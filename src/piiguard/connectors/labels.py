@@ -62,12 +62,12 @@ class Labeler:
         self.everything = Classifier(list(detectors))
         self._embedded: list[tuple[str, re.Pattern[str]]] = []
         for d in self.detectors:
-            if not (d.embedded and d.pattern):
+            if not (d.embedded and d.in_text):
                 continue
             try:  # the patterns are RE2; the few RE2-only constructs Python lacks just skip that type
                 flags = re.IGNORECASE if d.ignore_case else 0
                 # "_" is a separator in file names (kunde@example.de_export.csv), not part of a value
-                self._embedded.append((d.name, re.compile(rf"(?<![^\W_]|[@+])(?:{d.pattern})(?![^\W_]|@)", flags)))
+                self._embedded.append((d.name, re.compile(rf"(?<![^\W_]|[@+])(?:{d.in_text})(?![^\W_]|@)", flags)))
             except re.error:
                 continue
         if any(d.name == "email" for d in self.detectors):
