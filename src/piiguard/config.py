@@ -579,12 +579,21 @@ def parse_config(data: Any, *, source: str | None = None, engines: set[str] | No
         respond = {}
     check_respond(respond, schema, names, problems.add, {s.name: s.engine for s in stores})
     discovery = parse_discovery(data.get("discovery"), problems.add)
-    classify = parse_classify(data.get("classify"), problems.add)
+    classify = parse_classify(data.get("classify"), problems.add, _pii_types(detectors))
     if problems.items:
         raise ConfigError(problems.items, hint=f"fix {source or 'the configuration'} and run `piiguard validate`")
     stores = [policy.stamp(s) for s in stores]  # policy's require_tls rules, matched by tag, onto each store
     return Config(tuple(stores), tuple(detectors), catalog, source, policy, alerts, masking, respond, discovery,
                   classify)
+
+
+def _pii_types(custom: list[CustomDetector]) -> set[str]:
+    """The PII types an override may force: the registered detectors (the built-in list imports no
+    Arrow or Hyperscan, so ``validate`` stays quick) and the configuration's own."""
+    import piiguard.classify.builtin  # noqa: F401  (registers the built-in detectors)
+    from piiguard.classify.detectors import detectors
+
+    return set(detectors.names()) | {d.name for d in custom}
 
 
 MAX_DEPTH = 64  # a configuration is a few levels deep; 10,000 ``[`` would exhaust Python's stack

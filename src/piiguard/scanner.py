@@ -24,6 +24,7 @@ from piiguard.catalog import Catalog
 from piiguard.catalog.owners import RunStatus
 from piiguard.classify.engine import CUSTOMER_ID, Classifier, FieldState
 from piiguard.classify.groups import judge
+from piiguard.classify.settings import ClassifySettings
 from piiguard.config import Config, store_from_url
 from piiguard.connectors.base import Batch, Connector, connectors, shown_collections
 from piiguard.connectors.labels import label
@@ -96,9 +97,10 @@ def resolve_stores(targets: Sequence[str], config: Config | None) -> list[Store]
 
 def _classify_collection(
     connector: Connector, classifier: Classifier, info: CollectionInfo, options: ScanOptions, progress: Progress,
-    pool: ThreadPoolExecutor, shown: str | None = None,
+    pool: ThreadPoolExecutor, shown: str | None = None, settings: ClassifySettings | None = None,
 ) -> tuple[CollectionResult, dict[str, FieldState], list[Problem]]:
-    """Read and classify one collection; ``shown`` is its name as output (a :func:`label`).
+    """Read and classify one collection; ``shown`` is its name as output (a :func:`label`); the
+    overrides of ``settings`` (the ``classify:`` section) have the last word.
 
     What the reader skipped or why it stopped becomes a problem on the collection, with the counts:
     the rows that were read are still classified and recorded."""
@@ -142,6 +144,8 @@ def _classify_collection(
             feed(batch)
     fields = [classifier.decide(st, store, shown) for st in states.values()]
     fields = judge(fields, states, info.primary_key)
+    if settings is not None:
+        fields = settings.apply(fields)
     if rows == 0 and skipped:  # nothing was read: say so, not "the rest was classified"
         problems = [Problem(ProblemKind.COLLECTION, store, f"no row could be read: {count:,} {reason} skipped", shown,
                             "nothing in it was classified; check the file's format (for a CSV, its delimiter: "
@@ -229,11 +233,12 @@ def _subjects(connector: Connector, infos: dict[str, CollectionInfo], results: l
 
 
 def classify_collection(connector: Connector, info: CollectionInfo, classifier: Classifier,
-                        sample_size: int) -> CollectionResult:
+                        sample_size: int, settings: ClassifySettings | None = None) -> CollectionResult:
     """Sample and classify one collection of an open connector (a copy's plan starts here)."""
     options = ScanOptions(ScanMode.SAMPLE, sample_size, BATCH_ROWS, connector.timeout)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return _classify_collection(connector, classifier, info, options, NoProgress(), pool)[0]
+        return _classify_collection(connector, classifier, info, options, NoProgress(), pool,
+                                    settings=settings)[0]
 
 
 # Driver exception classes that mean "the session is gone" (psycopg and PyMySQL OperationalError and
@@ -273,7 +278,7 @@ def _reconnect(store: Store, options: ScanOptions, old: Connector) -> Connector:
 
 
 def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
-               progress: Progress | None = None) -> StoreResult:
+               progress: Progress | None = None, settings: ClassifySettings | None = None) -> StoreResult:
     """Scan one store; its failures become problems on the result.
 
     A collection whose read fails because the connection was lost (the server restarted, a proxy
@@ -294,7 +299,7 @@ def scan_store(store: Store, classifier: Classifier, options: ScanOptions,
                 for attempt in (1, 2):
                     try:
                         result, states[shown], found = _classify_collection(connector, classifier, info, options,
-                                                                            progress, pool, shown)
+                                                                            progress, pool, shown, settings)
                         results.append(result)
                         problems.extend(found)
                     except StoreError as exc:
@@ -375,7 +380,7 @@ def scan(targets: Sequence[str | Store] = (), *, config: Config | None = None,
     results = []
     try:
         for store in stores:
-            result = scan_store(store, classifier, options, progress)
+            result = scan_store(store, classifier, options, progress, config.classify if config else None)
             if catalog is not None:
                 result = without_canaries(result, catalog)
             if catalog is not None and scan_id is not None:

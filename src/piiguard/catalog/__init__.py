@@ -33,7 +33,7 @@ from piiguard.catalog.migrations import MIGRATIONS
 from piiguard.catalog.opening import APPLICATION_ID, Inspection, State, default_path, inspect, resolve, too_new
 from piiguard.catalog.owners import Owner, RunStatus, current
 from piiguard.errors import CatalogError, PiiguardError
-from piiguard.model import Alert, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
+from piiguard.model import Alert, Classification, Evidence, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
 from piiguard.system import system_collection
 
 __all__ = ["APPLICATION_ID", "Catalog", "default_path", "resolve"]
@@ -311,6 +311,20 @@ class Catalog(InventoryTables):
         engine = self._engine(store)
         return [(str(a), str(b), str(c), float(d)) for a, b, c, d in rows
                 if include_system or not system_collection(engine, str(a))]
+
+    def decisions(self) -> list[Classification]:
+        """Every field's recorded decision, from each store's latest scan, with its evidence: what
+        ``explain`` reads back (counts, types and evidence only; the catalog holds no values)."""
+        rows = self.db.execute(
+            "SELECT c.store, c.collection, c.field, c.pii_type, c.confidence, c.matched, c.sampled, c.nulls, "
+            "c.distinct_values, c.reason, c.native_type, c.evidence FROM classifications c "
+            "JOIN (SELECT store, max(scan_id) AS last FROM classifications GROUP BY store) l "
+            "ON l.store = c.store AND l.last = c.scan_id ORDER BY c.store, c.collection, c.field").fetchall()
+        return [Classification(str(st), str(co), str(fi), None if pt is None else str(pt), float(cf), int(m),
+                               int(sa), int(nu), None if di is None else int(di), str(re),
+                               None if nt is None else str(nt),
+                               None if ev is None else Evidence.from_dict(json.loads(ev)))
+                for st, co, fi, pt, cf, m, sa, nu, di, re, nt, ev in rows]
 
     def system_pii(self, store: str) -> dict[str, list[str]]:
         """System collections the store's latest scan found PII in → their PII types: what an

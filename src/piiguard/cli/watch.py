@@ -123,6 +123,8 @@ def watch(
 
                 check_listen(cfg.discovery.canary)  # nor with an address it cannot listen on (exit 2)
             watcher.cycle(inside=True)
+            if watcher.rescan_due.is_set():  # a field appeared or was retyped: classified in this run
+                watcher.rescan()
             problems: tuple[Problem, ...] = ()
             if sweeping:  # one sweep too: --once is one of everything watch does
                 sweeper = watcher.discovery()

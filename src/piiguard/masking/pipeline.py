@@ -217,7 +217,7 @@ def plan_copy(source: Store, source_collection: str, target: Store, target_colle
     with connectors.get(source.engine)(source, timeout=timeout) as connector:
         info = find_collection(connector, source_collection)
         columns = connector.columns(info)
-        result = classify_collection(connector, info, classifier, sample_size)
+        result = classify_collection(connector, info, classifier, sample_size, config.classify if config else None)
     types = {f.field: f.pii_type for f in result.fields}
     key = f"{source.name}.{info.name}"
     overrides = dict((config.masking if config else {}).get(key, {}))

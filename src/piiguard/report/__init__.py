@@ -15,6 +15,7 @@ from rich.text import Text
 
 from piiguard.model import ScanResult
 from piiguard.report.document import dumps
+from piiguard.report.explain import evidence_dict
 from piiguard.report.terminal import escaped, safe
 
 
@@ -50,7 +51,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
         "fields": [
             {"store": f.store, "collection": f.collection, "field": f.field, "pii_type": f.pii_type,
              "confidence": f.confidence, "matched": f.matched, "sampled": f.sampled, "nulls": f.nulls,
-             "reason": f.reason}
+             "reason": f.reason, "native_type": f.native_type, "evidence": evidence_dict(f)}
             for s in result.stores for c in s.collections for f in c.fields
         ],
     }

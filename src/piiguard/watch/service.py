@@ -33,6 +33,7 @@ from piiguard.response.incidents import follow_exposures
 from piiguard.scanner import scan
 from piiguard.watch.discovery import DiscoveryLoop, Sweep, default_sweep, start_trap
 from piiguard.watch.metrics import Metrics
+from piiguard.watch.schema import schema_findings
 from piiguard.watch.sinks import AlertSink
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class Watcher:
         self._doors: dict[tuple[str, str], Finding] = {}  # last pass/fail of each open-door check per store
         self.trap: Trap | None = None  # the canary trap, while run() serves it
         self._sweep = sweep or default_sweep  # discovery's pipeline (a test gives its own)
+        self.rescan_due = threading.Event()  # a field appeared or was retyped: re-scan now, not in hours
 
     @property
     def sweeps(self) -> bool:
@@ -135,6 +137,11 @@ class Watcher:
         # a watch that only sweeps (discovery.every, no store listed yet) has nothing to probe here
         findings = list(run_checks(self.stores, config=self.config, catalog=self.catalog, timeout=self.timeout,
                                    only=only, record=False).findings) if self.stores else []
+        if inside:  # the schema is listed with the audits: a connection per store, not every few seconds
+            drift = schema_findings(self.stores, self.catalog, self.timeout)
+            if any(f.status is Status.FAIL for f in drift):
+                self.rescan_due.set()
+            findings += drift
         self.undecided = sum(1 for f in findings if f.status is Status.ERROR)
         exposed = exposure_state(self.stores, with_last_verdicts(findings, self._doors))
         queued = self.catalog.record_cycle(findings, alerts_for, list(self.sinks), exposed)
@@ -230,8 +237,11 @@ class Watcher:
 
     def _rescan_loop(self, every: float) -> None:
         while not self.stop.is_set():
+            self.rescan_due.clear()
             self.rescan()
-            self.stop.wait(every)
+            deadline = time.monotonic() + every
+            while not (self.stop.is_set() or self.rescan_due.is_set()) and time.monotonic() < deadline:
+                self.stop.wait(min(1.0, max(0.0, deadline - time.monotonic())))
 
     def _deliver_loop(self) -> None:
         # SQLite connections belong to their thread: the delivery loop opens its own.
