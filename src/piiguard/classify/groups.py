@@ -78,38 +78,41 @@ def _degrees(st: FieldState) -> tuple[bool, bool] | None:
     return abs(num.low) <= 90 and abs(num.high) <= 90, abs(num.low) <= 180 and abs(num.high) <= 180
 
 
-def _paired_names(a: FieldState, b: FieldState) -> bool:
+def _named_pairs(st: list[FieldState], fits: list[tuple[bool, bool] | None]) -> list[tuple[int, int]]:
     """``home_lat`` / ``home_lon``: one says latitude, the other longitude, the rest of the names agree."""
-    la, lb = set(a.tokens) & LAT_WORDS, set(b.tokens) & LON_WORDS
-    if not (la and lb):
-        return False
-    return set(a.tokens) - LAT_WORDS == set(b.tokens) - LON_WORDS
+    lat: dict[frozenset[str], int] = {}
+    lon: dict[frozenset[str], int] = {}
+    for i, s in enumerate(st):
+        words = set(s.tokens)
+        if fits[i] is not None and words & LAT_WORDS:
+            lat.setdefault(frozenset(words - LAT_WORDS), i)
+        elif fits[i] is not None and words & LON_WORDS:
+            lon.setdefault(frozenset(words - LON_WORDS), i)
+    return sorted((lat[k], lon[k]) for k in lat.keys() & lon.keys())
 
 
 def _coordinates(out: list[Classification], st: list[FieldState]) -> None:
-    """Two numeric columns in degree ranges with similar precision (three or more decimals), adjacent or
-    named as a pair, are both geo; a lone number column named nothing of the kind is never geo."""
+    """Two numeric columns in degree ranges with similar precision (three or more decimals), named as a
+    pair or adjacent, are both geo; a lone number column named nothing of the kind is never geo."""
     fits = [_degrees(s) if out[i].pii_type in (None, GEO) else None for i, s in enumerate(st)]
+    named = _named_pairs(st, fits)
+    adjacent = [(i, i + 1) for i in range(len(out) - 1) if fits[i] is not None and fits[i + 1] is not None]
     paired: set[int] = set()
-    for i in range(len(out)):
-        for j in range(i + 1, len(out)):
-            if i in paired or j in paired or fits[i] is None or fits[j] is None:
-                continue
-            named = _paired_names(st[i], st[j]) or _paired_names(st[j], st[i])
-            if not (named or j == i + 1):
-                continue
-            (lat_i, lon_i), (lat_j, lon_j) = fits[i], fits[j]  # type: ignore[misc]
-            if not ((lat_i and lon_j) or (lat_j and lon_i)):
-                continue
-            if abs(st[i].numbers.mean_decimals - st[j].numbers.mean_decimals) > 2:
-                continue
-            how = "named as a latitude/longitude pair" if named else "adjacent"
-            for k, other in ((i, j), (j, i)):
-                why = (f"with {out[other].field!r} a latitude/longitude pair ({how}, degree ranges, "
-                       f"{st[k].numbers.mean_decimals:.1f} decimals)")
-                share = round(st[k].numbers.count / max(1, st[k].non_null), 4)
-                out[k] = _revised(out[k], GEO, max(out[k].confidence, 0.85), "lat-lon-pair", why, share)
-            paired |= {i, j}
+    for i, j in named + adjacent:
+        fit_i, fit_j = fits[i], fits[j]
+        if i in paired or j in paired or fit_i is None or fit_j is None:
+            continue
+        if not ((fit_i[0] and fit_j[1]) or (fit_j[0] and fit_i[1])):
+            continue
+        if abs(st[i].numbers.mean_decimals - st[j].numbers.mean_decimals) > 2:
+            continue
+        how = "named as a latitude/longitude pair" if (i, j) in named else "adjacent"
+        for k, other in ((i, j), (j, i)):
+            why = (f"with {out[other].field!r} a latitude/longitude pair ({how}, degree ranges, "
+                   f"{st[k].numbers.mean_decimals:.1f} decimals)")
+            share = round(st[k].numbers.count / max(1, st[k].non_null), 4)
+            out[k] = _revised(out[k], GEO, max(out[k].confidence, 0.85), "lat-lon-pair", why, share)
+        paired |= {i, j}
     for i, f in enumerate(out):
         if f.pii_type == GEO and i not in paired and not set(st[i].tokens) & GEO_WORDS and \
                 st[i].numbers.count >= 0.95 * max(1, st[i].non_null):
