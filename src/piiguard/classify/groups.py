@@ -1,10 +1,11 @@
 """Collection-level judgement: fields decided together with their neighbours.
 
 A column alone can be ambiguous where its neighbours are not: a latitude beside a longitude, a given
-name beside a family name, a street beside a city and a postcode, and the unique id of a collection
-of people. :func:`judge` runs after every field of a collection is decided
-(:meth:`piiguard.classify.engine.Classifier.decide`) and may revise them; each revision says so in its
-:class:`piiguard.model.Evidence` (``decided_by="group"``, the rule in ``detector``, why in ``notes``).
+name beside a family name, a street beside a city and a postcode, the unique id of a collection of
+people (not of events), and a country column that tells the locale of the rest. :func:`judge` runs
+after every field of a collection is decided (:meth:`piiguard.classify.engine.Classifier.decide`)
+and may revise them; each revision says so in its :class:`piiguard.model.Evidence`
+(``decided_by="group"``, the rule in ``detector``, why in ``notes``).
 
 Neighbours are the fields in the collection's order (a table's columns, a file's header). Rules
 read only the fields' running counts (:class:`piiguard.classify.engine.FieldState`): shares,
@@ -42,7 +43,9 @@ def judge(fields: list[Classification], states: dict[str, FieldState],
     _coordinates(out, st)
     _names(out, st)
     _address_block(out, st)
-    return _customer_key(out, states, primary_key)
+    out = _customer_key(out, states, primary_key)
+    _country_locale(out, [states[f.field] for f in out])
+    return out
 
 
 def _revised(f: Classification, pii_type: str | None, confidence: float, rule: str, why: str,
@@ -209,6 +212,28 @@ def _address_block(out: list[Classification], st: list[FieldState]) -> None:
                 conf = min(0.95, out[k].confidence + 0.1) if decided else 0.7
                 out[k] = _revised(out[k], role, conf, "address-block", why, round(_share(st[k], role), 4))
         i = j
+
+
+# --- a country column ----------------------------------------------------------------------------
+
+def _country_locale(out: list[Classification], st: list[FieldState]) -> None:
+    """A column whose values name countries tells the locale of the rest: its leading countries (ISO
+    codes with their shares of rows, those of a fifth or more) are noted on the collection's PII fields.
+    A column of many countries, none leading, tells no locale."""
+    for i, s in enumerate(st):
+        c = s.countries
+        if s.non_null < 10 or c.count < 0.9 * s.non_null:
+            continue
+        top = sorted(c.codes.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        told = ", ".join(f"{code} {rows / c.count:.0%}" for code, rows in top if rows >= 0.2 * c.count)
+        if not told:
+            continue
+        note = f"locale told by country column {out[i].field!r}: {told}"
+        for k, f in enumerate(out):
+            if k != i and f.pii_type is not None and f.evidence is not None:
+                noted = dataclasses.replace(f.evidence, notes=(*f.evidence.notes, note))
+                out[k] = dataclasses.replace(f, evidence=noted)
+        return
 
 
 # --- the customer key --------------------------------------------------------------------------------
