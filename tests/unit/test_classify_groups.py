@@ -165,3 +165,32 @@ def test_scan_of_parquet_and_sqlite_judges_groups(tmp_path: Path) -> None:
     people = _fields(scan([f"sqlite://{tmp_path / 'people.db'}"], mode=ScanMode.FULL))
     assert {f: people[("p", f)].pii_type for f in "abstz"} == {
         "a": "first-name", "b": "last-name", "s": "street-address", "t": "city", "z": "postal-code"}
+
+
+def test_a_lone_number_column_decided_geo_by_another_source_is_revoked() -> None:
+    """A single float column is never coordinates alone: a decision from elsewhere (the learned model) on
+    an unnamed one is undone; the same column named ``latitude`` keeps it."""
+    import dataclasses
+
+    c = classifier()
+    for name, kept in (("c1", None), ("latitude", "geo-coordinates")):
+        state = c.new_state(name)
+        c.observe(state, pa.array(LAT))
+        field = dataclasses.replace(c.decide(state, "s", "t"), pii_type="geo-coordinates", confidence=0.8)
+        (got,) = judge([field], {name: state}, ())
+        assert got.pii_type == kept
+
+
+# --- a country column --------------------------------------------------------------------------------
+
+def test_a_country_column_tells_the_locale_of_the_rest() -> None:
+    countries = [["Germany", "DE", "deu", "Austria"][i % 4] for i in range(N)]
+    first, last = names("de_DE")
+    got = judged({"c1": [f"person{i}@example.org" for i in range(N)], "c2": countries, "c3": first, "c4": last})
+    notes = got["c1"].evidence.notes if got["c1"].evidence else ()
+    assert "locale told by country column 'c2': DE 75%, AT 25%" in notes
+    assert got["c2"].pii_type is None
+    # The control: a column of many countries, none leading, tells no locale.
+    many = [["France", "Spain", "Italy", "Poland", "Greece", "Norway"][i % 6] for i in range(N)]
+    spread = judged({"c1": [f"person{i}@example.org" for i in range(N)], "c2": many})["c1"]
+    assert spread.evidence is not None and not any("locale" in n for n in spread.evidence.notes)

@@ -38,7 +38,7 @@ from platformdirs import user_cache_dir
 from piiguard.classify import native
 from piiguard.classify.column_model import ColumnModel
 from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
-from piiguard.classify.native import Numbers
+from piiguard.classify.native import Countries, Numbers
 from piiguard.classify.profile import Profile
 from piiguard.classify.types import NativeType
 from piiguard.errors import PluginError
@@ -182,6 +182,7 @@ class FieldState:
     native: NativeType | None = None  # the engine's own type, when the connector reports one
     profile: Profile = field(default_factory=lambda: Profile())  # per-column features (the learned model's input)
     numbers: Numbers = field(default_factory=Numbers)  # range and decimals (group rules, years)
+    countries: Countries = field(default_factory=Countries)  # values naming a country (group rules)
     cut: int = 0  # values longer than MAX_VALUE_CHARS, cut before matching
 
     def stats(self, detector: str) -> ColumnStats:
@@ -306,6 +307,7 @@ class Classifier:
         uniques, weights = counts.field("values"), counts.field("counts")
         state.profile.update(uniques, weights)
         state.numbers.update(uniques, weights, state.native)
+        state.countries.update(uniques, weights)
         state.length_sum += _weighted(weights, pc.utf8_length(uniques))
         state.spaced += _weighted(weights, pc.match_substring(uniques, " "))
         data = pc.binary_join_element_wise(uniques, "", "\n").buffers()[2].to_pybytes()

@@ -1,10 +1,11 @@
 """Collection-level judgement: fields decided together with their neighbours.
 
 A column alone can be ambiguous where its neighbours are not: a latitude beside a longitude, a given
-name beside a family name, a street beside a city and a postcode, and the unique id of a collection
-of people. :func:`judge` runs after every field of a collection is decided
-(:meth:`piiguard.classify.engine.Classifier.decide`) and may revise them; each revision says so in its
-:class:`piiguard.model.Evidence` (``decided_by="group"``, the rule in ``detector``, why in ``notes``).
+name beside a family name, a street beside a city and a postcode, the unique id of a collection of
+people (not of events), and a country column that tells the locale of the rest. :func:`judge` runs
+after every field of a collection is decided (:meth:`piiguard.classify.engine.Classifier.decide`)
+and may revise them; each revision says so in its :class:`piiguard.model.Evidence`
+(``decided_by="group"``, the rule in ``detector``, why in ``notes``).
 
 Neighbours are the fields in the collection's order (a table's columns, a file's header). Rules
 read only the fields' running counts (:class:`piiguard.classify.engine.FieldState`): shares,
@@ -42,7 +43,9 @@ def judge(fields: list[Classification], states: dict[str, FieldState],
     _coordinates(out, st)
     _names(out, st)
     _address_block(out, st)
-    return _customer_key(out, states, primary_key)
+    out = _customer_key(out, states, primary_key)
+    _country_locale(out, [states[f.field] for f in out])
+    return out
 
 
 def _revised(f: Classification, pii_type: str | None, confidence: float, rule: str, why: str,
@@ -78,38 +81,41 @@ def _degrees(st: FieldState) -> tuple[bool, bool] | None:
     return abs(num.low) <= 90 and abs(num.high) <= 90, abs(num.low) <= 180 and abs(num.high) <= 180
 
 
-def _paired_names(a: FieldState, b: FieldState) -> bool:
+def _named_pairs(st: list[FieldState], fits: list[tuple[bool, bool] | None]) -> list[tuple[int, int]]:
     """``home_lat`` / ``home_lon``: one says latitude, the other longitude, the rest of the names agree."""
-    la, lb = set(a.tokens) & LAT_WORDS, set(b.tokens) & LON_WORDS
-    if not (la and lb):
-        return False
-    return set(a.tokens) - LAT_WORDS == set(b.tokens) - LON_WORDS
+    lat: dict[frozenset[str], int] = {}
+    lon: dict[frozenset[str], int] = {}
+    for i, s in enumerate(st):
+        words = set(s.tokens)
+        if fits[i] is not None and words & LAT_WORDS:
+            lat.setdefault(frozenset(words - LAT_WORDS), i)
+        elif fits[i] is not None and words & LON_WORDS:
+            lon.setdefault(frozenset(words - LON_WORDS), i)
+    return sorted((lat[k], lon[k]) for k in lat.keys() & lon.keys())
 
 
 def _coordinates(out: list[Classification], st: list[FieldState]) -> None:
-    """Two numeric columns in degree ranges with similar precision (three or more decimals), adjacent or
-    named as a pair, are both geo; a lone number column named nothing of the kind is never geo."""
+    """Two numeric columns in degree ranges with similar precision (three or more decimals), named as a
+    pair or adjacent, are both geo; a lone number column named nothing of the kind is never geo."""
     fits = [_degrees(s) if out[i].pii_type in (None, GEO) else None for i, s in enumerate(st)]
+    named = _named_pairs(st, fits)
+    adjacent = [(i, i + 1) for i in range(len(out) - 1) if fits[i] is not None and fits[i + 1] is not None]
     paired: set[int] = set()
-    for i in range(len(out)):
-        for j in range(i + 1, len(out)):
-            if i in paired or j in paired or fits[i] is None or fits[j] is None:
-                continue
-            named = _paired_names(st[i], st[j]) or _paired_names(st[j], st[i])
-            if not (named or j == i + 1):
-                continue
-            (lat_i, lon_i), (lat_j, lon_j) = fits[i], fits[j]  # type: ignore[misc]
-            if not ((lat_i and lon_j) or (lat_j and lon_i)):
-                continue
-            if abs(st[i].numbers.mean_decimals - st[j].numbers.mean_decimals) > 2:
-                continue
-            how = "named as a latitude/longitude pair" if named else "adjacent"
-            for k, other in ((i, j), (j, i)):
-                why = (f"with {out[other].field!r} a latitude/longitude pair ({how}, degree ranges, "
-                       f"{st[k].numbers.mean_decimals:.1f} decimals)")
-                share = round(st[k].numbers.count / max(1, st[k].non_null), 4)
-                out[k] = _revised(out[k], GEO, max(out[k].confidence, 0.85), "lat-lon-pair", why, share)
-            paired |= {i, j}
+    for i, j in named + adjacent:
+        fit_i, fit_j = fits[i], fits[j]
+        if i in paired or j in paired or fit_i is None or fit_j is None:
+            continue
+        if not ((fit_i[0] and fit_j[1]) or (fit_j[0] and fit_i[1])):
+            continue
+        if abs(st[i].numbers.mean_decimals - st[j].numbers.mean_decimals) > 2:
+            continue
+        how = "named as a latitude/longitude pair" if (i, j) in named else "adjacent"
+        for k, other in ((i, j), (j, i)):
+            why = (f"with {out[other].field!r} a latitude/longitude pair ({how}, degree ranges, "
+                   f"{st[k].numbers.mean_decimals:.1f} decimals)")
+            share = round(st[k].numbers.count / max(1, st[k].non_null), 4)
+            out[k] = _revised(out[k], GEO, max(out[k].confidence, 0.85), "lat-lon-pair", why, share)
+        paired |= {i, j}
     for i, f in enumerate(out):
         if f.pii_type == GEO and i not in paired and not set(st[i].tokens) & GEO_WORDS and \
                 st[i].numbers.count >= 0.95 * max(1, st[i].non_null):
@@ -206,6 +212,28 @@ def _address_block(out: list[Classification], st: list[FieldState]) -> None:
                 conf = min(0.95, out[k].confidence + 0.1) if decided else 0.7
                 out[k] = _revised(out[k], role, conf, "address-block", why, round(_share(st[k], role), 4))
         i = j
+
+
+# --- a country column ----------------------------------------------------------------------------
+
+def _country_locale(out: list[Classification], st: list[FieldState]) -> None:
+    """A column whose values name countries tells the locale of the rest: its leading countries (ISO
+    codes with their shares of rows, those of a fifth or more) are noted on the collection's PII fields.
+    A column of many countries, none leading, tells no locale."""
+    for i, s in enumerate(st):
+        c = s.countries
+        if s.non_null < 10 or c.count < 0.9 * s.non_null:
+            continue
+        top = sorted(c.codes.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        told = ", ".join(f"{code} {rows / c.count:.0%}" for code, rows in top if rows >= 0.2 * c.count)
+        if not told:
+            continue
+        note = f"locale told by country column {out[i].field!r}: {told}"
+        for k, f in enumerate(out):
+            if k != i and f.pii_type is not None and f.evidence is not None:
+                noted = dataclasses.replace(f.evidence, notes=(*f.evidence.notes, note))
+                out[k] = dataclasses.replace(f, evidence=noted)
+        return
 
 
 # --- the customer key --------------------------------------------------------------------------------

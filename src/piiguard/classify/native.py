@@ -8,13 +8,15 @@ or by distribution).
 
 :class:`Numbers` is the numeric view of a field the engine keeps while observing it (a number's
 range and decimals, a date's year): what the year rule here and the lat/lon rule of
-:mod:`piiguard.classify.groups` read. Counts and bounds only, never a value.
+:mod:`piiguard.classify.groups` read; :class:`Countries` counts values that name a country (the
+locale a country column tells the rest of its collection). Counts and bounds only, never a value.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING
 
 from piiguard.classify.types import NOT_TEXT, Kind, NativeType
@@ -115,6 +117,38 @@ class Numbers:
             return 0.0
         mean = self.total / self.count
         return math.sqrt(max(0.0, self.squares / self.count - mean * mean))
+
+
+@cache
+def _country_names() -> tuple[pa.Array, pa.Array]:
+    """Country names (English), ISO 3166 alpha-2 and alpha-3 codes, lower case, and the alpha-2 code of
+    each — from Faker's country table, loaded on first use."""
+    from faker.providers.date_time import Provider
+
+    keys: dict[str, str] = {}
+    for c in Provider.countries:
+        for spelling in (c.name, c.alpha_2_code, c.alpha_3_code):
+            keys.setdefault(spelling.casefold(), c.alpha_2_code)
+    return pa.array(list(keys)), pa.array(list(keys.values()))
+
+
+@dataclass
+class Countries:
+    """How many values name a country, and which countries (ISO alpha-2 code → rows)."""
+
+    count: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+
+    def update(self, uniques: pa.Array, weights: pa.Array) -> None:
+        names, codes = _country_names()
+        at = pc.index_in(pc.utf8_lower(uniques), names)
+        hit = pc.is_valid(at)
+        if not pc.any(hit).as_py():
+            return
+        found = pc.take(codes, at.filter(hit))
+        for code, rows in zip(found.to_pylist(), weights.filter(hit).to_pylist(), strict=True):
+            self.codes[code] = self.codes.get(code, 0) + rows
+            self.count += rows
 
 
 def _weighted(weights: pa.Array, values: pa.Array | None) -> int:
