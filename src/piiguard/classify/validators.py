@@ -300,6 +300,9 @@ def first_name(value: str) -> bool:
 
 
 def last_name(value: str) -> bool:
+    """One or two known family names (Barroso Jara), or a known one of several words (آل بن لافي)."""
+    if lexicon.normal(value) in words.LAST_NAMES:
+        return True
     toks = _name_tokens(value)
     return 1 <= len(toks) <= 2 and all(_known(t, words.LAST_NAMES) for t in toks)
 
@@ -363,6 +366,9 @@ def city(value: str) -> bool:
         return True
     if _CJK.fullmatch(n):
         return any(n.endswith(s) and n[:-len(s)] in words.CITIES for s in lex.city_suffixes if not s.isascii())
+    # a locale's composed names: "Aragão de Goiás", "Novais da Serra", "Vasconcelos Alegre"
+    if rest and not v[:1].islower() and any(n.endswith(" " + s) for s in lex.city_suffixes if not s.startswith("-")):
+        return True
     toks = v.split()
     if not 1 <= len(toks) <= 4 or not all(t[:1].isupper() for t in toks):
         return False
@@ -373,31 +379,29 @@ def city(value: str) -> bool:
     return toks[-1].lower().endswith(words.PLACE_SUFFIXES)
 
 
-_STREET_SPLIT = re.compile(r"[\s,.;/#№()\-]+")
-_HOUSE_NUMBER = re.compile(r"\d{1,5}[A-Za-z]?|[A-Za-z]?\d{1,5}")
-
-
 def street_address(value: str) -> bool:
-    """A house number and a street type of some locale: a separate word (rue, calle, ул., Via, ถนน),
-    or glued to the name (Hauptstraße, Lindseysingel, Furuvägen, 天母巷); or a known street name with a
-    number where a locale writes no type (he_IL)."""
+    """A street type of some locale and a house number: the type a separate word (rue, calle, ул.,
+    Nr., 號), or glued to the name (Hauptstraße, Furuvägen, 天母巷, ถนนนครเทพ); the number may be missing
+    after a type that opens the street (Strada Niță, Via Roma). Else a known street name with a number
+    where a locale writes no type (he_IL)."""
     v = value.strip()
-    if len(v) > 100 or not any(c.isdigit() for c in v):
+    if len(v) > 100:
         return False
-    toks = [lexicon.normal(t) for t in _STREET_SPLIT.split(v) if t]
-    if not any(_HOUSE_NUMBER.fullmatch(t) for t in toks) and not _CJK.search(v):
-        return False
+    toks = lexicon.street_tokens(v)
     named = [t for t in toks if _letters(t)]
-    if not named or len(toks) > 12:
+    if not named or len(named) > 10 or len(named) < len(toks):
         return False
     lex = lexicon.load()
-    if any(t in lex.street_words for t in named) and len(named) >= 2:
+    if _CJK.search(v) and any(e in v for e in lex.street_endings if not e.isascii()):
+        return True
+    if not any(c.isdigit() for c in v):
+        return len(named) >= 2 and named[0] in lex.street_leads and named[0] not in words.FIRST_NAMES
+    if len(named) >= 2 and any(t in lex.street_words for t in named):
         return True
     for t in named:
-        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings):
+        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings) or \
+                any(t.startswith(e) and len(t) >= len(e) + 2 for e in lex.street_leads if not e.isascii()):
             return True
-    if any(e in v for e in lex.street_endings if not e.isascii()):
-        return True
     return " ".join(named) in lex.streets
 
 
