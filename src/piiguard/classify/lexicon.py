@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -191,9 +192,17 @@ def _key() -> str:
     return hashlib.sha256(repr((versions, LOCALES, _FORMAT)).encode()).hexdigest()[:24]
 
 
+_BUILDING = threading.Lock()  # fields are observed in threads: the first to need the lists builds them
+
+
 @cache
 def load() -> Lexicon:
     """The lists, from the cache when the source packages have not changed, else built and cached."""
+    with _BUILDING:
+        return _load()
+
+
+def _load() -> Lexicon:
     path = Path(user_cache_dir("piiguard")) / f"lexicon-{_key()}.json"
     raw: dict[str, Any]
     try:
