@@ -128,6 +128,13 @@ def test_validators_never_raise(text: str) -> None:
         assert isinstance(check(text), bool)
 
 
+@pytest.mark.parametrize("size", [81, 10_000_000])
+def test_overlong_values_are_no_names_or_places(size: int) -> None:
+    value = "Anna" + "a" * (size - 4)
+    for check in (v.first_name, v.last_name, v.person_name, v.city, v.street_address):
+        assert not check(value)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(min_value=0, max_value=999_999_900))
 def test_counters_are_not_phones(start: int) -> None:

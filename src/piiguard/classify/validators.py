@@ -297,13 +297,20 @@ def _cjk_name(value: str) -> bool:
     return False
 
 
+NAME_CHARS = 80  # longer is no name or place: and a 100 MB value must cost nothing here
+
+
 def first_name(value: str) -> bool:
+    if len(value) > NAME_CHARS:
+        return False
     toks = _name_tokens(value)
     return len(toks) == 1 and _known(toks[0], words.FIRST_NAMES)
 
 
 def last_name(value: str) -> bool:
     """One or two known family names (Barroso Jara), or a known one of several words (آل بن لافي)."""
+    if len(value) > NAME_CHARS:
+        return False
     if lexicon.normal(value) in words.LAST_NAMES:
         return True
     toks = _name_tokens(value)
@@ -314,7 +321,7 @@ def person_name(value: str) -> bool:
     """Two to four words, none starting in lower case, in either order: given then family name
     (Jane Doe), family then given (Сазонов Арсений, 木村 陽一), or "Doe, Jane"; or a CJK name written
     without a space (梁鑫)."""
-    if len(value) > 80:
+    if len(value) > NAME_CHARS:
         return False
     if " " not in value.strip():
         return _cjk_name(value.strip())
@@ -360,6 +367,8 @@ def city(value: str) -> bool:
     """A known city (geonames, Faker), optionally after a locale's prefix word (г., thành phố) or before
     its suffix (县, 市); else a capitalised place name with a place-name prefix, joint or ending."""
     v = value.strip()
+    if len(v) > NAME_CHARS:
+        return False
     n = lexicon.normal(v)
     lex = lexicon.load()
     if n in words.CITIES:
