@@ -152,7 +152,7 @@ register(Detector(
     "street-address", """Street address: a house number, street name and street type, with an optional
     apartment or suite. Street types: USPS Pub. 28 suffixes, and each Faker locale's (Straße, rue,
     calle, улица, Via, 街 …), as a word or glued to the name (Hauptstraße, Furuvägen).""",
-    pattern=rf"{STREET}|[^\n]*\d[^\n]*", embedded_pattern=STREET, validate=street,
+    pattern=rf"{STREET}|[^\n]*{L}[^\n]*", embedded_pattern=STREET, validate=street,
     context=("address", "street", "addr", "line", "addressline"), embedded=True, priority=70,
     ignore_case=True, min_share=0.75))
 

@@ -90,18 +90,7 @@ MEDIA_URL = (
 
 # Status and state words (in English, German, French, Spanish, Italian, Portuguese, Dutch, Polish,
 # Swedish, Russian) and booleans as spelt: an enum column, not people or places.
-STATUS_WORDS = frozenset(w.upper() for w in """active inactive pending closed open done new cancelled canceled
-blocked suspended deleted archived draft approved rejected failed paid unpaid shipped delivered returned
-true false yes no none null unknown enabled disabled on off ok error valid invalid
-aktiv inaktiv offen geschlossen neu storniert gesperrt gelöscht bezahlt versandt geliefert ja nein wahr falsch
-actif inactif ouvert fermé nouveau annulé bloqué supprimé payé expédié livré oui non vrai faux en attente
-activo inactivo abierto cerrado nuevo cancelado bloqueado eliminado pagado enviado entregado sí verdadero falso
-pendiente attivo inattivo aperto chiuso nuovo annullato bloccato pagato spedito consegnato vero in attesa
-ativo inativo aberto fechado novo pago entregue sim não pendente verdadeiro
-actief inactief gesloten nieuw geannuleerd betaald verzonden geleverd waar onwaar
-aktywny nieaktywny otwarty zamknięty nowy anulowany zapłacony wysłany tak nie prawda fałsz
-öppen stängd ny avbruten betald skickad levererad sant falskt
-активен активный неактивный открыт закрыт новый отменён оплачен отправлен доставлен да нет истина ложь""".split())
+STATUS_WORDS = frozenset(w.upper() for w in ["active", "inactive", "pending", "closed", "open", "done", "new", "cancelled", "canceled", "blocked", "suspended", "deleted", "archived", "draft", "approved", "rejected", "failed", "paid", "unpaid", "shipped", "delivered", "returned", "true", "false", "yes", "no", "none", "null", "unknown", "enabled", "disabled", "on", "off", "ok", "error", "valid", "invalid", "aktiv", "inaktiv", "offen", "geschlossen", "neu", "storniert", "gesperrt", "gelöscht", "bezahlt", "versandt", "geliefert", "ja", "nein", "wahr", "falsch", "actif", "inactif", "ouvert", "fermé", "nouveau", "annulé", "bloqué", "supprimé", "payé", "expédié", "livré", "oui", "non", "vrai", "faux", "en", "attente", "activo", "inactivo", "abierto", "cerrado", "nuevo", "cancelado", "bloqueado", "eliminado", "pagado", "enviado", "entregado", "sí", "verdadero", "falso", "pendiente", "attivo", "inattivo", "aperto", "chiuso", "nuovo", "annullato", "bloccato", "pagato", "spedito", "consegnato", "vero", "in", "attesa", "ativo", "inativo", "aberto", "fechado", "novo", "pago", "entregue", "sim", "não", "pendente", "verdadeiro", "actief", "inactief", "gesloten", "nieuw", "geannuleerd", "betaald", "verzonden", "geleverd", "waar", "onwaar", "aktywny", "nieaktywny", "otwarty", "zamknięty", "nowy", "anulowany", "zapłacony", "wysłany", "tak", "nie", "prawda", "fałsz", "öppen", "stängd", "ny", "avbruten", "betald", "skickad", "levererad", "sant", "falskt", "активен", "активный", "неактивный", "открыт", "закрыт", "новый", "отменён", "оплачен", "отправлен", "доставлен", "да", "нет", "истина", "ложь"])
 
 
 @cache

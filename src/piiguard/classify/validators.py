@@ -152,9 +152,12 @@ def _parses(number: str, region: str | None, *, strict: bool) -> bool:
 
 def phone(value: str) -> bool:
     """A number ``phonenumbers`` accepts: with ``+`` or ``00``, a possible number of its country; in
-    national format, valid in one of :data:`PHONE_REGIONS` (possible is enough after a trunk prefix 0). Dates, decimals, IPv4 and SSN shapes are refused first;
-    so are bare digit runs other than a NANP number, a national number after its trunk prefix 0, or a
-    Chinese mobile number (``1[3-9]`` and nine digits) — bare ids are not phones."""
+    national format, valid in one of :data:`PHONE_REGIONS` (possible is enough after a trunk prefix 0).
+
+    Faker's numbers often break their numbering plans, and so do people's, hence "possible" where the
+    writer says the region. Dates, decimals, IPv4 and SSN shapes are refused first; so are bare digit
+    runs other than a NANP number, a national number after its trunk prefix 0, or a Chinese mobile
+    number (``1[3-9]`` and nine digits): bare ids are not phones."""
     core = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", value.strip())[0]
     d = digits(core)
     if not 7 <= len(d) <= 15 or _DATE_LIKE.fullmatch(core) or _SSN_SHAPE.fullmatch(core) or len(set(d)) < 3:
@@ -163,7 +166,7 @@ def phone(value: str) -> bool:
         return False  # decimals, IPv4
     if core.isdigit() and not ((len(d) == 10 and d[0] in "23456789" and d[3] in "23456789") or
                                (d[0] == "0" and d[1] != "0" and 9 <= len(d) <= 11) or
-                               re.fullmatch(r"1[3-9]\d{9}|00[1-9]\d{6,13}", d)):
+                               re.fullmatch(r"1[3-9]\d{9}", d)):
         return False
     if core.startswith("00"):
         core = "+" + core[2:]
@@ -294,12 +297,22 @@ def _cjk_name(value: str) -> bool:
     return False
 
 
+NAME_CHARS = 80  # longer is no name or place: and a 100 MB value must cost nothing here
+
+
 def first_name(value: str) -> bool:
+    if len(value) > NAME_CHARS:
+        return False
     toks = _name_tokens(value)
     return len(toks) == 1 and _known(toks[0], words.FIRST_NAMES)
 
 
 def last_name(value: str) -> bool:
+    """One or two known family names (Barroso Jara), or a known one of several words (آل بن لافي)."""
+    if len(value) > NAME_CHARS:
+        return False
+    if lexicon.normal(value) in words.LAST_NAMES:
+        return True
     toks = _name_tokens(value)
     return 1 <= len(toks) <= 2 and all(_known(t, words.LAST_NAMES) for t in toks)
 
@@ -308,7 +321,7 @@ def person_name(value: str) -> bool:
     """Two to four words, none starting in lower case, in either order: given then family name
     (Jane Doe), family then given (Сазонов Арсений, 木村 陽一), or "Doe, Jane"; or a CJK name written
     without a space (梁鑫)."""
-    if len(value) > 80:
+    if len(value) > NAME_CHARS:
         return False
     if " " not in value.strip():
         return _cjk_name(value.strip())
@@ -320,8 +333,9 @@ def person_name(value: str) -> bool:
     toks = _name_tokens(value)
     if not 2 <= len(toks) <= 4 or len(toks) != len(value.split()) - _affixes(value):
         return False
-    first, last = words.FIRST_NAMES, words.LAST_NAMES
-    return _known(toks[0], first) or _known(toks[-1], last) or (_known(toks[0], last) and _known(toks[1], first))
+    given, family = words.FIRST_NAMES, words.LAST_NAMES
+    return _known(toks[0], given) or _known(toks[-1], family) or \
+        (_known(toks[0], family) and _known(toks[1], given))
 
 
 def _affixes(value: str) -> int:
@@ -353,6 +367,8 @@ def city(value: str) -> bool:
     """A known city (geonames, Faker), optionally after a locale's prefix word (г., thành phố) or before
     its suffix (县, 市); else a capitalised place name with a place-name prefix, joint or ending."""
     v = value.strip()
+    if len(v) > NAME_CHARS:
+        return False
     n = lexicon.normal(v)
     lex = lexicon.load()
     if n in words.CITIES:
@@ -363,6 +379,9 @@ def city(value: str) -> bool:
         return True
     if _CJK.fullmatch(n):
         return any(n.endswith(s) and n[:-len(s)] in words.CITIES for s in lex.city_suffixes if not s.isascii())
+    # a locale's composed names: "Aragão de Goiás", "Novais da Serra", "Vasconcelos Alegre"
+    if rest and not v[:1].islower() and any(n.endswith(" " + s) for s in lex.city_suffixes if not s.startswith("-")):
+        return True
     toks = v.split()
     if not 1 <= len(toks) <= 4 or not all(t[:1].isupper() for t in toks):
         return False
@@ -373,31 +392,30 @@ def city(value: str) -> bool:
     return toks[-1].lower().endswith(words.PLACE_SUFFIXES)
 
 
-_STREET_SPLIT = re.compile(r"[\s,.;/#№()\-]+")
-_HOUSE_NUMBER = re.compile(r"\d{1,5}[A-Za-z]?|[A-Za-z]?\d{1,5}")
-
-
 def street_address(value: str) -> bool:
-    """A house number and a street type of some locale: a separate word (rue, calle, ул., Via, ถนน),
-    or glued to the name (Hauptstraße, Lindseysingel, Furuvägen, 天母巷); or a known street name with a
-    number where a locale writes no type (he_IL)."""
+    """A street type of some locale and a house number: the type a separate word (rue, calle, ул.,
+    Nr., 號), or glued to the name (Hauptstraße, Furuvägen, 天母巷, ถนนนครเทพ); the number may be missing
+    after a type that opens the street (Strada Niță, Via Roma). Else a known street name with a number
+    where a locale writes no type (he_IL)."""
     v = value.strip()
-    if len(v) > 100 or not any(c.isdigit() for c in v):
+    if len(v) > 100:
         return False
-    toks = [lexicon.normal(t) for t in _STREET_SPLIT.split(v) if t]
-    if not any(_HOUSE_NUMBER.fullmatch(t) for t in toks) and not _CJK.search(v):
-        return False
+    toks = lexicon.street_tokens(v)
     named = [t for t in toks if _letters(t)]
-    if not named or len(toks) > 12:
+    if not named or len(named) > 10 or len(named) < len(toks):
         return False
     lex = lexicon.load()
-    if any(t in lex.street_words for t in named) and len(named) >= 2:
+    if _CJK.search(v) and any(e in v for e in lex.street_endings if not e.isascii()):
+        return True
+    if not any(c.isdigit() for c in v):  # "Strada Niță", never "c.csv": a word of its own, then a name
+        return len(named) >= 2 and " " in v and named[0] in lex.street_leads and \
+            (len(named[0]) >= 3 or not named[0].isascii()) and named[0] not in words.FIRST_NAMES
+    if len(named) >= 2 and any(t in lex.street_words for t in named):
         return True
     for t in named:
-        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings):
+        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings) or \
+                any(t.startswith(e) and len(t) >= len(e) + 2 for e in lex.street_leads if not e.isascii()):
             return True
-    if any(e in v for e in lex.street_endings if not e.isascii()):
-        return True
     return " ".join(named) in lex.streets
 
 
