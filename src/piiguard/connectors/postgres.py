@@ -6,7 +6,14 @@ tables (the ``pg_read_all_data`` role does all three). The session is opened wit
 
 Sampling uses ``TABLESAMPLE SYSTEM`` (a few random pages, so a 10M-row table samples in
 milliseconds), falling back to the first rows when the sample comes back short (tiny tables, views,
-no statistics). ``ORDER BY random()`` is never used: it sorts the whole table.
+no statistics). ``ORDER BY random()`` is never used: it sorts the whole table. The sample is
+``REPEATABLE``: the same pages every run, so a field's type does not change between scans.
+
+Native types come from ``pg_catalog`` (domains as their base type, arrays as their items' type,
+enums as ``ENUM``) and values are rendered canonically in the SQL: ``inet`` through ``abbrev()`` (a
+host address without the ``/32`` or ``/128`` that ``::text`` adds), dates, times and timestamps as
+ISO 8601 through ``to_json`` (whatever the session's ``DateStyle``), arrays as their items joined by
+U+001F and split into one value each (scans) or a ``list<string>`` (the whole-collection reader).
 """
 
 from __future__ import annotations
