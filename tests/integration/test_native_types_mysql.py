@@ -3,6 +3,7 @@ never reads a row twice."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -99,4 +100,4 @@ def test_sample_ranges_are_disjoint_cover_their_keys_and_are_seeded(lo: int, spa
     assert ranges == sample_ranges(lo, hi, seed)
     assert 1 <= len(ranges) <= SAMPLE_RANGES
     assert all(lo <= a < b <= hi + 1 for a, b in ranges)
-    assert all(b <= c for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False))  # disjoint, in key order
+    assert all(b <= c for (_, b), (c, _) in itertools.pairwise(ranges))  # disjoint, in key order

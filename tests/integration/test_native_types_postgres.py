@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import pg_connect
 from servers import Server
 
 from piiguard.catalog import Catalog
 from piiguard.classify.types import Kind, NativeType
-from piiguard.config import store_from_url
+from piiguard.config import parse_config, store_from_url
 from piiguard.connectors.postgres import Postgres
-from piiguard.model import CollectionInfo, Estimate
+from piiguard.masking.pipeline import plan_copy, run_copy
+from piiguard.model import CollectionInfo, Estimate, Store
 from piiguard.scanner import scan
 
 N = 40
@@ -104,3 +108,28 @@ def test_scan_records_the_native_type(natives: Server, pg_password: str, tmp_pat
     assert fields["emails"].native_type == "text[]" and fields["emails"].pii_type == "email"
     assert fields["seen"].native_type == "timestamp without time zone"
     assert fields["seen"].pii_type != "free-text-pii"
+
+
+def test_copy_keeps_inet_cidr_timestamp_and_array_columns_masked_per_item(
+        natives: Server, pg_password: str, tmp_path: Path) -> None:
+    with pg_connect(natives, "natives") as conn:
+        conn.execute("DROP TABLE IF EXISTS devices")
+        conn.execute("CREATE TABLE devices (last_ip inet, net cidr, seen timestamp, emails text[], ips inet[])")
+        conn.execute("""INSERT INTO devices SELECT ('10.0.' || g % 250 || '.' || g % 200 + 1)::inet,
+            ('10.' || g % 250 || '.0.0/16')::cidr, timestamp '2024-03-01 12:00:00' + g * interval '1 minute',
+            ARRAY['user' || g || '@example.com', 'other' || g || '@example.org'], ARRAY[('192.168.7.' || g % 250)::inet]
+            FROM generate_series(1, 300) g""")
+    prod = store_from_url(natives.url(database="natives"), name="prod")
+    plan = plan_copy(prod, "devices", Store("lake", "files", path=str(tmp_path / "lake")), "devices.parquet",
+                     config=parse_config({"masking": {"prod.public.devices": {"net": "keep", "seen": "keep"}}}))
+    rules = {r.field: r.masker for r in plan.rules}
+    assert rules == {"last_ip": "ip-prefix", "net": "keep", "seen": "keep", "emails": "pseudonym",
+                     "ips": "ip-prefix"}
+    with Catalog(tmp_path / "c.db") as cat:
+        run_copy(plan, b"k" * 32, cat, owner="analytics", purpose="test", expires=date(2027, 1, 31))
+    table = pq.read_table(tmp_path / "lake" / "devices.parquet").to_pydict()
+    assert table["last_ip"][0] == "10.0.1.0/24"  # masked to its network: the /32 of ::text hid it from the masker
+    assert table["net"][0] == "10.1.0.0/16" and table["seen"][0] == "2024-03-01T12:01:00"
+    emails = json.loads(table["emails"][0])  # a text target: the list as a JSON array
+    assert len(emails) == 2 and all(e.endswith("@pseudonym.invalid") for e in emails)  # item by item
+    assert json.loads(table["ips"][0]) == ["192.168.7.0/24"]

@@ -6,7 +6,14 @@ tables (the ``pg_read_all_data`` role does all three). The session is opened wit
 
 Sampling uses ``TABLESAMPLE SYSTEM`` (a few random pages, so a 10M-row table samples in
 milliseconds), falling back to the first rows when the sample comes back short (tiny tables, views,
-no statistics). ``ORDER BY random()`` is never used: it sorts the whole table.
+no statistics). ``ORDER BY random()`` is never used: it sorts the whole table. The sample is
+``REPEATABLE``: the same pages every run, so a field's type does not change between scans.
+
+Native types come from ``pg_catalog`` (domains as their base type, arrays as their items' type,
+enums as ``ENUM``) and values are rendered canonically in the SQL: ``inet`` through ``abbrev()`` (a
+host address without the ``/32`` or ``/128`` that ``::text`` adds), dates, times and timestamps as
+ISO 8601 through ``to_json`` (whatever the session's ``DateStyle``), arrays as their items joined by
+U+001F and split into one value each (scans) or a ``list<string>`` (the whole-collection reader).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from piiguard.classify.types import Kind, NativeType
-from piiguard.connectors.base import MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
+from piiguard.connectors.base import ITEMS, MAX_VALUE_CHARS, Batch, Connector, batch_from_rows, connectors
 from piiguard.engines.postgres import connect
 from piiguard.errors import CollectionError, PermissionDenied, UsageError
 from piiguard.model import CollectionInfo, Estimate
@@ -27,11 +34,13 @@ from piiguard.system import SystemKind, system_kind
 if TYPE_CHECKING:
     import psycopg
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
     from psycopg import sql
 else:  # imported on first use: starting the CLI must not load every engine's driver
     psycopg = driver("psycopg")
     pa = driver("pyarrow")
+    pc = driver("pyarrow.compute")
     pacsv = driver("pyarrow.csv")
     sql = driver("psycopg.sql")
 
@@ -106,23 +115,28 @@ def resolve(oid: int, types: Mapping[int, tuple[str, str, str, int, int]], shown
     return _Column("", NativeType(shown, kind, array), typname)
 
 
-def render(col: _Column) -> sql.Composable:
-    """The SQL that reads one column as canonical, cut text for a scan (see the module docstring)."""
+def render(col: _Column, *, cut: bool = True) -> sql.Composable:
+    """The SQL that reads one column as canonical text: for a scan cut to MAX_VALUE_CHARS (JSON as the
+    driver's document, binary as its first bytes), for the whole-collection reader (``cut`` false)
+    whole, as text. An array is its items joined by U+001F (:data:`ITEMS`)."""
     ident, kind = sql.Identifier(col.name), col.native.kind
     base = sql.SQL("pg_catalog.{}").format(sql.Identifier(col.base))
     if col.native.array:
         items: sql.Composable = ident
         if kind in _TEMPORAL:  # an array's output is not ISO 8601: each item through to_json
             items = sql.SQL("array(SELECT to_json(x::{}) #>> '{{}}' FROM unnest({}) x)").format(base, ident)
-        return sql.SQL("left(array_to_string({}, chr(31)), {})").format(items, MAX_VALUE_CHARS)
-    if kind is Kind.JSON:
-        return ident
-    if kind is Kind.BINARY:
-        return sql.SQL("substring({} from 1 for {})").format(ident, MAX_VALUE_CHARS)
+        joined = sql.SQL("array_to_string({}, {})").format(items, sql.Literal(ITEMS))
+        return sql.SQL("left({}, {})").format(joined, MAX_VALUE_CHARS) if cut else joined
     if kind is Kind.IP:  # abbrev() is inet's own output: a host address without /32 or /128, unlike ::text
         return sql.SQL("abbrev({}::inet)").format(ident)
     if kind in _TEMPORAL:  # ISO 8601 whatever the session's DateStyle
         return sql.SQL("to_json({}::{}) #>> '{{}}'").format(ident, base)
+    if not cut:
+        return sql.SQL("{}::text").format(ident)
+    if kind is Kind.JSON:
+        return ident
+    if kind is Kind.BINARY:
+        return sql.SQL("substring({} from 1 for {})").format(ident, MAX_VALUE_CHARS)
     return sql.SQL("left({}::text, {})").format(ident, MAX_VALUE_CHARS)
 
 
@@ -162,6 +176,19 @@ class _CopyStream(io.RawIOBase):
         buffer[:n] = self.pending[:n]
         self.pending = self.pending[n:]
         return n
+
+
+def _split_items(batch: pa.RecordBatch, arrays: Sequence[int]) -> pa.RecordBatch:
+    """The array columns of a reader's batch (items joined by :data:`ITEMS`) as ``list<string>``; an
+    empty array is an empty list, a NULL array NULL."""
+    if not arrays:
+        return batch
+    columns = list(batch.columns)
+    for i in arrays:
+        joined = columns[i]
+        columns[i] = pc.if_else(pc.equal(joined, ""), pa.scalar([], pa.list_(pa.string())),
+                                pc.split_pattern(joined, ITEMS))
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 @connectors.register("postgres")
@@ -226,8 +253,13 @@ class Postgres(Connector):
 
     def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """``COPY (SELECT col::text, …) TO STDOUT`` in CSV, parsed by Arrow as it streams: NULL is an
-        unquoted empty field, an empty string a quoted one, so both survive."""
-        exprs = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns)
+        unquoted empty field, an empty string a quoted one, so both survive. Values are rendered as for a
+        scan (an ``inet`` host without /32, timestamps ISO 8601), so a masker sees what the classifier
+        saw; an array column is a ``list<string>`` of its items, each masked on its own."""
+        known = {c.name: c for c in self._columns(collection)}
+        exprs = sql.SQL(", ").join(render(known[c], cut=False) if c in known
+                                   else sql.SQL("{}::text").format(sql.Identifier(c)) for c in columns)
+        arrays = [i for i, c in enumerate(columns) if c in known and known[c].native.array]
         query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(exprs, self._ident(collection))
         options = pacsv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()), strings_can_be_null=True,
                                        quoted_strings_can_be_null=False)
@@ -239,7 +271,8 @@ class Postgres(Connector):
                                         read_options=pacsv.ReadOptions(column_names=list(columns),
                                                                        block_size=max(1 << 16, batch_rows * 64)),
                                         parse_options=pacsv.ParseOptions(newlines_in_values=True))
-                yield from reader
+                for batch in reader:
+                    yield _split_items(batch, arrays)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise PermissionDenied(self.store.name, "SELECT is not granted", collection=collection.name) from exc
         except psycopg.Error as exc:
