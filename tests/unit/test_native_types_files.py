@@ -5,6 +5,7 @@ geo points (pure functions of decoded values); and the seeded, disjoint sample r
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import sqlite3
 import uuid
@@ -182,8 +183,8 @@ def test_sample_runs_are_seeded_and_disjoint(size: int, n: int, parts: int, seed
     got = runs(size, n, parts, seed)
     assert got == runs(size, n, parts, seed)  # the same on every run
     assert sum(length for _, length in got) == min(n, size)
-    assert all(0 <= start and length > 0 and start + length <= size for start, length in got)
-    assert all(a + la <= b for (a, la), (b, _) in zip(got, got[1:], strict=False))  # ascending, no overlap
+    assert all(start >= 0 and length > 0 and start + length <= size for start, length in got)
+    assert all(a + la <= b for (a, la), (b, _) in itertools.pairwise(got))  # ascending, no overlap
 
 
 def test_sample_runs_are_spread_and_vary_by_collection() -> None:
