@@ -121,12 +121,16 @@ def test_jsonl_scalar_types(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("cells", "kind"), [
     (["1990-01-02", "", "2001-12-31"], Kind.DATE),
-    (["2024-01-01T10:00:00", "2024-01-01 10:00:00.5", "2024-01-01T10:00Z"], Kind.TIMESTAMP),
+    (["2024-01-01T10:00:00", "2024-01-01 10:00:00.5", "2024-01-01T10"], Kind.TIMESTAMP),
+    (["2024-01-01T10:00Z", "2024-01-01T10:00:00+02:00"], Kind.TIMESTAMP),
     (["1990-01-02", "yesterday"], None),  # one value that is no date: no type
-    (["1990-01-02", "2024-01-01T10:00:00"], None),
+    (["1990-1-2", "1990-01-02"], None),
+    (["2024-01-01T10:00:00", "2024-01-01T10:00Z"], None),  # with and without a zone: no one instant type
+    (["1990-01-02", "2024-01-01T10:00:00"], Kind.TIMESTAMP),  # as Arrow infers it
     (["12", "13"], None),  # CSV text is never typed as numbers: a code with leading zeros stays text
     (["", ""], None),
-], ids=["dates", "timestamps", "one-not-a-date", "mixed", "numbers", "empty"])
+], ids=["dates", "timestamps", "zoned", "one-not-a-date", "not-iso", "zoned-and-not", "dates-and-timestamps",
+     "numbers", "empty"])
 def test_csv_date_columns_are_typed(tmp_path: Path, cells: list[str], kind: Kind | None) -> None:
     (tmp_path / "c.csv").write_text("name,when\n" + "".join(f"a{i},{c}\n" for i, c in enumerate(cells)))
     batch = scanned(tmp_path / "c.csv")
@@ -259,3 +263,11 @@ def test_opensearch_mapping_types_and_renders_by_path() -> None:
         "ip": (Kind.IP, False), "seen": (Kind.TIMESTAMP, False), "loc": (Kind.GEO_POINT, False),
         "devices[].addr": (Kind.IP, True), "devices[].place": (Kind.GEO_POINT, True), "name": (Kind.TEXT, False),
         "n": (Kind.INTEGER, False), "ok": (Kind.BOOLEAN, False)}
+
+
+def test_csv_value_past_the_probe_that_is_no_date_leaves_the_column_untyped(tmp_path: Path) -> None:
+    dates = [f"1990-01-{1 + i % 28:02d}" for i in range(200)]
+    for cells, kind in ((dates, Kind.DATE), ([*dates, "soon"], None)):
+        (tmp_path / "c.csv").write_text("name,when\n" + "".join(f"a{i},{c}\n" for i, c in enumerate(cells)))
+        batch = scanned(tmp_path / "c.csv", 1000)
+        assert (batch.types["when"].kind if "when" in batch.types else None) is kind
