@@ -6,8 +6,9 @@ values of the kinds whose default text is not the canonical one rendered so.
   Arrow reads every ISO date as ``timestamp[s]``); it is rendered back as ``1990-01-02`` and typed
   ``DATE``, never ``1990-01-02 00:00:00``. Parquet's own timestamps stay timestamps: the writer said so.
 - ``fixed_size_binary(16)`` and the ``arrow.uuid`` extension are UUIDs, rendered ``8-4-4-4-12``.
-- CSV has no types: a text column whose every value of the batch is an ISO date (or date and time)
-  is typed ``DATE`` (``TIMESTAMP``), as Arrow would infer it; its text is left as written.
+- CSV has no types: a text column whose every value of the batch is an ISO date (or date and time,
+  all with a zone or all without) is typed ``DATE`` (``TIMESTAMP``), as Arrow would infer it; its
+  text is left as written.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ else:  # imported on first use: starting the CLI must not load every engine's dr
     pa = driver("pyarrow")
     pc = driver("pyarrow.compute")
 
-ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+PROBE = 64  # values of a CSV column tried before all of them
 
 
 def kind(t: pa.DataType) -> Kind | None:
@@ -75,13 +75,32 @@ def uuids(arr: pa.Array) -> pa.Array:
                     pa.string())
 
 
+# Arrow's own ISO 8601 parsers decide (a cast: 4-5 times faster than a regular expression); naive
+# timestamps, then with a zone. A cast that fails is slow (0.2 s for 600,000 values): the whole column
+# tries only what its first values passed, and what comes after it.
+_TARGETS = ((Kind.DATE, None), (Kind.TIMESTAMP, None), (Kind.TIMESTAMP, "UTC"))
+
+
 def text_kind(arr: pa.Array) -> Kind | None:
     """``DATE`` or ``TIMESTAMP`` for a text column whose every non-empty value is an ISO date (date and
-    time), else None."""
+    time), else None. The first :data:`PROBE` values are tried first: most columns fail there, and a
+    full scan must not pay for parsing every value of every column."""
+    found = _iso(arr.slice(0, PROBE), 0)
+    if found is not None and len(arr) > PROBE:
+        found = _iso(arr, found)
+    return None if found is None else _TARGETS[found][0]
+
+
+def _iso(arr: pa.Array, start: int) -> int | None:
+    """The first of :data:`_TARGETS` from ``start`` on that every non-empty value parses as."""
     held = pc.filter(arr, pc.fill_null(pc.not_equal(arr, ""), False))
     if not len(held):
         return None
-    for pattern, found in ((ISO_DATE, Kind.DATE), (ISO_TIMESTAMP, Kind.TIMESTAMP)):
-        if pc.all(pc.match_substring_regex(held, pattern)).as_py():
-            return found
+    for i in range(start, len(_TARGETS)):
+        kind, zone = _TARGETS[i]
+        try:
+            held.cast(pa.date32() if kind is Kind.DATE else pa.timestamp("us", zone))
+        except pa.ArrowException:
+            continue
+        return i
     return None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -168,7 +168,7 @@ def typed_batch(docs: Sequence[Mapping[str, Any]]) -> Batch:
     return batch
 
 
-def _once(docs: Iterator[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _once(docs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Documents without repeats (by ``_id``; one without an ``_id`` is kept)."""
     seen: set[str] = set()
     out = []
@@ -224,13 +224,19 @@ class MongoConnector(Connector):
             except me.OperationFailure as exc:
                 if exc.code != NOT_IMPLEMENTED:
                     raise
-            est = collection.rows_estimate or 0
+            return self.sample_runs(collection, n)
+
+    def sample_runs(self, collection: CollectionInfo, n: int) -> Batch:
+        """The sample of a server without ``$sample``: disjoint runs seeded by the collection's name."""
+        coll = self._collection(collection)
+        est = collection.rows_estimate or 0
+        with errors(self.store, collection.name):
             if est <= 2 * n:
                 return typed_batch(list(coll.find({}, limit=n)))
             docs: list[Any] = []
             for start, length in runs(est, n, SAMPLE_RANGES, collection.name):
                 docs += coll.find({}, skip=start, limit=length)
-            return typed_batch(_once(iter(docs)))
+            return typed_batch(_once(docs))
 
     def batches(self, collection: CollectionInfo, batch_rows: int) -> Iterator[Batch]:
         with errors(self.store, collection.name):

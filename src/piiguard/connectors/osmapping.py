@@ -31,7 +31,8 @@ KINDS = {"ip": Kind.IP, "geo_point": Kind.GEO_POINT, "date": Kind.TIMESTAMP, "da
          **dict.fromkeys(("float", "double", "half_float", "scaled_float"), Kind.FLOAT)}
 GEOHASH = "0123456789bcdefghjkmnpqrstuvwxyz"
 _WKT = re.compile(r"(?i)\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*")
-_PAIR = re.compile(r"\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*")
+_NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_PAIR = re.compile(rf"\s*({_NUMBER})\s*,\s*({_NUMBER})\s*")
 
 
 def mapped_types(properties: Mapping[str, Any], prefix: str = "", out: dict[str, NativeType] | None = None,
