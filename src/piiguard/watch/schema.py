@@ -76,7 +76,7 @@ def live_schema(connector: Connector) -> dict[str, dict[str, str | None]]:
     """Collection label → field → native type name, as the store is now."""
     out: dict[str, dict[str, str | None]] = {}
     for shown, info in shown_collections(connector.collections()).items():
-        types = {name: native.name for name, native in connector.sample(info, 1).types.items()}
+        types: dict[str, str | None] = {name: native.name for name, native in connector.sample(info, 1).types.items()}
         out[shown] = {name: types.get(name) for name in connector.columns(info)} | types
     return out
 
