@@ -103,19 +103,17 @@ def warehouse(shop: Server) -> Iterator[Server]:
 
 
 def test_copy_masks_by_the_override(shop: Server, warehouse: Server) -> None:
-    allow = {"public.customers": {}}
-    plain = plan_copy(store(shop), "customers", store(warehouse, "wh", "feedback_wh"), "customers_copy",
-                      config=parse_config({"masking": {"shop.public.customers": {}}}))
-    cfg = parse_config({"classify": {"overrides": [{"field": "shop.public.customers.plan", "type": "username"},
-                                                    {"field": "shop.public.customers.phone", "type": "none"}]},
-                        "masking": {f"shop.{k}": v for k, v in allow.items()}})
-    forced = plan_copy(store(shop), "customers", store(warehouse, "wh", "feedback_wh"), "customers_copy", config=cfg)
+    target = store(warehouse, "wh", "feedback_wh")
+    plain = plan_copy(store(shop), "customers", target, "customers_copy", config=parse_config({}))
+    cfg = config({"field": "shop.public.customers.plan", "type": "username"},
+                 {"field": "shop.public.customers.phone", "type": "none"})
+    forced = plan_copy(store(shop), "customers", target, "customers_copy", config=cfg)
     before = {r.field: r for r in plain.rules}
     after = {r.field: r for r in forced.rules}
-    assert before["plan"].pii_type is None and after["plan"].pii_type == "username"
-    assert after["plan"].masker == before["email"].masker  # a handle is pseudonymised like the other keys
-    assert before["phone"].pii_type == "phone" and after["phone"].pii_type is None
-    assert after["phone"].masker != before["phone"].masker
+    assert (before["plan"].pii_type, before["plan"].masker) == (None, "drop")  # not PII: denied by default
+    assert after["plan"].pii_type == "username" and after["plan"].masker not in ("drop", "keep")
+    assert before["phone"].pii_type == "phone" and before["phone"].masker != "drop"
+    assert (after["phone"].pii_type, after["phone"].masker) == (None, "drop")
 
 
 def _scope_field(cat: Catalog, shop: Server) -> Any:
