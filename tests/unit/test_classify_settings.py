@@ -3,17 +3,21 @@ watch's schema comparison tells new and retyped fields from what is no change.""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from piiguard.catalog import Catalog
 from piiguard.classify.settings import ClassifySettings, FieldOverride, parse_classify
 from piiguard.config import parse_config
 from piiguard.errors import ConfigError
-from piiguard.model import Classification, Evidence
-from piiguard.watch.schema import FieldChange, changes
+from piiguard.model import Classification, Evidence, Status, Store
+from piiguard.scanner import scan
+from piiguard.watch.schema import NEW_FIELD, RETYPED_FIELD, FieldChange, changes, schema_findings
 
 KNOWN = {"email", "username", "phone"}
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
@@ -131,3 +135,18 @@ def test_schema_changes_tell_new_and_retyped_fields() -> None:
 
 def test_a_type_unknown_on_either_side_is_no_change() -> None:
     assert changes([_field("a", None, None), _field("b", None, "text")], {"c": {"a": "inet", "b": None}}) == []
+
+
+def test_a_store_that_cannot_be_listed_gives_errors_not_silence(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (email text)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(f"u{i}@example.org",) for i in range(20)])
+    app = Store("app", "sqlite", path=str(db))
+    with Catalog(tmp_path / "c.db") as cat:
+        scan([app], catalog=cat)
+        assert {f.status for f in schema_findings([app], cat, 5)} == {Status.PASS}
+        db.write_bytes(b"not a database at all" * 100)
+        broken = schema_findings([app], cat, 5)
+    assert {(f.check, f.status) for f in broken} == {(NEW_FIELD, Status.ERROR), (RETYPED_FIELD, Status.ERROR)}
+    assert all("could not be listed" in f.evidence and "example.org" not in f.evidence for f in broken)
