@@ -33,7 +33,19 @@ from piiguard.catalog.migrations import MIGRATIONS
 from piiguard.catalog.opening import APPLICATION_ID, Inspection, State, default_path, inspect, resolve, too_new
 from piiguard.catalog.owners import Owner, RunStatus, current
 from piiguard.errors import CatalogError, PiiguardError
-from piiguard.model import Alert, Classification, Evidence, Exposure, Finding, ScanMode, ScanResult, Status, Store, StoreResult, Transition
+from piiguard.model import (
+    Alert,
+    Classification,
+    Evidence,
+    Exposure,
+    Finding,
+    ScanMode,
+    ScanResult,
+    Status,
+    Store,
+    StoreResult,
+    Transition,
+)
 from piiguard.system import system_collection
 
 __all__ = ["APPLICATION_ID", "Catalog", "default_path", "resolve"]

@@ -33,8 +33,9 @@ from piiguard.log import LogFormat, configure
 # name → (module, attribute, summary). The attribute is a command function or a typer.Typer group.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "scan": ("piiguard.cli.scan", "scan", "Scan stores for PII: which fields, what types, how many people."),
-    "explain": ("piiguard.cli.explain", "explain", "Why the last scan decided a field as it did: detector, model, "
-                "rule or override, share matched, context words, native type, runner-up. Never values."),
+    "explain": ("piiguard.cli.explain", "explain", "Why the last scan decided a field as it did: the detector, "
+                "model, rule or override; the share of values matched; the context words; the native type; the "
+                "runner-up and why it lost. Never values."),
     "scans": ("piiguard.cli.scan", "scans", "Every recorded scan and whether it finished: running, finished, failed, "
               "or interrupted"),
     "check": ("piiguard.cli.check", "check", "Check stores' security protocols from outside (no credentials) "

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 
 from piiguard.catalog import Catalog
 from piiguard.connectors.base import Connector, connectors, shown_collections
-from piiguard.errors import PiiguardError
+from piiguard.errors import StoreError
 from piiguard.model import Classification, Finding, Severity, Status, Store, Vantage
 
 NEW_FIELD = "watch.new-field"
 RETYPED_FIELD = "watch.retyped-field"
+TITLES = {NEW_FIELD: "a collection gained a field since the last scan",
+          RETYPED_FIELD: "a field's native type changed since the last scan"}
 MAX_LISTED = 20  # fields named in one finding's evidence; the rest are counted
 _ROOT = re.compile(r"[.\[]")  # a document's field path below its top-level field (flatten's naming)
 
@@ -76,7 +78,7 @@ def live_schema(connector: Connector) -> dict[str, dict[str, str | None]]:
     """Collection label → field → native type name, as the store is now."""
     out: dict[str, dict[str, str | None]] = {}
     for shown, info in shown_collections(connector.collections()).items():
-        types = {name: native.name for name, native in connector.sample(info, 1).types.items()}
+        types: dict[str, str | None] = {name: native.name for name, native in connector.sample(info, 1).types.items()}
         out[shown] = {name: types.get(name) for name in connector.columns(info)} | types
     return out
 
@@ -88,15 +90,18 @@ def _finding(check: str, store: str, found: list[FieldChange], what: str) -> Fin
         evidence = f"{len(found):,} field(s) {what} since the last scan: {listed}{more}; classified at the next re-scan"
     else:
         evidence = f"no field {what} since the last scan"
-    title = "a collection gained a field since the last scan" if check == NEW_FIELD else \
-        "a field's native type changed since the last scan"
-    return Finding(check, store, Status.FAIL if found else Status.PASS, Severity.MEDIUM, Vantage.INSIDE, title,
-                   evidence)
+    return Finding(check, store, Status.FAIL if found else Status.PASS, Severity.MEDIUM, Vantage.INSIDE,
+                   TITLES[check], evidence)
+
+
+def _unlisted(check: str, store: str, why: str) -> Finding:
+    return Finding(check, store, Status.ERROR, Severity.MEDIUM, Vantage.INSIDE, TITLES[check],
+                   f"the schema could not be listed: {why}")
 
 
 def schema_findings(stores: Sequence[Store], catalog: Catalog, timeout: float) -> list[Finding]:
-    """A new-field and a retyped-field finding for each readable store the catalog has a scan of; a
-    store that cannot be listed now gives none (its checks already say it is unreachable)."""
+    """A new-field and a retyped-field finding for each readable store the catalog has a scan of; for a
+    store that cannot be listed now they are errors, which neither open nor resolve an alert."""
     recorded: dict[str, list[Classification]] = {}
     for f in catalog.decisions():
         recorded.setdefault(f.store, []).append(f)
@@ -107,7 +112,9 @@ def schema_findings(stores: Sequence[Store], catalog: Catalog, timeout: float) -
         try:
             with connectors.get(store.engine)(store, timeout=timeout) as connector:
                 live = live_schema(connector)
-        except PiiguardError:
+        except Exception as exc:  # a driver's surprise must not stop the watch; the class only, never its text
+            why = exc.detail if isinstance(exc, StoreError) else f"internal error ({type(exc).__name__})"
+            out += [_unlisted(check, store.name, why) for check in (NEW_FIELD, RETYPED_FIELD)]
             continue
         found = changes(recorded[store.name], live)
         out.append(_finding(NEW_FIELD, store.name, [c for c in found if c.before is None], "added"))
