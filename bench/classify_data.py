@@ -121,6 +121,7 @@ COLUMNS: tuple[Spec, ...] = (
 TABLES = ("customers", "events")
 STATUS = ("active", "pending", "suspended", "closed", "trial")
 OUTCOME = ("ok", "retry", "timeout", "denied", "error")
+_UNTIL = datetime(2026, 12, 1)  # fixed, not "now": the same seed gives the same table on any day
 _NULLABLE_SHARE = 0.03  # PII columns have a few NULLs, as real ones do
 
 # ISO 13616 lengths of the held-out countries' IBANs; Korea has none, so its table borrows a neighbour's.
@@ -189,19 +190,19 @@ def _faker_makers(locale: str) -> dict[str, Make]:
         "street": lambda f, r: f.street_address(),
         "city": lambda f, r: f.city(),
         "postcode": lambda f, r: f.postcode(),
-        "birth_date": lambda f, r: f.date_of_birth(minimum_age=18, maximum_age=85),
-        "birth_year": lambda f, r: f.date_of_birth(minimum_age=18, maximum_age=80).year,
+        "birth_date": lambda f, r: f.date_between(date(1941, 1, 1), date(2007, 12, 31)),
+        "birth_year": lambda f, r: f.date_between(date(1946, 1, 1), date(2006, 12, 31)).year,
         # Faker ships no gender words per locale; what it has are the profile's letters
         "gender": lambda f, r: f.random_element(("M", "F")) if r.random() < 0.5 else f.random_element(
             ("male", "female")),
         "username": lambda f, r: f.user_name(),
         "iban": lambda f, r: f.iban(),
         "card": lambda f, r: f.credit_card_number(),
-        "signup_at": lambda f, r: f.date_time_between("-6y", "-1d", tzinfo=UTC),
+        "signup_at": lambda f, r: f.date_time_between(datetime(2020, 1, 1), _UNTIL, tzinfo=UTC),
         "login_count": lambda f, r: f.random_int(0, 900),
         "status": lambda f, r: f.random_element(STATUS),
         "plan_price": lambda f, r: Decimal(f"{f.random_int(100, 49999) / 100:.2f}"),
-        "event_at": lambda f, r: f.date_time_between("-2y", "now"),
+        "event_at": lambda f, r: f.date_time_between(datetime(2024, 12, 1), _UNTIL),
         "serial": lambda f, r: f.bothify(r.choice(masks), letters=upper),
         "mac": lambda f, r: _mac(f.mac_address(), r),
         "ip": lambda f, r: f.ipv4_public() if r.random() < 0.75 else f.ipv6(),
@@ -281,10 +282,11 @@ def _order(specs: list[Spec], r: random.Random) -> list[Spec]:
     return [s for b in first + rest for s in blocks[b]]
 
 
-def tables(split: Split, rows: int) -> list[Table]:
-    """Every table of ``split``, ``rows`` rows each. Deterministic for the split's seed."""
+def tables(split: Split, rows: int, locales: int | None = None) -> list[Table]:
+    """The tables of ``split`` (of its first ``locales`` locales), ``rows`` rows each. Deterministic for
+    the split's seed."""
     out: list[Table] = []
-    for i, locale in enumerate(split.locales):
+    for i, locale in enumerate(split.locales[:locales]):
         seed = split.seed * 100 + i
         source, makers = _source(split, locale, seed)
         r = random.Random(seed)
