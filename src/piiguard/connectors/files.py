@@ -7,8 +7,10 @@ its target is neither read nor printed. Files are opened with ``O_NOFOLLOW`` and
 files (a FIFO named ``x.csv`` would block the scan).
 
 Every value is read as text (``column_types`` forced to string) so that a column whose type drifts
-halfway through a large export cannot abort the read. Nested JSON objects become dotted field paths,
-list items ``field[]``, walked to 64 levels.
+halfway through a large export cannot abort the read. Each field's native type is the one Parquet or
+Arrow's JSON reader gives it, and a CSV column's only where all its values are ISO dates or
+timestamps (:mod:`piiguard.connectors.arrowtypes`, which also renders them canonically). Nested JSON
+objects become dotted field paths, list items ``field[]``, walked to 64 levels.
 
 **A CSV header is data until proven otherwise**: the first row is taken as column names only when
 none of its cells is a PII value, a number or a date, and none has the same PII type as the values
