@@ -68,6 +68,14 @@ def warehouse() -> Iterator[Server]:
     stop_postgres(server)
 
 
+@pytest.fixture(scope="module")
+def olap() -> Iterator[Server]:
+    """One hardened ClickHouse for the copies into it: each test writes its own table."""
+    server = start_clickhouse()
+    yield server
+    stop_clickhouse(server)
+
+
 def pg_store(server: Server, name: str, database: str = "postgres") -> Store:
     return Store(name, "postgres", host="127.0.0.1", port=server.port, database=database, user="postgres",
                  password_env=PW)
@@ -217,25 +225,22 @@ def test_refused_into_a_clickhouse_without_password(postgres: Server, source: di
         stop_clickhouse(server)
 
 
-def test_into_clickhouse(postgres: Server, source: dict[str, list[Any]], tmp_path: Path) -> None:
-    server = start_clickhouse()
-    try:
-        target = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
-                       options={"tcp_port": str(server.tcp_port),  # type: ignore[attr-defined]
-                                "config_dir": str(server.data / "conf")})
-        prod = pg_store(postgres, "prod", "prod_copy")
-        plan = plan_copy(prod, "customers", target, "default.customers", config=config(
-            prod, **{"public.customers": ALLOW}))
-        assert plan.blocking == ()
-        assert copy(plan, tmp_path / "c.db").rows == ROWS
-        import urllib.request
-        req = urllib.request.Request(f"http://127.0.0.1:{server.port}/?query=SELECT%20count(),%20countIf(email%20"
-                                     "LIKE%20'%25@pseudonym.invalid')%20FROM%20default.customers",
-                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.read().decode().split() == [str(ROWS), str(ROWS)]
-    finally:
-        stop_clickhouse(server)
+def test_into_clickhouse(postgres: Server, source: dict[str, list[Any]], olap: Server, tmp_path: Path) -> None:
+    server = olap
+    target = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
+                   options={"tcp_port": str(server.tcp_port),  # type: ignore[attr-defined]
+                            "config_dir": str(server.data / "conf")})
+    prod = pg_store(postgres, "prod", "prod_copy")
+    plan = plan_copy(prod, "customers", target, "default.customers", config=config(
+        prod, **{"public.customers": ALLOW}))
+    assert plan.blocking == ()
+    assert copy(plan, tmp_path / "c.db").rows == ROWS
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/?query=SELECT%20count(),%20countIf(email%20"
+                                 "LIKE%20'%25@pseudonym.invalid')%20FROM%20default.customers",
+                                 headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.read().decode().split() == [str(ROWS), str(ROWS)]
 
 
 def test_from_mariadb_into_postgres(mariadb: Server, warehouse: Server, tmp_path: Path) -> None:
@@ -497,46 +502,43 @@ def ch_query(server: Server, query: str) -> str:
 
 
 def test_a_foreign_clickhouse_table_is_refused_untouched_until_replace(
-        postgres: Server, source: dict[str, list[Any]], tmp_path: Path) -> None:
-    server = start_clickhouse()
-    try:
-        target = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
-                       options={"tcp_port": str(server.tcp_port),  # type: ignore[attr-defined]
-                                "config_dir": str(server.data / "conf")})
-        ch_query(server, "CREATE TABLE default.events (id UInt32, what String) ENGINE = Log")
-        ch_query(server, "INSERT INTO default.events SELECT number, toString(number) FROM system.numbers LIMIT 700")
-        digest = "SELECT count(), sum(cityHash64(id, what)) FROM default.events"
-        before = ch_query(server, digest)
-        prod = pg_store(postgres, "prod", "prod_copy")
-        cfg = config(prod, **{"public.customers": ALLOW})
-        with Catalog(tmp_path / "c.db") as cat:
-            plan = plan_copy(prod, "customers", target, "default.events", config=cfg, catalog=cat)
-        assert plan.target_owner is not None and plan.target_owner.state.value == "foreign"
-        assert plan.target_owner.verdict(False).endswith("would be refused / replaced with --replace")
-        with pytest.raises(UsageError, match="not a piiguard copy") as refused:
-            copy(plan, tmp_path / "c.db")
-        assert refused.value.exit_code == 2 and "--replace" in str(refused.value.hint)
-        assert ch_query(server, digest) == before
-        assert "events__piiguard" not in ch_query(server, "SHOW TABLES FROM default")
+        postgres: Server, source: dict[str, list[Any]], olap: Server, tmp_path: Path) -> None:
+    server = olap
+    target = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="default", password_env=PW,
+                   options={"tcp_port": str(server.tcp_port),  # type: ignore[attr-defined]
+                            "config_dir": str(server.data / "conf")})
+    ch_query(server, "CREATE TABLE default.events (id UInt32, what String) ENGINE = Log")
+    ch_query(server, "INSERT INTO default.events SELECT number, toString(number) FROM system.numbers LIMIT 700")
+    digest = "SELECT count(), sum(cityHash64(id, what)) FROM default.events"
+    before = ch_query(server, digest)
+    prod = pg_store(postgres, "prod", "prod_copy")
+    cfg = config(prod, **{"public.customers": ALLOW})
+    with Catalog(tmp_path / "c.db") as cat:
+        plan = plan_copy(prod, "customers", target, "default.events", config=cfg, catalog=cat)
+    assert plan.target_owner is not None and plan.target_owner.state.value == "foreign"
+    assert plan.target_owner.verdict(False).endswith("would be refused / replaced with --replace")
+    with pytest.raises(UsageError, match="not a piiguard copy") as refused:
+        copy(plan, tmp_path / "c.db")
+    assert refused.value.exit_code == 2 and "--replace" in str(refused.value.hint)
+    assert ch_query(server, digest) == before
+    assert "events__piiguard" not in ch_query(server, "SHOW TABLES FROM default")
+    copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
+    assert ch_query(server, "SELECT count() FROM default.events").strip() == str(ROWS)
+    copy(plan, tmp_path / "c.db")  # now it is this source's copy: replaced without --replace
+    # dropped and made again with the very same columns, at once: not the copy any more
+    create = ch_query(server, "SHOW CREATE TABLE default.events FORMAT TSVRaw").strip()
+    ch_query(server, "DROP TABLE default.events")
+    ch_query(server, create)
+    with pytest.raises(UsageError, match="not a piiguard copy"):
+        copy(plan, tmp_path / "c.db")
+    assert ch_query(server, "SELECT count() FROM default.events").strip() == "0"
+    with Catalog(tmp_path / "c.db") as cat:  # a table under the next copy's staging name is not ours either
+        decoy = f"default.events__piiguard_{max(c['id'] for c in cat.copies()) + 1}"
+    ch_query(server, f"CREATE TABLE {decoy} (id UInt32) ENGINE = Log")
+    ch_query(server, f"INSERT INTO {decoy} SELECT number FROM system.numbers LIMIT 9")
+    with pytest.raises(StoreError, match="ClickHouse refused"):
         copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
-        assert ch_query(server, "SELECT count() FROM default.events").strip() == str(ROWS)
-        copy(plan, tmp_path / "c.db")  # now it is this source's copy: replaced without --replace
-        # dropped and made again with the very same columns, at once: not the copy any more
-        create = ch_query(server, "SHOW CREATE TABLE default.events FORMAT TSVRaw").strip()
-        ch_query(server, "DROP TABLE default.events")
-        ch_query(server, create)
-        with pytest.raises(UsageError, match="not a piiguard copy"):
-            copy(plan, tmp_path / "c.db")
-        assert ch_query(server, "SELECT count() FROM default.events").strip() == "0"
-        with Catalog(tmp_path / "c.db") as cat:  # a table under the next copy's staging name is not ours either
-            decoy = f"default.events__piiguard_{max(c['id'] for c in cat.copies()) + 1}"
-        ch_query(server, f"CREATE TABLE {decoy} (id UInt32) ENGINE = Log")
-        ch_query(server, f"INSERT INTO {decoy} SELECT number FROM system.numbers LIMIT 9")
-        with pytest.raises(StoreError, match="ClickHouse refused"):
-            copy(dataclasses.replace(plan, replace=True), tmp_path / "c.db")
-        assert ch_query(server, f"SELECT count() FROM {decoy}").strip() == "9"
-    finally:
-        stop_clickhouse(server)
+    assert ch_query(server, f"SELECT count() FROM {decoy}").strip() == "9"
 
 
 def test_expiry_never_cascades_into_what_depends_on_a_copy(postgres: Server, source: dict[str, list[Any]],
