@@ -95,12 +95,12 @@ def test_every_parquet_type_is_read_or_named(tmp_path: Path, kind: str) -> None:
 
 def test_union_column_in_memory_is_read() -> None:
     """Parquet cannot store a union, but Arrow-backed readers (S3 Arrow IPC later) can meet one."""
-    from piiguard.connectors.files import _leaves
+    from piiguard.connectors.files import _Leaves
     from piiguard.connectors.streams import Tally
 
-    columns: dict[str, pa.Array] = {}
-    notes: dict[str, str] = {}
-    _leaves(columns, "u", _sparse_union(), Tally(), notes)
+    leaves = _Leaves(Tally(), inferred=False)
+    leaves.add("u", _sparse_union())
+    columns = leaves.columns
     assert set(columns) == {"u.0", "u.1"} and columns["u.0"].to_pylist()[0] == "u0@example.com"
 
 

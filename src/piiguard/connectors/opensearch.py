@@ -128,9 +128,8 @@ class OpenSearchConnector(Connector):
         """The index's mapped fields (those of every index an alias or pattern names, merged)."""
         out: dict[str, Any] = {}
         with errors(self.store, collection.name):
-            for index in self.es.indices.get_mapping(index=collection.name).values():
-                properties = index.get("mappings", {}).get("properties", {})
-                out.update({k: v for k, v in properties.items() if k not in out})
+            for index in _mappings(self.es.indices.get_mapping(index=collection.name)):
+                out.update({k: v for k, v in index.items() if k not in out})
         return out
 
     def _typed(self, docs: Sequence[dict[str, Any]], properties: dict[str, Any]) -> Batch:
@@ -178,8 +177,8 @@ class OpenSearchConnector(Connector):
         paths = set(self.sample(collection, COLUMNS_SAMPLE).columns)
         arrays = {p[:i].replace("[]", "") for p in paths for i in range(len(p)) if p.startswith("[]", i)}
         with errors(self.store, collection.name):
-            for index in self.es.indices.get_mapping(index=collection.name).values():
-                _mapped(index.get("mappings", {}).get("properties", {}), "", arrays, paths)
+            for index in _mappings(self.es.indices.get_mapping(index=collection.name)):
+                _mapped(index, "", arrays, paths)
         return sorted(paths)
 
     def read(self, collection: CollectionInfo, columns: Sequence[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -326,3 +325,15 @@ def _mapped(properties: dict[str, Any], prefix: str, arrays: set[str], out: set[
         elif spec.get("type") not in (None, "object", "nested", "alias") and not any(
                 p == path or p.startswith(f"{path}[]") for p in out):
             out.add(path)
+
+
+def _mappings(answer: Any) -> list[dict[str, Any]]:
+    """Each index's mapped ``properties`` from a ``_mapping`` answer; what is not shaped like one (a
+    peer that is not OpenSearch answers anything) is left out rather than crashing the read."""
+    out: list[dict[str, Any]] = []
+    for index in (answer.values() if isinstance(answer, dict) else ()):
+        mappings = index.get("mappings") if isinstance(index, dict) else None
+        properties = mappings.get("properties") if isinstance(mappings, dict) else None
+        if isinstance(properties, dict):
+            out.append(properties)
+    return out
