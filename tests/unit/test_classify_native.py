@@ -121,11 +121,11 @@ def test_kinds_that_hold_no_identifier(kind: Kind) -> None:
     assert decide("email", emails, NativeType(kind.value, kind)).pii_type is None
 
 
-HOSTS = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6, network="2000::/3"))  # global unicast v6
+HOST_ADDRESSES = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6, network="2000::/3"))  # global unicast v6
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(addresses=st.lists(HOSTS.filter(lambda a: not (a.is_unspecified or a.is_multicast
+@given(addresses=st.lists(HOST_ADDRESSES.filter(lambda a: not (a.is_unspecified or a.is_multicast
                                                       or a.is_reserved or a.is_link_local)),
                           min_size=5, max_size=60, unique=True),
        name=st.text(min_size=1, max_size=20))

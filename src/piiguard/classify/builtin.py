@@ -210,7 +210,7 @@ register(Detector(
 
 register(Detector(
     "gender", """Gender or sex, from a vocabulary of common values in several languages.""",
-    pattern=r"[A-Za-z][A-Za-z _\-]{0,20}", validate=v.gender, context=("gender", "sex"),
+    pattern=rf"{L}(?:{L}|[ _\-]){{0,20}}", validate=v.gender, context=("gender", "sex"),
     priority=65, min_share=0.95, ignore_case=True))
 
 register(Detector(

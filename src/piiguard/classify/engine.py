@@ -67,6 +67,12 @@ FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
 ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
             r"|[A-Za-z]{2,8}[_-][A-Za-z0-9]{4,32})$")
+#: Types known by their shape alone (a serial, a five-digit code, a handle): a field name saying the
+#: values are some other thing's ids or versions outweighs the shape.
+SHAPE_ONLY = frozenset({"device-serial", "postal-code", "username"})
+THING_WORDS = frozenset({"sku", "order", "orders", "batch", "invoice", "product", "item", "part", "lot",
+                         "ticket", "version", "firmware", "fw", "build", "release", "hash", "checksum", "sha",
+                         "md5", "sha256", "count", "qty", "quantity", "model", "revision", "rev", "job", "run"})
 _LONG_REPEAT = re.compile(r"\{(\d+),(?:\d{3,}|[2-9]\d|1[6-9])\}")
 _EDGE_L, _EDGE_R = r"(?:^|[^\w@.+/=-])", r"(?:$|[^\w@/=-])"
 
@@ -399,6 +405,8 @@ class Classifier:
             share = valid / n
             hit = d.context_hit(state.tokens)
             context = state.tokens if hit else ()
+            if not hit and d.name in SHAPE_ONLY and THING_WORDS.intersection(state.tokens):
+                continue  # ``sku``, ``batch_code``, ``firmware``: the name says what the shape is
             if d.column_rule is not None and not d.column_rule(state.stats(d.name)):
                 continue
             if share >= d.min_share:

@@ -94,12 +94,25 @@ def _named_pairs(st: list[FieldState], fits: list[tuple[bool, bool] | None]) -> 
     return sorted((lat[k], lon[k]) for k in lat.keys() & lon.keys())
 
 
+#: Words of a field name that say nothing of what it holds (``c01``, ``col_3``, ``field7``).
+NEUTRAL_WORDS = frozenset({"col", "column", "field", "fld", "value", "val", "var", "attr", "data", "num"})
+
+
+def _says_nothing_else(st: FieldState) -> bool:
+    """Whether a field's name leaves it free to be a coordinate: obfuscated (``c07``), generic, or
+    geographic. ``temperature`` beside ``humidity`` or ``x_offset`` beside ``y_offset`` are numbers in
+    degree ranges too, but their names say what they are."""
+    return all(len(t) <= 2 or t.isdigit() or t in NEUTRAL_WORDS or t in GEO_WORDS or t in LAT_WORDS
+               or t in LON_WORDS for t in st.tokens)
+
+
 def _coordinates(out: list[Classification], st: list[FieldState]) -> None:
     """Two numeric columns in degree ranges with similar precision (three or more decimals), named as a
     pair or adjacent, are both geo; a lone number column named nothing of the kind is never geo."""
     fits = [_degrees(s) if out[i].pii_type in (None, GEO) else None for i, s in enumerate(st)]
     named = _named_pairs(st, fits)
-    adjacent = [(i, i + 1) for i in range(len(out) - 1) if fits[i] is not None and fits[i + 1] is not None]
+    adjacent = [(i, i + 1) for i in range(len(out) - 1) if fits[i] is not None and fits[i + 1] is not None
+                and _says_nothing_else(st[i]) and _says_nothing_else(st[i + 1])]
     paired: set[int] = set()
     for i, j in named + adjacent:
         fit_i, fit_j = fits[i], fits[j]

@@ -192,6 +192,8 @@ def candidates(state: FieldState) -> list[Candidate]:
     pii_type = SETTLES.get(kind)
     if pii_type is not None:
         share = state.valid.get(pii_type, 0) / state.non_null
+        if kind is Kind.IP and share < 0.5:
+            return []  # an inet column of networks (10.0.0.0/24): not people's addresses, as cidr is not
         return [Candidate(pii_type, 0.95, "native-type", round(share, 4), (), f"native type {native.name}",
                           90, None)]
     if kind in DATED or (kind is Kind.INTEGER and state.numbers.count):

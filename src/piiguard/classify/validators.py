@@ -342,6 +342,9 @@ def _affixes(value: str) -> int:
     return sum(1 for t in _TOKEN_SPLIT.split(value) if t and lexicon.normal(t).strip("'-") in words.NAME_AFFIXES)
 
 
+_VERSION = re.compile(r"[vV]?\d+(?:\.\d+)+(?:[-+._]?[A-Za-z]+\d*)?")
+
+
 def username(value: str) -> bool:
     """A handle: no spaces, not a capitalised word (that is a name), and either a personal-name
     fragment at its start or end, or letters mixed with digits or separators like people use."""
@@ -349,6 +352,8 @@ def username(value: str) -> bool:
         return False  # SERIAL-LIKE: upper case letters and digits are device or order ids, not handles
     if value[:1].isupper() and value[1:].islower() and value.isalpha():
         return False
+    if _VERSION.fullmatch(value):
+        return False  # a firmware or software version (v2.4.17, 1.2.3-beta), not a handle
     v = value.lstrip("@").lower()
     parts = [p for p in re.split(r"[._\-\d]+", v) if p]
     if not parts:

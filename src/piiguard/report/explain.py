@@ -15,7 +15,7 @@ from piiguard.model import Classification, Evidence
 # decided_by → how a person reads it
 DECIDERS = {
     "detector": "a detector matched the values",
-    "native": "the engine's own column type settles it",
+    "native-type": "the engine's own column type settles it",
     "group": "judged with its neighbouring columns",
     "model": "the learned column model",
     "column-key": "the unique key of a collection holding PII",

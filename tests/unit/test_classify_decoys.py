@@ -1,0 +1,82 @@
+"""Decoys a new user's tables held that the classifier flagged (found trying issue 14 on PostgreSQL,
+MariaDB and files), each beside a control the same rule must still get right."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+from helpers import classifier
+
+from piiguard.classify.groups import judge
+from piiguard.classify.types import Kind, NativeType
+from piiguard.model import Classification
+
+N = 200
+
+
+def judged(columns: dict[str, list[str]], types: dict[str, NativeType] | None = None) -> dict[str, Classification]:
+    c = classifier()
+    states = {name: c.new_state(name) for name in columns}
+    for name, values in columns.items():
+        c.observe(states[name], pa.array(values, pa.string()), (types or {}).get(name))
+    return {f.field: f for f in judge([c.decide(s, "s", "t") for s in states.values()], states, ())}
+
+
+def floats(low: float, high: float, decimals: int, seed: int) -> list[str]:
+    r = random.Random(seed)
+    return [f"{r.uniform(low, high):.{decimals}f}" for _ in range(N)]
+
+
+@pytest.mark.parametrize("names", [("temperature", "humidity"), ("x_offset", "y_offset"),
+                                   ("voltage", "current"), ("score_a", "score_b")])
+def test_measurements_in_degree_ranges_are_not_coordinates(names: tuple[str, str]) -> None:
+    a, b = floats(-30, 45, 4, 1), floats(0, 100, 4, 2)
+    got = judged({names[0]: a, names[1]: b})
+    assert not any(f.pii_type == "geo-coordinates" for f in got.values())
+    control = judged({"c01": a, "c02": b})  # the same numbers under names that say nothing: a pair
+    assert [f.pii_type for f in control.values()] == ["geo-coordinates"] * 2
+
+
+ORDER_IDS = [f"ORD-2025-{i:06d}" for i in range(N)]
+SERIALS = [f"B{random.Random(i).randrange(10**7):07d}Z" for i in range(N)]
+
+
+@pytest.mark.parametrize("name", ["sku", "order_ref", "batch_code", "product_id", "item"])
+@pytest.mark.parametrize("values", [ORDER_IDS, SERIALS], ids=["order-ids", "codes"])
+def test_a_name_saying_what_a_code_is_outweighs_its_shape(name: str, values: list[str]) -> None:
+    assert judged({name: values})[name].pii_type is None
+    assert judged({"device_serial": values})["device_serial"].pii_type == "device-serial"  # the control
+
+
+def test_five_digit_batch_codes_are_not_postcodes() -> None:
+    codes = [f"{10000 + i * 37 % 89999:05d}" for i in range(N)]
+    assert judged({"batch_code": codes})["batch_code"].pii_type is None
+    assert judged({"zip": codes})["zip"].pii_type == "postal-code"  # the control
+
+
+@pytest.mark.parametrize("name", ["firmware", "c03", "fw_version"])
+def test_firmware_versions_are_not_usernames(name: str) -> None:
+    r = random.Random(5)
+    versions = [f"v{r.randrange(1, 9)}.{r.randrange(30)}.{r.randrange(60)}" for _ in range(N)]
+    assert judged({name: versions})[name].pii_type is None
+    handles = [f"user{i}.smith" for i in range(N)]
+    assert judged({"c03": handles})["c03"].pii_type == "username"  # the control
+
+
+@pytest.mark.parametrize("words", [("kobieta", "mężczyzna"), ("kadın", "erkek"), ("女性", "男性"),
+                                   ("أنثى", "ذكر"), ("женский", "мужской"), ("femmina", "maschio")],
+                         ids=["pl", "tr", "ja", "ar", "ru", "it"])
+@pytest.mark.parametrize("name", ["gender", "c09"])
+def test_gender_in_other_languages(words: tuple[str, str], name: str) -> None:
+    values = [words[i % 2] for i in range(N)]
+    assert judged({name: values})[name].pii_type == "gender"
+
+
+def test_an_inet_column_of_networks_is_not_peoples_addresses() -> None:
+    inet = NativeType("inet", Kind.IP)
+    networks = [f"10.{i % 250}.{i // 250}.0/24" for i in range(N)]
+    assert judged({"c01": networks}, {"c01": inet})["c01"].pii_type is None
+    hosts = [f"10.{i % 250}.{i // 250}.7" for i in range(N)]
+    assert judged({"c01": hosts}, {"c01": inet})["c01"].pii_type == "ip-address"  # the control
