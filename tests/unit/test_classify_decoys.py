@@ -80,3 +80,10 @@ def test_an_inet_column_of_networks_is_not_peoples_addresses() -> None:
     assert judged({"c01": networks}, {"c01": inet})["c01"].pii_type is None
     hosts = [f"10.{i % 250}.{i // 250}.7" for i in range(N)]
     assert judged({"c01": hosts}, {"c01": inet})["c01"].pii_type == "ip-address"  # the control
+
+
+def test_ipv4_clients_in_an_inet6_column_are_addresses() -> None:
+    """MariaDB's INET6 holds IPv4 clients as ``::ffff:a.b.c.d``; the pattern took only pure IPv6."""
+    mapped = [f"::ffff:198.51.{i % 200}.{i % 250 + 1}" for i in range(N)]
+    got = judged({"c01": mapped}, {"c01": NativeType("inet6", Kind.IP)})["c01"]
+    assert got.pii_type == "ip-address" and got.evidence is not None and got.evidence.share == 1.0

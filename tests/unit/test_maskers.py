@@ -46,6 +46,8 @@ def test_pseudonym_is_hmac_sha256_and_depends_on_the_key() -> None:
 
 def test_generalisations() -> None:
     assert masked("ip-prefix", ["203.0.113.77", "2001:db8:1:2::5"]) == ["203.0.113.0/24", "2001:db8:1::/48"]
+    # IPv4 clients in an IPv6 column (MariaDB INET6): their /24, not a /48 of ::ffff
+    assert masked("ip-prefix", ["::ffff:203.0.113.77", "::FFFF:198.51.100.9"]) == ["203.0.113.0/24", "198.51.100.0/24"]
     assert masked("keep-prefix", ["+44 20 7946 0123"]) == ["+44 2X XXXX XXXX"]
     assert masked("year", ["born 1984-03-02", "n/a"]) == ["1984", None]
     assert masked("round", ["51.507351,-0.127758"]) == ["51.50,-0.12"]

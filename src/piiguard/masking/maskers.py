@@ -186,12 +186,13 @@ class Round(Masker):
 @maskers.register("ip-prefix")
 class IPPrefix(Masker):
     """An address becomes its network, written as one: IPv4 its /24 (``203.0.113.77`` →
-    ``203.0.113.0/24``), IPv6 its /48 (``2001:db8:1:2::5`` → ``2001:db8:1::/48``)."""
+    ``203.0.113.0/24``), IPv6 its /48 (``2001:db8:1:2::5`` → ``2001:db8:1::/48``). An IPv4 address
+    written as IPv6 (``::ffff:203.0.113.77``, how MariaDB's INET6 holds IPv4 clients) is IPv4: its /24."""
 
     def sql(self, column: str) -> str:
-        v4 = rf"regexp_replace({column}, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', '\1.0/24')"
+        v4 = rf"regexp_replace({column}, '^(?:::[fF]{{4}}:)?([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', '\1.0/24')"
         v6 = rf"regexp_replace({column}, '^([0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f]*):.*$', '\1::/48')"
-        return f"CASE WHEN contains({column}, ':') THEN {v6} ELSE {v4} END"
+        return f"CASE WHEN contains({column}, ':') AND NOT contains({column}, '.') THEN {v6} ELSE {v4} END"
 
 
 @maskers.register("mac-vendor")

@@ -60,7 +60,9 @@ def explain_lines(f: Classification) -> list[str]:
     """The decision in words, one line per part of the evidence."""
     e = f.evidence or Evidence()
     lines = [f"{path_of(f)}: {f.pii_type or 'not PII'} (confidence {f.confidence:.2f})",
-             f"  decided by: {e.decided_by} — {DECIDERS.get(e.decided_by, e.decided_by)}"
+             f"  decided by: {e.decided_by} — "
+             + ("undecidable: no values (every one null or empty)" if f.sampled == 0 and not f.pii_type
+                else DECIDERS.get(e.decided_by, e.decided_by))
              + (f" ({e.detector})" if e.detector else "")]
     lines.append(f"  values matched: {_share(e.share)} ({f.matched:,} of {f.sampled:,} non-null sampled, "
                  f"{f.nulls:,} null or empty)")
