@@ -412,11 +412,26 @@ def street_address(value: str) -> bool:
             (len(named[0]) >= 3 or not named[0].isascii()) and named[0] not in words.FIRST_NAMES
     if len(named) >= 2 and any(t in lex.street_words for t in named):
         return True
-    for t in named:
-        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings) or \
-                any(t.startswith(e) and len(t) >= len(e) + 2 for e in lex.street_leads if not e.isascii()):
+    ends, leads, bare = _street_affixes(lex)
+    for t in named:  # a type glued on with two letters or more beside it: t[2:] ends with it, t[:-2] opens with it
+        if t[2:].endswith(ends) or t[:-2].startswith(leads) or (bare and len(t) >= 2):
             return True
     return " ".join(named) in lex.streets
+
+
+_AFFIXES: list[tuple[lexicon.Lexicon, tuple[tuple[str, ...], tuple[str, ...], bool]]] = []
+
+
+def _street_affixes(lex: lexicon.Lexicon) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """The lexicon's street endings and non-ASCII leads as tuples for one C-level ``endswith`` /
+    ``startswith`` each (a generator over them per token was most of a scan's validator time, h8),
+    and whether an empty ending is listed (it glues onto any token of two letters). Kept for the last
+    lexicon seen, by identity."""
+    if not _AFFIXES or _AFFIXES[0][0] is not lex:
+        found = (tuple(e for e in lex.street_endings if e),
+                 tuple(e for e in lex.street_leads if e and not e.isascii()), "" in lex.street_endings)
+        _AFFIXES[:] = [(lex, found)]
+    return _AFFIXES[0][1]
 
 
 def gender(value: str) -> bool:
