@@ -13,6 +13,10 @@ the words in a field's name that make the type more likely.
 - ``embedded`` marks types searched *inside* free text (for ``free-text-pii``), with
   ``embedded_pattern`` when the whole-value pattern is too loose to search text with (a street is
   "any value with a digit" for the validator, but a number and a street type inside a note).
+- ``prefilter``, when set, is what the engine's Hyperscan pass looks for in place of ``pattern`` to
+  tell whether any value of a batch can match at all. It must match every value ``pattern`` does
+  (looser is fine: RE2 confirms with ``pattern``); it is for a pattern with a cheap alternative
+  that subsumes an expensive one.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Detector:
     embedded_pattern: str | None = None
     priority: int = 50
     ignore_case: bool = False
+    prefilter: str | None = None
 
     @property
     def in_text(self) -> str | None:

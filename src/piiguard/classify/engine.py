@@ -214,7 +214,8 @@ class Classifier:
         self._compiled = [self._compile(d) for d in self.detectors]
         self._by_name = {c.detector.name: c for c in self._compiled}
         self._anchored, self._anchored_ids = self._hyperscan(
-            [(c.detector.name, c.detector.pattern, c.detector.ignore_case) for c in self._compiled]
+            [(c.detector.name, c.detector.prefilter or c.detector.pattern, c.detector.ignore_case)
+             for c in self._compiled]
             + [(c.detector.name, c.detector.context_pattern, c.detector.ignore_case) for c in self._compiled],
             anchored=True)
         self._embedded, self._embedded_ids = self._hyperscan(

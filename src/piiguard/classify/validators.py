@@ -141,6 +141,12 @@ _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]
 PHONE_REGIONS = tuple(dict.fromkeys(loc.split("_")[1] for loc in lexicon.LOCALES if loc != "ar_AA"))
 
 
+# compiled once: phone() runs per distinct candidate value; re.split/fullmatch look up their cache per call
+_EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?)\s*\d+$")
+_DOTTED = re.compile(r"\d+(\.\d+){1,3}")
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
 def _parses(number: str, region: str | None, *, strict: bool) -> bool:
     """Valid (``strict``: the numbering plan assigns it) or possible (a length the region dials)."""
     try:
@@ -158,15 +164,15 @@ def phone(value: str) -> bool:
     writer says the region. Dates, decimals, IPv4 and SSN shapes are refused first; so are bare digit
     runs other than a NANP number, a national number after its trunk prefix 0, or a Chinese mobile
     number (``1[3-9]`` and nine digits): bare ids are not phones."""
-    core = re.split(r"(?i)\s*(?:x|ext\.?)\s*\d+$", value.strip())[0]
+    core = _EXTENSION.split(value.strip())[0]
     d = digits(core)
     if not 7 <= len(d) <= 15 or _DATE_LIKE.fullmatch(core) or _SSN_SHAPE.fullmatch(core) or len(set(d)) < 3:
         return False
-    if re.fullmatch(r"\d+(\.\d+){1,3}", core) and core.count(".") != 2:
+    if _DOTTED.fullmatch(core) and core.count(".") != 2:
         return False  # decimals, IPv4
     if core.isdigit() and not ((len(d) == 10 and d[0] in "23456789" and d[3] in "23456789") or
                                (d[0] == "0" and d[1] != "0" and 9 <= len(d) <= 11) or
-                               re.fullmatch(r"1[3-9]\d{9}", d)):
+                               _CN_MOBILE.fullmatch(d)):
         return False
     if core.startswith("00"):
         core = "+" + core[2:]
@@ -417,11 +423,26 @@ def street_address(value: str) -> bool:
             (len(named[0]) >= 3 or not named[0].isascii()) and named[0] not in words.FIRST_NAMES
     if len(named) >= 2 and any(t in lex.street_words for t in named):
         return True
-    for t in named:
-        if any(t.endswith(e) and len(t) >= len(e) + 2 for e in lex.street_endings) or \
-                any(t.startswith(e) and len(t) >= len(e) + 2 for e in lex.street_leads if not e.isascii()):
+    ends, leads, bare = _street_affixes(lex)
+    for t in named:  # a type glued on with two letters or more beside it: t[2:] ends with it, t[:-2] opens with it
+        if t[2:].endswith(ends) or t[:-2].startswith(leads) or (bare and len(t) >= 2):
             return True
     return " ".join(named) in lex.streets
+
+
+_AFFIXES: list[tuple[lexicon.Lexicon, tuple[tuple[str, ...], tuple[str, ...], bool]]] = []
+
+
+def _street_affixes(lex: lexicon.Lexicon) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """The lexicon's street endings and non-ASCII leads as tuples for one C-level ``endswith`` /
+    ``startswith`` each (a generator over them per token was most of a scan's validator time, h8),
+    and whether an empty ending is listed (it glues onto any token of two letters). Kept for the last
+    lexicon seen, by identity."""
+    if not _AFFIXES or _AFFIXES[0][0] is not lex:
+        found = (tuple(e for e in lex.street_endings if e),
+                 tuple(e for e in lex.street_leads if e and not e.isascii()), "" in lex.street_endings)
+        _AFFIXES[:] = [(lex, found)]
+    return _AFFIXES[0][1]
 
 
 def gender(value: str) -> bool:
