@@ -159,7 +159,8 @@ def compare(data: Path, before: Path) -> None:
         cpu = max(float(ln.split("=")[1].split()[0]) for ln in lines if ln.startswith("observe CPU"))
         full = max(float(ln.split("=")[1].split()[0]) for ln in lines if ln.startswith("full scan"))
         best[label] = [ln for ln in outs[0].splitlines() if ln.startswith("decisions")]
-        print(f"{label:6s} observe, one thread {observe:5.1f} MB/s ({cpu:5.1f} MB/s of CPU time); full scan (threads) {full:5.1f} MB/s  (best of 2)")
+        print(f"{label:6s} observe, one thread {observe:5.1f} MB/s ({cpu:5.1f} MB/s of CPU time); "
+              f"full scan (threads) {full:5.1f} MB/s  (best of 2)")
     print("decisions the same:", best["before"] == best["after"])
 
 

@@ -87,3 +87,39 @@ def test_ipv4_clients_in_an_inet6_column_are_addresses() -> None:
     mapped = [f"::ffff:198.51.{i % 200}.{i % 250 + 1}" for i in range(N)]
     got = judged({"c01": mapped}, {"c01": NativeType("inet6", Kind.IP)})["c01"]
     assert got.pii_type == "ip-address" and got.evidence is not None and got.evidence.share == 1.0
+
+
+@pytest.mark.parametrize("other", [[f"see note {i}" for i in range(N)], [str(i) for i in range(N)]], ids=["words", "numbers"])
+def test_a_column_half_emails_holds_emails(other: list[str]) -> None:
+    values = [f"person{i}@example.org" if i % 2 else other[i] for i in range(N)]
+    got = judged({"contact": values})["contact"]
+    assert got.pii_type == "email" and got.evidence is not None and got.evidence.share == 0.5
+    assert judged({"contact": other})["contact"].pii_type is None  # the control
+
+
+@pytest.mark.parametrize("value", ["M", "F", "x", "female"])
+def test_one_gender_word_repeated_is_undecidable(value: str) -> None:
+    assert judged({"c01": [value] * N})["c01"].pii_type is None
+    assert judged({"c01": ["M", "F"] * (N // 2)})["c01"].pii_type == "gender"  # the control
+
+
+def test_the_key_named_for_events_is_not_a_customer_key() -> None:
+    """A telemetry table (device serials, addresses, a timestamp) keyed by ``event_id``: no person key
+    repeats, but its key's name says its rows are events."""
+    r = random.Random(9)
+    columns = {"event_id": [str(i + 1) for i in range(N)],
+               "device_serial": [f"HW{r.randrange(10**9):09d}X" for _ in range(N)],
+               "ts": [f"2026-03-{i % 28 + 1:02d}T10:{i % 60:02d}:00" for i in range(N)],
+               "client_ip": [f"198.51.{i % 200}.{i % 250 + 1}" for i in range(N)]}
+    got = judged(columns)
+    assert got["event_id"].pii_type is None and "events" in got["event_id"].reason
+    columns["customer_no"] = columns.pop("event_id")  # the control: a key named otherwise is the key
+    assert judged({"customer_no": columns.pop("customer_no"), **columns})["customer_no"].pii_type == "customer-identifier"
+
+
+@pytest.mark.parametrize("name", ["birth_year", "yob", "year_of_birth"])
+def test_birth_years_as_text_by_name(name: str) -> None:
+    r = random.Random(3)
+    years = [str(r.randrange(1946, 2007)) for _ in range(N)]
+    assert judged({name: years})[name].pii_type == "birth-date"
+    assert judged({"c04": years})["c04"].pii_type != "birth-date"  # the control: no type, no name

@@ -67,6 +67,10 @@ FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
 ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
             r"|[A-Za-z]{2,8}[_-][A-Za-z0-9]{4,32})$")
+#: Types whose validated values are never anything else: a column mixing them with other values holds them.
+UNMISTAKABLE = frozenset({"email", "credit-card", "iban", "us-ssn", "password-hash", "oauth-token"})
+#: Types of a small vocabulary: a column of one repeated word of it is undecidable.
+VOCABULARY = frozenset({"gender"})
 #: Types known by their shape alone (a serial, a five-digit code, a handle): a field name saying the
 #: values are some other thing's ids or versions outweighs the shape.
 SHAPE_ONLY = frozenset({"device-serial", "postal-code", "username"})
@@ -410,12 +414,17 @@ class Classifier:
                 continue  # ``sku``, ``batch_code``, ``firmware``: the name says what the shape is
             if d.column_rule is not None and not d.column_rule(state.stats(d.name)):
                 continue
+            if d.name in VOCABULARY and state.stats_distinct < 2:
+                continue  # one value repeated (``M``, ``x``) in every row tells nothing of anyone
             if share >= d.min_share:
                 conf = 0.55 + 0.35 * share + (0.1 if hit else 0.0)
                 why = f"{share:.0%} valid" + (", name agrees" if hit else "")
             elif hit and share >= 0.3:
                 conf = 0.4 + 0.4 * share
                 why = f"name, {share:.0%} valid"
+            elif d.name in UNMISTAKABLE and share >= 0.3 and valid >= 20:
+                conf = 0.4 + 0.4 * share  # a contact column half e-mails, half something else, holds e-mails
+                why = f"{share:.0%} valid, mixed with other values"
             else:
                 continue
             found.append(Candidate(d.name, round(conf, 3), "detector", round(share, 4), context, why, d.priority,

@@ -31,6 +31,10 @@ PERSON_KEYS = (CUSTOMER_ID, "email", "username", "phone", "person-name", "ip-add
 LAT_WORDS = frozenset({"lat", "latitude", "breite", "breitengrad", "latitud", "latitudine"})
 LON_WORDS = frozenset({"lon", "lng", "long", "longitude", "laenge", "lange", "longitud", "longitudine"})
 GEO_WORDS = LAT_WORDS | LON_WORDS | {"geo", "location", "coords", "coordinates", "position"}
+#: Words of a key's name that say its rows are events (``event_id``, ``log_seq``, ``txn_id``).
+EVENT_WORDS = frozenset({"event", "events", "evt", "log", "seq", "sequence", "audit", "activity", "click",
+                         "hit", "message", "msg", "txn", "transaction", "request", "req", "trace", "span",
+                         "reading", "sample", "measurement", "metric", "ping", "heartbeat"})
 MIN_DECIMALS = 3  # degrees to 3 decimals place a point within ~100 m; prices and rates have two
 WEAK = 0.8  # a confidence below this is strengthened by a group that agrees
 
@@ -251,14 +255,16 @@ def _country_locale(out: list[Classification], st: list[FieldState]) -> None:
 
 # --- the customer key --------------------------------------------------------------------------------
 
-def _events(fields: list[Classification], states: dict[str, FieldState]) -> str | None:
+def _events(fields: list[Classification], states: dict[str, FieldState], key: str) -> str | None:
     """Why the collection's rows are events rather than people (a timestamp column, and a person key
-    that repeats), or None."""
+    that repeats or a ``key`` named for events), or None."""
     stamped = next((f.field for f in fields if (s := states[f.field]).non_null and (
         (s.native is not None and s.native.kind is Kind.TIMESTAMP) or s.numbers.timestamps >= 0.9 * s.non_null)),
         None)
     if stamped is None:
         return None
+    if EVENT_WORDS.intersection(states[key].tokens):
+        return f"rows are events (timestamp column {stamped!r}; the key {key!r} is named for events)"
     repeats = next((f.field for f in fields if f.pii_type in PERSON_KEYS and (s := states[f.field]).stats_seen >= 10
                     and s.stats_distinct / s.stats_seen < 0.9), None)
     if repeats is None:
@@ -277,9 +283,9 @@ def _customer_key(fields: list[Classification], states: dict[str, FieldState],
     candidates = [k for k in primary_key if k in states] if len(primary_key) == 1 else []
     if not candidates and order:
         candidates = [order[0]]
-    events = _events(fields, states)
     out = list(fields)
     for name in candidates:
+        events = _events(fields, states, name)
         st = states[name]
         i = order.index(name)
         # A key named plainly ``id`` whose values look like handles (``cust-00001``) is the key, not a username.
