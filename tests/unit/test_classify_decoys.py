@@ -123,3 +123,15 @@ def test_birth_years_as_text_by_name(name: str) -> None:
     years = [str(r.randrange(1946, 2007)) for _ in range(N)]
     assert judged({name: years})[name].pii_type == "birth-date"
     assert judged({"c04": years})["c04"].pii_type != "birth-date"  # the control: no type, no name
+
+
+def test_the_key_of_a_telemetry_table_is_not_a_customer_key() -> None:
+    """Devices and addresses with a timestamp per row, keyed plainly ``id``: readings, not people."""
+    r = random.Random(11)
+    columns = {"id": [str(i + 1) for i in range(N)],
+               "device_serial": [f"HW{r.randrange(10**9):09d}X" for _ in range(N)],
+               "ts": [f"2026-03-{i % 28 + 1:02d}T10:{i % 60:02d}:00" for i in range(N)]}
+    got = judged(columns)
+    assert got["id"].pii_type is None and "no person's attributes" in got["id"].reason
+    columns["email"] = [f"person{i}@example.org" for i in range(N)]  # the control: a person's table
+    assert judged(columns)["id"].pii_type == "customer-identifier"

@@ -31,6 +31,11 @@ PERSON_KEYS = (CUSTOMER_ID, "email", "username", "phone", "person-name", "ip-add
 LAT_WORDS = frozenset({"lat", "latitude", "breite", "breitengrad", "latitud", "latitudine"})
 LON_WORDS = frozenset({"lon", "lng", "long", "longitude", "laenge", "lange", "longitud", "longitudine"})
 GEO_WORDS = LAT_WORDS | LON_WORDS | {"geo", "location", "coords", "coordinates", "position"}
+#: Types that describe a person (not a device or a network): a table without any is telemetry, whose key
+#: identifies readings, not people.
+PERSON_ATTRIBUTES = frozenset({FIRST, LAST, "person-name", "email", "phone", STREET, CITY, POSTCODE, "birth-date",
+                               "gender", "username", "national-id", "us-ssn", "iban", "credit-card",
+                               "personal-media-url", "password-hash", "oauth-token", "api-key"})
 #: Words of a key's name that say its rows are events (``event_id``, ``log_seq``, ``txn_id``).
 EVENT_WORDS = frozenset({"event", "events", "evt", "log", "seq", "sequence", "audit", "activity", "click",
                          "hit", "message", "msg", "txn", "transaction", "request", "req", "trace", "span",
@@ -265,6 +270,8 @@ def _events(fields: list[Classification], states: dict[str, FieldState], key: st
         return None
     if EVENT_WORDS.intersection(states[key].tokens):
         return f"rows are events (timestamp column {stamped!r}; the key {key!r} is named for events)"
+    if not any(f.pii_type in PERSON_ATTRIBUTES for f in fields):
+        return f"rows are events (timestamp column {stamped!r}; devices and addresses, no person's attributes)"
     repeats = next((f.field for f in fields if f.pii_type in PERSON_KEYS and (s := states[f.field]).stats_seen >= 10
                     and s.stats_distinct / s.stats_seen < 0.9), None)
     if repeats is None:
