@@ -28,17 +28,21 @@ def path_of(f: Classification) -> str:
     return f"{f.store}.{f.collection}.{f.field}"
 
 
+SHOWN_PATH = 200  # an unknown path is echoed up to this many characters
+
+
 def find(decisions: Sequence[Classification], path: str) -> Classification:
     """The decision of ``STORE.COLLECTION.FIELD``; an unknown path is a usage error naming the closest
     recorded ones (paths are names, never values)."""
     by_path = {path_of(f): f for f in decisions}
     if path in by_path:
         return by_path[path]
-    close = difflib.get_close_matches(path, list(by_path), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(path, list(by_path), n=3, cutoff=0.6) if len(path) <= 1000 else []
     hint = (f"did you mean {', '.join(close)}?" if close else
             "give STORE.COLLECTION.FIELD as `piiguard scan` lists it" if decisions else
             "nothing is recorded yet: run `piiguard scan` first")
-    raise UsageError(f"no field {path!r} in the catalog's latest scans", hint=hint)
+    shown = path if len(path) <= SHOWN_PATH else path[:SHOWN_PATH] + f"… ({len(path):,} characters)"
+    raise UsageError(f"no field {shown!r} in the catalog's latest scans", hint=hint)
 
 
 def evidence_dict(f: Classification) -> dict[str, Any]:
