@@ -285,6 +285,25 @@ def clickhouse_users(*, password: bool = True, networks: str = "<ip>127.0.0.1</i
                            "<password></password>", networks=networks, log_queries=log_queries, extra=extra)
 
 
+def clickhouse_query(server: Server, query: str, body: bytes | None = None, **settings: str) -> str:
+    """One query over a test ClickHouse's HTTP port as ``default`` (``body`` follows it, as INSERT data)."""
+    params = "&".join(f"{k}={v}" for k, v in settings.items())
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/?{params}",
+                                     data=(query.encode() + b"\n" + body) if body else query.encode(),
+                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(response.read().decode())
+
+
+def clickhouse_supports(server: Server, expr: str) -> bool:
+    """Whether the server evaluates ``expr`` (Debian's 18.16 lacks IPv6, Map and more)."""
+    try:
+        clickhouse_query(server, f"SELECT {expr}")
+        return True
+    except OSError:
+        return False
+
+
 def start_clickhouse() -> Server:
     """A hardened ClickHouse 18.x from its own minimal configuration (Debian's wants /var/lib and more):
     loopback only, default user with a password and loopback networks, queries logged."""

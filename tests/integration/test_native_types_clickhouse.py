@@ -5,12 +5,11 @@ IPv4/IPv6 or Map: those are tested where the server has them, and in tests/unit/
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import PASSWORD, Server, start_clickhouse, stop_clickhouse
+from servers import PASSWORD, Server, clickhouse_query, clickhouse_supports, start_clickhouse, stop_clickhouse
 
 from piiguard.catalog import Catalog
 from piiguard.classify.types import Kind, NativeType
@@ -22,34 +21,18 @@ N = 2000
 CH_ENV = "PIIGUARD_TEST_CH_NATIVE_PW"
 
 
-def ch(server: Server, query: str, body: bytes | None = None) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/",
-                                     data=(query.encode() + b"\n" + body) if body else query.encode(),
-                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return str(response.read().decode())
-
-
-def supports(server: Server, expr: str) -> bool:
-    try:
-        ch(server, f"SELECT {expr}")
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def olap() -> Iterator[tuple[Server, bool]]:
     server = start_clickhouse()
-    has_ip = supports(server, "toIPv6('::1')")
-    ch(server, "CREATE DATABASE natives")
-    ch(server, "CREATE TABLE natives.every_type (n UInt32, uid UUID, born Date, seen DateTime, "
+    has_ip = clickhouse_supports(server, "toIPv6('::1')")
+    clickhouse_query(server, "CREATE DATABASE natives")
+    clickhouse_query(server, "CREATE TABLE natives.every_type (n UInt32, uid UUID, born Date, seen DateTime, "
                "email Nullable(String), emails Array(String), score Float64"
                f"{', ip IPv6, ip4 IPv4' if has_ip else ''}) ENGINE = MergeTree ORDER BY n")
     rows = [{"n": i, "uid": f"00000000-0000-4000-8000-{i:012d}", "born": "1980-01-02", "seen": "2024-03-01 12:00:00",
              "email": f"user{i}@example.com", "emails": [f"a{i}@example.com", f"b{i}@example.org"], "score": i / 3,
              **({"ip": f"2001:db8::{i:x}", "ip4": "10.1.2.3"} if has_ip else {})} for i in range(N)]
-    ch(server, "INSERT INTO natives.every_type FORMAT JSONEachRow", "\n".join(json.dumps(r) for r in rows).encode())
+    clickhouse_query(server, "INSERT INTO natives.every_type FORMAT JSONEachRow", "\n".join(json.dumps(r) for r in rows).encode())
     yield server, has_ip
     stop_clickhouse(server)
 

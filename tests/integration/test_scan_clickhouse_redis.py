@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,17 @@ from typing import Any
 
 import pytest
 import redis
-from servers import PASSWORD, REDIS_ADMIN, Server, start_clickhouse, start_redis, stop_clickhouse, stop_redis
+from servers import (
+    PASSWORD,
+    REDIS_ADMIN,
+    Server,
+    clickhouse_query,
+    clickhouse_supports,
+    start_clickhouse,
+    start_redis,
+    stop_clickhouse,
+    stop_redis,
+)
 
 from piiguard import synthetic
 from piiguard.catalog import Catalog
@@ -34,38 +43,21 @@ N = 300
 CH_ENV, REDIS_ENV = "PIIGUARD_TEST_CH_SCAN_PW", "PIIGUARD_TEST_REDIS_SCAN_PW"
 
 
-def ch(server: Server, query: str, body: bytes | None = None, **settings: str) -> str:
-    params = "&".join(f"{k}={v}" for k, v in settings.items())
-    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/?{params}",
-                                     data=(query.encode() + b"\n" + body) if body else query.encode(),
-                                     headers={"X-ClickHouse-User": "default", "X-ClickHouse-Key": PASSWORD})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return str(response.read().decode())
-
-
-def supports(server: Server, expr: str) -> bool:
-    try:
-        ch(server, f"SELECT {expr}")
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def olap() -> Iterator[tuple[Server, dict[str, list[Any]], bool, bool]]:
     server = start_clickhouse()
     data = synthetic.rows(N, seed=21)
-    has_map = supports(server, "map('a', 'b')")
-    has_ipv4 = supports(server, "toIPv4('1.2.3.4')")
+    has_map = clickhouse_supports(server, "map('a', 'b')")
+    has_ipv4 = clickhouse_supports(server, "toIPv4('1.2.3.4')")
     extra = (", prefs Map(String, String)" if has_map else "") + (", ip4 IPv4" if has_ipv4 else "")
-    ch(server, "CREATE DATABASE shop")
-    ch(server, "CREATE TABLE shop.customers (n UInt32, customer_id UUID, email Nullable(String), "
+    clickhouse_query(server, "CREATE DATABASE shop")
+    clickhouse_query(server, "CREATE TABLE shop.customers (n UInt32, customer_id UUID, email Nullable(String), "
                "gender LowCardinality(String), phones Array(String), devices Nested(serial String, mac String), "
                "address Tuple(String, String), tier Enum8('free' = 1, 'pro' = 2), balance Decimal(10, 2), "
                f"seen DateTime, notes Nullable(String){extra}) "
                "ENGINE = MergeTree ORDER BY intHash32(n) SAMPLE BY intHash32(n)",
        allow_experimental_low_cardinality_type="1")
-    ch(server, "CREATE TABLE shop.logins (email String, ip String) ENGINE = MergeTree ORDER BY tuple()")
+    clickhouse_query(server, "CREATE TABLE shop.logins (email String, ip String) ENGINE = MergeTree ORDER BY tuple()")
     rows = []
     for i in range(N):
         row: dict[str, Any] = {
@@ -79,8 +71,8 @@ def olap() -> Iterator[tuple[Server, dict[str, list[Any]], bool, bool]]:
         if has_ipv4:
             row["ip4"] = "10.1.2.3"
         rows.append(row)
-    ch(server, "INSERT INTO shop.customers FORMAT JSONEachRow", "\n".join(json.dumps(r) for r in rows).encode())
-    ch(server, "INSERT INTO shop.logins FORMAT JSONEachRow",
+    clickhouse_query(server, "INSERT INTO shop.customers FORMAT JSONEachRow", "\n".join(json.dumps(r) for r in rows).encode())
+    clickhouse_query(server, "INSERT INTO shop.logins FORMAT JSONEachRow",
        "\n".join(json.dumps({"email": data["email"][i], "ip": data["last_login_ip"][i]}) for i in range(N)).encode())
     yield server, data, has_map, has_ipv4
     stop_clickhouse(server)
@@ -187,7 +179,7 @@ def test_clickhouse_scan_as_a_readonly_profile_user(olap: tuple[Server, dict[str
     server, data, _, _ = olap
     users = server.data / "conf" / "users.xml"
     users.write_text(READONLY_USERS.format(hashed=hashlib.sha256(PASSWORD.encode()).hexdigest()))
-    ch(server, "SYSTEM RELOAD CONFIG")
+    clickhouse_query(server, "SYSTEM RELOAD CONFIG")
     try:
         store = Store("olap", "clickhouse", host="127.0.0.1", port=server.port, user="reader", password_env=CH_ENV,
                       database="shop")
@@ -200,7 +192,7 @@ def test_clickhouse_scan_as_a_readonly_profile_user(olap: tuple[Server, dict[str
             assert sum(b.num_rows for b in c.read(info, ["email"], 100)) == N
     finally:
         users.write_text(clickhouse_users())
-        ch(server, "SYSTEM RELOAD CONFIG")
+        clickhouse_query(server, "SYSTEM RELOAD CONFIG")
 
 
 # --- Redis ---------------------------------------------------------------------------------------
@@ -315,8 +307,8 @@ def test_clickhouse_binary_strings_do_not_stop_a_scan_or_a_read(
         olap: tuple[Server, dict[str, list[Any]], bool, bool], monkeypatch: pytest.MonkeyPatch) -> None:
     """A FixedString(16) of raw MD5 bytes (common in ClickHouse) is not UTF-8 in JSON output."""
     server, data, _, _ = olap
-    ch(server, "CREATE TABLE shop.hashed (email String, digest FixedString(16)) ENGINE = MergeTree ORDER BY email")
-    ch(server, "INSERT INTO shop.hashed SELECT email, MD5(email) FROM shop.customers WHERE isNotNull(email)")
+    clickhouse_query(server, "CREATE TABLE shop.hashed (email String, digest FixedString(16)) ENGINE = MergeTree ORDER BY email")
+    clickhouse_query(server, "INSERT INTO shop.hashed SELECT email, MD5(email) FROM shop.customers WHERE isNotNull(email)")
     try:
         result = scan([ch_store(server, monkeypatch, database="shop")], sample_size=50).stores[0]
         assert result.problems == ()
@@ -327,7 +319,7 @@ def test_clickhouse_binary_strings_do_not_stop_a_scan_or_a_read(
             got = [r for b in c.read(info, ["email", "digest"], 100) for r in b.to_pylist()]
         assert sorted(r["email"] for r in got) == sorted(e for i, e in enumerate(data["email"]) if i % 10)
     finally:
-        ch(server, "DROP TABLE shop.hashed")
+        clickhouse_query(server, "DROP TABLE shop.hashed")
 
 
 def test_clickhouse_error_after_the_first_rows_is_named_not_quoted(
@@ -335,9 +327,9 @@ def test_clickhouse_error_after_the_first_rows_is_named_not_quoted(
     """ClickHouse sends its error text after the rows already streamed (HTTP 200 is gone by then): the
     reader stops with its code, never its text, which can quote data."""
     server, _, _, _ = olap
-    ch(server, "CREATE TABLE shop.fails (n UInt64, boom UInt8 ALIAS throwIf(n > 150000)) "
+    clickhouse_query(server, "CREATE TABLE shop.fails (n UInt64, boom UInt8 ALIAS throwIf(n > 150000)) "
                "ENGINE = MergeTree ORDER BY n")
-    ch(server, "INSERT INTO shop.fails SELECT number FROM system.numbers LIMIT 200000")
+    clickhouse_query(server, "INSERT INTO shop.fails SELECT number FROM system.numbers LIMIT 200000")
     from piiguard.errors import CollectionError
     try:
         with ClickHouse(ch_store(server, monkeypatch, database="shop")) as c:
@@ -349,7 +341,7 @@ def test_clickhouse_error_after_the_first_rows_is_named_not_quoted(
                 for _ in c.batches(info, 10_000):
                     pass
     finally:
-        ch(server, "DROP TABLE shop.fails")
+        clickhouse_query(server, "DROP TABLE shop.fails")
     for err in (read.value, batches.value):
         assert "part way" in str(err) and "throwIf" not in str(err) and "displayText" not in str(err)
 
@@ -452,13 +444,13 @@ def test_clickhouse_tables_named_by_emails_are_scoped_each_by_label(
 
     server, _, _, _ = olap
     owners = ["jane.roe@victim.example", "john.doe@victim.example"]
-    ch(server, "CREATE DATABASE IF NOT EXISTS named")
+    clickhouse_query(server, "CREATE DATABASE IF NOT EXISTS named")
     for n, owner in enumerate(owners):
-        ch(server, f"CREATE TABLE named.`{owner}` (customer_id String, email String, tels Array(String)) "
+        clickhouse_query(server, f"CREATE TABLE named.`{owner}` (customer_id String, email String, tels Array(String)) "
                    "ENGINE = MergeTree ORDER BY customer_id")
         rows = "".join(json.dumps({"customer_id": f"CUST-{n}{i:05d}", "email": f"buyer.{n}.{i}@example.org",
                                    "tels": [f"+1 415 555 {n}{i:03d}"]}) + "\n" for i in range(30))
-        ch(server, f"INSERT INTO named.`{owner}` FORMAT JSONEachRow", rows.encode())
+        clickhouse_query(server, f"INSERT INTO named.`{owner}` FORMAT JSONEachRow", rows.encode())
     store = ch_store(server, monkeypatch, database="named")
     with Catalog(tmp_path / "c.db") as cat:
         scan([store], catalog=cat, mode=ScanMode.FULL)
