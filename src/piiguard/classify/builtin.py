@@ -206,10 +206,10 @@ register(Detector(
 
 register(Detector(
     "birth-date", """Date of birth: a calendar date without a time of day, years spread over decades
-    (event dates cluster in a few recent years).""",
+    (event dates cluster in a few recent years); a bare year (``1975``) only with field-name context.""",
     pattern=r"(?:19|20)\d\d-[01]?\d-[0-3]?\d|[0-3]?\d[./-][01]?\d[./-](?:19|20)\d\d|[01]?\d/[0-3]?\d/(?:19|20)\d\d",
-    validate=v.birth_date, column_rule=_birth_years,
-    context=("birth", "dob", "birthday", "birthdate", "dateofbirth", "born"), priority=60))
+    context_pattern=r"(?:19|20)\d\d", validate=v.birth_date, column_rule=_birth_years,
+    context=("birth", "dob", "yob", "birthday", "birthdate", "dateofbirth", "born"), priority=60))
 
 register(Detector(
     "gender", """Gender or sex, from a vocabulary of common values in several languages.""",

@@ -185,13 +185,7 @@ def candidates(state: FieldState) -> list[Candidate]:
     from piiguard.classify.engine import Candidate  # engine imports this module: the class is defined by now
 
     native = state.native
-    if state.non_null == 0:
-        return []
-    if native is None:  # text (CSV): whole numbers in birth years only by the name (``yob``, ``birth_year``)
-        years = state.numbers
-        if years.count == state.non_null and years.mean_decimals == 0 and 1900 <= years.low <= years.high <= 2025 \
-                and birth_by_name(state):
-            return [Candidate(BIRTH_DATE, 0.8, "detector", 1.0, state.tokens, "years, name says birth", 60, BIRTH_DATE)]
+    if native is None or state.non_null == 0:
         return []
     kind = native.kind
     pii_type = SETTLES.get(kind)
