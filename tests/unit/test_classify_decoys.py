@@ -4,11 +4,16 @@ MariaDB and files), each beside a control the same rule must still get right."""
 from __future__ import annotations
 
 import random
+import uuid
 
+import faker
 import pyarrow as pa
 import pytest
 from helpers import classifier
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from piiguard.classify import validators
 from piiguard.classify.groups import judge
 from piiguard.classify.types import Kind, NativeType
 from piiguard.model import Classification
@@ -135,3 +140,32 @@ def test_the_key_of_a_telemetry_table_is_not_a_customer_key() -> None:
     assert got["id"].pii_type is None and "no person's attributes" in got["id"].reason
     columns["email"] = [f"person{i}@example.org" for i in range(N)]  # the control: a person's table
     assert judged(columns)["id"].pii_type == "customer-identifier"
+
+
+# identifiers that spell letters between their digits: hex ObjectIds cut into "B E B C" read as a street
+# type (C, DA, DE are street abbreviations of some locale) half the time, so a Mongo `_id` was a street
+_ID_ALPHABETS = ["0123456789abcdef", "0123456789ABCDEF", "0123456789abcdefghijklmnopqrstuvwxyz",
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_ID_ALPHABETS).flatmap(lambda a: st.text(a, min_size=8, max_size=40)),
+       st.sampled_from(["", "-", "_", ":"]))
+def test_an_identifier_is_never_a_street(token: str, sep: str) -> None:
+    """The class: runs of digits and letters, glued or joined by a separator inside one word."""
+    value = sep.join(token[i:i + 8] for i in range(0, len(token), 8))
+    assert not validators.street_address(value)
+
+
+@pytest.mark.parametrize("name", ["_id", "c01"])
+@pytest.mark.parametrize("style", ["objectid", "uuid"])
+def test_object_ids_are_not_streets(name: str, style: str) -> None:
+    r = random.Random(7)
+    ids = [f"{r.getrandbits(96):024x}" if style == "objectid" else
+           str(uuid.UUID(int=r.getrandbits(128))) for i in range(N)]
+    fake = faker.Faker("en_US")
+    fake.seed_instance(3)
+    beside = judged({name: ids, "city": [fake.city() for _ in range(N)]})  # a city makes an address block
+    assert beside["city"].pii_type == "city" and beside[name].pii_type in (None, "customer-identifier")
+    streets = [f"{r.randrange(1, 200)} {w} Street" for w in ["Oak", "Elm", "Main", "Park"] * (N // 4)]
+    assert judged({"c02": streets})["c02"].pii_type == "street-address"  # the control

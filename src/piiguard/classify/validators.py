@@ -403,6 +403,10 @@ def city(value: str) -> bool:
     return toks[-1].lower().endswith(words.PLACE_SUFFIXES)
 
 
+_WORDS = re.compile(r"[\s,.;:/#№()\-]+")
+_DIGITS = "0123456789"
+
+
 def street_address(value: str) -> bool:
     """A street type of some locale and a house number: the type a separate word (rue, calle, ул.,
     Nr., 號), or glued to the name (Hauptstraße, Furuvägen, 天母巷, ถนนนครเทพ); the number may be missing
@@ -416,15 +420,21 @@ def street_address(value: str) -> bool:
     if not named or len(named) > 10 or len(named) < len(toks):
         return False
     lex = lexicon.load()
-    if _CJK.search(v) and any(e in v for e in lex.street_endings if not e.isascii()):
+    cjk = bool(_CJK.search(v))  # written without spaces: 天母巷2號
+    if not cjk and not any(c.isspace() for c in v):  # an identifier (5fe3c0a1de…, c.csv): no words, no street
+        return False
+    if cjk and any(e in v for e in lex.street_endings if not e.isascii()):
         return True
-    if not any(c.isdigit() for c in v):  # "Strada Niță", never "c.csv": a word of its own, then a name
-        return len(named) >= 2 and " " in v and named[0] in lex.street_leads and \
+    if not any(c.isdigit() for c in v):  # "Strada Niță": a word of its own, then a name
+        return len(named) >= 2 and named[0] in lex.street_leads and \
             (len(named[0]) >= 3 or not named[0].isascii()) and named[0] not in words.FIRST_NAMES
-    if len(named) >= 2 and any(t in lex.street_words for t in named):
+    # a street type written as a word stands between separators, a number at most on one side (סמ3), never
+    # inside a run of letters and digits (hex: 5fe3c0)
+    whole = named if cjk else [lexicon.normal(w) for w in (w.strip(_DIGITS) for w in _WORDS.split(v)) if _letters(w)]
+    if len(named) >= 2 and any(w in lex.street_words for w in whole):
         return True
     ends, leads, bare = _street_affixes(lex)
-    for t in named:  # a type glued on with two letters or more beside it: t[2:] ends with it, t[:-2] opens with it
+    for t in whole:  # a type glued on with two letters or more beside it: t[2:] ends with it, t[:-2] opens with it
         if t[2:].endswith(ends) or t[:-2].startswith(leads) or (bare and len(t) >= 2):
             return True
     return " ".join(named) in lex.streets
