@@ -87,7 +87,8 @@ register(Detector(
     "email", """E-mail address.
 
     Pattern: local@domain.tld. Validated: local part ≤ 64 characters, no '..', alphabetic TLD.""",
-    pattern=EMAIL, validate=v.email, context=("email", "mail", "emailaddress"), embedded=True, priority=90))
+    pattern=EMAIL, validate=v.email, context=("email", "mail", "emailaddress"), embedded=True, priority=90,
+    unmistakable=True))
 
 register(Detector(
     "phone", """Telephone number, national or international, with optional extension.
@@ -118,13 +119,13 @@ register(Detector(
 
     12–19 digits with optional separators, a known issuer prefix, and the Luhn checksum.""",
     pattern=CARD, validate=v.credit_card, context=("card", "cc", "pan", "creditcard", "cardnumber"),
-    embedded=True, priority=88))
+    embedded=True, priority=88, unmistakable=True))
 
 register(Detector(
     "iban", """International bank account number.
 
     Country code, check digits, BBAN; validated by the country's length and the ISO 13616 mod-97 check.""",
-    pattern=IBAN, validate=v.iban, context=("iban", "bank", "account"), embedded=True, priority=88))
+    pattern=IBAN, validate=v.iban, context=("iban", "bank", "account"), embedded=True, priority=88, unmistakable=True))
 
 register(Detector(
     "us-ssn", """US Social Security number.
@@ -132,7 +133,7 @@ register(Detector(
     ddd-dd-dddd; nine bare digits only with field-name context. Area 000/666/9xx, group 00 and serial
     0000 are rejected, as are well-known example numbers.""",
     pattern=SSN, context_pattern=r"\d{9}", validate=v.us_ssn, context=("ssn", "social", "socialsecurity"),
-    embedded=True, priority=86))
+    embedded=True, priority=86, unmistakable=True))
 
 register(Detector(
     "national-id", """National identity number outside the US.
@@ -166,7 +167,7 @@ register(Detector(
     pattern=r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d|\d{4} ?[A-Z]{2}"
             r"|\d{2}-\d{3}|\d{4}-\d{3}|\d{5}-\d{3}|\d{3} \d{2}",
     context_pattern=r"\d{4}|\d{6,8}|\d{3}-\d{4}", validate=v.postal_code,
-    context=("zip", "zipcode", "postal", "postcode", "plz", "postalcode"), priority=40, min_share=0.9))
+    context=("zip", "zipcode", "postal", "postcode", "plz", "postalcode"), priority=40, min_share=0.9, shape_only=True))
 
 register(Detector(
     "city", """City or town name: geonames' cities of more than 15,000 people (with their names in other
@@ -202,7 +203,7 @@ register(Detector(
     fragment or mixes letters and digits; most values distinct (not a status enum).""",
     pattern=r"@?[A-Za-z][A-Za-z0-9._\-]{2,}", validate=v.username,
     context=("username", "user", "login", "handle", "nickname", "nick", "screenname", "alias"),
-    column_rule=distinct_at_least(0.5), priority=30, min_share=0.7))
+    column_rule=distinct_at_least(0.5), priority=30, min_share=0.7, shape_only=True))
 
 register(Detector(
     "birth-date", """Date of birth: a calendar date without a time of day, years spread over decades
@@ -214,7 +215,7 @@ register(Detector(
 register(Detector(
     "gender", """Gender or sex, from a vocabulary of common values in several languages.""",
     pattern=rf"{L}(?:{L}|[ _\-]){{0,20}}", validate=v.gender, context=("gender", "sex"),
-    priority=65, min_share=0.95, ignore_case=True))
+    priority=65, min_share=0.95, ignore_case=True, vocabulary=True))
 
 register(Detector(
     "geo-coordinates", """Geographic coordinates of a person or device: "lat, lon" pairs and WKT points;
@@ -236,7 +237,7 @@ register(Detector(
     values distinct — one per device.""",
     pattern=r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,3}|[A-Z0-9]{8,}", validate=v.device_serial,
     context=("serial", "serialnumber", "sn", "sno", "deviceid", "imei", "hwid"),
-    column_rule=distinct_at_least(0.9), priority=42, min_share=0.9))
+    column_rule=distinct_at_least(0.9), priority=42, min_share=0.9, shape_only=True))
 
 register(Detector(
     "personal-media-url", """URL of a person's photo, avatar or video: an image/video file, or a path with
@@ -252,7 +253,7 @@ register(Detector(
             r"|[Bb]earer\s+[A-Za-z0-9._~+/-]{20,}=*|gh[ou]_[A-Za-z0-9]{36}",
     context_pattern=r"[A-Za-z0-9._~+/=|-]{20,}", validate=v.oauth_token,
     context=("token", "accesstoken", "refreshtoken", "oauth", "bearer", "idtoken", "sessiontoken", "jwt",
-             "grant"), embedded=True, priority=87))
+             "grant"), embedded=True, priority=87, unmistakable=True))
 
 register(Detector(
     "api-key", """API key or other secret: known prefixes (sk_live_, AKIA, AIza, ghp_, xoxb-) and generic
@@ -270,7 +271,7 @@ register(Detector(
             r"|(?:pbkdf2_sha\d+|argon2|bcrypt_sha256|sha1|md5)\$[^\s]{20,}",
     context_pattern=r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{128}",
     validate=v.password_hash, context=("password", "passwd", "pwd", "pass", "passhash", "pwhash"),
-    priority=89))
+    priority=89, unmistakable=True))
 
 register(Detector(
     "customer-identifier", """The key that links records to a person: customer, user, account or member

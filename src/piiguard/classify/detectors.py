@@ -17,6 +17,13 @@ the words in a field's name that make the type more likely.
   tell whether any value of a batch can match at all. It must match every value ``pattern`` does
   (looser is fine: RE2 confirms with ``pattern``); it is for a pattern with a cheap alternative
   that subsumes an expensive one.
+- ``unmistakable``: validated values are never anything else (an e-mail, a card), so a column mixing
+  them with other values at a third or more still holds them.
+- ``vocabulary``: the type is a small vocabulary (gender): a column of one repeated word of it tells
+  nothing of anyone and is undecidable.
+- ``shape_only``: the type is known by its shape alone (a serial, a five-digit code, a handle), so a
+  field name saying the values are some other thing's ids or versions (:data:`THING_WORDS`) outweighs
+  the shape.
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ class Detector:
     priority: int = 50
     ignore_case: bool = False
     prefilter: str | None = None
+    unmistakable: bool = False
+    vocabulary: bool = False
+    shape_only: bool = False
 
     @property
     def in_text(self) -> str | None:
@@ -71,6 +81,11 @@ class Detector:
         compact = "".join(tokens)
         return any(w in tokens or (len(w) >= 5 and w in compact) or w == compact for w in self.context)
 
+
+#: Words of a field name that say its values are some thing's codes, versions or counts, not a person's.
+THING_WORDS = frozenset({"sku", "order", "orders", "batch", "invoice", "product", "item", "part", "lot",
+                         "ticket", "version", "firmware", "fw", "build", "release", "hash", "checksum", "sha",
+                         "md5", "sha256", "count", "qty", "quantity", "model", "revision", "rev", "job", "run"})
 
 detectors: Registry[Detector] = Registry("detector", Detector)
 

@@ -37,7 +37,7 @@ from platformdirs import user_cache_dir
 
 from piiguard.classify import native
 from piiguard.classify.column_model import ColumnModel
-from piiguard.classify.detectors import ColumnStats, Detector, name_tokens
+from piiguard.classify.detectors import THING_WORDS, ColumnStats, Detector, name_tokens
 from piiguard.classify.native import Countries, Numbers
 from piiguard.classify.profile import Profile
 from piiguard.classify.types import NativeType
@@ -67,16 +67,6 @@ FREE_TEXT = "free-text-pii"
 CUSTOMER_ID = "customer-identifier"
 ID_SHAPE = (r"^(?:\d{1,20}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
             r"|[A-Za-z]{2,8}[_-][A-Za-z0-9]{4,32})$")
-#: Types whose validated values are never anything else: a column mixing them with other values holds them.
-UNMISTAKABLE = frozenset({"email", "credit-card", "iban", "us-ssn", "password-hash", "oauth-token"})
-#: Types of a small vocabulary: a column of one repeated word of it is undecidable.
-VOCABULARY = frozenset({"gender"})
-#: Types known by their shape alone (a serial, a five-digit code, a handle): a field name saying the
-#: values are some other thing's ids or versions outweighs the shape.
-SHAPE_ONLY = frozenset({"device-serial", "postal-code", "username"})
-THING_WORDS = frozenset({"sku", "order", "orders", "batch", "invoice", "product", "item", "part", "lot",
-                         "ticket", "version", "firmware", "fw", "build", "release", "hash", "checksum", "sha",
-                         "md5", "sha256", "count", "qty", "quantity", "model", "revision", "rev", "job", "run"})
 _LONG_REPEAT = re.compile(r"\{(\d+),(?:\d{3,}|[2-9]\d|1[6-9])\}")
 _EDGE_L, _EDGE_R = r"(?:^|[^\w@.+/=-])", r"(?:$|[^\w@/=-])"
 
@@ -410,11 +400,11 @@ class Classifier:
             share = valid / n
             hit = d.context_hit(state.tokens)
             context = state.tokens if hit else ()
-            if not hit and d.name in SHAPE_ONLY and THING_WORDS.intersection(state.tokens):
+            if not hit and d.shape_only and THING_WORDS.intersection(state.tokens):
                 continue  # ``sku``, ``batch_code``, ``firmware``: the name says what the shape is
             if d.column_rule is not None and not d.column_rule(state.stats(d.name)):
                 continue
-            if d.name in VOCABULARY and state.stats_distinct < 2:
+            if d.vocabulary and state.stats_distinct < 2:
                 continue  # one value repeated (``M``, ``x``) in every row tells nothing of anyone
             if share >= d.min_share:
                 conf = 0.55 + 0.35 * share + (0.1 if hit else 0.0)
@@ -422,7 +412,7 @@ class Classifier:
             elif hit and share >= 0.3:
                 conf = 0.4 + 0.4 * share
                 why = f"name, {share:.0%} valid"
-            elif d.name in UNMISTAKABLE and share >= 0.3 and valid >= 20:
+            elif d.unmistakable and share >= 0.3 and valid >= 20:
                 conf = 0.4 + 0.4 * share  # a contact column half e-mails, half something else, holds e-mails
                 why = f"{share:.0%} valid, mixed with other values"
             else:
