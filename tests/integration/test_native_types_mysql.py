@@ -101,3 +101,24 @@ def test_sample_ranges_are_disjoint_cover_their_keys_and_are_seeded(lo: int, spa
     assert 1 <= len(ranges) <= SAMPLE_RANGES
     assert all(lo <= a < b <= hi + 1 for a, b in ranges)
     assert all(b <= c for (_, b), (c, _) in itertools.pairwise(ranges))  # disjoint, in key order
+
+
+def test_an_inet4_column_under_a_name_that_says_nothing_is_ip_addresses(mariadb: Server, my_password: str,
+                                                                         tmp_path: Path) -> None:
+    """MariaDB 10.10's INET4 (the suite's server is 10.11): the type alone decides, the values are read
+    as dotted quads, not the four bytes the driver hands over."""
+    with my_connect(mariadb, None) as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS natives4")
+        cur.execute("USE natives4")
+        cur.execute("DROP TABLE IF EXISTS natives4.t")
+        cur.execute("CREATE TABLE natives4.t (id INT PRIMARY KEY, c07 INET4)")
+        cur.execute(f"INSERT INTO natives4.t SELECT seq, CONCAT('192.0.2.', seq) FROM seq_1_to_{N}")
+    info = CollectionInfo("natives4.t", N, Estimate.APPROXIMATE, ("id",))
+    with MySQL(store_from_url(mariadb.url(database="natives4"))) as my:
+        batch = my.sample(info, 100)
+    assert batch.types["c07"] == NativeType("inet4", Kind.IP)
+    assert sorted(batch.columns["c07"].to_pylist())[:2] == ["192.0.2.1", "192.0.2.10"]
+    with Catalog(tmp_path / "c.db") as cat:
+        result = scan([mariadb.url(database="natives4")], catalog=cat, sample_size=100)
+    c07 = next(f for c in result.stores[0].collections for f in c.fields if f.field == "c07")
+    assert (c07.pii_type, c07.evidence.decided_by if c07.evidence else None) == ("ip-address", "native-type")
