@@ -78,6 +78,22 @@ def leaks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     assert not problems, "the leak fixture found seeded values: " + "; ".join(problems)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its leak figures to the controller, which prints the summary."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        s = leak.STATS
+        out["leak_stats"] = [s.tests, s.artefacts, s.bytes, s.hits]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    tests, artefacts, size, hits = getattr(node, "workeroutput", {}).get("leak_stats", [0, 0, 0, []])
+    s = leak.STATS
+    s.tests, s.artefacts, s.bytes = s.tests + tests, s.artefacts + artefacts, s.bytes + size
+    s.hits += hits
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     s = leak.STATS
     if s.tests:
